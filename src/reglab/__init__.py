@@ -1,0 +1,25 @@
+"""reglab: regularization experiments on Keras models, measured and explained.
+
+Notebook use::
+
+    import reglab
+    run = reglab.run_sweep(reglab.SweepConfig(lambdas=(0, 1e-3), epochs=2, dataset="mnist-5k"), out="runs/try")
+    run.history(0)["val_data_loss"]
+    same = reglab.load_run("runs/try")
+"""
+
+from .analysis import ArmSummary, arm_summaries
+from .config import DEFAULT_LAMBDAS, Arm, SweepConfig, parse_lambdas
+from .datasets import DataInfo, Splits, load_dataset
+from .errors import ConfigError, DataError, ReglabError, RunDirError
+from .record import COLUMNS, EpochRecord, RunRecord, load_run
+from .report import build_report
+from .runner import run_sweep
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Arm", "ArmSummary", "COLUMNS", "ConfigError", "DEFAULT_LAMBDAS", "DataError", "DataInfo", "EpochRecord",
+    "ReglabError", "RunDirError", "RunRecord", "Splits", "SweepConfig", "arm_summaries", "build_report",
+    "load_dataset", "load_run", "parse_lambdas", "run_sweep",
+]

@@ -1,0 +1,153 @@
+"""The `reglab` command: `reglab run` trains a sweep; `reglab report RUN_DIR` rebuilds figures and report.
+
+Errors a user can cause end as one line on stderr and exit status 2; Ctrl-C exits 130 with the
+record left consistent. Set REGLAB_DEBUG=1 to see tracebacks of unexpected errors.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+from .config import DEFAULT_LAMBDAS, ENGINES, SweepConfig, load_toml, parse_lambdas
+from .errors import ConfigError, ReglabError
+
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that raises instead of printing usage: every error becomes one line."""
+
+    def error(self, message: str) -> Any:  # type: ignore[override]
+        raise ConfigError(message)
+
+
+def _flag_help(default: Any) -> str:
+    return f" (default: {default})"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="reglab", description="Regularization experiments on Keras models, measured and explained.")
+    parser.add_argument("--version", action="version", version=f"reglab {_version()}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+
+    run = sub.add_parser(
+        "run", help="train a sweep of λ values × seeds and write a run directory",
+        description="Train the seed model (Flatten → Dense(128, relu, L2(λ)) → Dense(10, softmax), adam, "
+        "sparse categorical cross-entropy) once per arm = (λ, seed), and record everything in a run directory. "
+        "Settings come from the defaults (the original study plus a λ = 0 baseline), then --config, then flags.",
+    )
+    run.add_argument("--config", metavar="FILE.toml", help="read settings from a TOML preset (e.g. configs/seed.toml); flags override it")
+    run.add_argument("--lambdas", metavar="L1,L2,...", help="comma-separated L2 strengths; 0 is the unregularized baseline"
+                     + _flag_help(",".join(f"{x:g}" for x in DEFAULT_LAMBDAS)))
+    run.add_argument("--seeds", type=int, metavar="N", help="number of seeds per λ; each (λ, seed) is one arm" + _flag_help(1))
+    run.add_argument("--seed", type=int, metavar="S", help="first seed; seeds are S, S+1, …, S+N-1" + _flag_help(0))
+    run.add_argument("--epochs", type=int, metavar="N", help="training epochs per arm" + _flag_help(10))
+    run.add_argument("--batch-size", type=int, metavar="N", dest="batch_size", help="minibatch size" + _flag_help(32))
+    run.add_argument("--dataset", metavar="NAME|PATH",
+                     help="mnist (Keras's loader; falls back to mnist-5k offline, and says so), mnist-5k, fashion_mnist, "
+                     "or a path to an .npz (x_train, y_train, x_test, y_test) or a folder of IDX .gz files" + _flag_help("mnist"))
+    run.add_argument("--engine", choices=ENGINES, help="training engine; keras = one model.fit per arm (the reference)" + _flag_help("keras"))
+    run.add_argument("--out", metavar="DIR", help="run directory to create (default: runs/<UTC timestamp>)")
+    run.add_argument("--force", action="store_true", help="overwrite an existing run directory (only reglab's own files)")
+    run.add_argument("--no-progress", action="store_true", help="print one line per epoch instead of a live progress bar")
+
+    rep = sub.add_parser("report", help="rebuild figures/ and report.md of a run from its record, without training",
+                         description="Rebuild RUN_DIR/figures and RUN_DIR/report.md from run.json and metrics.csv alone.")
+    rep.add_argument("run_dir", metavar="RUN_DIR")
+    return parser
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("reglab")
+    except PackageNotFoundError:  # pragma: no cover
+        return "unknown"
+
+
+def config_from_args(args: argparse.Namespace) -> SweepConfig:
+    values: dict[str, Any] = {}
+    where = "config"
+    if args.config:
+        values.update(load_toml(args.config))
+        where = args.config
+    config = SweepConfig.from_mapping(values, where=where)
+    flags = {k: getattr(args, k) for k in ("seeds", "seed", "epochs", "batch_size", "dataset", "engine")}
+    changes = {k: v for k, v in flags.items() if v is not None}
+    if args.lambdas is not None:
+        changes["lambdas"] = parse_lambdas(args.lambdas)
+    return config.replace(**changes) if changes else config
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from .runner import run_sweep
+
+    config = config_from_args(args)
+    err = Console(stderr=True)
+    run = run_sweep(config, out=args.out, force=args.force, console=err, live=False if args.no_progress else None)
+    print_summary(run)
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from .record import load_run
+    from .report import build_report
+
+    run = load_run(args.run_dir)
+    path = build_report(run)
+    print(f"report: {path}")
+    return 0
+
+
+def print_summary(run: Any) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from .analysis import arm_summaries
+    from .formatting import fmt, lam_label
+
+    table = Table(title=f"reglab run {run.run_dir} ({run.data.name}, {run.config.epochs} epochs)")
+    for col in ("λ", "seed", "status", "val_loss", "val data loss", "val accuracy", "best val acc (epoch)", "test accuracy", "‖W‖"):
+        table.add_column(col, justify="right")
+    for s in arm_summaries(run):
+        table.add_row(lam_label(s.lam), str(s.seed), s.status, fmt(s.final_val_loss), fmt(s.final_val_data_loss),
+                      fmt(s.final_val_accuracy), f"{fmt(s.best_val_accuracy)} ({s.best_val_accuracy_epoch})",
+                      fmt(s.test_accuracy), fmt(s.final_kernel_norm, 2))
+    out = Console(soft_wrap=True)
+    out.print(table)
+    if run.data.fallback_reason:
+        out.print(f"note: trained on {run.data.name}, not {run.data.requested}: {run.data.fallback_reason}", highlight=False)
+    out.print(f"report: {Path(run.run_dir) / 'report.md'}", highlight=False)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+        return {"run": cmd_run, "report": cmd_report}[args.command](args)
+    except ReglabError as e:
+        print(f"reglab: error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("reglab: interrupted; finished epochs are kept in the run directory's metrics.csv", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except OSError as e:  # a full disk, a read-only directory, ...
+        print(f"reglab: error: {e.strerror or e}: {e.filename or ''}".rstrip(": "), file=sys.stderr)
+        return 1
+    except Exception as e:  # never a traceback for users; REGLAB_DEBUG=1 shows it
+        if os.environ.get("REGLAB_DEBUG"):
+            raise
+        print(f"reglab: internal error: {type(e).__name__}: {e} (rerun with REGLAB_DEBUG=1 for details)", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

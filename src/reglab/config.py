@@ -1,0 +1,161 @@
+"""The experiment's settings: one frozen, validated value that every stage reads and the run dir keeps.
+
+Validation happens once, when a `SweepConfig` is made, so no later stage meets a bad value.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any, Mapping
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+from .errors import ConfigError
+
+#: The original study's three strengths plus the λ = 0 baseline it compares them with.
+DEFAULT_LAMBDAS: tuple[float, ...] = (0.0, 1e-4, 1e-3, 1e-2)
+ENGINES: tuple[str, ...] = ("keras",)
+MAX_EPOCHS = 100_000
+MAX_SEEDS = 10_000
+MAX_BATCH_SIZE = 1 << 20
+
+
+@dataclass(frozen=True)
+class SweepConfig:
+    """One sweep: every λ in `lambdas` × every seed in `seed_values` is an arm."""
+
+    lambdas: tuple[float, ...] = DEFAULT_LAMBDAS
+    seeds: int = 1
+    seed: int = 0
+    epochs: int = 10
+    batch_size: int = 32
+    dataset: str = "mnist"
+    engine: str = "keras"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "lambdas", validate_lambdas(self.lambdas))
+        _check_int("seeds", self.seeds, 1, MAX_SEEDS)
+        _check_int("seed", self.seed, 0, 2**31 - 1 - MAX_SEEDS)
+        _check_int("epochs", self.epochs, 1, MAX_EPOCHS)
+        _check_int("batch_size", self.batch_size, 1, MAX_BATCH_SIZE)
+        if not isinstance(self.dataset, str) or not self.dataset.strip():
+            raise ConfigError("dataset must be a non-empty name or path")
+        if self.engine not in ENGINES:
+            raise ConfigError(f"unknown engine {self.engine!r} (choose from: {', '.join(ENGINES)})")
+
+    @property
+    def seed_values(self) -> tuple[int, ...]:
+        return tuple(range(self.seed, self.seed + self.seeds))
+
+    def arms(self) -> list["Arm"]:
+        """Seeds outer, λ inner: arms that share a seed are neighbours, as they share an initialization."""
+        arms = []
+        for s in self.seed_values:
+            for lam in self.lambdas:
+                arms.append(Arm(index=len(arms), lam=lam, seed=s))
+        return arms
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["lambdas"] = list(self.lambdas)
+        return d
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any], where: str = "config") -> "SweepConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ConfigError(
+                f"unknown setting {unknown[0]!r} in {where} (known: {', '.join(sorted(known))})"
+            )
+        vals = dict(values)
+        if "lambdas" in vals:
+            lam = vals["lambdas"]
+            vals["lambdas"] = parse_lambdas(lam) if isinstance(lam, str) else lam
+        return cls(**vals)
+
+    def replace(self, **changes: Any) -> "SweepConfig":
+        return SweepConfig.from_mapping({**self.to_dict(), **changes})
+
+
+@dataclass(frozen=True)
+class Arm:
+    """One training: a λ and a seed. The seed fixes initialization and batch order."""
+
+    index: int
+    lam: float
+    seed: int
+
+
+def _check_int(name: str, value: Any, lo: int, hi: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(f"{name} must be an integer, got {value!r}")
+    if not lo <= value <= hi:
+        raise ConfigError(f"{name} must be between {lo} and {hi}, got {value}")
+
+
+def validate_lambdas(values: Any) -> tuple[float, ...]:
+    """Keras's rule (`validate_float_arg`): finite and non-negative; plus non-empty and no repeats."""
+    if isinstance(values, (str, bytes)) or not hasattr(values, "__iter__"):
+        raise ConfigError(f"lambdas must be a list of numbers, got {values!r}")
+    out: list[float] = []
+    for v in values:
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            raise ConfigError(f"λ must be a number, got {v!r}")
+        v = float(v)
+        if math.isnan(v) or math.isinf(v):
+            raise ConfigError(f"λ must be finite, got {v}")
+        if v < 0:
+            raise ConfigError(f"λ must be non-negative, got {v}")
+        if v in out:
+            raise ConfigError(f"λ {v:g} is given twice")
+        out.append(v)
+    if not out:
+        raise ConfigError("the list of λ values is empty")
+    return tuple(sorted(out))
+
+
+def parse_lambdas(text: str) -> tuple[float, ...]:
+    """Parse `--lambdas 0,1e-4,1e-3`: comma-separated numbers."""
+    parts = [p.strip() for p in str(text).split(",")]
+    if all(p == "" for p in parts):
+        raise ConfigError("the list of λ values is empty")
+    values = []
+    for p in parts:
+        if p == "":
+            raise ConfigError(f"empty item in λ list {text!r}")
+        try:
+            values.append(float(p))
+        except ValueError:
+            raise ConfigError(f"λ {p!r} is not a number") from None
+    return validate_lambdas(values)
+
+
+def load_toml(path: str | Path) -> dict[str, Any]:
+    """Read a preset; the table's keys are `SweepConfig` field names."""
+    p = Path(path)
+    try:
+        raw = p.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {p}") from None
+    except OSError as e:
+        raise ConfigError(f"cannot read config file {p}: {e.strerror or e}") from None
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise ConfigError(f"config file {p} is not UTF-8 text") from None
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"config file {p} is not valid TOML: {e}") from None
+    return data
+
+
+def dump_toml(config: SweepConfig) -> str:
+    import tomli_w
+
+    return tomli_w.dumps(config.to_dict())

@@ -1,0 +1,13 @@
+"""How numbers are shown to people: the terminal, figures and reports share these."""
+
+from __future__ import annotations
+
+import math
+
+
+def fmt(value: float, digits: int = 4) -> str:
+    return "—" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.{digits}f}"
+
+
+def lam_label(lam: float) -> str:
+    return "0 (baseline)" if lam == 0 else f"{lam:g}"

@@ -1,0 +1,266 @@
+"""The run record on disk: RUN_DIR/run.json, config.toml and metrics.csv, written safely and read back.
+
+`metrics.csv` is tidy (one row per arm × epoch) and appended as each epoch ends, flushed and fsynced,
+so a run stopped half-way keeps every finished epoch. `run.json` is replaced atomically (temporary
+file, then rename): a reader sees the old version or the new one, never half of one.
+
+Loss columns, since Keras mixes two things under one name:
+- `loss`, `val_loss`: exactly Keras's History values. Keras 3 adds the L2 penalty λ·ΣW² to both.
+- `data_loss`, `val_data_loss`: the cross-entropy alone (no penalty), computed the way Keras computes
+  `loss` (train: batch-size-weighted running mean over the epoch; validation: end-of-epoch weights).
+- `penalty`: λ·ΣW² of the regularized kernel at the end of the epoch, as Keras computes it (float32),
+  so `val_loss ≈ val_data_loss + penalty`.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+import platform
+import shutil
+import sys
+from dataclasses import asdict, dataclass, fields
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterable
+
+from .config import SweepConfig, dump_toml
+from .datasets import DataInfo
+from .errors import ConfigError, RunDirError
+
+FORMAT = "reglab-run/1"
+RUN_JSON = "run.json"
+METRICS_CSV = "metrics.csv"
+CONFIG_TOML = "config.toml"
+#: Files and folders reglab writes into a run directory; `--force` removes only these.
+OWNED = (RUN_JSON, METRICS_CSV, CONFIG_TOML, "figures", "report.md")
+
+
+@dataclass(frozen=True)
+class EpochRecord:
+    """One row of metrics.csv: what one arm measured at the end of one epoch (epochs count from 1)."""
+
+    arm: int
+    lam: float
+    seed: int
+    epoch: int
+    loss: float
+    val_loss: float
+    accuracy: float
+    val_accuracy: float
+    data_loss: float
+    val_data_loss: float
+    penalty: float
+    kernel_norm: float
+    seconds: float
+
+
+#: metrics.csv header; `lam` is written as `lambda`.
+COLUMNS: tuple[str, ...] = tuple("lambda" if f.name == "lam" else f.name for f in fields(EpochRecord))
+_INT_COLUMNS = {"arm", "seed", "epoch"}
+
+
+def record_to_row(r: EpochRecord) -> list[str]:
+    return [repr(v) if isinstance(v, float) else str(v) for v in asdict(r).values()]
+
+
+def utc_now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def default_run_dir(root: str | Path = "runs") -> Path:
+    return Path(root) / datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+
+
+def versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {"python": platform.python_version()}
+    for pkg in ("reglab", "keras", "jax", "jaxlib", "numpy"):
+        try:
+            out[pkg] = version(pkg)
+        except PackageNotFoundError:
+            out[pkg] = "not installed"
+    return out
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write to a temporary file beside `path`, fsync, then rename over it."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def check_run_dir(run_dir: Path, force: bool) -> None:
+    """Refuse an existing run directory unless `force`, and refuse to overwrite one that is not reglab's."""
+    if run_dir.exists() and not run_dir.is_dir():
+        raise RunDirError(f"{run_dir} exists and is not a directory")
+    entries = list(run_dir.iterdir()) if run_dir.is_dir() else []
+    if entries and not force:
+        raise RunDirError(f"run directory {run_dir} already exists (use --force to overwrite it, or --out to choose another)")
+    if entries and not (run_dir / RUN_JSON).is_file():
+        raise RunDirError(f"{run_dir} is not empty and is not a reglab run directory; refusing to overwrite it")
+
+
+def clear_run_dir(run_dir: Path) -> None:
+    """Remove what an earlier run wrote (only reglab's own files), after `check_run_dir` allowed it."""
+    for name in OWNED:
+        p = run_dir / name
+        if p.is_dir():
+            shutil.rmtree(p)
+        elif p.exists():
+            p.unlink()
+
+
+class Recorder:
+    """Streams a run to RUN_DIR as it happens."""
+
+    def __init__(self, run_dir: Path, config: SweepConfig, data: DataInfo) -> None:
+        self.run_dir = run_dir
+        try:
+            run_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise RunDirError(f"cannot create run directory {run_dir}: {e.strerror or e}") from None
+        self.meta: dict[str, Any] = {
+            "format": FORMAT,
+            "status": "running",
+            "config": config.to_dict(),
+            "engine": config.engine,
+            "data": data.to_dict(),
+            "versions": versions(),
+            "command": " ".join(sys.argv),
+            "started_at": utc_now(),
+            "ended_at": None,
+            "arms": [
+                {"arm": a.index, "lambda": a.lam, "seed": a.seed, "status": "pending", "epochs_done": 0, "test": None}
+                for a in config.arms()
+            ],
+        }
+        try:
+            write_atomic(run_dir / CONFIG_TOML, dump_toml(config))
+            self._save()
+            self._csv_file = open(run_dir / METRICS_CSV, "w", newline="", encoding="utf-8")
+            self._csv = csv.writer(self._csv_file)
+            self._write_row(list(COLUMNS))
+        except OSError as e:
+            raise RunDirError(f"cannot write to run directory {run_dir}: {e.strerror or e}") from None
+
+    def _save(self) -> None:
+        write_atomic(self.run_dir / RUN_JSON, json.dumps(self.meta, indent=2, allow_nan=True) + "\n")
+
+    def _write_row(self, row: list[str]) -> None:
+        self._csv.writerow(row)
+        self._csv_file.flush()
+        os.fsync(self._csv_file.fileno())
+
+    def append(self, record: EpochRecord) -> None:
+        self._write_row(record_to_row(record))
+        arm = self.meta["arms"][record.arm]
+        arm["epochs_done"] = record.epoch
+
+    def update_arm(self, index: int, **values: Any) -> None:
+        self.meta["arms"][index].update(values)
+        self._save()
+
+    def finish(self, status: str) -> None:
+        self.meta["status"] = status
+        self.meta["ended_at"] = utc_now()
+        for arm in self.meta["arms"]:
+            if arm["status"] in ("pending", "running") and status != "completed":
+                arm["status"] = status
+        self._save()
+        self._csv_file.close()
+
+
+# ---------------------------------------------------------------- reading a run back
+
+@dataclass(frozen=True)
+class RunRecord:
+    """A finished (or stopped) run, as read from its directory: all that figures and reports need."""
+
+    run_dir: Path
+    config: SweepConfig
+    data: DataInfo
+    meta: dict[str, Any]
+    epochs: tuple[EpochRecord, ...]
+
+    @property
+    def arms(self) -> list[dict[str, Any]]:
+        return self.meta["arms"]
+
+    def history(self, arm: int) -> dict[str, list[float]]:
+        """Like Keras's `History.history`: metric name → list over epochs, for one arm."""
+        rows = [r for r in self.epochs if r.arm == arm]
+        names = [f.name for f in fields(EpochRecord) if f.name not in ("arm", "lam", "seed", "epoch")]
+        return {n: [getattr(r, n) for r in rows] for n in names}
+
+    def to_pandas(self) -> Any:
+        import pandas as pd
+
+        return pd.DataFrame([asdict(r) for r in self.epochs]).rename(columns={"lam": "lambda"})
+
+
+def load_run(run_dir: str | Path) -> RunRecord:
+    """Read RUN_DIR back; a directory that is not a readable reglab run gets a `RunDirError`."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise RunDirError(f"run directory not found: {run_dir}")
+    meta_path = run_dir / RUN_JSON
+    if not meta_path.is_file():
+        raise RunDirError(f"{run_dir} is not a reglab run directory (no {RUN_JSON})")
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as e:
+        raise RunDirError(f"{meta_path} is not readable JSON ({e})") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise RunDirError(f"{meta_path} is not a reglab run record (expected format {FORMAT!r})")
+    try:
+        config = SweepConfig.from_mapping(meta["config"], where=str(meta_path))
+        data = DataInfo.from_dict(meta["data"])
+        arms = meta["arms"]
+        if len(arms) != len(config.arms()):
+            raise ValueError("the arm list does not match the configuration")
+    except ConfigError as e:
+        raise RunDirError(f"{meta_path}: {e}") from None
+    except (KeyError, TypeError, ValueError) as e:
+        raise RunDirError(f"{meta_path} is incomplete or damaged ({type(e).__name__}: {e})") from None
+    epochs = tuple(read_metrics(run_dir / METRICS_CSV, n_arms=len(arms)))
+    return RunRecord(run_dir=run_dir, config=config, data=data, meta=meta, epochs=epochs)
+
+
+def read_metrics(path: Path, n_arms: int) -> Iterable[EpochRecord]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise RunDirError(f"{path} is missing") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise RunDirError(f"{path} is not readable ({e})") from None
+    rows = list(csv.reader(io.StringIO(text)))
+    if not rows or tuple(rows[0]) != COLUMNS:
+        raise RunDirError(f"{path}: header is not reglab's ({','.join(COLUMNS)})")
+    out = []
+    for line_no, row in enumerate(rows[1:], start=2):
+        if len(row) != len(COLUMNS):
+            raise RunDirError(f"{path}, line {line_no}: expected {len(COLUMNS)} fields, got {len(row)}")
+        try:
+            values = [int(v) if c in _INT_COLUMNS else float(v) for c, v in zip(COLUMNS, row)]
+        except ValueError:
+            raise RunDirError(f"{path}, line {line_no}: a field is not a number") from None
+        rec = EpochRecord(*values)
+        if not 0 <= rec.arm < n_arms or rec.epoch < 1 or math.isnan(rec.lam):
+            raise RunDirError(f"{path}, line {line_no}: arm or epoch out of range")
+        out.append(rec)
+    return out
+
+
+
+
+__all__ = [
+    "COLUMNS", "EpochRecord", "Recorder", "RunRecord", "load_run", "check_run_dir", "clear_run_dir", "default_run_dir",
+]
