@@ -192,13 +192,17 @@ def _keras_load(which: str) -> tuple[tuple[np.ndarray, ...], str]:
 
 def _read_npz(path: Path) -> tuple[np.ndarray, ...]:
     try:
-        with np.load(path, allow_pickle=False) as z:
-            missing = [k for k in IDX_FILES if k not in z.files]
-            if missing:
-                raise DataError(
-                    f"{path}: missing array(s) {', '.join(missing)} (an .npz needs x_train, y_train, x_test, y_test)"
-                )
-            return tuple(np.asarray(z[k]) for k in IDX_FILES)
+        with open(path, "rb") as fh:  # our own handle: closed even when numpy fails half-way
+            z = np.load(fh, allow_pickle=False)
+            if not isinstance(z, np.lib.npyio.NpzFile):
+                raise DataError(f"{path}: not an .npz archive (a single array); save with np.savez(x_train=..., ...)")
+            with z:
+                missing = [k for k in IDX_FILES if k not in z.files]
+                if missing:
+                    raise DataError(
+                        f"{path}: missing array(s) {', '.join(missing)} (an .npz needs x_train, y_train, x_test, y_test)"
+                    )
+                return tuple(np.asarray(z[k]) for k in IDX_FILES)
     except DataError:
         raise
     except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError) as e:

@@ -1,0 +1,56 @@
+"""Small shared pieces for tests: tiny real data, and hand-made run records."""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+import numpy as np
+
+from reglab.config import SweepConfig
+from reglab.datasets import DataInfo, Splits, load_dataset
+from reglab.record import EpochRecord, RunRecord
+
+
+@functools.lru_cache(maxsize=None)
+def mnist5k() -> Splits:
+    return load_dataset("mnist-5k")
+
+
+def small_splits(n_train: int = 300, n_val: int = 96, n_test: int = 64) -> Splits:
+    """A slice of the real 5k digits; 300 train samples at batch 32 leave a partial last batch of 12."""
+    s = mnist5k()
+    info = DataInfo(**{**s.info.to_dict(), "image_shape": s.info.image_shape, "n_train": n_train, "n_val": n_val, "n_test": n_test})
+    return Splits(s.x_train[:n_train], s.y_train[:n_train], s.x_val[:n_val], s.y_val[:n_val],
+                  s.x_test[:n_test], s.y_test[:n_test], info)
+
+
+def fake_info() -> DataInfo:
+    return DataInfo(name="fake", requested="fake", source="hand-made", split="none", n_train=10, n_val=2,
+                    n_test=2, image_shape=(28, 28), sha256="0" * 64)
+
+
+def hand_made_run(rows: list[EpochRecord], config: SweepConfig, statuses: list[str] | None = None,
+                  tests: list[dict] | None = None, run_dir: Path = Path("runs/hand-made")) -> RunRecord:
+    arms = config.arms()
+    meta = {
+        "format": "reglab-run/1", "status": "completed", "engine": config.engine, "config": config.to_dict(),
+        "data": fake_info().to_dict(), "versions": {},
+        "arms": [
+            {"arm": a.index, "lambda": a.lam, "seed": a.seed, "status": (statuses or ["completed"] * len(arms))[a.index],
+             "epochs_done": 0, "test": (tests[a.index] if tests else None)}
+            for a in arms
+        ],
+    }
+    return RunRecord(run_dir=run_dir, config=config, data=fake_info(), meta=meta, epochs=tuple(rows))
+
+
+def row(arm: int, lam: float, epoch: int, **values: float) -> EpochRecord:
+    base = dict(loss=1.0, val_loss=1.0, accuracy=0.5, val_accuracy=0.5, data_loss=1.0, val_data_loss=1.0,
+                penalty=0.0, kernel_norm=1.0, seconds=0.1)
+    base.update(values)
+    return EpochRecord(arm=arm, lam=lam, seed=0, epoch=epoch, **base)
+
+
+def as_float32(x: float) -> float:
+    return float(np.float32(x))

@@ -1,0 +1,225 @@
+"""`reglab run` and `reglab report` end to end, and every bad input's one-line error."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from reglab.cli import main
+from reglab.record import COLUMNS
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def reglab(*args: str, env: dict | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "reglab", *args], capture_output=True, text=True,
+                          env={**os.environ, **(env or {})}, cwd=cwd, timeout=600)
+
+
+@pytest.fixture(scope="module")
+def e2e_run(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
+    out = tmp_path_factory.mktemp("e2e") / "run"
+    proc = reglab("run", "--dataset", "mnist-5k", "--lambdas", "0,0.01", "--epochs", "2", "--out", str(out))
+    return out, proc
+
+
+def test_run_writes_the_whole_record(e2e_run):
+    out, proc = e2e_run
+    assert proc.returncode == 0, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert f"report: {out / 'report.md'}" in proc.stdout
+    assert "epoch 2/2" in proc.stderr  # progress lines
+
+    meta = json.loads((out / "run.json").read_text())
+    assert meta["status"] == "completed" and meta["engine"] == "keras"
+    assert meta["config"]["lambdas"] == [0.0, 0.01] and meta["config"]["epochs"] == 2
+    assert meta["data"]["name"] == "mnist-5k" and meta["data"]["fallback_reason"] is None
+    assert (meta["data"]["n_train"], meta["data"]["n_val"], meta["data"]["n_test"]) == (3000, 1000, 1000)
+    assert len(meta["data"]["sha256"]) == 64
+    assert set(meta["versions"]) >= {"reglab", "keras", "jax", "numpy", "python"}
+    assert meta["started_at"] and meta["ended_at"]
+    assert [a["status"] for a in meta["arms"]] == ["completed", "completed"]
+    for arm in meta["arms"]:
+        assert arm["epochs_done"] == 2
+        assert 0.5 < arm["test"]["accuracy"] <= 1.0 and arm["test"]["data_loss"] > 0
+
+    rows = list(csv.DictReader((out / "metrics.csv").read_text().splitlines()))
+    assert tuple(rows[0]) == COLUMNS
+    assert [(r["arm"], r["lambda"], r["epoch"]) for r in rows] == [("0", "0.0", "1"), ("0", "0.0", "2"), ("1", "0.01", "1"), ("1", "0.01", "2")]
+    assert all(float(r["seconds"]) > 0 for r in rows)
+
+    assert tomllib.loads((out / "config.toml").read_text()) == meta["config"]
+
+    figures = sorted(p.name for p in (out / "figures").iterdir())
+    assert figures == ["arm00_lambda-0_seed-0.png", "arm01_lambda-0.01_seed-0.png", "kernel_norm.png", "val_data_loss.png"]
+    for name in figures:
+        assert (out / "figures" / name).read_bytes()[:8] == PNG_MAGIC
+    report = (out / "report.md").read_text()
+    for name in figures:
+        assert f"(figures/{name})" in report
+    assert "include the L2 penalty" in report and "| 0.01 | 0 | completed | 2 |" in report
+
+
+def test_report_rebuilds_figures_and_report_from_the_record(e2e_run):
+    out, _ = e2e_run
+    before = (out / "report.md").read_text()
+    for p in (out / "figures").iterdir():
+        p.unlink()
+    (out / "report.md").unlink()
+    proc = reglab("report", str(out))
+    assert proc.returncode == 0, proc.stderr
+    assert (out / "report.md").read_text() == before
+    assert len(list((out / "figures").glob("*.png"))) == 4
+
+
+def test_seed_config_is_the_original_experiment():
+    from reglab.cli import build_parser, config_from_args
+
+    config = config_from_args(build_parser().parse_args(["run", "--config", "configs/seed.toml"]))
+    assert config.lambdas == (0.0, 1e-4, 1e-3, 1e-2)
+    assert (config.epochs, config.batch_size, config.seeds, config.dataset, config.engine) == (10, 32, 1, "mnist", "keras")
+    overridden = config_from_args(build_parser().parse_args(["run", "--config", "configs/seed.toml", "--epochs", "3"]))
+    assert overridden.epochs == 3 and overridden.lambdas == config.lambdas
+
+
+def test_mnist_falls_back_to_5k_offline_and_says_so(tmp_path):
+    """An empty Keras cache and no network (a proxy that refuses): the run uses mnist-5k, plainly."""
+    out = tmp_path / "run"
+    keras_home = tmp_path / "keras-home"
+    keras_home.mkdir()
+    dead = "http://127.0.0.1:9"
+    proc = reglab("run", "--lambdas", "0.001", "--epochs", "1", "--out", str(out),
+                  env={"KERAS_HOME": str(keras_home), "https_proxy": dead, "HTTPS_PROXY": dead, "http_proxy": dead,
+                       "HTTP_PROXY": dead, "no_proxy": "", "NO_PROXY": ""})
+    assert proc.returncode == 0, proc.stderr
+    assert "MNIST could not be loaded" in proc.stderr and "using mnist-5k instead" in proc.stderr
+    assert "note: trained on mnist-5k, not mnist" in proc.stdout
+    meta = json.loads((out / "run.json").read_text())
+    assert meta["data"]["requested"] == "mnist" and meta["data"]["name"] == "mnist-5k"
+    assert "MNIST could not be loaded" in meta["data"]["fallback_reason"]
+    assert "Data fallback" in (out / "report.md").read_text()
+
+
+# ---------------------------------------------------------------- bad input
+
+def _npz(path: Path, **arrays) -> str:
+    np.savez(path, **arrays)
+    return str(path)
+
+
+def good_arrays(n=12, side=28):
+    rng = np.random.default_rng(0)
+    return dict(x_train=rng.integers(0, 256, (n, side, side), dtype=np.uint8), y_train=np.arange(n) % 10,
+                x_test=rng.integers(0, 256, (4, side, side), dtype=np.uint8), y_test=np.arange(4))
+
+
+def bad_inputs(tmp: Path) -> dict[str, tuple[list[str], str]]:
+    g = good_arrays()
+    corrupt = tmp / "corrupt.npz"
+    corrupt.write_bytes(b"PK\x03\x04 this is not a zip")
+    missing_keys = {k: v for k, v in g.items() if k != "y_test"}
+    return {
+        "negative λ": (["--lambdas", "0,-0.01"], "non-negative"),
+        "NaN λ": (["--lambdas", "nan"], "finite"),
+        "infinite λ": (["--lambdas", "0.1,inf"], "finite"),
+        "empty λ list": (["--lambdas", ""], "empty"),
+        "non-numeric λ": (["--lambdas", "0,abc"], "not a number"),
+        "epochs < 1": (["--epochs", "0"], "epochs"),
+        "batch size < 1": (["--batch-size", "-3"], "batch_size"),
+        "seeds < 1": (["--seeds", "0"], "seeds"),
+        "non-integer epochs": (["--epochs", "2.5"], "--epochs"),
+        "unknown dataset": (["--dataset", "imagenet"], "unknown dataset 'imagenet'"),
+        "missing data file": (["--dataset", str(tmp / "nope.npz")], "not found"),
+        "corrupt npz": (["--dataset", str(corrupt)], "not a readable .npz"),
+        "npz missing keys": (["--dataset", _npz(tmp / "mk.npz", **missing_keys)], "missing array(s) y_test"),
+        "npz mismatched lengths": (["--dataset", _npz(tmp / "len.npz", **{**g, "y_train": g["y_train"][:-1]})], "labels for"),
+        "npz wrong shapes": (["--dataset", _npz(tmp / "shape.npz", **{**g, "x_train": g["x_train"].reshape(12, -1)})], "shape"),
+        "npz train/test shapes differ": (["--dataset", _npz(tmp / "diff.npz", **{**g, "x_test": g["x_test"][:, :20, :20]})], "x_test images"),
+        "labels out of range": (["--dataset", _npz(tmp / "lab.npz", **{**g, "y_train": np.arange(12)})], "outside 0–9"),
+        "negative labels": (["--dataset", _npz(tmp / "neg.npz", **{**g, "y_test": -np.arange(4)})], "outside 0–9"),
+        "non-integer labels": (["--dataset", _npz(tmp / "flt.npz", **{**g, "y_train": np.arange(12) + 0.5})], "not integers"),
+        "string labels": (["--dataset", _npz(tmp / "str.npz", **{**g, "y_train": np.array(["a"] * 12)})], "dtype"),
+        "NaN pixels": (["--dataset", _npz(tmp / "nan.npz", **{**g, "x_test": np.full((4, 28, 28), np.nan)})], "NaN"),
+        "unknown option": (["--learning-rate", "3"], "unrecognized arguments: --learning-rate"),
+        "unknown engine": (["--engine", "torch"], "invalid choice: 'torch'"),
+        "missing config file": (["--config", str(tmp / "nope.toml")], "config file not found"),
+    }
+
+
+def test_every_bad_input_gets_one_line_and_writes_nothing(tmp_path, capsys):
+    cases = bad_inputs(tmp_path)
+    for name, (args, expected) in cases.items():
+        out = tmp_path / f"out-{abs(hash(name))}"
+        code = main(["run", "--out", str(out), *args])
+        err = capsys.readouterr().err
+        lines = err.strip().splitlines()
+        assert code == 2, (name, err)
+        assert len(lines) == 1 and lines[0].startswith("reglab: error:"), (name, err)
+        assert expected in lines[0], (name, lines[0])
+        assert not out.exists(), name
+
+
+def test_bad_input_in_a_real_process_has_no_traceback(tmp_path):
+    proc = reglab("run", "--lambdas", "-1", "--out", str(tmp_path / "x"))
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == "reglab: error: λ must be non-negative, got -1.0"
+    proc = reglab("frobnicate")
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "invalid choice" in proc.stderr
+
+
+def test_existing_run_dir_is_refused_unless_force(e2e_run, tmp_path, capsys):
+    out, _ = e2e_run
+    before = (out / "metrics.csv").read_bytes()
+    assert main(["run", "--dataset", "mnist-5k", "--epochs", "1", "--out", str(out)]) == 2
+    assert "already exists (use --force" in capsys.readouterr().err
+    assert (out / "metrics.csv").read_bytes() == before
+
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    (foreign / "thesis.tex").write_text("precious")
+    assert main(["run", "--dataset", "mnist-5k", "--epochs", "1", "--out", str(foreign), "--force"]) == 2
+    assert "not a reglab run directory" in capsys.readouterr().err
+    assert (foreign / "thesis.tex").read_text() == "precious"
+
+
+def test_force_replaces_a_previous_run(tmp_path, capsys):
+    g = good_arrays(n=60)
+    data = _npz(tmp_path / "tiny.npz", **g)
+    out = tmp_path / "run"
+    assert main(["run", "--dataset", data, "--lambdas", "0", "--epochs", "1", "--out", str(out), "--no-progress"]) == 0
+    assert main(["run", "--dataset", data, "--lambdas", "0,0.1", "--epochs", "1", "--out", str(out), "--force", "--no-progress"]) == 0
+    rows = list(csv.DictReader((out / "metrics.csv").read_text().splitlines()))
+    assert [r["lambda"] for r in rows] == ["0.0", "0.1"]
+    capsys.readouterr()
+
+
+def test_report_on_something_that_is_not_a_run(tmp_path, capsys):
+    assert main(["report", str(tmp_path / "missing")]) == 2
+    assert "run directory not found" in capsys.readouterr().err
+    assert main(["report", str(tmp_path)]) == 2
+    assert "not a reglab run directory" in capsys.readouterr().err
+
+
+def test_other_image_sizes_follow_the_data(tmp_path, capsys):
+    data = _npz(tmp_path / "small.npz", **good_arrays(n=60, side=8))
+    out = tmp_path / "run"
+    assert main(["run", "--dataset", data, "--lambdas", "0.001", "--epochs", "1", "--out", str(out), "--no-progress"]) == 0
+    meta = json.loads((out / "run.json").read_text())
+    assert meta["data"]["image_shape"] == [8, 8] and meta["data"]["n_train"] == 50 and meta["data"]["n_val"] == 10
+    capsys.readouterr()
+
+
+def test_help_documents_every_option():
+    proc = reglab("run", "--help")
+    assert proc.returncode == 0
+    for option in ("--config", "--lambdas", "--seeds", "--seed", "--epochs", "--batch-size", "--dataset", "--engine",
+                   "--out", "--force", "--no-progress"):
+        assert option in proc.stdout
