@@ -45,11 +45,11 @@ def hand_made_run(rows: list[EpochRecord], config: SweepConfig, statuses: list[s
     return RunRecord(run_dir=run_dir, config=config, data=fake_info(), meta=meta, epochs=tuple(rows))
 
 
-def row(arm: int, lam: float, epoch: int, **values: float) -> EpochRecord:
+def row(arm: int, lam: float, epoch: int, seed: int = 0, **values: float) -> EpochRecord:
     base = dict(loss=1.0, val_loss=1.0, accuracy=0.5, val_accuracy=0.5, data_loss=1.0, val_data_loss=1.0,
                 penalty=0.0, kernel_norm=1.0, seconds=0.1)
     base.update(values)
-    return EpochRecord(arm=arm, lam=lam, seed=0, epoch=epoch, **base)
+    return EpochRecord(arm=arm, lam=lam, seed=seed, epoch=epoch, **base)
 
 
 def as_float32(x: float) -> float:

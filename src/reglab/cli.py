@@ -115,14 +115,17 @@ def print_summary(run: Any) -> None:
     from .analysis import arm_summaries
     from .formatting import fmt, lam_label
 
-    table = Table(title=f"reglab run {run.run_dir} ({run.data.name}, {run.config.epochs} epochs)")
-    for col in ("λ", "seed", "status", "val_loss", "val data loss", "val accuracy", "best val acc (epoch)", "test accuracy", "‖W‖"):
+    table = Table(title=f"reglab run {run.run_dir} ({run.data.name}, {run.config.epochs} epochs)",
+                  caption="val_loss includes the L2 penalty (as Keras reports it); val CE is the cross-entropy alone")
+    for col in ("λ", "seed", "status", "val_loss", "val CE", "val acc", "best val acc (ep)", "test acc", "‖W‖"):
         table.add_column(col, justify="right")
     for s in arm_summaries(run):
         table.add_row(lam_label(s.lam), str(s.seed), s.status, fmt(s.final_val_loss), fmt(s.final_val_data_loss),
                       fmt(s.final_val_accuracy), f"{fmt(s.best_val_accuracy)} ({s.best_val_accuracy_epoch})",
                       fmt(s.test_accuracy), fmt(s.final_kernel_norm, 2))
     out = Console(soft_wrap=True)
+    if not out.is_terminal:
+        out = Console(soft_wrap=True, width=160)  # a log file gets the whole table, not an 80-column squeeze
     out.print(table)
     if run.data.fallback_reason:
         out.print(f"note: trained on {run.data.name}, not {run.data.requested}: {run.data.fallback_reason}", highlight=False)

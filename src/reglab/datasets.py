@@ -6,10 +6,12 @@ bad file ends in one clear `DataError` whichever loader read it. Nothing here is
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import hashlib
 import importlib.util
 import os
+import sys
 import zipfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -185,7 +187,8 @@ def _keras_load(which: str) -> tuple[tuple[np.ndarray, ...], str]:
     from ._keras import keras
 
     module = getattr(keras.datasets, which)
-    (x_train, y_train), (x_test, y_test) = module.load_data()
+    with contextlib.redirect_stdout(sys.stderr):  # Keras prints "Downloading data from …": keep stdout for results
+        (x_train, y_train), (x_test, y_test) = module.load_data()
     cache = Path(os.environ.get("KERAS_HOME", Path.home() / ".keras")) / "datasets"
     return (x_train, y_train, x_test, y_test), f"Keras loader keras.datasets.{which} (cache {cache})"
 

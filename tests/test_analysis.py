@@ -1,0 +1,36 @@
+"""Per-arm summaries over hand-made records: the numbers the report and the terminal show."""
+
+from __future__ import annotations
+
+import math
+
+from helpers import hand_made_run, row
+from reglab.analysis import arm_summaries
+from reglab.config import SweepConfig
+
+CONFIG = SweepConfig(lambdas=(0.0, 0.001), epochs=3, dataset="fake")
+
+
+def test_final_and_best_values():
+    rows = [
+        row(0, 0.0, 1, val_data_loss=0.50, val_accuracy=0.80, kernel_norm=5.0),
+        row(0, 0.0, 2, val_data_loss=0.40, val_accuracy=0.85, kernel_norm=6.0),
+        row(0, 0.0, 3, val_data_loss=0.45, val_accuracy=0.85, kernel_norm=7.0, loss=0.2, penalty=0.0),
+        row(1, 0.001, 1, val_data_loss=0.6, val_accuracy=0.7),
+        row(1, 0.001, 2, val_data_loss=0.5, val_accuracy=0.75, penalty=0.03),
+    ]
+    tests = [{"loss": 0.5, "accuracy": 0.9, "data_loss": 0.45}, None]
+    a, b = arm_summaries(hand_made_run(rows, CONFIG, statuses=["completed", "interrupted"], tests=tests))
+    assert (a.epochs_done, a.final_loss, a.final_kernel_norm) == (3, 0.2, 7.0)
+    assert (a.best_val_data_loss, a.best_val_data_loss_epoch) == (0.40, 2)
+    assert (a.best_val_accuracy, a.best_val_accuracy_epoch) == (0.85, 2)  # first epoch reaching the best
+    assert (a.test_accuracy, a.test_data_loss) == (0.9, 0.45)
+    assert (b.status, b.epochs_done, b.final_penalty) == ("interrupted", 2, 0.03)
+    assert math.isnan(b.test_accuracy)
+
+
+def test_an_arm_without_epochs_or_with_nan_losses():
+    rows = [row(1, 0.001, 1, val_data_loss=float("nan"), loss=float("nan"))]
+    a, b = arm_summaries(hand_made_run(rows, CONFIG, statuses=["pending", "diverged"]))
+    assert a.epochs_done == 0 and math.isnan(a.final_val_loss) and a.best_val_data_loss_epoch == 0
+    assert b.epochs_done == 1 and math.isnan(b.best_val_data_loss) and b.best_val_data_loss_epoch == 0
