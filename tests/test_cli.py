@@ -223,3 +223,28 @@ def test_help_documents_every_option():
     for option in ("--config", "--lambdas", "--seeds", "--seed", "--epochs", "--batch-size", "--dataset", "--engine",
                    "--out", "--force", "--no-progress"):
         assert option in proc.stdout
+
+
+def test_ctrl_c_keeps_finished_epochs_and_a_consistent_record(tmp_path):
+    import signal
+    import time
+
+    out = tmp_path / "run"
+    args = ["run", "--dataset", "mnist-5k", "--lambdas", "0,0.001", "--epochs", "50", "--out", str(out), "--no-progress"]
+    # As in a terminal: a background job (CI may run us as one) inherits SIGINT ignored, so restore Python's handler.
+    code = f"import signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); from reglab.cli import main; sys.exit(main({args!r}))"
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    metrics = out / "metrics.csv"
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and (not metrics.exists() or metrics.read_text().count("\n") < 3):
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130, stderr
+    assert "Traceback" not in stderr
+    assert stderr.strip().splitlines()[-1].startswith("reglab: interrupted; finished epochs are kept in")
+    meta = json.loads((out / "run.json").read_text())
+    assert meta["status"] == "interrupted" and meta["arms"][0]["status"] == "interrupted"
+    rows = list(csv.DictReader(metrics.read_text().splitlines()))
+    assert 2 <= len(rows) < 100 and [int(r["epoch"]) for r in rows] == list(range(1, len(rows) + 1))
+    assert main(["report", str(out)]) == 0  # what was finished can be drawn

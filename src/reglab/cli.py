@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from .config import DEFAULT_LAMBDAS, ENGINES, SweepConfig, load_toml, parse_lambdas
-from .errors import ConfigError, ReglabError
+from .errors import ConfigError, ReglabError, RunInterrupted
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
@@ -136,11 +136,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
         return {"run": cmd_run, "report": cmd_report}[args.command](args)
+    except RunInterrupted as e:
+        print(f"reglab: {e}", file=sys.stderr)
+        return EXIT_INTERRUPTED
     except ReglabError as e:
         print(f"reglab: error: {e}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
-        print("reglab: interrupted; finished epochs are kept in the run directory's metrics.csv", file=sys.stderr)
+        print("reglab: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
     except OSError as e:  # a full disk, a read-only directory, ...
         print(f"reglab: error: {e.strerror or e}: {e.filename or ''}".rstrip(": "), file=sys.stderr)

@@ -108,7 +108,10 @@ def validate_lambdas(values: Any) -> tuple[float, ...]:
     for v in values:
         if isinstance(v, bool) or not isinstance(v, (int, float)):
             raise ConfigError(f"λ must be a number, got {v!r}")
-        v = float(v)
+        try:
+            v = float(v)
+        except OverflowError:  # an int beyond float range (TOML allows any length)
+            raise ConfigError("λ must be finite, got an integer too large for a float") from None
         if math.isnan(v) or math.isinf(v):
             raise ConfigError(f"λ must be finite, got {v}")
         if v < 0:
@@ -152,6 +155,8 @@ def load_toml(path: str | Path) -> dict[str, Any]:
         raise ConfigError(f"config file {p} is not UTF-8 text") from None
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"config file {p} is not valid TOML: {e}") from None
+    except RecursionError:  # tomllib recurses once per nested array or inline table
+        raise ConfigError(f"config file {p} is not a usable preset: values nested too deeply") from None
     return data
 
 

@@ -10,9 +10,11 @@ import contextlib
 import gzip
 import hashlib
 import importlib.util
+import lzma
 import os
 import sys
 import zipfile
+import zlib
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -120,7 +122,7 @@ def load_mnist_5k(requested: str = "mnist-5k") -> Splits:
     try:
         with gzip.open(path, "rt") as f:
             table = np.loadtxt(f, delimiter=",", dtype=np.int64)
-    except (OSError, ValueError, EOFError) as e:
+    except (OSError, ValueError, EOFError, zlib.error) as e:
         raise DataError(f"cannot read {path}: {_one_line(e)}") from None
     if table.ndim != 2 or table.shape[1] != 785:
         raise DataError(f"{path}: expected 785 columns (784 pixels, then the label), got {table.shape}")
@@ -175,7 +177,8 @@ def stratified_split(labels: np.ndarray, fractions: tuple[int, ...], seed: int) 
     """
     rng = np.random.default_rng(seed)
     pattern = np.repeat(np.arange(len(fractions)), fractions)
-    order = np.concatenate([rng.permutation(np.flatnonzero(labels == c)) for c in np.unique(labels)])
+    classes = [rng.permutation(np.flatnonzero(labels == c)) for c in np.unique(labels)]
+    order = np.concatenate(classes) if classes else np.empty(0, dtype=np.int64)  # no labels: empty parts
     part_of = np.empty(len(labels), dtype=np.int64)
     part_of[order] = pattern[np.arange(len(order)) % len(pattern)]
     return [np.flatnonzero(part_of == k) for k in range(len(fractions))]
@@ -208,7 +211,9 @@ def _read_npz(path: Path) -> tuple[np.ndarray, ...]:
                 return tuple(np.asarray(z[k]) for k in IDX_FILES)
     except DataError:
         raise
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError) as e:
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError, zlib.error, lzma.LZMAError,
+            NotImplementedError, RuntimeError, MemoryError) as e:  # corrupt stream, unsupported or encrypted
+        # member, or a header declaring an array too big to allocate
         raise DataError(f"{path}: not a readable .npz file ({_one_line(e)})") from None
 
 
@@ -251,10 +256,10 @@ def read_idx(path: Path) -> np.ndarray:
             nbytes = int(np.prod(dims, dtype=object)) * dtype.itemsize
             if nbytes > MAX_IDX_BYTES:
                 raise DataError(f"{path}: IDX header declares {nbytes:,} bytes of data, more than reglab reads")
-            payload = f.read(nbytes + 1)
+            payload = _read_at_most(f, nbytes + 1)
     except DataError:
         raise
-    except (OSError, EOFError, ValueError, gzip.BadGzipFile) as e:
+    except (OSError, EOFError, ValueError, gzip.BadGzipFile, zlib.error) as e:
         raise DataError(f"{path}: cannot read IDX file ({_one_line(e)})") from None
     if len(payload) != nbytes:
         raise DataError(
@@ -262,6 +267,18 @@ def read_idx(path: Path) -> np.ndarray:
             f"{'more' if len(payload) > nbytes else f'{len(payload):,}'}"
         )
     return np.frombuffer(payload, dtype=dtype).reshape(dims)
+
+
+def _read_at_most(f: Any, n: int, chunk: int = 1 << 24) -> bytes:
+    """Read up to n bytes in chunks: `f.read(n)` would allocate n bytes up front, whatever the file holds."""
+    parts = []
+    while n > 0:
+        part = f.read(min(n, chunk))
+        if not part:
+            break
+        parts.append(part)
+        n -= len(part)
+    return b"".join(parts)
 
 
 # ---------------------------------------------------------------- validation and scaling

@@ -15,3 +15,7 @@ class DataError(ReglabError):
 
 class RunDirError(ReglabError):
     """A run directory that cannot be created, read, or is not reglab's."""
+
+
+class RunInterrupted(ReglabError):
+    """Ctrl-C during training: the record is closed consistently; the message says where it is."""

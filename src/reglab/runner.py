@@ -2,27 +2,64 @@
 
 from __future__ import annotations
 
+import signal
+import threading
 from pathlib import Path
+from typing import Any
 from rich.console import Console
 
 from .config import Arm, SweepConfig
 from .datasets import Splits, load_dataset
 from .engines import get_engine
+from .errors import RunInterrupted
 from .progress import ProgressDisplay
-from .record import EpochRecord, Recorder, RunRecord, check_run_dir, clear_run_dir, default_run_dir, load_run, utc_now
+from .record import METRICS_CSV, RUN_JSON, EpochRecord, Recorder, RunRecord, check_run_dir, clear_run_dir, default_run_dir, load_run, utc_now
+
+
+class _StopFlag:
+    """Ctrl-C sets a flag that the training loop checks at the next batch, from Python code we control.
+
+    A KeyboardInterrupt raised wherever the main thread happens to be (inside a finalizer or a library's
+    broad `except`) can be swallowed; asked for at a batch boundary it never is. A second Ctrl-C
+    interrupts at once.
+    """
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous: Any = None
+
+    def __enter__(self) -> "_StopFlag":
+        in_main = threading.current_thread() is threading.main_thread()
+        if in_main and signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def check(self) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
 
 
 class _RecordingListener:
-    """Fans engine events out to the Recorder and the progress display."""
+    """Fans engine events out to the Recorder and the progress display; stops at a batch boundary on Ctrl-C."""
 
-    def __init__(self, recorder: Recorder, display: ProgressDisplay) -> None:
-        self.recorder, self.display = recorder, display
+    def __init__(self, recorder: Recorder, display: ProgressDisplay, stop: _StopFlag) -> None:
+        self.recorder, self.display, self.stop = recorder, display, stop
 
     def arm_started(self, arm: Arm, steps_per_epoch: int) -> None:
         self.recorder.update_arm(arm.index, status="running", started_at=utc_now())
         self.display.arm_started(arm, steps_per_epoch)
 
     def batch_done(self, arm: Arm, epoch: int, step: int) -> None:
+        self.stop.check()  # an unfinished epoch is discarded: it never reaches the record
         self.display.batch_done(arm, epoch, step)
 
     def epoch_done(self, record: EpochRecord) -> None:
@@ -64,12 +101,15 @@ def run_sweep(
     recorder = Recorder(run_dir, config, splits.info)
     status = "failed"
     try:
-        with ProgressDisplay(console, n_arms=len(config.arms()), epochs=config.epochs, live=live) as display:
-            engine(config, splits, _RecordingListener(recorder, display))
+        with _StopFlag() as stop, ProgressDisplay(console, n_arms=len(config.arms()), epochs=config.epochs, live=live) as display:
+            engine(config, splits, _RecordingListener(recorder, display, stop))
         status = "completed"
     except KeyboardInterrupt:
         status = "interrupted"
-        raise
+        raise RunInterrupted(
+            f"interrupted; finished epochs are kept in {run_dir / METRICS_CSV} ({RUN_JSON} says where each arm "
+            f"stopped); `reglab report {run_dir}` draws them"
+        ) from None
     finally:
         recorder.finish(status)
     run = load_run(run_dir)
