@@ -116,6 +116,7 @@ def validate_lambdas(values: Any) -> tuple[float, ...]:
             raise ConfigError(f"λ must be finite, got {v}")
         if v < 0:
             raise ConfigError(f"λ must be non-negative, got {v}")
+        v += 0.0  # -0.0 → 0.0: one baseline, written one way
         if v in out:
             raise ConfigError(f"λ {v:g} is given twice")
         out.append(v)

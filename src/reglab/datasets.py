@@ -172,8 +172,10 @@ LOADERS: dict[str, Callable[[str], Splits]] = {
 def stratified_split(labels: np.ndarray, fractions: tuple[int, ...], seed: int) -> list[np.ndarray]:
     """Deal each class's samples, in a seeded random order, round-robin into parts of the given weights.
 
-    Every part gets each class in proportion (within one sample); with 5,000 samples and (3, 1, 1) the
-    parts have exactly 3,000 / 1,000 / 1,000. Indices in each part are sorted, so file order is kept.
+    The dealing pattern (e.g. 0,0,0,1,2) runs on across classes, so part sizes are exact whole rounds
+    (5,000 samples at (3, 1, 1) → 3,000 / 1,000 / 1,000) and each class is in proportion to within one
+    round of the pattern; a class whose size is a multiple of the round (every class of mnist-5k) is
+    split exactly. Indices in each part are sorted, so file order is kept.
     """
     rng = np.random.default_rng(seed)
     pattern = np.repeat(np.arange(len(fractions)), fractions)
@@ -324,7 +326,7 @@ def _pixels(x: Any, what: str, source: str) -> np.ndarray:
         raise DataError(f"{source}: {what} has empty images, shape {x.shape}")
     if x.dtype == np.uint8:
         return x.astype(np.float32) / np.float32(255.0)
-    if np.issubdtype(x.dtype, np.integer):
+    if x.dtype.kind in "iu":  # not np.issubdtype(…, np.integer): timedelta64 is an integer subtype there
         if x.size and (x.min() < 0 or x.max() > 255):
             raise DataError(f"{source}: {what} holds integer pixels outside 0–255")
         return x.astype(np.float32) / np.float32(255.0)
@@ -348,7 +350,7 @@ def _labels(y: Any, what: str, n: int, source: str) -> np.ndarray:
     if np.issubdtype(y.dtype, np.floating):
         if not np.isfinite(y).all() or not (y == np.round(y)).all():
             raise DataError(f"{source}: {what} holds labels that are not integers")
-    elif not np.issubdtype(y.dtype, np.integer):
+    elif y.dtype.kind not in "iu":  # timedelta64 labels (NaT, …) are not class labels
         raise DataError(f"{source}: {what} has dtype {y.dtype}; labels must be integers")
     if y.size and (y.min() < 0 or y.max() >= NUM_CLASSES):
         raise DataError(f"{source}: {what} holds labels outside 0–{NUM_CLASSES - 1}")
