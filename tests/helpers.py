@@ -1,4 +1,4 @@
-"""Small shared pieces for tests: tiny real data, and hand-made run records."""
+"""Small shared pieces for tests: tiny real data, the original study as reference, hand-made run records."""
 
 from __future__ import annotations
 
@@ -52,5 +52,43 @@ def row(arm: int, lam: float, epoch: int, seed: int = 0, **values: float) -> Epo
     return EpochRecord(arm=arm, lam=lam, seed=seed, epoch=epoch, **base)
 
 
-def as_float32(x: float) -> float:
-    return float(np.float32(x))
+def original_study_fit(splits, lam: float, seed: int, epochs: int):
+    """The original study's code, verbatim apart from `Input` (Keras 3) and the seed."""
+    from reglab._keras import keras
+
+    keras.utils.set_random_seed(seed)
+    model = keras.Sequential([
+        keras.Input(shape=(28, 28)),
+        keras.layers.Flatten(),
+        keras.layers.Dense(128, activation="relu", kernel_regularizer=keras.regularizers.l2(lam)),
+        keras.layers.Dense(10, activation="softmax"),
+    ])
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    history = model.fit(splits.x_train, splits.y_train, epochs=epochs, batch_size=32,
+                        validation_data=(splits.x_val, splits.y_val), verbose=0)
+    return model, history
+
+
+class Collect:
+    """A Listener that keeps what the engine reports."""
+
+    def __init__(self) -> None:
+        self.records, self.finished, self.batches = [], [], 0
+
+    def arms_started(self, arms, steps_per_epoch):
+        self.steps = steps_per_epoch
+
+    def batches_done(self, arms, epoch, step):
+        self.batches += 1
+
+    def epoch_done(self, record):
+        self.records.append(record)
+
+    def arm_finished(self, arm, status, test):
+        self.finished.append((arm, status, test))
+
+    def by_arm(self):
+        out = {}
+        for r in self.records:
+            out.setdefault(r.arm, []).append(r)
+        return out

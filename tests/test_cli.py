@@ -24,22 +24,35 @@ def reglab(*args: str, env: dict | None = None, cwd: Path | None = None) -> subp
                           env={**os.environ, **(env or {})}, cwd=cwd, timeout=600)
 
 
+ENGINES = ("fused", "keras")
+
+
 @pytest.fixture(scope="module")
-def e2e_run(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
-    out = tmp_path_factory.mktemp("e2e") / "run"
-    proc = reglab("run", "--dataset", "mnist-5k", "--lambdas", "0,0.01", "--epochs", "2", "--out", str(out))
-    return out, proc
+def e2e_runs(tmp_path_factory) -> dict[str, tuple[Path, subprocess.CompletedProcess]]:
+    runs = {}
+    for engine in ENGINES:
+        out = tmp_path_factory.mktemp("e2e") / f"run-{engine}"
+        engine_flag = [] if engine == "fused" else ["--engine", engine]  # fused is the default
+        proc = reglab("run", "--dataset", "mnist-5k", "--lambdas", "0,0.01", "--epochs", "2", "--out", str(out), *engine_flag)
+        runs[engine] = (out, proc)
+    return runs
 
 
-def test_run_writes_the_whole_record(e2e_run):
-    out, proc = e2e_run
+@pytest.fixture(scope="module")
+def e2e_run(e2e_runs) -> tuple[Path, subprocess.CompletedProcess]:
+    return e2e_runs["fused"]
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_run_writes_the_whole_record(e2e_runs, engine):
+    out, proc = e2e_runs[engine]
     assert proc.returncode == 0, proc.stderr
     assert "Traceback" not in proc.stderr
     assert f"report: {out / 'report.md'}" in proc.stdout
     assert "epoch 2/2" in proc.stderr  # progress lines
 
     meta = json.loads((out / "run.json").read_text())
-    assert meta["status"] == "completed" and meta["engine"] == "keras"
+    assert meta["status"] == "completed" and meta["engine"] == engine
     assert meta["config"]["lambdas"] == [0.0, 0.01] and meta["config"]["epochs"] == 2
     assert meta["data"]["name"] == "mnist-5k" and meta["data"]["fallback_reason"] is None
     assert (meta["data"]["n_train"], meta["data"]["n_val"], meta["data"]["n_test"]) == (3000, 1000, 1000)
@@ -53,7 +66,8 @@ def test_run_writes_the_whole_record(e2e_run):
 
     rows = list(csv.DictReader((out / "metrics.csv").read_text().splitlines()))
     assert tuple(rows[0]) == COLUMNS
-    assert [(r["arm"], r["lambda"], r["epoch"]) for r in rows] == [("0", "0.0", "1"), ("0", "0.0", "2"), ("1", "0.01", "1"), ("1", "0.01", "2")]
+    # rows are appended as epochs end: arm after arm (keras), or epoch after epoch for all arms (fused)
+    assert sorted((r["arm"], r["lambda"], r["epoch"]) for r in rows) == [("0", "0.0", "1"), ("0", "0.0", "2"), ("1", "0.01", "1"), ("1", "0.01", "2")]
     assert all(float(r["seconds"]) > 0 for r in rows)
 
     assert tomllib.loads((out / "config.toml").read_text()) == meta["config"]
@@ -66,6 +80,24 @@ def test_run_writes_the_whole_record(e2e_run):
     for name in figures:
         assert f"(figures/{name})" in report
     assert "include the L2 penalty" in report and "| 0.01 | 0 | completed | 2 |" in report
+
+
+def test_both_engines_leave_the_same_record(e2e_runs):
+    """Same seeds, same batches: the fused engine's numbers are Keras's to float32 precision."""
+    from reglab import load_run
+
+    fused, keras = (load_run(e2e_runs[e][0]) for e in ENGINES)
+    rows = lambda run: {(r.arm, r.epoch): r for r in run.epochs}  # noqa: E731
+    a, b = rows(fused), rows(keras)
+    assert a.keys() == b.keys()
+    for key in a:
+        for col in ("loss", "val_loss", "accuracy", "val_accuracy", "data_loss", "val_data_loss", "penalty"):
+            assert getattr(a[key], col) == pytest.approx(getattr(b[key], col), abs=1e-5), (key, col)
+        assert a[key].kernel_norm == pytest.approx(b[key].kernel_norm, rel=1e-5)
+    for x, y in zip(fused.arms, keras.arms):
+        assert x["test"]["accuracy"] == pytest.approx(y["test"]["accuracy"], abs=1e-5)
+    report = lambda e: (e2e_runs[e][0] / "report.md").read_text().splitlines()  # noqa: E731
+    assert len(report("fused")) == len(report("keras"))  # the same report, section for section
 
 
 def test_report_rebuilds_figures_and_report_from_the_record(e2e_run):
@@ -85,7 +117,7 @@ def test_seed_config_is_the_original_experiment():
 
     config = config_from_args(build_parser().parse_args(["run", "--config", "configs/seed.toml"]))
     assert config.lambdas == (0.0, 1e-4, 1e-3, 1e-2)
-    assert (config.epochs, config.batch_size, config.seeds, config.dataset, config.engine) == (10, 32, 1, "mnist", "keras")
+    assert (config.epochs, config.batch_size, config.seeds, config.dataset, config.engine) == (10, 32, 1, "mnist", "fused")
     overridden = config_from_args(build_parser().parse_args(["run", "--config", "configs/seed.toml", "--epochs", "3"]))
     assert overridden.epochs == 3 and overridden.lambdas == config.lambdas
 
@@ -225,12 +257,14 @@ def test_help_documents_every_option():
         assert option in proc.stdout
 
 
-def test_ctrl_c_keeps_finished_epochs_and_a_consistent_record(tmp_path):
+@pytest.mark.parametrize("engine", ENGINES)
+def test_ctrl_c_keeps_finished_epochs_and_a_consistent_record(tmp_path, engine):
     import signal
     import time
 
     out = tmp_path / "run"
-    args = ["run", "--dataset", "mnist-5k", "--lambdas", "0,0.001", "--epochs", "50", "--out", str(out), "--no-progress"]
+    args = ["run", "--dataset", "mnist-5k", "--lambdas", "0,0.001", "--epochs", "200", "--out", str(out), "--no-progress",
+            "--engine", engine]
     # As in a terminal: a background job (CI may run us as one) inherits SIGINT ignored, so restore Python's handler.
     code = f"import signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); from reglab.cli import main; sys.exit(main({args!r}))"
     proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -246,5 +280,8 @@ def test_ctrl_c_keeps_finished_epochs_and_a_consistent_record(tmp_path):
     meta = json.loads((out / "run.json").read_text())
     assert meta["status"] == "interrupted" and meta["arms"][0]["status"] == "interrupted"
     rows = list(csv.DictReader(metrics.read_text().splitlines()))
-    assert 2 <= len(rows) < 100 and [int(r["epoch"]) for r in rows] == list(range(1, len(rows) + 1))
+    assert 2 <= len(rows) < 400
+    for arm in ("0", "1"):
+        epochs = [int(r["epoch"]) for r in rows if r["arm"] == arm]
+        assert epochs == list(range(1, len(epochs) + 1))  # whole epochs only, none lost or repeated
     assert main(["report", str(out)]) == 0  # what was finished can be drawn

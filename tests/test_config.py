@@ -58,7 +58,7 @@ def assert_sorted_lambdas(result: tuple[float, ...]) -> None:
 def test_defaults_are_the_studys_sweep():
     cfg = SweepConfig()
     assert cfg.lambdas == DEFAULT_LAMBDAS == (0.0, 1e-4, 1e-3, 1e-2)
-    assert (cfg.seeds, cfg.seed, cfg.epochs, cfg.batch_size, cfg.dataset, cfg.engine) == (1, 0, 10, 32, "mnist", "keras")
+    assert (cfg.seeds, cfg.seed, cfg.epochs, cfg.batch_size, cfg.dataset, cfg.engine) == (1, 0, 10, 32, "mnist", "fused")
     assert_valid(cfg)
 
 

@@ -9,44 +9,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from helpers import small_splits
+from helpers import Collect, original_study_fit, small_splits
 from reglab.config import Arm, SweepConfig
 from reglab.engines.keras_fit import train_arm
 from reglab._keras import keras
-
-
-class Collect:
-    """A Listener that keeps what the engine reports."""
-
-    def __init__(self) -> None:
-        self.records, self.finished, self.batches = [], [], 0
-
-    def arm_started(self, arm, steps_per_epoch):
-        self.steps = steps_per_epoch
-
-    def batch_done(self, arm, epoch, step):
-        self.batches += 1
-
-    def epoch_done(self, record):
-        self.records.append(record)
-
-    def arm_finished(self, arm, status, test):
-        self.finished.append((arm, status, test))
-
-
-def original_study_fit(splits, lam: float, seed: int, epochs: int):
-    """The original study's code, verbatim apart from `Input` (Keras 3) and the seed."""
-    keras.utils.set_random_seed(seed)
-    model = keras.Sequential([
-        keras.Input(shape=(28, 28)),
-        keras.layers.Flatten(),
-        keras.layers.Dense(128, activation="relu", kernel_regularizer=keras.regularizers.l2(lam)),
-        keras.layers.Dense(10, activation="softmax"),
-    ])
-    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-    history = model.fit(splits.x_train, splits.y_train, epochs=epochs, batch_size=32,
-                        validation_data=(splits.x_val, splits.y_val), verbose=0)
-    return model, history
 
 
 def run_arm(lam: float, seed: int = 0, epochs: int = 2, splits=None):

@@ -52,7 +52,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--dataset", metavar="NAME|PATH",
                      help="mnist (Keras's loader; falls back to mnist-5k offline, and says so), mnist-5k, fashion_mnist, "
                      "or a path to an .npz (x_train, y_train, x_test, y_test) or a folder of IDX .gz files" + _flag_help("mnist"))
-    run.add_argument("--engine", choices=ENGINES, help="training engine; keras = one model.fit per arm (the reference)" + _flag_help("keras"))
+    run.add_argument("--engine", choices=ENGINES, help="training engine: fused = every arm at once in one compiled "
+                     "JAX program; keras = one model.fit per arm (the reference)" + _flag_help("fused"))
     run.add_argument("--out", metavar="DIR", help="run directory to create (default: runs/<UTC timestamp>)")
     run.add_argument("--force", action="store_true", help="overwrite an existing run directory (only reglab's own files)")
     run.add_argument("--no-progress", action="store_true", help="print one line per epoch instead of a live progress bar")

@@ -20,7 +20,7 @@ from .errors import ConfigError
 
 #: The original study's three strengths plus the λ = 0 baseline it compares them with.
 DEFAULT_LAMBDAS: tuple[float, ...] = (0.0, 1e-4, 1e-3, 1e-2)
-ENGINES: tuple[str, ...] = ("keras",)
+ENGINES: tuple[str, ...] = ("fused", "keras")
 MAX_EPOCHS = 100_000
 MAX_SEEDS = 10_000
 MAX_BATCH_SIZE = 1 << 20
@@ -36,7 +36,7 @@ class SweepConfig:
     epochs: int = 10
     batch_size: int = 32
     dataset: str = "mnist"
-    engine: str = "keras"
+    engine: str = "fused"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "lambdas", validate_lambdas(self.lambdas))

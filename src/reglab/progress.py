@@ -21,6 +21,7 @@ class ProgressDisplay:
         self._progress: Progress | None = None
         self._task: Any = None
         self._steps = 0
+        self._arms: list[Arm] = []
 
     def __enter__(self) -> "ProgressDisplay":
         if self.live:
@@ -35,19 +36,25 @@ class ProgressDisplay:
         if self._progress is not None:
             self._progress.stop()
 
-    def _describe(self, arm: Arm, epoch: int) -> str:
-        return f"arm {arm.index + 1}/{self.n_arms}  λ={lam_label(arm.lam)}  seed {arm.seed}  epoch {epoch}/{self.epochs}"
+    def _describe(self, arms: list[Arm], epoch: int) -> str:
+        if len(arms) == 1:
+            a = arms[0]
+            who = f"arm {a.index + 1}/{self.n_arms}  λ={lam_label(a.lam)}  seed {a.seed}"
+        else:
+            who = f"{len(arms)} arms at once"
+        return f"{who}  epoch {epoch}/{self.epochs}"
 
-    def arm_started(self, arm: Arm, steps_per_epoch: int) -> None:
+    def arms_started(self, arms: list[Arm], steps_per_epoch: int) -> None:
         self._steps = steps_per_epoch
+        self._arms = arms
         if self._progress is not None:
             if self._task is not None:
                 self._progress.remove_task(self._task)
-            self._task = self._progress.add_task(self._describe(arm, 1), total=steps_per_epoch)
+            self._task = self._progress.add_task(self._describe(arms, 1), total=steps_per_epoch)
 
-    def batch_done(self, arm: Arm, epoch: int, step: int) -> None:
-        if self._progress is not None and (step % 25 == 0 or step == self._steps):
-            self._progress.update(self._task, completed=step, description=self._describe(arm, epoch))
+    def batches_done(self, arms: list[Arm], epoch: int, step: int) -> None:
+        if self._progress is not None and (step % 25 == 0 or step == self._steps or len(arms) > 1):
+            self._progress.update(self._task, completed=step, description=self._describe(arms, epoch))
 
     def epoch_done(self, r: EpochRecord) -> None:
         self.console.print(
@@ -57,10 +64,7 @@ class ProgressDisplay:
             highlight=False, soft_wrap=True,
         )
         if self._progress is not None:
-            self._progress.update(self._task, completed=0, description=self._describe_next(r))
-
-    def _describe_next(self, r: EpochRecord) -> str:
-        return self._describe(Arm(r.arm, r.lam, r.seed), min(r.epoch + 1, self.epochs))
+            self._progress.update(self._task, completed=0, description=self._describe(self._arms, min(r.epoch + 1, self.epochs)))
 
     def arm_finished(self, arm: Arm, status: str, test: dict[str, float]) -> None:
         self.console.print(

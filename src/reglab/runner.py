@@ -54,13 +54,15 @@ class _RecordingListener:
     def __init__(self, recorder: Recorder, display: ProgressDisplay, stop: _StopFlag) -> None:
         self.recorder, self.display, self.stop = recorder, display, stop
 
-    def arm_started(self, arm: Arm, steps_per_epoch: int) -> None:
-        self.recorder.update_arm(arm.index, status="running", started_at=utc_now())
-        self.display.arm_started(arm, steps_per_epoch)
+    def arms_started(self, arms: list[Arm], steps_per_epoch: int) -> None:
+        now = utc_now()
+        for arm in arms:
+            self.recorder.update_arm(arm.index, status="running", started_at=now)
+        self.display.arms_started(arms, steps_per_epoch)
 
-    def batch_done(self, arm: Arm, epoch: int, step: int) -> None:
+    def batches_done(self, arms: list[Arm], epoch: int, step: int) -> None:
         self.stop.check()  # an unfinished epoch is discarded: it never reaches the record
-        self.display.batch_done(arm, epoch, step)
+        self.display.batches_done(arms, epoch, step)
 
     def epoch_done(self, record: EpochRecord) -> None:
         self.recorder.append(record)

@@ -14,18 +14,29 @@ from ..record import EpochRecord
 
 
 class Listener(Protocol):
-    def arm_started(self, arm: Arm, steps_per_epoch: int) -> None: ...
-    def batch_done(self, arm: Arm, epoch: int, step: int) -> None: ...
+    """What an engine reports. `arms` is the group training together: one arm for `keras`, all for `fused`.
+
+    `batches_done` may raise KeyboardInterrupt (Ctrl-C, checked at batch boundaries); the engine lets it
+    propagate, and the unfinished epoch never reaches the record.
+    """
+
+    def arms_started(self, arms: list[Arm], steps_per_epoch: int) -> None: ...
+    def batches_done(self, arms: list[Arm], epoch: int, step: int) -> None: ...
     def epoch_done(self, record: EpochRecord) -> None: ...
     def arm_finished(self, arm: Arm, status: str, test: dict[str, float]) -> None: ...
 
 
-Engine = Callable[[SweepConfig, Splits, Listener], None]
+#: (config, splits, listener) → each arm's final trainable weights, by arm index
+Engine = Callable[[SweepConfig, Splits, Listener], dict]
 
 
 def get_engine(name: str) -> Engine:
     if name == "keras":
         from .keras_fit import train
+
+        return train
+    if name == "fused":
+        from .fused import train
 
         return train
     raise ValueError(f"unknown engine {name!r}")  # config validation makes this unreachable

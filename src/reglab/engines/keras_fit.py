@@ -21,16 +21,20 @@ from ..record import EpochRecord
 from . import Listener, steps_per_epoch
 
 
-def train(config: SweepConfig, splits: Splits, listener: Listener) -> None:
+def train(config: SweepConfig, splits: Splits, listener: Listener) -> dict[int, list[np.ndarray]]:
+    """Train arm after arm; returns each arm's final trainable weights."""
+    weights = {}
     for arm in config.arms():
-        train_arm(config, splits, arm, listener)
+        history = train_arm(config, splits, arm, listener)
+        weights[arm.index] = [np.asarray(v.value) for v in history.model.trainable_variables]
+    return weights
 
 
 def train_arm(config: SweepConfig, splits: Splits, arm: Arm, listener: Listener) -> Any:
     """Train one arm with `fit`; returns Keras's History (for tests that compare with it)."""
     keras.utils.set_random_seed(arm.seed)  # initialization and fit's shuffling (numpy's global RNG)
     model = build_seed_model(splits.x_train.shape[1:], arm.lam)
-    listener.arm_started(arm, steps_per_epoch(len(splits.x_train), config.batch_size))
+    listener.arms_started([arm], steps_per_epoch(len(splits.x_train), config.batch_size))
     watcher = _EpochWatcher(arm, listener)
     history = model.fit(
         splits.x_train, splits.y_train,
@@ -70,7 +74,7 @@ class _EpochWatcher(keras.callbacks.Callback):
         self._epoch = epoch + 1
 
     def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
-        self.listener.batch_done(self.arm, self._epoch, batch + 1)
+        self.listener.batches_done([self.arm], self._epoch, batch + 1)
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         logs = logs or {}

@@ -1,0 +1,281 @@
+"""Every arm of a sweep trained at once: Keras's own `train_step`/`test_step`, vmapped, in one compiled scan.
+
+Why it is exactly Keras: the step functions are the model's own (`JAXTrainer.train_step`: its loss,
+its regularization losses, its metrics, its Adam `stateless_apply`); reglab only stacks the state of
+every arm along leading axes and drives them with `jax.vmap` and `jax.lax.scan`.
+
+Why one compilation serves any λ: each regularized variable's Keras regularizer is swapped for a
+`TracedPenalty` that computes the same formula with λ read from the step's inputs.
+
+Layout: arms are a (seeds × λ) grid, exactly `SweepConfig.arms()` order. The outer vmap runs over
+seeds (each has its own batches); the inner one over λ (arms of one seed share the batch, so the data
+are read once per seed: common random numbers). Each seed's initial weights and per-epoch shuffles are
+the ones `keras.utils.set_random_seed(seed)` gives the `keras` engine, so both engines see the same
+batches.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any
+
+import numpy as np
+
+from .._keras import keras
+from ..config import Arm, SweepConfig
+from ..datasets import Splits
+from ..errors import ConfigError
+from ..models import build_seed_model
+from ..record import EpochRecord
+from . import Listener, steps_per_epoch
+
+import jax
+import jax.numpy as jnp
+
+#: About this many batches per compiled scan call: progress and Ctrl-C are handled between chunks.
+CHUNK_STEPS = 128
+
+
+def chunk_length(n_full: int, target: int = CHUNK_STEPS) -> int:
+    """A chunk length that divides the epoch's full batches evenly, so one compilation serves them all
+    (1,562 → 142; 93 → 93); when no divisor is near the target, `target` (one more compile for the rest)."""
+    if n_full <= 2 * target:
+        return max(n_full, 1)
+    divisors = [d for d in range(target // 2, 2 * target + 1) if n_full % d == 0]
+    return min(divisors, key=lambda d: abs(d - target)) if divisors else target
+
+
+class TracedPenalty:
+    """Keras's `L2` formula (`l2 * sum(square(x))`), with λ set to a traced per-arm value while tracing."""
+
+    def __init__(self) -> None:
+        self.lam: Any = None
+
+    def __call__(self, x: Any) -> Any:
+        return self.lam * keras.ops.sum(keras.ops.square(x))
+
+
+def regularized_variables(model: Any) -> list[Any]:
+    """The trainable variables that carry a regularizer; only L2 is supported by this engine for now."""
+    found = []
+    for v in model.trainable_variables:
+        reg = getattr(v, "regularizer", None)
+        if reg is None:
+            continue
+        if not isinstance(reg, (keras.regularizers.L2, TracedPenalty)):
+            raise ConfigError(f"the fused engine supports L2 regularizers; {v.path} has {type(reg).__name__}")
+        found.append(v)
+    if not found:
+        raise ConfigError("the model declares no kernel_regularizer: nothing for λ to act on")
+    return found
+
+
+class VmapStrategy:
+    """The general path: Keras's own `train_step`/`test_step`, vmapped over (seed, λ) arms.
+
+    Works for any Keras model whose regularizers are L2; slower than packing on a CPU because the
+    vmapped products become batched matmuls with layout copies (see packing.py).
+    """
+
+    def __init__(self, model: Any, n_lams: int) -> None:
+        reg_vars = regularized_variables(model)
+        self.penalties = []
+        for v in reg_vars:
+            p = TracedPenalty()
+            v.regularizer = p
+            self.penalties.append(p)
+        self.model, self.n_lams = model, n_lams
+        self._reg_index = [i for i, v in enumerate(model.trainable_variables) if any(v is r for r in reg_vars)]
+        model.reset_metrics()
+        self._metric_zeros = [np.asarray(v.value) for v in model.metrics_variables]
+        self._non_trainable = [np.asarray(v.value) for v in model.non_trainable_variables]
+        self._opt_init = [np.asarray(v.value) for v in model.optimizer.variables]
+
+    def final_weights(self, state: tuple) -> list[list[list[np.ndarray]]]:
+        trainable = [np.asarray(v) for v in state[0]]
+        S, L = trainable[0].shape[:2]
+        return [[[np.array(v[s, l]) for v in trainable] for l in range(L)] for s in range(S)]
+
+    def _grid(self, values: list[Any], n_seeds: int) -> list[Any]:
+        return [jnp.asarray(np.broadcast_to(np.asarray(v), (n_seeds, self.n_lams) + np.shape(v)).copy()) for v in values]
+
+    def initial_state(self, per_seed_values: list[list[np.ndarray]]) -> tuple:
+        S = len(per_seed_values)
+        trainable = [jnp.asarray(np.broadcast_to(np.stack(leaves)[:, None], (S, self.n_lams) + leaves[0].shape).copy())
+                     for leaves in zip(*per_seed_values)]
+        return (trainable, self._grid(self._non_trainable, S), self._grid(self._opt_init, S), self._grid(self._metric_zeros, S))
+
+    def make_functions(self) -> dict[str, Any]:
+        model = self.model
+
+        def set_lam(lam: Any) -> None:
+            for p in self.penalties:
+                p.lam = lam
+
+        def one_train_step(state, x, y, lam):
+            set_lam(lam)
+            return model.train_step(state, (x, y))
+
+        def one_test_step(state, x, y, lam):
+            set_lam(lam)
+            return model.test_step(state, (x, y))
+
+        # inner vmap: arms of one seed share the batch; outer vmap: seeds, each with its own batch
+        train_step = jax.vmap(jax.vmap(one_train_step, in_axes=(0, None, None, 0)), in_axes=(0, 0, 0, 0))
+        test_step = jax.vmap(jax.vmap(one_test_step, in_axes=(0, None, None, 0)), in_axes=(0, None, None, 0))
+        metric_zeros = self._metric_zeros
+
+        def freeze(active, new, old):
+            def pick(n, o):
+                return jnp.where(active.reshape(active.shape + (1,) * (n.ndim - active.ndim)), n, o)
+            return jax.tree_util.tree_map(pick, new, old)
+
+        def train_chunk(state, x_all, y_all, idx, lam, active):
+            def body(state, idx_t):
+                logs, new_state = train_step(state, x_all[idx_t], y_all[idx_t], lam)
+                return new_state, logs
+            new_state, logs = jax.lax.scan(body, state, idx)
+            return freeze(active, new_state, state), jax.tree_util.tree_map(lambda a: a[-1], logs)
+
+        def evaluate(state, x_batches, y_batches, x_last, y_last, lam):
+            zeros = [jnp.broadcast_to(z, lam.shape + z.shape) for z in metric_zeros]
+            st = (state[0], state[1], zeros)
+
+            def body(st, xy):
+                logs, st = test_step(st, xy[0], xy[1], lam)
+                return st, logs
+            st, logs = jax.lax.scan(body, st, (x_batches, y_batches))
+            logs = jax.tree_util.tree_map(lambda a: a[-1], logs)
+            if x_last is not None:
+                logs, st = test_step(st, x_last, y_last, lam)
+            return logs
+
+        def kernel_stats(state, lam):
+            sumsq = sum(jnp.sum(jnp.square(state[0][i]), axis=tuple(range(2, state[0][i].ndim))) for i in self._reg_index)
+            return sumsq, lam * sumsq
+
+        def reset_metrics(state):
+            return (state[0], state[1], state[2], [jnp.broadcast_to(z, state[0][0].shape[:2] + z.shape) for z in metric_zeros])
+
+        return {
+            "train_chunk": jax.jit(train_chunk, donate_argnums=(0,)),
+            "evaluate": jax.jit(evaluate),
+            "kernel_stats": jax.jit(kernel_stats),
+            "reset_metrics": jax.jit(reset_metrics, donate_argnums=(0,)),
+        }
+
+
+def _initial_weights(shape: tuple[int, ...], seed: int, n_train: int) -> tuple[Any, list[np.ndarray], np.random.RandomState]:
+    """What the keras engine starts from for this seed: the model built right after set_random_seed(seed),
+    and numpy's global RNG in the state `fit` will shuffle with."""
+    keras.utils.set_random_seed(seed)
+    model = build_seed_model(shape, 0.0)
+    values = [np.asarray(v.value) for v in model.trainable_variables]
+    rng = np.random.RandomState()
+    rng.set_state(np.random.get_state())
+    rng.permutation(n_train)  # Keras's `fit` spends one shuffle building the model's metrics (_symbolic_build)
+    return model, values, rng
+
+
+def _batches(x: np.ndarray, batch_size: int) -> tuple[Any, Any]:
+    n_full = len(x) // batch_size
+    full = x[: n_full * batch_size].reshape((n_full, batch_size) + x.shape[1:])
+    rest = x[n_full * batch_size:]
+    return jnp.asarray(full), (jnp.asarray(rest) if len(rest) else None)
+
+
+def make_strategy(model: Any, n_lams: int, lams: np.ndarray, n_seeds: int, strategy: str = "auto") -> Any:
+    """`packed` when the model is a Flatten/Dense stack (fast), else `vmap` (general)."""
+    from .packing import PackedStrategy, pack_model
+
+    if strategy in ("auto", "packed"):
+        packed = pack_model(model, n_lams)
+        if packed is not None:
+            return PackedStrategy(model, packed, lams)
+        if strategy == "packed":
+            raise ConfigError("this model cannot be packed (only Flatten and Dense layers can)")
+    return VmapStrategy(model, n_lams)
+
+
+def train(config: SweepConfig, splits: Splits, listener: Listener, strategy: str = "auto") -> dict[int, list[np.ndarray]]:
+    """Train every arm at once; returns each arm's final trainable weights (original layout)."""
+    arms = config.arms()
+    seeds, lams = config.seed_values, config.lambdas
+    S, L = len(seeds), len(lams)
+    shape = splits.x_train.shape[1:]
+    n, B = len(splits.x_train), config.batch_size
+    steps = steps_per_epoch(n, B)
+
+    rngs, inits = [], []
+    model = None
+    for s in seeds:
+        model, values, rng = _initial_weights(shape, s, n)
+        inits.append(values)
+        rngs.append(rng)
+    # build the template's metrics and optimizer state as `fit` would, before anything is swapped
+    model.evaluate(splits.x_val[:1], splits.y_val[:1], verbose=0)
+    model.optimizer.build(model.trainable_variables)
+    regularized_variables(model)  # refuse unsupported regularizers before compiling anything
+    lam_grid = np.broadcast_to(np.asarray(lams, dtype=np.float32), (S, L)).copy()
+    strat = make_strategy(model, L, lam_grid[0], S, strategy)
+    fns = strat.make_functions()
+    state = strat.initial_state(inits)
+    lam = jnp.asarray(lam_grid)
+    active = np.ones((S, L), dtype=bool)
+    status = np.full((S, L), "completed", dtype=object)
+
+    x_train, y_train = jnp.asarray(splits.x_train), jnp.asarray(splits.y_train)
+    xv_full, xv_last = _batches(splits.x_val, B)
+    yv_full, yv_last = _batches(splits.y_val, B)
+
+    listener.arms_started(arms, steps)
+    n_full = n // B
+    chunk = chunk_length(n_full)
+    for epoch in range(1, config.epochs + 1):
+        t0 = time.perf_counter()
+        perms = np.stack([rng.permutation(n) for rng in rngs])  # (seeds, n): Keras's shuffle, per seed
+        state = fns["reset_metrics"](state)
+        active_dev = jnp.asarray(active)
+        done = 0
+        logs = None
+        while done < n_full:
+            k = min(chunk, n_full - done)
+            idx = perms[:, done * B:(done + k) * B].reshape(S, k, B).transpose(1, 0, 2)
+            state, logs = fns["train_chunk"](state, x_train, y_train, jnp.asarray(idx), lam, active_dev)
+            done += k
+            listener.batches_done(arms, epoch, done)
+        if n % B:
+            idx = perms[:, n_full * B:][None]
+            state, logs = fns["train_chunk"](state, x_train, y_train, jnp.asarray(idx), lam, active_dev)
+            listener.batches_done(arms, epoch, steps)
+        val = fns["evaluate"](state, xv_full, yv_full, xv_last, yv_last, lam)
+        sumsq, penalty = fns["kernel_stats"](state, lam)
+        logs, val, sumsq, penalty = jax.device_get((logs, val, sumsq, penalty))
+        seconds = time.perf_counter() - t0
+        for arm in arms:
+            si, li = divmod(arm.index, L)
+            if status[si, li] == "diverged":
+                continue
+            record = EpochRecord(
+                arm=arm.index, lam=arm.lam, seed=arm.seed, epoch=epoch,
+                loss=float(logs["loss"][si, li]), val_loss=float(val["loss"][si, li]),
+                accuracy=float(logs["accuracy"][si, li]), val_accuracy=float(val["accuracy"][si, li]),
+                data_loss=float(logs["data_loss"][si, li]), val_data_loss=float(val["data_loss"][si, li]),
+                penalty=float(penalty[si, li]), kernel_norm=math.sqrt(float(sumsq[si, li])), seconds=seconds,
+            )
+            listener.epoch_done(record)
+            if not math.isfinite(record.loss):
+                status[si, li] = "diverged"
+                active[si, li] = False
+        if not active.any():
+            break
+
+    xt_full, xt_last = _batches(splits.x_test, B)
+    yt_full, yt_last = _batches(splits.y_test, B)
+    test = jax.device_get(fns["evaluate"](state, xt_full, yt_full, xt_last, yt_last, lam))
+    weights = strat.final_weights(state)
+    for arm in arms:
+        si, li = divmod(arm.index, L)
+        listener.arm_finished(arm, str(status[si, li]), {k: float(test[k][si, li]) for k in ("loss", "accuracy", "data_loss")})
+    return {arm.index: weights[arm.index // L][arm.index % L] for arm in arms}

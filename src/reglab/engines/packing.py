@@ -1,0 +1,279 @@
+"""Pack A arms of a Dense network into one Keras model whose matrix products serve every arm at once.
+
+Why: vmapping a Dense layer over arms turns each step's products into many small batched matmuls plus
+layout copies; XLA on a CPU runs those far below its matmul speed. Packing lays the first kernel of
+every arm side by side, `[in, A·units]`, so the first layer (nearly all of the work) is one plain
+matrix product, `x @ [W₁ | W₂ | … | W_A]`; later layers are per-arm `EinsumDense("bai,aio->bao")`.
+Columns of one arm never mix with another's, so each arm computes exactly what its own model would
+(up to the summation order inside the product, ~1e-7).
+
+The packed model is built from the user's model layer by layer; a model with a layer this module
+does not know returns `None`, and the fused engine falls back to vmapping Keras's own `train_step`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .._keras import keras
+
+
+@dataclass(frozen=True)
+class PackedVariable:
+    """How one trainable variable of the packed model holds the arms' copies of an original variable."""
+
+    source: int  # index in the original model's trainable_variables
+    layout: str  # "columns": [in, A·units] / [A·units];  "leading": [A, ...]
+    units: int  # for "columns": the original last-axis size
+    regularized: bool
+
+
+@dataclass(frozen=True)
+class PackedModel:
+    model: Any
+    n_arms: int
+    variables: tuple[PackedVariable, ...]
+
+    def pack(self, per_arm: list[list[np.ndarray]]) -> list[np.ndarray]:
+        """Per-arm values of the original trainable variables → values of the packed variables."""
+        out = []
+        for pv in self.variables:
+            leaves = np.stack([np.asarray(arm[pv.source]) for arm in per_arm])  # [A, ...]
+            if pv.layout == "columns":
+                moved = np.moveaxis(leaves, 0, -2)  # [..., A, units]
+                out.append(moved.reshape(moved.shape[:-2] + (-1,)))
+            else:
+                out.append(leaves)
+        return out
+
+    def unpack(self, values: list[Any]) -> list[list[np.ndarray]]:
+        """The inverse of `pack`: packed values → per arm, the original trainable variables' values."""
+        n_original = max(pv.source for pv in self.variables) + 1
+        arms: list[list[Any]] = [[None] * n_original for _ in range(self.n_arms)]
+        for value, pv in zip(values, self.variables):
+            value = np.asarray(value)
+            if pv.layout == "columns":
+                value = np.moveaxis(value.reshape(value.shape[:-1] + (self.n_arms, pv.units)), -2, 0)
+            for a in range(self.n_arms):
+                arms[a][pv.source] = np.array(value[a])
+        return arms
+
+    def arm_axis_view(self, value: Any, pv: PackedVariable) -> tuple[Any, tuple[int, ...]]:
+        """A view of a packed value with an explicit arm axis, and the other axes (to reduce over)."""
+        if pv.layout == "columns":
+            v = value.reshape(value.shape[:-1] + (self.n_arms, pv.units))
+            arm_axis = v.ndim - 2
+        else:
+            v, arm_axis = value, 0
+        return v, tuple(i for i in range(v.ndim) if i != arm_axis)
+
+    def arm_mask(self, active: Any, value: Any, pv: PackedVariable) -> Any:
+        """`active` ([A] booleans) broadcast to the packed value's shape."""
+        import jax.numpy as jnp
+
+        if pv.layout == "columns":
+            return jnp.repeat(active, pv.units, total_repeat_length=value.shape[-1])
+        return active.reshape((self.n_arms,) + (1,) * (value.ndim - 1))
+
+
+def pack_model(model: Any, n_arms: int) -> PackedModel | None:
+    """The packed equivalent of a Sequential of Flatten/Dense layers, or None for anything else."""
+    if not isinstance(model, keras.Sequential):
+        return None
+    index = {id(v): i for i, v in enumerate(model.trainable_variables)}
+    inputs = keras.Input(shape=model.input_shape[1:])
+    h = inputs
+    packed = False
+    plan: list[tuple[Any, Any, str]] = []
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.Flatten) and not packed:
+            h = keras.layers.Flatten()(h)
+        elif isinstance(layer, keras.layers.Dense) and not packed:
+            if len(h.shape) != 2:
+                return None
+            dense = keras.layers.Dense(n_arms * layer.units, use_bias=layer.use_bias)
+            h = keras.layers.Activation(layer.activation)(keras.layers.Reshape((n_arms, layer.units))(dense(h)))
+            plan.append((layer, dense, "columns"))
+            packed = True
+        elif isinstance(layer, keras.layers.Dense):
+            dense = keras.layers.EinsumDense(
+                "bai,aio->bao", output_shape=(n_arms, layer.units),
+                bias_axes="ao" if layer.use_bias else None, activation=layer.activation,
+            )
+            h = dense(h)
+            plan.append((layer, dense, "leading"))
+        else:
+            return None
+    if not packed:
+        return None
+    packed_model = keras.Model(inputs, h)
+    variables = []
+    for layer, dense, layout in plan:
+        pairs = [(layer.kernel, dense.kernel)] + ([(layer.bias, dense.bias)] if layer.use_bias else [])
+        for original, _ in pairs:
+            variables.append(PackedVariable(
+                source=index[id(original)], layout=layout, units=layer.units,
+                regularized=original is layer.kernel and layer.kernel_regularizer is not None,
+            ))
+    order = [id(v) for v in packed_model.trainable_variables]
+    expected = [id(p) for _, dense, _ in plan for p in ([dense.kernel] + ([dense.bias] if dense.bias is not None else []))]
+    if order != expected:  # pragma: no cover - Keras orders variables by layer, then kernel before bias
+        return None
+    return PackedModel(packed_model, n_arms, tuple(variables))
+
+
+class PackedStrategy:
+    """Fused training on a `PackedModel`: one packed Keras model per seed, vmapped over seeds.
+
+    The step is Keras's own pieces applied to the packed model: `stateless_call` for the forward
+    pass, Keras's sparse categorical cross-entropy and accuracy, the model's L2 formula per arm, and
+    the compiled optimizer's own `stateless_apply` (Adam acts element by element, so on packed
+    variables it is exactly each arm's Adam). Metrics are Keras's running means, kept per arm.
+    """
+
+    def __init__(self, original: Any, packed: PackedModel, lams: np.ndarray) -> None:
+        import jax
+        import jax.numpy as jnp
+
+        self.packed, self.n_arms = packed, packed.n_arms
+        model = packed.model
+        optimizer = original.optimizer.__class__.from_config(original.optimizer.get_config())
+        optimizer.build(model.trainable_variables)
+        self.optimizer = optimizer
+        trainables = list(model.trainable_variables)
+        slots = {}
+        for name in ("_momentums", "_velocities"):
+            for j, v in enumerate(getattr(optimizer, name, []) or []):
+                slots[id(v)] = j
+        self._opt_slot = [slots.get(id(v)) for v in optimizer.variables]
+        self._opt_init = [np.asarray(v.value) for v in optimizer.variables]
+        self._non_trainable = [np.asarray(v.value) for v in model.non_trainable_variables]
+        loss_fn = keras.ops.sparse_categorical_crossentropy
+        accuracy_fn = keras.metrics.sparse_categorical_accuracy
+        pvs = packed.variables
+        A = self.n_arms
+        if len(trainables) != len(pvs):  # pragma: no cover
+            raise RuntimeError("packed model variables do not match the plan")
+
+        def penalties(trainable, lam):
+            total = jnp.zeros((A,), jnp.float32)
+            for value, pv in zip(trainable, pvs):
+                if pv.regularized:
+                    view, axes = packed.arm_axis_view(value, pv)
+                    total = total + lam * jnp.sum(jnp.square(view), axis=axes)
+            return total
+
+        def forward(trainable, non_trainable, xb, yb, lam, training):
+            y_pred, non_trainable = model.stateless_call(trainable, non_trainable, xb, training=training)
+            y_arms = jnp.broadcast_to(yb[:, None], y_pred.shape[:2])
+            ce_each = loss_fn(y_arms, y_pred)  # [B, A]
+            ce = jnp.sum(ce_each, axis=0) / ce_each.shape[0]  # Keras's "sum_over_batch_size"
+            loss = ce + penalties(trainable, lam)
+            acc_each = accuracy_fn(y_arms, y_pred)
+            return loss, ce_each, acc_each, non_trainable
+
+        def update_metrics(m, loss, ce_each, acc_each):
+            b = jnp.float32(ce_each.shape[0])
+            return {
+                "loss_total": m["loss_total"] + loss * b, "loss_count": m["loss_count"] + b,
+                "acc_total": m["acc_total"] + jnp.sum(acc_each, axis=0), "acc_count": m["acc_count"] + b,
+                "ce_total": m["ce_total"] + jnp.sum(ce_each, axis=0), "ce_count": m["ce_count"] + b,
+            }
+
+        def train_step(state, xb, yb, lam):
+            trainable, non_trainable, opt_vars, metrics = state
+
+            def objective(trainable):
+                loss, ce_each, acc_each, nt = forward(trainable, non_trainable, xb, yb, lam, True)
+                return jnp.sum(loss), (loss, ce_each, acc_each, nt)
+
+            (_, (loss, ce_each, acc_each, nt)), grads = jax.value_and_grad(objective, has_aux=True)(trainable)
+            trainable, opt_vars = optimizer.stateless_apply(opt_vars, grads, trainable)
+            return (trainable, nt, opt_vars, update_metrics(metrics, loss, ce_each, acc_each))
+
+        def test_step(trainable, non_trainable, metrics, xb, yb, lam):
+            loss, ce_each, acc_each, _ = forward(trainable, non_trainable, xb, yb, lam, False)
+            return update_metrics(metrics, loss, ce_each, acc_each)
+
+        def freeze(active, new, old):
+            trainable = [jnp.where(packed.arm_mask(active, n, pv), n, o) for n, o, pv in zip(new[0], old[0], pvs)]
+            opt_vars = [
+                n if slot is None else jnp.where(packed.arm_mask(active, n, pvs[slot]), n, o)
+                for n, o, slot in zip(new[2], old[2], self._opt_slot)
+            ]
+            return (trainable, new[1], opt_vars, new[3])
+
+        self._train_one, self._test_one, self._freeze_one, self._penalties = train_step, test_step, freeze, penalties
+        self.lams = lams
+
+    @staticmethod
+    def results(m: dict[str, Any]) -> dict[str, Any]:
+        import jax.numpy as jnp
+
+        div = lambda a, b: jnp.where(b == 0, 0.0, a / jnp.where(b == 0, 1.0, b))  # noqa: E731 (divide_no_nan)
+        return {"loss": div(m["loss_total"], m["loss_count"]), "accuracy": div(m["acc_total"], m["acc_count"]),
+                "data_loss": div(m["ce_total"], m["ce_count"])}
+
+    def final_weights(self, states: list[tuple]) -> list[list[list[np.ndarray]]]:
+        """[seed][λ] → the arm's trainable weights, in the original model's layout and order."""
+        return [self.packed.unpack(st[0]) for st in states]
+
+    def zero_metrics(self) -> dict[str, Any]:
+        import jax.numpy as jnp
+
+        keys = ("loss_total", "loss_count", "acc_total", "acc_count", "ce_total", "ce_count")
+        return {k: jnp.zeros((self.n_arms,), jnp.float32) for k in keys}  # distinct buffers: donated
+
+    def initial_state(self, per_seed_values: list[list[np.ndarray]]) -> list[tuple]:
+        """One packed state per seed, kept as a Python list: each seed's step is then a plain (not
+        vmapped) computation whose first layer is one matrix product."""
+        import jax.numpy as jnp
+
+        return [
+            ([jnp.asarray(v) for v in self.packed.pack([values] * self.n_arms)],
+             [jnp.asarray(v) for v in self._non_trainable], [jnp.asarray(v) for v in self._opt_init],
+             self.zero_metrics())
+            for values in per_seed_values
+        ]
+
+    # the jitted pieces the fused driver calls; arrays it passes and receives have a leading seed axis
+    def make_functions(self) -> dict[str, Any]:
+        import jax
+        import jax.numpy as jnp
+
+        stack = lambda dicts: {k: jnp.stack([d[k] for d in dicts]) for k in dicts[0]}  # noqa: E731
+
+        def train_chunk(states, x_all, y_all, idx, lam, active):
+            def body(states, idx_t):  # idx_t: [seeds, batch]
+                return [self._train_one(st, x_all[idx_t[s]], y_all[idx_t[s]], lam[s]) for s, st in enumerate(states)], None
+
+            new_states, _ = jax.lax.scan(body, states, idx)
+            new_states = [self._freeze_one(active[s], new, old) for s, (new, old) in enumerate(zip(new_states, states))]
+            return new_states, stack([self.results(st[3]) for st in new_states])
+
+        def evaluate(states, x_batches, y_batches, x_last, y_last, lam):
+            def body(metrics, xy):
+                return [self._test_one(st[0], st[1], m, xy[0], xy[1], lam[s]) for s, (st, m) in enumerate(zip(states, metrics))], None
+
+            metrics, _ = jax.lax.scan(body, [self.zero_metrics() for _ in states], (x_batches, y_batches))
+            if x_last is not None:
+                metrics = [self._test_one(st[0], st[1], m, x_last, y_last, lam[s]) for s, (st, m) in enumerate(zip(states, metrics))]
+            return stack([self.results(m) for m in metrics])
+
+        def kernel_stats(states, lam):
+            ones = jnp.ones((self.n_arms,), jnp.float32)
+            return (jnp.stack([self._penalties(st[0], ones) for st in states]),
+                    jnp.stack([self._penalties(st[0], lam[s]) for s, st in enumerate(states)]))
+
+        def reset_metrics(states):
+            return [(st[0], st[1], st[2], self.zero_metrics()) for st in states]
+
+        return {
+            "train_chunk": jax.jit(train_chunk, donate_argnums=(0,)),
+            "evaluate": jax.jit(evaluate),
+            "kernel_stats": jax.jit(kernel_stats),
+            "reset_metrics": jax.jit(reset_metrics, donate_argnums=(0,)),
+        }

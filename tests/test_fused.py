@@ -1,0 +1,97 @@
+"""The fused engine against Keras `fit`: the same weights and metrics, step for step, for every arm."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from helpers import Collect, original_study_fit, small_splits
+from reglab._keras import keras
+from reglab.config import SweepConfig
+from reglab.engines import fused, packing
+from reglab.models import build_seed_model
+
+LAMBDAS = (0.0, 1e-3, 1e-2)
+
+
+def run_fused(lambdas=LAMBDAS, seeds=2, epochs=2, strategy="auto", splits=None):
+    config = SweepConfig(lambdas=lambdas, seeds=seeds, seed=5, epochs=epochs, dataset="mnist-5k", engine="fused")
+    listener = Collect()
+    weights = fused.train(config, splits or small_splits(), listener, strategy=strategy)
+    return config, listener, weights
+
+
+@pytest.mark.parametrize("strategy", ["packed", "vmap"])
+def test_every_arm_matches_keras_fit_step_for_step(strategy):
+    """Same seeds → same initial weights and the same shuffled batches as `fit`; after 2 epochs of
+    300 samples (10 steps each, the last one partial), weights agree to 1e-5 of each tensor's scale."""
+    splits = small_splits()
+    config, listener, weights = run_fused(strategy=strategy, splits=splits)
+    records = listener.by_arm()
+    assert len(weights) == len(config.arms()) == 6
+    for arm in config.arms():
+        model, history = original_study_fit(splits, arm.lam, arm.seed, epochs=2)
+        for got, want in zip(weights[arm.index], model.trainable_variables):
+            want = np.asarray(want)
+            assert got.shape == want.shape
+            assert np.max(np.abs(got - want)) <= 1e-5 * np.max(np.abs(want)), (arm, strategy)
+        for key in ("loss", "val_loss", "accuracy", "val_accuracy"):
+            ours = [getattr(r, key) for r in records[arm.index]]
+            np.testing.assert_allclose(ours, history.history[key], atol=1e-5, err_msg=f"{arm} {key}")
+
+
+def test_val_loss_is_data_loss_plus_penalty_and_test_metrics_are_kept():
+    config, listener, _ = run_fused(seeds=1)
+    for r in listener.records:
+        assert r.val_loss == pytest.approx(r.val_data_loss + r.penalty, rel=2e-6, abs=1e-6)
+        assert r.penalty == pytest.approx(r.lam * r.kernel_norm**2, rel=1e-5)
+    assert [status for _, status, _ in listener.finished] == ["completed"] * 3
+    assert all(0 < test["accuracy"] <= 1 and test["data_loss"] > 0 for _, _, test in listener.finished)
+
+
+def test_same_config_gives_the_same_record():
+    strip = lambda records: [dataclasses.replace(r, seconds=0.0) for r in records]  # noqa: E731
+    _, a, wa = run_fused(seeds=1)
+    _, b, wb = run_fused(seeds=1)
+    assert strip(a.records) == strip(b.records)
+    assert all(np.array_equal(x, y) for i in wa for x, y in zip(wa[i], wb[i]))
+
+
+def test_a_diverging_arm_stops_and_leaves_the_others_untouched():
+    _, calm, _ = run_fused(lambdas=(1e-3, 1e-2), seeds=1, epochs=3)
+    _, wild, weights = run_fused(lambdas=(1e-3, 1e38), seeds=1, epochs=3)
+    assert [s for _, s, _ in wild.finished] == ["completed", "diverged"]
+    diverged = [r for r in wild.records if r.arm == 1]
+    assert len(diverged) == 1 and not np.isfinite(diverged[0].loss)
+    strip = lambda rs: [dataclasses.replace(r, seconds=0.0) for r in rs if r.arm == 0]  # noqa: E731
+    assert strip(wild.records) == strip(calm.records)
+
+
+def test_packing_round_trips_and_computes_what_each_arm_computes():
+    keras.utils.set_random_seed(0)
+    models = [build_seed_model((28, 28), lam) for lam in LAMBDAS]
+    per_arm = [[np.asarray(v.value) for v in m.trainable_variables] for m in models]
+    packed = packing.pack_model(models[0], len(models))
+    values = packed.pack(per_arm)
+    assert values[0].shape == (784, 3 * 128) and values[2].shape == (3, 128, 10)
+    assert all(np.array_equal(a, b) for arm, back in zip(per_arm, packed.unpack(values)) for a, b in zip(arm, back))
+    x = small_splits().x_val[:16]
+    y_packed, _ = packed.model.stateless_call(values, [], x)
+    for a, m in enumerate(models):
+        np.testing.assert_allclose(np.asarray(y_packed)[:, a], np.asarray(m(x)), rtol=1e-5, atol=1e-7)
+    assert [pv.regularized for pv in packed.variables] == [True, False, False, False]
+
+
+def test_models_with_other_layers_are_not_packed():
+    model = keras.Sequential([keras.Input((28, 28)), keras.layers.Flatten(),
+                              keras.layers.Dense(8, kernel_regularizer=keras.regularizers.l2(1e-3)),
+                              keras.layers.Dropout(0.5), keras.layers.Dense(10, activation="softmax")])
+    assert packing.pack_model(model, 2) is None
+
+
+def test_chunk_length_divides_the_epoch():
+    assert fused.chunk_length(1562) == 142 and 1562 % 142 == 0
+    assert fused.chunk_length(93) == 93 and fused.chunk_length(1) == 1
+    assert fused.chunk_length(1009) == fused.CHUNK_STEPS  # a prime: one extra compile for the rest
