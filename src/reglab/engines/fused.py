@@ -1,17 +1,16 @@
-"""Every arm of a sweep trained at once: Keras's own `train_step`/`test_step`, vmapped, in one compiled scan.
+"""Every arm of a sweep trained at once, in one compiled JAX program, with Keras's own numbers.
 
-Why it is exactly Keras: the step functions are the model's own (`JAXTrainer.train_step`: its loss,
-its regularization losses, its metrics, its Adam `stateless_apply`); reglab only stacks the state of
-every arm along leading axes and drives them with `jax.vmap` and `jax.lax.scan`.
+The driver (`train`) is shared; a strategy holds the arms' state and the compiled step:
+- `PackedStrategy` (packing.py), for Flatten/Dense networks: a seed's arms packed into one Keras
+  model whose first layer is a single matrix product for all of them. The fast path.
+- `VmapStrategy` (here), for any model: Keras's own `train_step`/`test_step`, `jax.vmap`ped over a
+  (seeds × λ) grid; the outer vmap runs over seeds (each with its own batches), the inner one over λ
+  (arms of one seed share the batch).
 
-Why one compilation serves any λ: each regularized variable's Keras regularizer is swapped for a
-`TracedPenalty` that computes the same formula with λ read from the step's inputs.
-
-Layout: arms are a (seeds × λ) grid, exactly `SweepConfig.arms()` order. The outer vmap runs over
-seeds (each has its own batches); the inner one over λ (arms of one seed share the batch, so the data
-are read once per seed: common random numbers). Each seed's initial weights and per-epoch shuffles are
+One compilation serves any λ values: λ is an input of the program (`TracedPenalty` stands in for a
+kernel's Keras L2 regularizer while tracing). Each seed's initial weights and per-epoch shuffles are
 the ones `keras.utils.set_random_seed(seed)` gives the `keras` engine, so both engines see the same
-batches.
+batches and the same arms share them (common random numbers).
 """
 
 from __future__ import annotations
@@ -20,6 +19,8 @@ import math
 import time
 from typing import Any
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 
 from .._keras import keras
@@ -29,9 +30,6 @@ from ..errors import ConfigError
 from ..models import build_seed_model
 from ..record import EpochRecord
 from . import Listener, steps_per_epoch
-
-import jax
-import jax.numpy as jnp
 
 #: About this many batches per compiled scan call: progress and Ctrl-C are handled between chunks.
 CHUNK_STEPS = 128
@@ -78,7 +76,10 @@ class VmapStrategy:
     vmapped products become batched matmuls with layout copies (see packing.py).
     """
 
-    def __init__(self, model: Any, n_lams: int) -> None:
+    def __init__(self, model: Any, n_lams: int, sample: tuple[np.ndarray, np.ndarray]) -> None:
+        # build the model's metrics and optimizer state as `fit` would, before its regularizers are swapped
+        model.evaluate(*sample, verbose=0)
+        model.optimizer.build(model.trainable_variables)
         reg_vars = regularized_variables(model)
         self.penalties = []
         for v in reg_vars:
@@ -131,12 +132,14 @@ class VmapStrategy:
                 return jnp.where(active.reshape(active.shape + (1,) * (n.ndim - active.ndim)), n, o)
             return jax.tree_util.tree_map(pick, new, old)
 
-        def train_chunk(state, x_all, y_all, idx, lam, active):
+        def train_chunk(state, x_all, y_all, idx, lam, active, do_freeze):
             def body(state, idx_t):
                 logs, new_state = train_step(state, x_all[idx_t], y_all[idx_t], lam)
                 return new_state, logs
             new_state, logs = jax.lax.scan(body, state, idx)
-            return freeze(active, new_state, state), jax.tree_util.tree_map(lambda a: a[-1], logs)
+            if do_freeze:
+                new_state = freeze(active, new_state, state)
+            return new_state, jax.tree_util.tree_map(lambda a: a[-1], logs)
 
         def evaluate(state, x_batches, y_batches, x_last, y_last, lam):
             zeros = [jnp.broadcast_to(z, lam.shape + z.shape) for z in metric_zeros]
@@ -159,7 +162,7 @@ class VmapStrategy:
             return (state[0], state[1], state[2], [jnp.broadcast_to(z, state[0][0].shape[:2] + z.shape) for z in metric_zeros])
 
         return {
-            "train_chunk": jax.jit(train_chunk, donate_argnums=(0,)),
+            "train_chunk": jax.jit(train_chunk, donate_argnums=(0,), static_argnums=(6,)),
             "evaluate": jax.jit(evaluate),
             "kernel_stats": jax.jit(kernel_stats),
             "reset_metrics": jax.jit(reset_metrics, donate_argnums=(0,)),
@@ -185,7 +188,8 @@ def _batches(x: np.ndarray, batch_size: int) -> tuple[Any, Any]:
     return jnp.asarray(full), (jnp.asarray(rest) if len(rest) else None)
 
 
-def make_strategy(model: Any, n_lams: int, lams: np.ndarray, n_seeds: int, strategy: str = "auto") -> Any:
+def make_strategy(model: Any, n_lams: int, lams: np.ndarray, sample: tuple[np.ndarray, np.ndarray],
+                  strategy: str = "auto") -> Any:
     """`packed` when the model is a Flatten/Dense stack (fast), else `vmap` (general)."""
     from .packing import PackedStrategy, pack_model
 
@@ -195,7 +199,7 @@ def make_strategy(model: Any, n_lams: int, lams: np.ndarray, n_seeds: int, strat
             return PackedStrategy(model, packed, lams)
         if strategy == "packed":
             raise ConfigError("this model cannot be packed (only Flatten and Dense layers can)")
-    return VmapStrategy(model, n_lams)
+    return VmapStrategy(model, n_lams, sample)
 
 
 def train(config: SweepConfig, splits: Splits, listener: Listener, strategy: str = "auto") -> dict[int, list[np.ndarray]]:
@@ -213,12 +217,9 @@ def train(config: SweepConfig, splits: Splits, listener: Listener, strategy: str
         model, values, rng = _initial_weights(shape, s, n)
         inits.append(values)
         rngs.append(rng)
-    # build the template's metrics and optimizer state as `fit` would, before anything is swapped
-    model.evaluate(splits.x_val[:1], splits.y_val[:1], verbose=0)
-    model.optimizer.build(model.trainable_variables)
     regularized_variables(model)  # refuse unsupported regularizers before compiling anything
     lam_grid = np.broadcast_to(np.asarray(lams, dtype=np.float32), (S, L)).copy()
-    strat = make_strategy(model, L, lam_grid[0], S, strategy)
+    strat = make_strategy(model, L, lam_grid[0], (splits.x_val[:1], splits.y_val[:1]), strategy)
     fns = strat.make_functions()
     state = strat.initial_state(inits)
     lam = jnp.asarray(lam_grid)
@@ -237,17 +238,18 @@ def train(config: SweepConfig, splits: Splits, listener: Listener, strategy: str
         perms = np.stack([rng.permutation(n) for rng in rngs])  # (seeds, n): Keras's shuffle, per seed
         state = fns["reset_metrics"](state)
         active_dev = jnp.asarray(active)
+        freeze = not active.all()
         done = 0
         logs = None
         while done < n_full:
             k = min(chunk, n_full - done)
             idx = perms[:, done * B:(done + k) * B].reshape(S, k, B).transpose(1, 0, 2)
-            state, logs = fns["train_chunk"](state, x_train, y_train, jnp.asarray(idx), lam, active_dev)
+            state, logs = fns["train_chunk"](state, x_train, y_train, jnp.asarray(idx), lam, active_dev, freeze)
             done += k
             listener.batches_done(arms, epoch, done)
         if n % B:
             idx = perms[:, n_full * B:][None]
-            state, logs = fns["train_chunk"](state, x_train, y_train, jnp.asarray(idx), lam, active_dev)
+            state, logs = fns["train_chunk"](state, x_train, y_train, jnp.asarray(idx), lam, active_dev, freeze)
             listener.batches_done(arms, epoch, steps)
         val = fns["evaluate"](state, xv_full, yv_full, xv_last, yv_last, lam)
         sumsq, penalty = fns["kernel_stats"](state, lam)

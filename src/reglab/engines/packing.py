@@ -61,14 +61,16 @@ class PackedModel:
                 arms[a][pv.source] = np.array(value[a])
         return arms
 
-    def arm_axis_view(self, value: Any, pv: PackedVariable) -> tuple[Any, tuple[int, ...]]:
-        """A view of a packed value with an explicit arm axis, and the other axes (to reduce over)."""
+    def arm_sumsq(self, value: Any, pv: PackedVariable) -> Any:
+        """ΣW² of each arm's copy: [A]. Columns are summed down the rows first (a contiguous reduction;
+        reducing a strided [in, A, units] view instead costs a whole extra pass per step)."""
+        import jax.numpy as jnp
+
+        sq = jnp.square(value)
         if pv.layout == "columns":
-            v = value.reshape(value.shape[:-1] + (self.n_arms, pv.units))
-            arm_axis = v.ndim - 2
-        else:
-            v, arm_axis = value, 0
-        return v, tuple(i for i in range(v.ndim) if i != arm_axis)
+            per_column = jnp.sum(sq, axis=tuple(range(value.ndim - 1)))
+            return jnp.sum(per_column.reshape(self.n_arms, pv.units), axis=1)
+        return jnp.sum(sq, axis=tuple(range(1, value.ndim)))
 
     def arm_mask(self, active: Any, value: Any, pv: PackedVariable) -> Any:
         """`active` ([A] booleans) broadcast to the packed value's shape."""
@@ -94,14 +96,15 @@ def pack_model(model: Any, n_arms: int) -> PackedModel | None:
         elif isinstance(layer, keras.layers.Dense) and not packed:
             if len(h.shape) != 2:
                 return None
-            dense = keras.layers.Dense(n_arms * layer.units, use_bias=layer.use_bias)
+            # zeros: the arms' own weights replace these at once (and random initializers compile per shape)
+            dense = keras.layers.Dense(n_arms * layer.units, use_bias=layer.use_bias, kernel_initializer="zeros")
             h = keras.layers.Activation(layer.activation)(keras.layers.Reshape((n_arms, layer.units))(dense(h)))
             plan.append((layer, dense, "columns"))
             packed = True
         elif isinstance(layer, keras.layers.Dense):
             dense = keras.layers.EinsumDense(
                 "bai,aio->bao", output_shape=(n_arms, layer.units),
-                bias_axes="ao" if layer.use_bias else None, activation=layer.activation,
+                bias_axes="ao" if layer.use_bias else None, activation=layer.activation, kernel_initializer="zeros",
             )
             h = dense(h)
             plan.append((layer, dense, "leading"))
@@ -162,8 +165,7 @@ class PackedStrategy:
             total = jnp.zeros((A,), jnp.float32)
             for value, pv in zip(trainable, pvs):
                 if pv.regularized:
-                    view, axes = packed.arm_axis_view(value, pv)
-                    total = total + lam * jnp.sum(jnp.square(view), axis=axes)
+                    total = total + lam * packed.arm_sumsq(value, pv)
             return total
 
         def forward(trainable, non_trainable, xb, yb, lam, training):
@@ -246,12 +248,13 @@ class PackedStrategy:
 
         stack = lambda dicts: {k: jnp.stack([d[k] for d in dicts]) for k in dicts[0]}  # noqa: E731
 
-        def train_chunk(states, x_all, y_all, idx, lam, active):
+        def train_chunk(states, x_all, y_all, idx, lam, active, freeze):
             def body(states, idx_t):  # idx_t: [seeds, batch]
                 return [self._train_one(st, x_all[idx_t[s]], y_all[idx_t[s]], lam[s]) for s, st in enumerate(states)], None
 
             new_states, _ = jax.lax.scan(body, states, idx)
-            new_states = [self._freeze_one(active[s], new, old) for s, (new, old) in enumerate(zip(new_states, states))]
+            if freeze:  # only once an arm has diverged: keeping the old state costs memory traffic
+                new_states = [self._freeze_one(active[s], new, old) for s, (new, old) in enumerate(zip(new_states, states))]
             return new_states, stack([self.results(st[3]) for st in new_states])
 
         def evaluate(states, x_batches, y_batches, x_last, y_last, lam):
@@ -272,7 +275,7 @@ class PackedStrategy:
             return [(st[0], st[1], st[2], self.zero_metrics()) for st in states]
 
         return {
-            "train_chunk": jax.jit(train_chunk, donate_argnums=(0,)),
+            "train_chunk": jax.jit(train_chunk, donate_argnums=(0,), static_argnums=(6,)),
             "evaluate": jax.jit(evaluate),
             "kernel_stats": jax.jit(kernel_stats),
             "reset_metrics": jax.jit(reset_metrics, donate_argnums=(0,)),

@@ -1,0 +1,166 @@
+"""How fast is the fused engine against Keras `fit`? Ratios measured in one run, on one machine.
+
+    python benchmarks/engines.py            # the full table (about 6 minutes on 2 cores)
+    python benchmarks/engines.py --quick    # smaller sweeps, for a smoke test
+
+Each case runs in a fresh subprocess (its own compilation, its own peak memory). Data: full
+Fashion-MNIST from Debian's dataset-fashion-mnist when present (MNIST's shape: 50,000 train /
+10,000 validation after the split), else generated data of that shape.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve()
+
+
+def load_data() -> tuple[object, str]:
+    from reglab.datasets import DEBIAN_FASHION_DIR, DataInfo, Splits, load_dataset
+
+    if DEBIAN_FASHION_DIR.is_dir():
+        return load_dataset("fashion_mnist"), "Fashion-MNIST (Debian dataset-fashion-mnist)"
+    rng = np.random.default_rng(0)
+    x = rng.random((60_000, 28, 28), dtype=np.float32)
+    y = rng.integers(0, 10, 60_000).astype(np.int32)
+    info = DataInfo(name="generated", requested="generated", source="numpy", split="last 10,000 of 60,000",
+                    n_train=50_000, n_val=10_000, n_test=10_000, image_shape=(28, 28), sha256="-")
+    return Splits(x[:50_000], y[:50_000], x[50_000:], y[50_000:], x[:10_000], y[:10_000], info), "generated (MNIST shape)"
+
+
+class Timer:
+    """A Listener that keeps each epoch's wall time (the same for every arm of a fused epoch)."""
+
+    def __init__(self) -> None:
+        self.epochs: dict[int, list[float]] = {}
+
+    def arms_started(self, arms, steps): ...
+    def batches_done(self, arms, epoch, step): ...
+    def arm_finished(self, arm, status, test): ...
+
+    def epoch_done(self, r) -> None:
+        self.epochs.setdefault(r.arm, []).append(r.seconds)
+
+
+def run_case(engine: str, n_lambdas: int, n_seeds: int, epochs: int) -> dict:
+    """One training in this process: wall time end to end, and per-epoch times."""
+    from reglab.config import SweepConfig
+    from reglab.engines import get_engine
+
+    splits, data_name = load_data()
+    lambdas = (0.0, 1e-4, 1e-3, 1e-2) if n_lambdas == 4 else tuple(np.logspace(-6, -1, n_lambdas))
+    config = SweepConfig(lambdas=lambdas, seeds=n_seeds, epochs=epochs, dataset="bench", engine=engine)
+    timer = Timer()
+    t0 = time.perf_counter()
+    get_engine(engine)(config, splits, timer)
+    total = time.perf_counter() - t0
+    import jax
+
+    return {
+        "engine": engine, "arms": len(config.arms()), "epochs": epochs, "total_s": total, "data": data_name,
+        "epoch_s": timer.epochs, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "n_train": len(splits.x_train), "device": str(jax.devices()[0].device_kind), "platform": jax.default_backend(),
+    }
+
+
+def in_subprocess(*args: str) -> dict:
+    out = subprocess.run([sys.executable, str(HERE), "--case", *args], capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def steady_epoch(result: dict) -> float:
+    """Seconds for one epoch of all the case's arms, compilation excluded (epochs after the first)."""
+    if result["engine"] == "fused":
+        return statistics.median(result["epoch_s"]["0"][1:])
+    return sum(statistics.median(times[1:]) for times in result["epoch_s"].values())
+
+
+def matmul_peak_gflops() -> float:
+    import jax
+    import jax.numpy as jnp
+
+    a = jnp.asarray(np.random.default_rng(0).random((2048, 2048), dtype=np.float32))
+    f = jax.jit(lambda a: a @ a)
+    f(a).block_until_ready()
+    times = []
+    for _ in range(5):
+        t0 = time.perf_counter()
+        f(a).block_until_ready()
+        times.append(time.perf_counter() - t0)
+    return 2 * 2048**3 / min(times) / 1e9
+
+
+def flops_per_arm_step(batch: int = 32) -> float:
+    """Matrix-product FLOPs of one training step of the seed model: forward, and backward for the
+    weights (the first layer's input gradient is never needed) and the hidden activations."""
+    fwd = 2 * batch * (784 * 128 + 128 * 10)
+    bwd = 2 * batch * (784 * 128 + 128 * 10) + 2 * batch * 128 * 10
+    return fwd + bwd
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="fewer arms and epochs (a smoke test, not the targets)")
+    parser.add_argument("--case", nargs=4, metavar=("ENGINE", "LAMBDAS", "SEEDS", "EPOCHS"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.case:
+        engine, n_lam, n_seed, epochs = args.case
+        print(json.dumps(run_case(engine, int(n_lam), int(n_seed), int(epochs))))
+        return
+
+    quick = args.quick
+    rows = []
+    print("reglab engine benchmark (each case in a fresh process; times in seconds)\n", flush=True)
+
+    # 1. the original experiment, end to end including compilation
+    e = "3" if quick else "10"
+    orig = {eng: in_subprocess(eng, "4", "1", e) for eng in ("keras", "fused")}
+    data = orig["fused"]["data"]
+    ratio1 = orig["keras"]["total_s"] / orig["fused"]["total_s"]
+    rows.append(("1. original experiment: 4 arms × " + e + " epochs, end to end", orig["keras"]["total_s"], orig["fused"]["total_s"], ratio1, "≥ 3×"))
+
+    # 2. a 30-arm sweep: seconds per epoch (all arms), compilation excluded
+    lam, seeds = ("10", "3") if not quick else ("4", "2")
+    sweep = {eng: in_subprocess(eng, lam, seeds, "3") for eng in ("keras", "fused")}
+    k2, f2 = steady_epoch(sweep["keras"]), steady_epoch(sweep["fused"])
+    rows.append((f"2. sweep {lam} λ × {seeds} seeds = {sweep['fused']['arms']} arms: s per epoch", k2, f2, k2 / f2, "≥ 5×"))
+
+    # 3. how the fused cost grows with the number of arms
+    growth = []
+    for n in ((1, 3, 10) if quick else (1, 3, 10, 30, 100)):
+        r = in_subprocess("fused", str(n), "1", "2")
+        growth.append((n, steady_epoch(r) / n, r["peak_rss_mb"]))
+
+    # 4. effective GFLOP/s of the fused loop at 30 arms, next to the machine's matmul peak
+    steps = -(-sweep["fused"]["n_train"] // 32)
+    gflops = flops_per_arm_step() * steps * sweep["fused"]["arms"] / f2 / 1e9
+    peak = matmul_peak_gflops()
+
+    print(f"data: {data}; device: {orig['fused']['device']} ({orig['fused']['platform']}); cores: {os.cpu_count()}\n")
+    print(f"{'case':58} {'keras':>9} {'fused':>9} {'ratio':>7}  target")
+    for name, k, f, r, target in rows:
+        print(f"{name:58} {k:9.2f} {f:9.2f} {r:6.1f}×  {target}")
+    print("\n3. fused engine, cost per arm-epoch as the sweep grows (1 seed, λ on a log grid)")
+    print(f"{'arms':>6} {'s per arm-epoch':>16} {'peak RSS MB':>12}")
+    for n, per, rss in growth:
+        print(f"{n:6d} {per:16.4f} {rss:12.0f}")
+    if len(growth) >= 2:
+        print(f"   at {growth[-1][0]} arms vs {growth[-2][0]}: {growth[-1][1] / growth[-2][1]:.2f}× the cost per arm-epoch (target ≤ 1)")
+    print("\n4. effective speed of the fused training loop "
+          f"({sweep['fused']['arms']} arms, matrix-product FLOPs only)")
+    print(f"   {gflops:.1f} GFLOP/s effective vs {peak:.1f} GFLOP/s float32 matmul peak (2048², same process) "
+          f"= {100 * gflops / peak:.0f} % of peak; peak memory of that run: {sweep['fused']['peak_rss_mb']:.0f} MB RSS")
+
+
+if __name__ == "__main__":
+    main()
