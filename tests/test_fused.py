@@ -23,10 +23,12 @@ def run_fused(lambdas=LAMBDAS, seeds=2, epochs=2, strategy="auto", splits=None):
     return config, listener, weights
 
 
-@pytest.mark.parametrize("strategy", ["packed", "vmap"])
-def test_every_arm_matches_keras_fit_step_for_step(strategy):
+@pytest.mark.parametrize("strategy, group", [("packed", 25), ("packed", 2), ("vmap", None)])
+def test_every_arm_matches_keras_fit_step_for_step(strategy, group, monkeypatch):
     """Same seeds → same initial weights and the same shuffled batches as `fit`; after 2 epochs of
     300 samples (10 steps each, the last one partial), weights agree to 1e-5 of each tensor's scale."""
+    if group:  # 2: the 3 λ of a seed are split into packed groups of 2 and 1
+        monkeypatch.setattr(packing, "MAX_PACKED_ARMS", group)
     splits = small_splits()
     config, listener, weights = run_fused(strategy=strategy, splits=splits)
     records = listener.by_arm()
@@ -89,6 +91,12 @@ def test_models_with_other_layers_are_not_packed():
                               keras.layers.Dense(8, kernel_regularizer=keras.regularizers.l2(1e-3)),
                               keras.layers.Dropout(0.5), keras.layers.Dense(10, activation="softmax")])
     assert packing.pack_model(model, 2) is None
+
+
+def test_split_evenly():
+    assert packing.split_evenly(100, 25) == [(0, 25), (25, 50), (50, 75), (75, 100)]
+    assert packing.split_evenly(30, 25) == [(0, 15), (15, 30)]
+    assert packing.split_evenly(3, 25) == [(0, 3)]
 
 
 def test_chunk_length_divides_the_epoch():

@@ -188,15 +188,15 @@ def _batches(x: np.ndarray, batch_size: int) -> tuple[Any, Any]:
     return jnp.asarray(full), (jnp.asarray(rest) if len(rest) else None)
 
 
-def make_strategy(model: Any, n_lams: int, lams: np.ndarray, sample: tuple[np.ndarray, np.ndarray],
+def make_strategy(model: Any, n_lams: int, n_seeds: int, sample: tuple[np.ndarray, np.ndarray],
                   strategy: str = "auto") -> Any:
     """`packed` when the model is a Flatten/Dense stack (fast), else `vmap` (general)."""
-    from .packing import PackedStrategy, pack_model
+    from .packing import PackedStrategy
 
     if strategy in ("auto", "packed"):
-        packed = pack_model(model, n_lams)
+        packed = PackedStrategy.create(model, n_lams, n_seeds)
         if packed is not None:
-            return PackedStrategy(model, packed, lams)
+            return packed
         if strategy == "packed":
             raise ConfigError("this model cannot be packed (only Flatten and Dense layers can)")
     return VmapStrategy(model, n_lams, sample)
@@ -219,7 +219,7 @@ def train(config: SweepConfig, splits: Splits, listener: Listener, strategy: str
         rngs.append(rng)
     regularized_variables(model)  # refuse unsupported regularizers before compiling anything
     lam_grid = np.broadcast_to(np.asarray(lams, dtype=np.float32), (S, L)).copy()
-    strat = make_strategy(model, L, lam_grid[0], (splits.x_val[:1], splits.y_val[:1]), strategy)
+    strat = make_strategy(model, L, S, (splits.x_val[:1], splits.y_val[:1]), strategy)
     fns = strat.make_functions()
     state = strat.initial_state(inits)
     lam = jnp.asarray(lam_grid)
