@@ -1,8 +1,8 @@
 """Every arm of a sweep trained at once, in one compiled JAX program, with Keras's own numbers.
 
 The driver (`train`) is shared; a strategy holds the arms' state and the compiled step:
-- `PackedStrategy` (packing.py), for Flatten/Dense networks: a seed's arms packed into one Keras
-  model whose first layer is a single matrix product for all of them. The fast path.
+- `PackedStrategy` (packing.py), for Flatten/Dense networks: a seed's arms packed into Keras models
+  (groups of at most 25 arms) whose first layer is a single matrix product for all of them. The fast path.
 - `VmapStrategy` (here), for any model: Keras's own `train_step`/`test_step`, `jax.vmap`ped over a
   (seeds × λ) grid; the outer vmap runs over seeds (each with its own batches), the inner one over λ
   (arms of one seed share the batch).
