@@ -34,3 +34,22 @@ def test_an_arm_without_epochs_or_with_nan_losses():
     a, b = arm_summaries(hand_made_run(rows, CONFIG, statuses=["pending", "diverged"]))
     assert a.epochs_done == 0 and math.isnan(a.final_val_loss) and a.best_val_data_loss_epoch == 0
     assert b.epochs_done == 1 and math.isnan(b.best_val_data_loss) and b.best_val_data_loss_epoch == 0
+
+
+def test_weight_magnitudes_against_the_baseline():
+    import numpy as np
+
+    from reglab.analysis import NEAR_ZERO, norm_monotone_in_lambda, weight_magnitudes
+
+    config = SweepConfig(lambdas=(0.0, 0.001, 0.01), seeds=2, epochs=1, dataset="fake")
+    run = hand_made_run([], config)
+    kernels = {
+        0: np.full((4, 2), 2.0), 1: np.full((4, 2), 1.0), 2: np.array([[0.5, 0.0], [0.0, NEAR_ZERO / 2], [0, 0], [0, 0]]),
+        3: np.full((4, 2), 1.0), 4: np.full((4, 2), 2.0),  # seed 1: λ = 0.001 grew the kernel; arm 5 has none
+    }
+    w = {x.arm: x for x in weight_magnitudes(run, kernels)}
+    assert sorted(w) == [0, 1, 2, 3, 4]
+    assert w[0].norm == np.sqrt(32) and w[0].shrink == 1.0 and w[1].shrink == 0.5
+    assert w[2].near_zero_fraction == 7 / 8 and w[2].max_abs == 0.5
+    assert w[4].shrink == 2.0
+    assert norm_monotone_in_lambda(list(w.values())) == {0: True, 1: False}

@@ -72,6 +72,13 @@ def test_run_writes_the_whole_record(e2e_runs, engine):
 
     assert tomllib.loads((out / "config.toml").read_text()) == meta["config"]
 
+    with np.load(out / "kernels.npz", allow_pickle=False) as z:  # each arm's final regularized kernel
+        assert sorted(z.files) == ["arm0", "arm1"]
+        for arm in (0, 1):
+            last = [r for r in rows if r["arm"] == str(arm) and r["epoch"] == "2"][0]
+            assert z[f"arm{arm}"].shape == (784, 128)
+            assert np.linalg.norm(z[f"arm{arm}"].astype(np.float64)) == pytest.approx(float(last["kernel_norm"]), rel=1e-6)
+
     figures = sorted(p.name for p in (out / "figures").iterdir())
     assert figures == ["arm00_lambda-0_seed-0.png", "arm01_lambda-0.01_seed-0.png", "kernel_norm.png", "val_data_loss.png"]
     for name in figures:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from .record import EpochRecord, RunRecord
 
@@ -72,3 +72,53 @@ def arm_summary(run: RunRecord, arm: int) -> ArmSummary:
 
 def arm_summaries(run: RunRecord) -> list[ArmSummary]:
     return [arm_summary(run, i) for i in range(len(run.arms))]
+
+
+#: A weight counts as near zero below this magnitude (glorot_uniform starts the 784×128 kernel in ±0.08).
+NEAR_ZERO = 1e-3
+
+
+class ArmWeights(NamedTuple):
+    """One arm's final regularized kernel, summarized. `shrink` = its norm / the λ = 0 arm's (same seed)."""
+
+    arm: int
+    lam: float
+    seed: int
+    norm: float
+    shrink: float
+    near_zero_fraction: float
+    max_abs: float
+
+
+def weight_magnitudes(run: RunRecord, kernels: dict[int, Any]) -> list[ArmWeights]:
+    """Per arm with a saved kernel: norm, shrink factor against the same seed's baseline, near-zero share."""
+    import numpy as np
+
+    norms = {i: float(np.linalg.norm(np.asarray(k, dtype=np.float64))) for i, k in kernels.items()}
+    baseline = {int(a["seed"]): norms.get(a["arm"]) for a in run.arms if float(a["lambda"]) == 0.0}
+    out = []
+    for a in run.arms:
+        i = int(a["arm"])
+        if i not in kernels:
+            continue
+        k = np.asarray(kernels[i])
+        base = baseline.get(int(a["seed"]))
+        out.append(ArmWeights(
+            arm=i, lam=float(a["lambda"]), seed=int(a["seed"]), norm=norms[i],
+            shrink=norms[i] / base if base else NAN,
+            near_zero_fraction=float(np.mean(np.abs(k) < NEAR_ZERO)) if k.size else NAN,
+            max_abs=float(np.max(np.abs(k))) if k.size else NAN,
+        ))
+    return out
+
+
+def norm_monotone_in_lambda(weights: list[ArmWeights]) -> dict[int, bool]:
+    """Per seed: does the final kernel norm strictly fall as λ rises? (The first claim about L2.)"""
+    by_seed: dict[int, list[ArmWeights]] = {}
+    for w in weights:
+        by_seed.setdefault(w.seed, []).append(w)
+    result = {}
+    for seed, ws in by_seed.items():
+        norms = [w.norm for w in sorted(ws, key=lambda w: w.lam)]
+        result[seed] = all(a > b for a, b in zip(norms, norms[1:]))
+    return result

@@ -39,3 +39,7 @@ def build_seed_model(input_shape: tuple[int, ...], lam: float) -> Any:
 
 def regularized_kernel(model: Any) -> Any:
     return model.get_layer(REGULARIZED_LAYER).kernel
+
+
+#: Position of that kernel in `model.trainable_variables` (what engines return per arm).
+REGULARIZED_KERNEL_INDEX = 0

@@ -22,6 +22,7 @@ import os
 import platform
 import shutil
 import sys
+import zipfile
 from dataclasses import asdict, dataclass, fields
 from datetime import datetime, timezone
 from pathlib import Path
@@ -35,8 +36,9 @@ FORMAT = "reglab-run/1"
 RUN_JSON = "run.json"
 METRICS_CSV = "metrics.csv"
 CONFIG_TOML = "config.toml"
+KERNELS_NPZ = "kernels.npz"
 #: Files and folders reglab writes into a run directory; `--force` removes only these.
-OWNED = (RUN_JSON, METRICS_CSV, CONFIG_TOML, "figures", "report.md")
+OWNED = (RUN_JSON, METRICS_CSV, CONFIG_TOML, KERNELS_NPZ, "figures", "report.md")
 
 
 @dataclass(frozen=True)
@@ -178,6 +180,33 @@ class Recorder:
         self._csv_file.close()
 
 
+def write_kernels(run_dir: Path, kernels: dict[int, Any]) -> None:
+    """Each arm's final regularized kernel (float32) as `armN` in kernels.npz, written atomically:
+    the weight distributions the analysis reads back without retraining."""
+    import numpy as np
+
+    tmp = run_dir / f".{KERNELS_NPZ}.tmp"
+    with open(tmp, "wb") as f:
+        np.savez(f, **{f"arm{i}": np.asarray(k, dtype=np.float32) for i, k in sorted(kernels.items())})
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, run_dir / KERNELS_NPZ)
+
+
+def read_kernels(run_dir: Path) -> dict[int, Any]:
+    """arm index → final regularized kernel; {} for a run that has none (stopped before the end)."""
+    import numpy as np
+
+    path = Path(run_dir) / KERNELS_NPZ
+    if not path.is_file():
+        return {}
+    try:
+        with open(path, "rb") as fh, np.load(fh, allow_pickle=False) as z:
+            return {int(name[3:]): np.asarray(z[name]) for name in z.files if name.startswith("arm") and name[3:].isdigit()}
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:
+        raise RunDirError(f"{path} is not a readable kernels file ({e})") from None
+
+
 # ---------------------------------------------------------------- reading a run back
 
 @dataclass(frozen=True)
@@ -199,6 +228,10 @@ class RunRecord:
         rows = [r for r in self.epochs if r.arm == arm]
         names = [f.name for f in fields(EpochRecord) if f.name not in ("arm", "lam", "seed", "epoch")]
         return {n: [getattr(r, n) for r in rows] for n in names}
+
+    def kernels(self) -> dict[int, Any]:
+        """arm index → the arm's final regularized kernel (see `write_kernels`)."""
+        return read_kernels(self.run_dir)
 
     def to_pandas(self) -> Any:
         import pandas as pd

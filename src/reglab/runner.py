@@ -6,14 +6,19 @@ import signal
 import threading
 from pathlib import Path
 from typing import Any
+
 from rich.console import Console
 
 from .config import Arm, SweepConfig
 from .datasets import Splits, load_dataset
 from .engines import get_engine
 from .errors import RunInterrupted
+from .models import REGULARIZED_KERNEL_INDEX
 from .progress import ProgressDisplay
-from .record import METRICS_CSV, RUN_JSON, EpochRecord, Recorder, RunRecord, check_run_dir, clear_run_dir, default_run_dir, load_run, utc_now
+from .record import (
+    METRICS_CSV, RUN_JSON, EpochRecord, Recorder, RunRecord, check_run_dir, clear_run_dir, default_run_dir,
+    load_run, utc_now, write_kernels,
+)
 
 
 class _StopFlag:
@@ -104,7 +109,8 @@ def run_sweep(
     status = "failed"
     try:
         with _StopFlag() as stop, ProgressDisplay(console, n_arms=len(config.arms()), epochs=config.epochs, live=live) as display:
-            engine(config, splits, _RecordingListener(recorder, display, stop))
+            weights = engine(config, splits, _RecordingListener(recorder, display, stop))
+        write_kernels(run_dir, {arm: w[REGULARIZED_KERNEL_INDEX] for arm, w in weights.items()})
         status = "completed"
     except KeyboardInterrupt:
         status = "interrupted"
