@@ -101,5 +101,7 @@ def test_split_evenly():
 
 def test_chunk_length_divides_the_epoch():
     assert fused.chunk_length(1562) == 142 and 1562 % 142 == 0
-    assert fused.chunk_length(93) == 93 and fused.chunk_length(1) == 1
-    assert fused.chunk_length(1009) == fused.CHUNK_STEPS  # a prime: one extra compile for the rest
+    assert fused.chunk_length(1563) == 521  # 50,000 samples at batch 32, the partial batch padded
+    assert fused.chunk_length(94) == 94 and fused.chunk_length(1) == 1
+    assert fused.chunk_length(1009) == 1009  # a prime, but small enough for one chunk
+    assert fused.chunk_length(2003) == fused.CHUNK_STEPS  # a larger prime: one extra compile for the rest

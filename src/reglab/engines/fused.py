@@ -35,13 +35,17 @@ from . import Listener, steps_per_epoch
 CHUNK_STEPS = 128
 
 
-def chunk_length(n_full: int, target: int = CHUNK_STEPS) -> int:
-    """A chunk length that divides the epoch's full batches evenly, so one compilation serves them all
-    (1,562 → 142; 93 → 93); when no divisor is near the target, `target` (one more compile for the rest)."""
-    if n_full <= 2 * target:
-        return max(n_full, 1)
-    divisors = [d for d in range(target // 2, 2 * target + 1) if n_full % d == 0]
-    return min(divisors, key=lambda d: abs(d - target)) if divisors else target
+def chunk_length(n_steps: int, target: int = CHUNK_STEPS) -> int:
+    """A chunk length that divides the epoch's steps evenly, so one compilation serves every chunk:
+    the divisor nearest `target` within [target/2, 2·target], else the smallest one up to 8·target
+    (1,563 steps → 521), else `target` (and one more compilation for the rest)."""
+    if n_steps <= 2 * target:
+        return max(n_steps, 1)
+    near = [d for d in range(target // 2, 2 * target + 1) if n_steps % d == 0]
+    if near:
+        return min(near, key=lambda d: abs(d - target))
+    far = [d for d in range(2 * target + 1, 8 * target + 1) if n_steps % d == 0]
+    return far[0] if far else target
 
 
 class TracedPenalty:
@@ -227,29 +231,42 @@ def train(config: SweepConfig, splits: Splits, listener: Listener, strategy: str
     status = np.full((S, L), "completed", dtype=object)
 
     x_train, y_train = jnp.asarray(splits.x_train), jnp.asarray(splits.y_train)
+
+    def train_chunk(state: Any, idx: np.ndarray, n_valid: np.ndarray | None, active_dev: Any, freeze: bool) -> Any:
+        idx = jnp.asarray(idx, dtype=jnp.int32)
+        if n_valid is None:  # strategies that do not pad: the partial batch has its own shape
+            return fns["train_chunk"](state, x_train, y_train, idx, lam, active_dev, freeze)
+        return fns["train_chunk"](state, x_train, y_train, idx, jnp.asarray(n_valid), lam, active_dev, freeze)
+
     xv_full, xv_last = _batches(splits.x_val, B)
     yv_full, yv_last = _batches(splits.y_val, B)
 
     listener.arms_started(arms, steps)
+    pad = getattr(strat, "pads_last_batch", False)
     n_full = n // B
-    chunk = chunk_length(n_full)
+    batched = steps if pad else n_full  # steps run as full-size batches (a padded last one included)
+    n_valid = np.full(batched, B, dtype=np.int32)
+    if pad and n % B:
+        n_valid[-1] = n % B
+    chunk = chunk_length(batched)
     for epoch in range(1, config.epochs + 1):
         t0 = time.perf_counter()
         perms = np.stack([rng.permutation(n) for rng in rngs])  # (seeds, n): Keras's shuffle, per seed
+        if pad and n % B:
+            perms = np.concatenate([perms, np.zeros((S, B - n % B), dtype=perms.dtype)], axis=1)  # masked rows
         state = fns["reset_metrics"](state)
         active_dev = jnp.asarray(active)
         freeze = not active.all()
         done = 0
         logs = None
-        while done < n_full:
-            k = min(chunk, n_full - done)
+        while done < batched:
+            k = min(chunk, batched - done)
             idx = perms[:, done * B:(done + k) * B].reshape(S, k, B).transpose(1, 0, 2)
-            state, logs = fns["train_chunk"](state, x_train, y_train, jnp.asarray(idx), lam, active_dev, freeze)
+            state, logs = train_chunk(state, idx, n_valid[done:done + k] if pad else None, active_dev, freeze)
             done += k
             listener.batches_done(arms, epoch, done)
-        if n % B:
-            idx = perms[:, n_full * B:][None]
-            state, logs = fns["train_chunk"](state, x_train, y_train, jnp.asarray(idx), lam, active_dev, freeze)
+        if not pad and n % B:
+            state, logs = train_chunk(state, perms[:, n_full * B:][None], None, active_dev, freeze)
             listener.batches_done(arms, epoch, steps)
         val = fns["evaluate"](state, xv_full, yv_full, xv_last, yv_last, lam)
         sumsq, penalty = fns["kernel_stats"](state, lam)

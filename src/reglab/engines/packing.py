@@ -172,37 +172,45 @@ class _GroupKernel:
                     total = total + lam * packed.arm_sumsq(value, pv)
             return total
 
-        def forward(trainable, non_trainable, xb, yb, lam, training):
+        def forward(trainable, non_trainable, xb, yb, lam, training, n_valid=None):
+            """Per-arm loss (with penalty), and per-sample cross-entropy and accuracy. With `n_valid`, only
+            the first n_valid rows are samples (a partial last batch padded to full size): the others
+            count for nothing, exactly as if the batch had n_valid rows."""
             y_pred, non_trainable = model.stateless_call(trainable, non_trainable, xb, training=training)
             y_arms = jnp.broadcast_to(yb[:, None], y_pred.shape[:2])
             ce_each = loss_fn(y_arms, y_pred)  # [B, A]
-            ce = jnp.sum(ce_each, axis=0) / ce_each.shape[0]  # Keras's "sum_over_batch_size"
+            acc_each = jnp.reshape(accuracy_fn(y_arms, y_pred), ce_each.shape)  # Keras drops a unit arm axis
+            if n_valid is None:
+                count = jnp.float32(ce_each.shape[0])
+            else:
+                valid = (jnp.arange(ce_each.shape[0]) < n_valid)[:, None]
+                ce_each, acc_each = jnp.where(valid, ce_each, 0.0), jnp.where(valid, acc_each, 0.0)
+                count = n_valid.astype(jnp.float32)
+            ce = jnp.sum(ce_each, axis=0) / count  # Keras's "sum_over_batch_size"
             loss = ce + penalties(trainable, lam)
-            acc_each = accuracy_fn(y_arms, y_pred)
-            return loss, ce_each, acc_each, non_trainable
+            return loss, ce_each, acc_each, count, non_trainable
 
-        def update_metrics(m, loss, ce_each, acc_each):
-            b = jnp.float32(ce_each.shape[0])
+        def update_metrics(m, loss, ce_each, acc_each, b):
             return {
                 "loss_total": m["loss_total"] + loss * b, "loss_count": m["loss_count"] + b,
                 "acc_total": m["acc_total"] + jnp.sum(acc_each, axis=0), "acc_count": m["acc_count"] + b,
                 "ce_total": m["ce_total"] + jnp.sum(ce_each, axis=0), "ce_count": m["ce_count"] + b,
             }
 
-        def train_step(state, xb, yb, lam):
+        def train_step(state, xb, yb, lam, n_valid=None):
             trainable, non_trainable, opt_vars, metrics = state
 
             def objective(trainable):
-                loss, ce_each, acc_each, nt = forward(trainable, non_trainable, xb, yb, lam, True)
-                return jnp.sum(loss), (loss, ce_each, acc_each, nt)
+                loss, ce_each, acc_each, count, nt = forward(trainable, non_trainable, xb, yb, lam, True, n_valid)
+                return jnp.sum(loss), (loss, ce_each, acc_each, count, nt)
 
-            (_, (loss, ce_each, acc_each, nt)), grads = jax.value_and_grad(objective, has_aux=True)(trainable)
+            (_, (loss, ce_each, acc_each, count, nt)), grads = jax.value_and_grad(objective, has_aux=True)(trainable)
             trainable, opt_vars = optimizer.stateless_apply(opt_vars, grads, trainable)
-            return (trainable, nt, opt_vars, update_metrics(metrics, loss, ce_each, acc_each))
+            return (trainable, nt, opt_vars, update_metrics(metrics, loss, ce_each, acc_each, count))
 
         def test_step(trainable, non_trainable, metrics, xb, yb, lam):
-            loss, ce_each, acc_each, _ = forward(trainable, non_trainable, xb, yb, lam, False)
-            return update_metrics(metrics, loss, ce_each, acc_each)
+            loss, ce_each, acc_each, count, _ = forward(trainable, non_trainable, xb, yb, lam, False)
+            return update_metrics(metrics, loss, ce_each, acc_each, count)
 
         def freeze(active, new, old):
             trainable = [jnp.where(packed.arm_mask(active, n, pv), n, o) for n, o, pv in zip(new[0], old[0], pvs)]
@@ -232,6 +240,9 @@ class PackedStrategy:
     """Fused training with packed groups: each seed's λ arms in groups of at most MAX_PACKED_ARMS, each
     group one packed model. The groups are separate computations in one program (a Python list, not
     vmapped), so each group's first layer stays a single matrix product."""
+
+    #: the epoch's partial last batch is padded to full size and masked, so one compiled chunk serves it
+    pads_last_batch = True
 
     def __init__(self, original: Any, n_lams: int, n_seeds: int) -> None:
         self.n_lams = n_lams
@@ -297,14 +308,15 @@ class PackedStrategy:
 
         groups = list(enumerate(self.groups))
 
-        def train_chunk(states, x_all, y_all, idx, lam, active, freeze):
+        def train_chunk(states, x_all, y_all, idx, n_valid, lam, active, freeze):
             def run_group(g, s, a, b):
                 kernel = self._kernel(g)
 
-                def body(st, idx_t):  # idx_t: [seeds, batch]
-                    return kernel.train_step(st, x_all[idx_t[s]], y_all[idx_t[s]], lam[s, a:b]), None
+                def body(st, step):  # idx_t: [seeds, batch]; n_t: how many of the batch's rows are samples
+                    idx_t, n_t = step
+                    return kernel.train_step(st, x_all[idx_t[s]], y_all[idx_t[s]], lam[s, a:b], n_t), None
 
-                return jax.lax.scan(body, states[g], idx)[0]
+                return jax.lax.scan(body, states[g], (idx, n_valid))[0]
 
             # group after group through the chunk, not all groups every step: the state being updated
             # is then one group's (≤ MAX_PACKED_ARMS arms), small enough to stay in cache
@@ -332,7 +344,7 @@ class PackedStrategy:
             return [(st[0], st[1], st[2], self._kernel(g).zero_metrics()) for g, st in enumerate(states)]
 
         return {
-            "train_chunk": jax.jit(train_chunk, donate_argnums=(0,), static_argnums=(6,)),
+            "train_chunk": jax.jit(train_chunk, donate_argnums=(0,), static_argnums=(7,)),
             "evaluate": jax.jit(evaluate),
             "kernel_stats": jax.jit(kernel_stats),
             "reset_metrics": jax.jit(reset_metrics, donate_argnums=(0,)),
