@@ -8,7 +8,9 @@ Notebook use::
     same = reglab.load_run("runs/try")
 """
 
-from .analysis import ArmSummary, ArmWeights, arm_summaries, norm_monotone_in_lambda, weight_magnitudes
+from .analysis import (
+    ArmSummary, ArmWeights, Criteria, Trend, arm_summaries, norm_monotone_in_lambda, validation_trends, weight_magnitudes,
+)
 from .config import DEFAULT_LAMBDAS, Arm, SweepConfig, parse_lambdas
 from .datasets import DataInfo, Splits, load_dataset
 from .errors import ConfigError, DataError, ReglabError, RunDirError
@@ -19,7 +21,7 @@ from .runner import run_sweep
 __version__ = "0.1.0"
 
 __all__ = [
-    "Arm", "ArmSummary", "ArmWeights", "COLUMNS", "ConfigError", "DEFAULT_LAMBDAS", "DataError", "DataInfo", "EpochRecord",
+    "Arm", "ArmSummary", "ArmWeights", "COLUMNS", "Criteria", "Trend", "ConfigError", "DEFAULT_LAMBDAS", "DataError", "DataInfo", "EpochRecord",
     "ReglabError", "RunDirError", "RunRecord", "Splits", "SweepConfig", "arm_summaries", "build_report",
-    "load_dataset", "load_run", "norm_monotone_in_lambda", "parse_lambdas", "run_sweep", "weight_magnitudes",
+    "load_dataset", "load_run", "norm_monotone_in_lambda", "parse_lambdas", "run_sweep", "validation_trends", "weight_magnitudes",
 ]

@@ -122,3 +122,78 @@ def norm_monotone_in_lambda(weights: list[ArmWeights]) -> dict[int, bool]:
         norms = [w.norm for w in sorted(ws, key=lambda w: w.lam)]
         result[seed] = all(a > b for a, b in zip(norms, norms[1:]))
     return result
+
+
+class Criteria(NamedTuple):
+    """The stated thresholds behind each arm's diagnosis; the report prints them next to the verdicts."""
+
+    overfit_rise: float = 0.10  # validation data loss ends > 10 % above its minimum → overfitting
+    overfit_gap: float = 0.10  # or ends > 0.10 nats above the training data loss → overfitting
+    underfit_points: float = 0.02  # training accuracy ends > 2 points below the seed's best arm → underfitting
+    slope_epochs: int = 3  # the final slope is fitted over this many last epochs
+
+
+class Trend(NamedTuple):
+    """One arm's validation-data-loss trend and generalization gap, and the diagnosis they give."""
+
+    arm: int
+    lam: float
+    seed: int
+    best_epoch: int
+    best_val_data_loss: float
+    rise_after_best: float  # (final − minimum) / minimum
+    final_slope: float  # per epoch, least squares over the last `slope_epochs`
+    final_loss_gap: float  # val data loss − train data loss (both without penalty)
+    final_accuracy_gap: float  # train accuracy − val accuracy
+    diagnosis: str  # "overfitting", "underfitting", "good fit", or "no data"
+    reason: str
+
+
+def _slope(ys: list[float]) -> float:
+    n = len(ys)
+    if n < 2:
+        return NAN
+    mx, my = (n - 1) / 2, sum(ys) / n
+    return sum((i - mx) * (y - my) for i, y in enumerate(ys)) / sum((i - mx) ** 2 for i in range(n))
+
+
+def validation_trends(run: RunRecord, criteria: Criteria = Criteria()) -> list[Trend]:
+    """Classify every arm by the stated `criteria`; underfitting compares arms of the same seed."""
+    rows_by_arm: dict[int, list[EpochRecord]] = {}
+    for r in run.epochs:
+        rows_by_arm.setdefault(r.arm, []).append(r)
+    for rows in rows_by_arm.values():
+        rows.sort(key=lambda r: r.epoch)
+    best_train_acc: dict[int, float] = {}
+    for rows in rows_by_arm.values():
+        if rows and math.isfinite(rows[-1].accuracy):
+            best_train_acc[rows[-1].seed] = max(best_train_acc.get(rows[-1].seed, -1.0), rows[-1].accuracy)
+    out = []
+    for a in run.arms:
+        i, lam, seed = int(a["arm"]), float(a["lambda"]), int(a["seed"])
+        rows = [r for r in rows_by_arm.get(i, []) if math.isfinite(r.val_data_loss)]
+        if not rows:
+            out.append(Trend(i, lam, seed, 0, NAN, NAN, NAN, NAN, NAN, "no data", "no finite epoch recorded"))
+            continue
+        best = min(rows, key=lambda r: (r.val_data_loss, r.epoch))
+        last = rows[-1]
+        rise = (last.val_data_loss - best.val_data_loss) / best.val_data_loss if best.val_data_loss > 0 else 0.0
+        gap = last.val_data_loss - last.data_loss
+        behind = best_train_acc.get(seed, last.accuracy) - last.accuracy
+        if behind > criteria.underfit_points:
+            diagnosis = "underfitting"
+            reason = f"training accuracy {last.accuracy:.4f} is {100 * behind:.1f} points below the best arm's"
+        elif rise > criteria.overfit_rise or gap > criteria.overfit_gap:
+            diagnosis = "overfitting"
+            reason = (f"validation data loss ends {100 * rise:.1f} % above its minimum (epoch {best.epoch})"
+                      if rise > criteria.overfit_rise else f"validation data loss ends {gap:.3f} above the training data loss")
+        else:
+            diagnosis = "good fit"
+            reason = f"validation data loss {100 * rise:.1f} % above its minimum, gap {gap:.3f}"
+        out.append(Trend(
+            arm=i, lam=lam, seed=seed, best_epoch=best.epoch, best_val_data_loss=best.val_data_loss,
+            rise_after_best=rise, final_slope=_slope([r.val_data_loss for r in rows[-criteria.slope_epochs:]]),
+            final_loss_gap=gap, final_accuracy_gap=last.accuracy - last.val_accuracy,
+            diagnosis=diagnosis, reason=reason,
+        ))
+    return out
