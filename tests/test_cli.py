@@ -87,6 +87,9 @@ def test_run_writes_the_whole_record(e2e_runs, engine):
     for name in figures:
         assert f"(figures/{name})" in report
     assert "include the L2 penalty" in report and "| 0.01 | 0 | completed | 2 |" in report
+    assert "## Weight magnitude" in report and "Does the final norm fall as λ rises? seed 0: yes." in report
+    assert "## Validation-loss trend" in report and "Criteria: *overfitting* when" in report
+    assert report.count("**good fit**") + report.count("**overfitting**") + report.count("**underfitting**") == 2
 
 
 def test_both_engines_leave_the_same_record(e2e_runs):
