@@ -167,7 +167,12 @@ class Recorder:
         arm["epochs_done"] = record.epoch
 
     def update_arm(self, index: int, **values: Any) -> None:
-        self.meta["arms"][index].update(values)
+        self.update_arms([index], **values)
+
+    def update_arms(self, indices: list[int], **values: Any) -> None:
+        """Set the same values on several arms, with one atomic rewrite of run.json."""
+        for index in indices:
+            self.meta["arms"][index].update(values)
         self._save()
 
     def finish(self, status: str) -> None:

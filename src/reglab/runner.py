@@ -60,9 +60,7 @@ class _RecordingListener:
         self.recorder, self.display, self.stop = recorder, display, stop
 
     def arms_started(self, arms: list[Arm], steps_per_epoch: int) -> None:
-        now = utc_now()
-        for arm in arms:
-            self.recorder.update_arm(arm.index, status="running", started_at=now)
+        self.recorder.update_arms([arm.index for arm in arms], status="running", started_at=utc_now())
         self.display.arms_started(arms, steps_per_epoch)
 
     def batches_done(self, arms: list[Arm], epoch: int, step: int) -> None:

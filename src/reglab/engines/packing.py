@@ -245,7 +245,6 @@ class PackedStrategy:
     pads_last_batch = True
 
     def __init__(self, original: Any, n_lams: int, n_seeds: int) -> None:
-        self.n_lams = n_lams
         self.groups = [(s, a, b) for s in range(n_seeds) for a, b in split_evenly(n_lams, MAX_PACKED_ARMS)]
         self.kernels: dict[int, _GroupKernel] = {}
         for _, a, b in self.groups:
@@ -257,7 +256,11 @@ class PackedStrategy:
 
     @classmethod
     def create(cls, original: Any, n_lams: int, n_seeds: int) -> "PackedStrategy | None":
-        return cls(original, n_lams, n_seeds) if pack_model(original, 1) is not None else None
+        """The strategy, or None when the model cannot be packed (the caller falls back to vmap)."""
+        try:
+            return cls(original, n_lams, n_seeds)
+        except ValueError:
+            return None
 
     def _kernel(self, g: int) -> _GroupKernel:
         _, a, b = self.groups[g]
