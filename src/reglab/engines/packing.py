@@ -172,10 +172,25 @@ class _GroupKernel:
                     total = total + lam * packed.arm_sumsq(value, pv)
             return total
 
-        def forward(trainable, non_trainable, xb, yb, lam, training, n_valid=None):
+        def penalty_grads(trainable, grads, lam):
+            """Add the gradient of λ·ΣW² to each regularized kernel's: the 2λW that autodiff of Keras's
+            L2 formula gives (×2 is exact in floats, so the bits are autodiff's), written out so that the
+            step needs no reduction over the kernel before its update."""
+            out = []
+            for value, grad, pv in zip(trainable, grads, pvs):
+                if pv.regularized:
+                    two_lam = 2.0 * lam
+                    scale = (jnp.repeat(two_lam, pv.units, total_repeat_length=value.shape[-1]) if pv.layout == "columns"
+                             else two_lam.reshape((A,) + (1,) * (value.ndim - 1)))
+                    grad = grad + value * scale
+                out.append(grad)
+            return out
+
+        def forward(trainable, non_trainable, xb, yb, lam, training, n_valid=None, penalty=None):
             """Per-arm loss (with penalty), and per-sample cross-entropy and accuracy. With `n_valid`, only
             the first n_valid rows are samples (a partial last batch padded to full size): the others
-            count for nothing, exactly as if the batch had n_valid rows."""
+            count for nothing, exactly as if the batch had n_valid rows. `penalty`: the arms' λ·ΣW² when
+            already known (the training loop carries it from the previous update)."""
             y_pred, non_trainable = model.stateless_call(trainable, non_trainable, xb, training=training)
             y_arms = jnp.broadcast_to(yb[:, None], y_pred.shape[:2])
             ce_each = loss_fn(y_arms, y_pred)  # [B, A]
@@ -187,7 +202,7 @@ class _GroupKernel:
                 ce_each, acc_each = jnp.where(valid, ce_each, 0.0), jnp.where(valid, acc_each, 0.0)
                 count = n_valid.astype(jnp.float32)
             ce = jnp.sum(ce_each, axis=0) / count  # Keras's "sum_over_batch_size"
-            loss = ce + penalties(trainable, lam)
+            loss = ce + (penalties(trainable, lam) if penalty is None else penalty)
             return loss, ce_each, acc_each, count, non_trainable
 
         def update_metrics(m, loss, ce_each, acc_each, b):
@@ -198,15 +213,22 @@ class _GroupKernel:
             }
 
         def train_step(state, xb, yb, lam, n_valid=None):
-            trainable, non_trainable, opt_vars, metrics = state
+            """One Keras training step. `state` carries, after Keras's own (trainable, non-trainable,
+            optimizer, metrics), the arms' current penalty λ·ΣW²: computed from the weights as each
+            update writes them, it spares the next step a separate pass over the kernel."""
+            trainable, non_trainable, opt_vars, metrics, penalty = state
 
             def objective(trainable):
-                loss, ce_each, acc_each, count, nt = forward(trainable, non_trainable, xb, yb, lam, True, n_valid)
-                return jnp.sum(loss), (loss, ce_each, acc_each, count, nt)
+                loss, ce_each, acc_each, count, nt = forward(trainable, non_trainable, xb, yb, lam, True, n_valid,
+                                                             penalty=jnp.zeros((A,), jnp.float32))
+                return jnp.sum(loss), (ce_each, acc_each, count, nt)
 
-            (_, (loss, ce_each, acc_each, count, nt)), grads = jax.value_and_grad(objective, has_aux=True)(trainable)
+            (_, (ce_each, acc_each, count, nt)), grads = jax.value_and_grad(objective, has_aux=True)(trainable)
+            grads = penalty_grads(trainable, grads, lam)
+            loss = jnp.sum(ce_each, axis=0) / count + penalty
             trainable, opt_vars = optimizer.stateless_apply(opt_vars, grads, trainable)
-            return (trainable, nt, opt_vars, update_metrics(metrics, loss, ce_each, acc_each, count))
+            metrics = update_metrics(metrics, loss, ce_each, acc_each, count)
+            return (trainable, nt, opt_vars, metrics, penalties(trainable, lam))
 
         def test_step(trainable, non_trainable, metrics, xb, yb, lam):
             loss, ce_each, acc_each, count, _ = forward(trainable, non_trainable, xb, yb, lam, False)
@@ -319,7 +341,8 @@ class PackedStrategy:
                     idx_t, n_t = step
                     return kernel.train_step(st, x_all[idx_t[s]], y_all[idx_t[s]], lam[s, a:b], n_t), None
 
-                return jax.lax.scan(body, states[g], (idx, n_valid))[0]
+                carry = tuple(states[g]) + (kernel.penalties(states[g][0], lam[s, a:b]),)
+                return jax.lax.scan(body, carry, (idx, n_valid))[0][:4]
 
             # group after group through the chunk, not all groups every step: the state being updated
             # is then one group's (≤ MAX_PACKED_ARMS arms), small enough to stay in cache
