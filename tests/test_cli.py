@@ -80,15 +80,19 @@ def test_run_writes_the_whole_record(e2e_runs, engine):
             assert np.linalg.norm(z[f"arm{arm}"].astype(np.float64)) == pytest.approx(float(last["kernel_norm"]), rel=1e-6)
 
     figures = sorted(p.name for p in (out / "figures").iterdir())
-    assert figures == ["arm00_lambda-0_seed-0.png", "arm01_lambda-0.01_seed-0.png", "kernel_norm.png", "val_data_loss.png"]
+    assert figures == ["arm00_lambda-0_seed-0.png", "arm01_lambda-0.01_seed-0.png", "gap_vs_norm.png", "kernel_norm.png",
+                       "lambda_curve.png", "val_data_loss.png", "weight_histograms.png"]
     for name in figures:
         assert (out / "figures" / name).read_bytes()[:8] == PNG_MAGIC
     report = (out / "report.md").read_text()
     for name in figures:
         assert f"(figures/{name})" in report
     assert "include the L2 penalty" in report and "| 0.01 | 0 | completed | 2 |" in report
-    assert "## Weight magnitude" in report and "Does the final norm fall as λ rises? seed 0: yes." in report
-    assert "## Validation-loss trend" in report and "Criteria: *overfitting* when" in report
+    assert "### Weight magnitude" in report and "The norm falls strictly as λ rises in 1 of 1 seeds." in report
+    assert "### Validation-loss trend" in report and "*overfitting* when the validation data loss" in report
+    assert "## Claims checked" in report and report.count("| **inconclusive** |") == 4  # one seed: no noise measure
+    page = (out / "report.html").read_text()
+    assert page.count('src="data:image/png;base64,') == len(figures) and "<script" not in page
     assert report.count("**good fit**") + report.count("**overfitting**") + report.count("**underfitting**") == 2
 
 
@@ -119,7 +123,23 @@ def test_report_rebuilds_figures_and_report_from_the_record(e2e_run):
     proc = reglab("report", str(out))
     assert proc.returncode == 0, proc.stderr
     assert (out / "report.md").read_text() == before
-    assert len(list((out / "figures").glob("*.png"))) == 4
+    assert len(list((out / "figures").glob("*.png"))) == 7
+    assert f"report: {out / 'report.html'}" in proc.stdout
+
+
+def test_report_open_hands_the_page_to_the_browser(e2e_run, monkeypatch, capsys):
+    import webbrowser
+
+    from reglab.cli import main
+
+    out, _ = e2e_run
+    opened = []
+    monkeypatch.setattr(webbrowser, "open", lambda url: opened.append(url) or True)
+    assert main(["report", str(out), "--open"]) == 0
+    assert opened == [(out / "report.html").resolve().as_uri()]
+    monkeypatch.setattr(webbrowser, "open", lambda url: False)  # a machine without a browser: say so, still succeed
+    assert main(["report", str(out), "--open"]) == 0
+    assert "no web browser found here" in capsys.readouterr().err
 
 
 def test_seed_config_is_the_original_experiment():

@@ -2,20 +2,37 @@
 
 from __future__ import annotations
 
+import math
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pytest
+
 from helpers import hand_made_run, row
 from reglab.config import SweepConfig
-from reglab.plots import arm_curves_data, draw_all, kernel_norm_overlay_data, val_data_loss_overlay_data
-from reglab.report import build_report, md
+from reglab.plots import (
+    Figures, arm_curves_data, arm_figure_name, curves_figure_name, draw_all, gap_norm_data, histogram_data,
+    kernel_norm_overlay_data, lam_token, lambda_curve_data, lambda_curves_data, val_data_loss_overlay_data,
+)
+from reglab.record import write_kernels
 
 CONFIG = SweepConfig(lambdas=(0.0, 0.01), epochs=2, seeds=2, dataset="fake")
+T1 = 12.7062  # t(0.975, 1): the 95 % half-width of two values is T1 · |a − b| / 2
 
 
-def rows():
+def rows(config: SweepConfig = CONFIG, nan_arms: tuple[int, ...] = ()):
+    """Values differ by seed (arms 0, 1 are seed 0; arms 2, 3 seed 1 in CONFIG) and by epoch."""
     out = []
-    for arm in CONFIG.arms():
-        for epoch in (2, 1):  # out of order on purpose: figures sort by epoch
-            out.append(row(arm.index, arm.lam, epoch, seed=arm.seed, loss=1.0 / epoch, val_data_loss=0.5 + arm.index / 10,
-                           kernel_norm=10.0 - arm.lam * 100 - epoch))
+    for arm in config.arms():
+        for epoch in reversed(range(1, config.epochs + 1)):  # out of order on purpose: figures sort by epoch
+            s = arm.seed - config.seed
+            values = dict(loss=1.0 / epoch + s / 10, val_loss=1.2 / epoch + s / 10, data_loss=0.9 / epoch + s / 10,
+                          val_data_loss=0.5 + arm.index / 10, accuracy=0.5 + epoch / 10 + s / 20,
+                          val_accuracy=0.4 + epoch / 10 + s / 20 + arm.lam,
+                          kernel_norm=10.0 - arm.lam * 100 - epoch - s)
+            if arm.index in nan_arms:
+                values = {k: float("nan") for k in values}
+            out.append(row(arm.index, arm.lam, epoch, seed=arm.seed, **values))
     return out
 
 
@@ -26,26 +43,155 @@ def test_arm_curves_are_sorted_by_epoch():
     assert arm_curves_data(run, 3).seed == 1
 
 
-def test_overlays_have_one_labelled_series_per_arm():
+def test_lambda_curves_are_means_over_seeds_with_bands_that_bracket_them():
+    run = hand_made_run(rows(), CONFIG)
+    c = lambda_curves_data(run, 0.01)
+    assert (c.lam, c.n, c.n_arms, c.epochs) == (0.01, 2, 2, [1, 2])
+    assert c.loss.mean == pytest.approx([1.05, 0.55])  # seeds 0 and 1 differ by 0.1
+    assert c.val_data_loss.mean == pytest.approx([0.7, 0.7])  # arms 1 and 3: 0.6 and 0.8
+    assert c.val_data_loss.high[0] - c.val_data_loss.mean[0] == pytest.approx(T1 * 0.1)
+    for band in (c.loss, c.val_loss, c.data_loss, c.val_data_loss, c.accuracy, c.val_accuracy):
+        assert all(lo < m < hi for lo, m, hi in zip(band.low, band.mean, band.high))
+
+
+def test_lambda_curves_of_one_seed_have_no_band_and_of_no_completed_seed_are_empty():
+    one = SweepConfig(lambdas=(0.0, 0.01), epochs=2, seeds=1, dataset="fake")
+    c = lambda_curves_data(hand_made_run(rows(one), one), 0.0)
+    assert c.n == 1 and c.loss.mean == [1.0, 0.5] and all(math.isnan(v) for v in c.loss.low + c.loss.high)
+    run = hand_made_run(rows(nan_arms=(1, 3)), CONFIG, statuses=["completed", "diverged", "completed", "diverged"])
+    gone = lambda_curves_data(run, 0.01)
+    assert (gone.n, gone.n_arms, gone.epochs, gone.loss.mean) == (0, 2, [], [])
+
+
+def test_overlays_have_one_banded_series_per_lambda():
     run = hand_made_run(rows(), CONFIG)
     ov = val_data_loss_overlay_data(run)
-    assert "without L2 penalty" in ov.ylabel
-    assert [s.label for s in ov.series] == ["λ=0 (baseline), seed 0", "λ=0.01, seed 0", "λ=0 (baseline), seed 1", "λ=0.01, seed 1"]
-    assert ov.series[3].values == [0.8, 0.8]
+    assert "without L2 penalty" in ov.ylabel and "mean of 2 seeds" in ov.title
+    assert [s.label for s in ov.series] == ["λ = 0 (baseline)", "λ = 0.01"]
+    assert ov.series[0].mean == pytest.approx([0.6, 0.6])  # arms 0 and 2: 0.5 and 0.7
+    assert ov.series[1].low[0] < 0.7 < ov.series[1].high[0]
     norms = kernel_norm_overlay_data(run)
-    assert norms.series[1].values == [8.0, 7.0]
+    assert norms.series[1].epochs == [1, 2] and norms.series[1].mean == pytest.approx([7.5, 6.5])
 
 
-def test_draw_all_and_report_write_files(tmp_path):
+def test_lambda_curve_puts_the_baseline_apart_and_chooses_the_lowest_val_data_loss():
+    config = SweepConfig(lambdas=(0.0, 0.001, 0.01), epochs=2, seeds=2, dataset="fake")
+    run = hand_made_run(rows(config), config)
+    d = lambda_curve_data(run)
+    p = d.val_data_loss
+    assert "without L2 penalty" in p.ylabel
+    assert p.lams == [0.001, 0.01] and p.n == [2, 2]
+    # arms: seed 0 → 0, 1, 2; seed 1 → 3, 4, 5; val data loss 0.5 + arm / 10
+    assert p.mean == pytest.approx([0.75, 0.85])
+    assert all(lo < m < hi for lo, m, hi in zip(p.low, p.mean, p.high))
+    assert p.baseline.mean == pytest.approx(0.65) and p.baseline.n == 2 and p.baseline.low < 0.65 < p.baseline.high
+    assert d.chosen == 0.0 and d.missing == []
+    assert d.val_accuracy.mean == pytest.approx([0.625 + 0.001, 0.625 + 0.01])
+
+
+def test_lambda_curve_without_baseline_and_with_a_diverged_lambda():
+    config = SweepConfig(lambdas=(0.001, 0.01, 0.1), epochs=2, seeds=1, dataset="fake")
+    run = hand_made_run(rows(config, nan_arms=(2,)), config, statuses=["completed", "completed", "diverged"])
+    d = lambda_curve_data(run)
+    assert d.val_data_loss.baseline is None and d.val_accuracy.baseline is None
+    assert d.val_data_loss.lams == [0.001, 0.01] and d.val_data_loss.mean == pytest.approx([0.5, 0.6])
+    assert all(math.isnan(v) for v in d.val_data_loss.low)  # one seed: no interval
+    assert d.chosen == 0.001 and d.missing == [0.1]
+
+
+def test_gap_norm_data_has_one_point_per_arm_and_per_lambda_means():
+    config = SweepConfig(lambdas=(0.0, 0.01), epochs=2, seeds=3, dataset="fake")
+    d = gap_norm_data(hand_made_run(rows(config), config))
+    assert d.lams == [0.0, 0.0, 0.0, 0.01, 0.01, 0.01] and d.seeds == [0, 1, 2, 0, 1, 2]
+    assert d.norms == pytest.approx([8, 7, 6, 7, 6, 5])  # epoch 2: 10 − 100 λ − 2 − seed
+    # gap = val − train data loss at the last epoch: (0.5 + arm / 10) − (0.45 + seed / 10), arm = 2 seed + λ index
+    assert d.gaps == pytest.approx([0.05, 0.15, 0.25, 0.15, 0.25, 0.35])
+    assert d.correlation == pytest.approx(np.corrcoef(d.norms, d.gaps)[0, 1])
+    assert [m.lam for m in d.means] == [0.0, 0.01]
+    m = d.means[1]
+    assert (m.norm.mean, m.norm.n) == (pytest.approx(6.0), 3) and m.norm.low < 6.0 < m.norm.high
+    assert m.gap.mean == pytest.approx(0.25) and m.gap.low < 0.25 < m.gap.high
+
+
+def test_histogram_data_shares_bins_and_pools_seeds():
+    run = hand_made_run(rows(), CONFIG)
+    kernels = {0: np.array([[0.5, -1.0]]), 1: np.array([[0.1, 0.0]]),
+               2: np.array([[2.0, -0.5]]), 3: np.array([[0.2, 0.3]])}
+    d = histogram_data(run, kernels)
+    assert [h.lam for h in d.panels] == [0.0, 0.01]
+    assert d.edges[0] == -2.0 and d.edges[-1] == 2.0 and all(h.edges == d.edges for h in d.panels)
+    assert [h.n_weights for h in d.panels] == [4, 4] and [sum(h.counts) for h in d.panels] == [4, 4]
+    assert histogram_data(run, {}) is None
+
+
+def test_file_names_are_stable_and_distinct():
+    assert curves_figure_name(0.001) == "curves_lambda-0.001.png"
+    assert curves_figure_name(0.0) == "curves_lambda-0.png"
+    assert arm_figure_name(0.001, 1, 3) == "arm03_lambda-0.001_seed-1.png"
+    assert lam_token(1e-5) == "1e-05"
+    assert lam_token(0.00010000001) != lam_token(0.0001)
+
+
+def _assert_whole_pngs(figures: Figures, folder):
+    files = figures.all()
+    assert len({f.path for f in files}) == len(files)
+    for f in files:
+        assert f.path.parent == folder and f.key == f.path.stem
+        assert f.path.read_bytes()[:4] == b"\x89PNG"
+        assert f.title and f.caption
+    assert not list(folder.glob(".*"))  # no temporary files left
+    assert plt.get_fignums() == []  # every figure closed
+    assert sorted(p.name for p in folder.iterdir()) == sorted(f.path.name for f in files)
+
+
+def test_draw_all_several_seeds_writes_one_curve_figure_per_lambda(tmp_path):
     run = hand_made_run(rows(), CONFIG, run_dir=tmp_path)
     figures = draw_all(run)
-    assert len(figures["arms"]) == 4 and len(figures["overlays"]) == 2
-    for p in figures["arms"] + figures["overlays"]:
-        assert p.read_bytes()[:4] == b"\x89PNG"
-    assert not list((tmp_path / "figures").glob(".*"))  # no temporary files left
-    report = build_report(run).read_text()
-    assert report.count("![") == 6
+    folder = tmp_path / "figures"
+    _assert_whole_pngs(figures, folder)
+    assert [f.path.name for f in figures.curves] == ["curves_lambda-0.png", "curves_lambda-0.01.png"]
+    assert "mean of 2 seeds, band = 95 % CI" in figures.curves[1].title
+    assert [f.path.name for f in figures.all()[2:]] == [
+        "val_data_loss.png", "kernel_norm.png", "lambda_curve.png", "gap_vs_norm.png"]
+    assert figures.histograms is None  # no kernels.npz
+    for f in (*figures.curves, figures.val_data_loss, figures.lambda_curve, figures.gap_vs_norm):
+        assert "penalty" in f.caption  # every loss figure says whether the penalty is in
+    assert "Pearson r" in figures.gap_vs_norm.title
 
 
-def test_markdown_escapes_user_text():
-    assert md("<script>alert(1)</script> | *x*") == "&lt;script&gt;alert(1)&lt;/script&gt; \\| \\*x\\*"
+def test_draw_all_one_seed_keeps_one_figure_per_arm(tmp_path):
+    one = SweepConfig(lambdas=(0.0, 0.001, 0.01), epochs=3, seeds=1, seed=1, dataset="fake")
+    figures = draw_all(hand_made_run(rows(one), one, run_dir=tmp_path))
+    _assert_whole_pngs(figures, tmp_path / "figures")
+    assert [f.path.name for f in figures.curves] == [
+        "arm00_lambda-0_seed-1.png", "arm01_lambda-0.001_seed-1.png", "arm02_lambda-0.01_seed-1.png"]
+    assert "seed 1" in figures.curves[1].title
+
+
+def test_draw_all_with_kernels_draws_histograms(tmp_path):
+    run = hand_made_run(rows(), CONFIG, run_dir=tmp_path)
+    rng = np.random.default_rng(0)
+    write_kernels(tmp_path, {i: rng.normal(scale=0.1 / (1 + i), size=(20, 8)) for i in range(4)})
+    figures = draw_all(run)
+    assert figures.histograms is not None and figures.histograms.path.name == "weight_histograms.png"
+    assert figures.all()[-1] == figures.histograms
+    _assert_whole_pngs(figures, tmp_path / "figures")
+
+
+def test_draw_all_survives_a_diverged_lambda_and_no_baseline(tmp_path):
+    config = SweepConfig(lambdas=(0.001, 0.01, 0.1), epochs=2, seeds=2, dataset="fake")
+    statuses = ["completed", "completed", "diverged", "completed", "completed", "diverged"]
+    run = hand_made_run(rows(config, nan_arms=(2, 5)), config, statuses=statuses, run_dir=tmp_path)
+    figures = draw_all(run, kernels={i: np.ones((3, 3)) * i for i in range(6)})
+    _assert_whole_pngs(figures, tmp_path / "figures")
+    assert "no λ = 0 baseline" in figures.lambda_curve.caption
+    assert "left out" in figures.val_data_loss.caption
+    assert "no seed completed" in figures.curves[2].title and "mean of 2 seeds" in figures.curves[1].title
+
+
+def test_draw_all_when_nothing_completed(tmp_path):
+    one = SweepConfig(lambdas=(0.0, 0.01), epochs=2, seeds=1, dataset="fake")
+    run = hand_made_run(rows(one, nan_arms=(0, 1)), one, statuses=["diverged", "diverged"], run_dir=tmp_path)
+    figures = draw_all(run)
+    _assert_whole_pngs(figures, tmp_path / "figures")
+    assert figures.histograms is None

@@ -1,4 +1,4 @@
-"""The `reglab` command: `reglab run` trains a sweep; `reglab report RUN_DIR` rebuilds figures and report.
+"""The `reglab` command: `reglab run` trains a sweep; `reglab report RUN_DIR [--open]` rebuilds figures and reports.
 
 Errors a user can cause end as one line on stderr and exit status 2; Ctrl-C exits 130 with the
 record left consistent. Set REGLAB_DEBUG=1 to see tracebacks of unexpected errors.
@@ -58,9 +58,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--force", action="store_true", help="overwrite an existing run directory (only reglab's own files)")
     run.add_argument("--no-progress", action="store_true", help="print one line per epoch instead of a live progress bar")
 
-    rep = sub.add_parser("report", help="rebuild figures/ and report.md of a run from its record, without training",
-                         description="Rebuild RUN_DIR/figures and RUN_DIR/report.md from run.json and metrics.csv alone.")
+    rep = sub.add_parser("report", help="rebuild figures/, report.md and report.html of a run from its record, without training",
+                         description="Rebuild RUN_DIR/figures, RUN_DIR/report.md and RUN_DIR/report.html from the run's "
+                         "record (run.json, metrics.csv, kernels.npz) alone.")
     rep.add_argument("run_dir", metavar="RUN_DIR")
+    rep.add_argument("--open", action="store_true", help="open report.html in the web browser, where one exists")
     return parser
 
 
@@ -106,7 +108,23 @@ def cmd_report(args: argparse.Namespace) -> int:
     run = load_run(args.run_dir)
     path = build_report(run)
     print(f"report: {path}")
+    print(f"report: {path.with_name('report.md')}")
+    if args.open:
+        open_in_browser(path)
     return 0
+
+
+def open_in_browser(path: Path) -> bool:
+    """Open a local file in the user's browser; without one (a server, CI) say so and go on."""
+    import webbrowser
+
+    try:
+        opened = webbrowser.open(path.resolve().as_uri())
+    except webbrowser.Error:
+        opened = False
+    if not opened:
+        print(f"reglab: no web browser found here; open {path} yourself", file=sys.stderr)
+    return opened
 
 
 def print_summary(run: Any) -> None:
@@ -130,6 +148,7 @@ def print_summary(run: Any) -> None:
     out.print(table)
     if run.data.fallback_reason:
         out.print(f"note: trained on {run.data.name}, not {run.data.requested}: {run.data.fallback_reason}", highlight=False)
+    out.print(f"report: {Path(run.run_dir) / 'report.html'}", highlight=False)
     out.print(f"report: {Path(run.run_dir) / 'report.md'}", highlight=False)
 
 

@@ -38,7 +38,7 @@ METRICS_CSV = "metrics.csv"
 CONFIG_TOML = "config.toml"
 KERNELS_NPZ = "kernels.npz"
 #: Files and folders reglab writes into a run directory; `--force` removes only these.
-OWNED = (RUN_JSON, METRICS_CSV, CONFIG_TOML, KERNELS_NPZ, "figures", "report.md")
+OWNED = (RUN_JSON, METRICS_CSV, CONFIG_TOML, KERNELS_NPZ, "figures", "report.md", "report.html")
 
 
 @dataclass(frozen=True)

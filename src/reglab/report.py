@@ -1,66 +1,79 @@
-"""report.md from a run record alone: the setup, the figures, and a table of every arm's results.
+"""report.md and report.html from a run record alone, following the original study's sections.
 
-Nothing here trains or computes statistics: numbers come from `analysis`, pictures from `plots`.
+Nothing here trains or computes statistics: numbers come from `analysis`, `aggregate` and `claims`,
+pictures from `plots`; this module only turns them into sentences and tables (`document` blocks),
+rendered once as Markdown and once as a self-contained HTML page.
 """
 
 from __future__ import annotations
 
-import html
+import math
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
-from .analysis import (
-    NEAR_ZERO, ArmSummary, Criteria, arm_summaries, norm_monotone_in_lambda, validation_trends, weight_magnitudes,
+from . import document as d
+from .aggregate import (
+    Choice, LambdaStats, choose_lambda, epoch_bands, excluded_arms, final_values, gap_against_norm, lambda_stats,
 )
+from .analysis import NEAR_ZERO, ArmSummary, Criteria, arm_summaries, norm_monotone_in_lambda, validation_trends, weight_magnitudes
+from .claims import Claim, check_claims, pm
 from .formatting import fmt, lam_label
-from .plots import draw_all
 from .record import RunRecord, write_atomic
+from .stats import Estimate
 
 REPORT_MD = "report.md"
+REPORT_HTML = "report.html"
 
 
 def md(text: Any) -> str:
-    """Escape text for a Markdown table cell: no raw HTML, no broken tables, no stray code spans."""
-    s = html.escape(str(text), quote=False)
-    for ch in "\\`*_[]|":
-        s = s.replace(ch, "\\" + ch)
-    return " ".join(s.split())
+    """Escape text for a Markdown table cell (kept for callers of the first report version)."""
+    return d.md_escape(text)
 
 
-def _table(header: Iterable[str], rows: Iterable[Iterable[Any]]) -> str:
-    header = list(header)
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
-    return "\n".join(lines)
+def ci(e: Estimate, digits: int = 4) -> str:
+    """A table cell: 'mean ± half' with several seeds, the value alone with one."""
+    if e.n == 0 or not math.isfinite(e.mean):
+        return "—"
+    return f"{e.mean:.{digits}f} ± {e.half_width:.{digits}f}" if e.has_interval else f"{e.mean:.{digits}f}"
 
 
-def setup_rows(run: RunRecord) -> list[tuple[str, str]]:
-    c, d, m = run.config, run.data, run.meta
-    shape = "×".join(str(s) for s in d.image_shape)
-    return [
-        ("model", f"Input(({', '.join(map(str, d.image_shape))})) → Flatten → Dense(128, relu, kernel_regularizer=l2(λ)) → Dense(10, softmax)"),
-        ("compile", 'optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"]'),
-        ("training", f"fit(epochs={c.epochs}, batch_size={c.batch_size}, validation_data=(x_val, y_val))"),
-        ("λ values", ", ".join(lam_label(x) for x in c.lambdas)),
-        ("seeds", ", ".join(str(s) for s in c.seed_values)),
-        ("arms", str(len(run.arms))),
-        ("engine", str(m.get("engine"))),
-        ("dataset requested", md(d.requested)),
-        ("dataset used", md(d.name) + (" (**fallback**)" if d.fallback_reason else "")),
-        ("source", md(d.source)),
-        ("split", md(d.split)),
-        ("sizes", f"{d.n_train:,} train / {d.n_val:,} validation / {d.n_test:,} test; images {shape}, pixels scaled to [0, 1]"),
-        ("data checksum (sha256)", f"`{d.sha256}`"),
-        ("versions", md(", ".join(f"{k} {v}" for k, v in m.get("versions", {}).items()))),
-        ("started / ended (UTC)", f"{md(m.get('started_at'))} / {md(m.get('ended_at'))}"),
-        ("status", md(m.get("status"))),
+def setup_rows(run: RunRecord) -> list[list[d.Inline]]:
+    c, data, m = run.config, run.data, run.meta
+    shape = "×".join(str(s) for s in data.image_shape)
+    rows: list[list[d.Inline]] = [
+        ["model", d.code(f"Input(({', '.join(map(str, data.image_shape))})) → Flatten → Dense(128, relu, "
+                         "kernel_regularizer=l2(λ)) → Dense(10, softmax)")],
+        ["compile", d.code('optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"]')],
+        ["training", d.code(f"fit(epochs={c.epochs}, batch_size={c.batch_size}, validation_data=(x_val, y_val))")],
+        ["λ values", ", ".join(lam_label(x) for x in c.lambdas)],
+        ["seeds", ", ".join(str(s) for s in c.seed_values)],
+        ["arms (λ × seed)", str(len(run.arms))],
+        ["engine", str(m.get("engine"))],
+        ["dataset requested", str(data.requested)],
+        ["dataset used", [str(data.name)] + ([d.strong(" (fallback)")] if data.fallback_reason else [])],
+        ["source", str(data.source)],
+        ["split", str(data.split)],
+        ["sizes", f"{data.n_train:,} train / {data.n_val:,} validation / {data.n_test:,} test; images {shape}, pixels scaled to [0, 1]"],
+        ["data checksum (sha256)", d.code(str(data.sha256))],
+        ["versions", ", ".join(f"{k} {v}" for k, v in m.get("versions", {}).items())],
+        ["started / ended (UTC)", f"{m.get('started_at')} / {m.get('ended_at')}"],
+        ["status", str(m.get("status"))],
     ]
+    if data.fallback_reason:
+        rows.insert(9, ["why the fallback", str(data.fallback_reason)])
+    return rows
 
 
-def results_rows(summaries: list[ArmSummary]) -> list[list[str]]:
+RESULTS_HEADER = [
+    "λ", "seed", "status", "epochs", "loss", "val_loss", "data loss", "val data loss", "best val data loss",
+    "accuracy", "val accuracy", "best val accuracy", "test accuracy", "test data loss", "‖W‖ final", "penalty final",
+]
+
+
+def results_rows(summaries: list[ArmSummary]) -> list[list[d.Inline]]:
     return [
         [
-            lam_label(s.lam), str(s.seed), md(s.status), str(s.epochs_done),
+            lam_label(s.lam), str(s.seed), s.status, str(s.epochs_done),
             fmt(s.final_loss), fmt(s.final_val_loss), fmt(s.final_data_loss), fmt(s.final_val_data_loss),
             f"{fmt(s.best_val_data_loss)} (ep. {s.best_val_data_loss_epoch})",
             fmt(s.final_accuracy), fmt(s.final_val_accuracy),
@@ -72,103 +85,271 @@ def results_rows(summaries: list[ArmSummary]) -> list[list[str]]:
     ]
 
 
-RESULTS_HEADER = [
-    "λ", "seed", "status", "epochs", "loss", "val_loss", "data loss", "val data loss", "best val data loss",
-    "accuracy", "val accuracy", "best val accuracy", "test accuracy", "test data loss", "‖W‖ final", "penalty final",
-]
+LAMBDA_HEADER = ["λ", "seeds", "val data loss", "val accuracy", "train data loss", "train accuracy",
+                 "loss gap (val − train)", "‖W‖", "shrink vs λ = 0", "test accuracy", "test data loss"]
 
 
-def measured_sections(run: RunRecord, criteria: Criteria = Criteria()) -> list[str]:
-    """Weight magnitudes and each arm's validation trend, with the thresholds the diagnosis used."""
-    parts = []
+def lambda_rows(stats: list[LambdaStats]) -> list[list[d.Inline]]:
+    return [[lam_label(s.lam), str(len(s.seeds)), ci(s["val_data_loss"]), ci(s["val_accuracy"]), ci(s["data_loss"]),
+             ci(s["accuracy"]), ci(s["loss_gap"]), ci(s["kernel_norm"], 2), ci(s["shrink"], 3),
+             ci(s["test_accuracy"]), ci(s["test_data_loss"])] for s in stats]
+
+
+def _seeds_phrase(run: RunRecord) -> str:
+    n = len(run.config.seed_values)
+    return ("one seed per λ, so no interval can be given: every figure is a single training run"
+            if n == 1 else f"{n} seeds per λ: each figure is the mean over seeds ± the half-width of its 95 % "
+            "confidence interval (Student t)")
+
+
+# ---------------------------------------------------------------- sections
+
+def objective(run: RunRecord) -> list[d.Block]:
+    blocks: list[d.Block] = [
+        d.Heading(2, "Objective", "objective"),
+        d.Para("How much L2 regularization should this model have, and what does it do? The original study trains a "
+               "small dense network on MNIST once per L2 strength λ, plots training against validation loss and "
+               "accuracy, and explains the result: L2 shrinks the weights, smaller weights generalize better, too "
+               "small a λ still overfits, too large a λ underfits, and a moderate value balances the two. This report "
+               "makes every one of those statements from this run's own numbers, with the criteria stated, and says "
+               "when the data do not support them."),
+    ]
+    if run.data.fallback_reason:
+        blocks.append(d.Note([d.strong("Data fallback. "), f"{run.data.fallback_reason}. This run used ",
+                              d.strong(run.data.name), f" instead: {run.data.n_train:,} / {run.data.n_val:,} / "
+                              f"{run.data.n_test:,} images, not the full dataset. Numbers here are not comparable "
+                              "with full-dataset results."]))
+    return blocks
+
+
+def setup(run: RunRecord) -> list[d.Block]:
+    blocks: list[d.Block] = [
+        d.Heading(2, "Setup", "setup"),
+        d.Para(f"Every arm is one training of the model below for one (λ, seed); {_seeds_phrase(run)}. Arms of one "
+               "seed share their initial weights and batch order, so their differences are due to λ alone."),
+        d.Table(["setting", "value"], setup_rows(run)),
+    ]
+    excluded = excluded_arms(run)
+    if excluded:
+        blocks.append(d.Note([d.strong("Left out of the comparisons: "), "; ".join(
+            f"λ = {lam_label(lam)}, seed {seed} ({why})" for _, lam, seed, why in excluded) + "."]))
+    return blocks
+
+
+def _image(fig: Any) -> d.Image:
+    return d.Image(fig.path, fig.title, fig.caption)
+
+
+def results(run: RunRecord, stats: list[LambdaStats], figures: Any) -> list[d.Block]:
+    blocks: list[d.Block] = [
+        d.Heading(2, "Results", "results"),
+        d.Para(["Final values are at the last epoch. Keras's own ", d.code("loss"), " and ", d.code("val_loss"),
+                " include the L2 penalty λ·ΣW²; the ", d.em("data loss"), " is the cross-entropy alone, the fair "
+                "measure of fit. Test metrics are measured once, after training, on the held-out test set."]),
+        d.Heading(3, "By λ"),
+        d.Table(LAMBDA_HEADER, lambda_rows(stats)),
+        d.Para(f"With {_seeds_phrase(run)}."),
+    ]
+    if figures is not None:
+        blocks += [_image(figures.lambda_curve), _image(figures.val_data_loss)]
+        blocks += [d.Heading(3, "Training and validation curves")]
+        blocks += [_image(f) for f in figures.curves]
+    blocks += [d.Heading(3, "Every arm"), d.Table(RESULTS_HEADER, results_rows(arm_summaries(run)))]
+    return blocks
+
+
+def weight_section(run: RunRecord, stats: list[LambdaStats], figures: Any) -> list[d.Block]:
+    blocks: list[d.Block] = [d.Heading(3, "Weight magnitude", "weights")]
+    norm_sentence = "Final kernel norm ‖W‖ by λ: " + "; ".join(
+        f"λ = {lam_label(s.lam)}: {pm(s['kernel_norm'], 2)}" + (
+            f", {s['shrink'].mean:.3f}× the unregularized norm" if s.lam > 0 and s["shrink"].n else "")
+        for s in stats) + "."
+    blocks.append(d.Para(norm_sentence))
     weights = weight_magnitudes(run, run.kernels())
     if weights:
         monotone = norm_monotone_in_lambda(weights)
-        parts += [
-            "## Weight magnitude",
-            "",
-            "Final regularized kernel of each arm (from kernels.npz): its norm, the shrink factor against the "
-            f"same seed's λ = 0 arm, and the share of weights with |w| < {NEAR_ZERO:g}.",
-            "",
-            _table(["λ", "seed", "‖W‖", "shrink vs λ = 0", "near-zero share", "max \\|w\\|"], [
-                [lam_label(w.lam), str(w.seed), fmt(w.norm, 2), fmt(w.shrink, 3), f"{100 * w.near_zero_fraction:.2f} %", fmt(w.max_abs)]
-                for w in weights
-            ]),
-            "",
-            "Does the final norm fall as λ rises? " + "; ".join(
-                f"seed {seed}: {'yes' if ok else 'no'}" for seed, ok in sorted(monotone.items())) + ".",
-            "",
-        ]
+        yes = sum(monotone.values())
+        blocks.append(d.Para(
+            f"The norm falls strictly as λ rises in {yes} of {len(monotone)} seeds. Share of near-zero weights "
+            f"(|w| < {NEAR_ZERO:g}) in the final kernel: " + "; ".join(
+                f"λ = {lam_label(lam)}: {100 * sum(w.near_zero_fraction for w in ws) / len(ws):.1f} %"
+                for lam, ws in _by_lam(weights)) + "."))
+        blocks.append(d.Table(["λ", "seed", "‖W‖", "shrink vs λ = 0", "near-zero share", "max |w|"], [
+            [lam_label(w.lam), str(w.seed), fmt(w.norm, 2), fmt(w.shrink, 3), f"{100 * w.near_zero_fraction:.2f} %", fmt(w.max_abs)]
+            for w in weights]))
+    else:
+        blocks.append(d.Para("This run has no saved kernels (kernels.npz), so weight distributions cannot be shown."))
+    if figures is not None:
+        blocks.append(_image(figures.kernel_norm))
+        if figures.histograms is not None:
+            blocks.append(_image(figures.histograms))
+    return blocks
+
+
+def _by_lam(items: list[Any]) -> list[tuple[float, list[Any]]]:
+    out: dict[float, list[Any]] = {}
+    for it in items:
+        out.setdefault(it.lam, []).append(it)
+    return sorted(out.items())
+
+
+def generalization_section(run: RunRecord, stats: list[LambdaStats], figures: Any) -> list[d.Block]:
+    blocks: list[d.Block] = [
+        d.Heading(3, "Generalization", "generalization"),
+        d.Para("The generalization gap is the validation data loss minus the training data loss (both without the "
+               "penalty: Keras's loss and val_loss include it and would mislead), and the training accuracy minus "
+               "the validation accuracy. At the end: " + "; ".join(
+                   f"λ = {lam_label(s.lam)}: loss gap {pm(s['loss_gap'])}, accuracy gap {pm(s['accuracy_gap'])}"
+                   for s in stats) + "."),
+    ]
+    gn = gap_against_norm(run)
+    if math.isfinite(gn.correlation):
+        direction = ("larger final weights went with a larger gap" if gn.correlation > 0
+                     else "larger final weights went with a smaller gap")
+        blocks.append(d.Para(f"Across the {len(gn.points)} arms, the Pearson correlation between final ‖W‖ and the "
+                             f"final loss gap is r = {gn.correlation:.2f}: {direction}. A correlation across arms "
+                             "that differ in λ is not by itself proof that the norm causes the gap."))
+    bands = {b.lam: b for b in epoch_bands(run, "loss_gap")}
+    if bands:
+        lams = sorted(bands)
+        epochs = bands[lams[0]].epochs
+        blocks.append(d.Para("Loss gap by epoch (mean over seeds):"))
+        blocks.append(d.Table(["epoch"] + [f"λ = {lam_label(x)}" for x in lams], [
+            [str(e)] + [fmt(bands[x].mean[k]) if k < len(bands[x].mean) else "—" for x in lams]
+            for k, e in enumerate(epochs)]))
+    if figures is not None:
+        blocks.append(_image(figures.gap_vs_norm))
+    return blocks
+
+
+def trend_section(run: RunRecord, criteria: Criteria) -> list[d.Block]:
     trends = validation_trends(run, criteria)
-    parts += [
-        "## Validation-loss trend",
-        "",
-        "Data losses here exclude the penalty. Criteria: *overfitting* when the validation data loss ends more "
-        f"than {100 * criteria.overfit_rise:g} % above its minimum or more than {criteria.overfit_gap:g} above the "
-        f"training data loss; *underfitting* when the final training accuracy is more than "
-        f"{100 * criteria.underfit_points:g} points below the best arm's of the same seed; else *good fit*. "
-        f"Slope: least squares over the last {criteria.slope_epochs} epochs.",
-        "",
-        _table(["λ", "seed", "best epoch", "min val data loss", "rise after min", "final slope / epoch",
-                "loss gap (val − train)", "accuracy gap (train − val)", "diagnosis", "because"], [
-            [lam_label(t.lam), str(t.seed), str(t.best_epoch), fmt(t.best_val_data_loss),
-             f"{100 * t.rise_after_best:.1f} %" if t.rise_after_best == t.rise_after_best else "—",
-             fmt(t.final_slope), fmt(t.final_loss_gap), fmt(t.final_accuracy_gap), f"**{t.diagnosis}**", md(t.reason)]
-            for t in trends
-        ]),
-        "",
+    blocks: list[d.Block] = [
+        d.Heading(3, "Validation-loss trend", "trend"),
+        d.Para(["Criteria (stated before looking at the numbers): ", d.em("overfitting"), " when the validation data "
+                f"loss ends more than {100 * criteria.overfit_rise:g} % above its minimum or more than "
+                f"{criteria.overfit_gap:g} above the training data loss; ", d.em("underfitting"), " when the final "
+                f"training accuracy is more than {100 * criteria.underfit_points:g} points below the best arm's of "
+                "the same seed (checked first); otherwise ", d.em("good fit"), ". Slope: least squares over the last "
+                f"{criteria.slope_epochs} epochs."]),
     ]
-    return parts
+    sentences = []
+    for lam, ts in _by_lam(trends):
+        counts: dict[str, int] = {}
+        for t in ts:
+            counts[t.diagnosis] = counts.get(t.diagnosis, 0) + 1
+        verdicts = ", ".join(f"{k} in {v} of {len(ts)} seed{'s' if len(ts) > 1 else ''}" for k, v in sorted(counts.items()))
+        first = ts[0]
+        if len(ts) == 1 and first.diagnosis != "no data":
+            sentences.append(f"λ = {lam_label(lam)}: the validation data loss is lowest at epoch {first.best_epoch} "
+                             f"({first.best_val_data_loss:.4f}) and ends {100 * first.rise_after_best:.1f} % above that, "
+                             f"with a final slope of {first.final_slope:+.4f} per epoch: {first.diagnosis} "
+                             f"({first.reason}).")
+        else:
+            rises = [t.rise_after_best for t in ts if math.isfinite(t.rise_after_best)]
+            best_epochs = sorted({t.best_epoch for t in ts})
+            sentences.append(f"λ = {lam_label(lam)}: minimum at epoch {', '.join(map(str, best_epochs))}; the final "
+                             f"value is {100 * min(rises, default=math.nan):.1f}–{100 * max(rises, default=math.nan):.1f} % "
+                             f"above it; {verdicts}.")
+    blocks.append(d.Bullets(sentences))
+    blocks.append(d.Table(["λ", "seed", "best epoch", "min val data loss", "rise after min", "final slope / epoch",
+                           "loss gap (val − train)", "accuracy gap (train − val)", "diagnosis", "because"], [
+        [lam_label(t.lam), str(t.seed), str(t.best_epoch), fmt(t.best_val_data_loss),
+         f"{100 * t.rise_after_best:.1f} %" if math.isfinite(t.rise_after_best) else "—",
+         fmt(t.final_slope), fmt(t.final_loss_gap), fmt(t.final_accuracy_gap), d.strong(t.diagnosis), t.reason]
+        for t in trends]))
+    return blocks
 
 
-def render_markdown(run: RunRecord, figures: dict[str, list[Path]]) -> str:
-    d = run.data
-    parts = [f"# reglab run `{md(run.run_dir.name)}`", ""]
-    if d.fallback_reason:
-        parts += [
-            f"> **Data fallback.** {md(d.fallback_reason)}. This run used **{md(d.name)}** instead: "
-            f"{d.n_train:,} / {d.n_val:,} / {d.n_test:,} real MNIST digits, not the full 60,000 / 10,000. "
-            "Numbers here are not comparable with full-MNIST results.",
-            "",
-        ]
-    parts += ["## Setup", "", _table(["setting", "value"], setup_rows(run)), ""]
-    parts += [
-        "## Results",
-        "",
-        "Final values are at the last recorded epoch. `loss` and `val_loss` are Keras's own History values, "
-        "which **include the L2 penalty** λ·ΣW²; the *data loss* columns are the cross-entropy alone "
-        "(the fair measure of fit and overfitting). Test metrics are measured once, after training, on the "
-        "held-out test set. ‖W‖ is the Frobenius norm of the regularized Dense(128) kernel.",
-        "",
-        _table(RESULTS_HEADER, results_rows(arm_summaries(run))),
-        "",
-        *measured_sections(run),
-        "## Figures",
-        "",
-        "Validation data loss of every arm (without penalty):",
-        "",
+def claims_section(claims: list[Claim]) -> list[d.Block]:
+    return [
+        d.Heading(2, "Claims checked", "claims"),
+        d.Para("Each usual claim about L2, marked supported, not supported or inconclusive (seed noise) by this run. "
+               "Differences between λ values are paired by seed; an interval is a 95 % confidence interval."),
+        d.Table(["claim", "verdict", "the numbers"], [[c.statement, d.strong(c.verdict), c.evidence] for c in claims]),
+        d.Para("How each verdict is decided:"),
+        d.Bullets([[d.em(c.statement), " " + c.rule] for c in claims]),
     ]
-    rel = lambda p: f"{p.parent.name}/{p.name}"  # noqa: E731
-    overlays = figures.get("overlays", [])
-    if overlays:
-        parts += [f"![validation data loss by λ]({rel(overlays[0])})", ""]
-    if len(overlays) > 1:
-        parts += ["Kernel norm of every arm by epoch:", "", f"![kernel norm by λ]({rel(overlays[1])})", ""]
-    parts += ["Per arm, in the original study's layout (loss left, accuracy right):", ""]
-    for path, meta in zip(figures.get("arms", []), run.arms):
-        parts += [f"### λ = {lam_label(float(meta['lambda']))}, seed {meta['seed']}", "", f"![λ = {meta['lambda']:g}]({rel(path)})", ""]
-    parts += [
-        "---",
-        "The full written analysis (claims checked, seed confidence intervals) is not part of this report yet. "
-        "Rebuild this report from the record with `reglab report RUN_DIR`.",
-        "",
+
+
+def _choice_sentence(c: Choice) -> str:
+    what = "validation data loss" if c.metric == "val_data_loss" else "validation accuracy"
+    s = f"By {what}, the best λ is {lam_label(c.lam)} ({pm(c.estimate)})"
+    if not c.neighbours:
+        return s + "."
+    parts = []
+    for n in c.neighbours:
+        if n.distinguishable is None:
+            parts.append(f"λ = {lam_label(n.other)} differs by {n.difference.mean:+.4f} (one seed: no interval)")
+        else:
+            parts.append(f"λ = {lam_label(n.other)} differs by {pm(n.difference)}, "
+                         + ("distinguishable" if n.distinguishable else "not distinguishable from seed noise"))
+    return s + "; against its neighbours: " + "; ".join(parts) + "."
+
+
+def takeaway(run: RunRecord) -> list[d.Block]:
+    finals = final_values(run)
+    by_loss = choose_lambda(run, "val_data_loss", finals)
+    by_acc = choose_lambda(run, "val_accuracy", finals)
+    blocks: list[d.Block] = [d.Heading(2, "Key takeaway", "takeaway")]
+    if by_loss is None:
+        return blocks + [d.Para("No arm completed every epoch, so no λ can be recommended from this run.")]
+    certain = all(n.distinguishable for n in by_loss.neighbours) if by_loss.neighbours else False
+    head = [d.strong(f"Use λ = {lam_label(by_loss.lam)}"), f" for this model and data: validation data loss "
+            f"{pm(by_loss.estimate)}, test accuracy {pm(by_loss.test_accuracy)}, test data loss "
+            f"{pm(by_loss.test_data_loss)} (the test set was not used to choose)."]
+    if by_loss.estimate.n < 2:
+        head.append(" With one seed this is the best single run, not a measured difference: rerun with --seeds 3.")
+    elif not certain:
+        head.append(" It is not clearly better than every neighbour on the grid (see below): any λ within noise of it "
+                    "is as good a choice for this data.")
+    if by_loss.at_grid_edge and len(finals["val_data_loss"]) > 1:
+        head.append(" It lies at an end of the λ grid; a wider grid could find a better value.")
+    blocks += [d.Para(head), d.Bullets([_choice_sentence(by_loss)] + ([_choice_sentence(by_acc)] if by_acc else []))]
+    return blocks
+
+
+def l2_note() -> list[d.Block]:
+    return [
+        d.Heading(2, "What “L2 in Keras” means", "l2-in-keras"),
+        d.Para([d.code("kernel_regularizer=keras.regularizers.l2(λ)"), " adds λ·ΣW² — λ times the sum of the "
+                "squared entries of that layer's kernel (no ½, bias not included) — to the loss that training "
+                "minimizes. Keras's reported ", d.code("loss"), " and ", d.code("val_loss"), " include this penalty, "
+                "so they rise with λ even when the fit to the data is unchanged; this report's ", d.em("data loss"),
+                " columns are the cross-entropy without it."]),
+        d.Para(["The penalty's gradient 2λW joins the data gradient before the optimizer sees it. Under Adam that sum "
+                "is rescaled per weight by Adam's running moments, so weights with large data gradients are shrunk "
+                "less. That is not the same as decoupled weight decay (AdamW, ", d.code("weight_decay="),
+                " in Keras optimizers), which shrinks every weight by the same factor each step, outside Adam's "
+                "rescaling; equal numbers for λ and weight decay do not give equal models."]),
     ]
-    return "\n".join(parts)
+
+
+def build_blocks(run: RunRecord, figures: Any, criteria: Criteria = Criteria()) -> list[d.Block]:
+    stats = lambda_stats(run)
+    blocks: list[d.Block] = [d.Heading(1, f"reglab report: {run.run_dir.name}")]
+    blocks += objective(run)
+    blocks += setup(run)
+    blocks += results(run, stats, figures)
+    blocks += [d.Heading(2, "Analysis", "analysis"),
+               d.Para("Sentences below are generated from the numbers of this run; nothing is written in advance.")]
+    blocks += weight_section(run, stats, figures)
+    blocks += generalization_section(run, stats, figures)
+    blocks += trend_section(run, criteria)
+    blocks += claims_section(check_claims(run, criteria))
+    blocks += takeaway(run)
+    blocks += l2_note()
+    blocks += [d.Para(["Rebuild this report from the record with ", d.code("reglab report RUN_DIR"), "."])]
+    return blocks
 
 
 def build_report(run: RunRecord) -> Path:
-    """Draw the figures and write report.md into the run directory; returns the report's path."""
+    """Draw the figures, write report.md and report.html into the run directory; returns report.html's path."""
+    from .plots import draw_all
+
     figures = draw_all(run)
-    path = run.run_dir / REPORT_MD
-    write_atomic(path, render_markdown(run, figures))
+    blocks = build_blocks(run, figures)
+    write_atomic(run.run_dir / REPORT_MD, d.to_markdown(blocks, run.run_dir))
+    path = run.run_dir / REPORT_HTML
+    write_atomic(path, d.to_html(blocks, f"reglab report: {run.run_dir.name}"))
     return path

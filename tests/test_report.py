@@ -1,0 +1,108 @@
+"""report.md and report.html: the same content, numbers that match the record, escaped user text,
+a page that needs no network and runs no code."""
+
+from __future__ import annotations
+
+import html
+import re
+import statistics
+
+import numpy as np
+
+from helpers import hand_made_run, row
+from reglab.config import SweepConfig
+from reglab.document import Heading, Image, Para, Span, Table, code, strong, to_html, to_markdown
+from reglab.record import write_kernels
+from reglab.report import build_report, md
+from reglab.stats import t_critical
+
+CONFIG = SweepConfig(lambdas=(0.0, 0.001, 0.01), seeds=2, epochs=3, dataset="fake")
+
+
+def make_run(tmp_path, name="run"):
+    rows = []
+    for a in CONFIG.arms():
+        for epoch in (1, 2, 3):
+            val = 0.3 + 5 * a.lam + 0.01 * a.seed + (0.02 if epoch == 3 and a.lam == 0 else 0) - 0.01 * epoch
+            rows.append(row(a.index, a.lam, epoch, seed=a.seed, val_data_loss=val, data_loss=val - 0.05 - 0.01 * epoch,
+                            accuracy=0.95 - 3 * a.lam - 0.002 * a.seed, val_accuracy=0.93 - 3 * a.lam + 0.001 * epoch,
+                            kernel_norm=12 - 700 * a.lam + 0.2 * a.seed + 0.1 * epoch, loss=val + a.lam, val_loss=val + 2 * a.lam))
+    tests = [{"accuracy": 0.9 + 0.01 * a.index, "data_loss": 0.31, "loss": 0.32} for a in CONFIG.arms()]
+    run_dir = tmp_path / name
+    run_dir.mkdir()
+    write_kernels(run_dir, {a.index: np.random.default_rng(a.index).normal(0, 0.05 / (1 + 100 * a.lam), (30, 8))
+                            for a in CONFIG.arms()})
+    return hand_made_run(rows, CONFIG, tests=tests, run_dir=run_dir), rows
+
+
+def test_both_reports_are_written_with_the_study_sections(tmp_path):
+    run, _ = make_run(tmp_path)
+    path = build_report(run)
+    assert path.name == "report.html"
+    page, text = path.read_text(), (path.parent / "report.md").read_text()
+    for anchor in ("objective", "setup", "results", "analysis", "claims", "takeaway", "l2-in-keras"):
+        assert f'id="{anchor}"' in page
+    for title in ("## Objective", "## Setup", "## Results", "## Analysis", "### Weight magnitude", "### Generalization",
+                  "### Validation-loss trend", "## Claims checked", "## Key takeaway", "## What “L2 in Keras” means"):
+        assert title in text
+    assert "λ·ΣW²" in text and "weight decay" in text
+
+
+def test_report_numbers_match_the_record(tmp_path):
+    run, rows = make_run(tmp_path)
+    text = (build_report(run).parent / "report.md").read_text()
+    # independently: the mean final validation data loss of λ = 0.001 over its 2 seeds, with its t-interval
+    finals = [r.val_data_loss for r in rows if r.lam == 0.001 and r.epoch == 3]
+    mean, sd = statistics.mean(finals), statistics.stdev(finals)
+    half = t_critical(1) * sd / len(finals) ** 0.5
+    assert f"{mean:.4f} ± {half:.4f}" in text
+    # every arm's final row is in the per-arm table
+    for r in rows:
+        if r.epoch == 3:
+            assert f"{r.val_data_loss:.4f}" in text and f"{r.kernel_norm:.2f}" in text
+
+
+def test_markdown_and_html_carry_the_same_claims(tmp_path):
+    run, _ = make_run(tmp_path)
+    path = build_report(run)
+    page, text = path.read_text(), (path.parent / "report.md").read_text()
+    verdicts = re.findall(r"\| \*\*(supported|not supported|inconclusive)\*\* \|", text)
+    assert len(verdicts) == 4
+    assert re.findall(r'<strong class="verdict-[a-z-]+">([a-z ]+)</strong>', page) [:4] == verdicts
+
+
+def test_html_is_self_contained_and_runs_no_code(tmp_path):
+    run, _ = make_run(tmp_path, name="<img src=x onerror=alert(1)><script>")
+    page = build_report(run).read_text()
+    assert "<script" not in page.lower() and "<img src=x" not in page
+    assert "&lt;img src=x onerror=alert(1)&gt;&lt;script&gt;" in page
+    assert "Content-Security-Policy" in page and "default-src 'none'" in page
+    srcs = re.findall(r'src="([^"]*)"', page)
+    assert len(srcs) >= 6 and all(s.startswith("data:image/png;base64,") for s in srcs)
+    assert not re.search(r'(src|href)="(https?:)?//', page)
+    assert '<meta name="viewport"' in page
+
+
+def test_report_is_rebuilt_identically(tmp_path):
+    run, _ = make_run(tmp_path)
+    first = (build_report(run).parent / "report.md").read_text()
+    (run.run_dir / "report.md").unlink()
+    assert (build_report(run).parent / "report.md").read_text() == first
+
+
+def test_document_renderers_escape_every_piece_of_text(tmp_path):
+    img = tmp_path / "figures" / "a b.png"
+    img.parent.mkdir()
+    img.write_bytes(b"\x89PNG\r\n\x1a\n")
+    blocks = [Heading(1, "T <i>", "t"), Para(["a *b* | c ", strong("<b>"), code("x`y")]),
+              Table(["h|1"], [[Span("<td>")]]), Image(img, "alt [x]", "cap <c>")]
+    text = to_markdown(blocks, tmp_path)
+    assert "# T &lt;i&gt;" in text and "a \\*b\\* \\| c **&lt;b&gt;**`x'y`" in text
+    assert "| h\\|1 |" in text and "![alt \\[x\\]](figures/a%20b.png)" in text
+    page = to_html(blocks, "t <x>")
+    assert "<title>t &lt;x&gt;</title>" in page and "&lt;td&gt;" in page and "cap &lt;c&gt;" in page
+    assert html.unescape(page).count("<i>") == 1  # only the escaped title text, never a live tag
+
+
+def test_markdown_escapes_user_text():
+    assert md("<script>alert(1)</script> | *x*") == "&lt;script&gt;alert(1)&lt;/script&gt; \\| \\*x\\*"
