@@ -192,6 +192,16 @@ def _batches(x: np.ndarray, batch_size: int) -> tuple[Any, Any]:
     return jnp.asarray(full), (jnp.asarray(rest) if len(rest) else None)
 
 
+def _eval_data(strat: Any, x: np.ndarray, y: np.ndarray, batch_size: int) -> tuple[Any, ...]:
+    """The arguments of the strategy's `evaluate` for one evaluation set: its own layout where it has one,
+    else Keras's batches of `batch_size` and the partial last batch."""
+    if hasattr(strat, "eval_data"):
+        return strat.eval_data(x, y, batch_size)
+    x_full, x_last = _batches(x, batch_size)
+    y_full, y_last = _batches(y, batch_size)
+    return (x_full, y_full, x_last, y_last)
+
+
 def make_strategy(model: Any, n_lams: int, n_seeds: int, sample: tuple[np.ndarray, np.ndarray],
                   strategy: str = "auto") -> Any:
     """`packed` when the model is a Flatten/Dense stack (fast), else `vmap` (general)."""
@@ -238,8 +248,7 @@ def train(config: SweepConfig, splits: Splits, listener: Listener, strategy: str
             return fns["train_chunk"](state, x_train, y_train, idx, lam, active_dev, freeze)
         return fns["train_chunk"](state, x_train, y_train, idx, jnp.asarray(n_valid), lam, active_dev, freeze)
 
-    xv_full, xv_last = _batches(splits.x_val, B)
-    yv_full, yv_last = _batches(splits.y_val, B)
+    val_data = _eval_data(strat, splits.x_val, splits.y_val, B)
 
     listener.arms_started(arms, steps)
     pad = getattr(strat, "pads_last_batch", False)
@@ -268,7 +277,7 @@ def train(config: SweepConfig, splits: Splits, listener: Listener, strategy: str
         if not pad and n % B:
             state, logs = train_chunk(state, perms[:, n_full * B:][None], None, active_dev, freeze)
             listener.batches_done(arms, epoch, steps)
-        val = fns["evaluate"](state, xv_full, yv_full, xv_last, yv_last, lam)
+        val = fns["evaluate"](state, *val_data, lam)
         sumsq, penalty = fns["kernel_stats"](state, lam)
         logs, val, sumsq, penalty = jax.device_get((logs, val, sumsq, penalty))
         seconds = time.perf_counter() - t0
@@ -290,9 +299,7 @@ def train(config: SweepConfig, splits: Splits, listener: Listener, strategy: str
         if not active.any():
             break
 
-    xt_full, xt_last = _batches(splits.x_test, B)
-    yt_full, yt_last = _batches(splits.y_test, B)
-    test = jax.device_get(fns["evaluate"](state, xt_full, yt_full, xt_last, yt_last, lam))
+    test = jax.device_get(fns["evaluate"](state, *_eval_data(strat, splits.x_test, splits.y_test, B), lam))
     weights = strat.final_weights(state)
     for arm in arms:
         si, li = divmod(arm.index, L)
