@@ -144,10 +144,10 @@ code { font: 0.9em ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; bac
 .note { border-left: 4px solid #c98a00; background: #fff8e6; padding: 0.6rem 0.9rem; margin: 1rem 0; }
 .scroll { overflow-x: auto; margin: 0.6rem 0 1rem; -webkit-overflow-scrolling: touch; }
 table { border-collapse: collapse; font-size: 0.88rem; min-width: 60%; }
-th, td { border: 1px solid var(--line); padding: 0.3rem 0.5rem; text-align: right; vertical-align: top; }
+th, td { border: 1px solid var(--line); padding: 0.3rem 0.5rem; text-align: left; vertical-align: top; }
 th { background: #f5f7fa; }
-td:first-child, th:first-child { text-align: left; }
-td.text { text-align: left; min-width: 14rem; }
+td.num { text-align: right; white-space: nowrap; }
+td.text { min-width: 14rem; }
 figure { margin: 1rem 0 1.6rem; }
 figure img { display: block; max-width: 100%; height: auto; border: 1px solid var(--line); }
 figcaption { color: var(--muted); font-size: 0.9rem; margin-top: 0.3rem; }
@@ -187,8 +187,12 @@ def _data_uri(path: Path) -> str:
     return f"data:{kind};base64," + base64.b64encode(data).decode("ascii")
 
 
-def _is_long(content: Inline) -> bool:
-    return sum(len(s.text) for s in _spans(content)) > 40
+def _cell_class(content: Inline) -> str:
+    """Numbers right-aligned (and kept on one line), long text given room, the rest left as is."""
+    text = "".join(s.text for s in _spans(content))
+    if re.fullmatch(r"[-−+]?\d[\d.,]*( ± [\d.,]+)?( %)?|—", text.strip()):
+        return ' class="num"'
+    return ' class="text"' if len(text) > 40 else ""
 
 
 def to_html(blocks: Sequence[Block], title: str) -> str:
@@ -210,7 +214,7 @@ def to_html(blocks: Sequence[Block], title: str) -> str:
         elif isinstance(b, Table):
             head = "".join(f"<th>{_h(h)}</th>" for h in b.header)
             rows = "".join(
-                "<tr>" + "".join(f'<td{" class=text" if _is_long(c) else ""}>{_html_inline(c)}</td>' for c in row) + "</tr>"
+                "<tr>" + "".join(f"<td{_cell_class(c)}>{_html_inline(c)}</td>" for c in row) + "</tr>"
                 for row in b.rows
             )
             body.append(f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table></div>')

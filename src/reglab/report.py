@@ -213,7 +213,9 @@ def generalization_section(run: RunRecord, stats: list[LambdaStats], figures: An
     if bands:
         lams = sorted(bands)
         epochs = bands[lams[0]].epochs
-        blocks.append(d.Para("Loss gap by epoch (mean over seeds):"))
+        blocks.append(d.Para("Loss gap by epoch (mean over seeds). Keras's training loss is the running mean over "
+                             "each epoch's batches while the weights improve, so in the first epoch it lies above the "
+                             "end-of-epoch validation loss and the gap is negative."))
         blocks.append(d.Table(["epoch"] + [f"λ = {lam_label(x)}" for x in lams], [
             [str(e)] + [fmt(bands[x].mean[k]) if k < len(bands[x].mean) else "—" for x in lams]
             for k, e in enumerate(epochs)]))
@@ -246,11 +248,13 @@ def trend_section(run: RunRecord, criteria: Criteria) -> list[d.Block]:
                              f"with a final slope of {first.final_slope:+.4f} per epoch: {first.diagnosis} "
                              f"({first.reason}).")
         else:
-            rises = [t.rise_after_best for t in ts if math.isfinite(t.rise_after_best)]
-            best_epochs = sorted({t.best_epoch for t in ts})
-            sentences.append(f"λ = {lam_label(lam)}: minimum at epoch {', '.join(map(str, best_epochs))}; the final "
-                             f"value is {100 * min(rises, default=math.nan):.1f}–{100 * max(rises, default=math.nan):.1f} % "
-                             f"above it; {verdicts}.")
+            rises = [100 * t.rise_after_best for t in ts if math.isfinite(t.rise_after_best)]
+            best_epochs = [t.best_epoch for t in ts if t.diagnosis != "no data"]
+            span = (f"{min(rises):.1f} %" if rises and min(rises) == max(rises) else
+                    f"{min(rises):.1f}–{max(rises):.1f} %" if rises else "—")
+            sentences.append(f"λ = {lam_label(lam)}: the validation data loss is lowest at epoch "
+                             f"{', '.join(map(str, best_epochs))} (by seed) and ends {span} above that minimum; "
+                             f"{verdicts}.")
     blocks.append(d.Bullets(sentences))
     blocks.append(d.Table(["λ", "seed", "best epoch", "min val data loss", "rise after min", "final slope / epoch",
                            "loss gap (val − train)", "accuracy gap (train − val)", "diagnosis", "because"], [
@@ -295,7 +299,8 @@ def takeaway(run: RunRecord) -> list[d.Block]:
     if by_loss is None:
         return blocks + [d.Para("No arm completed every epoch, so no λ can be recommended from this run.")]
     certain = all(n.distinguishable for n in by_loss.neighbours) if by_loss.neighbours else False
-    head = [d.strong(f"Use λ = {lam_label(by_loss.lam)}"), f" for this model and data: validation data loss "
+    use = "no L2 (λ = 0)" if by_loss.lam == 0 else f"λ = {by_loss.lam:g}"
+    head = [d.strong(f"Use {use}"), f" for this model and data: validation data loss "
             f"{pm(by_loss.estimate)}, test accuracy {pm(by_loss.test_accuracy)}, test data loss "
             f"{pm(by_loss.test_data_loss)} (the test set was not used to choose)."]
     if by_loss.estimate.n < 2:
@@ -303,8 +308,13 @@ def takeaway(run: RunRecord) -> list[d.Block]:
     elif not certain:
         head.append(" It is not clearly better than every neighbour on the grid (see below): any λ within noise of it "
                     "is as good a choice for this data.")
-    if by_loss.at_grid_edge and len(finals["val_data_loss"]) > 1:
-        head.append(" It lies at an end of the λ grid; a wider grid could find a better value.")
+    lams = sorted(finals["val_data_loss"])
+    if len(lams) > 1 and by_loss.lam == 0.0:
+        head.append(f" No λ tried improved on no regularization; a λ between 0 and {lam_label(lams[1])} still could.")
+    elif len(lams) > 1 and by_loss.lam == lams[-1]:
+        head.append(" It is the strongest λ tried; a wider grid could find a better value.")
+    elif len(lams) > 1 and by_loss.lam == lams[0]:
+        head.append(" It is the weakest λ tried; a wider grid could find a better value.")
     blocks += [d.Para(head), d.Bullets([_choice_sentence(by_loss)] + ([_choice_sentence(by_acc)] if by_acc else []))]
     return blocks
 
