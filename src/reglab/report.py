@@ -209,15 +209,18 @@ def generalization_section(run: RunRecord, stats: list[LambdaStats], figures: An
         blocks.append(d.Para(f"Across the {len(gn.points)} arms, the Pearson correlation between final ‖W‖ and the "
                              f"final loss gap is r = {gn.correlation:.2f}: {direction}. A correlation across arms "
                              "that differ in λ is not by itself proof that the norm causes the gap."))
-    bands = {b.lam: b for b in epoch_bands(run, "loss_gap")}
-    if bands:
-        lams = sorted(bands)
-        epochs = bands[lams[0]].epochs
-        blocks.append(d.Para("Loss gap by epoch (mean over seeds). Keras's training loss is the running mean over "
-                             "each epoch's batches while the weights improve, so in the first epoch it lies above the "
-                             "end-of-epoch validation loss and the gap is negative."))
+    loss_gaps = {b.lam: b for b in epoch_bands(run, "loss_gap")}
+    acc_gaps = {b.lam: b for b in epoch_bands(run, "accuracy_gap")}
+    if loss_gaps:
+        lams = sorted(loss_gaps)
+        epochs = loss_gaps[lams[0]].epochs
+        cell = lambda b, k: fmt(b.mean[k]) if k < len(b.mean) else "—"  # noqa: E731
+        blocks.append(d.Para("Gaps by epoch, mean over seeds: loss gap / accuracy gap. Keras's training loss and "
+                             "accuracy are running means over each epoch's batches while the weights improve, so in "
+                             "the first epoch the training loss lies above the end-of-epoch validation loss and the "
+                             "gaps are negative."))
         blocks.append(d.Table(["epoch"] + [f"λ = {lam_label(x)}" for x in lams], [
-            [str(e)] + [fmt(bands[x].mean[k]) if k < len(bands[x].mean) else "—" for x in lams]
+            [str(e)] + [f"{cell(loss_gaps[x], k)} / {cell(acc_gaps[x], k)}" for x in lams]
             for k, e in enumerate(epochs)]))
     if figures is not None:
         blocks.append(_image(figures.gap_vs_norm))
