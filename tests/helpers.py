@@ -87,6 +87,10 @@ class Collect:
     def arm_finished(self, arm, status, test):
         self.finished.append((arm, status, test))
 
+    def checkpoint(self, arrays, meta):
+        self.checkpoints = getattr(self, "checkpoints", 0) + 1
+        self.last_checkpoint = (arrays, meta)
+
     def by_arm(self):
         out = {}
         for r in self.records:

@@ -306,7 +306,8 @@ def test_ctrl_c_keeps_finished_epochs_and_a_consistent_record(tmp_path, engine):
     stdout, stderr = proc.communicate(timeout=120)
     assert proc.returncode == 130, stderr
     assert "Traceback" not in stderr
-    assert stderr.strip().splitlines()[-1].startswith("reglab: interrupted; finished epochs are kept in")
+    last = stderr.strip().splitlines()[-1]
+    assert last.startswith("reglab: interrupted; finished epochs are kept in") and f"reglab run --resume {out}" in last
     meta = json.loads((out / "run.json").read_text())
     assert meta["status"] == "interrupted" and meta["arms"][0]["status"] == "interrupted"
     rows = list(csv.DictReader(metrics.read_text().splitlines()))

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from .config import DEFAULT_LAMBDAS, ENGINES, SweepConfig, load_toml, parse_lambdas
-from .errors import ConfigError, ReglabError, RunInterrupted
+from .errors import ConfigError, ReglabError, RunFailed, RunInterrupted
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
@@ -57,6 +57,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--out", metavar="DIR", help="run directory to create (default: runs/<UTC timestamp>)")
     run.add_argument("--force", action="store_true", help="overwrite an existing run directory (only reglab's own files)")
     run.add_argument("--no-progress", action="store_true", help="print one line per epoch instead of a live progress bar")
+    run.add_argument("--resume", metavar="RUN_DIR", help="continue a stopped run (killed, interrupted, out of disk) from its "
+                     "last complete epoch, with the settings stored in it; finished arms are not trained again")
 
     rep = sub.add_parser("report", help="rebuild figures/, report.md and report.html of a run from its record, without training",
                          description="Rebuild RUN_DIR/figures, RUN_DIR/report.md and RUN_DIR/report.html from the run's "
@@ -89,14 +91,26 @@ def config_from_args(args: argparse.Namespace) -> SweepConfig:
     return config.replace(**changes) if changes else config
 
 
+#: flags that define the experiment: a resumed run keeps its own
+EXPERIMENT_FLAGS = ("config", "lambdas", "seeds", "seed", "epochs", "batch_size", "dataset", "engine", "out", "force")
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from .runner import run_sweep
+    from .runner import resume_sweep, run_sweep
 
-    config = config_from_args(args)
     err = Console(stderr=True)
-    run = run_sweep(config, out=args.out, force=args.force, console=err, live=False if args.no_progress else None)
+    live = False if args.no_progress else None
+    if args.resume is not None:
+        given = [f for f in EXPERIMENT_FLAGS if getattr(args, f) not in (None, False)]
+        if given:
+            flag = "--" + given[0].replace("_", "-")
+            raise ConfigError(f"{flag} cannot be used with --resume: a resumed run keeps the settings it was started with")
+        run = resume_sweep(args.resume, console=err, live=live)
+    else:
+        config = config_from_args(args)
+        run = run_sweep(config, out=args.out, force=args.force, console=err, live=live)
     print_summary(run)
     return 0
 
@@ -159,6 +173,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except RunInterrupted as e:
         print(f"reglab: {e}", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except RunFailed as e:
+        print(f"reglab: error: {e}", file=sys.stderr)
+        return 1
     except ReglabError as e:
         print(f"reglab: error: {e}", file=sys.stderr)
         return EXIT_USAGE

@@ -19,3 +19,7 @@ class RunDirError(ReglabError):
 
 class RunInterrupted(ReglabError):
     """Ctrl-C during training: the record is closed consistently; the message says where it is."""
+
+
+class RunFailed(ReglabError):
+    """The machine failed the run (a full disk, a read-only directory): what was finished is kept and resumable."""

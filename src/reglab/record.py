@@ -38,7 +38,8 @@ METRICS_CSV = "metrics.csv"
 CONFIG_TOML = "config.toml"
 KERNELS_NPZ = "kernels.npz"
 #: Files and folders reglab writes into a run directory; `--force` removes only these.
-OWNED = (RUN_JSON, METRICS_CSV, CONFIG_TOML, KERNELS_NPZ, "figures", "report.md", "report.html")
+OWNED = (RUN_JSON, METRICS_CSV, CONFIG_TOML, KERNELS_NPZ, "checkpoint.npz", ".checkpoint.npz.tmp", "figures",
+         "report.md", "report.html")
 
 
 @dataclass(frozen=True)
@@ -153,6 +154,23 @@ class Recorder:
         except OSError as e:
             raise RunDirError(f"cannot write to run directory {run_dir}: {e.strerror or e}") from None
 
+    @classmethod
+    def reopen(cls, run_dir: Path, meta: dict[str, Any]) -> "Recorder":
+        """Continue recording into an existing run (`--resume`): run.json keeps its history (a
+        `resumed_at` list grows), metrics.csv is appended to after the rows already there."""
+        self = cls.__new__(cls)
+        self.run_dir, self.meta = run_dir, meta
+        meta["status"] = "running"
+        meta["ended_at"] = None
+        meta.setdefault("resumed_at", []).append(utc_now())
+        try:
+            self._save()
+            self._csv_file = open(run_dir / METRICS_CSV, "a", newline="", encoding="utf-8")
+            self._csv = csv.writer(self._csv_file)
+        except OSError as e:
+            raise RunDirError(f"cannot write to run directory {run_dir}: {e.strerror or e}") from None
+        return self
+
     def _save(self) -> None:
         write_atomic(self.run_dir / RUN_JSON, json.dumps(self.meta, indent=2, allow_nan=True) + "\n")
 
@@ -244,8 +262,8 @@ class RunRecord:
         return pd.DataFrame([asdict(r) for r in self.epochs]).rename(columns={"lam": "lambda"})
 
 
-def load_run(run_dir: str | Path) -> RunRecord:
-    """Read RUN_DIR back; a directory that is not a readable reglab run gets a `RunDirError`."""
+def read_run_meta(run_dir: str | Path) -> dict[str, Any]:
+    """RUN_DIR/run.json, checked: a directory that is not a readable reglab run gets a `RunDirError`."""
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise RunDirError(f"run directory not found: {run_dir}")
@@ -260,16 +278,53 @@ def load_run(run_dir: str | Path) -> RunRecord:
         raise RunDirError(f"{meta_path} is not a reglab run record (expected format {FORMAT!r})")
     try:
         config = SweepConfig.from_mapping(meta["config"], where=str(meta_path))
-        data = DataInfo.from_dict(meta["data"])
+        DataInfo.from_dict(meta["data"])
         arms = meta["arms"]
-        if len(arms) != len(config.arms()):
+        if len(arms) != len(config.arms()) or any(int(a["arm"]) != i for i, a in enumerate(arms)):
             raise ValueError("the arm list does not match the configuration")
     except ConfigError as e:
         raise RunDirError(f"{meta_path}: {e}") from None
     except (KeyError, TypeError, ValueError) as e:
         raise RunDirError(f"{meta_path} is incomplete or damaged ({type(e).__name__}: {e})") from None
+    return meta
+
+
+def load_run(run_dir: str | Path) -> RunRecord:
+    """Read RUN_DIR back; a directory that is not a readable reglab run gets a `RunDirError`."""
+    run_dir = Path(run_dir)
+    meta = read_run_meta(run_dir)
+    config = SweepConfig.from_mapping(meta["config"], where=str(run_dir / RUN_JSON))
+    data = DataInfo.from_dict(meta["data"])
+    arms = meta["arms"]
     epochs = tuple(read_metrics(run_dir / METRICS_CSV, n_arms=len(arms)))
     return RunRecord(run_dir=run_dir, config=config, data=data, meta=meta, epochs=epochs)
+
+
+def repair_metrics(run_dir: Path, n_arms: int, epochs_done: dict[int, int]) -> list[EpochRecord]:
+    """Before `--resume`: keep each arm's rows up to `epochs_done[arm]` (what the checkpoint covers) and
+    drop the rest, including a last row cut short by a crash; metrics.csv is rewritten atomically.
+    Any other malformed row means the file was edited, and is refused rather than guessed at."""
+    path = run_dir / METRICS_CSV
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        text = ""
+    except (OSError, UnicodeDecodeError) as e:
+        raise RunDirError(f"{path} is not readable ({e})") from None
+    lines = text.replace("\r\n", "\n").split("\n")
+    if lines and lines[-1] != "":
+        lines = lines[:-1]  # a row the crash cut short (every complete row ends with a newline)
+    lines = [line for line in lines if line]
+    if lines and lines[0] != ",".join(COLUMNS):
+        raise RunDirError(f"{path}: header is not reglab's ({','.join(COLUMNS)})")
+    rows = list(read_metrics_text("\n".join([",".join(COLUMNS)] + lines[1:]) + "\n", path, n_arms))
+    keep = [r for r in rows if r.epoch <= epochs_done.get(r.arm, 0)]
+    buf = io.StringIO()
+    writer = csv.writer(buf)
+    writer.writerow(COLUMNS)
+    writer.writerows(record_to_row(r) for r in keep)
+    write_atomic(path, buf.getvalue())
+    return keep
 
 
 def read_metrics(path: Path, n_arms: int) -> Iterable[EpochRecord]:
@@ -279,6 +334,10 @@ def read_metrics(path: Path, n_arms: int) -> Iterable[EpochRecord]:
         raise RunDirError(f"{path} is missing") from None
     except (OSError, UnicodeDecodeError) as e:
         raise RunDirError(f"{path} is not readable ({e})") from None
+    return read_metrics_text(text, path, n_arms)
+
+
+def read_metrics_text(text: str, path: Path, n_arms: int) -> list[EpochRecord]:
     rows = list(csv.reader(io.StringIO(text)))
     if not rows or tuple(rows[0]) != COLUMNS:
         raise RunDirError(f"{path}: header is not reglab's ({','.join(COLUMNS)})")

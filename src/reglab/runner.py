@@ -9,15 +9,16 @@ from typing import Any
 
 from rich.console import Console
 
+from .checkpoint import read_checkpoint, remove_checkpoint, write_checkpoint
 from .config import Arm, SweepConfig
 from .datasets import Splits, load_dataset
 from .engines import get_engine
-from .errors import RunInterrupted
+from .errors import RunDirError, RunFailed, RunInterrupted
 from .models import REGULARIZED_KERNEL_INDEX
 from .progress import ProgressDisplay
 from .record import (
     METRICS_CSV, RUN_JSON, EpochRecord, Recorder, RunRecord, check_run_dir, clear_run_dir, default_run_dir,
-    load_run, utc_now, write_kernels,
+    load_run, read_run_meta, repair_metrics, utc_now, write_kernels,
 )
 
 
@@ -75,6 +76,9 @@ class _RecordingListener:
         self.recorder.update_arm(arm.index, status=status, test=test, ended_at=utc_now())
         self.display.arm_finished(arm, status, test)
 
+    def checkpoint(self, arrays: dict[str, Any], meta: dict[str, Any]) -> None:
+        write_checkpoint(self.recorder.run_dir, arrays, meta)
+
 
 def run_sweep(
     config: SweepConfig,
@@ -95,29 +99,95 @@ def run_sweep(
     check_run_dir(run_dir, force)  # refuse early: nothing is written before the data are known good
     if splits is None:
         splits = load_dataset(config.dataset)
+    _say_fallback(console, splits)
+    engine = get_engine(config.engine)
+    clear_run_dir(run_dir)
+    recorder = Recorder(run_dir, config, splits.info)
+    return _train(config, splits, engine, recorder, None, console, live, make_report)
+
+
+def resume_sweep(run_dir: str | Path, *, console: Console | None = None, live: bool | None = None,
+                 make_report: bool = True) -> RunRecord:
+    """Continue a stopped run from its last checkpoint with the settings stored in it: finished arms are
+    not trained again, and the numbers are the ones an uninterrupted run would have recorded."""
+    console = console or Console(stderr=True)
+    run_dir = Path(run_dir)
+    meta = read_run_meta(run_dir)
+    config = SweepConfig.from_mapping(meta["config"], where=str(run_dir / RUN_JSON))
+    if meta.get("status") == "completed":
+        raise RunDirError(f"{run_dir} is a completed run: there is nothing to resume")
+    checkpoint = read_checkpoint(run_dir)
+    if checkpoint is not None and checkpoint[1].get("engine") != config.engine:
+        raise RunDirError(f"{run_dir}: the checkpoint was written by another engine than the run's ({config.engine})")
+    epochs_done = _checkpoint_epochs(checkpoint[1], config) if checkpoint else {}
+    data = meta["data"]
+    # the data actually used (a fallback too), and exactly those arrays
+    splits = load_dataset(data["name"] if data.get("fallback_reason") else config.dataset)
+    if splits.info.sha256 != data.get("sha256"):
+        raise RunDirError(f"the data of {run_dir} have changed since the run started (sha256 "
+                          f"{str(data.get('sha256'))[:12]}… then, {splits.info.sha256[:12]}… now); it cannot be resumed exactly")
+    engine = get_engine(config.engine)
+    repair_metrics(run_dir, len(config.arms()), epochs_done)
+    finished = set(epochs_done) & {int(a["arm"]) for a in meta["arms"] if a.get("status") in ("completed", "diverged")
+                                   and a.get("test")} if checkpoint else set()
+    for arm in meta["arms"]:
+        arm["epochs_done"] = epochs_done.get(int(arm["arm"]), 0)
+        if int(arm["arm"]) not in finished:
+            arm.update(status="pending", test=None)
+    recorder = Recorder.reopen(run_dir, meta)
+    done = sum(epochs_done.values())
+    console.print(f"resuming {run_dir}: {done} arm-epochs of {len(config.arms()) * config.epochs} already recorded", highlight=False)
+    return _train(config, splits, engine, recorder, checkpoint, console, live, make_report)
+
+
+def _checkpoint_epochs(meta: dict[str, Any], config: SweepConfig) -> dict[int, int]:
+    """arm → epochs the checkpoint covers, checked against the run's configuration."""
+    try:
+        done = {int(a): int(e) for a, e in meta["epochs_done"].items()}
+        if not all(0 <= a < len(config.arms()) and 0 <= e <= config.epochs for a, e in done.items()):
+            raise ValueError("arms or epochs out of range")
+    except (KeyError, TypeError, ValueError, AttributeError) as e:
+        raise RunDirError(f"the checkpoint does not match this run ({type(e).__name__}: {e})") from None
+    return done
+
+
+def _say_fallback(console: Console, splits: Splits) -> None:
     if splits.info.fallback_reason:
         console.print(
             f"[bold yellow]note:[/] {splits.info.fallback_reason}; using [bold]{splits.info.name}[/] instead "
             f"({splits.info.n_train:,} train / {splits.info.n_val:,} validation / {splits.info.n_test:,} test real MNIST digits).",
             soft_wrap=True,
         )
-    engine = get_engine(config.engine)
-    clear_run_dir(run_dir)
-    recorder = Recorder(run_dir, config, splits.info)
+
+
+def _train(config: SweepConfig, splits: Splits, engine: Any, recorder: Recorder, checkpoint: Any, console: Console,
+           live: bool | None, make_report: bool) -> RunRecord:
+    run_dir = recorder.run_dir
     status = "failed"
     try:
         with _StopFlag() as stop, ProgressDisplay(console, n_arms=len(config.arms()), epochs=config.epochs, live=live) as display:
-            weights = engine(config, splits, _RecordingListener(recorder, display, stop))
+            listener = _RecordingListener(recorder, display, stop)
+            weights = engine(config, splits, listener) if checkpoint is None else engine(config, splits, listener, resume=checkpoint)
         write_kernels(run_dir, {arm: w[REGULARIZED_KERNEL_INDEX] for arm, w in weights.items()})
         status = "completed"
+    except OSError as e:  # a full disk, a read-only directory: say so, keep what is whole
+        where = f": {e.filename}" if e.filename else ""
+        raise RunFailed(
+            f"cannot write the record ({e.strerror or e}{where}); every epoch up to the last checkpoint is kept; "
+            f"`reglab run --resume {run_dir}` continues once the disk has room"
+        ) from None
     except KeyboardInterrupt:
         status = "interrupted"
         raise RunInterrupted(
             f"interrupted; finished epochs are kept in {run_dir / METRICS_CSV} ({RUN_JSON} says where each arm "
-            f"stopped); `reglab report {run_dir}` draws them"
+            f"stopped); `reglab run --resume {run_dir}` continues the run, `reglab report {run_dir}` draws what is done"
         ) from None
     finally:
-        recorder.finish(status)
+        try:
+            recorder.finish(status)
+        except OSError:  # the disk is still full: run.json keeps its last whole version ("running")
+            pass
+    remove_checkpoint(run_dir)  # a completed run is never resumed; its final kernels are in kernels.npz
     run = load_run(run_dir)
     if make_report:
         from .report import build_report

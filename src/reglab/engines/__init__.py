@@ -24,10 +24,16 @@ class Listener(Protocol):
     def batches_done(self, arms: list[Arm], epoch: int, step: int) -> None: ...
     def epoch_done(self, record: EpochRecord) -> None: ...
     def arm_finished(self, arm: Arm, status: str, test: dict[str, float]) -> None: ...
+    def checkpoint(self, arrays: dict[str, Any], meta: dict[str, Any]) -> None:
+        """Everything needed to continue after the epochs recorded so far. `meta["epochs_done"]` maps
+        each arm index to its last recorded epoch; the rest is the engine's own."""
 
 
-#: (config, splits, listener) → each arm's final trainable weights, by arm index
-Engine = Callable[[SweepConfig, Splits, Listener], dict]
+#: The engine's own checkpoint (arrays, meta) from `reglab.checkpoint.read_checkpoint`, to continue from.
+Resume = tuple[dict[str, Any], dict[str, Any]]
+
+#: (config, splits, listener, resume=None) → each arm's final trainable weights, by arm index
+Engine = Callable[..., dict]
 
 
 def get_engine(name: str) -> Engine:
@@ -47,4 +53,4 @@ def steps_per_epoch(n_samples: int, batch_size: int) -> int:
     return -(-n_samples // batch_size)
 
 
-__all__: list[Any] = ["Listener", "Engine", "get_engine", "steps_per_epoch"]
+__all__: list[Any] = ["Listener", "Engine", "Resume", "get_engine", "steps_per_epoch"]

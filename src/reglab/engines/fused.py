@@ -24,12 +24,13 @@ import jax.numpy as jnp
 import numpy as np
 
 from .._keras import keras
+from ..checkpoint import rng_from_arrays, rng_to_arrays
 from ..config import Arm, SweepConfig
 from ..datasets import Splits
-from ..errors import ConfigError
+from ..errors import ConfigError, RunDirError
 from ..models import build_seed_model
 from ..record import EpochRecord
-from . import Listener, steps_per_epoch
+from . import Listener, Resume, steps_per_epoch
 
 #: About this many batches per compiled scan call: progress and Ctrl-C are handled between chunks.
 CHUNK_STEPS = 128
@@ -216,8 +217,50 @@ def make_strategy(model: Any, n_lams: int, n_seeds: int, sample: tuple[np.ndarra
     return VmapStrategy(model, n_lams, sample)
 
 
-def train(config: SweepConfig, splits: Splits, listener: Listener, strategy: str = "auto") -> dict[int, list[np.ndarray]]:
-    """Train every arm at once; returns each arm's final trainable weights (original layout)."""
+def _checkpoint(state: Any, rngs: list[np.random.RandomState], status: np.ndarray, epochs_done: np.ndarray,
+                epoch: int) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """The whole training state after `epoch`: every leaf of the strategy's state, each seed's shuffling RNG."""
+    leaves = jax.device_get(jax.tree_util.tree_leaves(state))
+    arrays = {f"state{i}": np.asarray(leaf) for i, leaf in enumerate(leaves)}
+    rng_meta = []
+    for i, rng in enumerate(rngs):
+        a, m = rng_to_arrays(rng, f"rng{i}_")
+        arrays.update(a)
+        rng_meta.append(m)
+    L = status.shape[1]
+    meta = {
+        "engine": "fused", "epoch": epoch, "n_state": len(leaves), "rng": rng_meta, "status": status.tolist(),
+        "epochs_done": {str(si * L + li): int(epochs_done[si, li]) for si in range(status.shape[0]) for li in range(L)},
+    }
+    return arrays, meta
+
+
+def _restore(resume: Resume, state: Any, S: int, L: int) -> tuple[Any, list[np.random.RandomState], np.ndarray, np.ndarray, int]:
+    """The state, RNGs, statuses and epochs of a fused checkpoint, checked against this run's own layout."""
+    arrays, meta = resume
+    leaves, treedef = jax.tree_util.tree_flatten(state)
+    try:
+        if meta.get("engine") != "fused" or int(meta["n_state"]) != len(leaves):
+            raise ValueError("it was not written by the fused engine for this model")
+        restored = []
+        for i, leaf in enumerate(leaves):
+            value = arrays[f"state{i}"]
+            if value.shape != tuple(leaf.shape) or value.dtype != leaf.dtype:
+                raise ValueError(f"state {i} has shape {value.shape}, expected {tuple(leaf.shape)}")
+            restored.append(jnp.asarray(value))
+        rngs = [rng_from_arrays(arrays, f"rng{i}_", meta["rng"][i]) for i in range(S)]
+        status = np.array(meta["status"], dtype=object).reshape(S, L)
+        epochs_done = np.array([[int(meta["epochs_done"][str(si * L + li)]) for li in range(L)] for si in range(S)])
+        epoch = int(meta["epoch"])
+    except (KeyError, ValueError, TypeError, IndexError) as e:
+        raise RunDirError(f"the checkpoint does not match this run ({e})") from None
+    return jax.tree_util.tree_unflatten(treedef, restored), rngs, status, epochs_done, epoch
+
+
+def train(config: SweepConfig, splits: Splits, listener: Listener, strategy: str = "auto",
+          resume: Resume | None = None) -> dict[int, list[np.ndarray]]:
+    """Train every arm at once; returns each arm's final trainable weights (original layout). With `resume`
+    (a checkpoint this engine wrote), training continues after the checkpoint's epoch, exactly."""
     arms = config.arms()
     seeds, lams = config.seed_values, config.lambdas
     S, L = len(seeds), len(lams)
@@ -237,8 +280,12 @@ def train(config: SweepConfig, splits: Splits, listener: Listener, strategy: str
     fns = strat.make_functions()
     state = strat.initial_state(inits)
     lam = jnp.asarray(lam_grid)
-    active = np.ones((S, L), dtype=bool)
     status = np.full((S, L), "completed", dtype=object)
+    epochs_done = np.zeros((S, L), dtype=int)
+    start = 0
+    if resume is not None:
+        state, rngs, status, epochs_done, start = _restore(resume, state, S, L)
+    active = status != "diverged"
 
     x_train, y_train = jnp.asarray(splits.x_train), jnp.asarray(splits.y_train)
 
@@ -258,7 +305,9 @@ def train(config: SweepConfig, splits: Splits, listener: Listener, strategy: str
     if pad and n % B:
         n_valid[-1] = n % B
     chunk = chunk_length(batched)
-    for epoch in range(1, config.epochs + 1):
+    for epoch in range(start + 1, config.epochs + 1):
+        if not active.any():
+            break
         t0 = time.perf_counter()
         perms = np.stack([rng.permutation(n) for rng in rngs])  # (seeds, n): Keras's shuffle, per seed
         if pad and n % B:
@@ -293,11 +342,11 @@ def train(config: SweepConfig, splits: Splits, listener: Listener, strategy: str
                 penalty=float(penalty[si, li]), kernel_norm=math.sqrt(float(sumsq[si, li])), seconds=seconds,
             )
             listener.epoch_done(record)
+            epochs_done[si, li] = epoch
             if not math.isfinite(record.loss):
                 status[si, li] = "diverged"
                 active[si, li] = False
-        if not active.any():
-            break
+        listener.checkpoint(*_checkpoint(state, rngs, status, epochs_done, epoch))
 
     test = jax.device_get(fns["evaluate"](state, *_eval_data(strat, splits.x_test, splits.y_test, B), lam))
     weights = strat.final_weights(state)

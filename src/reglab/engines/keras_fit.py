@@ -14,40 +14,130 @@ from typing import Any
 import numpy as np
 
 from .._keras import keras
+from ..checkpoint import rng_from_arrays, rng_to_arrays
 from ..config import Arm, SweepConfig
 from ..datasets import Splits
+from ..errors import RunDirError
 from ..models import REGULARIZED_LAYER, build_seed_model, regularized_kernel
 from ..record import EpochRecord
-from . import Listener, steps_per_epoch
+from . import Listener, Resume, steps_per_epoch
 
 
-def train(config: SweepConfig, splits: Splits, listener: Listener) -> dict[int, list[np.ndarray]]:
-    """Train arm after arm; returns each arm's final trainable weights."""
-    weights = {}
+def train(config: SweepConfig, splits: Splits, listener: Listener, resume: Resume | None = None) -> dict[int, list[np.ndarray]]:
+    """Train arm after arm; returns each arm's final trainable weights. With `resume` (a checkpoint this
+    engine wrote), finished arms are not trained again and the arm in progress continues after its
+    last recorded epoch, with its weights, optimizer state and numpy's shuffling RNG as they were."""
+    progress = _Progress.restore(resume) if resume is not None else _Progress()
     for arm in config.arms():
-        history = train_arm(config, splits, arm, listener)
-        weights[arm.index] = [np.asarray(v.value) for v in history.model.trainable_variables]
-    return weights
+        if arm.index in progress.finished:
+            continue
+        start = progress.current if progress.current and progress.current["arm"] == arm.index else None
+        history = train_arm(config, splits, arm, listener, progress=progress, start=start)
+        progress.finished[arm.index] = (progress.status, [np.asarray(v.value) for v in history.model.trainable_variables])
+        progress.current = None
+        listener.checkpoint(*progress.checkpoint(None))  # this arm is done: a resume never trains it again
+    return {i: w for i, (_, w) in sorted(progress.finished.items())}
 
 
-def train_arm(config: SweepConfig, splits: Splits, arm: Arm, listener: Listener) -> Any:
-    """Train one arm with `fit`; returns Keras's History (for tests that compare with it)."""
+def train_arm(config: SweepConfig, splits: Splits, arm: Arm, listener: Listener, progress: "_Progress | None" = None,
+              start: dict[str, Any] | None = None) -> Any:
+    """Train one arm with `fit` (from a checkpoint's epoch with `start`); returns Keras's History."""
+    progress = progress if progress is not None else _Progress()
     keras.utils.set_random_seed(arm.seed)  # initialization and fit's shuffling (numpy's global RNG)
     model = build_seed_model(splits.x_train.shape[1:], arm.lam)
+    initial_epoch, diverged = 0, False
+    if start is not None:
+        initial_epoch, diverged = progress.restore_model(model, start, (splits.x_val[:1], splits.y_val[:1]))
     listener.arms_started([arm], steps_per_epoch(len(splits.x_train), config.batch_size))
-    watcher = _EpochWatcher(arm, listener)
-    history = model.fit(
-        splits.x_train, splits.y_train,
-        epochs=config.epochs, batch_size=config.batch_size,
-        validation_data=(splits.x_val, splits.y_val),
-        callbacks=[watcher], verbose=0,
-    )
+    watcher = _EpochWatcher(arm, listener, progress)
+    watcher.diverged = diverged
+    history = keras.callbacks.History()
+    history.set_model(model)
+    if initial_epoch < config.epochs and not diverged:
+        history = model.fit(
+            splits.x_train, splits.y_train,
+            epochs=config.epochs, initial_epoch=initial_epoch, batch_size=config.batch_size,
+            validation_data=(splits.x_val, splits.y_val),
+            callbacks=[watcher], verbose=0,
+        )
     test = model.evaluate(splits.x_test, splits.y_test, batch_size=config.batch_size, verbose=0, return_dict=True)
+    progress.status = "diverged" if watcher.diverged else "completed"
     listener.arm_finished(
-        arm, "diverged" if watcher.diverged else "completed",
+        arm, progress.status,
         {"loss": float(test["loss"]), "accuracy": float(test["accuracy"]), "data_loss": float(test["data_loss"])},
     )
     return history
+
+
+class _Progress:
+    """What a checkpoint of this engine holds: finished arms (status, final weights), the arm in progress
+    (its epoch, weights, optimizer state, numpy's RNG), and every arm's recorded epochs."""
+
+    def __init__(self) -> None:
+        self.finished: dict[int, tuple[str, list[np.ndarray]]] = {}
+        self.current: dict[str, Any] | None = None
+        self.epochs_done: dict[int, int] = {}
+        self.status = "completed"
+        self.arrays: dict[str, np.ndarray] = {}
+
+    def checkpoint(self, model: Any, arm: int = -1, epoch: int = 0, diverged: bool = False) -> tuple[dict, dict]:
+        arrays: dict[str, np.ndarray] = {}
+        meta: dict[str, Any] = {"engine": "keras", "finished": {}, "current": None,
+                                "epochs_done": {str(a): e for a, e in sorted(self.epochs_done.items())}}
+        for i, (status, weights) in sorted(self.finished.items()):
+            meta["finished"][str(i)] = {"status": status, "n": len(weights)}
+            arrays.update({f"final{i}_{k}": w for k, w in enumerate(weights)})
+        if model is not None:
+            groups = {"t": model.trainable_variables, "n": model.non_trainable_variables, "o": model.optimizer.variables}
+            for g, variables in groups.items():
+                arrays.update({f"cur_{g}{k}": np.asarray(v.value) for k, v in enumerate(variables)})
+            rng_arrays, rng_meta = rng_to_arrays(_global_rng(), "rng_")
+            arrays.update(rng_arrays)
+            meta["current"] = {"arm": arm, "epoch": epoch, "diverged": diverged, "rng": rng_meta,
+                               **{f"n_{g}": len(v) for g, v in groups.items()}}
+        return arrays, meta
+
+    @classmethod
+    def restore(cls, resume: Resume) -> "_Progress":
+        arrays, meta = resume
+        p = cls()
+        try:
+            if meta.get("engine") != "keras":
+                raise ValueError("it was not written by the keras engine")
+            for i, f in meta["finished"].items():
+                p.finished[int(i)] = (str(f["status"]), [arrays[f"final{i}_{k}"] for k in range(int(f["n"]))])
+            p.epochs_done = {int(a): int(e) for a, e in meta["epochs_done"].items()}
+            p.current = meta["current"]
+            p.arrays = arrays
+        except (KeyError, ValueError, TypeError) as e:
+            raise RunDirError(f"the checkpoint does not match this run ({e})") from None
+        return p
+
+    def restore_model(self, model: Any, start: dict[str, Any], sample: tuple[np.ndarray, np.ndarray]) -> tuple[int, bool]:
+        """Load the arm in progress into a freshly built `model`; returns (epochs done, diverged)."""
+        # build the loss and metrics as `fit` would, without `fit`'s extra shuffle (numpy's RNG is set below)
+        model.evaluate(*sample, verbose=0)
+        model.optimizer.build(model.trainable_variables)
+        groups = {"t": model.trainable_variables, "n": model.non_trainable_variables, "o": model.optimizer.variables}
+        try:
+            for g, variables in groups.items():
+                if int(start[f"n_{g}"]) != len(variables):
+                    raise ValueError(f"{len(variables)} variables where the checkpoint has {start[f'n_{g}']}")
+                for k, v in enumerate(variables):
+                    value = self.arrays[f"cur_{g}{k}"]
+                    if tuple(value.shape) != tuple(v.shape):
+                        raise ValueError(f"a variable of shape {value.shape}, expected {tuple(v.shape)}")
+                    v.assign(value)
+            np.random.set_state(rng_from_arrays(self.arrays, "rng_", start["rng"]).get_state())
+        except (KeyError, ValueError, TypeError) as e:
+            raise RunDirError(f"the checkpoint does not match this run ({e})") from None
+        return int(start["epoch"]), bool(start["diverged"])
+
+
+def _global_rng() -> np.random.RandomState:
+    rng = np.random.RandomState()
+    rng.set_state(np.random.get_state())
+    return rng
 
 
 def kernel_stats(model: Any) -> tuple[float, float]:
@@ -62,9 +152,9 @@ def kernel_stats(model: Any) -> tuple[float, float]:
 class _EpochWatcher(keras.callbacks.Callback):
     """Turns each epoch's logs into an `EpochRecord`; stops an arm whose loss is no longer finite."""
 
-    def __init__(self, arm: Arm, listener: Listener) -> None:
+    def __init__(self, arm: Arm, listener: Listener, progress: _Progress) -> None:
         super().__init__()
-        self.arm, self.listener = arm, listener
+        self.arm, self.listener, self.progress = arm, listener, progress
         self.diverged = False
         self._t0 = 0.0
         self._epoch = 0
@@ -88,6 +178,8 @@ class _EpochWatcher(keras.callbacks.Callback):
             penalty=penalty, kernel_norm=norm, seconds=seconds,
         )
         self.listener.epoch_done(record)
+        self.progress.epochs_done[self.arm.index] = epoch + 1
         if not math.isfinite(record.loss):
             self.diverged = True
             self.model.stop_training = True
+        self.listener.checkpoint(*self.progress.checkpoint(self.model, self.arm.index, epoch + 1, self.diverged))

@@ -1,0 +1,268 @@
+"""Crash safety: checkpoints on disk are always whole, a resumed run records exactly what an
+uninterrupted one does, finished arms are never trained again, and damaged records are refused."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from helpers import Collect, small_splits
+from reglab.checkpoint import CHECKPOINT_NPZ, read_checkpoint, write_checkpoint
+from reglab.config import SweepConfig
+from reglab.engines import get_engine
+from reglab.errors import RunDirError
+from reglab.record import COLUMNS, EpochRecord, record_to_row, repair_metrics
+
+ENGINES = ("fused", "keras")
+
+
+def values(r: EpochRecord) -> tuple:
+    """Every column but the wall-clock seconds."""
+    return dataclasses.astuple(dataclasses.replace(r, seconds=0.0))
+
+
+class StopAfter(Collect):
+    """Stops training (as a kill would) once `n` checkpoints have been taken."""
+
+    def __init__(self, n: int) -> None:
+        super().__init__()
+        self.n = n
+
+    def batches_done(self, arms, epoch, step):
+        super().batches_done(arms, epoch, step)
+        if getattr(self, "checkpoints", 0) >= self.n:
+            raise KeyboardInterrupt
+
+
+# fused: one checkpoint per epoch (all arms); keras: one per epoch of the arm in progress, one as an arm ends
+# (5 = arm 0 finished, arm 1 one epoch in)
+@pytest.mark.parametrize("engine, stop_after", [("fused", 1), ("fused", 2), ("keras", 2), ("keras", 5)])
+def test_resuming_from_any_checkpoint_gives_the_uninterrupted_record(engine, stop_after):
+    config = SweepConfig(lambdas=(0.0, 1e-2), seeds=1, seed=3, epochs=3, dataset="mnist-5k", engine=engine)
+    splits = small_splits()
+    train = get_engine(engine)
+    whole = Collect()
+    weights = train(config, splits, whole)
+
+    first = StopAfter(stop_after)
+    with pytest.raises(KeyboardInterrupt):
+        train(config, splits, first)
+    arrays, meta = first.last_checkpoint
+    rest = Collect()
+    resumed_weights = train(config, splits, rest, resume=(arrays, meta))
+
+    done = {int(a): e for a, e in meta["epochs_done"].items()}
+    kept = [r for r in first.records if r.epoch <= done.get(r.arm, 0)]
+    assert sorted(map(values, kept + rest.records)) == sorted(map(values, whole.records))  # bit for bit
+    assert {r.arm for r in rest.records}.isdisjoint(
+        {int(a) for a in meta.get("finished", {})})  # finished arms are not trained again
+    for arm, ws in weights.items():
+        for a, b in zip(ws, resumed_weights[arm]):
+            np.testing.assert_array_equal(a, b)
+    whole_tests = {arm.index: test for arm, _, test in whole.finished}
+    assert rest.finished and all(test == whole_tests[arm.index] for arm, _, test in rest.finished)  # same test metrics
+
+
+def test_checkpoint_round_trip_and_damage(tmp_path):
+    write_checkpoint(tmp_path, {"a": np.arange(3, dtype=np.float32)}, {"epoch": 2, "nan": float("nan")})
+    arrays, meta = read_checkpoint(tmp_path)
+    assert arrays["a"].tolist() == [0, 1, 2] and meta["epoch"] == 2
+    assert not list(tmp_path.glob(".*"))  # no temporary file left
+    assert read_checkpoint(tmp_path / "missing") is None
+    (tmp_path / CHECKPOINT_NPZ).write_bytes(b"PK\x03\x04 not really a zip")
+    with pytest.raises(RunDirError, match="damaged"):
+        read_checkpoint(tmp_path)
+
+
+def _metrics_text(rows: list[EpochRecord], tail: str = "") -> str:
+    lines = [",".join(COLUMNS)] + [",".join(record_to_row(r)) for r in rows]
+    return "\r\n".join(lines) + "\r\n" + tail
+
+
+def _row(arm: int, epoch: int) -> EpochRecord:
+    return EpochRecord(arm, 0.0, 0, epoch, 1.0, 1.0, 0.5, 0.5, 1.0, 1.0, 0.0, 1.0, 0.1)
+
+
+def test_repair_keeps_what_the_checkpoint_covers_and_drops_a_torn_row(tmp_path):
+    rows = [_row(0, 1), _row(1, 1), _row(0, 2), _row(1, 2)]
+    (tmp_path / "metrics.csv").write_text(_metrics_text(rows, tail="0,0.0,0,3,0.9"), newline="")
+    kept = repair_metrics(tmp_path, n_arms=2, epochs_done={0: 2, 1: 1})
+    assert [(r.arm, r.epoch) for r in kept] == [(0, 1), (1, 1), (0, 2)]
+    assert (tmp_path / "metrics.csv").read_bytes() == _metrics_text(kept).encode()
+
+
+def test_repair_refuses_a_hand_edited_file(tmp_path):
+    text = _metrics_text([_row(0, 1)]).replace("1.0,1.0,0.5", "one,1.0,0.5", 1)
+    (tmp_path / "metrics.csv").write_text(text, newline="")
+    with pytest.raises(RunDirError, match="not a number"):
+        repair_metrics(tmp_path, n_arms=1, epochs_done={0: 1})
+
+
+# ---------------------------------------------------------------- real processes, real kills
+
+def reglab(*args: str, env: dict | None = None) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "reglab", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env={**os.environ, **(env or {})})
+
+
+EPOCHS = {"fused": "30", "keras": "4"}  # long enough that a kill after the first epoch lands mid-run
+
+
+def run_args(engine: str) -> list[str]:
+    return ["--dataset", "mnist-5k", "--lambdas", "0,0.01", "--epochs", EPOCHS[engine], "--batch-size", "16",
+            "--no-progress", "--engine", engine]
+
+
+def metric_values(run_dir: Path) -> list[list[str]]:
+    """metrics.csv without the seconds column, rows sorted."""
+    lines = (run_dir / "metrics.csv").read_text().splitlines()
+    assert lines[0].split(",") == list(COLUMNS)
+    return sorted(line.split(",")[:-1] for line in lines[1:])
+
+
+def wait_for_first_epoch(proc: subprocess.Popen, run_dir: Path) -> float:
+    metrics = run_dir / "metrics.csv"
+    deadline = time.monotonic() + 300
+    while proc.poll() is None and time.monotonic() < deadline and (not metrics.exists() or metrics.read_text().count("\n") < 2):
+        time.sleep(0.01)
+    return time.monotonic()
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    """Uninterrupted runs, and how long each trained after its first epoch was recorded."""
+    out = {}
+    for engine in ENGINES:
+        d = tmp_path_factory.mktemp("ref") / engine
+        proc = reglab("run", *run_args(engine), "--out", str(d))
+        t0 = wait_for_first_epoch(proc, d)
+        _, err = proc.communicate(timeout=600)
+        assert proc.returncode == 0, err
+        out[engine] = (d, time.monotonic() - t0)
+    return out
+
+
+def resume(run_dir: Path) -> subprocess.CompletedProcess:
+    proc = reglab("run", "--resume", str(run_dir))
+    stdout, stderr = proc.communicate(timeout=600)
+    assert proc.returncode == 0, stderr
+    assert "Traceback" not in stderr
+    return subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("engine", ENGINES)
+def test_sigkill_at_random_moments_then_resume(engine, reference, tmp_path):
+    """Kill -9 after a random delay once the first epoch is recorded (mid-epoch, mid-write, anywhere),
+    resume, and compare with the uninterrupted run: every column but seconds identical."""
+    rng = random.Random(f"kill-{engine}")
+    kills = 0
+    for attempt in range(5):
+        d = tmp_path / f"run{attempt}"
+        proc = reglab("run", *run_args(engine), "--out", str(d))
+        wait_for_first_epoch(proc, d)
+        ref_dir, span = reference[engine]
+        time.sleep(rng.uniform(0.0, 0.8 * span))
+        if proc.poll() is not None:  # finished before the kill landed: nothing to test this time
+            continue
+        proc.send_signal(signal.SIGKILL)
+        proc.communicate(timeout=60)
+        if json.loads((d / "run.json").read_text())["status"] == "completed":
+            assert metric_values(d) == metric_values(reference[engine][0])  # killed while drawing the report
+            continue
+        kills += 1
+        resume(d)
+        assert metric_values(d) == metric_values(reference[engine][0])
+        assert not (d / CHECKPOINT_NPZ).exists()  # a completed run keeps its final kernels, not a checkpoint
+        with np.load(reference[engine][0] / "kernels.npz") as ref_kernels, np.load(d / "kernels.npz") as got_kernels:
+            for name in ref_kernels.files:
+                np.testing.assert_array_equal(ref_kernels[name], got_kernels[name])
+    print(f"{engine}: {kills} of 5 kills landed while the run was going; all resumed to the uninterrupted record")
+    assert kills >= 2, f"only {kills} of 5 kills landed while the run was going"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("engine", ENGINES)
+def test_killed_while_writing_a_checkpoint_then_resume(engine, reference, tmp_path):
+    d = tmp_path / "run"
+    proc = reglab("run", *run_args(engine), "--out", str(d), env={"REGLAB_FAULT": "checkpoint-write:2"})
+    proc.communicate(timeout=600)
+    assert proc.returncode == -signal.SIGKILL
+    assert (d / f".{CHECKPOINT_NPZ}.tmp").exists()  # it died with the new checkpoint written but not yet in place
+    _, meta = read_checkpoint(d)
+    assert sum(meta["epochs_done"].values()) >= 1  # the previous checkpoint is whole and readable
+    resume(d)
+    assert metric_values(d) == metric_values(reference[engine][0])
+
+
+def test_resume_refuses_what_it_cannot_continue(tmp_path, reference, capsys):
+    from reglab.cli import main
+
+    assert main(["run", "--resume", str(reference["fused"][0])]) == 2
+    assert "completed run: there is nothing to resume" in capsys.readouterr().err
+    assert main(["run", "--resume", str(reference["fused"][0]), "--epochs", "5"]) == 2
+    assert "--epochs cannot be used with --resume" in capsys.readouterr().err
+    assert main(["run", "--resume", str(tmp_path)]) == 2
+    assert "not a reglab run directory" in capsys.readouterr().err
+
+
+def with_file_size_limit(limit: int, *args: str) -> list[str]:
+    """A command running `python -m reglab ARGS` where no file may grow past `limit` bytes: the write that
+    would pass it fails with EFBIG (CPython ignores SIGXFSZ), as on a nearly full disk. The limit is set
+    in a fresh interpreter, then exec'd: no fork of this (threaded) test process."""
+    code = ("import os, resource, sys; resource.setrlimit(resource.RLIMIT_FSIZE, ({0}, {0})); "
+            "os.execv(sys.executable, [sys.executable, '-m', 'reglab', *sys.argv[1:]])").format(limit)
+    return [sys.executable, "-c", code, *args]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("engine", ENGINES)
+def test_a_full_disk_stops_with_one_line_and_the_run_resumes(engine, reference, tmp_path):
+    # a write that fails with ENOSPC at the third checkpoint: two whole ones are on disk
+    d = tmp_path / "full"
+    proc = reglab("run", *run_args(engine), "--out", str(d), env={"REGLAB_FAULT": "checkpoint-disk-full:3"})
+    _, err = proc.communicate(timeout=600)
+    assert proc.returncode == 1 and "Traceback" not in err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("reglab: error: cannot write the record (No space left on device") and "--resume" in last
+    assert json.loads((d / "run.json").read_text())["status"] == "failed"
+    assert not (d / f".{CHECKPOINT_NPZ}.tmp").exists()
+    assert sum(read_checkpoint(d)[1]["epochs_done"].values()) >= 2
+    resume(d)
+    assert metric_values(d) == metric_values(reference[engine][0])
+
+
+@pytest.mark.slow
+def test_a_file_size_limit_stops_the_first_checkpoint_and_the_run_resumes(reference, tmp_path):
+    """A real failing write (RLIMIT_FSIZE, as a nearly full disk): no checkpoint fits, the run stops with
+    one line, and a resume with room starts it over and records what the uninterrupted run did."""
+    d = tmp_path / "small-disk"
+    proc = subprocess.Popen(with_file_size_limit(200_000, "run", *run_args("fused"), "--out", str(d)),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    _, err = proc.communicate(timeout=600)
+    assert proc.returncode == 1 and "Traceback" not in err
+    assert "File too large" in err.strip().splitlines()[-1]
+    assert read_checkpoint(d) is None
+    resume(d)
+    assert metric_values(d) == metric_values(reference["fused"][0])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("engine", ENGINES)
+def test_the_same_config_gives_the_same_record_to_the_last_bit(engine, reference, tmp_path):
+    proc = reglab("run", *run_args(engine), "--out", str(tmp_path / "again"))
+    _, err = proc.communicate(timeout=600)
+    assert proc.returncode == 0, err
+    assert metric_values(tmp_path / "again") == metric_values(reference[engine][0])
+    a, b = (json.loads((p / "run.json").read_text())["arms"] for p in (tmp_path / "again", reference[engine][0]))
+    assert [x["test"] for x in a] == [x["test"] for x in b]
