@@ -266,3 +266,32 @@ def test_the_same_config_gives_the_same_record_to_the_last_bit(engine, reference
     assert metric_values(tmp_path / "again") == metric_values(reference[engine][0])
     a, b = (json.loads((p / "run.json").read_text())["arms"] for p in (tmp_path / "again", reference[engine][0]))
     assert [x["test"] for x in a] == [x["test"] for x in b]
+
+
+def test_a_reader_never_sees_a_torn_row(tmp_path):
+    from reglab.record import read_metrics
+
+    rows = [_row(0, 1), _row(0, 2)]
+    (tmp_path / "metrics.csv").write_text(_metrics_text(rows, tail="0,0.0,0,3,0.9"), newline="")
+    assert [r.epoch for r in read_metrics(tmp_path / "metrics.csv", n_arms=1)] == [1, 2]
+    whole_last = _metrics_text(rows).rstrip("\r\n")  # a complete last row without its newline still counts
+    (tmp_path / "metrics.csv").write_text(whole_last, newline="")
+    assert [r.epoch for r in read_metrics(tmp_path / "metrics.csv", n_arms=1)] == [1, 2]
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_a_diverged_arm_stays_diverged_and_is_not_trained_again(engine):
+    config = SweepConfig(lambdas=(1e-3, 1e38), seeds=1, seed=3, epochs=3, dataset="mnist-5k", engine=engine)
+    splits = small_splits()
+    train = get_engine(engine)
+    whole = Collect()
+    train(config, splits, whole)
+    first = StopAfter(2)  # fused: after epoch 2; keras: arm 0 at epoch 2
+    with pytest.raises(KeyboardInterrupt):
+        train(config, splits, first)
+    rest = Collect()
+    train(config, splits, rest, resume=first.last_checkpoint)
+    statuses = {arm.index: status for arm, status, _ in whole.finished}
+    assert statuses == {0: "completed", 1: "diverged"}
+    assert {arm.index: status for arm, status, _ in rest.finished} == statuses
+    assert [r.epoch for r in rest.records if r.arm == 1] == ([] if engine == "fused" else [1])  # fused: diverged before the stop

@@ -338,6 +338,14 @@ def read_metrics(path: Path, n_arms: int) -> Iterable[EpochRecord]:
 
 
 def read_metrics_text(text: str, path: Path, n_arms: int) -> list[EpochRecord]:
+    """Parse metrics.csv. A last line without its newline that does not parse is a row a crash cut
+    short while it was being appended: it is not a record yet, and is left out (readers never see half a row)."""
+    if text and not text.endswith("\n"):
+        head, _, tail = text.rpartition("\n")
+        try:
+            read_metrics_text(head + "\n" + tail + "\n", path, n_arms)
+        except RunDirError:
+            text = head + "\n" if head else ""
     rows = list(csv.reader(io.StringIO(text)))
     if not rows or tuple(rows[0]) != COLUMNS:
         raise RunDirError(f"{path}: header is not reglab's ({','.join(COLUMNS)})")
