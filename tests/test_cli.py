@@ -283,7 +283,7 @@ def test_help_documents_every_option():
     proc = reglab("run", "--help")
     assert proc.returncode == 0
     for option in ("--config", "--lambdas", "--seeds", "--seed", "--epochs", "--batch-size", "--dataset", "--engine",
-                   "--out", "--force", "--no-progress", "--resume"):
+                   "--out", "--force", "--no-progress", "--resume", "--executor", "--blocks", "--address"):
         assert option in proc.stdout
 
 

@@ -57,6 +57,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--out", metavar="DIR", help="run directory to create (default: runs/<UTC timestamp>)")
     run.add_argument("--force", action="store_true", help="overwrite an existing run directory (only reglab's own files)")
     run.add_argument("--no-progress", action="store_true", help="print one line per epoch instead of a live progress bar")
+    run.add_argument("--executor", choices=("local", "blocks", "ray"), help="local = one process, all arms in one "
+                     "program; blocks = the grid split into blocks trained one after another; ray = each block a Ray "
+                     "task (pip install 'reglab[ray]')" + _flag_help("local"))
+    run.add_argument("--blocks", type=int, metavar="N", help="number of blocks for --executor blocks|ray "
+                     "(default: the Ray cluster's CPUs, or 2)")
+    run.add_argument("--address", metavar="auto|HOST:PORT", help="the Ray cluster to join (default: start a local one)")
     run.add_argument("--resume", metavar="RUN_DIR", help="continue a stopped run (killed, interrupted, out of disk) from its "
                      "last complete epoch, with the settings stored in it; finished arms are not trained again")
 
@@ -92,7 +98,8 @@ def config_from_args(args: argparse.Namespace) -> SweepConfig:
 
 
 #: flags that define the experiment: a resumed run keeps its own
-EXPERIMENT_FLAGS = ("config", "lambdas", "seeds", "seed", "epochs", "batch_size", "dataset", "engine", "out", "force")
+EXPERIMENT_FLAGS = ("config", "lambdas", "seeds", "seed", "epochs", "batch_size", "dataset", "engine", "out", "force",
+                    "executor", "blocks")
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -107,10 +114,13 @@ def cmd_run(args: argparse.Namespace) -> int:
         if given:
             flag = "--" + given[0].replace("_", "-")
             raise ConfigError(f"{flag} cannot be used with --resume: a resumed run keeps the settings it was started with")
-        run = resume_sweep(args.resume, console=err, live=live)
+        run = resume_sweep(args.resume, console=err, live=live, address=args.address)
     else:
         config = config_from_args(args)
-        run = run_sweep(config, out=args.out, force=args.force, console=err, live=live)
+        if (args.blocks is not None or args.address) and args.executor in (None, "local"):
+            raise ConfigError("--blocks and --address need --executor blocks or --executor ray")
+        run = run_sweep(config, out=args.out, force=args.force, console=err, live=live,
+                        executor=args.executor or "local", blocks=args.blocks, address=args.address)
     print_summary(run)
     return 0
 

@@ -184,6 +184,10 @@ class Recorder:
         arm = self.meta["arms"][record.arm]
         arm["epochs_done"] = record.epoch
 
+    def update_run(self, **values: Any) -> None:
+        self.meta.update(values)
+        self._save()
+
     def update_arm(self, index: int, **values: Any) -> None:
         self.update_arms([index], **values)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import signal
 import threading
 from pathlib import Path
@@ -13,7 +14,7 @@ from .checkpoint import read_checkpoint, remove_checkpoint, write_checkpoint
 from .config import Arm, SweepConfig
 from .datasets import Splits, load_dataset
 from .engines import get_engine
-from .errors import RunDirError, RunFailed, RunInterrupted
+from .errors import ConfigError, RunDirError, RunFailed, RunInterrupted
 from .models import REGULARIZED_KERNEL_INDEX
 from .progress import ProgressDisplay
 from .record import (
@@ -89,9 +90,14 @@ def run_sweep(
     console: Console | None = None,
     live: bool | None = None,
     make_report: bool = True,
+    executor: str = "local",
+    blocks: int | None = None,
+    address: str | None = None,
 ) -> RunRecord:
     """Train every arm of `config`, record it in a run directory, draw figures, write the report.
 
+    `executor`: "local" (one process, one program), "blocks" (the grid in `blocks` blocks, one after
+    another) or "ray" (each block a Ray task; `address` of a cluster, else a local instance).
     Bad settings or data fail before anything is written. Returns the run as read back from disk.
     """
     console = console or Console(stderr=True)
@@ -100,14 +106,45 @@ def run_sweep(
     if splits is None:
         splits = load_dataset(config.dataset)
     _say_fallback(console, splits)
-    engine = get_engine(config.engine)
+    engine = _engine(config, executor, blocks, address)
+    executor_meta = _executor_meta(executor, blocks, address) if executor != "local" else None  # joins Ray: fails early
     clear_run_dir(run_dir)
     recorder = Recorder(run_dir, config, splits.info)
+    if executor_meta:
+        recorder.update_run(executor=executor_meta)
     return _train(config, splits, engine, recorder, None, console, live, make_report)
 
 
+def _engine(config: SweepConfig, executor: str, blocks: int | None, address: str | None) -> Any:
+    """The engine, or the block executor wrapped around the fused engine."""
+    if executor == "local":
+        return get_engine(config.engine)
+    from .cluster import EXECUTORS, train_blocks
+
+    if executor not in EXECUTORS:
+        raise ConfigError(f"unknown executor {executor!r} (choose from {', '.join(EXECUTORS)})")
+    if config.engine != "fused":
+        raise ConfigError(f"--executor {executor} trains blocks with the fused engine; --engine {config.engine} cannot be used with it")
+    if blocks is not None and blocks < 1:
+        raise ConfigError("--blocks must be at least 1")
+    return functools.partial(train_blocks, executor=executor, n_blocks=blocks, address=address)
+
+
+def _executor_meta(executor: str, blocks: int | None, address: str | None) -> dict[str, Any]:
+    meta: dict[str, Any] = {"name": executor, "blocks": blocks}
+    if executor == "ray":
+        from .cluster import _ray, cluster_shape
+
+        _ray(address)
+        meta["address"] = address or "local"
+        meta["cluster"] = cluster_shape()
+        if blocks is None:
+            meta["blocks"] = int(meta["cluster"]["CPU"]) or 1
+    return meta
+
+
 def resume_sweep(run_dir: str | Path, *, console: Console | None = None, live: bool | None = None,
-                 make_report: bool = True) -> RunRecord:
+                 make_report: bool = True, address: str | None = None) -> RunRecord:
     """Continue a stopped run from its last checkpoint with the settings stored in it: finished arms are
     not trained again, and the numbers are the ones an uninterrupted run would have recorded."""
     console = console or Console(stderr=True)
@@ -126,7 +163,8 @@ def resume_sweep(run_dir: str | Path, *, console: Console | None = None, live: b
     if splits.info.sha256 != data.get("sha256"):
         raise RunDirError(f"the data of {run_dir} have changed since the run started (sha256 "
                           f"{str(data.get('sha256'))[:12]}… then, {splits.info.sha256[:12]}… now); it cannot be resumed exactly")
-    engine = get_engine(config.engine)
+    ex = meta.get("executor") or {"name": "local"}
+    engine = _engine(config, ex["name"], ex.get("blocks"), address or (None if ex.get("address") in (None, "local") else ex["address"]))
     repair_metrics(run_dir, len(config.arms()), epochs_done)
     finished = set(epochs_done) & {int(a["arm"]) for a in meta["arms"] if a.get("status") in ("completed", "diverged")
                                    and a.get("test")} if checkpoint else set()

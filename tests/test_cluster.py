@@ -1,0 +1,140 @@
+"""Blocks of arms, one after another or as Ray tasks: the same record as one process, nothing lost
+when a worker dies, and a driver that dies resumes like any run."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from reglab.cluster import Block, global_arm, make_blocks
+from reglab.config import SweepConfig
+from reglab.record import COLUMNS
+
+ray = pytest.importorskip("ray") if not os.environ.get("CI") else __import__("ray")  # CI installs reglab[ray]
+
+
+@pytest.mark.parametrize("seeds, lams, n", [(1, 5, 2), (3, 4, 2), (3, 4, 5), (2, 3, 100), (4, 1, 3)])
+def test_blocks_cover_every_arm_once(seeds, lams, n):
+    config = SweepConfig(lambdas=tuple(0.001 * i for i in range(lams)), seeds=seeds, seed=7, dataset="x")
+    blocks = make_blocks(config, n)
+    covered = sorted(global_arm(config, b, local) for b in blocks for local in range(len(b.seeds) * len(b.lambdas)))
+    assert covered == list(range(len(config.arms())))
+    assert len(blocks) == min(n, seeds * lams) or n < seeds or len(blocks) >= n
+    for b in blocks:
+        assert list(b.seeds) == list(range(b.seeds[0], b.seeds[0] + len(b.seeds)))  # contiguous seeds
+
+
+def test_global_arm_maps_block_arms_to_the_sweep():
+    config = SweepConfig(lambdas=(0.0, 0.1, 0.2), seeds=2, seed=5, dataset="x")
+    block = Block(0, (6,), (0.1, 0.2))
+    assert [global_arm(config, block, i) for i in range(2)] == [4, 5]
+    assert [(a.seed, a.lam) for a in config.arms()][4:] == [(6, 0.1), (6, 0.2)]
+
+
+def reglab(*args: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "reglab", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def finish(proc: subprocess.Popen) -> str:
+    _, err = proc.communicate(timeout=900)
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err
+    return err
+
+
+SWEEP = ["--dataset", "mnist-5k", "--lambdas", "0,0.001,0.01", "--seeds", "2", "--batch-size", "16", "--no-progress"]
+
+
+def metric_values(run_dir: Path) -> list[list[str]]:
+    lines = (run_dir / "metrics.csv").read_text().splitlines()
+    assert lines[0].split(",") == list(COLUMNS)
+    return sorted(line.split(",")[:-1] for line in lines[1:])
+
+
+@pytest.fixture(scope="module")
+def blocks_reference(tmp_path_factory) -> Path:
+    """The reference: the same 2 blocks trained one after another in one process."""
+    d = tmp_path_factory.mktemp("cluster") / "blocks"
+    finish(reglab("run", *SWEEP, "--epochs", "6", "--executor", "blocks", "--blocks", "2", "--out", str(d)))
+    return d
+
+
+@pytest.mark.slow
+def test_ray_gives_the_record_of_the_same_blocks_in_one_process(blocks_reference, tmp_path):
+    d = tmp_path / "ray"
+    finish(reglab("run", *SWEEP, "--epochs", "6", "--executor", "ray", "--blocks", "2", "--out", str(d)))
+    assert metric_values(d) == metric_values(blocks_reference)
+    meta = json.loads((d / "run.json").read_text())
+    assert meta["executor"]["name"] == "ray" and meta["executor"]["blocks"] == 2
+    assert meta["executor"]["cluster"]["nodes"] == 1 and meta["executor"]["cluster"]["CPU"] >= 1
+    ref = json.loads((blocks_reference / "run.json").read_text())
+    assert [a["test"] for a in meta["arms"]] == [a["test"] for a in ref["arms"]]
+
+
+def ray_block_workers() -> list[int]:
+    out = subprocess.run(["ps", "-eo", "pid=,args="], capture_output=True, text=True).stdout
+    return [int(line.split()[0]) for line in out.splitlines() if "ray::_ray_block" in line]
+
+
+@pytest.mark.slow
+def test_a_worker_killed_mid_block_loses_nothing(blocks_reference, tmp_path):
+    d = tmp_path / "ray-kill"
+    proc = reglab("run", *SWEEP, "--epochs", "6", "--executor", "ray", "--blocks", "2", "--out", str(d))
+    deadline = time.monotonic() + 300
+    killed = None
+    while proc.poll() is None and time.monotonic() < deadline and killed is None:
+        metrics = d / "metrics.csv"
+        if metrics.exists() and metrics.read_text().count("\n") >= 3:  # some epochs recorded: the blocks are mid-way
+            workers = ray_block_workers()
+            if workers:
+                killed = workers[0]
+                os.kill(killed, signal.SIGKILL)
+        time.sleep(0.05)
+    assert killed is not None, "no Ray worker was found running a block"
+    finish(proc)
+    assert metric_values(d) == metric_values(blocks_reference)  # nothing lost, nothing recorded twice
+
+
+@pytest.mark.slow
+def test_a_killed_driver_resumes(blocks_reference, tmp_path):
+    d = tmp_path / "blocks-kill"
+    proc = reglab("run", *SWEEP, "--epochs", "6", "--executor", "blocks", "--blocks", "2", "--out", str(d))
+    deadline = time.monotonic() + 300
+    while proc.poll() is None and time.monotonic() < deadline:
+        metrics = d / "metrics.csv"
+        if metrics.exists() and metrics.read_text().count("\n") >= 8:
+            break
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate(timeout=60)
+    finish(reglab("run", "--resume", str(d)))
+    assert metric_values(d) == metric_values(blocks_reference)
+
+
+def test_executor_flags_are_checked(tmp_path, capsys):
+    from reglab.cli import main
+
+    out = str(tmp_path / "x")
+    assert main(["run", "--blocks", "2", "--out", out]) == 2
+    assert "--blocks and --address need --executor" in capsys.readouterr().err
+    assert main(["run", "--executor", "ray", "--engine", "keras", "--out", out]) == 2
+    assert "cannot be used with it" in capsys.readouterr().err
+    assert main(["run", "--executor", "blocks", "--blocks", "0", "--out", out]) == 2
+    assert "--blocks must be at least 1" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()
+
+
+def test_without_ray_installed_the_error_says_how_to_get_it(monkeypatch, tmp_path, capsys):
+    from reglab.cli import main
+
+    monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` now fails as if it were not installed
+    assert main(["run", "--executor", "ray", "--dataset", "mnist-5k", "--epochs", "1", "--out", str(tmp_path / "x")]) == 2
+    assert "pip install 'reglab[ray]'" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()  # refused before anything was written
