@@ -62,7 +62,8 @@ def metric_values(run_dir: Path) -> list[list[str]]:
 def blocks_reference(tmp_path_factory) -> Path:
     """The reference: the same 2 blocks trained one after another in one process."""
     d = tmp_path_factory.mktemp("cluster") / "blocks"
-    finish(reglab("run", *SWEEP, "--epochs", "6", "--executor", "blocks", "--blocks", "2", "--out", str(d)))
+    err = finish(reglab("run", *SWEEP, "--epochs", "6", "--executor", "blocks", "--blocks", "2", "--out", str(d)))
+    assert "block 2/2 reported; 36/36 arm-epochs done; best λ so far" in err  # one progress line for the sweep
     return d
 
 

@@ -111,6 +111,7 @@ class _Driver:
         self.config, self.blocks, self.listener = config, blocks, listener
         self.block_ckpt: dict[int, tuple[dict, dict]] = {}
         self.done: dict[int, tuple[list, dict]] = {}
+        self.latest: dict[int, EpochRecord] = {}  # global arm → its latest record
         if resume is not None:
             self.block_ckpt = split_checkpoint(resume, blocks)
 
@@ -123,8 +124,26 @@ class _Driver:
                 self.listener.epoch_done(dataclasses.replace(r, arm=g))
             self.block_ckpt[index] = (arrays, meta)
             self.listener.checkpoint(*combine_checkpoints(self.config, self.blocks, self.block_ckpt))
+            for r in records:
+                self.latest[global_arm(self.config, block, r.arm)] = r
+            if records and hasattr(self.listener, "note"):
+                self.listener.note(self.summary(index))
         elif kind == "done":
             self.done[index] = payload
+
+    def summary(self, index: int) -> str:
+        """Progress of the whole sweep, and the best λ so far by validation data loss (latest epochs)."""
+        total = len(self.config.arms()) * self.config.epochs
+        done = sum(r.epoch for r in self.latest.values())
+        by_lam: dict[float, list[float]] = {}
+        for r in self.latest.values():
+            if r.val_data_loss == r.val_data_loss:  # not NaN
+                by_lam.setdefault(r.lam, []).append(r.val_data_loss)
+        text = f"block {index + 1}/{len(self.blocks)} reported; {done}/{total} arm-epochs done"
+        if by_lam:
+            lam, losses = min(by_lam.items(), key=lambda kv: sum(kv[1]) / len(kv[1]))
+            text += f"; best λ so far {lam:g} (val data loss {sum(losses) / len(losses):.4f} over {len(losses)} arm(s))"
+        return text
 
     def finish(self) -> dict[int, list[np.ndarray]]:
         weights = {}

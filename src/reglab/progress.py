@@ -72,3 +72,7 @@ class ProgressDisplay:
             f"test accuracy {fmt(test['accuracy'])}, test data loss {fmt(test['data_loss'])}",
             highlight=False, soft_wrap=True,
         )
+
+    def note(self, text: str) -> None:
+        """A line about the whole sweep (the cluster's progress and the best λ so far)."""
+        self.console.print(text, highlight=False, soft_wrap=True)

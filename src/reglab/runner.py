@@ -80,6 +80,9 @@ class _RecordingListener:
     def checkpoint(self, arrays: dict[str, Any], meta: dict[str, Any]) -> None:
         write_checkpoint(self.recorder.run_dir, arrays, meta)
 
+    def note(self, text: str) -> None:
+        self.display.note(text)
+
 
 def run_sweep(
     config: SweepConfig,
