@@ -527,3 +527,39 @@ def test_any_bytes_preset_gives_a_valid_config_or_config_error(data):
     cfg = load_text(data)
     if cfg is not None:
         assert_valid(cfg)
+
+
+# ---------------------------------------------------------------- logspace grids
+
+def test_logspace_items_alone_and_with_explicit_values():
+    sixteen = parse_lambdas("logspace:1e-6:1e-1:16")
+    assert len(sixteen) == 16 and sixteen[0] == 1e-6 and sixteen[-1] == 0.1
+    assert 1e-5 in sixteen and 1e-3 in sixteen  # decades come out as written
+    assert parse_lambdas("0,1e-3,logspace:1e-4:1e-2:3") == (0.0, 1e-4, 1e-3, 1e-2)  # shared values count once
+    assert parse_lambdas(" LOGSPACE:1e-3:1e-3:1 ") == (1e-3,)
+    assert SweepConfig.from_mapping({"lambdas": "0,logspace:1e-4:1e-1:4", "dataset": "x"}).lambdas == (0.0, 1e-4, 1e-3, 1e-2, 1e-1)
+
+
+@pytest.mark.parametrize("text, message", [
+    ("logspace:0:1:3", "> 0"), ("logspace:1e-3:1e-4:3", "STOP must not be below START"), ("logspace:1:2", "write logspace:"),
+    ("logspace:1e-3:1e-1:0", "N must be between"), ("logspace:1e-3:1e-1:1001", "N must be between"),
+    ("logspace:a:1:3", "must be numbers"), ("logspace:1:1:3", "would repeat"), ("logspace:1e-3:1e400:3", "finite"),
+    ("logspace:1e-3:1e-2:2.5", "whole number"), ("logspace:1:1.0000000000001:50", "too close"), ("1e-3,1e-3", "twice"),
+])
+def test_bad_logspace_items(text, message):
+    with pytest.raises(ConfigError, match=message):
+        parse_lambdas(text)
+
+
+@given(st.floats(1e-12, 1e3), st.floats(1.0, 1e6), st.integers(2, 60))
+def test_logspace_is_geometric_from_start_to_stop(start, factor, n):
+    stop = start * factor
+    try:
+        values = parse_lambdas(f"logspace:{start!r}:{stop!r}:{n}")
+    except ConfigError as e:
+        assert "too close" in str(e) or "would repeat" in str(e)
+        return
+    assert len(values) == n and list(values) == sorted(values)
+    assert values[0] == pytest.approx(start, rel=1e-11) and values[-1] == pytest.approx(stop, rel=1e-11)
+    ratios = [b / a for a, b in zip(values, values[1:])]
+    assert max(ratios) == pytest.approx(min(ratios), rel=1e-9)

@@ -125,20 +125,66 @@ def validate_lambdas(values: Any) -> tuple[float, ...]:
     return tuple(sorted(out))
 
 
+#: At most this many values from one `logspace:` item.
+MAX_LOGSPACE = 1000
+
+
+def logspace(start: float, stop: float, n: int) -> list[float]:
+    """n values from start to stop (both included), evenly spaced in log; 12 significant digits, so decades
+    come out as written (1e-3, not 0.0010000000000000002)."""
+    if n == 1:
+        return [float(f"{start:.12g}")]
+    ratio = math.log(stop / start)
+    return [float(f"{start * math.exp(ratio * i / (n - 1)):.12g}") for i in range(n)]
+
+
+def _parse_logspace(item: str) -> list[float]:
+    fields = item.split(":")
+    if len(fields) != 4:
+        raise ConfigError(f"{item!r}: write logspace:START:STOP:N, for example logspace:1e-6:1e-1:16")
+    try:
+        start, stop = float(fields[1]), float(fields[2])
+    except ValueError:
+        raise ConfigError(f"{item!r}: START and STOP must be numbers") from None
+    try:
+        n = int(fields[3])
+    except ValueError:
+        raise ConfigError(f"{item!r}: N must be a whole number") from None
+    if not (math.isfinite(start) and math.isfinite(stop)) or start <= 0 or stop <= 0:
+        raise ConfigError(f"{item!r}: START and STOP must be finite and > 0 (add 0 separately: 0,logspace:…)")
+    if stop < start:
+        raise ConfigError(f"{item!r}: STOP must not be below START")
+    if not 1 <= n <= MAX_LOGSPACE:
+        raise ConfigError(f"{item!r}: N must be between 1 and {MAX_LOGSPACE}")
+    if n > 1 and stop == start:
+        raise ConfigError(f"{item!r}: START equals STOP, so the {n} values would repeat")
+    values = logspace(start, stop, n)
+    if len(set(values)) < n:
+        raise ConfigError(f"{item!r}: START and STOP are too close for {n} distinct values")
+    return values
+
+
 def parse_lambdas(text: str) -> tuple[float, ...]:
-    """Parse `--lambdas 0,1e-4,1e-3`: comma-separated numbers."""
+    """Parse `--lambdas`: comma-separated items, each a number or `logspace:START:STOP:N` (N values
+    evenly spaced in log from START to STOP). A logspace value equal to another item counts once;
+    a number written twice is an error."""
     parts = [p.strip() for p in str(text).split(",")]
     if all(p == "" for p in parts):
         raise ConfigError("the list of λ values is empty")
-    values = []
+    values: list[float] = []
+    generated: list[float] = []
     for p in parts:
         if p == "":
             raise ConfigError(f"empty item in λ list {text!r}")
+        if p.lower().startswith("logspace:"):
+            generated += _parse_logspace(p)
+            continue
         try:
             values.append(float(p))
         except ValueError:
-            raise ConfigError(f"λ {p!r} is not a number") from None
-    return validate_lambdas(values)
+            raise ConfigError(f"λ {p!r} is not a number (or logspace:START:STOP:N)") from None
+    explicit = validate_lambdas(values) if values else ()
+    return validate_lambdas(list(explicit) + sorted(set(generated) - set(explicit)))
 
 
 def load_toml(path: str | Path) -> dict[str, Any]:
