@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 
 from helpers import hand_made_run, row
@@ -119,3 +120,48 @@ def test_weight_histograms_share_bins():
     assert hists[0].edges[0] == pytest.approx(-0.5) and hists[0].edges[-1] == pytest.approx(0.5)
     assert [sum(h.counts) for h in hists] == [36, 36, 36] and hists[0].n_weights == 36
     assert weight_histograms(run, {}) == []
+
+
+def dense_run(seeds=4, noise=0.0, lams=(0.0, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2)):
+    """Validation data loss a parabola in log λ with its minimum at 1e-3, plus a per-seed offset and
+    optional per-(λ, seed) noise."""
+    import math as m
+
+    config = SweepConfig(lambdas=lams, seeds=seeds, epochs=1, dataset="fake")
+    rng = np.random.default_rng(1)
+    rows = []
+    for a in config.arms():
+        x = m.log10(a.lam) if a.lam > 0 else -5.0
+        v = 0.3 + 0.02 * (x + 3) ** 2 + 0.01 * a.seed + noise * rng.standard_normal()
+        rows.append(row(a.index, a.lam, 1, seed=a.seed, val_data_loss=v, val_accuracy=1 - v))
+    return hand_made_run(rows, config)
+
+
+def test_optimum_of_a_clean_parabola_is_certain_and_narrow():
+    from reglab.aggregate import locate_optimum
+
+    o = locate_optimum(dense_run())
+    assert o.lam == 1e-3 and o.interval == (1e-3, 1e-3) and o.n_seeds == 4
+    # neighbours differ by 0.02·0.48² ≈ 0.0046 in every seed: distinguishable, so the flat region is the best alone
+    assert o.flat == (1e-3, 1e-3)
+    acc = locate_optimum(dense_run(), "val_accuracy")
+    assert acc.lam == 1e-3
+
+
+def test_optimum_under_noise_has_an_interval_and_a_flat_region_that_contain_it():
+    from reglab.aggregate import locate_optimum
+
+    o = locate_optimum(dense_run(noise=0.01))
+    lams = sorted(dense_run().config.lambdas)
+    lo, hi = o.interval
+    assert lo <= o.lam <= hi and o.flat[0] <= o.lam <= o.flat[1]
+    assert lams.index(o.flat[1]) - lams.index(o.flat[0]) >= 1  # noise of 0.01 blurs neighbours 0.005 apart
+    again = locate_optimum(dense_run(noise=0.01))
+    assert again == o  # seeded bootstrap: the same report every time
+
+
+def test_optimum_with_one_seed_has_no_interval():
+    from reglab.aggregate import locate_optimum
+
+    o = locate_optimum(dense_run(seeds=1))
+    assert o.lam == 1e-3 and o.interval is None and o.flat is None

@@ -195,3 +195,14 @@ def test_draw_all_when_nothing_completed(tmp_path):
     figures = draw_all(run)
     _assert_whole_pngs(figures, tmp_path / "figures")
     assert figures.histograms is None
+
+
+def test_lambda_curve_carries_the_optimum_of_each_metric():
+    from reglab.plots import lambda_curve_data
+
+    config = SweepConfig(lambdas=(0.0, 0.001, 0.01), epochs=1, seeds=3, dataset="fake")
+    rows = [row(a.index, a.lam, 1, seed=a.seed, val_data_loss=0.3 + abs(a.lam - 0.001) * 10 + a.seed / 100,
+                val_accuracy=0.9 - a.lam + a.seed / 100) for a in config.arms()]
+    d = lambda_curve_data(hand_made_run(rows, config))
+    assert d.optima["val_data_loss"].lam == 0.001 and d.optima["val_data_loss"].interval == (0.001, 0.001)
+    assert d.optima["val_accuracy"].lam == 0.0

@@ -46,6 +46,7 @@ def test_both_reports_are_written_with_the_study_sections(tmp_path):
                   "### Validation-loss trend", "## Claims checked", "## Key takeaway", "## What “L2 in Keras” means"):
         assert title in text
     assert "λ·ΣW²" in text and "weight decay" in text
+    assert "Optimum on the grid by validation data loss: λ = 0.001" in text and "bootstrap interval" in text
 
 
 def test_report_numbers_match_the_record(tmp_path):

@@ -11,7 +11,7 @@ Notebook use::
 from .analysis import (
     ArmSummary, ArmWeights, Criteria, Trend, arm_summaries, norm_monotone_in_lambda, validation_trends, weight_magnitudes,
 )
-from .aggregate import Choice, LambdaStats, choose_lambda, lambda_stats
+from .aggregate import Choice, LambdaStats, Optimum, choose_lambda, lambda_stats, locate_optimum
 from .claims import Claim, check_claims
 from .config import DEFAULT_LAMBDAS, Arm, SweepConfig, parse_lambdas
 from .datasets import DataInfo, Splits, load_dataset
@@ -23,7 +23,7 @@ from .runner import run_sweep
 __version__ = "0.1.0"
 
 __all__ = [
-    "Arm", "ArmSummary", "Choice", "Claim", "LambdaStats", "check_claims", "choose_lambda", "lambda_stats", "ArmWeights", "COLUMNS", "Criteria", "Trend", "ConfigError", "DEFAULT_LAMBDAS", "DataError", "DataInfo", "EpochRecord",
+    "Arm", "ArmSummary", "Choice", "Claim", "LambdaStats", "Optimum", "locate_optimum", "check_claims", "choose_lambda", "lambda_stats", "ArmWeights", "COLUMNS", "Criteria", "Trend", "ConfigError", "DEFAULT_LAMBDAS", "DataError", "DataInfo", "EpochRecord",
     "ReglabError", "RunDirError", "RunRecord", "Splits", "SweepConfig", "arm_summaries", "build_report",
     "load_dataset", "load_run", "norm_monotone_in_lambda", "parse_lambdas", "run_sweep", "validation_trends", "weight_magnitudes",
 ]

@@ -252,3 +252,62 @@ def weight_histograms(run: RunRecord, kernels: dict[int, object], bins: int = 81
         counts, _ = np.histogram(w, bins=edges)
         out.append(Histogram(lam, [float(e) for e in edges], [int(c) for c in counts], int(w.size)))
     return out
+
+
+class Optimum(NamedTuple):
+    """Where on the λ grid `metric` is best, how sure that is, and how flat the optimum is.
+
+    `interval`: the 2.5 % and 97.5 % quantiles (in grid order) of the best λ when seeds are resampled
+    with replacement (bootstrap over seeds); `flat`: the contiguous range of grid λ around the best
+    whose per-seed (paired) difference from it is within noise (its 95 % interval contains 0). Both
+    are None with one seed: there is no noise to measure.
+    """
+
+    metric: str
+    lam: float
+    mean: float
+    interval: tuple[float, float] | None
+    flat: tuple[float, float] | None
+    n_seeds: int
+    n_boot: int
+
+
+def locate_optimum(run: RunRecord, metric: str = "val_data_loss", n_boot: int = 2000, seed: int = 0,
+                   finals: dict[str, PerSeed] | None = None) -> Optimum | None:
+    """The best grid λ by mean final `metric`, a bootstrap interval over seeds, and the flat region."""
+    import numpy as np
+
+    if metric not in LOWER_IS_BETTER:
+        raise ValueError(f"cannot locate an optimum of {metric!r}; use one of {sorted(LOWER_IS_BETTER)}")
+    finals = final_values(run) if finals is None else finals
+    per = finals[metric]
+    lams = sorted(per)
+    if not lams:
+        return None
+    seeds = sorted(set.intersection(*(set(per[lam]) for lam in lams)))  # seeds with every λ complete
+    sign = 1.0 if LOWER_IS_BETTER[metric] else -1.0
+    if not seeds:
+        return None
+    table = np.array([[per[lam][s] for s in seeds] for lam in lams])  # [λ, seed]
+    means = table.mean(axis=1)
+    best = int(np.argmin(sign * means))
+    if len(seeds) < 2:
+        return Optimum(metric, lams[best], float(means[best]), None, None, len(seeds), 0)
+    rng = np.random.default_rng(seed)
+    picks = rng.integers(0, len(seeds), size=(n_boot, len(seeds)))
+    boot_best = np.argmin(sign * table[:, picks].mean(axis=2), axis=0)  # [n_boot] grid indices
+    lo, hi = np.quantile(boot_best, [0.025, 0.975], method="inverted_cdf")
+    flat_lo = flat_hi = best
+    for step, edge in ((-1, 0), (1, len(lams) - 1)):
+        k = best
+        while k != edge:
+            d = paired_difference(dict(zip(seeds, table[k + step])), dict(zip(seeds, table[best])))
+            if d.excludes_zero():
+                break
+            k += step
+        if step < 0:
+            flat_lo = k
+        else:
+            flat_hi = k
+    return Optimum(metric, lams[best], float(means[best]), (lams[int(lo)], lams[int(hi)]),
+                   (lams[flat_lo], lams[flat_hi]), len(seeds), n_boot)

@@ -18,7 +18,7 @@ from typing import Any, Iterator, NamedTuple
 
 from .aggregate import (
     Histogram, choose_lambda, epoch_bands, excluded_arms, final_values, gap_against_norm,
-    lambda_stats, weight_histograms,
+    lambda_stats, locate_optimum, weight_histograms,
 )
 from .formatting import lam_label
 from .record import RunRecord
@@ -198,6 +198,7 @@ class LambdaCurve(NamedTuple):
     chosen: float | None  # the λ with the lowest mean final validation data loss; None when no arm completed
     missing: list[float]  # λ of the config with no comparable arm (every seed diverged or stopped)
     seeds: int
+    optima: dict[str, Any] = {}  # metric → aggregate.Optimum (best λ, bootstrap interval, flat region)
 
 
 def _panel(stats: list, metric: str, ylabel: str) -> LambdaPanel:
@@ -218,6 +219,7 @@ def lambda_curve_data(run: RunRecord) -> LambdaCurve:
         choice.lam if choice is not None else None,
         [lam for lam in run.config.lambdas if lam not in present],
         run.config.seeds,
+        {m: locate_optimum(run, m, finals=finals) for m in ("val_data_loss", "val_accuracy")},
     )
 
 
@@ -423,7 +425,21 @@ def _yerr(mean: list[float], low: list[float], high: list[float]) -> list[list[f
             [hi - m if k else 0.0 for m, hi, k in zip(mean, high, ok)]]
 
 
-def _draw_lambda_panel(ax, p: LambdaPanel, chosen: float | None, missing: list[float], color) -> None:
+def _draw_optimum(ax, o: Any, lams: list[float]) -> None:
+    """The flat region (λ within noise of the best) shaded, the bootstrap interval of the best λ as a bar."""
+    left = ax.get_xlim()[0]
+    x = lambda lam: lam if lam > 0 else left  # noqa: E731  (λ = 0 sits at the left edge of a log axis)
+    if o.flat is not None and o.flat[0] != o.flat[1]:
+        ax.axvspan(x(o.flat[0]), x(o.flat[1]), color="C1", alpha=0.12, linewidth=0,
+                   label=f"flat: within noise of the best ({lam_label(o.flat[0])} … {lam_label(o.flat[1])})")
+    if o.interval is not None:
+        y = ax.get_ylim()[0] + 0.04 * (ax.get_ylim()[1] - ax.get_ylim()[0])
+        ax.plot([x(o.interval[0]), x(o.interval[1])], [y, y], color="C3", linewidth=5, alpha=0.6, solid_capstyle="butt",
+                label=f"95 % bootstrap interval of the best λ ({lam_label(o.interval[0])} … {lam_label(o.interval[1])})")
+        ax.plot([x(o.lam)], [y], marker="|", markersize=14, color="C3")
+
+
+def _draw_lambda_panel(ax, p: LambdaPanel, chosen: float | None, missing: list[float], color, optimum: Any = None) -> None:
     idx = [i for i, m in enumerate(p.mean) if math.isfinite(m)]
     lams, mean = [p.lams[i] for i in idx], [p.mean[i] for i in idx]
     low, high = [p.low[i] for i in idx], [p.high[i] for i in idx]
@@ -435,8 +451,9 @@ def _draw_lambda_panel(ax, p: LambdaPanel, chosen: float | None, missing: list[f
         ax.set_xscale("log")
         ax.set_xlim(min(lams + gone) / 3, max(lams + gone) * 3)
         ticks = sorted(lams + gone)
-        ax.set_xticks(ticks, [lam_label(t) for t in ticks])
-        ax.minorticks_off()
+        if len(ticks) <= 6:  # a few λ: one labelled tick each; a dense grid keeps the log axis's decades
+            ax.set_xticks(ticks, [lam_label(t) for t in ticks])
+            ax.minorticks_off()
         for k, lam in enumerate(gone):
             ax.axvline(lam, color="C3", linestyle=":", linewidth=1.2,
                        label="λ with no completed arm" if k == 0 else None)
@@ -453,20 +470,22 @@ def _draw_lambda_panel(ax, p: LambdaPanel, chosen: float | None, missing: list[f
         y = mean[lams.index(chosen)]
         ax.plot([chosen], [y], marker="*", markersize=16, color="C3", linestyle="none",
                 label=f"chosen λ = {lam_label(chosen)}")
+    if optimum is not None and lams:
+        _draw_optimum(ax, optimum, lams)
     ax.set(xlabel="λ (L2 strength, log scale)", ylabel=p.ylabel)
     ax.grid(alpha=0.3, which="both")
 
 
 def draw_lambda_curve(d: LambdaCurve, path: Path, title: str) -> None:
-    with _figure(path, 1, 2, figsize=(12, 5.4)) as (fig, (ax_loss, ax_acc)):
-        _draw_lambda_panel(ax_loss, d.val_data_loss, d.chosen, d.missing, "C0")
-        _draw_lambda_panel(ax_acc, d.val_accuracy, d.chosen, d.missing, "C2")
+    with _figure(path, 1, 2, figsize=(12, 6.6)) as (fig, (ax_loss, ax_acc)):
+        _draw_lambda_panel(ax_loss, d.val_data_loss, d.chosen, d.missing, "C0", d.optima.get("val_data_loss"))
+        _draw_lambda_panel(ax_acc, d.val_accuracy, d.chosen, d.missing, "C2", d.optima.get("val_accuracy"))
         ax_loss.set_title("Validation data loss (without L2 penalty)")
         ax_acc.set_title("Validation accuracy")
         for ax in (ax_loss, ax_acc):
             handles, _ = ax.get_legend_handles_labels()
             if handles:  # below the axes: the λ = 0 line and band span the whole width
-                ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=3, frameon=False)
+                ax.legend(fontsize=7.5, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=1, frameon=False)
         fig.suptitle(title)
 
 

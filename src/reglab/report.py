@@ -13,7 +13,8 @@ from typing import Any
 
 from . import document as d
 from .aggregate import (
-    Choice, LambdaStats, choose_lambda, epoch_bands, excluded_arms, final_values, gap_against_norm, lambda_stats,
+    Choice, LambdaStats, Optimum, choose_lambda, epoch_bands, excluded_arms, final_values, gap_against_norm,
+    lambda_stats, locate_optimum,
 )
 from .analysis import NEAR_ZERO, ArmSummary, Criteria, arm_summaries, norm_monotone_in_lambda, validation_trends, weight_magnitudes
 from .claims import Claim, check_claims, pm
@@ -318,8 +319,20 @@ def takeaway(run: RunRecord) -> list[d.Block]:
         head.append(" It is the strongest λ tried; a wider grid could find a better value.")
     elif len(lams) > 1 and by_loss.lam == lams[0]:
         head.append(" It is the weakest λ tried; a wider grid could find a better value.")
-    blocks += [d.Para(head), d.Bullets([_choice_sentence(by_loss)] + ([_choice_sentence(by_acc)] if by_acc else []))]
+    blocks += [d.Para(head), d.Bullets([_choice_sentence(by_loss)] + ([_choice_sentence(by_acc)] if by_acc else [])
+                                        + [_optimum_sentence(o) for o in (locate_optimum(run, m, finals=finals)
+                                                                          for m in ("val_data_loss", "val_accuracy")) if o])]
     return blocks
+
+
+def _optimum_sentence(o: Optimum) -> str:
+    what = "validation data loss" if o.metric == "val_data_loss" else "validation accuracy"
+    if o.interval is None or o.flat is None:
+        return (f"Optimum on the grid by {what}: λ = {lam_label(o.lam)} ({o.mean:.4f}); with one seed there is no "
+                "interval and no flat region to give.")
+    return (f"Optimum on the grid by {what}: λ = {lam_label(o.lam)} ({o.mean:.4f}); 95 % bootstrap interval of the "
+            f"best λ over {o.n_seeds} seeds ({o.n_boot} resamples): {lam_label(o.interval[0])} … {lam_label(o.interval[1])}; "
+            f"flat region (λ within seed noise of the best, paired): {lam_label(o.flat[0])} … {lam_label(o.flat[1])}.")
 
 
 def l2_note() -> list[d.Block]:
