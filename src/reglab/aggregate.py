@@ -174,18 +174,21 @@ class Choice(NamedTuple):
         return len(self.neighbours) < 2
 
 
+def _by_metric(run: RunRecord, metric: str, finals: dict[str, PerSeed] | None) -> tuple[PerSeed, list[float], float]:
+    """λ → seed → final `metric`, the λ grid, and +1 when lower is better (−1 when higher is)."""
+    if metric not in LOWER_IS_BETTER:
+        raise ValueError(f"cannot choose λ by {metric!r}; use one of {sorted(LOWER_IS_BETTER)}")
+    per = (final_values(run) if finals is None else finals)[metric]
+    return per, sorted(per), 1.0 if LOWER_IS_BETTER[metric] else -1.0
+
+
 def choose_lambda(run: RunRecord, metric: str = "val_data_loss", finals: dict[str, PerSeed] | None = None) -> Choice | None:
     """The λ with the best mean final `metric` (validation data loss: lowest; validation accuracy: highest),
     compared per seed with its neighbours on the λ grid. None when no arm completed."""
-    if metric not in LOWER_IS_BETTER:
-        raise ValueError(f"cannot choose λ by {metric!r}; use one of {sorted(LOWER_IS_BETTER)}")
-    finals = final_values(run) if finals is None else finals
-    per = finals[metric]
-    lams = sorted(per)
+    per, lams, sign = _by_metric(run, metric, finals)
     if not lams:
         return None
     means = {lam: mean_ci(per[lam].values()) for lam in lams}
-    sign = 1.0 if LOWER_IS_BETTER[metric] else -1.0
     best = min(lams, key=lambda lam: (sign * means[lam].mean, lam))
     k = lams.index(best)
     neighbours = []
@@ -277,15 +280,10 @@ def locate_optimum(run: RunRecord, metric: str = "val_data_loss", n_boot: int = 
     """The best grid λ by mean final `metric`, a bootstrap interval over seeds, and the flat region."""
     import numpy as np
 
-    if metric not in LOWER_IS_BETTER:
-        raise ValueError(f"cannot locate an optimum of {metric!r}; use one of {sorted(LOWER_IS_BETTER)}")
-    finals = final_values(run) if finals is None else finals
-    per = finals[metric]
-    lams = sorted(per)
+    per, lams, sign = _by_metric(run, metric, finals)
     if not lams:
         return None
     seeds = sorted(set.intersection(*(set(per[lam]) for lam in lams)))  # seeds with every λ complete
-    sign = 1.0 if LOWER_IS_BETTER[metric] else -1.0
     if not seeds:
         return None
     table = np.array([[per[lam][s] for s in seeds] for lam in lams])  # [λ, seed]
