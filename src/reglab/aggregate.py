@@ -185,6 +185,7 @@ def _by_metric(run: RunRecord, metric: str, finals: dict[str, PerSeed] | None) -
 def choose_lambda(run: RunRecord, metric: str = "val_data_loss", finals: dict[str, PerSeed] | None = None) -> Choice | None:
     """The λ with the best mean final `metric` (validation data loss: lowest; validation accuracy: highest),
     compared per seed with its neighbours on the λ grid. None when no arm completed."""
+    finals = final_values(run) if finals is None else finals
     per, lams, sign = _by_metric(run, metric, finals)
     if not lams:
         return None
