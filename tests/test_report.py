@@ -107,3 +107,16 @@ def test_document_renderers_escape_every_piece_of_text(tmp_path):
 
 def test_markdown_escapes_user_text():
     assert md("<script>alert(1)</script> | *x*") == "&lt;script&gt;alert(1)&lt;/script&gt; \\| \\*x\\*"
+
+
+def test_a_run_with_arms_stopped_early_reports_every_epoch_they_ran(tmp_path):
+    config = SweepConfig(lambdas=(0.0, 0.01), seeds=2, epochs=5, dataset="fake", early_stopping=1)
+    lengths = {0: 3, 1: 5, 2: 4, 3: 2}
+    rows = [row(a.index, a.lam, e, seed=a.seed, val_data_loss=0.3 + 0.01 * e + a.lam, data_loss=0.2, kernel_norm=5 - e * a.lam)
+            for a in config.arms() for e in range(1, lengths[a.index] + 1)]
+    statuses = ["stopped" if lengths[a.index] < 5 else "completed" for a in config.arms()]
+    run = hand_made_run(rows, config, statuses=statuses, run_dir=tmp_path)
+    text = (build_report(run).parent / "report.md").read_text()
+    assert "patience 1 on the validation data loss" in text
+    assert "| 5 | — / — | 0.1600 / 0.0000 |" in text  # epoch 5: only the λ = 0.01, seed 0 arm ran it
+    assert "Left out of the comparisons" not in text  # stopped arms are compared, not excluded

@@ -38,13 +38,15 @@ def _rows_by_arm(run: RunRecord) -> dict[int, list[EpochRecord]]:
 
 
 def comparable_arms(run: RunRecord) -> list[int]:
-    """Arms that completed every configured epoch with finite losses."""
+    """Arms that completed every configured epoch (or were stopped early by the run's early stopping)
+    with finite losses."""
     rows = _rows_by_arm(run)
     out = []
     for a in run.arms:
         i = int(a["arm"])
         r = rows.get(i, [])
-        if a.get("status") == "completed" and len(r) == run.config.epochs and all(math.isfinite(x.loss) for x in r):
+        done = (a.get("status") == "completed" and len(r) == run.config.epochs) or (a.get("status") == "stopped" and r)
+        if done and all(math.isfinite(x.loss) for x in r):
             out.append(i)
     return out
 
@@ -144,10 +146,10 @@ def epoch_bands(run: RunRecord, column: str) -> list[Band]:
         by_lam.setdefault(float(run.arms[i]["lambda"]), []).append(rows[i])
     out = []
     for lam in sorted(by_lam):
-        arms = by_lam[lam]
-        epochs = [r.epoch for r in arms[0]]
-        est = [mean_ci(epoch_value(a[k], column) for a in arms) for k in range(len(epochs))]
-        out.append(Band(lam, epochs, [e.mean for e in est], [e.low for e in est], [e.high for e in est], len(arms)))
+        arms = [{r.epoch: r for r in rows_of_arm} for rows_of_arm in by_lam[lam]]
+        epochs = sorted(set().union(*arms))  # arms stopped early contribute to the epochs they ran
+        est = [mean_ci(epoch_value(a[e], column) for a in arms if e in a) for e in epochs]
+        out.append(Band(lam, epochs, [x.mean for x in est], [x.low for x in est], [x.high for x in est], len(arms)))
     return out
 
 

@@ -54,6 +54,11 @@ def build_parser() -> argparse.ArgumentParser:
                      "or a path to an .npz (x_train, y_train, x_test, y_test) or a folder of IDX .gz files" + _flag_help("mnist"))
     run.add_argument("--engine", choices=ENGINES, help="training engine: fused = every arm at once in one compiled "
                      "JAX program; keras = one model.fit per arm (the reference)" + _flag_help("fused"))
+    run.add_argument("--early-stopping", type=int, metavar="PATIENCE", dest="early_stopping",
+                     help="stop each arm after PATIENCE epochs without a lower validation data loss (Keras's "
+                     "EarlyStopping, per arm); 0 = off" + _flag_help(0))
+    run.add_argument("--restore-best", action="store_true", default=None, dest="restore_best",
+                     help="with --early-stopping: evaluate each arm on the test set with its best epoch's weights")
     run.add_argument("--out", metavar="DIR", help="run directory to create (default: runs/<UTC timestamp>)")
     run.add_argument("--force", action="store_true", help="overwrite an existing run directory (only reglab's own files)")
     run.add_argument("--no-progress", action="store_true", help="print one line per epoch instead of a live progress bar")
@@ -90,7 +95,8 @@ def config_from_args(args: argparse.Namespace) -> SweepConfig:
         values.update(load_toml(args.config))
         where = args.config
     config = SweepConfig.from_mapping(values, where=where)
-    flags = {k: getattr(args, k) for k in ("seeds", "seed", "epochs", "batch_size", "dataset", "engine")}
+    flags = {k: getattr(args, k) for k in ("seeds", "seed", "epochs", "batch_size", "dataset", "engine", "early_stopping",
+                                           "restore_best")}
     changes = {k: v for k, v in flags.items() if v is not None}
     if args.lambdas is not None:
         changes["lambdas"] = parse_lambdas(args.lambdas)
@@ -99,7 +105,7 @@ def config_from_args(args: argparse.Namespace) -> SweepConfig:
 
 #: flags that define the experiment: a resumed run keeps its own
 EXPERIMENT_FLAGS = ("config", "lambdas", "seeds", "seed", "epochs", "batch_size", "dataset", "engine", "out", "force",
-                    "executor", "blocks")
+                    "executor", "blocks", "early_stopping", "restore_best")
 
 
 def cmd_run(args: argparse.Namespace) -> int:

@@ -37,6 +37,8 @@ class SweepConfig:
     batch_size: int = 32
     dataset: str = "mnist"
     engine: str = "fused"
+    early_stopping: int = 0  # patience in epochs on validation data loss, per arm (Keras's EarlyStopping); 0 = off
+    restore_best: bool = False  # each arm's best-epoch weights for the test evaluation and kernels.npz
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "lambdas", validate_lambdas(self.lambdas))
@@ -48,6 +50,11 @@ class SweepConfig:
             raise ConfigError("dataset must be a non-empty name or path")
         if self.engine not in ENGINES:
             raise ConfigError(f"unknown engine {self.engine!r} (choose from: {', '.join(ENGINES)})")
+        _check_int("early_stopping", self.early_stopping, 0, MAX_EPOCHS)
+        if not isinstance(self.restore_best, bool):
+            raise ConfigError(f"restore_best must be true or false, got {self.restore_best!r}")
+        if self.restore_best and not self.early_stopping:
+            raise ConfigError("restore_best needs early stopping (--early-stopping PATIENCE)")
 
     @property
     def seed_values(self) -> tuple[int, ...]:

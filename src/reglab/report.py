@@ -46,6 +46,9 @@ def setup_rows(run: RunRecord) -> list[list[d.Inline]]:
                          "kernel_regularizer=l2(λ)) → Dense(10, softmax)")],
         ["compile", d.code('optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"]')],
         ["training", d.code(f"fit(epochs={c.epochs}, batch_size={c.batch_size}, validation_data=(x_val, y_val))")],
+        ["early stopping", (f"patience {c.early_stopping} on the validation data loss, per arm (Keras's EarlyStopping); "
+                            + ("test metrics and kernels use each arm's best-epoch weights" if c.restore_best
+                               else "test metrics use each arm's last weights")) if c.early_stopping else "off"],
         ["λ values", ", ".join(lam_label(x) for x in c.lambdas)],
         ["seeds", ", ".join(str(s) for s in c.seed_values)],
         ["arms (λ × seed)", str(len(run.arms))],
@@ -214,15 +217,18 @@ def generalization_section(run: RunRecord, stats: list[LambdaStats], figures: An
     acc_gaps = {b.lam: b for b in epoch_bands(run, "accuracy_gap")}
     if loss_gaps:
         lams = sorted(loss_gaps)
-        epochs = loss_gaps[lams[0]].epochs
-        cell = lambda b, k: fmt(b.mean[k]) if k < len(b.mean) else "—"  # noqa: E731
+        epochs = sorted(set().union(*(b.epochs for b in loss_gaps.values())))
+
+        def cell(b: Any, e: int) -> str:
+            return fmt(b.mean[b.epochs.index(e)]) if e in b.epochs else "—"
+
         blocks.append(d.Para("Gaps by epoch, mean over seeds: loss gap / accuracy gap. Keras's training loss and "
                              "accuracy are running means over each epoch's batches while the weights improve, so in "
                              "the first epoch the training loss lies above the end-of-epoch validation loss and the "
                              "gaps are negative."))
         blocks.append(d.Table(["epoch"] + [f"λ = {lam_label(x)}" for x in lams], [
-            [str(e)] + [f"{cell(loss_gaps[x], k)} / {cell(acc_gaps[x], k)}" for x in lams]
-            for k, e in enumerate(epochs)]))
+            [str(e)] + [f"{cell(loss_gaps[x], e)} / {cell(acc_gaps[x], e)}" for x in lams]
+            for e in epochs]))
     if figures is not None:
         blocks.append(_image(figures.gap_vs_norm))
     return blocks

@@ -171,6 +171,7 @@ class VmapStrategy:
             "evaluate": jax.jit(evaluate),
             "kernel_stats": jax.jit(kernel_stats),
             "reset_metrics": jax.jit(reset_metrics, donate_argnums=(0,)),
+            "select": jax.jit(freeze),  # (mask [S, L], a, b): a's arms where mask, else b's
         }
 
 
@@ -217,11 +218,53 @@ def make_strategy(model: Any, n_lams: int, n_seeds: int, sample: tuple[np.ndarra
     return VmapStrategy(model, n_lams, sample)
 
 
+class EarlyStopping:
+    """Keras's `EarlyStopping(monitor="val_data_loss", patience=P)` for every arm at once, decision for
+    decision: each epoch `wait` grows; a value below the best (the first one always) becomes the best
+    and resets `wait`; otherwise the arm stops once `wait >= patience` (and not after its first epoch)."""
+
+    def __init__(self, patience: int, shape: tuple[int, int]) -> None:
+        self.patience = patience
+        self.best = np.full(shape, np.inf)
+        self.has_best = np.zeros(shape, dtype=bool)
+        self.wait = np.zeros(shape, dtype=np.int64)
+        self.best_epoch = np.zeros(shape, dtype=np.int64)  # 1-based, 0 = none yet
+        self.stopped_epoch = np.zeros(shape, dtype=np.int64)  # 1-based, 0 = still going
+
+    def update(self, epoch: int, current: np.ndarray, active: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """After `epoch` (1-based): (improved, stop) masks for the active arms."""
+        current = np.asarray(current, dtype=np.float64)
+        self.wait = np.where(active, self.wait + 1, self.wait)
+        improved = active & (~self.has_best | (current < self.best))
+        self.best = np.where(improved, current, self.best)
+        self.has_best |= improved
+        self.best_epoch = np.where(improved, epoch, self.best_epoch)
+        self.wait = np.where(improved, 0, self.wait)
+        stop = active & ~improved & (self.wait >= self.patience) & (epoch > 1)
+        self.stopped_epoch = np.where(stop, epoch, self.stopped_epoch)
+        return improved, stop
+
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        return {f"es_{k}": getattr(self, k) for k in ("best", "has_best", "wait", "best_epoch", "stopped_epoch")}
+
+    def load(self, arrays: dict[str, np.ndarray]) -> None:
+        for k in ("best", "has_best", "wait", "best_epoch", "stopped_epoch"):
+            value = arrays[f"es_{k}"]
+            if value.shape != self.best.shape:
+                raise ValueError(f"early-stopping state of shape {value.shape}")
+            setattr(self, k, value.astype(getattr(self, k).dtype))
+
+
 def _checkpoint(state: Any, rngs: list[np.random.RandomState], status: np.ndarray, epochs_done: np.ndarray,
-                epoch: int) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-    """The whole training state after `epoch`: every leaf of the strategy's state, each seed's shuffling RNG."""
+                epoch: int, es: EarlyStopping | None = None, best_state: Any = None) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """The whole training state after `epoch`: every leaf of the strategy's state, each seed's shuffling RNG,
+    and with early stopping its per-arm state and the best-epoch weights kept for restoring."""
     leaves = jax.device_get(jax.tree_util.tree_leaves(state))
     arrays = {f"state{i}": np.asarray(leaf) for i, leaf in enumerate(leaves)}
+    if es is not None:
+        arrays.update(es.to_arrays())
+    if best_state is not None:
+        arrays.update({f"best{i}": np.asarray(leaf) for i, leaf in enumerate(jax.device_get(jax.tree_util.tree_leaves(best_state)))})
     rng_meta = []
     for i, rng in enumerate(rngs):
         a, m = rng_to_arrays(rng, f"rng{i}_")
@@ -235,26 +278,35 @@ def _checkpoint(state: Any, rngs: list[np.random.RandomState], status: np.ndarra
     return arrays, meta
 
 
-def _restore(resume: Resume, state: Any, S: int, L: int) -> tuple[Any, list[np.random.RandomState], np.ndarray, np.ndarray, int]:
-    """The state, RNGs, statuses and epochs of a fused checkpoint, checked against this run's own layout."""
+def _leaves_like(arrays: dict[str, np.ndarray], prefix: str, like: Any) -> Any:
+    leaves, treedef = jax.tree_util.tree_flatten(like)
+    restored = []
+    for i, leaf in enumerate(leaves):
+        value = arrays[f"{prefix}{i}"]
+        if value.shape != tuple(leaf.shape) or value.dtype != leaf.dtype:
+            raise ValueError(f"{prefix} {i} has shape {value.shape}, expected {tuple(leaf.shape)}")
+        restored.append(jnp.asarray(value))
+    return jax.tree_util.tree_unflatten(treedef, restored)
+
+
+def _restore(resume: Resume, state: Any, S: int, L: int, es: EarlyStopping | None) -> tuple[Any, list[np.random.RandomState], np.ndarray, np.ndarray, int, Any]:
+    """The state, RNGs, statuses, epochs (and early-stopping state, best weights) of a fused checkpoint,
+    checked against this run's own layout."""
     arrays, meta = resume
-    leaves, treedef = jax.tree_util.tree_flatten(state)
     try:
-        if meta.get("engine") != "fused" or int(meta["n_state"]) != len(leaves):
+        if meta.get("engine") != "fused" or int(meta["n_state"]) != len(jax.tree_util.tree_leaves(state)):
             raise ValueError("it was not written by the fused engine for this model")
-        restored = []
-        for i, leaf in enumerate(leaves):
-            value = arrays[f"state{i}"]
-            if value.shape != tuple(leaf.shape) or value.dtype != leaf.dtype:
-                raise ValueError(f"state {i} has shape {value.shape}, expected {tuple(leaf.shape)}")
-            restored.append(jnp.asarray(value))
+        restored = _leaves_like(arrays, "state", state)
+        best_state = _leaves_like(arrays, "best", state) if "best0" in arrays else None
+        if es is not None:
+            es.load(arrays)
         rngs = [rng_from_arrays(arrays, f"rng{i}_", meta["rng"][i]) for i in range(S)]
         status = np.array(meta["status"], dtype=object).reshape(S, L)
         epochs_done = np.array([[int(meta["epochs_done"][str(si * L + li)]) for li in range(L)] for si in range(S)])
         epoch = int(meta["epoch"])
     except (KeyError, ValueError, TypeError, IndexError) as e:
         raise RunDirError(f"the checkpoint does not match this run ({e})") from None
-    return jax.tree_util.tree_unflatten(treedef, restored), rngs, status, epochs_done, epoch
+    return restored, rngs, status, epochs_done, epoch, best_state
 
 
 def train(config: SweepConfig, splits: Splits, listener: Listener, strategy: str = "auto",
@@ -283,9 +335,11 @@ def train(config: SweepConfig, splits: Splits, listener: Listener, strategy: str
     status = np.full((S, L), "completed", dtype=object)
     epochs_done = np.zeros((S, L), dtype=int)
     start = 0
+    es = EarlyStopping(config.early_stopping, (S, L)) if config.early_stopping else None
+    best_state = None  # with restore_best: each arm's weights at its best epoch so far
     if resume is not None:
-        state, rngs, status, epochs_done, start = _restore(resume, state, S, L)
-    active = status != "diverged"
+        state, rngs, status, epochs_done, start, best_state = _restore(resume, state, S, L, es)
+    active = status == "completed"  # diverged and early-stopped arms train no more
 
     x_train, y_train = jnp.asarray(splits.x_train), jnp.asarray(splits.y_train)
 
@@ -332,7 +386,7 @@ def train(config: SweepConfig, splits: Splits, listener: Listener, strategy: str
         seconds = time.perf_counter() - t0
         for arm in arms:
             si, li = divmod(arm.index, L)
-            if status[si, li] == "diverged":
+            if status[si, li] != "completed":  # diverged or stopped early: no more epochs
                 continue
             record = EpochRecord(
                 arm=arm.index, lam=arm.lam, seed=arm.seed, epoch=epoch,
@@ -346,8 +400,17 @@ def train(config: SweepConfig, splits: Splits, listener: Listener, strategy: str
             if not math.isfinite(record.loss):
                 status[si, li] = "diverged"
                 active[si, li] = False
-        listener.checkpoint(*_checkpoint(state, rngs, status, epochs_done, epoch))
+        if es is not None:
+            improved, stop = es.update(epoch, val["data_loss"], active)
+            if config.restore_best and improved.any():
+                mask = jnp.asarray(improved)
+                best_state = fns["select"](mask, state, state if best_state is None else best_state)
+            status[stop] = "stopped"
+            active &= ~stop
+        listener.checkpoint(*_checkpoint(state, rngs, status, epochs_done, epoch, es, best_state))
 
+    if config.restore_best and best_state is not None:  # as Keras's restore_best_weights at the end of fit
+        state = fns["select"](jnp.asarray(es.has_best), best_state, state)
     test = jax.device_get(fns["evaluate"](state, *_eval_data(strat, splits.x_test, splits.y_test, B), lam))
     weights = strat.final_weights(state)
     for arm in arms:

@@ -46,22 +46,28 @@ def train_arm(config: SweepConfig, splits: Splits, arm: Arm, listener: Listener,
     keras.utils.set_random_seed(arm.seed)  # initialization and fit's shuffling (numpy's global RNG)
     model = build_seed_model(splits.x_train.shape[1:], arm.lam)
     initial_epoch, diverged = 0, False
+    es_state = None
     if start is not None:
         initial_epoch, diverged = progress.restore_model(model, start, (splits.x_val[:1], splits.y_val[:1]))
+        es_state = progress.early_stopping_state(start)
     listener.arms_started([arm], steps_per_epoch(len(splits.x_train), config.batch_size))
-    watcher = _EpochWatcher(arm, listener, progress)
+    stopper = _EarlyStopping(config.early_stopping, config.restore_best, es_state) if config.early_stopping else None
+    watcher = _EpochWatcher(arm, listener, progress, stopper)
     watcher.diverged = diverged
     history = keras.callbacks.History()
     history.set_model(model)
-    if initial_epoch < config.epochs and not diverged:
+    stopped = bool(es_state and es_state["stopped_epoch"])
+    if initial_epoch < config.epochs and not diverged and not stopped:
         history = model.fit(
             splits.x_train, splits.y_train,
             epochs=config.epochs, initial_epoch=initial_epoch, batch_size=config.batch_size,
             validation_data=(splits.x_val, splits.y_val),
-            callbacks=[watcher], verbose=0,
+            callbacks=([stopper] if stopper else []) + [watcher], verbose=0,  # the stopper decides before the record
         )
+    elif stopper is not None and config.restore_best and stopper.best_weights is not None:
+        model.set_weights(stopper.best_weights)  # what fit's on_train_end did before the interruption
     test = model.evaluate(splits.x_test, splits.y_test, batch_size=config.batch_size, verbose=0, return_dict=True)
-    progress.status = "diverged" if watcher.diverged else "completed"
+    progress.status = "diverged" if watcher.diverged else "stopped" if stopper is not None and stopper.stopped_epoch else "completed"
     listener.arm_finished(
         arm, progress.status,
         {"loss": float(test["loss"]), "accuracy": float(test["accuracy"]), "data_loss": float(test["data_loss"])},
@@ -80,7 +86,8 @@ class _Progress:
         self.status = "completed"
         self.arrays: dict[str, np.ndarray] = {}
 
-    def checkpoint(self, model: Any, arm: int = -1, epoch: int = 0, diverged: bool = False) -> tuple[dict, dict]:
+    def checkpoint(self, model: Any, arm: int = -1, epoch: int = 0, diverged: bool = False,
+                   stopper: Any = None) -> tuple[dict, dict]:
         arrays: dict[str, np.ndarray] = {}
         meta: dict[str, Any] = {"engine": "keras", "finished": {}, "current": None,
                                 "epochs_done": {str(a): e for a, e in sorted(self.epochs_done.items())}}
@@ -95,7 +102,21 @@ class _Progress:
             arrays.update(rng_arrays)
             meta["current"] = {"arm": arm, "epoch": epoch, "diverged": diverged, "rng": rng_meta,
                                **{f"n_{g}": len(v) for g, v in groups.items()}}
+            if stopper is not None:
+                es_meta, es_arrays = stopper.state()
+                meta["current"]["early_stopping"] = es_meta
+                arrays.update(es_arrays)
         return arrays, meta
+
+    def early_stopping_state(self, start: dict[str, Any]) -> dict[str, Any] | None:
+        es = start.get("early_stopping")
+        if es is None:
+            return None
+        try:
+            weights = [self.arrays[f"es_w{k}"] for k in range(int(es["n_weights"]))]
+        except (KeyError, TypeError, ValueError) as e:
+            raise RunDirError(f"the checkpoint does not match this run ({e})") from None
+        return {**es, "best_weights": weights or None}
 
     @classmethod
     def restore(cls, resume: Resume) -> "_Progress":
@@ -134,6 +155,33 @@ class _Progress:
         return int(start["epoch"]), bool(start["diverged"])
 
 
+class _EarlyStopping(keras.callbacks.EarlyStopping):
+    """Keras's own EarlyStopping on the penalty-free validation loss, whose state survives a resume
+    (`fit` resets it in `on_train_begin`; a resumed fit gets it back right after)."""
+
+    def __init__(self, patience: int, restore_best: bool, state: dict[str, Any] | None) -> None:
+        super().__init__(monitor="val_data_loss", mode="min", patience=patience, restore_best_weights=restore_best)
+        self._resumed = state
+        if state is not None:
+            self._load(state)
+
+    def _load(self, state: dict[str, Any]) -> None:
+        self.wait, self.best_epoch, self.stopped_epoch = int(state["wait"]), int(state["best_epoch"]), int(state["stopped_epoch"])
+        self.best = None if state["best"] is None else float(state["best"])
+        self.best_weights = state.get("best_weights")
+
+    def on_train_begin(self, logs: dict | None = None) -> None:
+        super().on_train_begin(logs)
+        if self._resumed is not None:
+            self._load(self._resumed)
+
+    def state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        weights = self.best_weights or []
+        meta = {"wait": int(self.wait), "best": None if self.best is None else float(self.best),
+                "best_epoch": int(self.best_epoch), "stopped_epoch": int(self.stopped_epoch), "n_weights": len(weights)}
+        return meta, {f"es_w{k}": np.asarray(w) for k, w in enumerate(weights)}
+
+
 def _global_rng() -> np.random.RandomState:
     rng = np.random.RandomState()
     rng.set_state(np.random.get_state())
@@ -152,9 +200,9 @@ def kernel_stats(model: Any) -> tuple[float, float]:
 class _EpochWatcher(keras.callbacks.Callback):
     """Turns each epoch's logs into an `EpochRecord`; stops an arm whose loss is no longer finite."""
 
-    def __init__(self, arm: Arm, listener: Listener, progress: _Progress) -> None:
+    def __init__(self, arm: Arm, listener: Listener, progress: _Progress, stopper: Any = None) -> None:
         super().__init__()
-        self.arm, self.listener, self.progress = arm, listener, progress
+        self.arm, self.listener, self.progress, self.stopper = arm, listener, progress, stopper
         self.diverged = False
         self._t0 = 0.0
         self._epoch = 0
@@ -182,4 +230,4 @@ class _EpochWatcher(keras.callbacks.Callback):
         if not math.isfinite(record.loss):
             self.diverged = True
             self.model.stop_training = True
-        self.listener.checkpoint(*self.progress.checkpoint(self.model, self.arm.index, epoch + 1, self.diverged))
+        self.listener.checkpoint(*self.progress.checkpoint(self.model, self.arm.index, epoch + 1, self.diverged, self.stopper))

@@ -387,6 +387,9 @@ class PackedStrategy:
             sumsq = [self._kernel(g).penalties(states[g][0], jnp.ones((b - a,), jnp.float32)) for g, (s, a, b) in groups]
             return self._grid(sumsq), lam * self._grid(sumsq)
 
+        def select(mask, a, b):
+            return [self._kernel(g).freeze(mask[s, x:y], a[g], b[g]) for g, (s, x, y) in groups]
+
         def reset_metrics(states):
             return [(st[0], st[1], st[2], self._kernel(g).zero_metrics()) for g, st in enumerate(states)]
 
@@ -395,4 +398,5 @@ class PackedStrategy:
             "evaluate": jax.jit(evaluate),
             "kernel_stats": jax.jit(kernel_stats),
             "reset_metrics": jax.jit(reset_metrics, donate_argnums=(0,)),
+            "select": jax.jit(select),  # (mask [S, L], a, b): a's arms where mask, else b's
         }
