@@ -27,7 +27,7 @@ from reglab.config import (
 )
 from reglab.errors import ConfigError, ReglabError
 
-FIELDS = ("lambdas", "seeds", "seed", "epochs", "batch_size", "dataset", "engine", "early_stopping", "restore_best")
+FIELDS = ("lambdas", "seeds", "seed", "epochs", "batch_size", "dataset", "engine", "early_stopping", "restore_best", "model")
 FAST = settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 

@@ -54,6 +54,9 @@ def build_parser() -> argparse.ArgumentParser:
                      "or a path to an .npz (x_train, y_train, x_test, y_test) or a folder of IDX .gz files" + _flag_help("mnist"))
     run.add_argument("--engine", choices=ENGINES, help="training engine: fused = every arm at once in one compiled "
                      "JAX program; keras = one model.fit per arm (the reference)" + _flag_help("fused"))
+    run.add_argument("--model", metavar="FILE.py:FUNCTION", help="train your own Keras model: FUNCTION() returns it "
+                     "(starting with keras.Input, ending in 10 softmax outputs); the L2 strength of its regularized "
+                     "kernels is swept, or of every Dense/Conv kernel when it declares none" + _flag_help("the study's network"))
     run.add_argument("--early-stopping", type=int, metavar="PATIENCE", dest="early_stopping",
                      help="stop each arm after PATIENCE epochs without a lower validation data loss (Keras's "
                      "EarlyStopping, per arm); 0 = off" + _flag_help(0))
@@ -96,7 +99,7 @@ def config_from_args(args: argparse.Namespace) -> SweepConfig:
         where = args.config
     config = SweepConfig.from_mapping(values, where=where)
     flags = {k: getattr(args, k) for k in ("seeds", "seed", "epochs", "batch_size", "dataset", "engine", "early_stopping",
-                                           "restore_best")}
+                                           "restore_best", "model")}
     changes = {k: v for k, v in flags.items() if v is not None}
     if args.lambdas is not None:
         changes["lambdas"] = parse_lambdas(args.lambdas)
@@ -105,7 +108,7 @@ def config_from_args(args: argparse.Namespace) -> SweepConfig:
 
 #: flags that define the experiment: a resumed run keeps its own
 EXPERIMENT_FLAGS = ("config", "lambdas", "seeds", "seed", "epochs", "batch_size", "dataset", "engine", "out", "force",
-                    "executor", "blocks", "early_stopping", "restore_best")
+                    "executor", "blocks", "early_stopping", "restore_best", "model")
 
 
 def cmd_run(args: argparse.Namespace) -> int:

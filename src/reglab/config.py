@@ -39,6 +39,7 @@ class SweepConfig:
     engine: str = "fused"
     early_stopping: int = 0  # patience in epochs on validation data loss, per arm (Keras's EarlyStopping); 0 = off
     restore_best: bool = False  # each arm's best-epoch weights for the test evaluation and kernels.npz
+    model: str = ""  # "" = the original study's network; else FILE.py:FUNCTION returning the user's Keras model
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "lambdas", validate_lambdas(self.lambdas))
@@ -53,6 +54,8 @@ class SweepConfig:
         _check_int("early_stopping", self.early_stopping, 0, MAX_EPOCHS)
         if not isinstance(self.restore_best, bool):
             raise ConfigError(f"restore_best must be true or false, got {self.restore_best!r}")
+        if not isinstance(self.model, str) or (self.model and ":" not in self.model):
+            raise ConfigError(f"model must be FILE.py:FUNCTION, got {self.model!r}")
         if self.restore_best and not self.early_stopping:
             raise ConfigError("restore_best needs early stopping (--early-stopping PATIENCE)")
 

@@ -1,10 +1,17 @@
-"""The seed model: the original study's network, exactly, with λ as its only knob."""
+"""The models a sweep trains: the original study's network, or the user's own (`--model FILE.py:FUNC`),
+with λ as the only knob, compiled as the study compiles.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import functools
+import importlib.util
+import re
+from pathlib import Path
+from typing import Any, Callable
 
 from .datasets import NUM_CLASSES
+from .errors import ConfigError
 
 #: The layer whose kernel carries the L2 penalty; its kernel is what `kernel_norm` and `penalty` measure.
 REGULARIZED_LAYER = "hidden"
@@ -43,3 +50,122 @@ def regularized_kernel(model: Any) -> Any:
 
 #: Position of that kernel in `model.trainable_variables` (what engines return per arm).
 REGULARIZED_KERNEL_INDEX = 0
+
+
+# ---------------------------------------------------------------- the user's own model
+
+def _one_line(e: BaseException) -> str:
+    return re.sub(r"\s+", " ", f"{type(e).__name__}: {e}").strip()
+
+
+def load_builder(spec: str) -> Callable[[], Any]:
+    """`path/to/file.py:build_model` → that function (the file is run as a module once per version of it)."""
+    path, sep, name = spec.rpartition(":")
+    if not sep or not path or not name.isidentifier():
+        raise ConfigError(f"--model must be FILE.py:FUNCTION, got {spec!r}")
+    file = Path(path)
+    if not file.is_file():
+        raise ConfigError(f"model file not found: {file}")
+    return _load_builder(file.resolve(), file.stat().st_mtime_ns, name)
+
+
+@functools.lru_cache(maxsize=8)
+def _load_builder(file: Path, mtime_ns: int, name: str) -> Callable[[], Any]:
+    module_spec = importlib.util.spec_from_file_location(f"reglab_user_model_{abs(hash(str(file.resolve())))}", file)
+    if module_spec is None or module_spec.loader is None:
+        raise ConfigError(f"{file} cannot be loaded as Python")
+    module = importlib.util.module_from_spec(module_spec)
+    try:
+        module_spec.loader.exec_module(module)
+    except Exception as e:  # the user's code: any error becomes one line
+        raise ConfigError(f"{file} failed to load ({_one_line(e)})") from None
+    builder = getattr(module, name, None)
+    if not callable(builder):
+        raise ConfigError(f"{file} has no function {name!r}")
+    return builder
+
+
+def _kernels(model: Any) -> list[Any]:
+    from ._keras import keras
+
+    kinds = (keras.layers.Dense, keras.layers.EinsumDense, keras.layers.Conv1D, keras.layers.Conv2D, keras.layers.Conv3D)
+    out = []
+    for layer in model._flatten_layers(include_self=False):
+        if isinstance(layer, kinds) and getattr(layer, "kernel", None) is not None:
+            out.append(layer.kernel)
+    return out
+
+
+def build_user_model(spec: str, input_shape: tuple[int, ...], lam: float) -> tuple[Any, list[str], bool]:
+    """The user's model with every regularized kernel's regularizer set to L2(λ) — or, when it declares
+    none, L2(λ) on every Dense/Conv kernel — compiled as the study compiles. Returns (model, the paths of
+    the kernels that carry the penalty, whether reglab chose them). Anything that cannot work is a
+    one-line `ConfigError`."""
+    from ._keras import keras
+
+    try:
+        model = load_builder(spec)()
+    except ConfigError:
+        raise
+    except Exception as e:
+        raise ConfigError(f"--model {spec}: the builder raised {_one_line(e)}") from None
+    if not isinstance(model, keras.Model):
+        raise ConfigError(f"--model {spec} returned {type(model).__name__}, not a Keras model")
+    try:
+        inputs, outputs = tuple(model.input_shape[1:]), tuple(model.output_shape[1:])
+    except (AttributeError, ValueError, TypeError):
+        raise ConfigError(f"--model {spec}: the model must declare its input shape (start it with keras.Input)") from None
+    if inputs != tuple(input_shape):
+        raise ConfigError(f"--model {spec}: the model takes inputs of shape {inputs}, the data's images are {tuple(input_shape)}")
+    if outputs != (NUM_CLASSES,):
+        raise ConfigError(f"--model {spec}: the model must output {NUM_CLASSES} class probabilities (softmax), it outputs {outputs}")
+    declared = [v for v in model.trainable_variables if getattr(v, "regularizer", None) is not None]
+    for v in declared:
+        if not isinstance(v.regularizer, keras.regularizers.L2):
+            raise ConfigError(f"--model {spec}: {v.path} has a {type(v.regularizer).__name__} regularizer; only L2 is swept for now")
+    targets = declared or _kernels(model)
+    if not targets:
+        raise ConfigError(f"--model {spec}: the model has no Dense or Conv kernel to regularize")
+    for v in targets:
+        v.regularizer = keras.regularizers.L2(lam)
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy",
+                  metrics=["accuracy", keras.metrics.SparseCategoricalCrossentropy(name="data_loss")])
+    return model, [v.path for v in targets], not declared
+
+
+def build_model(spec: str, input_shape: tuple[int, ...], lam: float) -> Any:
+    """The sweep's model for one arm: the seed model, or the user's (`spec` = FILE.py:FUNCTION)."""
+    if not spec:
+        return build_seed_model(input_shape, lam)
+    return build_user_model(spec, input_shape, lam)[0]
+
+
+def regularized_variables(model: Any) -> list[Any]:
+    """The variables whose penalty the sweep varies (in `trainable_variables` order)."""
+    return [v for v in model.trainable_variables if getattr(v, "regularizer", None) is not None]
+
+
+def regularized_indices(model: Any) -> list[int]:
+    ids = {id(v) for v in regularized_variables(model)}
+    return [i for i, v in enumerate(model.trainable_variables) if id(v) in ids]
+
+
+def penalty_and_norm(model: Any) -> tuple[float, float]:
+    """(λ·ΣW² summed over the regularized kernels as Keras adds it, ‖W‖ over all of them in float64)."""
+    import numpy as np
+
+    penalty, sumsq = 0.0, 0.0
+    for v in regularized_variables(model):
+        penalty += float(np.asarray(v.regularizer(v.value)))
+        w = np.asarray(v.value, dtype=np.float64)
+        sumsq += float(np.sum(w * w))
+    return penalty, float(np.sqrt(sumsq))
+
+
+def kernels_of(weights: list[Any], indices: list[int]) -> Any:
+    """What kernels.npz keeps of an arm: its regularized kernel (several: flattened and concatenated)."""
+    import numpy as np
+
+    if len(indices) == 1:
+        return np.asarray(weights[indices[0]])
+    return np.concatenate([np.asarray(weights[i]).ravel() for i in indices])

@@ -41,9 +41,15 @@ def ci(e: Estimate, digits: int = 4) -> str:
 def setup_rows(run: RunRecord) -> list[list[d.Inline]]:
     c, data, m = run.config, run.data, run.meta
     shape = "×".join(str(s) for s in data.image_shape)
+    user = m.get("model") or {}
+    model_row: d.Inline = d.code(f"Input(({', '.join(map(str, data.image_shape))})) → Flatten → Dense(128, relu, "
+                                 "kernel_regularizer=l2(λ)) → Dense(10, softmax)")
+    if c.model:
+        model_row = [d.code(c.model), f" (your model, {user.get('parameters', '?'):,} parameters); L2(λ) on "
+                     + ", ".join(user.get("regularized", [])) + (" — it declared no regularizer, so reglab put one on "
+                                                                 "every Dense/Conv kernel" if user.get("chosen_by_reglab") else "")]
     rows: list[list[d.Inline]] = [
-        ["model", d.code(f"Input(({', '.join(map(str, data.image_shape))})) → Flatten → Dense(128, relu, "
-                         "kernel_regularizer=l2(λ)) → Dense(10, softmax)")],
+        ["model", model_row],
         ["compile", d.code('optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"]')],
         ["training", d.code(f"fit(epochs={c.epochs}, batch_size={c.batch_size}, validation_data=(x_val, y_val))")],
         ["early stopping", (f"patience {c.early_stopping} on the validation data loss, per arm (Keras's EarlyStopping); "

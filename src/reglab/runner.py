@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import math
 import signal
 import threading
 from pathlib import Path
@@ -15,7 +16,7 @@ from .config import Arm, SweepConfig
 from .datasets import Splits, load_dataset
 from .engines import get_engine
 from .errors import ConfigError, RunDirError, RunFailed, RunInterrupted
-from .models import REGULARIZED_KERNEL_INDEX
+from .models import kernels_of
 from .progress import ProgressDisplay
 from .record import (
     METRICS_CSV, RUN_JSON, EpochRecord, Recorder, RunRecord, check_run_dir, clear_run_dir, default_run_dir,
@@ -110,12 +111,27 @@ def run_sweep(
         splits = load_dataset(config.dataset)
     _say_fallback(console, splits)
     engine = _engine(config, executor, blocks, address)
+    model_meta, kernel_indices = _describe_model(config, splits, console)  # a user's model that cannot work fails here
     executor_meta = _executor_meta(executor, blocks, address) if executor != "local" else None  # joins Ray: fails early
     clear_run_dir(run_dir)
     recorder = Recorder(run_dir, config, splits.info)
-    if executor_meta:
-        recorder.update_run(executor=executor_meta)
-    return _train(config, splits, engine, recorder, None, console, live, make_report)
+    recorder.update_run(model=model_meta, **({"executor": executor_meta} if executor_meta else {}))
+    return _train(config, splits, engine, recorder, None, console, live, make_report, kernel_indices)
+
+
+def _describe_model(config: SweepConfig, splits: Splits, console: Console) -> tuple[dict[str, Any], list[int]]:
+    """What run.json says of the model, and where its regularized kernels are among its trainable weights."""
+    if not config.model:
+        return {"name": "the study's network", "regularized": ["hidden/kernel"], "chosen_by_reglab": False}, [0]
+    from .models import build_user_model, regularized_indices
+
+    model, paths, chosen = build_user_model(config.model, splits.x_train.shape[1:], 0.0)
+    if chosen:
+        console.print(f"note: {config.model} declares no kernel_regularizer; L2(λ) goes on every Dense/Conv kernel: "
+                      + ", ".join(paths), highlight=False, soft_wrap=True)
+    meta = {"name": config.model, "regularized": paths, "chosen_by_reglab": chosen,
+            "parameters": int(sum(math.prod(v.shape) for v in model.trainable_variables))}
+    return meta, regularized_indices(model)
 
 
 def _engine(config: SweepConfig, executor: str, blocks: int | None, address: str | None) -> Any:
@@ -175,10 +191,11 @@ def resume_sweep(run_dir: str | Path, *, console: Console | None = None, live: b
         arm["epochs_done"] = epochs_done.get(int(arm["arm"]), 0)
         if int(arm["arm"]) not in finished:
             arm.update(status="pending", test=None)
+    _, kernel_indices = _describe_model(config, splits, Console(quiet=True))
     recorder = Recorder.reopen(run_dir, meta)
     done = sum(epochs_done.values())
     console.print(f"resuming {run_dir}: {done} arm-epochs of {len(config.arms()) * config.epochs} already recorded", highlight=False)
-    return _train(config, splits, engine, recorder, checkpoint, console, live, make_report)
+    return _train(config, splits, engine, recorder, checkpoint, console, live, make_report, kernel_indices)
 
 
 def _checkpoint_epochs(meta: dict[str, Any], config: SweepConfig) -> dict[int, int]:
@@ -202,14 +219,14 @@ def _say_fallback(console: Console, splits: Splits) -> None:
 
 
 def _train(config: SweepConfig, splits: Splits, engine: Any, recorder: Recorder, checkpoint: Any, console: Console,
-           live: bool | None, make_report: bool) -> RunRecord:
+           live: bool | None, make_report: bool, kernel_indices: list[int]) -> RunRecord:
     run_dir = recorder.run_dir
     status = "failed"
     try:
         with _StopFlag() as stop, ProgressDisplay(console, n_arms=len(config.arms()), epochs=config.epochs, live=live) as display:
             listener = _RecordingListener(recorder, display, stop)
             weights = engine(config, splits, listener) if checkpoint is None else engine(config, splits, listener, resume=checkpoint)
-        write_kernels(run_dir, {arm: w[REGULARIZED_KERNEL_INDEX] for arm, w in weights.items()})
+        write_kernels(run_dir, {arm: kernels_of(w, kernel_indices) for arm, w in weights.items()})
         status = "completed"
     except OSError as e:  # a full disk, a read-only directory: say so, keep what is whole
         where = f": {e.filename}" if e.filename else ""

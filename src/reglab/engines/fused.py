@@ -28,7 +28,7 @@ from ..checkpoint import rng_from_arrays, rng_to_arrays
 from ..config import Arm, SweepConfig
 from ..datasets import Splits
 from ..errors import ConfigError, RunDirError
-from ..models import build_seed_model
+from ..models import build_model
 from ..record import EpochRecord
 from . import Listener, Resume, steps_per_epoch
 
@@ -175,11 +175,11 @@ class VmapStrategy:
         }
 
 
-def _initial_weights(shape: tuple[int, ...], seed: int, n_train: int) -> tuple[Any, list[np.ndarray], np.random.RandomState]:
+def _initial_weights(shape: tuple[int, ...], seed: int, n_train: int, model_spec: str = "") -> tuple[Any, list[np.ndarray], np.random.RandomState]:
     """What the keras engine starts from for this seed: the model built right after set_random_seed(seed),
     and numpy's global RNG in the state `fit` will shuffle with."""
     keras.utils.set_random_seed(seed)
-    model = build_seed_model(shape, 0.0)
+    model = build_model(model_spec, shape, 0.0)
     values = [np.asarray(v.value) for v in model.trainable_variables]
     rng = np.random.RandomState()
     rng.set_state(np.random.get_state())
@@ -323,7 +323,7 @@ def train(config: SweepConfig, splits: Splits, listener: Listener, strategy: str
     rngs, inits = [], []
     model = None
     for s in seeds:
-        model, values, rng = _initial_weights(shape, s, n)
+        model, values, rng = _initial_weights(shape, s, n, config.model)
         inits.append(values)
         rngs.append(rng)
     regularized_variables(model)  # refuse unsupported regularizers before compiling anything

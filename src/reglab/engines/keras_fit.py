@@ -18,7 +18,7 @@ from ..checkpoint import rng_from_arrays, rng_to_arrays
 from ..config import Arm, SweepConfig
 from ..datasets import Splits
 from ..errors import RunDirError
-from ..models import REGULARIZED_LAYER, build_seed_model, regularized_kernel
+from ..models import build_model, penalty_and_norm
 from ..record import EpochRecord
 from . import Listener, Resume, steps_per_epoch
 
@@ -44,7 +44,7 @@ def train_arm(config: SweepConfig, splits: Splits, arm: Arm, listener: Listener,
     """Train one arm with `fit` (from a checkpoint's epoch with `start`); returns Keras's History."""
     progress = progress if progress is not None else _Progress()
     keras.utils.set_random_seed(arm.seed)  # initialization and fit's shuffling (numpy's global RNG)
-    model = build_seed_model(splits.x_train.shape[1:], arm.lam)
+    model = build_model(config.model, splits.x_train.shape[1:], arm.lam)
     initial_epoch, diverged = 0, False
     es_state = None
     if start is not None:
@@ -189,12 +189,9 @@ def _global_rng() -> np.random.RandomState:
 
 
 def kernel_stats(model: Any) -> tuple[float, float]:
-    """(penalty, kernel_norm): λ·ΣW² exactly as Keras adds it (float32), and ‖W‖_F in float64."""
-    layer = model.get_layer(REGULARIZED_LAYER)
-    kernel = regularized_kernel(model)
-    penalty = float(np.asarray(layer.kernel_regularizer(kernel)))
-    w = np.asarray(kernel, dtype=np.float64)
-    return penalty, float(np.sqrt(np.sum(w * w)))
+    """(penalty, kernel_norm): λ·ΣW² exactly as Keras adds it (float32), and ‖W‖_F in float64, over the
+    regularized kernels."""
+    return penalty_and_norm(model)
 
 
 class _EpochWatcher(keras.callbacks.Callback):

@@ -119,7 +119,7 @@ def pack_model(model: Any, n_arms: int) -> PackedModel | None:
         for original, _ in pairs:
             variables.append(PackedVariable(
                 source=index[id(original)], layout=layout, units=layer.units,
-                regularized=original is layer.kernel and layer.kernel_regularizer is not None,
+                regularized=original is layer.kernel and getattr(original, "regularizer", None) is not None,
             ))
     order = [id(v) for v in packed_model.trainable_variables]
     expected = [id(p) for _, dense, _ in plan for p in ([dense.kernel] + ([dense.bias] if dense.bias is not None else []))]

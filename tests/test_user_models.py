@@ -1,0 +1,78 @@
+"""The user's own model (`--model FILE.py:FUNCTION`): both engines train it alike, the shipped examples
+work, and every builder that cannot work gets one line."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import pytest
+
+from helpers import Collect, small_splits
+from reglab.cli import main
+from reglab.config import SweepConfig
+from reglab.engines import get_engine
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+
+
+@pytest.mark.parametrize("example", ["cnn.py", "mlp_dropout.py"])
+def test_both_engines_train_the_examples_alike(example):
+    config = SweepConfig(lambdas=(0.0, 1e-3), seeds=1, seed=2, epochs=2, dataset="mnist-5k",
+                         model=f"{EXAMPLES / example}:build_model")
+    splits = small_splits()
+    records = {}
+    for engine in ("fused", "keras"):
+        listener = Collect()
+        get_engine(engine)(dataclasses.replace(config, engine=engine), splits, listener)
+        records[engine] = {(r.arm, r.epoch): r for r in listener.records}
+    assert records["fused"].keys() == records["keras"].keys() and len(records["fused"]) == 4
+    for key, a in records["fused"].items():
+        b = records["keras"][key]
+        for col in ("loss", "val_loss", "accuracy", "val_accuracy", "data_loss", "val_data_loss", "penalty"):
+            assert getattr(a, col) == pytest.approx(getattr(b, col), abs=1e-5), (example, key, col)
+        assert a.kernel_norm == pytest.approx(b.kernel_norm, rel=1e-5)
+    assert records["fused"][(1, 2)].penalty > 0 == records["fused"][(0, 2)].penalty
+
+
+def test_a_model_without_regularizers_gets_l2_on_every_kernel_and_says_so(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["run", "--dataset", "mnist-5k", "--lambdas", "0.001", "--epochs", "1", "--no-progress", "--out", str(out),
+                 "--model", f"{EXAMPLES / 'mlp_dropout.py'}:build_model"]) == 0
+    assert "declares no kernel_regularizer; L2(λ) goes on every Dense/Conv kernel" in capsys.readouterr().err
+    meta = json.loads((out / "run.json").read_text())
+    assert meta["model"]["chosen_by_reglab"] and len(meta["model"]["regularized"]) == 3
+    assert "mlp_dropout.py:build_model" in (out / "report.md").read_text()
+
+
+BAD = {
+    "missing file": ("nowhere.py:build", None, "model file not found"),
+    "no function": ("m.py:build", "x = 1\n", "has no function 'build'"),
+    "syntax error": ("m.py:build", "def build(:\n", "failed to load (SyntaxError"),
+    "raises": ("m.py:build", "def build():\n    raise RuntimeError('nope\\nnope')\n", "the builder raised RuntimeError: nope nope"),
+    "not a model": ("m.py:build", "def build():\n    return 3\n", "returned int, not a Keras model"),
+    "no input": ("m.py:build", "import keras\ndef build():\n    return keras.Sequential([keras.layers.Dense(10)])\n",
+                 "must declare its input shape"),
+    "wrong input": ("m.py:build", "import keras\ndef build():\n    return keras.Sequential([keras.Input((8, 8)), "
+                    "keras.layers.Flatten(), keras.layers.Dense(10, activation='softmax')])\n", "takes inputs of shape (8, 8)"),
+    "wrong output": ("m.py:build", "import keras\ndef build():\n    return keras.Sequential([keras.Input((28, 28)), "
+                     "keras.layers.Flatten(), keras.layers.Dense(3, activation='softmax')])\n", "must output 10 class"),
+    "l1": ("m.py:build", "import keras\ndef build():\n    return keras.Sequential([keras.Input((28, 28)), keras.layers.Flatten(), "
+           "keras.layers.Dense(10, activation='softmax', kernel_regularizer=keras.regularizers.l1(0.1))])\n", "only L2 is swept"),
+    "no kernel": ("m.py:build", "import keras\ndef build():\n    i = keras.Input((28, 28))\n    return keras.Model(i, "
+                  "keras.layers.Softmax()(keras.layers.Reshape((784,))(i)[:, :10]))\n", "no Dense or Conv kernel"),
+    "bad spec": ("m.py", "", "must be FILE.py:FUNCTION"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD))
+def test_a_builder_that_cannot_work_gets_one_line_and_writes_nothing(case, tmp_path, capsys, monkeypatch):
+    spec, code, message = BAD[case]
+    monkeypatch.chdir(tmp_path)
+    if code is not None:
+        (tmp_path / "m.py").write_text(code)
+    assert main(["run", "--dataset", "mnist-5k", "--epochs", "1", "--no-progress", "--out", "run", "--model", spec]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("reglab: error: ") and message in err[0], err
+    assert not (tmp_path / "run").exists()
