@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import time
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -30,6 +31,9 @@ from .errors import ConfigError, RunDirError
 from .record import EpochRecord
 
 EXECUTORS = ("local", "blocks", "ray")
+
+#: The driver rewrites the run's combined checkpoint (all blocks) at most this often.
+CHECKPOINT_SECONDS = 5.0
 
 
 class Block(NamedTuple):
@@ -98,7 +102,7 @@ def run_block(config: SweepConfig, splits: Splits, block: Block, resume: Any, se
 
     events = _BlockEvents(send, stop)
     weights = get_engine("fused")(block_config(config, block), splits, events, resume=resume)
-    send("done", (events.finished, {i: w for i, w in weights.items()}))
+    send("done", (events.finished, dict(weights)))
 
 
 # ---------------------------------------------------------------- the driver side
@@ -112,6 +116,7 @@ class _Driver:
         self.block_ckpt: dict[int, tuple[dict, dict]] = {}
         self.done: dict[int, tuple[list, dict]] = {}
         self.latest: dict[int, EpochRecord] = {}  # global arm → its latest record
+        self.saved_at = -float("inf")
         if resume is not None:
             self.block_ckpt = split_checkpoint(resume, blocks)
 
@@ -122,10 +127,9 @@ class _Driver:
             for r in records:
                 g = global_arm(self.config, block, r.arm)
                 self.listener.epoch_done(dataclasses.replace(r, arm=g))
+                self.latest[g] = r
             self.block_ckpt[index] = (arrays, meta)
-            self.listener.checkpoint(*combine_checkpoints(self.config, self.blocks, self.block_ckpt))
-            for r in records:
-                self.latest[global_arm(self.config, block, r.arm)] = r
+            self.save_checkpoint(force=False)
             if records and hasattr(self.listener, "note"):
                 self.listener.note(self.summary(index))
         elif kind == "done":
@@ -145,7 +149,17 @@ class _Driver:
             text += f"; best λ so far {lam:g} (val data loss {sum(losses) / len(losses):.4f} over {len(losses)} arm(s))"
         return text
 
+    def save_checkpoint(self, force: bool) -> None:
+        """The run's combined checkpoint holds every block, so it is rewritten at most every
+        CHECKPOINT_SECONDS (and at the end): a driver that dies loses at most that much training, and the
+        rows recorded after it are dropped and trained again on resume, giving the same numbers."""
+        now = time.monotonic()
+        if force or now - self.saved_at >= CHECKPOINT_SECONDS:
+            self.listener.checkpoint(*combine_checkpoints(self.config, self.blocks, self.block_ckpt))
+            self.saved_at = now
+
     def finish(self) -> dict[int, list[np.ndarray]]:
+        self.save_checkpoint(force=True)  # before any arm is marked finished
         weights = {}
         arms = self.config.arms()
         for index, (finished, block_weights) in sorted(self.done.items()):
@@ -188,7 +202,7 @@ def split_checkpoint(resume: tuple[dict, dict], blocks: list[Block]) -> dict[int
         raise RunDirError(f"the checkpoint does not match this run ({e})") from None
 
 
-def default_blocks(executor: str, address: str | None) -> int:
+def default_blocks(executor: str) -> int:
     if executor == "ray":
         import ray
 
@@ -209,7 +223,7 @@ def train_blocks(config: SweepConfig, splits: Splits, listener: Any, resume: Any
             layout = resume[1]["block_layout"]
             blocks = [Block(i, tuple(int(s) for s in b[0]), tuple(float(x) for x in b[1])) for i, b in enumerate(layout)]
         else:
-            blocks = make_blocks(config, n_blocks or default_blocks(executor, address))
+            blocks = make_blocks(config, n_blocks or default_blocks(executor))
     driver = _Driver(config, blocks, listener, resume)
     listener.arms_started(config.arms(), steps)
     if executor == "ray":
