@@ -295,3 +295,23 @@ def test_a_diverged_arm_stays_diverged_and_is_not_trained_again(engine):
     assert statuses == {0: "completed", 1: "diverged"}
     assert {arm.index: status for arm, status, _ in rest.finished} == statuses
     assert [r.epoch for r in rest.records if r.arm == 1] == ([] if engine == "fused" else [1])  # fused: diverged before the stop
+
+
+@pytest.mark.slow
+def test_an_arm_stopped_early_before_a_crash_stays_stopped_after_resume(tmp_path):
+    """keras engine, early stopping: killed right after arm 0 stopped early and was checkpointed as done."""
+    args = ["run", "--dataset", "mnist-5k", "--lambdas", "0,0.01", "--epochs", "12", "--engine", "keras",
+            "--early-stopping", "1", "--no-progress"]
+    ref, out = tmp_path / "ref", tmp_path / "run"
+    proc = reglab(*args, "--out", str(ref))
+    assert proc.communicate(timeout=600) and proc.returncode == 0
+    arms = json.loads((ref / "run.json").read_text())["arms"]
+    assert arms[0]["status"] == "stopped"
+    # arm 0 writes one checkpoint per epoch and one as it ends; the next write (arm 1's first) is killed
+    proc = reglab(*args, "--out", str(out), env={"REGLAB_FAULT": f"checkpoint-write:{arms[0]['epochs_done'] + 2}"})
+    proc.communicate(timeout=600)
+    assert proc.returncode == -signal.SIGKILL
+    resume(out)
+    got = json.loads((out / "run.json").read_text())["arms"]
+    assert [(a["status"], a["epochs_done"], a["test"]) for a in got] == [(a["status"], a["epochs_done"], a["test"]) for a in arms]
+    assert metric_values(out) == metric_values(ref)

@@ -185,8 +185,8 @@ def resume_sweep(run_dir: str | Path, *, console: Console | None = None, live: b
     ex = meta.get("executor") or {"name": "local"}
     engine = _engine(config, ex["name"], ex.get("blocks"), address or (None if ex.get("address") in (None, "local") else ex["address"]))
     repair_metrics(run_dir, len(config.arms()), epochs_done)
-    finished = set(epochs_done) & {int(a["arm"]) for a in meta["arms"] if a.get("status") in ("completed", "diverged")
-                                   and a.get("test")} if checkpoint else set()
+    finished = set(epochs_done) & {int(a["arm"]) for a in meta["arms"]
+                                   if a.get("status") in ("completed", "diverged", "stopped") and a.get("test")} if checkpoint else set()
     for arm in meta["arms"]:
         arm["epochs_done"] = epochs_done.get(int(arm["arm"]), 0)
         if int(arm["arm"]) not in finished:
