@@ -11,9 +11,9 @@ import numpy as np
 
 from helpers import hand_made_run, row
 from reglab.config import SweepConfig
-from reglab.document import Heading, Image, Para, Span, Table, code, strong, to_html, to_markdown
+from reglab.document import Heading, Image, Para, Span, Table, code, md_escape, strong, to_html, to_markdown
 from reglab.record import write_kernels
-from reglab.report import build_report, md
+from reglab.report import build_report
 from reglab.stats import t_critical
 
 CONFIG = SweepConfig(lambdas=(0.0, 0.001, 0.01), seeds=2, epochs=3, dataset="fake")
@@ -106,7 +106,7 @@ def test_document_renderers_escape_every_piece_of_text(tmp_path):
 
 
 def test_markdown_escapes_user_text():
-    assert md("<script>alert(1)</script> | *x*") == "&lt;script&gt;alert(1)&lt;/script&gt; \\| \\*x\\*"
+    assert md_escape("<script>alert(1)</script> | *x*") == "&lt;script&gt;alert(1)&lt;/script&gt; \\| \\*x\\*"
 
 
 def test_a_run_with_arms_stopped_early_reports_every_epoch_they_ran(tmp_path):

@@ -13,7 +13,7 @@ from typing import Any, Callable
 from .datasets import NUM_CLASSES
 from .errors import ConfigError
 
-#: The layer whose kernel carries the L2 penalty; its kernel is what `kernel_norm` and `penalty` measure.
+#: The seed model's regularized layer (the kernel `kernel_norm` and `penalty` measure).
 REGULARIZED_LAYER = "hidden"
 
 
@@ -43,13 +43,6 @@ def build_seed_model(input_shape: tuple[int, ...], lam: float) -> Any:
     )
     return model
 
-
-def regularized_kernel(model: Any) -> Any:
-    return model.get_layer(REGULARIZED_LAYER).kernel
-
-
-#: Position of that kernel in `model.trainable_variables` (what engines return per arm).
-REGULARIZED_KERNEL_INDEX = 0
 
 
 # ---------------------------------------------------------------- the user's own model

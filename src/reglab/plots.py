@@ -31,7 +31,7 @@ NAN = float("nan")
 #: Axis labels that say whether the penalty is in.
 LOSS_WITH_PENALTY = "loss (cross-entropy; solid: + L2 penalty, dashed: without)"
 VAL_DATA_LOSS = "validation data loss (cross-entropy, without L2 penalty)"
-KERNEL_NORM = "‖W‖ of the Dense(128) kernel (Frobenius)"
+KERNEL_NORM = "‖W‖ of the regularized kernel (Frobenius)"
 GAP = "generalization gap: val − train data loss (without L2 penalty)"
 BASELINE_LABEL = "λ = 0 (no regularization)"
 
@@ -272,7 +272,11 @@ def _excluded_note(run: RunRecord) -> str:
     k = len(excluded_arms(run))
     if not k:
         return ""
-    return f" {k} arm{'s' if k > 1 else ''} that diverged or stopped early {'are' if k > 1 else 'is'} left out."
+    return f" {k} arm{'s' if k > 1 else ''} that diverged or were interrupted {'are' if k > 1 else 'is'} left out."
+
+
+def _kernel_name(run: RunRecord) -> str:
+    return "the regularized Dense(128) kernel" if not run.config.model else "the regularized kernels (all of them together)"
 
 
 def _num(x: float, digits: int = 3) -> str:
@@ -574,11 +578,11 @@ def draw_all(run: RunRecord, kernels: dict[int, Any] | None = None) -> Figures:
                            "bands: loss left (solid: Keras's loss including the L2 penalty; dashed: data loss without "
                            "it), accuracy right.")
                 if c.n != c.n_arms:
-                    caption += f" {c.n_arms - c.n} seed(s) that diverged or stopped early are left out."
+                    caption += f" {c.n_arms - c.n} seed(s) that diverged or were interrupted are left out."
             else:
                 title = f"L2 regularization λ = {lam_label(lam)} — no seed completed every epoch"
-                caption = (f"No seed of λ = {lam_label(lam)} completed every epoch ({c.n_arms} diverged or stopped "
-                           "early), so there are no curves (with or without the L2 penalty) to show.")
+                caption = (f"No seed of λ = {lam_label(lam)} completed every epoch ({c.n_arms} diverged or were "
+                           "interrupted), so there are no curves (with or without the L2 penalty) to show.")
             path = file(curves_figure_name(lam))
             draw_lambda_curves(c, path, title)
             curves.append(figure(path, title, caption))
@@ -593,7 +597,7 @@ def draw_all(run: RunRecord, kernels: dict[int, Any] | None = None) -> Figures:
     ov = kernel_norm_overlay_data(run)
     path = file("kernel_norm.png")
     draw_overlay(ov, path)
-    norm_fig = figure(path, ov.title, "Frobenius norm ‖W‖ of the regularized Dense(128) kernel by epoch, "
+    norm_fig = figure(path, ov.title, f"Frobenius norm ‖W‖ of {_kernel_name(run)} by epoch, "
                       f"one line per λ{mean_of}." + excluded)
 
     lc = lambda_curve_data(run)
@@ -628,7 +632,7 @@ def draw_all(run: RunRecord, kernels: dict[int, Any] | None = None) -> Figures:
     hd = histogram_data(run, run.kernels() if kernels is None else kernels)
     if hd is not None:
         title = "Final weights of the regularized kernel by λ"
-        caption = ("Histograms of the final Dense(128) kernel weights, one panel per λ"
+        caption = (f"Histograms of the final weights of {_kernel_name(run)}, one panel per λ"
                    + (" (its seeds pooled)" if seeds > 1 else "") + " on shared bins, log count axis." + excluded)
         path = file("weight_histograms.png")
         draw_histograms(hd, path, title)

@@ -26,11 +26,6 @@ REPORT_MD = "report.md"
 REPORT_HTML = "report.html"
 
 
-def md(text: Any) -> str:
-    """Escape text for a Markdown table cell (kept for callers of the first report version)."""
-    return d.md_escape(text)
-
-
 def ci(e: Estimate, digits: int = 4) -> str:
     """A table cell: 'mean ± half' with several seeds, the value alone with one."""
     if e.n == 0 or not math.isfinite(e.mean):

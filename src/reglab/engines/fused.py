@@ -28,6 +28,7 @@ from ..checkpoint import rng_from_arrays, rng_to_arrays
 from ..config import Arm, SweepConfig
 from ..datasets import Splits
 from ..errors import ConfigError, RunDirError
+from .. import models
 from ..models import build_model
 from ..record import EpochRecord
 from . import Listener, Resume, steps_per_epoch
@@ -60,15 +61,11 @@ class TracedPenalty:
 
 
 def regularized_variables(model: Any) -> list[Any]:
-    """The trainable variables that carry a regularizer; only L2 is supported by this engine for now."""
-    found = []
-    for v in model.trainable_variables:
-        reg = getattr(v, "regularizer", None)
-        if reg is None:
-            continue
-        if not isinstance(reg, (keras.regularizers.L2, TracedPenalty)):
-            raise ConfigError(f"the fused engine supports L2 regularizers; {v.path} has {type(reg).__name__}")
-        found.append(v)
+    """The model's regularized variables, checked: only L2 is supported by this engine for now."""
+    found = models.regularized_variables(model)
+    for v in found:
+        if not isinstance(v.regularizer, (keras.regularizers.L2, TracedPenalty)):
+            raise ConfigError(f"the fused engine supports L2 regularizers; {v.path} has {type(v.regularizer).__name__}")
     if not found:
         raise ConfigError("the model declares no kernel_regularizer: nothing for λ to act on")
     return found
@@ -244,11 +241,13 @@ class EarlyStopping:
         self.stopped_epoch = np.where(stop, epoch, self.stopped_epoch)
         return improved, stop
 
+    FIELDS = ("best", "has_best", "wait", "best_epoch", "stopped_epoch")
+
     def to_arrays(self) -> dict[str, np.ndarray]:
-        return {f"es_{k}": getattr(self, k) for k in ("best", "has_best", "wait", "best_epoch", "stopped_epoch")}
+        return {f"es_{k}": getattr(self, k) for k in self.FIELDS}
 
     def load(self, arrays: dict[str, np.ndarray]) -> None:
-        for k in ("best", "has_best", "wait", "best_epoch", "stopped_epoch"):
+        for k in self.FIELDS:
             value = arrays[f"es_{k}"]
             if value.shape != self.best.shape:
                 raise ValueError(f"early-stopping state of shape {value.shape}")

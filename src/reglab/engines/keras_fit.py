@@ -188,12 +188,6 @@ def _global_rng() -> np.random.RandomState:
     return rng
 
 
-def kernel_stats(model: Any) -> tuple[float, float]:
-    """(penalty, kernel_norm): λ·ΣW² exactly as Keras adds it (float32), and ‖W‖_F in float64, over the
-    regularized kernels."""
-    return penalty_and_norm(model)
-
-
 class _EpochWatcher(keras.callbacks.Callback):
     """Turns each epoch's logs into an `EpochRecord`; stops an arm whose loss is no longer finite."""
 
@@ -214,7 +208,7 @@ class _EpochWatcher(keras.callbacks.Callback):
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         logs = logs or {}
         seconds = time.perf_counter() - self._t0
-        penalty, norm = kernel_stats(self.model)
+        penalty, norm = penalty_and_norm(self.model)  # λ·ΣW² as Keras adds it; ‖W‖ in float64
         record = EpochRecord(
             arm=self.arm.index, lam=self.arm.lam, seed=self.arm.seed, epoch=epoch + 1,
             loss=float(logs["loss"]), val_loss=float(logs["val_loss"]),
