@@ -6,6 +6,8 @@ import dataclasses
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from helpers import Collect, original_study_fit, small_splits
 from reglab._keras import keras
@@ -23,11 +25,12 @@ def run_fused(lambdas=LAMBDAS, seeds=2, epochs=2, strategy="auto", splits=None):
     return config, listener, weights
 
 
-@pytest.mark.parametrize("strategy, group", [("packed", 25), ("packed", 2), ("vmap", None)])
+@pytest.mark.parametrize("strategy, group", [("packed", None), ("packed", 25), ("packed", 2), ("vmap", None)])
 def test_every_arm_matches_keras_fit_step_for_step(strategy, group, monkeypatch):
     """Same seeds → same initial weights and the same shuffled batches as `fit`; after 2 epochs of
-    300 samples (10 steps each, the last one partial), weights agree to 1e-5 of each tensor's scale."""
-    if group:  # 2: the 3 λ of a seed are split into packed groups of 2 and 1
+    300 samples (10 steps each, the last one partial), weights agree to 1e-5 of each tensor's scale.
+    Packed groups: the backend's default (one arm each on a CPU), all 3 λ of a seed in one, and 2 + 1."""
+    if group:
         monkeypatch.setattr(packing, "MAX_PACKED_ARMS", group)
     splits = small_splits()
     config, listener, weights = run_fused(strategy=strategy, splits=splits)
@@ -91,6 +94,38 @@ def test_models_with_other_layers_are_not_packed():
                               keras.layers.Dense(8, kernel_regularizer=keras.regularizers.l2(1e-3)),
                               keras.layers.Dropout(0.5), keras.layers.Dense(10, activation="softmax")])
     assert packing.pack_model(model, 2) is None
+
+
+@pytest.mark.parametrize("group", [None, 2])
+def test_the_record_does_not_depend_on_how_many_cores_share_the_work(group, monkeypatch):
+    """Lanes only schedule groups on threads: 1 or 3 lanes give the same record and weights, bit for bit."""
+    monkeypatch.setattr(packing, "MAX_PACKED_ARMS", group)
+    lambdas = (0.0, 1e-4, 1e-3, 1e-2, 3e-2)
+    strip = lambda records: [dataclasses.replace(r, seconds=0.0) for r in records]  # noqa: E731
+    runs = []
+    for workers in (1, 3):
+        monkeypatch.setattr(packing, "worker_count", lambda workers=workers: workers)
+        _, listener, weights = run_fused(lambdas=lambdas, seeds=2, epochs=1)
+        runs.append((strip(listener.records), listener.finished, weights))
+    for records, finished, weights in runs[1:]:
+        assert records == runs[0][0] and finished == runs[0][1]
+        assert all(np.array_equal(x, y) for i in weights for x, y in zip(weights[i], runs[0][2][i]))
+
+
+def test_assign_lanes_balances_arms_and_keeps_every_group_once():
+    assert packing.assign_lanes([1] * 5, 2) == [[0, 2, 4], [1, 3]]
+    assert packing.assign_lanes([3, 3, 2, 2, 2], 2) == [[0, 2, 4], [1, 3]]
+    assert packing.assign_lanes([2, 1], 8) == [[0], [1]]
+    assert packing.assign_lanes([4], 1) == [[0]]
+
+
+@given(st.lists(st.integers(1, 30), min_size=1, max_size=60), st.integers(1, 16))
+def test_assign_lanes_properties(sizes, workers):
+    lanes = packing.assign_lanes(sizes, workers)
+    assert len(lanes) == min(workers, len(sizes)) and all(lanes)
+    assert sorted(g for lane in lanes for g in lane) == list(range(len(sizes)))
+    loads = [sum(sizes[g] for g in lane) for lane in lanes]
+    assert max(loads) - min(loads) <= max(sizes)  # greedy largest-first: within one group of even
 
 
 def test_split_evenly():
