@@ -13,27 +13,34 @@ from pathlib import Path
 
 import pytest
 
-from reglab.cluster import Block, global_arm, make_blocks
+from reglab.cluster import Block, block_config, global_arm, make_blocks
 from reglab.config import SweepConfig
 from reglab.record import COLUMNS
 
 ray = pytest.importorskip("ray") if not os.environ.get("CI") else __import__("ray")  # CI installs reglab[ray]
 
 
+@pytest.mark.parametrize("families", [("l2",), ("l2", "weight_decay", "l1_l2:0.5")])
 @pytest.mark.parametrize("seeds, lams, n", [(1, 5, 2), (3, 4, 2), (3, 4, 5), (2, 3, 100), (4, 1, 3)])
-def test_blocks_cover_every_arm_once(seeds, lams, n):
-    config = SweepConfig(lambdas=tuple(0.001 * i for i in range(lams)), seeds=seeds, seed=7, dataset="x")
+def test_blocks_cover_every_arm_once(seeds, lams, n, families):
+    config = SweepConfig(lambdas=tuple(0.001 * i for i in range(lams)), seeds=seeds, seed=7, dataset="x",
+                         regularizers=families, strengths={"weight_decay": (0.0, 0.5)} if len(families) > 1 else {})
     blocks = make_blocks(config, n)
-    covered = sorted(global_arm(config, b, local) for b in blocks for local in range(len(b.seeds) * len(b.lambdas)))
+    covered = sorted(global_arm(config, b, local) for b in blocks for local in range(len(b.seeds) * len(b.settings)))
     assert covered == list(range(len(config.arms())))
-    assert len(blocks) == min(n, seeds * lams) or n < seeds or len(blocks) >= n
+    assert len(blocks) == min(n, len(config.arms())) or n < seeds or len(blocks) >= n
+    arms = config.arms()
     for b in blocks:
         assert list(b.seeds) == list(range(b.seeds[0], b.seeds[0] + len(b.seeds)))  # contiguous seeds
+        # the block's own sweep trains exactly its arms, in the sweep's order
+        sub = block_config(config, b).arms()
+        assert [(a.seed, a.family, a.lam) for a in sub] == [
+            (arms[g].seed, arms[g].family, arms[g].lam) for g in (global_arm(config, b, i) for i in range(len(sub)))]
 
 
 def test_global_arm_maps_block_arms_to_the_sweep():
     config = SweepConfig(lambdas=(0.0, 0.1, 0.2), seeds=2, seed=5, dataset="x")
-    block = Block(0, (6,), (0.1, 0.2))
+    block = Block(0, (6,), (("l2", 0.1), ("l2", 0.2)))
     assert [global_arm(config, block, i) for i in range(2)] == [4, 5]
     assert [(a.seed, a.lam) for a in config.arms()][4:] == [(6, 0.1), (6, 0.2)]
 
@@ -55,7 +62,8 @@ SWEEP = ["--dataset", "mnist-5k", "--lambdas", "0,0.001,0.01", "--seeds", "2", "
 def metric_values(run_dir: Path) -> list[list[str]]:
     lines = (run_dir / "metrics.csv").read_text().splitlines()
     assert lines[0].split(",") == list(COLUMNS)
-    return sorted(line.split(",")[:-1] for line in lines[1:])
+    seconds = list(COLUMNS).index("seconds")  # every column but the wall time
+    return sorted([v for j, v in enumerate(line.split(",")) if j != seconds] for line in lines[1:])
 
 
 @pytest.fixture(scope="module")

@@ -59,9 +59,10 @@ def test_floats_round_trip_exactly(tmp_path):
         (lambda d: (d / RUN_JSON).write_text(json.dumps({"format": "reglab-run/1"})), "incomplete or damaged"),
         (lambda d: (d / METRICS_CSV).unlink(), "missing"),
         (lambda d: (d / METRICS_CSV).write_text("a,b,c\n1,2,3\n"), "header is not reglab's"),
-        (lambda d: (d / METRICS_CSV).write_text((d / METRICS_CSV).read_text() + "0,0.0,0,3,oops\n"), "expected 13 fields"),
+        (lambda d: (d / METRICS_CSV).write_text((d / METRICS_CSV).read_text() + "0,0.0,0,3,oops\n"), "expected 14 fields"),
         (lambda d: (d / METRICS_CSV).write_text((d / METRICS_CSV).read_text().replace("0.3333333333333333", "abc", 1)), "not a number"),
-        (lambda d: (d / METRICS_CSV).write_text((d / METRICS_CSV).read_text() + "7" + ",1" * 12 + "\n"), "out of range"),
+        (lambda d: (d / METRICS_CSV).write_text((d / METRICS_CSV).read_text() + "7" + ",1" * 12 + ",l2\n"), "out of range"),
+        (lambda d: (d / METRICS_CSV).write_text((d / METRICS_CSV).read_text() + "0" + ",1" * 12 + ",l3\n"), "'l3' is not a regularizer"),
         (lambda d: (d / METRICS_CSV).write_bytes(b"\xff\xfe\x00garbage"), "not readable"),
     ],
 )

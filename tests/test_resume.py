@@ -127,7 +127,8 @@ def metric_values(run_dir: Path) -> list[list[str]]:
     """metrics.csv without the seconds column, rows sorted."""
     lines = (run_dir / "metrics.csv").read_text().splitlines()
     assert lines[0].split(",") == list(COLUMNS)
-    return sorted(line.split(",")[:-1] for line in lines[1:])
+    seconds = list(COLUMNS).index("seconds")  # every column but the wall time
+    return sorted([v for j, v in enumerate(line.split(",")) if j != seconds] for line in lines[1:])
 
 
 def wait_for_first_epoch(proc: subprocess.Popen, run_dir: Path) -> float:

@@ -58,8 +58,9 @@ BAD = {
                     "keras.layers.Flatten(), keras.layers.Dense(10, activation='softmax')])\n", "takes inputs of shape (8, 8)"),
     "wrong output": ("m.py:build", "import keras\ndef build():\n    return keras.Sequential([keras.Input((28, 28)), "
                      "keras.layers.Flatten(), keras.layers.Dense(3, activation='softmax')])\n", "must output 10 class"),
-    "l1": ("m.py:build", "import keras\ndef build():\n    return keras.Sequential([keras.Input((28, 28)), keras.layers.Flatten(), "
-           "keras.layers.Dense(10, activation='softmax', kernel_regularizer=keras.regularizers.l1(0.1))])\n", "only L2 is swept"),
+    "orthogonal": ("m.py:build", "import keras\ndef build():\n    return keras.Sequential([keras.Input((28, 28)), keras.layers.Flatten(), "
+                   "keras.layers.Dense(10, activation='softmax', kernel_regularizer=keras.regularizers.OrthogonalRegularizer(0.1))])\n",
+                   "declare L1, L2 or L1L2"),
     "no kernel": ("m.py:build", "import keras\ndef build():\n    i = keras.Input((28, 28))\n    return keras.Model(i, "
                   "keras.layers.Softmax()(keras.layers.Reshape((784,))(i)[:, :10]))\n", "no Dense or Conv kernel"),
     "bad spec": ("m.py", "", "must be FILE.py:FUNCTION"),

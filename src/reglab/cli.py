@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
-from .config import DEFAULT_LAMBDAS, ENGINES, SweepConfig, load_toml, parse_lambdas
+from .config import DEFAULT_LAMBDAS, ENGINES, SweepConfig, load_toml, parse_families, parse_lambdas, parse_strengths
 from .errors import ConfigError, ReglabError, RunFailed, RunInterrupted
 
 EXIT_USAGE = 2
@@ -57,6 +57,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--model", metavar="FILE.py:FUNCTION", help="train your own Keras model: FUNCTION() returns it "
                      "(starting with keras.Input, ending in 10 softmax outputs); the L2 strength of its regularized "
                      "kernels is swept, or of every Dense/Conv kernel when it declares none" + _flag_help("the study's network"))
+    run.add_argument("--regularizer", metavar="FAMILY[,FAMILY...]", dest="regularizers",
+                     help="regularizer families compared as arms of one sweep: l2, l1, l1_l2 (L1 and L2 at the same "
+                     "strength), l1_l2:RATIO (L2 at RATIO × the L1 strength), weight_decay (decoupled, AdamW-style, "
+                     "through the Keras optimizer)" + _flag_help("l2"))
+    run.add_argument("--strengths", action="append", metavar="FAMILY=SPEC", help="a family's own strength grid, "
+                     "SPEC as for --lambdas (repeatable); families without one use --lambdas")
     run.add_argument("--early-stopping", type=int, metavar="PATIENCE", dest="early_stopping",
                      help="stop each arm after PATIENCE epochs without a lower validation data loss (Keras's "
                      "EarlyStopping, per arm); 0 = off" + _flag_help(0))
@@ -103,12 +109,18 @@ def config_from_args(args: argparse.Namespace) -> SweepConfig:
     changes = {k: v for k, v in flags.items() if v is not None}
     if args.lambdas is not None:
         changes["lambdas"] = parse_lambdas(args.lambdas)
+    if args.regularizers is not None:
+        changes["regularizers"] = list(parse_families(args.regularizers))
+        if args.strengths is None and set(dict(config.strengths)) - set(changes["regularizers"]):
+            changes["strengths"] = {f: list(g) for f, g in config.strengths if f in changes["regularizers"]}
+    if args.strengths is not None:
+        changes["strengths"] = {f: list(g) for f, g in parse_strengths(args.strengths)}
     return config.replace(**changes) if changes else config
 
 
 #: flags that define the experiment: a resumed run keeps its own
 EXPERIMENT_FLAGS = ("config", "lambdas", "seeds", "seed", "epochs", "batch_size", "dataset", "engine", "out", "force",
-                    "executor", "blocks", "early_stopping", "restore_best", "model")
+                    "executor", "blocks", "early_stopping", "restore_best", "model", "regularizers", "strengths")
 
 
 def cmd_run(args: argparse.Namespace) -> int:

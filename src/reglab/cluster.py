@@ -39,7 +39,7 @@ CHECKPOINT_SECONDS = 5.0
 class Block(NamedTuple):
     index: int
     seeds: tuple[int, ...]  # contiguous seed values
-    lambdas: tuple[float, ...]
+    settings: tuple[tuple[str, float], ...]  # (regularizer, strength) of each of a seed's arms in the block, in sweep order
 
 
 def _ranges(n: int, parts: int) -> list[tuple[int, int]]:
@@ -48,8 +48,8 @@ def _ranges(n: int, parts: int) -> list[tuple[int, int]]:
 
 
 def make_blocks(config: SweepConfig, n_blocks: int) -> list[Block]:
-    """About `n_blocks` blocks: whole seeds when there are enough, else each seed's λ values in chunks."""
-    seeds, lams = config.seed_values, config.lambdas
+    """About `n_blocks` blocks: whole seeds when there are enough, else each seed's (regularizer, λ) settings in chunks."""
+    seeds, lams = config.seed_values, tuple(config.settings())
     n = max(1, min(n_blocks, len(seeds) * len(lams)))
     if n <= len(seeds):
         parts = [(seeds[a:b], lams) for a, b in _ranges(len(seeds), n)]
@@ -60,13 +60,19 @@ def make_blocks(config: SweepConfig, n_blocks: int) -> list[Block]:
 
 
 def block_config(config: SweepConfig, block: Block) -> SweepConfig:
-    return config.replace(lambdas=block.lambdas, seeds=len(block.seeds), seed=block.seeds[0], engine="fused")
+    """The sweep of one block: its seeds, and its settings as regularizers with their own strength grids (a
+    contiguous chunk of the sweep's settings, so the block's arms come in the sweep's order)."""
+    families = list(dict.fromkeys(f for f, _ in block.settings))
+    grids = {f: [lam for g, lam in block.settings if g == f] for f in families}
+    return config.replace(regularizers=families, strengths=grids, lambdas=grids[families[0]],
+                          seeds=len(block.seeds), seed=block.seeds[0], engine="fused")
 
 
 def global_arm(config: SweepConfig, block: Block, local: int) -> int:
-    """The sweep's arm index of a block's arm `local` (arms are seeds outer, λ inner in both)."""
-    si, li = divmod(local, len(block.lambdas))
-    return config.seed_values.index(block.seeds[si]) * len(config.lambdas) + config.lambdas.index(block.lambdas[li])
+    """The sweep's arm index of a block's arm `local` (arms are seeds outer, settings inner in both)."""
+    si, li = divmod(local, len(block.settings))
+    settings = config.settings()
+    return config.seed_values.index(block.seeds[si]) * len(settings) + settings.index(block.settings[li])
 
 
 class _BlockEvents:
@@ -183,15 +189,19 @@ def combine_checkpoints(config: SweepConfig, blocks: list[Block], per_block: dic
         for local, e in m["epochs_done"].items():
             epochs_done[str(global_arm(config, blocks[i], int(local)))] = int(e)
     meta = {"engine": config.engine, "executor": "blocks", "epochs_done": epochs_done, "blocks": metas,
-            "block_layout": [[list(b.seeds), list(b.lambdas)] for b in blocks]}
+            "block_layout": _layout(blocks)}
     return arrays, meta
+
+
+def _layout(blocks: list[Block]) -> list[list[Any]]:
+    """How the arms were split, as checkpoint metadata keeps it (JSON: lists, not tuples)."""
+    return [[list(b.seeds), [[f, lam] for f, lam in b.settings]] for b in blocks]
 
 
 def split_checkpoint(resume: tuple[dict, dict], blocks: list[Block]) -> dict[int, tuple[dict, dict]]:
     arrays, meta = resume
     try:
-        layout = [[list(b.seeds), list(b.lambdas)] for b in blocks]
-        if meta.get("executor") != "blocks" or meta.get("block_layout") != layout:
+        if meta.get("executor") != "blocks" or meta.get("block_layout") != _layout(blocks):
             raise ValueError("it was written for another split of the arms into blocks")
         out = {}
         for i, m in meta["blocks"].items():
@@ -221,7 +231,7 @@ def train_blocks(config: SweepConfig, splits: Splits, listener: Any, resume: Any
     if blocks is None:
         if resume is not None and resume[1].get("block_layout"):
             layout = resume[1]["block_layout"]
-            blocks = [Block(i, tuple(int(s) for s in b[0]), tuple(float(x) for x in b[1])) for i, b in enumerate(layout)]
+            blocks = [Block(i, tuple(int(s) for s in b[0]), tuple((str(f), float(x)) for f, x in b[1])) for i, b in enumerate(layout)]
         else:
             blocks = make_blocks(config, n_blocks or default_blocks(executor))
     driver = _Driver(config, blocks, listener, resume)

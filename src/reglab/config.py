@@ -40,6 +40,8 @@ class SweepConfig:
     early_stopping: int = 0  # patience in epochs on validation data loss, per arm (Keras's EarlyStopping); 0 = off
     restore_best: bool = False  # each arm's best-epoch weights for the test evaluation and kernels.npz
     model: str = ""  # "" = the original study's network; else FILE.py:FUNCTION returning the user's Keras model
+    regularizers: tuple[str, ...] = ("l2",)  # families compared as arms of one sweep (see `parse_family`)
+    strengths: tuple[tuple[str, tuple[float, ...]], ...] = ()  # a family's own grid; others use `lambdas`
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "lambdas", validate_lambdas(self.lambdas))
@@ -58,6 +60,16 @@ class SweepConfig:
             raise ConfigError(f"model must be FILE.py:FUNCTION, got {self.model!r}")
         if self.restore_best and not self.early_stopping:
             raise ConfigError("restore_best needs early stopping (--early-stopping PATIENCE)")
+        object.__setattr__(self, "regularizers", validate_families(self.regularizers))
+        object.__setattr__(self, "strengths", validate_strengths(self.strengths, self.regularizers))
+
+    def grid(self, family: str) -> tuple[float, ...]:
+        """The strengths swept for one family: its own grid when given, else `lambdas`."""
+        return dict(self.strengths).get(family, self.lambdas)
+
+    def settings(self) -> list[tuple[str, float]]:
+        """(family, strength) of each arm of one seed, in arm order: families as given, strengths ascending."""
+        return [(family, lam) for family in self.regularizers for lam in self.grid(family)]
 
     @property
     def seed_values(self) -> tuple[int, ...]:
@@ -67,13 +79,15 @@ class SweepConfig:
         """Seeds outer, λ inner: arms that share a seed are neighbours, as they share an initialization."""
         arms = []
         for s in self.seed_values:
-            for lam in self.lambdas:
-                arms.append(Arm(index=len(arms), lam=lam, seed=s))
+            for family, lam in self.settings():
+                arms.append(Arm(index=len(arms), lam=lam, seed=s, family=family))
         return arms
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["lambdas"] = list(self.lambdas)
+        d["regularizers"] = list(self.regularizers)
+        d["strengths"] = {family: list(grid) for family, grid in self.strengths}
         return d
 
     @classmethod
@@ -88,6 +102,10 @@ class SweepConfig:
         if "lambdas" in vals:
             lam = vals["lambdas"]
             vals["lambdas"] = parse_lambdas(lam) if isinstance(lam, str) else lam
+        if isinstance(vals.get("regularizers"), str):
+            vals["regularizers"] = parse_families(vals["regularizers"])
+        if isinstance(vals.get("strengths"), Mapping):
+            vals["strengths"] = tuple(vals["strengths"].items())
         return cls(**vals)
 
     def replace(self, **changes: Any) -> "SweepConfig":
@@ -101,6 +119,7 @@ class Arm:
     index: int
     lam: float
     seed: int
+    family: str = "l2"
 
 
 def _check_int(name: str, value: Any, lo: int, hi: int) -> None:
@@ -195,6 +214,87 @@ def parse_lambdas(text: str) -> tuple[float, ...]:
             raise ConfigError(f"λ {p!r} is not a number (or logspace:START:STOP:N)") from None
     explicit = validate_lambdas(values) if values else ()
     return validate_lambdas(list(explicit) + sorted(set(generated) - set(explicit)))
+
+
+#: Regularizer families; `l1_l2` may carry `:RATIO` (the L2 strength is RATIO × the L1 strength λ).
+FAMILIES: tuple[str, ...] = ("l2", "l1", "l1_l2", "weight_decay")
+
+
+def parse_family(spec: Any) -> tuple[str, float, float, float]:
+    """A family spec → (its canonical name, and the multipliers of the strength λ for the L1 term, the L2
+    term and decoupled weight decay). `l1_l2` alone is L1 and L2 both at λ; `l1_l2:0.5` is L1 at λ, L2 at λ/2."""
+    if not isinstance(spec, str):
+        raise ConfigError(f"a regularizer must be a name, got {spec!r}")
+    name, sep, ratio_text = spec.partition(":")
+    if name not in FAMILIES:
+        raise ConfigError(f"unknown regularizer {spec!r} (choose from: l2, l1, l1_l2, l1_l2:RATIO, weight_decay)")
+    if name != "l1_l2":
+        if sep:
+            raise ConfigError(f"regularizer {name} takes no :RATIO (only l1_l2 does), got {spec!r}")
+        return {"l2": ("l2", 0.0, 1.0, 0.0), "l1": ("l1", 1.0, 0.0, 0.0), "weight_decay": ("weight_decay", 0.0, 0.0, 1.0)}[name]
+    if not sep:
+        return ("l1_l2", 1.0, 1.0, 0.0)
+    try:
+        ratio = float(ratio_text)
+    except ValueError:
+        raise ConfigError(f"{spec!r}: RATIO (the L2 strength over the L1 one) must be a number") from None
+    if not math.isfinite(ratio) or ratio < 0:
+        raise ConfigError(f"{spec!r}: RATIO must be finite and non-negative")
+    ratio += 0.0
+    return ("l1_l2" if ratio == 1.0 else f"l1_l2:{ratio!r}", 1.0, ratio, 0.0)
+
+
+def parse_families(text: str) -> tuple[str, ...]:
+    """`--regularizer l2,weight_decay` → the canonical family names, in the order given."""
+    return validate_families([p.strip() for p in str(text).split(",")])
+
+
+def validate_families(values: Any) -> tuple[str, ...]:
+    if isinstance(values, (str, bytes)) or not hasattr(values, "__iter__"):
+        raise ConfigError(f"regularizers must be a list of names, got {values!r}")
+    out: list[str] = []
+    for v in values:
+        name = parse_family(v)[0]
+        if name in out:
+            raise ConfigError(f"regularizer {name} is given twice")
+        out.append(name)
+    if not out:
+        raise ConfigError("the list of regularizers is empty")
+    return tuple(out)
+
+
+def parse_strengths(items: list[str]) -> tuple[tuple[str, tuple[float, ...]], ...]:
+    """`--strengths FAMILY=SPEC` items (SPEC as for --lambdas) → (family, grid) pairs, in the order given."""
+    out: list[tuple[str, tuple[float, ...]]] = []
+    for item in items:
+        family, sep, spec = str(item).partition("=")
+        if not sep or not family.strip():
+            raise ConfigError(f"--strengths takes FAMILY=VALUES (for example weight_decay=logspace:1e-4:1e-1:7), got {item!r}")
+        name = parse_family(family.strip())[0]
+        if name in dict(out):
+            raise ConfigError(f"--strengths gives {name} twice")
+        out.append((name, parse_lambdas(spec)))
+    return tuple(out)
+
+
+def validate_strengths(values: Any, families: tuple[str, ...]) -> tuple[tuple[str, tuple[float, ...]], ...]:
+    """(family, grid) pairs, each family among `families` and each grid a valid λ list; in family order."""
+    if isinstance(values, Mapping):
+        values = tuple(values.items())
+    if isinstance(values, (str, bytes)) or not hasattr(values, "__iter__"):
+        raise ConfigError(f"strengths must map regularizers to lists of strengths, got {values!r}")
+    grids: dict[str, tuple[float, ...]] = {}
+    for pair in values:
+        if not isinstance(pair, (tuple, list)) or len(pair) != 2:
+            raise ConfigError(f"strengths must map regularizers to lists of strengths, got {pair!r}")
+        family, grid = pair
+        name = parse_family(family)[0]
+        if name not in families:
+            raise ConfigError(f"strengths for {name}, which is not among the regularizers ({', '.join(families)})")
+        if name in grids:
+            raise ConfigError(f"strengths for {name} are given twice")
+        grids[name] = parse_lambdas(grid) if isinstance(grid, str) else validate_lambdas(grid)
+    return tuple((f, grids[f]) for f in families if f in grids)
 
 
 def load_toml(path: str | Path) -> dict[str, Any]:

@@ -10,6 +10,7 @@ import re
 from pathlib import Path
 from typing import Any, Callable
 
+from .config import parse_family
 from .datasets import NUM_CLASSES
 from .errors import ConfigError
 
@@ -17,8 +18,43 @@ from .errors import ConfigError
 REGULARIZED_LAYER = "hidden"
 
 
-def build_seed_model(input_shape: tuple[int, ...], lam: float) -> Any:
-    """`Flatten → Dense(128, relu, kernel_regularizer=l2(λ)) → Dense(10, softmax)`, compiled as the original.
+def family_regularizer(family: str, lam: float) -> Any:
+    """The Keras regularizer an arm of `family` at strength λ puts on its kernels. Weight decay is not a
+    loss term: its kernels carry `L2(0.0)`, which adds exactly 0 to the loss and the gradient and marks
+    them as the ones the optimizer decays."""
+    from ._keras import keras
+
+    name, l1, l2, _ = parse_family(family)
+    if name == "l2":
+        return keras.regularizers.L2(lam)
+    if name == "l1":
+        return keras.regularizers.L1(lam)
+    if name.startswith("l1_l2"):
+        return keras.regularizers.L1L2(l1=l1 * lam, l2=l2 * lam)
+    return keras.regularizers.L2(0.0)
+
+
+def compile_model(model: Any, family: str = "l2", lam: float = 0.0) -> None:
+    """Compile as the study compiles (adam, sparse categorical cross-entropy, accuracy, data loss); for
+    `weight_decay`, Adam with Keras's decoupled `weight_decay=λ` on the regularized kernels only."""
+    from ._keras import keras
+
+    optimizer: Any = "adam"
+    if parse_family(family)[0] == "weight_decay":
+        optimizer = keras.optimizers.Adam(weight_decay=lam)
+        targets = {id(v) for v in regularized_variables(model)}
+        optimizer.exclude_from_weight_decay(var_list=[v for v in model.trainable_variables if id(v) not in targets])
+    model.compile(
+        optimizer=optimizer,
+        loss="sparse_categorical_crossentropy",
+        # `data_loss` is the cross-entropy alone: Keras's `loss` adds the penalty (see record.py).
+        metrics=["accuracy", keras.metrics.SparseCategoricalCrossentropy(name="data_loss")],
+    )
+
+
+def build_seed_model(input_shape: tuple[int, ...], lam: float, family: str = "l2") -> Any:
+    """`Flatten → Dense(128, relu, kernel_regularizer=l2(λ)) → Dense(10, softmax)`, compiled as the original
+    (with another family, its regularizer or optimizer in place of L2: see `family_regularizer`).
 
     λ = 0 keeps the `l2(0.0)` regularizer: it adds exactly 0 to the loss and to the gradient, so the
     baseline trains bit-for-bit like an unregularized model while every arm has the same structure.
@@ -30,17 +66,12 @@ def build_seed_model(input_shape: tuple[int, ...], lam: float) -> Any:
             keras.Input(shape=tuple(input_shape)),
             keras.layers.Flatten(),
             keras.layers.Dense(
-                128, activation="relu", kernel_regularizer=keras.regularizers.l2(lam), name=REGULARIZED_LAYER
+                128, activation="relu", kernel_regularizer=family_regularizer(family, lam), name=REGULARIZED_LAYER
             ),
             keras.layers.Dense(NUM_CLASSES, activation="softmax", name="output"),
         ]
     )
-    model.compile(
-        optimizer="adam",
-        loss="sparse_categorical_crossentropy",
-        # `data_loss` is the cross-entropy alone: Keras's `loss` adds the L2 penalty (see record.py).
-        metrics=["accuracy", keras.metrics.SparseCategoricalCrossentropy(name="data_loss")],
-    )
+    compile_model(model, family, lam)
     return model
 
 
@@ -89,9 +120,9 @@ def _kernels(model: Any) -> list[Any]:
     return out
 
 
-def build_user_model(spec: str, input_shape: tuple[int, ...], lam: float) -> tuple[Any, list[str], bool]:
-    """The user's model with every regularized kernel's regularizer set to L2(λ) — or, when it declares
-    none, L2(λ) on every Dense/Conv kernel — compiled as the study compiles. Returns (model, the paths of
+def build_user_model(spec: str, input_shape: tuple[int, ...], lam: float, family: str = "l2") -> tuple[Any, list[str], bool]:
+    """The user's model with every regularized kernel's regularizer replaced by the family's at λ — or, when
+    it declares none, put on every Dense/Conv kernel — compiled as the study compiles. Returns (model, the paths of
     the kernels that carry the penalty, whether reglab chose them). Anything that cannot work is a
     one-line `ConfigError`."""
     from ._keras import keras
@@ -114,23 +145,23 @@ def build_user_model(spec: str, input_shape: tuple[int, ...], lam: float) -> tup
         raise ConfigError(f"--model {spec}: the model must output {NUM_CLASSES} class probabilities (softmax), it outputs {outputs}")
     declared = [v for v in model.trainable_variables if getattr(v, "regularizer", None) is not None]
     for v in declared:
-        if not isinstance(v.regularizer, keras.regularizers.L2):
-            raise ConfigError(f"--model {spec}: {v.path} has a {type(v.regularizer).__name__} regularizer; only L2 is swept for now")
+        if not isinstance(v.regularizer, (keras.regularizers.L2, keras.regularizers.L1, keras.regularizers.L1L2)):
+            raise ConfigError(f"--model {spec}: {v.path} has a {type(v.regularizer).__name__} regularizer; "
+                              "declare L1, L2 or L1L2 (the sweep replaces it with the family it compares)")
     targets = declared or _kernels(model)
     if not targets:
         raise ConfigError(f"--model {spec}: the model has no Dense or Conv kernel to regularize")
     for v in targets:
-        v.regularizer = keras.regularizers.L2(lam)
-    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy",
-                  metrics=["accuracy", keras.metrics.SparseCategoricalCrossentropy(name="data_loss")])
+        v.regularizer = family_regularizer(family, lam)
+    compile_model(model, family, lam)
     return model, [v.path for v in targets], not declared
 
 
-def build_model(spec: str, input_shape: tuple[int, ...], lam: float) -> Any:
+def build_model(spec: str, input_shape: tuple[int, ...], lam: float, family: str = "l2") -> Any:
     """The sweep's model for one arm: the seed model, or the user's (`spec` = FILE.py:FUNCTION)."""
     if not spec:
-        return build_seed_model(input_shape, lam)
-    return build_user_model(spec, input_shape, lam)[0]
+        return build_seed_model(input_shape, lam, family)
+    return build_user_model(spec, input_shape, lam, family)[0]
 
 
 def regularized_variables(model: Any) -> list[Any]:
@@ -144,7 +175,7 @@ def regularized_indices(model: Any) -> list[int]:
 
 
 def penalty_and_norm(model: Any) -> tuple[float, float]:
-    """(λ·ΣW² summed over the regularized kernels as Keras adds it, ‖W‖ over all of them in float64)."""
+    """(the penalty summed over the regularized kernels as Keras adds it (0 for weight decay), ‖W‖ over all of them in float64)."""
     import numpy as np
 
     penalty, sumsq = 0.0, 0.0

@@ -28,7 +28,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable
 
-from .config import SweepConfig, dump_toml
+from .config import SweepConfig, dump_toml, parse_family
 from .datasets import DataInfo
 from .errors import ConfigError, RunDirError
 
@@ -59,11 +59,13 @@ class EpochRecord:
     penalty: float
     kernel_norm: float
     seconds: float
+    regularizer: str = "l2"  # the arm's family (config.parse_family); `lam` is its strength
 
 
 #: metrics.csv header; `lam` is written as `lambda`.
 COLUMNS: tuple[str, ...] = tuple("lambda" if f.name == "lam" else f.name for f in fields(EpochRecord))
 _INT_COLUMNS = {"arm", "seed", "epoch"}
+_STR_COLUMNS = {"regularizer"}
 
 
 def record_to_row(r: EpochRecord) -> list[str]:
@@ -141,7 +143,8 @@ class Recorder:
             "started_at": utc_now(),
             "ended_at": None,
             "arms": [
-                {"arm": a.index, "lambda": a.lam, "seed": a.seed, "status": "pending", "epochs_done": 0, "test": None}
+                {"arm": a.index, "lambda": a.lam, "regularizer": a.family, "seed": a.seed, "status": "pending",
+                 "epochs_done": 0, "test": None}
                 for a in config.arms()
             ],
         }
@@ -358,9 +361,13 @@ def read_metrics_text(text: str, path: Path, n_arms: int) -> list[EpochRecord]:
         if len(row) != len(COLUMNS):
             raise RunDirError(f"{path}, line {line_no}: expected {len(COLUMNS)} fields, got {len(row)}")
         try:
-            values = [int(v) if c in _INT_COLUMNS else float(v) for c, v in zip(COLUMNS, row)]
+            values = [int(v) if c in _INT_COLUMNS else v if c in _STR_COLUMNS else float(v) for c, v in zip(COLUMNS, row)]
         except ValueError:
             raise RunDirError(f"{path}, line {line_no}: a field is not a number") from None
+        try:
+            parse_family(values[-1])
+        except ConfigError:
+            raise RunDirError(f"{path}, line {line_no}: {values[-1]!r} is not a regularizer") from None
         rec = EpochRecord(*values)
         if not 0 <= rec.arm < n_arms or rec.epoch < 1 or math.isnan(rec.lam):
             raise RunDirError(f"{path}, line {line_no}: arm or epoch out of range")

@@ -18,6 +18,7 @@ from .aggregate import (
 )
 from .analysis import NEAR_ZERO, ArmSummary, Criteria, arm_summaries, norm_monotone_in_lambda, validation_trends, weight_magnitudes
 from .claims import Claim, check_claims, pm
+from .families import FamilySummary, best_against_best, compare_families, family_view, primary_family
 from .formatting import fmt, lam_label
 from .record import RunRecord, write_atomic
 from .stats import Estimate
@@ -31,6 +32,18 @@ def ci(e: Estimate, digits: int = 4) -> str:
     if e.n == 0 or not math.isfinite(e.mean):
         return "—"
     return f"{e.mean:.{digits}f} ± {e.half_width:.{digits}f}" if e.has_interval else f"{e.mean:.{digits}f}"
+
+
+def _family_grids(meta: dict[str, Any]) -> list[tuple[str, list[float]]]:
+    """Every family of the whole sweep with its strengths, from run.json (a family view keeps the run's meta)."""
+    from .config import SweepConfig
+    from .errors import ConfigError
+
+    try:
+        full = SweepConfig.from_mapping(meta["config"])
+    except (KeyError, TypeError, ConfigError):  # a hand-made record without its config: nothing to add
+        return []
+    return [(f, list(full.grid(f))) for f in full.regularizers]
 
 
 def setup_rows(run: RunRecord) -> list[list[d.Inline]]:
@@ -51,6 +64,8 @@ def setup_rows(run: RunRecord) -> list[list[d.Inline]]:
                             + ("test metrics and kernels use each arm's best-epoch weights" if c.restore_best
                                else "test metrics use each arm's last weights")) if c.early_stopping else "off"],
         ["λ values", ", ".join(lam_label(x) for x in c.lambdas)],
+        *([["regularizers compared", "; ".join(f"{f}: " + ", ".join(lam_label(x) for x in grid) for f, grid in _family_grids(m))]]
+          if len(_family_grids(m)) > 1 else []),
         ["seeds", ", ".join(str(s) for s in c.seed_values)],
         ["arms (λ × seed)", str(len(run.arms))],
         ["engine", str(m.get("engine"))],
@@ -342,6 +357,83 @@ def _optimum_sentence(o: Optimum) -> str:
             f"flat region (λ within seed noise of the best, paired): {lam_label(o.flat[0])} … {lam_label(o.flat[1])}.")
 
 
+FAMILY_WORDS = {"l2": "L2 (λ·ΣW² in the loss)", "l1": "L1 (λ·Σ|W| in the loss)", "weight_decay":
+                "decoupled weight decay (W ← W − λ·lr·W each step, Keras's AdamW-style weight_decay=λ)"}
+
+
+def family_label(family: str) -> str:
+    if family.startswith("l1_l2"):
+        ratio = family.partition(":")[2] or "1"
+        return f"L1 + L2 (λ·Σ|W| + {ratio}·λ·ΣW² in the loss)"
+    return FAMILY_WORDS.get(family, family)
+
+
+def _opt_cell(s: FamilySummary) -> str:
+    o = s.optimum
+    if o is None:
+        return "—"
+    if o.interval is None:
+        return lam_label(o.lam)
+    return f"{lam_label(o.lam)} [{lam_label(o.interval[0])} … {lam_label(o.interval[1])}]"
+
+
+def _zeros_cell(z: tuple[float, float]) -> str:
+    return "—" if not math.isfinite(z[1]) else f"{100 * z[1]:.1f} % ({100 * z[0]:.1f} % exactly 0)"
+
+
+def families_section(run: RunRecord, summaries: list[FamilySummary]) -> list[d.Block]:
+    """The families side by side: best strength, sensitivity, validation and test at the best, weights."""
+    header = ["regularizer", "arms", "best strength [95 % interval]", "flat region", "spread over grid",
+              "val data loss at best", "val accuracy at best", "test accuracy at best", "test data loss at best",
+              "‖W‖ at the largest strength / at 0", f"|w| < {NEAR_ZERO:g} at best", f"|w| < {NEAR_ZERO:g} at the largest"]
+    rows: list[list[d.Inline]] = []
+    for s in summaries:
+        o, c = s.optimum, s.choice
+        rows.append([
+            s.family, str(s.n_arms), _opt_cell(s),
+            "—" if o is None or o.flat is None else f"{lam_label(o.flat[0])} … {lam_label(o.flat[1])}",
+            "—" if not math.isfinite(s.loss_range) else f"{s.loss_range:.4f}",
+            ci(c.estimate) if c else "—", ci(s.val_accuracy) if s.val_accuracy else "—",
+            ci(c.test_accuracy) if c else "—", ci(c.test_data_loss) if c else "—",
+            ci(s.shrink_at_max, 3) if s.shrink_at_max else "—", _zeros_cell(s.zeros_at_best), _zeros_cell(s.zeros_at_max),
+        ])
+    blocks: list[d.Block] = [
+        d.Heading(2, "Regularizers compared", "families"),
+        d.Para("Each family was swept over its own strengths as arms of this one run, on the same seeds, "
+               "initializations and batches, so the families differ by the regularizer alone. The sections after "
+               f"this one analyse the {primary_family(run)} arms in detail."),
+        d.Bullets([f"{s.family}: {family_label(s.family)}" for s in summaries]),
+        d.Table(header, rows),
+        d.Para("Best strength: lowest mean final validation data loss (the interval is a bootstrap over seeds); flat "
+               "region: the strengths within seed noise of the best (paired per seed); spread: worst minus best mean "
+               "validation data loss over the family's grid — how much choosing the strength matters. Test numbers "
+               "are at the strength chosen on validation."),
+    ]
+    sentences = []
+    by_family = {s.family: s for s in summaries}
+    for s in summaries:
+        if s.family.startswith("l1") and math.isfinite(s.zeros_at_max[1]):
+            sentences.append(f"{s.family}: at its largest strength {100 * s.zeros_at_max[1]:.1f} % of the kernel's weights "
+                             f"are within {NEAR_ZERO:g} of zero ({100 * s.zeros_at_max[0]:.1f} % exactly zero: Adam keeps "
+                             "an L1-pinned weight hovering near 0 rather than on it); at the best strength, "
+                             f"{100 * s.zeros_at_best[1]:.1f} %.")
+        if s.family in ("l2", "weight_decay") and s.shrink_at_max:
+            sentences.append(f"{s.family}: the largest strength leaves the kernel at {pm(s.shrink_at_max, 3)} of its "
+                             "unregularized norm.")
+    if "l2" in by_family and "weight_decay" in by_family:
+        cmp = best_against_best(run, "weight_decay", "l2")
+        if cmp is not None:
+            e = cmp.difference
+            verdict = ("one seed: no interval" if not e.has_interval else
+                       "distinguishable" if e.excludes_zero() else "not distinguishable from seed noise")
+            sentences.append(f"Weight decay at its best against L2 at its best, validation data loss per seed: "
+                             f"{pm(e)} ({verdict}). Their strengths are not interchangeable (Loshchilov & Hutter, "
+                             "ICLR 2019): compare the best strengths above, not equal numbers.")
+    if sentences:
+        blocks.append(d.Bullets(sentences))
+    return blocks
+
+
 def l2_note() -> list[d.Block]:
     return [
         d.Heading(2, "What “L2 in Keras” means", "l2-in-keras"),
@@ -377,11 +469,20 @@ def build_blocks(run: RunRecord, figures: Any, criteria: Criteria = Criteria()) 
 
 
 def build_report(run: RunRecord) -> Path:
-    """Draw the figures, write report.md and report.html into the run directory; returns report.html's path."""
+    """Draw the figures, write report.md and report.html into the run directory; returns report.html's path.
+    A sweep of several regularizer families gets the single-family sections for its primary family
+    (L2 when present) and a side-by-side comparison of all of them."""
     from .plots import draw_all
 
-    figures = draw_all(run)
-    blocks = build_blocks(run, figures)
+    if run.config.regularizers == ("l2",):
+        figures = draw_all(run)
+        blocks = build_blocks(run, figures)
+    else:
+        view = family_view(run, primary_family(run))
+        figures = draw_all(view)
+        blocks = build_blocks(view, figures)
+        at = next(i for i, b in enumerate(blocks) if isinstance(b, d.Heading) and b.anchor == "analysis")
+        blocks[at:at] = families_section(run, compare_families(run))
     write_atomic(run.run_dir / REPORT_MD, d.to_markdown(blocks, run.run_dir))
     path = run.run_dir / REPORT_HTML
     write_atomic(path, d.to_html(blocks, f"reglab report: {run.run_dir.name}"))

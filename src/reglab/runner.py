@@ -204,6 +204,12 @@ def _checkpoint_epochs(meta: dict[str, Any], config: SweepConfig) -> dict[int, i
         done = {int(a): int(e) for a, e in meta["epochs_done"].items()}
         if not all(0 <= a < len(config.arms()) and 0 <= e <= config.epochs for a, e in done.items()):
             raise ValueError("arms or epochs out of range")
+        if config.engine == "fused" and meta.get("executor") is None:  # the fused engine's own layout, checked
+            # before anything is printed or repaired (its arrays are checked against the compiled state later)
+            if not (0 <= int(meta["epoch"]) <= config.epochs and int(meta["n_state"]) >= 1
+                    and len(meta["rng"]) == config.seeds and len(meta["status"]) == config.seeds
+                    and all(len(row) == len(config.settings()) for row in meta["status"])):
+                raise ValueError("its layout is not this run's")
     except (KeyError, TypeError, ValueError, AttributeError) as e:
         raise RunDirError(f"the checkpoint does not match this run ({type(e).__name__}: {e})") from None
     return done

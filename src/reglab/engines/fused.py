@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -25,7 +25,7 @@ import numpy as np
 
 from .._keras import keras
 from ..checkpoint import rng_from_arrays, rng_to_arrays
-from ..config import Arm, SweepConfig
+from ..config import Arm, SweepConfig, parse_family
 from ..datasets import Splits
 from ..errors import ConfigError, RunDirError
 from .. import models
@@ -50,22 +50,47 @@ def chunk_length(n_steps: int, target: int = CHUNK_STEPS) -> int:
     return far[0] if far else target
 
 
-class TracedPenalty:
-    """Keras's `L2` formula (`l2 * sum(square(x))`), with λ set to a traced per-arm value while tracing."""
+class Coefficients(NamedTuple):
+    """Each arm's regularization as three [seeds, settings] float32 arrays: the L1 and L2 strengths of its
+    penalty and its decoupled weight decay (see config.parse_family), and which of them the sweep uses
+    at all (static: a pure L2 sweep compiles no L1 or decay arithmetic)."""
 
-    def __init__(self) -> None:
-        self.lam: Any = None
+    l1: Any
+    l2: Any
+    wd: Any
+
+    @staticmethod
+    def of(config: SweepConfig) -> tuple["Coefficients", tuple[bool, bool]]:
+        parts = [parse_family(family)[1:] for family, _ in config.settings()]
+        lams = [lam for _, lam in config.settings()]
+        S = len(config.seed_values)
+        # the Python-float products Keras's regularizers and optimizer hold, cast to float32 as they cast them
+        grid = [np.broadcast_to(np.asarray([m[i] * lam for m, lam in zip(parts, lams)], dtype=np.float32), (S, len(lams))).copy()
+                for i in range(3)]
+        flags = (any(m[0] > 0 for m in parts), any(m[2] > 0 for m in parts))
+        return Coefficients(*(jnp.asarray(g) for g in grid)), flags
+
+
+class TracedPenalty:
+    """Keras's `L1L2` formula (`l1 * sum(abs(x)) + l2 * sum(square(x))`; `L2`'s alone when the sweep has
+    no L1 term), with the strengths set to traced per-arm values while tracing."""
+
+    def __init__(self, has_l1: bool) -> None:
+        self.has_l1 = has_l1
+        self.l1: Any = None
+        self.l2: Any = None
 
     def __call__(self, x: Any) -> Any:
-        return self.lam * keras.ops.sum(keras.ops.square(x))
+        l2_term = self.l2 * keras.ops.sum(keras.ops.square(x))
+        return self.l1 * keras.ops.sum(keras.ops.absolute(x)) + l2_term if self.has_l1 else l2_term
 
 
 def regularized_variables(model: Any) -> list[Any]:
-    """The model's regularized variables, checked: only L2 is supported by this engine for now."""
+    """The model's regularized variables, checked: L1, L2 or L1L2 (the sweep sets their strengths)."""
     found = models.regularized_variables(model)
     for v in found:
-        if not isinstance(v.regularizer, (keras.regularizers.L2, TracedPenalty)):
-            raise ConfigError(f"the fused engine supports L2 regularizers; {v.path} has {type(v.regularizer).__name__}")
+        if not isinstance(v.regularizer, (keras.regularizers.L2, keras.regularizers.L1, keras.regularizers.L1L2, TracedPenalty)):
+            raise ConfigError(f"the fused engine sweeps L1, L2 and L1L2 regularizers; {v.path} has {type(v.regularizer).__name__}")
     if not found:
         raise ConfigError("the model declares no kernel_regularizer: nothing for λ to act on")
     return found
@@ -78,14 +103,18 @@ class VmapStrategy:
     vmapped products become batched matmuls with layout copies (see packing.py).
     """
 
-    def __init__(self, model: Any, n_lams: int, sample: tuple[np.ndarray, np.ndarray]) -> None:
+    def __init__(self, model: Any, n_lams: int, sample: tuple[np.ndarray, np.ndarray], flags: tuple[bool, bool] = (False, False)) -> None:
+        reg_vars = regularized_variables(model)
+        self.has_l1, self.has_wd = flags
+        if self.has_wd:  # decay the regularized kernels only, as the keras engine's AdamW arms do
+            ids = {id(v) for v in reg_vars}
+            model.optimizer.exclude_from_weight_decay(var_list=[v for v in model.trainable_variables if id(v) not in ids])
         # build the model's metrics and optimizer state as `fit` would, before its regularizers are swapped
         model.evaluate(*sample, verbose=0)
         model.optimizer.build(model.trainable_variables)
-        reg_vars = regularized_variables(model)
         self.penalties = []
         for v in reg_vars:
-            p = TracedPenalty()
+            p = TracedPenalty(self.has_l1)
             v.regularizer = p
             self.penalties.append(p)
         self.model, self.n_lams = model, n_lams
@@ -112,16 +141,18 @@ class VmapStrategy:
     def make_functions(self) -> dict[str, Any]:
         model = self.model
 
-        def set_lam(lam: Any) -> None:
+        def set_coef(coef: Any) -> None:
             for p in self.penalties:
-                p.lam = lam
+                p.l1, p.l2 = coef[0], coef[1]
+            if self.has_wd:  # Keras's optimizer reads it while applying the update (`_apply_weight_decay`)
+                model.optimizer.weight_decay = coef[2]
 
-        def one_train_step(state, x, y, lam):
-            set_lam(lam)
+        def one_train_step(state, x, y, coef):
+            set_coef(coef)
             return model.train_step(state, (x, y))
 
-        def one_test_step(state, x, y, lam):
-            set_lam(lam)
+        def one_test_step(state, x, y, coef):
+            set_coef(coef)
             return model.test_step(state, (x, y))
 
         # inner vmap: arms of one seed share the batch; outer vmap: seeds, each with its own batch
@@ -134,31 +165,34 @@ class VmapStrategy:
                 return jnp.where(active.reshape(active.shape + (1,) * (n.ndim - active.ndim)), n, o)
             return jax.tree_util.tree_map(pick, new, old)
 
-        def train_chunk(state, x_all, y_all, idx, lam, active, do_freeze):
+        def train_chunk(state, x_all, y_all, idx, coef, active, do_freeze):
             def body(state, idx_t):
-                logs, new_state = train_step(state, x_all[idx_t], y_all[idx_t], lam)
+                logs, new_state = train_step(state, x_all[idx_t], y_all[idx_t], coef)
                 return new_state, logs
             new_state, logs = jax.lax.scan(body, state, idx)
             if do_freeze:
                 new_state = freeze(active, new_state, state)
             return new_state, jax.tree_util.tree_map(lambda a: a[-1], logs)
 
-        def evaluate(state, x_batches, y_batches, x_last, y_last, lam):
-            zeros = [jnp.broadcast_to(z, lam.shape + z.shape) for z in metric_zeros]
+        def evaluate(state, x_batches, y_batches, x_last, y_last, coef):
+            zeros = [jnp.broadcast_to(z, coef[0].shape + z.shape) for z in metric_zeros]
             st = (state[0], state[1], zeros)
 
             def body(st, xy):
-                logs, st = test_step(st, xy[0], xy[1], lam)
+                logs, st = test_step(st, xy[0], xy[1], coef)
                 return st, logs
             st, logs = jax.lax.scan(body, st, (x_batches, y_batches))
             logs = jax.tree_util.tree_map(lambda a: a[-1], logs)
             if x_last is not None:
-                logs, st = test_step(st, x_last, y_last, lam)
+                logs, st = test_step(st, x_last, y_last, coef)
             return logs
 
-        def kernel_stats(state, lam):
-            sumsq = sum(jnp.sum(jnp.square(state[0][i]), axis=tuple(range(2, state[0][i].ndim))) for i in self._reg_index)
-            return sumsq, lam * sumsq
+        def kernel_stats(state, coef):
+            def total(f):
+                return sum(jnp.sum(f(state[0][i]), axis=tuple(range(2, state[0][i].ndim))) for i in self._reg_index)
+            sumsq = total(jnp.square)
+            penalty = (coef[0] * total(jnp.abs) + coef[1] * sumsq) if self.has_l1 else coef[1] * sumsq
+            return sumsq, penalty
 
         def reset_metrics(state):
             return (state[0], state[1], state[2], [jnp.broadcast_to(z, state[0][0].shape[:2] + z.shape) for z in metric_zeros])
@@ -176,7 +210,7 @@ def _initial_weights(shape: tuple[int, ...], seed: int, n_train: int, model_spec
     """What the keras engine starts from for this seed: the model built right after set_random_seed(seed),
     and numpy's global RNG in the state `fit` will shuffle with."""
     keras.utils.set_random_seed(seed)
-    model = build_model(model_spec, shape, 0.0)
+    model = build_model(model_spec, shape, 0.0)  # L2(0) marks the kernels each arm's family acts on
     values = [np.asarray(v.value) for v in model.trainable_variables]
     rng = np.random.RandomState()
     rng.set_state(np.random.get_state())
@@ -202,17 +236,18 @@ def _eval_data(strat: Any, x: np.ndarray, y: np.ndarray, batch_size: int) -> tup
 
 
 def make_strategy(model: Any, n_lams: int, n_seeds: int, sample: tuple[np.ndarray, np.ndarray],
-                  strategy: str = "auto") -> Any:
-    """`packed` when the model is a Flatten/Dense stack (fast), else `vmap` (general)."""
+                  strategy: str = "auto", flags: tuple[bool, bool] = (False, False)) -> Any:
+    """`packed` when the model is a Flatten/Dense stack (fast), else `vmap` (general). `flags`: whether
+    any arm has an L1 term, any a weight decay."""
     from .packing import PackedStrategy
 
     if strategy in ("auto", "packed"):
-        packed = PackedStrategy.create(model, n_lams, n_seeds)
+        packed = PackedStrategy.create(model, n_lams, n_seeds, flags)
         if packed is not None:
             return packed
         if strategy == "packed":
             raise ConfigError("this model cannot be packed (only Flatten and Dense layers can)")
-    return VmapStrategy(model, n_lams, sample)
+    return VmapStrategy(model, n_lams, sample, flags)
 
 
 class EarlyStopping:
@@ -313,8 +348,8 @@ def train(config: SweepConfig, splits: Splits, listener: Listener, strategy: str
     """Train every arm at once; returns each arm's final trainable weights (original layout). With `resume`
     (a checkpoint this engine wrote), training continues after the checkpoint's epoch, exactly."""
     arms = config.arms()
-    seeds, lams = config.seed_values, config.lambdas
-    S, L = len(seeds), len(lams)
+    seeds = config.seed_values
+    S, L = len(seeds), len(config.settings())
     shape = splits.x_train.shape[1:]
     n, B = len(splits.x_train), config.batch_size
     steps = steps_per_epoch(n, B)
@@ -326,11 +361,10 @@ def train(config: SweepConfig, splits: Splits, listener: Listener, strategy: str
         inits.append(values)
         rngs.append(rng)
     regularized_variables(model)  # refuse unsupported regularizers before compiling anything
-    lam_grid = np.broadcast_to(np.asarray(lams, dtype=np.float32), (S, L)).copy()
-    strat = make_strategy(model, L, S, (splits.x_val[:1], splits.y_val[:1]), strategy)
+    coef, flags = Coefficients.of(config)  # each arm's (l1, l2, weight decay), an input of the compiled program
+    strat = make_strategy(model, L, S, (splits.x_val[:1], splits.y_val[:1]), strategy, flags)
     fns = strat.make_functions()
     state = strat.initial_state(inits)
-    lam = jnp.asarray(lam_grid)
     status = np.full((S, L), "completed", dtype=object)
     epochs_done = np.zeros((S, L), dtype=int)
     start = 0
@@ -345,8 +379,8 @@ def train(config: SweepConfig, splits: Splits, listener: Listener, strategy: str
     def train_chunk(state: Any, idx: np.ndarray, n_valid: np.ndarray | None, active_dev: Any, freeze: bool) -> Any:
         idx = jnp.asarray(idx, dtype=jnp.int32)
         if n_valid is None:  # strategies that do not pad: the partial batch has its own shape
-            return fns["train_chunk"](state, x_train, y_train, idx, lam, active_dev, freeze)
-        return fns["train_chunk"](state, x_train, y_train, idx, jnp.asarray(n_valid), lam, active_dev, freeze)
+            return fns["train_chunk"](state, x_train, y_train, idx, coef, active_dev, freeze)
+        return fns["train_chunk"](state, x_train, y_train, idx, jnp.asarray(n_valid), coef, active_dev, freeze)
 
     val_data = _eval_data(strat, splits.x_val, splits.y_val, B)
 
@@ -379,8 +413,8 @@ def train(config: SweepConfig, splits: Splits, listener: Listener, strategy: str
         if not pad and n % B:
             state, logs = train_chunk(state, perms[:, n_full * B:][None], None, active_dev, freeze)
             listener.batches_done(arms, epoch, steps)
-        val = fns["evaluate"](state, *val_data, lam)
-        sumsq, penalty = fns["kernel_stats"](state, lam)
+        val = fns["evaluate"](state, *val_data, coef)
+        sumsq, penalty = fns["kernel_stats"](state, coef)
         logs, val, sumsq, penalty = jax.device_get((logs, val, sumsq, penalty))
         seconds = time.perf_counter() - t0
         for arm in arms:
@@ -393,6 +427,7 @@ def train(config: SweepConfig, splits: Splits, listener: Listener, strategy: str
                 accuracy=float(logs["accuracy"][si, li]), val_accuracy=float(val["accuracy"][si, li]),
                 data_loss=float(logs["data_loss"][si, li]), val_data_loss=float(val["data_loss"][si, li]),
                 penalty=float(penalty[si, li]), kernel_norm=math.sqrt(float(sumsq[si, li])), seconds=seconds,
+                regularizer=arm.family,
             )
             listener.epoch_done(record)
             epochs_done[si, li] = epoch
@@ -410,7 +445,7 @@ def train(config: SweepConfig, splits: Splits, listener: Listener, strategy: str
 
     if config.restore_best and best_state is not None:  # as Keras's restore_best_weights at the end of fit
         state = fns["select"](jnp.asarray(es.has_best), best_state, state)
-    test = jax.device_get(fns["evaluate"](state, *_eval_data(strat, splits.x_test, splits.y_test, B), lam))
+    test = jax.device_get(fns["evaluate"](state, *_eval_data(strat, splits.x_test, splits.y_test, B), coef))
     weights = strat.final_weights(state)
     for arm in arms:
         si, li = divmod(arm.index, L)

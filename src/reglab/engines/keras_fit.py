@@ -44,7 +44,7 @@ def train_arm(config: SweepConfig, splits: Splits, arm: Arm, listener: Listener,
     """Train one arm with `fit` (from a checkpoint's epoch with `start`); returns Keras's History."""
     progress = progress if progress is not None else _Progress()
     keras.utils.set_random_seed(arm.seed)  # initialization and fit's shuffling (numpy's global RNG)
-    model = build_model(config.model, splits.x_train.shape[1:], arm.lam)
+    model = build_model(config.model, splits.x_train.shape[1:], arm.lam, arm.family)
     initial_epoch, diverged = 0, False
     es_state = None
     if start is not None:
@@ -214,7 +214,7 @@ class _EpochWatcher(keras.callbacks.Callback):
             loss=float(logs["loss"]), val_loss=float(logs["val_loss"]),
             accuracy=float(logs["accuracy"]), val_accuracy=float(logs["val_accuracy"]),
             data_loss=float(logs["data_loss"]), val_data_loss=float(logs["val_data_loss"]),
-            penalty=penalty, kernel_norm=norm, seconds=seconds,
+            penalty=penalty, kernel_norm=norm, seconds=seconds, regularizer=self.arm.family,
         )
         self.listener.epoch_done(record)
         self.progress.epochs_done[self.arm.index] = epoch + 1

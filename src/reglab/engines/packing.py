@@ -63,15 +63,20 @@ class PackedModel:
         return arms
 
     def arm_sumsq(self, value: Any, pv: PackedVariable) -> Any:
-        """ΣW² of each arm's copy: [A]. Columns are summed down the rows first (a contiguous reduction;
+        """ΣW² of each arm's copy: [A]."""
+        import jax.numpy as jnp
+
+        return self.arm_sum(jnp.square(value), pv)
+
+    def arm_sum(self, value: Any, pv: PackedVariable) -> Any:
+        """Σ over each arm's copy: [A]. Columns are summed down the rows first (a contiguous reduction;
         reducing a strided [in, A, units] view instead costs a whole extra pass per step)."""
         import jax.numpy as jnp
 
-        sq = jnp.square(value)
         if pv.layout == "columns":
-            per_column = jnp.sum(sq, axis=tuple(range(value.ndim - 1)))
+            per_column = jnp.sum(value, axis=tuple(range(value.ndim - 1)))
             return jnp.sum(per_column.reshape(self.n_arms, pv.units), axis=1)
-        return jnp.sum(sq, axis=tuple(range(1, value.ndim)))
+        return jnp.sum(value, axis=tuple(range(1, value.ndim)))
 
     def arm_mask(self, active: Any, value: Any, pv: PackedVariable) -> Any:
         """`active` ([A] booleans) broadcast to the packed value's shape."""
@@ -160,19 +165,25 @@ class _GroupKernel:
     """The compiled-step pieces for one packed model of `n_arms` arms (groups of equal size share it).
 
     The step is Keras's own pieces applied to the packed model: `stateless_call` for the forward
-    pass, Keras's sparse categorical cross-entropy and accuracy, the model's L2 formula per arm, and
-    the compiled optimizer's own `stateless_apply` (Adam acts element by element, so on packed
-    variables it is exactly each arm's Adam). Metrics are Keras's running means, kept per arm.
+    pass, Keras's sparse categorical cross-entropy and accuracy, Keras's L1L2 formula per arm (its L2
+    formula alone when no arm has an L1 term), Keras's decoupled weight decay written out per arm
+    (`W - W·wd·lr`, as `Optimizer._apply_weight_decay` does it, before the update), and the compiled
+    optimizer's own `stateless_apply` (Adam acts element by element, so on packed variables it is
+    exactly each arm's Adam). Metrics are Keras's running means, kept per arm. `coef` arguments are each
+    arm's (l1, l2, wd) strengths, [A] each.
     """
 
-    def __init__(self, original: Any, packed: PackedModel) -> None:
+    def __init__(self, original: Any, packed: PackedModel, flags: tuple[bool, bool] = (False, False)) -> None:
         import jax
         import jax.numpy as jnp
 
         self.packed, self.n_arms = packed, packed.n_arms
+        has_l1, has_wd = flags
         model = packed.model
-        optimizer = original.optimizer.__class__.from_config(original.optimizer.get_config())
+        # weight decay is per arm here (below), never the packed optimizer's own (it would decay every variable)
+        optimizer = original.optimizer.__class__.from_config({**original.optimizer.get_config(), "weight_decay": None})
         optimizer.build(model.trainable_variables)
+        lr_index = next(i for i, v in enumerate(optimizer.variables) if v.path.endswith("learning_rate")) if has_wd else None
         slots = {}
         for name in ("_momentums", "_velocities"):
             for j, v in enumerate(getattr(optimizer, name, []) or []):
@@ -187,26 +198,38 @@ class _GroupKernel:
         if len(model.trainable_variables) != len(pvs):  # pragma: no cover
             raise RuntimeError("packed model variables do not match the plan")
 
-        def penalties(trainable, lam):
+        def per_arm(coef_i, value, pv):
+            """An [A] per-arm value broadcast to the packed variable's layout."""
+            if pv.layout == "columns":
+                return jnp.repeat(coef_i, pv.units, total_repeat_length=value.shape[-1])
+            return coef_i.reshape((A,) + (1,) * (value.ndim - 1))
+
+        def penalties(trainable, coef):
             total = jnp.zeros((A,), jnp.float32)
             for value, pv in zip(trainable, pvs):
                 if pv.regularized:
-                    total = total + lam * packed.arm_sumsq(value, pv)
+                    l2_term = coef[1] * packed.arm_sumsq(value, pv)
+                    total = total + (coef[0] * packed.arm_sum(jnp.abs(value), pv) + l2_term if has_l1 else l2_term)
             return total
 
-        def penalty_grads(trainable, grads, lam):
-            """Add the gradient of λ·ΣW² to each regularized kernel's: the 2λW that autodiff of Keras's
-            L2 formula gives (×2 is exact in floats, so the bits are autodiff's), written out so that the
-            step needs no reduction over the kernel before its update."""
+        def penalty_grads(trainable, grads, coef):
+            """Add the penalty's gradient to each regularized kernel's: the l1·sign(W) + 2·l2·W that autodiff
+            of Keras's formula gives (×2 and ×sign are exact in floats, so the bits are autodiff's), written
+            out so that the step needs no reduction over the kernel before its update."""
             out = []
             for value, grad, pv in zip(trainable, grads, pvs):
                 if pv.regularized:
-                    two_lam = 2.0 * lam
-                    scale = (jnp.repeat(two_lam, pv.units, total_repeat_length=value.shape[-1]) if pv.layout == "columns"
-                             else two_lam.reshape((A,) + (1,) * (value.ndim - 1)))
-                    grad = grad + value * scale
+                    grad = grad + value * per_arm(2.0 * coef[1], value, pv)
+                    if has_l1:
+                        grad = grad + per_arm(coef[0], value, pv) * jnp.sign(value)
                 out.append(grad)
             return out
+
+        def decay(trainable, opt_vars, coef):
+            """Keras's decoupled weight decay on the regularized kernels, each arm at its own rate."""
+            lr = opt_vars[lr_index].astype(jnp.float32)
+            return [value - value * per_arm(coef[2], value, pv) * lr if pv.regularized else value
+                    for value, pv in zip(trainable, pvs)]
 
         def forward(trainable, non_trainable, xb, yb, lam, training, n_valid=None, penalty=None):
             """Per-arm loss (with penalty), and per-sample cross-entropy and accuracy. With `n_valid`, only
@@ -248,6 +271,8 @@ class _GroupKernel:
             (_, (ce_each, acc_each, count, nt)), grads = jax.value_and_grad(objective, has_aux=True)(trainable)
             grads = penalty_grads(trainable, grads, lam)
             loss = jnp.sum(ce_each, axis=0) / count + penalty
+            if has_wd:  # as Keras's optimizer: decay first, then the update from the gradients taken before it
+                trainable = decay(trainable, opt_vars, lam)
             trainable, opt_vars = optimizer.stateless_apply(opt_vars, grads, trainable)
             metrics = update_metrics(metrics, loss, ce_each, acc_each, count)
             return (trainable, nt, opt_vars, metrics, penalties(trainable, lam))
@@ -264,7 +289,10 @@ class _GroupKernel:
             ]
             return (trainable, new[1], opt_vars, new[3])
 
-        self.train_step, self.test_step, self.freeze, self.penalties = train_step, test_step, freeze, penalties
+        def sumsq(trainable):
+            return sum((packed.arm_sumsq(v, pv) for v, pv in zip(trainable, pvs) if pv.regularized), jnp.zeros((A,), jnp.float32))
+
+        self.train_step, self.test_step, self.freeze, self.penalties, self.sumsq = train_step, test_step, freeze, penalties, sumsq
 
     def zero_metrics(self) -> dict[str, Any]:
         import jax.numpy as jnp
@@ -333,7 +361,8 @@ class PackedStrategy:
     #: the epoch's partial last batch is padded to full size and masked, so one compiled chunk serves it
     pads_last_batch = True
 
-    def __init__(self, original: Any, n_lams: int, n_seeds: int, workers: int | None = None) -> None:
+    def __init__(self, original: Any, n_lams: int, n_seeds: int, flags: tuple[bool, bool] = (False, False),
+                 workers: int | None = None) -> None:
         self.groups = [(s, a, b) for s in range(n_seeds) for a, b in split_evenly(n_lams, group_arms())]
         self.kernels: dict[int, _GroupKernel] = {}
         for _, a, b in self.groups:
@@ -341,14 +370,14 @@ class PackedStrategy:
                 packed = pack_model(original, b - a)
                 if packed is None:
                     raise ValueError("model cannot be packed")
-                self.kernels[b - a] = _GroupKernel(original, packed)
+                self.kernels[b - a] = _GroupKernel(original, packed, flags)
         self.lanes = assign_lanes([b - a for _, a, b in self.groups], worker_count() if workers is None else workers)
 
     @classmethod
-    def create(cls, original: Any, n_lams: int, n_seeds: int) -> "PackedStrategy | None":
+    def create(cls, original: Any, n_lams: int, n_seeds: int, flags: tuple[bool, bool] = (False, False)) -> "PackedStrategy | None":
         """The strategy, or None when the model cannot be packed (the caller falls back to vmap)."""
         try:
-            return cls(original, n_lams, n_seeds)
+            return cls(original, n_lams, n_seeds, flags)
         except ValueError:
             return None
 
@@ -442,7 +471,7 @@ class PackedStrategy:
             def run_group(st, start, A):
                 kernel = self.kernels[A]
                 s, a = start[0], start[1]
-                lam_g = jax.lax.dynamic_slice(lam, (s, a), (1, A))[0]
+                lam_g = tuple(jax.lax.dynamic_slice(c, (s, a), (1, A))[0] for c in lam)
 
                 def body(carry, step):  # idx_t: [seeds, batch]; n_t: how many of the batch's rows are samples
                     idx_t, n_t = step
@@ -462,7 +491,7 @@ class PackedStrategy:
             """One lane's groups through all evaluation chunks, group after group."""
             def eval_group(p, start, A):
                 kernel = self.kernels[A]
-                lam_g = jax.lax.dynamic_slice(lam, (start[0], start[1]), (1, A))[0]
+                lam_g = tuple(jax.lax.dynamic_slice(c, (start[0], start[1]), (1, A))[0] for c in lam)
 
                 def step(metrics, xyn):
                     xb, yb, n = xyn
@@ -505,9 +534,11 @@ class PackedStrategy:
 
             return grid(on_lanes(run_lane))
 
-        def kernel_stats(states, lam):
-            sumsq = [self._kernel(g).penalties(states[g][0], jnp.ones((b - a,), jnp.float32)) for g, (s, a, b) in groups]
-            return self._grid(sumsq), lam * self._grid(sumsq)
+        def kernel_stats(states, coef):
+            """(ΣW², the penalty) of every arm's regularized kernels: [seeds, settings] each."""
+            sumsq = [self._kernel(g).sumsq(states[g][0]) for g, _ in groups]
+            penalty = [self._kernel(g).penalties(states[g][0], tuple(c[s, a:b] for c in coef)) for g, (s, a, b) in groups]
+            return self._grid(sumsq), self._grid(penalty)
 
         def select(mask, a, b):
             return [self._kernel(g).freeze(mask[s, x:y], a[g], b[g]) for g, (s, x, y) in groups]
