@@ -106,6 +106,7 @@ def test_the_report_compares_the_families_side_by_side(family_run):
     for line, family in zip(table, ("l2", "l1", "weight_decay")):
         assert line.split("|")[3].strip().startswith(f"{best[family]:g}" if best[family] else "0 (baseline)")
     assert "Weight decay at its best against L2 at its best" in section
+    assert "figures/families.png" in section and (family_run / "figures" / "families.png").stat().st_size > 10_000
     assert "regularizers compared" in md  # the setup table lists every family's strengths
 
 

@@ -180,11 +180,13 @@ def print_summary(run: Any) -> None:
     from .formatting import fmt, lam_label
 
     table = Table(title=f"reglab run {run.run_dir} ({run.data.name}, {run.config.epochs} epochs)",
-                  caption="val_loss includes the L2 penalty (as Keras reports it); val CE is the cross-entropy alone")
-    for col in ("λ", "seed", "status", "val_loss", "val CE", "val acc", "best val acc (ep)", "test acc", "‖W‖"):
+                  caption="val_loss includes the penalty (as Keras reports it); val CE is the cross-entropy alone")
+    several = len(run.config.regularizers) > 1
+    for col in (("regularizer",) if several else ()) + ("λ", "seed", "status", "val_loss", "val CE", "val acc",
+                                                        "best val acc (ep)", "test acc", "‖W‖"):
         table.add_column(col, justify="right")
     for s in arm_summaries(run):
-        table.add_row(lam_label(s.lam), str(s.seed), s.status, fmt(s.final_val_loss), fmt(s.final_val_data_loss),
+        table.add_row(*([str(run.arms[s.arm].get("regularizer", "l2"))] if several else []), lam_label(s.lam), str(s.seed), s.status, fmt(s.final_val_loss), fmt(s.final_val_data_loss),
                       fmt(s.final_val_accuracy), f"{fmt(s.best_val_accuracy)} ({s.best_val_accuracy_epoch})",
                       fmt(s.test_accuracy), fmt(s.final_kernel_norm, 2))
     out = Console(soft_wrap=True)

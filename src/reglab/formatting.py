@@ -11,3 +11,8 @@ def fmt(value: float, digits: int = 4) -> str:
 
 def lam_label(lam: float) -> str:
     return "0 (baseline)" if lam == 0 else f"{lam:g}"
+
+
+def setting_label(family: str, lam: float) -> str:
+    """An arm's regularization in a line of progress: `λ=0.001` for L2 (the study's), `l1 λ=0.001` otherwise."""
+    return f"λ={lam_label(lam)}" if family == "l2" else f"{family} λ={lam_label(lam)}"

@@ -297,6 +297,29 @@ def curves_figure_name(lam: float) -> str:
     return f"curves_lambda-{lam_token(lam)}.png"
 
 
+class FamilyCurves(NamedTuple):
+    """Per family, the final validation data loss and accuracy against its strengths (the λ-curve's panels)."""
+
+    panels: dict[str, tuple[LambdaPanel, LambdaPanel]]  # family → (val data loss, val accuracy)
+    best: dict[str, float | None]  # family → its best strength by validation data loss
+    seeds: int
+
+
+def family_curves_data(run: RunRecord) -> FamilyCurves:
+    from .families import family_view
+
+    panels, best = {}, {}
+    for family in run.config.regularizers:
+        view = family_view(run, family)
+        finals = final_values(view)
+        stats = lambda_stats(view, finals)
+        panels[family] = (_panel(stats, "val_data_loss", "final " + VAL_DATA_LOSS),
+                          _panel(stats, "val_accuracy", "final validation accuracy"))
+        choice = choose_lambda(view, "val_data_loss", finals)
+        best[family] = choice.lam if choice else None
+    return FamilyCurves(panels, best, run.config.seeds)
+
+
 # ---------------------------------------------------------------- drawing
 
 def _pyplot():
@@ -493,6 +516,34 @@ def draw_lambda_curve(d: LambdaCurve, path: Path, title: str) -> None:
         fig.suptitle(title)
 
 
+def draw_family_curves(d: FamilyCurves, path: Path, title: str) -> None:
+    """Both panels of the λ-curve, one line per family (its strength-0 value dashed, its best starred)."""
+    with _figure(path, 1, 2, figsize=(12, 6.6)) as (fig, axes):
+        any_positive = False
+        for k, (family, panels) in enumerate(d.panels.items()):
+            color = f"C{k}"
+            for ax, p in zip(axes, panels):
+                idx = [i for i, m in enumerate(p.mean) if math.isfinite(m)]
+                lams, mean = [p.lams[i] for i in idx], [p.mean[i] for i in idx]
+                if lams:
+                    any_positive = True
+                    ax.errorbar(lams, mean, yerr=_yerr(mean, [p.low[i] for i in idx], [p.high[i] for i in idx]),
+                                fmt="o-", color=color, capsize=3, label=family)
+                    if d.best.get(family) in lams:
+                        ax.plot([d.best[family]], [mean[lams.index(d.best[family])]], marker="*", markersize=15,
+                                color=color, markeredgecolor="k", linestyle="none")
+                if p.baseline is not None and math.isfinite(p.baseline.mean):
+                    ax.axhline(p.baseline.mean, color=color, linestyle="--", linewidth=1, alpha=0.8,
+                               label=f"{family} at strength 0" + (" (best)" if d.best.get(family) == 0.0 else ""))
+        for ax, name in zip(axes, ("Validation data loss (without penalty)", "Validation accuracy")):
+            if any_positive:
+                ax.set_xscale("log")
+            ax.set(xlabel="strength (each family's own λ, log scale)", ylabel=name.lower(), title=name)
+            ax.grid(alpha=0.3, which="both")
+            ax.legend(fontsize=7.5, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2, frameon=False)
+        fig.suptitle(title)
+
+
 def draw_gap_vs_norm(d: GapNormData, path: Path, title: str, seeds: int = 1) -> None:
     with _figure(path, figsize=(10, 5.5)) as (fig, ax):
         colors = lam_colors(d.lams + [m.lam for m in d.means])
@@ -557,11 +608,13 @@ def draw_all(run: RunRecord, kernels: dict[int, Any] | None = None) -> Figures:
     def figure(path: Path, title: str, caption: str) -> FigureFile:
         return FigureFile(path.stem, path, title, caption)
 
+    family = run.config.regularizers[0]  # a family view when the sweep compared several
+    kind = {"l2": "L2 regularization", "l1": "L1 regularization", "weight_decay": "weight decay"}.get(family, f"{family} regularization")
     curves = []
     if seeds == 1:
         for arm in range(len(run.arms)):
             c = arm_curves_data(run, arm)
-            title = f"L2 regularization λ = {lam_label(c.lam)}  (seed {c.seed})"
+            title = f"{kind} λ = {lam_label(c.lam)}  (seed {c.seed})"
             caption = (f"Training and validation curves of the arm with λ = {lam_label(c.lam)} (seed {c.seed}): "
                        "loss left (solid: Keras's loss including the L2 penalty; dashed: data loss without it), "
                        "accuracy right.")
@@ -573,14 +626,14 @@ def draw_all(run: RunRecord, kernels: dict[int, Any] | None = None) -> Figures:
             c = lambda_curves_data(run, lam)
             of = f"{c.n} of {c.n_arms} seeds" if c.n != c.n_arms else f"{c.n} seeds"
             if c.n:
-                title = f"L2 regularization λ = {lam_label(lam)} — mean of {of}, band = 95 % CI"
+                title = f"{kind} λ = {lam_label(lam)} — mean of {of}, band = 95 % CI"
                 caption = (f"Training and validation curves for λ = {lam_label(lam)}, mean of {of} with 95 % CI "
                            "bands: loss left (solid: Keras's loss including the L2 penalty; dashed: data loss without "
                            "it), accuracy right.")
                 if c.n != c.n_arms:
                     caption += f" {c.n_arms - c.n} seed(s) that diverged or were interrupted are left out."
             else:
-                title = f"L2 regularization λ = {lam_label(lam)} — no seed completed every epoch"
+                title = f"{kind} λ = {lam_label(lam)} — no seed completed every epoch"
                 caption = (f"No seed of λ = {lam_label(lam)} completed every epoch ({c.n_arms} diverged or were "
                            "interrupted), so there are no curves (with or without the L2 penalty) to show.")
             path = file(curves_figure_name(lam))

@@ -8,7 +8,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from .config import Arm
-from .formatting import fmt, lam_label
+from .formatting import fmt, setting_label
 from .record import EpochRecord
 
 
@@ -39,7 +39,7 @@ class ProgressDisplay:
     def _describe(self, arms: list[Arm], epoch: int) -> str:
         if len(arms) == 1:
             a = arms[0]
-            who = f"arm {a.index + 1}/{self.n_arms}  λ={lam_label(a.lam)}  seed {a.seed}"
+            who = f"arm {a.index + 1}/{self.n_arms}  {setting_label(a.family, a.lam)}  seed {a.seed}"
         else:
             who = f"{len(arms)} arms at once"
         return f"{who}  epoch {epoch}/{self.epochs}"
@@ -58,7 +58,7 @@ class ProgressDisplay:
 
     def epoch_done(self, r: EpochRecord) -> None:
         self.console.print(
-            f"arm {r.arm + 1}/{self.n_arms} λ={lam_label(r.lam)} seed {r.seed} epoch {r.epoch}/{self.epochs}: "
+            f"arm {r.arm + 1}/{self.n_arms} {setting_label(r.regularizer, r.lam)} seed {r.seed} epoch {r.epoch}/{self.epochs}: "
             f"loss {fmt(r.loss)} val_loss {fmt(r.val_loss)} acc {fmt(r.accuracy)} val_acc {fmt(r.val_accuracy)} "
             f"val_data_loss {fmt(r.val_data_loss)} ‖W‖ {fmt(r.kernel_norm, 2)} ({r.seconds:.1f} s)",
             highlight=False, soft_wrap=True,
@@ -68,7 +68,7 @@ class ProgressDisplay:
 
     def arm_finished(self, arm: Arm, status: str, test: dict[str, float]) -> None:
         self.console.print(
-            f"arm {arm.index + 1}/{self.n_arms} λ={lam_label(arm.lam)} seed {arm.seed} {status}: "
+            f"arm {arm.index + 1}/{self.n_arms} {setting_label(arm.family, arm.lam)} seed {arm.seed} {status}: "
             f"test accuracy {fmt(test['accuracy'])}, test data loss {fmt(test['data_loss'])}",
             highlight=False, soft_wrap=True,
         )

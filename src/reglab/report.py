@@ -381,6 +381,19 @@ def _zeros_cell(z: tuple[float, float]) -> str:
     return "—" if not math.isfinite(z[1]) else f"{100 * z[1]:.1f} % ({100 * z[0]:.1f} % exactly 0)"
 
 
+def families_figure(run: RunRecord) -> d.Image:
+    """figures/families.png: every family's validation curve against its strength."""
+    from .plots import FIGURES, draw_family_curves, family_curves_data
+
+    path = run.run_dir / FIGURES / "families.png"
+    seeds = f", mean of {run.config.seeds} seeds with 95 % CI" if run.config.seeds > 1 else ""
+    draw_family_curves(family_curves_data(run), path, f"Regularizers compared: final validation metrics against strength{seeds}")
+    return d.Image(path, "Final validation data loss and accuracy against strength, one line per regularizer",
+                   "Final validation data loss (left) and accuracy (right) against each family's own strength (log "
+                   f"scale){seeds}; a dashed line is the family's strength-0 arms, a star its best strength by "
+                   "validation data loss. Strengths of different families are not on a common scale.")
+
+
 def families_section(run: RunRecord, summaries: list[FamilySummary]) -> list[d.Block]:
     """The families side by side: best strength, sensitivity, validation and test at the best, weights."""
     header = ["regularizer", "arms", "best strength [95 % interval]", "flat region", "spread over grid",
@@ -404,6 +417,7 @@ def families_section(run: RunRecord, summaries: list[FamilySummary]) -> list[d.B
                f"this one analyse the {primary_family(run)} arms in detail."),
         d.Bullets([f"{s.family}: {family_label(s.family)}" for s in summaries]),
         d.Table(header, rows),
+        families_figure(run),
         d.Para("Best strength: lowest mean final validation data loss (the interval is a bootstrap over seeds); flat "
                "region: the strengths within seed noise of the best (paired per seed); spread: worst minus best mean "
                "validation data loss over the family's grid — how much choosing the strength matters. Test numbers "
