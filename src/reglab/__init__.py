@@ -16,6 +16,7 @@ from .claims import Claim, check_claims
 from .config import DEFAULT_LAMBDAS, Arm, SweepConfig, parse_lambdas
 from .datasets import DataInfo, Splits, load_dataset
 from .errors import ConfigError, DataError, ReglabError, RunDirError
+from .families import FamilySummary, compare_families, family_view
 from .record import COLUMNS, EpochRecord, RunRecord, load_run
 from .report import build_report
 from .runner import run_sweep
@@ -26,4 +27,5 @@ __all__ = [
     "Arm", "ArmSummary", "Choice", "Claim", "LambdaStats", "Optimum", "locate_optimum", "check_claims", "choose_lambda", "lambda_stats", "ArmWeights", "COLUMNS", "Criteria", "Trend", "ConfigError", "DEFAULT_LAMBDAS", "DataError", "DataInfo", "EpochRecord",
     "ReglabError", "RunDirError", "RunRecord", "Splits", "SweepConfig", "arm_summaries", "build_report",
     "load_dataset", "load_run", "norm_monotone_in_lambda", "parse_lambdas", "run_sweep", "validation_trends", "weight_magnitudes",
+    "FamilySummary", "compare_families", "family_view",
 ]
