@@ -1,14 +1,14 @@
-"""Every arm of a sweep trained at once, in one compiled JAX program, with Keras's own numbers.
+"""Every arm of a sweep trained at once, in compiled JAX programs, with Keras's own numbers.
 
 The driver (`train`) is shared; a strategy holds the arms' state and the compiled step:
-- `PackedStrategy` (packing.py), for Flatten/Dense networks: a seed's arms packed into Keras models
-  (groups of at most 25 arms) whose first layer is a single matrix product for all of them. The fast path.
+- `PackedStrategy` (packing.py), for Flatten/Dense networks: a seed's arms in packed Keras models
+  (one arm per group on a CPU, up to 25 on an accelerator) trained on one lane per core. The fast path.
 - `VmapStrategy` (here), for any model: Keras's own `train_step`/`test_step`, `jax.vmap`ped over a
-  (seeds × λ) grid; the outer vmap runs over seeds (each with its own batches), the inner one over λ
-  (arms of one seed share the batch).
+  (seeds × settings) grid; the outer vmap runs over seeds (each with its own batches), the inner one over
+  the seed's (regularizer, λ) settings (arms of one seed share the batch).
 
-One compilation serves any λ values: λ is an input of the program (`TracedPenalty` stands in for a
-kernel's Keras L2 regularizer while tracing). Each seed's initial weights and per-epoch shuffles are
+One compilation serves any strengths: each arm's L1 and L2 strengths and weight decay are inputs of the
+program (`Coefficients`; `TracedPenalty` stands in for a kernel's Keras regularizer while tracing). Each seed's initial weights and per-epoch shuffles are
 the ones `keras.utils.set_random_seed(seed)` gives the `keras` engine, so both engines see the same
 batches and the same arms share them (common random numbers).
 """
