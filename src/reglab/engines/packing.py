@@ -231,7 +231,7 @@ class _GroupKernel:
             return [value - value * per_arm(coef[2], value, pv) * lr if pv.regularized else value
                     for value, pv in zip(trainable, pvs)]
 
-        def forward(trainable, non_trainable, xb, yb, lam, training, n_valid=None, penalty=None):
+        def forward(trainable, non_trainable, xb, yb, coef, training, n_valid=None, penalty=None):
             """Per-arm loss (with penalty), and per-sample cross-entropy and accuracy. With `n_valid`, only
             the first n_valid rows are samples (a partial last batch padded to full size): the others
             count for nothing, exactly as if the batch had n_valid rows. `penalty`: the arms' λ·ΣW² when
@@ -247,7 +247,7 @@ class _GroupKernel:
                 ce_each, acc_each = jnp.where(valid, ce_each, 0.0), jnp.where(valid, acc_each, 0.0)
                 count = n_valid.astype(jnp.float32)
             ce = jnp.sum(ce_each, axis=0) / count  # Keras's "sum_over_batch_size"
-            loss = ce + (penalties(trainable, lam) if penalty is None else penalty)
+            loss = ce + (penalties(trainable, coef) if penalty is None else penalty)
             return loss, ce_each, acc_each, count, non_trainable
 
         def update_metrics(m, loss, ce_each, acc_each, b):
@@ -257,28 +257,28 @@ class _GroupKernel:
                 "ce_total": m["ce_total"] + jnp.sum(ce_each, axis=0), "ce_count": m["ce_count"] + b,
             }
 
-        def train_step(state, xb, yb, lam, n_valid=None):
+        def train_step(state, xb, yb, coef, n_valid=None):
             """One Keras training step. `state` carries, after Keras's own (trainable, non-trainable,
             optimizer, metrics), the arms' current penalty λ·ΣW²: computed from the weights as each
             update writes them, it spares the next step a separate pass over the kernel."""
             trainable, non_trainable, opt_vars, metrics, penalty = state
 
             def objective(trainable):
-                loss, ce_each, acc_each, count, nt = forward(trainable, non_trainable, xb, yb, lam, True, n_valid,
+                loss, ce_each, acc_each, count, nt = forward(trainable, non_trainable, xb, yb, coef, True, n_valid,
                                                              penalty=jnp.zeros((A,), jnp.float32))
                 return jnp.sum(loss), (ce_each, acc_each, count, nt)
 
             (_, (ce_each, acc_each, count, nt)), grads = jax.value_and_grad(objective, has_aux=True)(trainable)
-            grads = penalty_grads(trainable, grads, lam)
+            grads = penalty_grads(trainable, grads, coef)
             loss = jnp.sum(ce_each, axis=0) / count + penalty
             if has_wd:  # as Keras's optimizer: decay first, then the update from the gradients taken before it
-                trainable = decay(trainable, opt_vars, lam)
+                trainable = decay(trainable, opt_vars, coef)
             trainable, opt_vars = optimizer.stateless_apply(opt_vars, grads, trainable)
             metrics = update_metrics(metrics, loss, ce_each, acc_each, count)
-            return (trainable, nt, opt_vars, metrics, penalties(trainable, lam))
+            return (trainable, nt, opt_vars, metrics, penalties(trainable, coef))
 
-        def test_step(trainable, non_trainable, metrics, xb, yb, lam, n_valid=None):
-            loss, ce_each, acc_each, count, _ = forward(trainable, non_trainable, xb, yb, lam, False, n_valid)
+        def test_step(trainable, non_trainable, metrics, xb, yb, coef, n_valid=None):
+            loss, ce_each, acc_each, count, _ = forward(trainable, non_trainable, xb, yb, coef, False, n_valid)
             return update_metrics(metrics, loss, ce_each, acc_each, count)
 
         def freeze(active, new, old):
@@ -464,21 +464,21 @@ class PackedStrategy:
                     outs[j] = jax.tree_util.tree_map(lambda y, i=i: y[i], ys)
             return outs
 
-        def lane_chunk(states, x_all, y_all, idx, n_valid, lam, active, starts, sizes, freeze):
+        def lane_chunk(states, x_all, y_all, idx, n_valid, coef, active, starts, sizes, freeze):
             """One lane's groups through a chunk of batches, group after group (the state being updated is
             then one group's, small enough to stay in a core's cache). Where a group's arms sit in the sweep
             (`starts`: seed, first λ) is an input, so lanes of equal group sizes share one compilation."""
             def run_group(st, start, A):
                 kernel = self.kernels[A]
                 s, a = start[0], start[1]
-                lam_g = tuple(jax.lax.dynamic_slice(c, (s, a), (1, A))[0] for c in lam)
+                coef_g = tuple(jax.lax.dynamic_slice(c, (s, a), (1, A))[0] for c in coef)
 
                 def body(carry, step):  # idx_t: [seeds, batch]; n_t: how many of the batch's rows are samples
                     idx_t, n_t = step
                     rows = jax.lax.dynamic_index_in_dim(idx_t, s, keepdims=False)
-                    return kernel.train_step(carry, x_all[rows], y_all[rows], lam_g, n_t), None
+                    return kernel.train_step(carry, x_all[rows], y_all[rows], coef_g, n_t), None
 
-                carry = tuple(st) + (kernel.penalties(st[0], lam_g),)
+                carry = tuple(st) + (kernel.penalties(st[0], coef_g),)
                 new = jax.lax.scan(body, carry, (idx, n_valid))[0][:4]
                 if freeze:  # only once an arm has diverged or stopped: keeping the old state costs memory traffic
                     new = kernel.freeze(jax.lax.dynamic_slice(active, (s, a), (1, A))[0], new, st)
@@ -487,15 +487,15 @@ class PackedStrategy:
             outs = lane_map(run_group, states, starts, sizes)
             return [o[0] for o in outs], [o[1] for o in outs]
 
-        def lane_evaluate(params, x_chunks, y_chunks, n_valid, lam, starts, sizes):
+        def lane_evaluate(params, x_chunks, y_chunks, n_valid, coef, starts, sizes):
             """One lane's groups through all evaluation chunks, group after group."""
             def eval_group(p, start, A):
                 kernel = self.kernels[A]
-                lam_g = tuple(jax.lax.dynamic_slice(c, (start[0], start[1]), (1, A))[0] for c in lam)
+                coef_g = tuple(jax.lax.dynamic_slice(c, (start[0], start[1]), (1, A))[0] for c in coef)
 
                 def step(metrics, xyn):
                     xb, yb, n = xyn
-                    return kernel.test_step(p[0], p[1], metrics, xb, yb, lam_g, n), None
+                    return kernel.test_step(p[0], p[1], metrics, xb, yb, coef_g, n), None
 
                 metrics, _ = jax.lax.scan(step, kernel.zero_metrics(), (x_chunks, y_chunks, n_valid))
                 return self.results(metrics)
@@ -518,19 +518,19 @@ class PackedStrategy:
                     per_group[g] = value
             return per_group
 
-        def train_chunk(states, x_all, y_all, idx, n_valid, lam, active, freeze):
+        def train_chunk(states, x_all, y_all, idx, n_valid, coef, active, freeze):
             def run_lane(i):
-                out = lane_train_fn([states[g] for g in self.lanes[i]], x_all, y_all, idx, n_valid, lam, active,
+                out = lane_train_fn([states[g] for g in self.lanes[i]], x_all, y_all, idx, n_valid, coef, active,
                                     lane_starts[i], lane_sizes[i], freeze)
                 return list(zip(*jax.block_until_ready(out)))  # the lane's work done on this thread, beside the others
 
             outs = on_lanes(run_lane)
             return [o[0] for o in outs], grid([o[1] for o in outs])
 
-        def evaluate(states, x_chunks, y_chunks, n_valid, lam):
+        def evaluate(states, x_chunks, y_chunks, n_valid, coef):
             def run_lane(i):
                 params = [(states[g][0], states[g][1]) for g in self.lanes[i]]
-                return jax.block_until_ready(lane_eval_fn(params, x_chunks, y_chunks, n_valid, lam, lane_starts[i], lane_sizes[i]))
+                return jax.block_until_ready(lane_eval_fn(params, x_chunks, y_chunks, n_valid, coef, lane_starts[i], lane_sizes[i]))
 
             return grid(on_lanes(run_lane))
 
