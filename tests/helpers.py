@@ -9,7 +9,7 @@ import numpy as np
 
 from reglab.config import SweepConfig
 from reglab.datasets import DataInfo, Splits, load_dataset
-from reglab.record import EpochRecord, RunRecord
+from reglab.record import COLUMNS, EpochRecord, RunRecord
 
 
 @functools.lru_cache(maxsize=None)
@@ -96,3 +96,11 @@ class Collect:
         for r in self.records:
             out.setdefault(r.arm, []).append(r)
         return out
+
+
+def metric_values(run_dir: Path) -> list[list[str]]:
+    """metrics.csv without the seconds column (the only one that may differ between equal runs), rows sorted."""
+    lines = (run_dir / "metrics.csv").read_text().splitlines()
+    assert lines[0].split(",") == list(COLUMNS)
+    seconds = list(COLUMNS).index("seconds")
+    return sorted([v for j, v in enumerate(line.split(",")) if j != seconds] for line in lines[1:])

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from helpers import metric_values
 from reglab.cluster import Block, block_config, global_arm, make_blocks
 from reglab.config import SweepConfig
-from reglab.record import COLUMNS
 
 ray = pytest.importorskip("ray") if not os.environ.get("CI") else __import__("ray")  # CI installs reglab[ray]
 
@@ -57,13 +57,6 @@ def finish(proc: subprocess.Popen) -> str:
 
 
 SWEEP = ["--dataset", "mnist-5k", "--lambdas", "0,0.001,0.01", "--seeds", "2", "--batch-size", "16", "--no-progress"]
-
-
-def metric_values(run_dir: Path) -> list[list[str]]:
-    lines = (run_dir / "metrics.csv").read_text().splitlines()
-    assert lines[0].split(",") == list(COLUMNS)
-    seconds = list(COLUMNS).index("seconds")  # every column but the wall time
-    return sorted([v for j, v in enumerate(line.split(",")) if j != seconds] for line in lines[1:])
 
 
 @pytest.fixture(scope="module")

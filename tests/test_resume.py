@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from helpers import Collect, small_splits
+from helpers import Collect, metric_values, small_splits
 from reglab.checkpoint import CHECKPOINT_NPZ, read_checkpoint, write_checkpoint
 from reglab.config import SweepConfig
 from reglab.engines import get_engine
@@ -121,14 +121,6 @@ EPOCHS = {"fused": "30", "keras": "4"}  # long enough that a kill after the firs
 def run_args(engine: str) -> list[str]:
     return ["--dataset", "mnist-5k", "--lambdas", "0,0.01", "--epochs", EPOCHS[engine], "--batch-size", "16",
             "--no-progress", "--engine", engine]
-
-
-def metric_values(run_dir: Path) -> list[list[str]]:
-    """metrics.csv without the seconds column, rows sorted."""
-    lines = (run_dir / "metrics.csv").read_text().splitlines()
-    assert lines[0].split(",") == list(COLUMNS)
-    seconds = list(COLUMNS).index("seconds")  # every column but the wall time
-    return sorted([v for j, v in enumerate(line.split(",")) if j != seconds] for line in lines[1:])
 
 
 def wait_for_first_epoch(proc: subprocess.Popen, run_dir: Path) -> float:
