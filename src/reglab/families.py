@@ -15,6 +15,7 @@ from typing import Any, NamedTuple
 
 from .aggregate import Choice, Optimum, PerSeed, choose_lambda, final_values, locate_optimum
 from .analysis import NEAR_ZERO
+from .config import SweepConfig
 from .record import RunRecord, read_kernels
 from .stats import Estimate, mean_ci, paired_difference
 
@@ -26,6 +27,7 @@ class FamilyRun(RunRecord):
 
     family: str = "l2"
     arm_ids: tuple[int, ...] = ()
+    sweep: SweepConfig | None = None  # the whole sweep's configuration, every family in it
 
     def kernels(self) -> dict[int, Any]:
         everything = read_kernels(self.run_dir)
@@ -43,7 +45,13 @@ def family_view(run: RunRecord, family: str) -> FamilyRun:
     arms = [{**run.arms[old], "arm": new} for new, old in enumerate(ids)]
     epochs = tuple(dataclasses.replace(r, arm=new_index[r.arm]) for r in run.epochs if r.arm in new_index)
     config = run.config.replace(regularizers=[family], strengths={}, lambdas=list(run.config.grid(family)))
-    return FamilyRun(run.run_dir, config, run.data, {**run.meta, "arms": arms}, epochs, family=family, arm_ids=ids)
+    return FamilyRun(run.run_dir, config, run.data, {**run.meta, "arms": arms}, epochs, family=family, arm_ids=ids,
+                     sweep=run.config)
+
+
+def sweep_config(run: RunRecord) -> SweepConfig:
+    """The configuration of the whole sweep, also when `run` is one family's view of it."""
+    return run.sweep if isinstance(run, FamilyRun) and run.sweep is not None else run.config
 
 
 def primary_family(run: RunRecord) -> str:
@@ -75,6 +83,7 @@ class FamilySummary(NamedTuple):
     shrink_at_max: Estimate | None  # ‖W‖ at the largest strength over the same seed's strength-0 arm's
     zeros_at_best: tuple[float, float]  # sparsity() of the best strength's kernels (all its seeds)
     zeros_at_max: tuple[float, float]  # … and of the largest strength's
+    best_per_seed: dict[int, float]  # seed → final validation data loss at the best strength
 
 
 def summarize_family(run: RunRecord, family: str, kernels: dict[int, Any] | None = None) -> FamilySummary:
@@ -100,6 +109,7 @@ def summarize_family(run: RunRecord, family: str, kernels: dict[int, Any] | None
         mean_ci(finals["val_accuracy"][best].values()) if best is not None else None,
         loss_range, mean_ci(shrink.values()) if shrink else None,
         sparsity(kernels_at(best)), sparsity(kernels_at(top)),
+        dict(per[best]) if best is not None else {},
     )
 
 
@@ -117,14 +127,9 @@ class BestAgainstBest(NamedTuple):
     difference: Estimate
 
 
-def best_against_best(run: RunRecord, a: str, b: str) -> BestAgainstBest | None:
+def best_against_best(summaries: list[FamilySummary], a: str, b: str) -> BestAgainstBest | None:
     """Paired over seeds: family a at its best strength against family b at its best (validation data loss)."""
-    best = {}
-    for family in (a, b):
-        view = family_view(run, family)
-        finals = final_values(view)
-        choice = choose_lambda(view, finals=finals)
-        if choice is None:
-            return None
-        best[family] = finals["val_data_loss"][choice.lam]
-    return BestAgainstBest(a, b, paired_difference(best[a], best[b]))
+    by_family = {s.family: s for s in summaries}
+    if not (by_family.get(a) and by_family[a].best_per_seed and by_family.get(b) and by_family[b].best_per_seed):
+        return None
+    return BestAgainstBest(a, b, paired_difference(by_family[a].best_per_seed, by_family[b].best_per_seed))

@@ -18,7 +18,7 @@ from .aggregate import (
 )
 from .analysis import NEAR_ZERO, ArmSummary, Criteria, arm_summaries, norm_monotone_in_lambda, validation_trends, weight_magnitudes
 from .claims import Claim, check_claims, pm
-from .families import FamilySummary, best_against_best, compare_families, family_view, primary_family
+from .families import FamilySummary, best_against_best, compare_families, family_view, primary_family, sweep_config
 from .formatting import fmt, lam_label
 from .record import RunRecord, write_atomic
 from .stats import Estimate
@@ -34,20 +34,10 @@ def ci(e: Estimate, digits: int = 4) -> str:
     return f"{e.mean:.{digits}f} ± {e.half_width:.{digits}f}" if e.has_interval else f"{e.mean:.{digits}f}"
 
 
-def _family_grids(meta: dict[str, Any]) -> list[tuple[str, list[float]]]:
-    """Every family of the whole sweep with its strengths, from run.json (a family view keeps the run's meta)."""
-    from .config import SweepConfig
-    from .errors import ConfigError
-
-    try:
-        full = SweepConfig.from_mapping(meta["config"])
-    except (KeyError, TypeError, ConfigError):  # a hand-made record without its config: nothing to add
-        return []
-    return [(f, list(full.grid(f))) for f in full.regularizers]
-
-
 def setup_rows(run: RunRecord) -> list[list[d.Inline]]:
     c, data, m = run.config, run.data, run.meta
+    sweep = sweep_config(run)
+    grids = [(f, sweep.grid(f)) for f in sweep.regularizers]
     shape = "×".join(str(s) for s in data.image_shape)
     user = m.get("model") or {}
     model_row: d.Inline = d.code(f"Input(({', '.join(map(str, data.image_shape))})) → Flatten → Dense(128, relu, "
@@ -64,8 +54,8 @@ def setup_rows(run: RunRecord) -> list[list[d.Inline]]:
                             + ("test metrics and kernels use each arm's best-epoch weights" if c.restore_best
                                else "test metrics use each arm's last weights")) if c.early_stopping else "off"],
         ["λ values", ", ".join(lam_label(x) for x in c.lambdas)],
-        *([["regularizers compared", "; ".join(f"{f}: " + ", ".join(lam_label(x) for x in grid) for f, grid in _family_grids(m))]]
-          if len(_family_grids(m)) > 1 else []),
+        *([["regularizers compared", "; ".join(f"{f}: " + ", ".join(lam_label(x) for x in grid) for f, grid in grids)]]
+          if len(grids) > 1 else []),
         ["seeds", ", ".join(str(s) for s in c.seed_values)],
         ["arms (λ × seed)", str(len(run.arms))],
         ["engine", str(m.get("engine"))],
@@ -435,7 +425,7 @@ def families_section(run: RunRecord, summaries: list[FamilySummary]) -> list[d.B
             sentences.append(f"{s.family}: the largest strength leaves the kernel at {pm(s.shrink_at_max, 3)} of its "
                              "unregularized norm.")
     if "l2" in by_family and "weight_decay" in by_family:
-        cmp = best_against_best(run, "weight_decay", "l2")
+        cmp = best_against_best(summaries, "weight_decay", "l2")
         if cmp is not None:
             e = cmp.difference
             verdict = ("one seed: no interval" if not e.has_interval else
