@@ -66,6 +66,7 @@ class EpochRecord:
 COLUMNS: tuple[str, ...] = tuple("lambda" if f.name == "lam" else f.name for f in fields(EpochRecord))
 _INT_COLUMNS = {"arm", "seed", "epoch"}
 _STR_COLUMNS = {"regularizer"}
+_REGULARIZER = COLUMNS.index("regularizer")
 
 
 def record_to_row(r: EpochRecord) -> list[str]:
@@ -364,10 +365,11 @@ def read_metrics_text(text: str, path: Path, n_arms: int) -> list[EpochRecord]:
             values = [int(v) if c in _INT_COLUMNS else v if c in _STR_COLUMNS else float(v) for c, v in zip(COLUMNS, row)]
         except ValueError:
             raise RunDirError(f"{path}, line {line_no}: a field is not a number") from None
+        family = values[_REGULARIZER]
         try:
-            parse_family(values[-1])
+            parse_family(family)
         except ConfigError:
-            raise RunDirError(f"{path}, line {line_no}: {values[-1]!r} is not a regularizer") from None
+            raise RunDirError(f"{path}, line {line_no}: {family!r} is not a regularizer") from None
         rec = EpochRecord(*values)
         if not 0 <= rec.arm < n_arms or rec.epoch < 1 or math.isnan(rec.lam):
             raise RunDirError(f"{path}, line {line_no}: arm or epoch out of range")

@@ -127,7 +127,8 @@ def _describe_model(config: SweepConfig, splits: Splits, console: Console) -> tu
 
     model, paths, chosen = build_user_model(config.model, splits.x_train.shape[1:], 0.0)
     if chosen:
-        console.print(f"note: {config.model} declares no kernel_regularizer; L2(λ) goes on every Dense/Conv kernel: "
+        what = "L2(λ)" if config.regularizers == ("l2",) else "each arm's regularizer (" + ", ".join(config.regularizers) + ")"
+        console.print(f"note: {config.model} declares no kernel_regularizer; {what} goes on every Dense/Conv kernel: "
                       + ", ".join(paths), highlight=False, soft_wrap=True)
     meta = {"name": config.model, "regularized": paths, "chosen_by_reglab": chosen,
             "parameters": int(sum(math.prod(v.shape) for v in model.trainable_variables))}
