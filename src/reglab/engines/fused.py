@@ -2,7 +2,8 @@
 
 The driver (`train`) is shared; a strategy holds the arms' state and the compiled step:
 - `PackedStrategy` (packing.py), for Flatten/Dense networks: a seed's arms in packed Keras models
-  (one arm per group on a CPU, up to 25 on an accelerator) trained on one lane per core. The fast path.
+  (one arm per group on a CPU, up to 25 on an accelerator), each group a call of one compiled program,
+  taken in turn by one worker thread per core. The fast path.
 - `VmapStrategy` (here), for any model: Keras's own `train_step`/`test_step`, `jax.vmap`ped over a
   (seeds × settings) grid; the outer vmap runs over seeds (each with its own batches), the inner one over
   the seed's (regularizer, λ) settings (arms of one seed share the batch).

@@ -135,7 +135,7 @@ def pack_model(model: Any, n_arms: int) -> PackedModel | None:
 
 
 #: Arms per packed group on a CPU: one. Each arm's state (first kernel, gradient and Adam moments,
-#: ≈1.6 MB) then fits in one core's L2 cache (4 MB here) while its 1,563 steps of an epoch chunk run,
+#: ≈1.6 MB) then fits in one core's L2 cache (2 MB per core here) while the 521 steps of a chunk run,
 #: and the cores train different arms side by side (see `PackedStrategy`). Measured here, 30 arms on
 #: 2 cores: 5.5 s per epoch in groups of 1, 6.0 in groups of 2, 6.5 in groups of 4 or 5, 7.9 as two
 #: groups of 15 sharing both cores in every operation.
@@ -326,37 +326,26 @@ def worker_count() -> int:
 _POOLS: dict[int, ThreadPoolExecutor] = {}
 
 
-def _lane_pool(n: int) -> ThreadPoolExecutor:
-    """A process-wide pool of `n` lane threads (kept: one sweep after another reuses them)."""
+def _worker_pool(n: int) -> ThreadPoolExecutor:
+    """A process-wide pool of `n` worker threads (kept: one sweep after another reuses them)."""
     if n not in _POOLS:
-        _POOLS[n] = ThreadPoolExecutor(n, thread_name_prefix="reglab-lane")
+        _POOLS[n] = ThreadPoolExecutor(n, thread_name_prefix="reglab-worker")
     return _POOLS[n]
-
-
-def assign_lanes(sizes: list[int], workers: int) -> list[list[int]]:
-    """Groups (by index) to at most `workers` lanes, each lane's arms about equal: largest group first,
-    each to the lane with the fewest arms so far (ties: the first). Lanes keep their groups in order."""
-    n_lanes = max(1, min(workers, len(sizes)))
-    lanes: list[list[int]] = [[] for _ in range(n_lanes)]
-    load = [0] * n_lanes
-    for g in sorted(range(len(sizes)), key=lambda g: (-sizes[g], g)):
-        lane = min(range(n_lanes), key=lambda i: (load[i], i))
-        lanes[lane].append(g)
-        load[lane] += sizes[g]
-    return [sorted(lane) for lane in lanes]
 
 
 class PackedStrategy:
     """Fused training with packed groups: each seed's λ arms in groups of `group_arms()` (one arm on a
-    CPU), each group one packed model. The groups are dealt to lanes, one per CPU core; each lane is one
-    compiled program that takes its groups one after another through a chunk of batches (groups of one
-    size as one loop over their stacked states, so a lane compiles once whatever its number of groups),
-    and the lanes run side by side on threads.
+    CPU), each group one packed model. Each group is its own call of one compiled program (groups of
+    one size share its compilation) that takes the group through a chunk of batches; a pool of worker
+    threads, one per CPU core, takes the groups' calls in order, each worker the next one as soon as it
+    is free.
 
     Why, on a CPU: a step is dozens of small operations over one arm's state; splitting each of them
     across cores costs more in synchronization than it gains, and an arm's state streams from L3 on
     every step unless it fits in one core's L2. Whole arms on separate cores, one after another, avoid
-    both (30 arms on 2 cores: 7.9 → 5.5 s per epoch)."""
+    both (30 arms on 2 cores: 7.9 → 5.5 s per epoch). Taking the next arm when free, rather than a fixed
+    share of them, keeps both cores busy when this shared machine slows one of them (≈4 % faster than
+    fixed shares here), and no group's state is ever copied to be stacked with others."""
 
     #: the epoch's partial last batch is padded to full size and masked, so one compiled chunk serves it
     pads_last_batch = True
@@ -371,7 +360,7 @@ class PackedStrategy:
                 if packed is None:
                     raise ValueError("model cannot be packed")
                 self.kernels[b - a] = _GroupKernel(original, packed, flags)
-        self.lanes = assign_lanes([b - a for _, a, b in self.groups], worker_count() if workers is None else workers)
+        self.workers = worker_count() if workers is None else workers
 
     @classmethod
     def create(cls, original: Any, n_lams: int, n_seeds: int, flags: tuple[bool, bool] = (False, False)) -> "PackedStrategy | None":
@@ -448,91 +437,58 @@ class PackedStrategy:
 
         groups = list(enumerate(self.groups))
 
-        def lane_map(fn, items, starts, sizes):
-            """`fn(item, start, size)` for each group of a lane; groups of one size run as one `lax.scan`
-            over their stacked items (one compiled body, whatever the number of groups)."""
-            outs: list[Any] = [None] * len(items)
-            for size in sorted(set(sizes)):
-                pos = [j for j, z in enumerate(sizes) if z == size]
-                if len(pos) == 1:
-                    outs[pos[0]] = fn(items[pos[0]], starts[pos[0]], size)
-                    continue
-                stacked = jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *[items[j] for j in pos])
-                _, ys = jax.lax.scan(lambda c, xs: (c, fn(xs[0], xs[1], size)), None,
-                                     (stacked, starts[jnp.asarray(pos)]))
-                for i, j in enumerate(pos):
-                    outs[j] = jax.tree_util.tree_map(lambda y, i=i: y[i], ys)
-            return outs
+        def group_chunk(st, x_all, y_all, idx, n_valid, coef, active, start, A, freeze):
+            """One group through a chunk of batches. Where its arms sit in the sweep (`start`: seed, first
+            λ) is an input, so every group of `A` arms shares one compilation."""
+            kernel = self.kernels[A]
+            s, a = start[0], start[1]
+            coef_g = tuple(jax.lax.dynamic_slice(c, (s, a), (1, A))[0] for c in coef)
 
-        def lane_chunk(states, x_all, y_all, idx, n_valid, coef, active, starts, sizes, freeze):
-            """One lane's groups through a chunk of batches, group after group (the state being updated is
-            then one group's, small enough to stay in a core's cache). Where a group's arms sit in the sweep
-            (`starts`: seed, first λ) is an input, so lanes of equal group sizes share one compilation."""
-            def run_group(st, start, A):
-                kernel = self.kernels[A]
-                s, a = start[0], start[1]
-                coef_g = tuple(jax.lax.dynamic_slice(c, (s, a), (1, A))[0] for c in coef)
+            def body(carry, step):  # idx_t: [seeds, batch]; n_t: how many of the batch's rows are samples
+                idx_t, n_t = step
+                rows = jax.lax.dynamic_index_in_dim(idx_t, s, keepdims=False)
+                return kernel.train_step(carry, x_all[rows], y_all[rows], coef_g, n_t), None
 
-                def body(carry, step):  # idx_t: [seeds, batch]; n_t: how many of the batch's rows are samples
-                    idx_t, n_t = step
-                    rows = jax.lax.dynamic_index_in_dim(idx_t, s, keepdims=False)
-                    return kernel.train_step(carry, x_all[rows], y_all[rows], coef_g, n_t), None
+            carry = tuple(st) + (kernel.penalties(st[0], coef_g),)
+            new = jax.lax.scan(body, carry, (idx, n_valid))[0][:4]
+            if freeze:  # only once an arm has diverged or stopped: keeping the old state costs memory traffic
+                new = kernel.freeze(jax.lax.dynamic_slice(active, (s, a), (1, A))[0], new, st)
+            return new, self.results(new[3])
 
-                carry = tuple(st) + (kernel.penalties(st[0], coef_g),)
-                new = jax.lax.scan(body, carry, (idx, n_valid))[0][:4]
-                if freeze:  # only once an arm has diverged or stopped: keeping the old state costs memory traffic
-                    new = kernel.freeze(jax.lax.dynamic_slice(active, (s, a), (1, A))[0], new, st)
-                return new, self.results(new[3])
+        def group_evaluate(p, x_chunks, y_chunks, n_valid, coef, start, A):
+            """One group through all evaluation chunks."""
+            kernel = self.kernels[A]
+            coef_g = tuple(jax.lax.dynamic_slice(c, (start[0], start[1]), (1, A))[0] for c in coef)
 
-            outs = lane_map(run_group, states, starts, sizes)
-            return [o[0] for o in outs], [o[1] for o in outs]
+            def step(metrics, xyn):
+                xb, yb, n = xyn
+                return kernel.test_step(p[0], p[1], metrics, xb, yb, coef_g, n), None
 
-        def lane_evaluate(params, x_chunks, y_chunks, n_valid, coef, starts, sizes):
-            """One lane's groups through all evaluation chunks, group after group."""
-            def eval_group(p, start, A):
-                kernel = self.kernels[A]
-                coef_g = tuple(jax.lax.dynamic_slice(c, (start[0], start[1]), (1, A))[0] for c in coef)
+            metrics, _ = jax.lax.scan(step, kernel.zero_metrics(), (x_chunks, y_chunks, n_valid))
+            return self.results(metrics)
 
-                def step(metrics, xyn):
-                    xb, yb, n = xyn
-                    return kernel.test_step(p[0], p[1], metrics, xb, yb, coef_g, n), None
-
-                metrics, _ = jax.lax.scan(step, kernel.zero_metrics(), (x_chunks, y_chunks, n_valid))
-                return self.results(metrics)
-
-            return lane_map(eval_group, params, starts, sizes)
-
-        lane_train_fn = jax.jit(lane_chunk, donate_argnums=(0,), static_argnums=(8, 9))
-        lane_eval_fn = jax.jit(lane_evaluate, static_argnums=(6,))
-        lane_starts = [jnp.asarray([[self.groups[g][0], self.groups[g][1]] for g in lane], dtype=jnp.int32) for lane in self.lanes]
-        lane_sizes = [tuple(self.groups[g][2] - self.groups[g][1] for g in lane) for lane in self.lanes]
+        group_train_fn = jax.jit(group_chunk, donate_argnums=(0,), static_argnums=(8, 9))
+        group_eval_fn = jax.jit(group_evaluate, static_argnums=(6,))
+        starts = [jnp.asarray([s, a], dtype=jnp.int32) for s, a, _ in self.groups]
+        sizes = [b - a for _, a, b in self.groups]
         grid = jax.jit(self._grid)
-        pool = _lane_pool(len(self.lanes)) if len(self.lanes) > 1 else None
+        pool = _worker_pool(self.workers) if self.workers > 1 and len(self.groups) > 1 else None
 
-        def on_lanes(run_lane):
-            """`run_lane(i)` for every lane, side by side on the lane threads; per group, what each returned."""
-            outs = list(pool.map(run_lane, range(len(self.lanes)))) if pool else [run_lane(0)]
-            per_group: list[Any] = [None] * len(self.groups)
-            for lane, out in zip(self.lanes, outs):
-                for g, value in zip(lane, out):
-                    per_group[g] = value
-            return per_group
+        def on_workers(call):
+            """`call(g)` for every group, in group order; with a pool, each worker takes the next group as soon
+            as it is free and waits for its result (the work done on that thread, beside the others)."""
+            if pool is None:  # one worker (an accelerator): dispatch every group, then wait once
+                return jax.block_until_ready([call(g) for g in range(len(self.groups))])
+            return list(pool.map(lambda g: jax.block_until_ready(call(g)), range(len(self.groups))))
 
         def train_chunk(states, x_all, y_all, idx, n_valid, coef, active, freeze):
-            def run_lane(i):
-                out = lane_train_fn([states[g] for g in self.lanes[i]], x_all, y_all, idx, n_valid, coef, active,
-                                    lane_starts[i], lane_sizes[i], freeze)
-                return list(zip(*jax.block_until_ready(out)))  # the lane's work done on this thread, beside the others
-
-            outs = on_lanes(run_lane)
+            outs = on_workers(lambda g: group_train_fn(states[g], x_all, y_all, idx, n_valid, coef, active,
+                                                       starts[g], sizes[g], freeze))
             return [o[0] for o in outs], grid([o[1] for o in outs])
 
         def evaluate(states, x_chunks, y_chunks, n_valid, coef):
-            def run_lane(i):
-                params = [(states[g][0], states[g][1]) for g in self.lanes[i]]
-                return jax.block_until_ready(lane_eval_fn(params, x_chunks, y_chunks, n_valid, coef, lane_starts[i], lane_sizes[i]))
-
-            return grid(on_lanes(run_lane))
+            return grid(on_workers(lambda g: group_eval_fn((states[g][0], states[g][1]), x_chunks, y_chunks, n_valid,
+                                                           coef, starts[g], sizes[g])))
 
         def kernel_stats(states, coef):
             """(ΣW², the penalty) of every arm's regularized kernels: [seeds, settings] each."""
@@ -547,8 +503,8 @@ class PackedStrategy:
             return [(st[0], st[1], st[2], self._kernel(g).zero_metrics()) for g, st in enumerate(states)]
 
         return {
-            "train_chunk": train_chunk,  # lanes of compiled programs, on threads
-            "evaluate": evaluate,  # lanes of compiled programs, on threads
+            "train_chunk": train_chunk,  # one compiled call per group, on the worker threads
+            "evaluate": evaluate,  # one compiled call per group, on the worker threads
             "kernel_stats": jax.jit(kernel_stats),
             "reset_metrics": jax.jit(reset_metrics, donate_argnums=(0,)),
             "select": jax.jit(select),  # (mask [S, L], a, b): a's arms where mask, else b's
