@@ -1,6 +1,6 @@
 """How fast is the fused engine against Keras `fit`? Ratios measured in one run, on one machine.
 
-    python benchmarks/engines.py            # the full table (about 7 minutes on 2 cores)
+    python benchmarks/engines.py            # the full table (about 13 minutes on 2 cores)
     python benchmarks/engines.py --quick    # smaller sweeps, for a smoke test
 
 Each case runs in a fresh subprocess (its own compilation, its own peak memory). Data: full
@@ -130,13 +130,19 @@ def main() -> None:
     ratio1 = orig["keras"]["total_s"] / orig["fused"]["total_s"]
     rows.append(("1. original experiment: 4 arms × " + e + " epochs, end to end", orig["keras"]["total_s"], orig["fused"]["total_s"], ratio1, "≥ 3×"))
 
-    # 2. a 30-arm sweep: seconds per epoch (all arms), compilation excluded
+    # 2. a 30-arm sweep: seconds per epoch (all arms), compilation excluded. This shared machine's speed
+    # drifts by 10-20 % over minutes, so the two engines are timed in alternating rounds and the ratio is
+    # the median of each round's keras/fused ratio (each round's cases minutes apart, not tens of minutes).
     lam, seeds = ("10", "3") if not quick else ("4", "2")
     # keras: each arm's own fits, medians of its epochs 2–3; fused: median of epochs 2–5 (cheap, and a
     # shared machine's noise then moves it less)
-    sweep = {eng: in_subprocess(eng, lam, seeds, "3" if eng == "keras" else "5") for eng in ("keras", "fused")}
-    k2, f2 = steady_epoch(sweep["keras"]), steady_epoch(sweep["fused"])
-    rows.append((f"2. sweep {lam} λ × {seeds} seeds = {sweep['fused']['arms']} arms: s per epoch", k2, f2, k2 / f2, "≥ 5×"))
+    rounds = []
+    for _ in range(1 if quick else 3):
+        sweep = {eng: in_subprocess(eng, lam, seeds, "3" if eng == "keras" else "5") for eng in ("keras", "fused")}
+        rounds.append((steady_epoch(sweep["keras"]), steady_epoch(sweep["fused"]), sweep["fused"]))
+    rounds.sort(key=lambda r: r[0] / r[1])
+    k2, f2, fused_sweep = rounds[len(rounds) // 2]  # the median round
+    rows.append((f"2. sweep {lam} λ × {seeds} seeds = {fused_sweep['arms']} arms: s per epoch", k2, f2, k2 / f2, "≥ 5×"))
 
     # 3. how the fused cost grows with the number of arms
     growth = []
@@ -145,14 +151,17 @@ def main() -> None:
         growth.append((n, steady_epoch(r) / n, r["peak_rss_mb"]))
 
     # 4. effective GFLOP/s of the fused loop at 30 arms, next to the machine's matmul peak
-    steps = -(-sweep["fused"]["n_train"] // 32)
-    gflops = flops_per_arm_step() * steps * sweep["fused"]["arms"] / f2 / 1e9
+    steps = -(-fused_sweep["n_train"] // 32)
+    gflops = flops_per_arm_step() * steps * fused_sweep["arms"] / f2 / 1e9
     peak = matmul_peak_gflops()
 
     print(f"data: {data}; device: {orig['fused']['device']} ({orig['fused']['platform']}); cores: {os.cpu_count()}\n")
     print(f"{'case':58} {'keras':>9} {'fused':>9} {'ratio':>7}  target")
     for name, k, f, r, target in rows:
         print(f"{name:58} {k:9.2f} {f:9.2f} {r:6.1f}×  {target}")
+    if len(rounds) > 1:
+        print("   rounds (keras / fused s per epoch = ratio; the median round above): "
+              + "; ".join(f"{k:.2f} / {f:.2f} = {k / f:.1f}×" for k, f, _ in rounds))
     print("\n3. fused engine, cost per arm-epoch as the sweep grows (1 seed, λ on a log grid)")
     print(f"{'arms':>6} {'s per arm-epoch':>16} {'peak RSS MB':>12}")
     for n, per, rss in growth:
@@ -160,9 +169,9 @@ def main() -> None:
     if len(growth) >= 2:
         print(f"   at {growth[-1][0]} arms vs {growth[-2][0]}: {growth[-1][1] / growth[-2][1]:.2f}× the cost per arm-epoch (target ≤ 1)")
     print("\n4. effective speed of the fused training loop "
-          f"({sweep['fused']['arms']} arms, matrix-product FLOPs only)")
+          f"({fused_sweep['arms']} arms, matrix-product FLOPs only)")
     print(f"   {gflops:.1f} GFLOP/s effective vs {peak:.1f} GFLOP/s float32 matmul peak (2048², same process) "
-          f"= {100 * gflops / peak:.0f} % of peak; peak memory of that run: {sweep['fused']['peak_rss_mb']:.0f} MB RSS")
+          f"= {100 * gflops / peak:.0f} % of peak; peak memory of that run: {fused_sweep['peak_rss_mb']:.0f} MB RSS")
 
 
 if __name__ == "__main__":
