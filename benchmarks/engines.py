@@ -1,6 +1,6 @@
 """How fast is the fused engine against Keras `fit`? Ratios measured in one run, on one machine.
 
-    python benchmarks/engines.py            # the full table (about 13 minutes on 2 cores)
+    python benchmarks/engines.py            # the full table (about 14 minutes on 2 cores)
     python benchmarks/engines.py --quick    # smaller sweeps, for a smoke test
 
 Each case runs in a fresh subprocess (its own compilation, its own peak memory). Data: full
