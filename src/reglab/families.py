@@ -30,12 +30,11 @@ class FamilyRun(RunRecord):
     sweep: SweepConfig | None = None  # the whole sweep's configuration, every family in it
 
     def kernels(self) -> dict[int, Any]:
-        everything = read_kernels(self.run_dir)
-        return {new: everything[old] for new, old in enumerate(self.arm_ids) if old in everything}
+        return self.own(read_kernels(self.run_dir))
 
-
-def families_of(run: RunRecord) -> tuple[str, ...]:
-    return run.config.regularizers
+    def own(self, kernels: dict[int, Any]) -> dict[int, Any]:
+        """The whole run's kernels (by its arm index) → this family's, by the view's arm index."""
+        return {new: kernels[old] for new, old in enumerate(self.arm_ids) if old in kernels}
 
 
 def family_view(run: RunRecord, family: str) -> FamilyRun:
@@ -97,7 +96,7 @@ def summarize_family(run: RunRecord, family: str, kernels: dict[int, Any] | None
     grid = sorted(per)
     top = grid[-1] if grid else None
     shrink = finals["shrink"].get(top) if top is not None else None
-    view_kernels = view.kernels() if kernels is None else {new: kernels[old] for new, old in enumerate(view.arm_ids) if old in kernels}
+    view_kernels = view.kernels() if kernels is None else view.own(kernels)
 
     def kernels_at(lam: float | None) -> list[Any]:
         return [view_kernels[int(a["arm"])] for a in view.arms

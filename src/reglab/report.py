@@ -18,6 +18,7 @@ from .aggregate import (
 )
 from .analysis import NEAR_ZERO, ArmSummary, Criteria, arm_summaries, norm_monotone_in_lambda, validation_trends, weight_magnitudes
 from .claims import Claim, check_claims, pm
+from .config import parse_family
 from .families import FamilySummary, best_against_best, compare_families, family_view, primary_family, sweep_config
 from .formatting import fmt, lam_label
 from .record import RunRecord, write_atomic
@@ -352,10 +353,10 @@ FAMILY_WORDS = {"l2": "L2 (λ·ΣW² in the loss)", "l1": "L1 (λ·Σ|W| in the 
 
 
 def family_label(family: str) -> str:
-    if family.startswith("l1_l2"):
-        ratio = family.partition(":")[2] or "1"
-        return f"L1 + L2 (λ·Σ|W| + {ratio}·λ·ΣW² in the loss)"
-    return FAMILY_WORDS.get(family, family)
+    name, _, l2_ratio, _ = parse_family(family)
+    if name.startswith("l1_l2"):
+        return f"L1 + L2 (λ·Σ|W| + {l2_ratio:g}·λ·ΣW² in the loss)"
+    return FAMILY_WORDS.get(name, name)
 
 
 def _opt_cell(s: FamilySummary) -> str:
@@ -414,7 +415,7 @@ def families_section(run: RunRecord, summaries: list[FamilySummary]) -> list[d.B
                "are at the strength chosen on validation."),
     ]
     sentences = []
-    by_family = {s.family: s for s in summaries}
+    families = {s.family for s in summaries}
     for s in summaries:
         if s.family.startswith("l1") and math.isfinite(s.zeros_at_max[1]):
             sentences.append(f"{s.family}: at its largest strength {100 * s.zeros_at_max[1]:.1f} % of the kernel's weights "
@@ -424,7 +425,7 @@ def families_section(run: RunRecord, summaries: list[FamilySummary]) -> list[d.B
         if s.family in ("l2", "weight_decay") and s.shrink_at_max:
             sentences.append(f"{s.family}: the largest strength leaves the kernel at {pm(s.shrink_at_max, 3)} of its "
                              "unregularized norm.")
-    if "l2" in by_family and "weight_decay" in by_family:
+    if {"l2", "weight_decay"} <= families:
         cmp = best_against_best(summaries, "weight_decay", "l2")
         if cmp is not None:
             e = cmp.difference
@@ -482,11 +483,12 @@ def build_report(run: RunRecord) -> Path:
         figures = draw_all(run)
         blocks = build_blocks(run, figures)
     else:
+        kernels = run.kernels()  # read once: the primary family's figures and every family's summary
         view = family_view(run, primary_family(run))
-        figures = draw_all(view)
+        figures = draw_all(view, view.own(kernels))
         blocks = build_blocks(view, figures)
         at = next(i for i, b in enumerate(blocks) if isinstance(b, d.Heading) and b.anchor == "analysis")
-        blocks[at:at] = families_section(run, compare_families(run))
+        blocks[at:at] = families_section(run, compare_families(run, kernels))
     write_atomic(run.run_dir / REPORT_MD, d.to_markdown(blocks, run.run_dir))
     path = run.run_dir / REPORT_HTML
     write_atomic(path, d.to_html(blocks, f"reglab report: {run.run_dir.name}"))
