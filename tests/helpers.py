@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -104,3 +109,21 @@ def metric_values(run_dir: Path) -> list[list[str]]:
     assert lines[0].split(",") == list(COLUMNS)
     seconds = list(COLUMNS).index("seconds")
     return sorted([v for j, v in enumerate(line.split(",")) if j != seconds] for line in lines[1:])
+
+
+@contextlib.contextmanager
+def spawned(argv: list[str], env: dict | None = None, **popen) -> Iterator[subprocess.Popen]:
+    """A child process with piped, text-mode stdout and stderr that is killed (if still running), reaped and
+    has its pipes closed on every way out of the block, so no test leaks a process or a file descriptor."""
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, **(env or {})}, **popen)
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate()  # drains and closes both pipes, and waits
+
+
+def reglab_argv(*args: str) -> list[str]:
+    return [sys.executable, "-m", "reglab", *args]

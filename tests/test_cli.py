@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from helpers import spawned
 from reglab.cli import main
 from reglab.record import COLUMNS
 
@@ -297,13 +298,13 @@ def test_ctrl_c_keeps_finished_epochs_and_a_consistent_record(tmp_path, engine):
             "--engine", engine]
     # As in a terminal: a background job (CI may run us as one) inherits SIGINT ignored, so restore Python's handler.
     code = f"import signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); from reglab.cli import main; sys.exit(main({args!r}))"
-    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    metrics = out / "metrics.csv"
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline and (not metrics.exists() or metrics.read_text().count("\n") < 3):
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGINT)
-    stdout, stderr = proc.communicate(timeout=120)
+    with spawned([sys.executable, "-c", code]) as proc:
+        metrics = out / "metrics.csv"
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and (not metrics.exists() or metrics.read_text().count("\n") < 3):
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=120)
     assert proc.returncode == 130, stderr
     assert "Traceback" not in stderr
     last = stderr.strip().splitlines()[-1]

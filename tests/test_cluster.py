@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import metric_values
+from helpers import metric_values, reglab_argv, spawned
 from reglab.cluster import Block, block_config, global_arm, make_blocks
 from reglab.config import SweepConfig
 
@@ -45,8 +45,9 @@ def test_global_arm_maps_block_arms_to_the_sweep():
     assert [(a.seed, a.lam) for a in config.arms()][4:] == [(6, 0.1), (6, 0.2)]
 
 
-def reglab(*args: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "reglab", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+def reglab(*args: str):
+    """`python -m reglab ARGS` as a context manager: killed and reaped on every way out of the block."""
+    return spawned(reglab_argv(*args))
 
 
 def finish(proc: subprocess.Popen) -> str:
@@ -56,6 +57,11 @@ def finish(proc: subprocess.Popen) -> str:
     return err
 
 
+def run_to_end(*args: str) -> str:
+    with reglab(*args) as proc:
+        return finish(proc)
+
+
 SWEEP = ["--dataset", "mnist-5k", "--lambdas", "0,0.001,0.01", "--seeds", "2", "--batch-size", "16", "--no-progress"]
 
 
@@ -63,7 +69,7 @@ SWEEP = ["--dataset", "mnist-5k", "--lambdas", "0,0.001,0.01", "--seeds", "2", "
 def blocks_reference(tmp_path_factory) -> Path:
     """The reference: the same 2 blocks trained one after another in one process."""
     d = tmp_path_factory.mktemp("cluster") / "blocks"
-    err = finish(reglab("run", *SWEEP, "--epochs", "6", "--executor", "blocks", "--blocks", "2", "--out", str(d)))
+    err = run_to_end("run", *SWEEP, "--epochs", "6", "--executor", "blocks", "--blocks", "2", "--out", str(d))
     assert "block 2/2 reported; 36/36 arm-epochs done; best λ so far" in err  # one progress line for the sweep
     return d
 
@@ -71,7 +77,7 @@ def blocks_reference(tmp_path_factory) -> Path:
 @pytest.mark.slow
 def test_ray_gives_the_record_of_the_same_blocks_in_one_process(blocks_reference, tmp_path):
     d = tmp_path / "ray"
-    finish(reglab("run", *SWEEP, "--epochs", "6", "--executor", "ray", "--blocks", "2", "--out", str(d)))
+    run_to_end("run", *SWEEP, "--epochs", "6", "--executor", "ray", "--blocks", "2", "--out", str(d))
     assert metric_values(d) == metric_values(blocks_reference)
     meta = json.loads((d / "run.json").read_text())
     assert meta["executor"]["name"] == "ray" and meta["executor"]["blocks"] == 2
@@ -88,35 +94,35 @@ def ray_block_workers() -> list[int]:
 @pytest.mark.slow
 def test_a_worker_killed_mid_block_loses_nothing(blocks_reference, tmp_path):
     d = tmp_path / "ray-kill"
-    proc = reglab("run", *SWEEP, "--epochs", "6", "--executor", "ray", "--blocks", "2", "--out", str(d))
-    deadline = time.monotonic() + 300
-    killed = None
-    while proc.poll() is None and time.monotonic() < deadline and killed is None:
-        metrics = d / "metrics.csv"
-        if metrics.exists() and metrics.read_text().count("\n") >= 3:  # some epochs recorded: the blocks are mid-way
-            workers = ray_block_workers()
-            if workers:
-                killed = workers[0]
-                os.kill(killed, signal.SIGKILL)
-        time.sleep(0.05)
-    assert killed is not None, "no Ray worker was found running a block"
-    finish(proc)
+    with reglab("run", *SWEEP, "--epochs", "6", "--executor", "ray", "--blocks", "2", "--out", str(d)) as proc:
+        deadline = time.monotonic() + 300
+        killed = None
+        while proc.poll() is None and time.monotonic() < deadline and killed is None:
+            metrics = d / "metrics.csv"
+            if metrics.exists() and metrics.read_text().count("\n") >= 3:  # some epochs recorded: the blocks are mid-way
+                workers = ray_block_workers()
+                if workers:
+                    killed = workers[0]
+                    os.kill(killed, signal.SIGKILL)
+            time.sleep(0.05)
+        assert killed is not None, "no Ray worker was found running a block"
+        finish(proc)
     assert metric_values(d) == metric_values(blocks_reference)  # nothing lost, nothing recorded twice
 
 
 @pytest.mark.slow
 def test_a_killed_driver_resumes(blocks_reference, tmp_path):
     d = tmp_path / "blocks-kill"
-    proc = reglab("run", *SWEEP, "--epochs", "6", "--executor", "blocks", "--blocks", "2", "--out", str(d))
-    deadline = time.monotonic() + 300
-    while proc.poll() is None and time.monotonic() < deadline:
-        metrics = d / "metrics.csv"
-        if metrics.exists() and metrics.read_text().count("\n") >= 8:
-            break
-        time.sleep(0.02)
-    proc.send_signal(signal.SIGKILL)
-    proc.communicate(timeout=60)
-    finish(reglab("run", "--resume", str(d)))
+    with reglab("run", *SWEEP, "--epochs", "6", "--executor", "blocks", "--blocks", "2", "--out", str(d)) as proc:
+        deadline = time.monotonic() + 300
+        while proc.poll() is None and time.monotonic() < deadline:
+            metrics = d / "metrics.csv"
+            if metrics.exists() and metrics.read_text().count("\n") >= 8:
+                break
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGKILL)
+        proc.communicate(timeout=60)
+    run_to_end("run", "--resume", str(d))
     assert metric_values(d) == metric_values(blocks_reference)
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import random
 import signal
 import subprocess
@@ -16,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from helpers import Collect, metric_values, small_splits
+from helpers import Collect, metric_values, reglab_argv, small_splits, spawned
 from reglab.checkpoint import CHECKPOINT_NPZ, read_checkpoint, write_checkpoint
 from reglab.config import SweepConfig
 from reglab.engines import get_engine
@@ -110,9 +109,9 @@ def test_repair_refuses_a_hand_edited_file(tmp_path):
 
 # ---------------------------------------------------------------- real processes, real kills
 
-def reglab(*args: str, env: dict | None = None) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "reglab", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, env={**os.environ, **(env or {})})
+def reglab(*args: str, env: dict | None = None):
+    """`python -m reglab ARGS` as a context manager: killed and reaped on every way out of the block."""
+    return spawned(reglab_argv(*args), env=env)
 
 
 EPOCHS = {"fused": "30", "keras": "4"}  # long enough that a kill after the first epoch lands mid-run
@@ -137,17 +136,17 @@ def reference(tmp_path_factory):
     out = {}
     for engine in ENGINES:
         d = tmp_path_factory.mktemp("ref") / engine
-        proc = reglab("run", *run_args(engine), "--out", str(d))
-        t0 = wait_for_first_epoch(proc, d)
-        _, err = proc.communicate(timeout=600)
+        with reglab("run", *run_args(engine), "--out", str(d)) as proc:
+            t0 = wait_for_first_epoch(proc, d)
+            _, err = proc.communicate(timeout=600)
         assert proc.returncode == 0, err
         out[engine] = (d, time.monotonic() - t0)
     return out
 
 
 def resume(run_dir: Path) -> subprocess.CompletedProcess:
-    proc = reglab("run", "--resume", str(run_dir))
-    stdout, stderr = proc.communicate(timeout=600)
+    with reglab("run", "--resume", str(run_dir)) as proc:
+        stdout, stderr = proc.communicate(timeout=600)
     assert proc.returncode == 0, stderr
     assert "Traceback" not in stderr
     return subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr)
@@ -162,14 +161,15 @@ def test_sigkill_at_random_moments_then_resume(engine, reference, tmp_path):
     kills = 0
     for attempt in range(5):
         d = tmp_path / f"run{attempt}"
-        proc = reglab("run", *run_args(engine), "--out", str(d))
-        wait_for_first_epoch(proc, d)
-        ref_dir, span = reference[engine]
-        time.sleep(rng.uniform(0.0, 0.8 * span))
-        if proc.poll() is not None:  # finished before the kill landed: nothing to test this time
+        with reglab("run", *run_args(engine), "--out", str(d)) as proc:
+            wait_for_first_epoch(proc, d)
+            ref_dir, span = reference[engine]
+            time.sleep(rng.uniform(0.0, 0.8 * span))
+            finished_first = proc.poll() is not None
+            proc.send_signal(signal.SIGKILL)  # harmless when it has already exited (it is not reaped yet)
+            proc.communicate(timeout=60)
+        if finished_first:  # finished before the kill landed: nothing to test this time
             continue
-        proc.send_signal(signal.SIGKILL)
-        proc.communicate(timeout=60)
         if json.loads((d / "run.json").read_text())["status"] == "completed":
             assert metric_values(d) == metric_values(reference[engine][0])  # killed while drawing the report
             continue
@@ -188,8 +188,8 @@ def test_sigkill_at_random_moments_then_resume(engine, reference, tmp_path):
 @pytest.mark.parametrize("engine", ENGINES)
 def test_killed_while_writing_a_checkpoint_then_resume(engine, reference, tmp_path):
     d = tmp_path / "run"
-    proc = reglab("run", *run_args(engine), "--out", str(d), env={"REGLAB_FAULT": "checkpoint-write:2"})
-    proc.communicate(timeout=600)
+    with reglab("run", *run_args(engine), "--out", str(d), env={"REGLAB_FAULT": "checkpoint-write:2"}) as proc:
+        proc.communicate(timeout=600)
     assert proc.returncode == -signal.SIGKILL
     assert (d / f".{CHECKPOINT_NPZ}.tmp").exists()  # it died with the new checkpoint written but not yet in place
     _, meta = read_checkpoint(d)
@@ -223,8 +223,8 @@ def with_file_size_limit(limit: int, *args: str) -> list[str]:
 def test_a_full_disk_stops_with_one_line_and_the_run_resumes(engine, reference, tmp_path):
     # a write that fails with ENOSPC at the third checkpoint: two whole ones are on disk
     d = tmp_path / "full"
-    proc = reglab("run", *run_args(engine), "--out", str(d), env={"REGLAB_FAULT": "checkpoint-disk-full:3"})
-    _, err = proc.communicate(timeout=600)
+    with reglab("run", *run_args(engine), "--out", str(d), env={"REGLAB_FAULT": "checkpoint-disk-full:3"}) as proc:
+        _, err = proc.communicate(timeout=600)
     assert proc.returncode == 1 and "Traceback" not in err
     last = err.strip().splitlines()[-1]
     assert last.startswith("reglab: error: cannot write the record (No space left on device") and "--resume" in last
@@ -240,9 +240,8 @@ def test_a_file_size_limit_stops_the_first_checkpoint_and_the_run_resumes(refere
     """A real failing write (RLIMIT_FSIZE, as a nearly full disk): no checkpoint fits, the run stops with
     one line, and a resume with room starts it over and records what the uninterrupted run did."""
     d = tmp_path / "small-disk"
-    proc = subprocess.Popen(with_file_size_limit(200_000, "run", *run_args("fused"), "--out", str(d)),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    _, err = proc.communicate(timeout=600)
+    with spawned(with_file_size_limit(200_000, "run", *run_args("fused"), "--out", str(d))) as proc:
+        _, err = proc.communicate(timeout=600)
     assert proc.returncode == 1 and "Traceback" not in err
     assert "File too large" in err.strip().splitlines()[-1]
     assert read_checkpoint(d) is None
@@ -253,8 +252,8 @@ def test_a_file_size_limit_stops_the_first_checkpoint_and_the_run_resumes(refere
 @pytest.mark.slow
 @pytest.mark.parametrize("engine", ENGINES)
 def test_the_same_config_gives_the_same_record_to_the_last_bit(engine, reference, tmp_path):
-    proc = reglab("run", *run_args(engine), "--out", str(tmp_path / "again"))
-    _, err = proc.communicate(timeout=600)
+    with reglab("run", *run_args(engine), "--out", str(tmp_path / "again")) as proc:
+        _, err = proc.communicate(timeout=600)
     assert proc.returncode == 0, err
     assert metric_values(tmp_path / "again") == metric_values(reference[engine][0])
     a, b = (json.loads((p / "run.json").read_text())["arms"] for p in (tmp_path / "again", reference[engine][0]))
@@ -296,13 +295,13 @@ def test_an_arm_stopped_early_before_a_crash_stays_stopped_after_resume(tmp_path
     args = ["run", "--dataset", "mnist-5k", "--lambdas", "0,0.01", "--epochs", "12", "--engine", "keras",
             "--early-stopping", "1", "--no-progress"]
     ref, out = tmp_path / "ref", tmp_path / "run"
-    proc = reglab(*args, "--out", str(ref))
-    assert proc.communicate(timeout=600) and proc.returncode == 0
+    with reglab(*args, "--out", str(ref)) as proc:
+        assert proc.communicate(timeout=600) and proc.returncode == 0
     arms = json.loads((ref / "run.json").read_text())["arms"]
     assert arms[0]["status"] == "stopped"
     # arm 0 writes one checkpoint per epoch and one as it ends; the next write (arm 1's first) is killed
-    proc = reglab(*args, "--out", str(out), env={"REGLAB_FAULT": f"checkpoint-write:{arms[0]['epochs_done'] + 2}"})
-    proc.communicate(timeout=600)
+    with reglab(*args, "--out", str(out), env={"REGLAB_FAULT": f"checkpoint-write:{arms[0]['epochs_done'] + 2}"}) as proc:
+        proc.communicate(timeout=600)
     assert proc.returncode == -signal.SIGKILL
     resume(out)
     got = json.loads((out / "run.json").read_text())["arms"]
