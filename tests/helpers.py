@@ -122,6 +122,10 @@ def spawned(argv: list[str], env: dict | None = None, **popen) -> Iterator[subpr
     finally:
         if proc.poll() is None:
             proc.kill()
+        if proc.stdin is not None:
+            if not proc.stdin.closed:
+                proc.stdin.close()
+            proc.stdin = None  # communicate() would flush a closed pipe
         proc.communicate()  # drains and closes both pipes, and waits
 
 

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from helpers import spawned
 from reglab.cli import main
@@ -317,3 +319,123 @@ def test_ctrl_c_keeps_finished_epochs_and_a_consistent_record(tmp_path, engine):
         epochs = [int(r["epoch"]) for r in rows if r["arm"] == arm]
         assert epochs == list(range(1, len(epochs) + 1))  # whole epochs only, none lost or repeated
     assert main(["report", str(out)]) == 0  # what was finished can be drawn
+
+
+def test_a_sweep_over_the_arm_cap_is_refused_before_the_data_are_loaded(tmp_path, capsys):
+    """One line, exit 2, nothing written, and before the dataset is read (a missing file would say so first)."""
+    out, missing = tmp_path / "out", str(tmp_path / "nope.npz")
+    assert main(["run", "--lambdas", "0,logspace:1e-6:1e-1:1000", "--dataset", missing, "--out", str(out)]) == 2
+    assert capsys.readouterr().err == ("reglab: error: this sweep has 1,001 arms (1,001 settings × 1 seed), more than the "
+                                       "cap of 1,000; pass --max-arms 1001 to allow it\n")
+    assert main(["run", "--lambdas", "0,0.001", "--seeds", "3", "--max-arms", "5", "--dataset", missing, "--out", str(out)]) == 2
+    assert capsys.readouterr().err == ("reglab: error: this sweep has 6 arms (2 settings × 3 seeds), more than the cap "
+                                       "of 5; pass --max-arms 6 to allow it\n")
+    assert main(["run", "--max-arms", "0", "--out", str(out)]) == 2
+    assert "--max-arms must be a positive integer" in capsys.readouterr().err
+    # allowed: the next check is the dataset's
+    assert main(["run", "--lambdas", "0,0.001", "--seeds", "3", "--max-arms", "6", "--dataset", missing, "--out", str(out)]) == 2
+    assert "not found" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_the_arm_cap_is_not_part_of_the_config_and_is_ignored_on_resume(tmp_path, capsys):
+    """A stored config of any size reads back (a resumed run is never refused), and --max-arms is accepted beside
+    --resume (the run was allowed when it started): the error here is the missing run's, not the flag's."""
+    from reglab.config import MAX_ARMS, SweepConfig, parse_lambdas
+
+    big = SweepConfig(lambdas=parse_lambdas("0,logspace:1e-6:1e-1:1000"), seeds=2)
+    assert len(big.arms()) == 2002 > MAX_ARMS
+    assert SweepConfig.from_mapping(big.to_dict()) == big
+    assert main(["run", "--resume", str(tmp_path / "missing"), "--max-arms", "5"]) == 2
+    err = capsys.readouterr().err
+    assert "--max-arms" not in err and "not found" in err
+
+
+# ---------------------------------------------------------------- inputs that would block, or flood the terminal
+
+def one_line_exit_2(capsys, argv: list[str], out: Path, *expected: str) -> str:
+    import time
+
+    t0 = time.monotonic()
+    assert main([*argv[:1], "--out", str(out), *argv[1:]]) == 2
+    assert time.monotonic() - t0 < 60
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("reglab: error: "), lines
+    for e in expected:
+        assert e in lines[0], lines[0]
+    assert not out.exists()
+    return lines[0]
+
+
+def test_a_fifo_or_a_device_as_config_is_refused_at_once(tmp_path, capsys):
+    fifo = tmp_path / "x.toml"
+    os.mkfifo(fifo)
+    one_line_exit_2(capsys, ["run", "--config", str(fifo)], tmp_path / "out", str(fifo), "FIFO")
+    one_line_exit_2(capsys, ["run", "--config", "/dev/zero"], tmp_path / "out", "/dev/zero", "character device")
+    one_line_exit_2(capsys, ["run", "--config", str(tmp_path)], tmp_path / "out", "a directory")
+
+
+def test_a_fifo_as_dataset_is_refused_at_once(tmp_path, capsys):
+    fifo = tmp_path / "x.npz"
+    os.mkfifo(fifo)
+    one_line_exit_2(capsys, ["run", "--dataset", str(fifo)], tmp_path / "out", str(fifo), "FIFO")
+
+
+def test_a_config_over_1_mib_is_refused(tmp_path, capsys):
+    big = tmp_path / "big.toml"
+    big.write_text('dataset = "' + "x" * (5 << 20) + '"\n')
+    line = one_line_exit_2(capsys, ["run", "--config", str(big)], tmp_path / "out", "more than reglab reads")
+    assert len(line) <= 300
+
+
+@pytest.mark.parametrize("what", ["config", "dataset"])
+def test_a_fifo_never_hangs_a_real_process(tmp_path, what):
+    fifo = tmp_path / ("x.toml" if what == "config" else "x.npz")
+    os.mkfifo(fifo)
+    with spawned([sys.executable, "-m", "reglab", "run", f"--{what}", str(fifo), "--out", str(tmp_path / "out")]) as proc:
+        _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 2, stderr
+    assert stderr.count("\n") == 1 and stderr.startswith("reglab: error: ") and "FIFO" in stderr, stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_error_lines_are_cut_to_a_readable_length(tmp_path, capsys):
+    long_path = tmp_path / ("d" * 200) / ("e" * 200) / ("f" * 200 + ".toml")
+    line = one_line_exit_2(capsys, ["run", "--config", str(long_path)], tmp_path / "out", "config file not found")
+    assert len(line) == 300 and line.endswith("…")
+    newline = tmp_path / "a\nb\r\nc.toml"
+    line = one_line_exit_2(capsys, ["run", "--config", str(newline)], tmp_path / "out", "config file not found")
+    assert line.endswith("a b c.toml")
+
+
+def test_a_5_mb_value_comes_back_short(tmp_path, capsys):
+    for args in (["--lambdas", "1," + "9" * (5 << 20)], ["--lambdas", "x" * (5 << 20)], ["--dataset", "q" * (5 << 20)],
+                 ["--model", "m" * (5 << 20)], ["--regularizer", "r" * (5 << 20)]):
+        line = one_line_exit_2(capsys, ["run", *args], tmp_path / "out")
+        assert len(line) <= 300, args[0]
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.text(max_size=2000))
+def test_any_lambdas_text_gives_one_short_line(tmp_path, capsys, text):
+    """--epochs 0 makes every run invalid, so whatever the λ text, the answer is one line of at most 300 characters."""
+    line = one_line_exit_2(capsys, ["run", f"--lambdas={text}", "--epochs", "0"], tmp_path / "out")
+    assert len(line) <= 300
+
+
+def test_paths_the_system_refuses_are_one_line(tmp_path, capsys):
+    """A name too long for the system, or one with a NUL (possible in a TOML preset): exit 2, never exit 1 or a traceback."""
+    one_line_exit_2(capsys, ["run", "--dataset", "q" * 5000], tmp_path / "out", "unknown dataset")
+    one_line_exit_2(capsys, ["run", "--dataset", "q/" + "q" * 5000 + ".npz"], tmp_path / "out", "File name too long")
+    for setting, expected in (("dataset", "not found: a\\x00b.npz"), ("model", "NUL")):
+        preset = tmp_path / f"{setting}.toml"
+        preset.write_text(f'{setting} = "a\\u0000b.npz{":build" if setting == "model" else ""}"\n')
+        line = one_line_exit_2(capsys, ["run", "--config", str(preset), "--lambdas", "0",
+                                        *(["--dataset", "mnist-5k"] if setting == "model" else [])], tmp_path / "out", expected)
+        assert "\x00" not in line
+
+
+def test_control_characters_in_an_error_line_are_shown_escaped(tmp_path, capsys):
+    """A terminal escape in a path (here: clear the screen) is printed as text, not obeyed."""
+    line = one_line_exit_2(capsys, ["run", "--config", str(tmp_path / "\x1b[2J\x07.toml")], tmp_path / "out", "not found")
+    assert line.endswith("\\x1b[2J\\x07.toml") and "\x1b" not in line

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import os
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -16,6 +18,7 @@ from reglab.config import (
     DEFAULT_LAMBDAS,
     ENGINES,
     MAX_BATCH_SIZE,
+    MAX_CONFIG_BYTES,
     MAX_EPOCHS,
     MAX_SEEDS,
     Arm,
@@ -26,6 +29,7 @@ from reglab.config import (
     validate_lambdas,
 )
 from reglab.errors import ConfigError, ReglabError
+from reglab.inputs import brief
 
 FIELDS = ("lambdas", "seeds", "seed", "epochs", "batch_size", "dataset", "engine", "early_stopping", "restore_best", "model")
 FAST = settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -563,3 +567,103 @@ def test_logspace_is_geometric_from_start_to_stop(start, factor, n):
     assert values[0] == pytest.approx(start, rel=1e-11) and values[-1] == pytest.approx(stop, rel=1e-11)
     ratios = [b / a for a, b in zip(values, values[1:])]
     assert max(ratios) == pytest.approx(min(ratios), rel=1e-9)
+
+
+# ---------------------------------------------------------------- logspace without overflow
+
+@pytest.mark.parametrize("text, expected", [
+    ("logspace:1e-300:1e308:5", (1e-300, 1e-148, 1e4, 1e156, 1e308)),  # stop / start overflows to inf
+    ("logspace:1e-308:1e308:3", (1e-308, 1.0, 1e308)),
+    ("logspace:5e-324:1e-323:2", (5e-324, 1e-323)),  # subnormals
+])
+def test_logspace_over_the_whole_float_range(text, expected):
+    assert parse_lambdas(text) == expected
+
+
+def test_logspace_from_the_smallest_to_the_largest_float():
+    values = parse_lambdas("logspace:5e-324:1.7976931348623157e308:1000")
+    assert len(values) == 1000 and all(math.isfinite(v) and v > 0 for v in values)
+    assert list(values) == sorted(set(values))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.floats(min_value=5e-324, allow_infinity=False, allow_nan=False),
+       st.floats(min_value=5e-324, allow_infinity=False, allow_nan=False),
+       st.integers(1, 1000))
+@example(1e-300, 1e308, 5)
+@example(5e-324, 1.7976931348623157e308, 1000)
+@example(1.7976931348623155e308, 1.7976931348623157e308, 2)
+@example(1.0, 1.0000000000001, 3)
+def test_logspace_property(a, b, n):
+    """Any START ≤ STOP (positive, finite) and N: N sorted, distinct, finite, positive values from START to STOP
+    (rounded to 12 significant digits; N = 1 is START alone), or one ConfigError — never nan, inf or OverflowError."""
+    start, stop = min(a, b), max(a, b)
+    try:
+        values = parse_lambdas(f"logspace:{start!r}:{stop!r}:{n}")
+    except ConfigError as e:
+        assert "\n" not in str(e) and "nan" not in str(e)
+        assert "too close" in str(e) or "would repeat" in str(e)
+        return
+    assert len(values) == n
+    assert all(math.isfinite(v) and v > 0 for v in values)
+    assert list(values) == sorted(set(values))
+    assert values[0] == float(f"{start:.12g}")
+    if n > 1:
+        assert values[-1] == float(f"{stop:.12g}")
+
+
+# ---------------------------------------------------------------- presets: regular files of bounded size
+
+def test_load_toml_fifo_is_refused_without_blocking(tmp_path):
+    fifo = tmp_path / "p.toml"
+    os.mkfifo(fifo)
+    t0 = time.monotonic()
+    with pytest.raises(ConfigError, match="FIFO") as info:
+        load_toml(fifo)  # no writer: a plain open() would block here for ever
+    assert time.monotonic() - t0 < 5 and str(fifo) in str(info.value)
+
+
+def test_load_toml_device_is_refused():
+    with pytest.raises(ConfigError, match="/dev/zero.*character device"):
+        load_toml("/dev/zero")  # reading it would never end
+
+
+def test_load_toml_too_large_is_refused_before_reading(tmp_path):
+    p = tmp_path / "p.toml"
+    p.write_text("epochs = 2\n" + "# padding\n" * (MAX_CONFIG_BYTES // 10))
+    with pytest.raises(ConfigError, match=r"more than reglab reads") as info:
+        load_toml(p)
+    assert f"{p.stat().st_size:,} bytes" in str(info.value) and f"{MAX_CONFIG_BYTES:,}" in str(info.value)
+    p.write_text("epochs = 2\n")
+    assert load_toml(p) == {"epochs": 2}
+
+
+# ---------------------------------------------------------------- a user's value is echoed short
+
+@pytest.mark.parametrize("make", [
+    lambda: SweepConfig(model="x" * 5_000_000),
+    lambda: SweepConfig(engine="e" * 5_000_000),
+    lambda: SweepConfig(epochs="9" * 5_000_000),
+    lambda: SweepConfig(epochs=10 ** 4000),
+    lambda: SweepConfig(lambdas=["a" * 5_000_000]),
+    lambda: SweepConfig(lambdas="q" * 5_000_000),
+    lambda: SweepConfig(regularizers=["r" * 5_000_000]),
+    lambda: SweepConfig.from_mapping({"k" * 5_000_000: 1}),
+    lambda: parse_lambdas("z" * 5_000_000),
+    lambda: parse_lambdas("logspace:" + "1" * 5_000_000),
+])
+def test_huge_values_are_echoed_short(make):
+    with pytest.raises(ConfigError) as info:
+        make()
+    assert len(str(info.value)) < 400 and "\n" not in str(info.value)
+
+
+@FAST
+@given(st.one_of(st.text(), st.binary(), st.lists(st.integers()), st.integers(), st.floats(),
+                 st.recursive(st.integers(), lambda c: st.lists(c, max_size=3), max_leaves=20)),
+       st.integers(2, 200))
+def test_brief_is_one_short_line(value, limit):
+    text = brief(value, limit)
+    assert len(text) <= limit and "\n" not in text
+    if len(repr(value)) <= limit and "\n" not in repr(value):
+        assert text == repr(value)

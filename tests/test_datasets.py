@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import os
 import pickle
 import struct
 import tempfile
@@ -139,13 +140,13 @@ def test_npz_keras_layout(tmp_path, shape):
     np.testing.assert_array_equal(s.y_test, raw["y_test"])
 
 
-@pytest.mark.parametrize("n_train, n_val", [(2, 0), (6, 1), (11, 1), (12, 2), (60, 10), (61, 10), (600, 100)])
+@pytest.mark.parametrize("n_train, n_val", [(2, 0), (5, 0), (6, 1), (11, 1), (12, 2), (60, 10), (61, 10), (600, 100)])
 def test_validation_is_the_last_sixth(tmp_path, n_train, n_val):
     raw = raw_data(n_train=n_train, n_test=3, shape=(4, 4))
     raw["y_train"] = (np.arange(n_train) % 10).astype(np.uint8)
     p = write_npz(tmp_path / "d.npz", **raw)
     if n_val == 0:
-        with pytest.raises(DataError, match="at least 2"):
+        with pytest.raises(DataError, match="has .* samples; at least 6 are needed"):
             load_dataset(str(p))
         return
     s = load_dataset(str(p))
@@ -487,7 +488,7 @@ BAD_NPZ = {
     "channels differ": (lambda: bad(x_test=np.zeros((3, 4, 4, 1), np.uint8)), "x_test images are"),
     "empty images": (lambda: bad(x_train=np.zeros((12, 0, 4), np.uint8)), "empty images"),
     "empty test set": (lambda: bad(x_test=np.zeros((0, 4, 4), np.uint8), y_test=np.zeros(0, np.uint8)), "test set is empty"),
-    "one training sample": (lambda: bad(x_train=np.zeros((1, 4, 4), np.uint8), y_train=np.zeros(1, np.uint8)), "at least 2"),
+    "one training sample": (lambda: bad(x_train=np.zeros((1, 4, 4), np.uint8), y_train=np.zeros(1, np.uint8)), "at least 6 are needed"),
     "label 10": (lambda: bad(y_train=np.full(12, 10, np.int64)), "outside 0–9"),
     "label -1": (lambda: bad(y_test=np.array([0, -1, 2])), "outside 0–9"),
     "label 255 uint8": (lambda: bad(y_test=np.array([0, 255, 2], np.uint8)), "outside 0–9"),
@@ -972,3 +973,180 @@ def test_fashion_mnist_partial_folder_uses_keras(tmp_path, monkeypatch):
     s = load_dataset("fashion_mnist")
     assert s.info.source.startswith("mocked keras.datasets.fashion_mnist")
     assert s.info.n_test == 5
+
+
+# ---------------------------------------------------------------- regular files only, of bounded size
+
+def assert_one_quick_line(call, *matches: str) -> str:
+    """`call` ends in one DataError line, naming what is wrong, within seconds (a blocking open never returns)."""
+    t0 = time.monotonic()
+    with pytest.raises(DataError) as info:
+        call()
+    assert time.monotonic() - t0 < 5
+    message = str(info.value)
+    assert "\n" not in message and len(message) < 400, message
+    for m in matches:
+        assert m in message, message
+    return message
+
+
+def test_npz_fifo_is_refused_without_blocking(tmp_path):
+    fifo = tmp_path / "x.npz"
+    os.mkfifo(fifo)
+    assert_one_quick_line(lambda: load_dataset(str(fifo)), str(fifo), "FIFO", "not a regular file")
+
+
+def test_npz_link_to_a_device_is_refused(tmp_path):
+    link = tmp_path / "zero.npz"
+    link.symlink_to("/dev/zero")
+    assert_one_quick_line(lambda: load_dataset(str(link)), str(link), "character device")
+
+
+def test_npz_directory_named_npz_is_a_folder_of_idx_files(tmp_path):
+    folder = tmp_path / "d.npz"
+    folder.mkdir()
+    assert_one_quick_line(lambda: load_dataset(str(folder)), "missing IDX file")
+
+
+@pytest.mark.parametrize("gz", [True, False])
+def test_idx_fifo_in_a_folder_is_refused_without_blocking(tmp_path, gz):
+    folder = write_idx_folder(tmp_path / "idx", raw_data(12, 3, (4, 4)), gz=gz)
+    victim = folder / (IDX_FILES["y_test"] + (".gz" if gz else ""))
+    victim.unlink()
+    os.mkfifo(victim)
+    assert_one_quick_line(lambda: load_dataset(str(folder)), str(victim), "FIFO")
+
+
+def test_idx_device_in_a_folder_is_refused(tmp_path):
+    folder = write_idx_folder(tmp_path / "idx", raw_data(12, 3, (4, 4)), gz=False)
+    victim = folder / IDX_FILES["x_train"]
+    victim.unlink()
+    victim.symlink_to("/dev/zero")
+    assert_one_quick_line(lambda: load_dataset(str(folder)), str(victim), "character device")
+
+
+def sparse_file(path: Path, size: int, head: bytes = b"") -> Path:
+    """A file of `size` bytes that takes no disk space (a hole after `head`)."""
+    with open(path, "wb") as f:
+        f.write(head)
+        f.truncate(size)
+    return path
+
+
+def test_idx_file_larger_than_the_cap_is_refused_before_reading(tmp_path):
+    folder = write_idx_folder(tmp_path / "idx", raw_data(12, 3, (4, 4)), gz=False)
+    victim = folder / IDX_FILES["x_train"]
+    sparse_file(victim, ds.MAX_IDX_FILE_BYTES + 1, head=bytes([0, 0, 8, 3]) + struct.pack(">3I", 12, 4, 4))
+    tracemalloc.start()
+    try:
+        assert_one_quick_line(lambda: load_dataset(str(folder)), str(victim), f"{ds.MAX_IDX_FILE_BYTES:,}")
+        assert tracemalloc.get_traced_memory()[1] < 64 << 20
+    finally:
+        tracemalloc.stop()
+
+
+def test_npz_larger_than_the_cap_is_refused_before_reading(tmp_path):
+    p = sparse_file(tmp_path / "big.npz", ds.MAX_NPZ_BYTES + 1, head=b"PK\x03\x04")
+    assert_one_quick_line(lambda: load_dataset(str(p)), str(p), f"{ds.MAX_NPZ_BYTES + 1:,} bytes", "more than reglab reads")
+
+
+# ---------------------------------------------------------------- npz zip bombs
+
+MNIST_60M = (60000 * 1000, 784)  # 47 GB of uint8 pixels, declared in a .npy header
+
+
+def npy_header(shape: tuple[int, ...], descr: str = "|u1") -> bytes:
+    buf = io.BytesIO()
+    np.lib.format.write_array_header_1_0(buf, {"descr": descr, "fortran_order": False, "shape": shape})
+    return buf.getvalue()
+
+
+def zip_bomb(path: Path, shape: tuple[int, ...], zeros: int, key: str = "x_train") -> Path:
+    """A real .npz whose `key` member is a .npy header declaring `shape`, then `zeros` bytes of zeros,
+    deflated: a few kB on disk. Streamed, so building it needs no more memory than one chunk."""
+    members = valid_members()
+    chunk = bytes(1 << 20)
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as z:
+        for name, data in members.items():
+            if name != f"{key}.npy":
+                z.writestr(name, data)
+                continue
+            with z.open(name, "w", force_zip64=True) as m:
+                m.write(npy_header(shape))
+                left = zeros
+                while left > 0:
+                    m.write(chunk[: min(left, len(chunk))])
+                    left -= len(chunk)
+    return path
+
+
+def test_npz_zip_bomb_is_refused_by_its_directory(tmp_path, monkeypatch):
+    """40 MiB of zeros (declared 47 GB by its header) in a 40 kB archive; the cap lowered to 32 MiB stands in for
+    the real 2 GiB, so the test stays fast: the zip directory's sizes alone refuse it, before any array is read."""
+    monkeypatch.setattr(ds, "MAX_NPZ_BYTES", 32 << 20)
+    p = zip_bomb(tmp_path / "bomb.npz", MNIST_60M, 40 << 20)
+    assert p.stat().st_size < 1 << 20
+    tracemalloc.start()
+    try:
+        assert_one_quick_line(lambda: load_dataset(str(p)), str(p), "declare", "uncompressed", f"{32 << 20:,}")
+        assert tracemalloc.get_traced_memory()[1] < 16 << 20
+    finally:
+        tracemalloc.stop()
+
+
+def test_npz_zip_bomb_within_the_directory_cap_is_refused_by_its_header(tmp_path):
+    """The same bomb under the real cap: the member holds 8 MiB, its header declares 47 GB (numpy would allocate
+    that from the header before reading a byte)."""
+    p = zip_bomb(tmp_path / "bomb.npz", MNIST_60M, 8 << 20)
+    tracemalloc.start()
+    try:
+        assert_one_quick_line(lambda: load_dataset(str(p)), str(p), "x_train's header declares 47,040,000,000 bytes",
+                              f"{ds.MAX_NPZ_BYTES:,}")
+        assert tracemalloc.get_traced_memory()[1] < 16 << 20
+    finally:
+        tracemalloc.stop()
+
+
+@pytest.mark.parametrize("key", list(IDX_FILES))
+def test_npz_header_that_lies_under_the_cap(tmp_path, key):
+    """A header declaring 1 GB (under the cap) over a 100-byte payload: refused before numpy allocates 1 GB."""
+    members = valid_members()
+    members[f"{key}.npy"] = npy_header((1000, 1000, 1000)) + bytes(100)
+    p = tmp_path / "liar.npz"
+    p.write_bytes(npz_bytes(members))
+    tracemalloc.start()
+    try:
+        assert_one_quick_line(lambda: load_dataset(str(p)), str(p), f"{key}'s header declares 1,000,000,000 bytes",
+                              "the member holds 100")
+        assert tracemalloc.get_traced_memory()[1] < 16 << 20
+    finally:
+        tracemalloc.stop()
+
+
+def test_npz_object_dtype_header_is_refused_before_reading(tmp_path):
+    members = valid_members()
+    members["y_train.npy"] = npy_header((12,), descr="|O") + bytes(96)
+    p = tmp_path / "obj.npz"
+    p.write_bytes(npz_bytes(members))
+    assert_one_quick_line(lambda: load_dataset(str(p)), str(p), "Python objects")
+
+
+@FAST
+@given(st.sampled_from(list(IDX_FILES)),
+       hnp.array_shapes(min_dims=0, max_dims=4, min_side=0, max_side=10**6),
+       st.sampled_from(["|u1", "<f8", "<i4", "|b1"]),
+       st.integers(0, 4096))
+def test_npz_any_declared_shape_is_bounded(key, shape, descr, payload):
+    """Whatever a header declares and whatever the member holds: a DataError or the arrays, never more memory
+    than the member's real size (numpy is never asked to allocate from the header alone)."""
+    members = valid_members()
+    members[f"{key}.npy"] = npy_header(shape, descr) + bytes(payload)
+    with tempfile.TemporaryDirectory() as d:
+        p = Path(d) / "d.npz"
+        p.write_bytes(npz_bytes(members))
+        tracemalloc.start()
+        try:
+            load_or_data_error(p)
+            assert tracemalloc.get_traced_memory()[1] < 16 << 20
+        finally:
+            tracemalloc.stop()

@@ -123,3 +123,60 @@ def test_chunk_length_divides_the_epoch():
     assert fused.chunk_length(94) == 94 and fused.chunk_length(1) == 1
     assert fused.chunk_length(1009) == 1009  # a prime, but small enough for one chunk
     assert fused.chunk_length(2003) == fused.CHUNK_STEPS  # a larger prime: one extra compile for the rest
+
+
+def _plain_fit(splits, lam: float, seed: int, epochs: int, batch_size: int):
+    """The original study's `fit`, at any batch size (`original_study_fit` is fixed at 32)."""
+    keras.utils.set_random_seed(seed)
+    model = keras.Sequential([
+        keras.Input(shape=(28, 28)), keras.layers.Flatten(),
+        keras.layers.Dense(128, activation="relu", kernel_regularizer=keras.regularizers.l2(lam)),
+        keras.layers.Dense(10, activation="softmax"),
+    ])
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    history = model.fit(splits.x_train, splits.y_train, epochs=epochs, batch_size=batch_size,
+                        validation_data=(splits.x_val, splits.y_val), verbose=0)
+    test = model.evaluate(splits.x_test, splits.y_test, batch_size=batch_size, verbose=0, return_dict=True)
+    return model, history, test
+
+
+@pytest.mark.parametrize("strategy", ["packed", "vmap"])
+def test_a_batch_above_the_data_size_is_kerass_one_batch_of_every_sample(strategy):
+    """batch_size = 10 × n_train: Keras's `fit` trains one batch of all samples per epoch (and validates and
+    tests in one batch each); the fused engine gives the same numbers with a batch clipped to the data, so
+    nothing is allocated for the requested size. The validation set is larger than the training set here,
+    so a validation batch clipped to the training set's size would show."""
+    splits = small_splits(n_train=64, n_val=96, n_test=80)
+    big = 10 * len(splits.x_train)
+    config = SweepConfig(lambdas=(0.0, 1e-2), seeds=1, seed=5, epochs=3, batch_size=big, dataset="mnist-5k")
+    listener = Collect()
+    weights = fused.train(config, splits, listener, strategy=strategy)
+    assert listener.steps == 1
+    records = listener.by_arm()
+    for arm in config.arms():
+        model, history, test = _plain_fit(splits, arm.lam, arm.seed, 3, big)
+        for got, want in zip(weights[arm.index], model.trainable_variables):
+            want = np.asarray(want)
+            assert np.max(np.abs(got - want)) <= 1e-5 * np.max(np.abs(want)), arm
+        for key in ("loss", "val_loss", "accuracy", "val_accuracy"):
+            np.testing.assert_allclose([getattr(r, key) for r in records[arm.index]], history.history[key], atol=1e-5,
+                                       err_msg=f"{arm} {key}")
+        _, _, ours = listener.finished[arm.index]
+        np.testing.assert_allclose([ours["loss"], ours["accuracy"]], [test["loss"], test["accuracy"]], atol=1e-5)
+
+
+def test_the_keras_engine_with_a_batch_above_the_data_size_is_bit_for_bit_fit():
+    """The reference engine clips its batch (training, validation, test) to each set's size: the same
+    batches as `fit(batch_size=10 × n_train)`, so the same numbers to the bit."""
+    from reglab.engines import keras_fit
+
+    splits = small_splits(n_train=64, n_val=96, n_test=80)
+    big = 10 * len(splits.x_train)
+    config = SweepConfig(lambdas=(1e-2,), seeds=1, seed=5, epochs=2, batch_size=big, dataset="mnist-5k", engine="keras")
+    listener = Collect()
+    keras_fit.train(config, splits, listener)
+    _, history, test = _plain_fit(splits, 1e-2, 5, 2, big)
+    for key in ("loss", "val_loss", "accuracy", "val_accuracy"):
+        assert [getattr(r, key) for r in listener.records] == history.history[key], key
+    assert listener.steps == 1
+    assert listener.finished[0][2]["loss"] == test["loss"] and listener.finished[0][2]["accuracy"] == test["accuracy"]

@@ -206,3 +206,85 @@ def test_lambda_curve_carries_the_optimum_of_each_metric():
     d = lambda_curve_data(hand_made_run(rows, config))
     assert d.optima["val_data_loss"].lam == 0.001 and d.optima["val_data_loss"].interval == (0.001, 0.001)
     assert d.optima["val_accuracy"].lam == 0.0
+
+
+def _grid_rows(config: SweepConfig) -> list:
+    """Ordinary values whatever the λ: a U-shaped final validation loss over the grid, kernels shrinking with it."""
+    n = len(config.settings())
+    out = []
+    for a in config.arms():
+        k = a.index % n
+        for epoch in range(1, config.epochs + 1):
+            out.append(row(a.index, a.lam, epoch, seed=a.seed, val_data_loss=0.5 + ((k - n / 3) / n) ** 2 + a.seed / 100 - epoch / 50,
+                           data_loss=0.4 - epoch / 40, val_accuracy=0.8 + k / (10 * n) + epoch / 100, accuracy=0.85,
+                           kernel_norm=10.0 - 5 * k / n - epoch / 10 + a.seed / 10))
+    return out
+
+
+def test_spread_picks_are_bounded_even_and_keep_the_ends_and_the_chosen():
+    from reglab.plots import spread_picks
+
+    assert spread_picks(5, 24) == [0, 1, 2, 3, 4]
+    picks = spread_picks(1000, 24)
+    assert len(picks) == 24 and picks[0] == 0 and picks[-1] == 999 and picks == sorted(set(picks))
+    with_chosen = spread_picks(1000, 24, (500,))
+    assert 500 in with_chosen and len(with_chosen) == 24 and with_chosen[0] == 0 and with_chosen[-1] == 999
+    assert spread_picks(1000, 24, (0,)) == picks and spread_picks(3, 2) == [0, 2]
+
+
+@pytest.mark.parametrize("lams", [(0.0, 7e307), (1e-3,), (5e-324, 1.7976931348623157e308), (0.0, 1e-300, 1e300),
+                                  (0.0,) + tuple(10.0 ** e for e in range(-300, 301, 50))])
+def test_log_limits_hold_every_finite_lambda(lams):
+    from reglab.plots import log_limits
+
+    lo, hi = log_limits(lams)
+    pos = [x for x in lams if x > 0]
+    assert 0 < lo < hi < math.inf
+    assert lo <= min(pos) and hi >= max(pos)
+
+
+@pytest.mark.parametrize("lams, seeds", [
+    ((0.0, 7e307), 1),
+    ((1e-3,), 2),
+    ((0.0, 5e-324, 1.7976931348623157e308), 1),
+    ((0.0,) + tuple(10.0 ** e for e in range(-300, 301, 50)), 2),  # 13 λ > 0 from 1e-300 to 1e300: a colour bar
+])
+def test_every_finite_lambda_draws(tmp_path, lams, seeds):
+    """`--lambdas 0,7e307` crashed drawing (3 × 7e307 is inf); every λ axis is now limited in log space."""
+    from reglab.plots import draw_family_curves, family_curves_data
+
+    config = SweepConfig(lambdas=lams, epochs=2, seeds=seeds, dataset="fake")
+    run = hand_made_run(_grid_rows(config), config, run_dir=tmp_path)
+    rng = np.random.default_rng(0)
+    figures = draw_all(run, kernels={a.index: rng.normal(size=(6, 4)) for a in config.arms()})
+    _assert_whole_pngs(figures, tmp_path / "figures")
+    draw_family_curves(family_curves_data(run), tmp_path / "families.png", "families")
+    assert (tmp_path / "families.png").read_bytes()[:4] == b"\x89PNG"
+    assert plt.get_fignums() == []
+
+
+@pytest.mark.parametrize("seeds", [1, 2])
+def test_a_large_grid_draws_a_bounded_set_of_figures(tmp_path, seeds):
+    """200 λ: at most MAX_CURVE_FIGURES curves figures (the ends and the chosen λ among them), at most
+    MAX_HISTOGRAM_PANELS histogram panels, overlays and the gap figure with a colour bar, and captions that say so."""
+    from reglab.plots import MAX_CURVE_FIGURES, MAX_HISTOGRAM_PANELS, lambda_curve_data
+
+    config = SweepConfig(lambdas=(0.0,) + tuple(np.logspace(-6, -1, 199)), epochs=2, seeds=seeds, dataset="fake")
+    run = hand_made_run(_grid_rows(config), config, run_dir=tmp_path)
+    rng = np.random.default_rng(0)
+    kernels = {a.index: rng.normal(size=(6, 4)) for a in config.arms()}
+    hd = histogram_data(run, kernels)
+    assert len(hd.panels) == MAX_HISTOGRAM_PANELS and hd.n_lams == 200
+    assert hd.panels[0].lam == 0.0 and hd.panels[-1].lam == config.lambdas[-1]
+    figures = draw_all(run, kernels=kernels)
+    _assert_whole_pngs(figures, tmp_path / "figures")
+    assert len(figures.curves) == MAX_CURVE_FIGURES and figures.curves_total == 200
+    chosen = lambda_curve_data(run).chosen
+    named = [f.path.name for f in figures.curves]
+    want = ([arm_figure_name(lam, 0, i) for i, lam in ((0, 0.0), (199, config.lambdas[-1]))] if seeds == 1 else
+            [curves_figure_name(0.0), curves_figure_name(config.lambdas[-1])])
+    assert want[0] == named[0] and want[1] == named[-1]
+    assert any(lam_token(chosen) in name for name in named)
+    assert "colour bar" in figures.val_data_loss.caption and "colour bar" in figures.kernel_norm.caption
+    assert "log colour scale" in figures.gap_vs_norm.caption
+    assert f"{MAX_HISTOGRAM_PANELS} of the 200 λ values" in figures.histograms.caption

@@ -122,25 +122,27 @@ def run_args(engine: str) -> list[str]:
             "--no-progress", "--engine", engine]
 
 
-def wait_for_first_epoch(proc: subprocess.Popen, run_dir: Path) -> float:
+def wait_for_rows(proc: subprocess.Popen, run_dir: Path, rows: int = 1) -> float:
+    """Until metrics.csv holds `rows` whole rows (or the process ends); returns the time it happened."""
     metrics = run_dir / "metrics.csv"
     deadline = time.monotonic() + 300
-    while proc.poll() is None and time.monotonic() < deadline and (not metrics.exists() or metrics.read_text().count("\n") < 2):
+    while proc.poll() is None and time.monotonic() < deadline and (not metrics.exists() or metrics.read_text().count("\n") < rows + 1):
         time.sleep(0.01)
     return time.monotonic()
 
 
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory):
-    """Uninterrupted runs, and how long each trained after its first epoch was recorded."""
+    """Uninterrupted runs, and the time from their first recorded row to their last (report drawing excluded)."""
     out = {}
     for engine in ENGINES:
         d = tmp_path_factory.mktemp("ref") / engine
         with reglab("run", *run_args(engine), "--out", str(d)) as proc:
-            t0 = wait_for_first_epoch(proc, d)
+            t0 = wait_for_rows(proc, d)
+            t1 = wait_for_rows(proc, d, 2 * int(EPOCHS[engine]))
             _, err = proc.communicate(timeout=600)
         assert proc.returncode == 0, err
-        out[engine] = (d, time.monotonic() - t0)
+        out[engine] = (d, t1 - t0)
     return out
 
 
@@ -155,33 +157,37 @@ def resume(run_dir: Path) -> subprocess.CompletedProcess:
 @pytest.mark.slow
 @pytest.mark.parametrize("engine", ENGINES)
 def test_sigkill_at_random_moments_then_resume(engine, reference, tmp_path):
-    """Kill -9 after a random delay once the first epoch is recorded (mid-epoch, mid-write, anywhere),
-    resume, and compare with the uninterrupted run: every column but seconds identical."""
+    """Kill -9 at a random moment of a random epoch (mid-epoch, mid-write, anywhere), resume, and compare with
+    the uninterrupted run: every column but seconds identical. The moment is drawn in the run's own progress
+    (after a random number of recorded rows, then up to one row's time more), so a busy machine that slows
+    the run down does not move the kills past its end."""
     rng = random.Random(f"kill-{engine}")
     kills = 0
+    ref_dir, span = reference[engine]
+    total = len(metric_values(ref_dir))
+    per_row = span / (total - 1)
     for attempt in range(5):
         d = tmp_path / f"run{attempt}"
         with reglab("run", *run_args(engine), "--out", str(d)) as proc:
-            wait_for_first_epoch(proc, d)
-            ref_dir, span = reference[engine]
-            time.sleep(rng.uniform(0.0, 0.8 * span))
+            wait_for_rows(proc, d, rng.randint(1, total - 2))
+            time.sleep(rng.uniform(0.0, per_row))
             finished_first = proc.poll() is not None
             proc.send_signal(signal.SIGKILL)  # harmless when it has already exited (it is not reaped yet)
             proc.communicate(timeout=60)
         if finished_first:  # finished before the kill landed: nothing to test this time
             continue
         if json.loads((d / "run.json").read_text())["status"] == "completed":
-            assert metric_values(d) == metric_values(reference[engine][0])  # killed while drawing the report
+            assert metric_values(d) == metric_values(ref_dir)  # killed while drawing the report
             continue
         kills += 1
         resume(d)
-        assert metric_values(d) == metric_values(reference[engine][0])
+        assert metric_values(d) == metric_values(ref_dir)
         assert not (d / CHECKPOINT_NPZ).exists()  # a completed run keeps its final kernels, not a checkpoint
-        with np.load(reference[engine][0] / "kernels.npz") as ref_kernels, np.load(d / "kernels.npz") as got_kernels:
+        with np.load(ref_dir / "kernels.npz") as ref_kernels, np.load(d / "kernels.npz") as got_kernels:
             for name in ref_kernels.files:
                 np.testing.assert_array_equal(ref_kernels[name], got_kernels[name])
     print(f"{engine}: {kills} of 5 kills landed while the run was going; all resumed to the uninterrupted record")
-    assert kills >= 2, f"only {kills} of 5 kills landed while the run was going"
+    assert kills >= 4, f"only {kills} of 5 kills landed while the run was going"
 
 
 @pytest.mark.slow

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
+import time
 from pathlib import Path
 
 import pytest
@@ -77,3 +79,73 @@ def test_a_builder_that_cannot_work_gets_one_line_and_writes_nothing(case, tmp_p
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("reglab: error: ") and message in err[0], err
     assert not (tmp_path / "run").exists()
+
+
+# ---------------------------------------------------------------- a model file that exits, blocks or is huge
+
+def run_with_model(tmp_path: Path, spec: str) -> int:
+    return main(["run", "--dataset", "mnist-5k", "--epochs", "1", "--no-progress", "--out", str(tmp_path / "run"),
+                 "--model", spec])
+
+
+def one_error_line(capsys) -> str:
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("reglab: error: "), err
+    return err[0]
+
+
+EXITS = {
+    "at import": ("import sys\nsys.exit(0)\ndef build():\n    pass\n", "called sys.exit(0) while loading"),
+    "at import, no code": ("raise SystemExit\n", "called sys.exit(None) while loading"),
+    "in the builder": ("import sys\ndef build():\n    sys.exit(0)\n", "the builder called sys.exit(0) while building"),
+    "in the builder, a message": ("import sys\ndef build():\n    sys.exit('bye\\nnow')\n", "called sys.exit('bye\\nnow')"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(EXITS))
+def test_a_model_file_calling_sys_exit_is_an_error_not_a_success(case, tmp_path, capsys):
+    code, message = EXITS[case]
+    model = tmp_path / "m.py"
+    model.write_text(code)
+    assert run_with_model(tmp_path, f"{model}:build") == 2
+    line = one_error_line(capsys)
+    assert message in line and str(model) in line, line
+    assert not (tmp_path / "run").exists()
+
+
+def test_ctrl_c_in_the_builder_still_interrupts(tmp_path):
+    from reglab.models import build_user_model
+
+    model = tmp_path / "m.py"
+    model.write_text("def build():\n    raise KeyboardInterrupt\n")
+    with pytest.raises(KeyboardInterrupt):
+        build_user_model(f"{model}:build", (28, 28), 0.0)
+
+
+def test_a_fifo_as_the_model_file_is_refused_without_blocking(tmp_path, capsys):
+    fifo = tmp_path / "m.py"
+    os.mkfifo(fifo)
+    t0 = time.monotonic()
+    assert run_with_model(tmp_path, f"{fifo}:build") == 2
+    assert time.monotonic() - t0 < 60
+    line = one_error_line(capsys)
+    assert "FIFO" in line and str(fifo) in line, line
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_device_as_the_model_file_is_refused(tmp_path, capsys):
+    assert run_with_model(tmp_path, "/dev/zero:build") == 2
+    assert "/dev/zero" in (line := one_error_line(capsys)) and "character device" in line, line
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_model_file_over_the_cap_is_never_run(tmp_path, capsys):
+    from reglab.models import MAX_MODEL_BYTES
+
+    marker = tmp_path / "ran"
+    model = tmp_path / "m.py"
+    model.write_text(f"open({str(marker)!r}, 'w').close()\ndef build():\n    pass\n" + "#" * MAX_MODEL_BYTES + "\n")
+    assert run_with_model(tmp_path, f"{model}:build") == 2
+    line = one_error_line(capsys)
+    assert "more than reglab reads" in line and f"{MAX_MODEL_BYTES:,}" in line, line
+    assert not marker.exists() and not (tmp_path / "run").exists()

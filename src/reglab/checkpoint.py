@@ -12,9 +12,7 @@ drops them and trains that epoch again, which gives the same numbers.
 
 from __future__ import annotations
 
-import errno
 import json
-import os
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -22,71 +20,26 @@ from typing import Any
 import numpy as np
 
 from .errors import RunDirError
+from .fileio import remove_file, temporary_name, write_atomic
 
 CHECKPOINT_NPZ = "checkpoint.npz"
 _META = "__meta__"
 
 
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:  # pragma: no cover - platforms without directory fds
-        return
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-_fault_count: dict[str, int] = {}
-
-
-def _fault(point: str, kill: bool = True) -> bool:
-    """Test-only fault injection: REGLAB_FAULT=<point>:<n> makes the n-th passage through that point fail:
-    SIGKILL for this process (a crash in the middle of a checkpoint write), or True for the caller to
-    fail a write (a full disk)."""
-    want = os.environ.get("REGLAB_FAULT", "")
-    if not want.startswith(point + ":"):
-        return False
-    _fault_count[point] = _fault_count.get(point, 0) + 1
-    if str(_fault_count[point]) != want.split(":", 1)[1]:
-        return False
-    if kill:
-        import signal
-
-        os.kill(os.getpid(), signal.SIGKILL)
-    return True
-
-
 def write_checkpoint(run_dir: Path, arrays: dict[str, Any], meta: dict[str, Any]) -> None:
-    """Replace RUN_DIR/checkpoint.npz atomically with `arrays` and `meta`."""
+    """Replace RUN_DIR/checkpoint.npz atomically with `arrays` and `meta`. The meta gains `layout`, each
+    array's dtype and shape, so a reader notices an array that was swapped for another before using it."""
     if _META in arrays:
         raise ValueError(f"{_META} is reserved")
-    path = Path(run_dir) / CHECKPOINT_NPZ
-    tmp = path.with_name(f".{CHECKPOINT_NPZ}.tmp")
     payload = {k: np.asarray(v) for k, v in arrays.items()}
+    meta = {**meta, "layout": {k: [v.dtype.str, list(v.shape)] for k, v in payload.items()}}
     payload[_META] = np.frombuffer(json.dumps(meta, allow_nan=True).encode("utf-8"), dtype=np.uint8)
-    try:
-        with open(tmp, "wb") as f:
-            if _fault("checkpoint-disk-full", kill=False):
-                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(tmp))
-            np.savez(f, **payload)
-            f.flush()
-            _fault("checkpoint-write")  # the temporary file is complete, the old checkpoint still in place
-            os.fsync(f.fileno())
-    except BaseException:
-        tmp.unlink(missing_ok=True)  # the previous checkpoint stays the whole one
-        raise
-    os.replace(tmp, path)
-    _fsync_dir(path.parent)
+    write_atomic(Path(run_dir) / CHECKPOINT_NPZ, lambda f: np.savez(f, **payload), fault="checkpoint")
 
 
 def remove_checkpoint(run_dir: Path) -> None:
-    for name in (CHECKPOINT_NPZ, f".{CHECKPOINT_NPZ}.tmp"):
-        try:
-            (Path(run_dir) / name).unlink()
-        except FileNotFoundError:
-            pass
+    for path in (Path(run_dir) / CHECKPOINT_NPZ, temporary_name(Path(run_dir) / CHECKPOINT_NPZ)):
+        remove_file(path)
 
 
 def read_checkpoint(run_dir: Path) -> tuple[dict[str, np.ndarray], dict[str, Any]] | None:
@@ -100,9 +53,23 @@ def read_checkpoint(run_dir: Path) -> tuple[dict[str, np.ndarray], dict[str, Any
         meta = json.loads(arrays.pop(_META).tobytes().decode("utf-8"))
         if not isinstance(meta, dict):
             raise ValueError("metadata is not a mapping")
+        _check_layout(arrays, meta.get("layout"))
     except (OSError, ValueError, KeyError, EOFError, UnicodeDecodeError, zipfile.BadZipFile) as e:
         raise RunDirError(f"{path} is damaged and cannot be resumed from ({type(e).__name__}: {e})") from None
     return arrays, meta
+
+
+def _check_layout(arrays: dict[str, np.ndarray], layout: Any) -> None:
+    """Every array as the checkpoint's own metadata describes it: none missing, added, or reshaped."""
+    if not isinstance(layout, dict):
+        raise ValueError("no array layout in its metadata")
+    if set(layout) != set(arrays):
+        extra = sorted(set(arrays) ^ set(layout))
+        raise ValueError(f"array {extra[0]!r} is {'missing' if extra[0] in layout else 'not in its layout'}")
+    for name, value in arrays.items():
+        want = layout[name]
+        if [value.dtype.str, list(value.shape)] != want:
+            raise ValueError(f"array {name!r} is {value.dtype.str} {tuple(value.shape)}, its layout says {want[0]} {tuple(want[1])}")
 
 
 def rng_to_arrays(rng: np.random.RandomState, prefix: str) -> tuple[dict[str, np.ndarray], list[Any]]:

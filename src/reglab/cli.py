@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 from pathlib import Path
 from typing import Any, Sequence
 
-from .config import DEFAULT_LAMBDAS, ENGINES, SweepConfig, load_toml, parse_families, parse_lambdas, parse_strengths
+from .config import DEFAULT_LAMBDAS, ENGINES, MAX_ARMS, SweepConfig, load_toml, parse_families, parse_lambdas, parse_strengths
 from .errors import ConfigError, ReglabError, RunFailed, RunInterrupted
 
 EXIT_USAGE = 2
@@ -68,6 +69,9 @@ def build_parser() -> argparse.ArgumentParser:
                      "EarlyStopping, per arm); 0 = off" + _flag_help(0))
     run.add_argument("--restore-best", action="store_true", default=None, dest="restore_best",
                      help="with --early-stopping: evaluate each arm on the test set with its best epoch's weights")
+    run.add_argument("--max-arms", type=int, metavar="N", dest="max_arms",
+                     help="allow a sweep of up to N arms; a larger one is refused before anything is loaded (a safety "
+                     "limit, not part of the experiment; ignored with --resume)" + _flag_help(f"{MAX_ARMS:,}"))
     run.add_argument("--out", metavar="DIR", help="run directory to create (default: runs/<UTC timestamp>)")
     run.add_argument("--force", action="store_true", help="overwrite an existing run directory (only reglab's own files)")
     run.add_argument("--no-progress", action="store_true", help="print one line per epoch instead of a live progress bar")
@@ -141,17 +145,20 @@ def cmd_run(args: argparse.Namespace) -> int:
         if (args.blocks is not None or args.address) and args.executor in (None, "local"):
             raise ConfigError("--blocks and --address need --executor blocks or --executor ray")
         run = run_sweep(config, out=args.out, force=args.force, console=err, live=live,
-                        executor=args.executor or "local", blocks=args.blocks, address=args.address)
+                        executor=args.executor or "local", blocks=args.blocks, address=args.address,
+                        max_arms=MAX_ARMS if args.max_arms is None else args.max_arms)
     print_summary(run)
     return 0
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from .record import load_run
+    from .record import load_run, read_run_meta
     from .report import build_report
+    from .rundir import locked
 
-    run = load_run(args.run_dir)
-    path = build_report(run)
+    read_run_meta(args.run_dir)  # a folder that is not a reglab run is refused before anything is written into it
+    with locked(Path(args.run_dir)):
+        path = build_report(load_run(args.run_dir))
     print(f"report: {path}")
     print(f"report: {path.with_name('report.md')}")
     if args.open:
@@ -199,29 +206,47 @@ def print_summary(run: Any) -> None:
     out.print(f"report: {Path(run.run_dir) / 'report.md'}", highlight=False)
 
 
+#: An error line longer than this is cut: a 5 MB value echoed in a message must not become a 5 MB line.
+MAX_ERROR_CHARS = 300
+#: reglab's own lines about a run (where its record is, the command that resumes it) name the run directory,
+#: up to three times: they get more room, so the path the user needs is not the part cut off.
+MAX_RUN_MESSAGE_CHARS = 1200
+
+
+def _clipped(message: object, limit: int = MAX_ERROR_CHARS) -> str:
+    """A message as one readable line: whitespace runs (newlines too) become one space, other control characters
+    (a NUL, a terminal escape in a path) are shown as \\xNN, and at most `limit` characters, the last an
+    ellipsis when cut."""
+    text = " ".join(str(message)[: 4 * limit].split())
+    text = re.sub(r"[\x00-\x1f\x7f-\x9f]", lambda m: f"\\x{ord(m.group()):02x}", text)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
         return {"run": cmd_run, "report": cmd_report}[args.command](args)
     except RunInterrupted as e:
-        print(f"reglab: {e}", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        print(_clipped(f"reglab: {e}", MAX_RUN_MESSAGE_CHARS), file=sys.stderr)
+        return 128 + e.signum if e.signum else EXIT_INTERRUPTED  # 130 for Ctrl-C, 143 for SIGTERM, as shells report
     except RunFailed as e:
-        print(f"reglab: error: {e}", file=sys.stderr)
+        print(_clipped(f"reglab: error: {e}", MAX_RUN_MESSAGE_CHARS), file=sys.stderr)
         return 1
     except ReglabError as e:
-        print(f"reglab: error: {e}", file=sys.stderr)
+        print(_clipped(f"reglab: error: {e}"), file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("reglab: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
     except OSError as e:  # a full disk, a read-only directory, ...
-        print(f"reglab: error: {e.strerror or e}: {e.filename or ''}".rstrip(": "), file=sys.stderr)
+        print(_clipped(f"reglab: error: {e.strerror or e}: {e.filename or ''}".rstrip(": "), MAX_RUN_MESSAGE_CHARS),
+              file=sys.stderr)
         return 1
     except Exception as e:  # never a traceback for users; REGLAB_DEBUG=1 shows it
         if os.environ.get("REGLAB_DEBUG"):
             raise
-        print(f"reglab: internal error: {type(e).__name__}: {e} (rerun with REGLAB_DEBUG=1 for details)", file=sys.stderr)
+        print(_clipped(f"reglab: internal error: {type(e).__name__}: {e}")
+              + " (rerun with REGLAB_DEBUG=1 for details)", file=sys.stderr)
         return 1
 
 

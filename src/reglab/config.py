@@ -17,6 +17,7 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 from .errors import ConfigError
+from .inputs import MiB, brief, read_regular
 
 #: The original study's three strengths plus the λ = 0 baseline it compares them with.
 DEFAULT_LAMBDAS: tuple[float, ...] = (0.0, 1e-4, 1e-3, 1e-2)
@@ -24,6 +25,12 @@ ENGINES: tuple[str, ...] = ("fused", "keras")
 MAX_EPOCHS = 100_000
 MAX_SEEDS = 10_000
 MAX_BATCH_SIZE = 1 << 20
+#: Arms a new sweep may have unless asked for more (`--max-arms`, `run_sweep(max_arms=)`): a safety limit on
+#: an accidental grid (training memory, time, and a report whose size grows with arms), not a setting of the
+#: experiment, so `SweepConfig` does not check it and a resumed run is never refused.
+MAX_ARMS = 1000
+#: A preset is a few lines; a bigger --config file is refused before it is read.
+MAX_CONFIG_BYTES = 1 * MiB
 
 
 @dataclass(frozen=True)
@@ -52,12 +59,12 @@ class SweepConfig:
         if not isinstance(self.dataset, str) or not self.dataset.strip():
             raise ConfigError("dataset must be a non-empty name or path")
         if self.engine not in ENGINES:
-            raise ConfigError(f"unknown engine {self.engine!r} (choose from: {', '.join(ENGINES)})")
+            raise ConfigError(f"unknown engine {brief(self.engine)} (choose from: {', '.join(ENGINES)})")
         _check_int("early_stopping", self.early_stopping, 0, MAX_EPOCHS)
         if not isinstance(self.restore_best, bool):
-            raise ConfigError(f"restore_best must be true or false, got {self.restore_best!r}")
+            raise ConfigError(f"restore_best must be true or false, got {brief(self.restore_best)}")
         if not isinstance(self.model, str) or (self.model and ":" not in self.model):
-            raise ConfigError(f"model must be FILE.py:FUNCTION, got {self.model!r}")
+            raise ConfigError(f"model must be FILE.py:FUNCTION, got {brief(self.model)}")
         if self.restore_best and not self.early_stopping:
             raise ConfigError("restore_best needs early stopping (--early-stopping PATIENCE)")
         object.__setattr__(self, "regularizers", validate_families(self.regularizers))
@@ -96,7 +103,7 @@ class SweepConfig:
         unknown = sorted(set(values) - known)
         if unknown:
             raise ConfigError(
-                f"unknown setting {unknown[0]!r} in {where} (known: {', '.join(sorted(known))})"
+                f"unknown setting {brief(unknown[0])} in {where} (known: {', '.join(sorted(known))})"
             )
         vals = dict(values)
         if "lambdas" in vals:
@@ -124,19 +131,19 @@ class Arm:
 
 def _check_int(name: str, value: Any, lo: int, hi: int) -> None:
     if isinstance(value, bool) or not isinstance(value, int):
-        raise ConfigError(f"{name} must be an integer, got {value!r}")
+        raise ConfigError(f"{name} must be an integer, got {brief(value)}")
     if not lo <= value <= hi:
-        raise ConfigError(f"{name} must be between {lo} and {hi}, got {value}")
+        raise ConfigError(f"{name} must be between {lo} and {hi}, got {brief(value)}")
 
 
 def validate_lambdas(values: Any) -> tuple[float, ...]:
     """Keras's rule (`validate_float_arg`): finite and non-negative; plus non-empty and no repeats."""
     if isinstance(values, (str, bytes)) or not hasattr(values, "__iter__"):
-        raise ConfigError(f"lambdas must be a list of numbers, got {values!r}")
+        raise ConfigError(f"lambdas must be a list of numbers, got {brief(values)}")
     out: list[float] = []
     for v in values:
         if isinstance(v, bool) or not isinstance(v, (int, float)):
-            raise ConfigError(f"λ must be a number, got {v!r}")
+            raise ConfigError(f"λ must be a number, got {brief(v)}")
         try:
             v = float(v)
         except OverflowError:  # an int beyond float range (TOML allows any length)
@@ -160,36 +167,51 @@ MAX_LOGSPACE = 1000
 
 def logspace(start: float, stop: float, n: int) -> list[float]:
     """n values from start to stop (both included), evenly spaced in log; 12 significant digits, so decades
-    come out as written (1e-3, not 0.0010000000000000002)."""
+    come out as written (1e-3, not 0.0010000000000000002). Computed from log(start) and log(stop), never
+    stop / start, so no range of positive finite floats overflows (1e-300 to 1e308 is 608 decades, fine);
+    the ends are START and STOP themselves, rounded the same way."""
+    first = _round12(start)
     if n == 1:
-        return [float(f"{start:.12g}")]
-    ratio = math.log(stop / start)
-    return [float(f"{start * math.exp(ratio * i / (n - 1)):.12g}") for i in range(n)]
+        return [first]
+    lo, hi = math.log(start), math.log(stop)
+    inner = []
+    for i in range(1, n - 1):
+        try:
+            inner.append(_round12(math.exp(lo + (hi - lo) * i / (n - 1))))
+        except OverflowError:  # only just above the largest float: reported as not finite by the caller
+            inner.append(math.inf)
+    return [first, *inner, _round12(stop)]
+
+
+def _round12(x: float) -> float:
+    return float(f"{x:.12g}")
 
 
 def _parse_logspace(item: str) -> list[float]:
     fields = item.split(":")
     if len(fields) != 4:
-        raise ConfigError(f"{item!r}: write logspace:START:STOP:N, for example logspace:1e-6:1e-1:16")
+        raise ConfigError(f"{brief(item)}: write logspace:START:STOP:N, for example logspace:1e-6:1e-1:16")
     try:
         start, stop = float(fields[1]), float(fields[2])
     except ValueError:
-        raise ConfigError(f"{item!r}: START and STOP must be numbers") from None
+        raise ConfigError(f"{brief(item)}: START and STOP must be numbers") from None
     try:
         n = int(fields[3])
     except ValueError:
-        raise ConfigError(f"{item!r}: N must be a whole number") from None
+        raise ConfigError(f"{brief(item)}: N must be a whole number") from None
     if not (math.isfinite(start) and math.isfinite(stop)) or start <= 0 or stop <= 0:
-        raise ConfigError(f"{item!r}: START and STOP must be finite and > 0 (add 0 separately: 0,logspace:…)")
+        raise ConfigError(f"{brief(item)}: START and STOP must be finite and > 0 (add 0 separately: 0,logspace:…)")
     if stop < start:
-        raise ConfigError(f"{item!r}: STOP must not be below START")
+        raise ConfigError(f"{brief(item)}: STOP must not be below START")
     if not 1 <= n <= MAX_LOGSPACE:
-        raise ConfigError(f"{item!r}: N must be between 1 and {MAX_LOGSPACE}")
+        raise ConfigError(f"{brief(item)}: N must be between 1 and {MAX_LOGSPACE}")
     if n > 1 and stop == start:
-        raise ConfigError(f"{item!r}: START equals STOP, so the {n} values would repeat")
+        raise ConfigError(f"{brief(item)}: START equals STOP, so the {n} values would repeat")
     values = logspace(start, stop, n)
-    if len(set(values)) < n:
-        raise ConfigError(f"{item!r}: START and STOP are too close for {n} distinct values")
+    if not all(math.isfinite(v) and v > 0 for v in values):
+        raise ConfigError(f"{brief(item)}: not every value from START to STOP is a finite number > 0 at 12 digits")
+    if any(a >= b for a, b in zip(values, values[1:])):
+        raise ConfigError(f"{brief(item)}: START and STOP are too close for {n} distinct values (at 12 significant digits)")
     return values
 
 
@@ -204,14 +226,14 @@ def parse_lambdas(text: str) -> tuple[float, ...]:
     generated: list[float] = []
     for p in parts:
         if p == "":
-            raise ConfigError(f"empty item in λ list {text!r}")
+            raise ConfigError(f"empty item in λ list {brief(text)}")
         if p.lower().startswith("logspace:"):
             generated += _parse_logspace(p)
             continue
         try:
             values.append(float(p))
         except ValueError:
-            raise ConfigError(f"λ {p!r} is not a number (or logspace:START:STOP:N)") from None
+            raise ConfigError(f"λ {brief(p)} is not a number (or logspace:START:STOP:N)") from None
     explicit = validate_lambdas(values) if values else ()
     return validate_lambdas(list(explicit) + sorted(set(generated) - set(explicit)))
 
@@ -224,22 +246,22 @@ def parse_family(spec: Any) -> tuple[str, float, float, float]:
     """A family spec → (its canonical name, and the multipliers of the strength λ for the L1 term, the L2
     term and decoupled weight decay). `l1_l2` alone is L1 and L2 both at λ; `l1_l2:0.5` is L1 at λ, L2 at λ/2."""
     if not isinstance(spec, str):
-        raise ConfigError(f"a regularizer must be a name, got {spec!r}")
+        raise ConfigError(f"a regularizer must be a name, got {brief(spec)}")
     name, sep, ratio_text = spec.partition(":")
     if name not in FAMILIES:
-        raise ConfigError(f"unknown regularizer {spec!r} (choose from: l2, l1, l1_l2, l1_l2:RATIO, weight_decay)")
+        raise ConfigError(f"unknown regularizer {brief(spec)} (choose from: l2, l1, l1_l2, l1_l2:RATIO, weight_decay)")
     if name != "l1_l2":
         if sep:
-            raise ConfigError(f"regularizer {name} takes no :RATIO (only l1_l2 does), got {spec!r}")
+            raise ConfigError(f"regularizer {name} takes no :RATIO (only l1_l2 does), got {brief(spec)}")
         return {"l2": ("l2", 0.0, 1.0, 0.0), "l1": ("l1", 1.0, 0.0, 0.0), "weight_decay": ("weight_decay", 0.0, 0.0, 1.0)}[name]
     if not sep:
         return ("l1_l2", 1.0, 1.0, 0.0)
     try:
         ratio = float(ratio_text)
     except ValueError:
-        raise ConfigError(f"{spec!r}: RATIO (the L2 strength over the L1 one) must be a number") from None
+        raise ConfigError(f"{brief(spec)}: RATIO (the L2 strength over the L1 one) must be a number") from None
     if not math.isfinite(ratio) or ratio < 0:
-        raise ConfigError(f"{spec!r}: RATIO must be finite and non-negative")
+        raise ConfigError(f"{brief(spec)}: RATIO must be finite and non-negative")
     ratio += 0.0
     return ("l1_l2" if ratio == 1.0 else f"l1_l2:{ratio!r}", 1.0, ratio, 0.0)
 
@@ -251,7 +273,7 @@ def parse_families(text: str) -> tuple[str, ...]:
 
 def validate_families(values: Any) -> tuple[str, ...]:
     if isinstance(values, (str, bytes)) or not hasattr(values, "__iter__"):
-        raise ConfigError(f"regularizers must be a list of names, got {values!r}")
+        raise ConfigError(f"regularizers must be a list of names, got {brief(values)}")
     out: list[str] = []
     for v in values:
         name = parse_family(v)[0]
@@ -269,7 +291,7 @@ def parse_strengths(items: list[str]) -> tuple[tuple[str, tuple[float, ...]], ..
     for item in items:
         family, sep, spec = str(item).partition("=")
         if not sep or not family.strip():
-            raise ConfigError(f"--strengths takes FAMILY=VALUES (for example weight_decay=logspace:1e-4:1e-1:7), got {item!r}")
+            raise ConfigError(f"--strengths takes FAMILY=VALUES (for example weight_decay=logspace:1e-4:1e-1:7), got {brief(item)}")
         name = parse_family(family.strip())[0]
         if name in dict(out):
             raise ConfigError(f"--strengths gives {name} twice")
@@ -282,11 +304,11 @@ def validate_strengths(values: Any, families: tuple[str, ...]) -> tuple[tuple[st
     if isinstance(values, Mapping):
         values = tuple(values.items())
     if isinstance(values, (str, bytes)) or not hasattr(values, "__iter__"):
-        raise ConfigError(f"strengths must map regularizers to lists of strengths, got {values!r}")
+        raise ConfigError(f"strengths must map regularizers to lists of strengths, got {brief(values)}")
     grids: dict[str, tuple[float, ...]] = {}
     for pair in values:
         if not isinstance(pair, (tuple, list)) or len(pair) != 2:
-            raise ConfigError(f"strengths must map regularizers to lists of strengths, got {pair!r}")
+            raise ConfigError(f"strengths must map regularizers to lists of strengths, got {brief(pair)}")
         family, grid = pair
         name = parse_family(family)[0]
         if name not in families:
@@ -300,12 +322,7 @@ def validate_strengths(values: Any, families: tuple[str, ...]) -> tuple[tuple[st
 def load_toml(path: str | Path) -> dict[str, Any]:
     """Read a preset; the table's keys are `SweepConfig` field names."""
     p = Path(path)
-    try:
-        raw = p.read_bytes()
-    except FileNotFoundError:
-        raise ConfigError(f"config file not found: {p}") from None
-    except OSError as e:
-        raise ConfigError(f"cannot read config file {p}: {e.strerror or e}") from None
+    raw = read_regular(p, "config file", MAX_CONFIG_BYTES, ConfigError)  # a FIFO or /dev/zero: refused, not read
     try:
         data = tomllib.loads(raw.decode("utf-8"))
     except UnicodeDecodeError:

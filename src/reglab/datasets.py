@@ -22,6 +22,7 @@ from typing import Any, Callable
 import numpy as np
 
 from .errors import DataError
+from .inputs import brief, open_regular
 
 NUM_CLASSES = 10
 #: Where Debian's `dataset-fashion-mnist` package puts the IDX files.
@@ -34,6 +35,11 @@ IDX_FILES = {
 }
 #: An IDX header may declare any size; refuse more than this before reading a byte of payload.
 MAX_IDX_BYTES = 2 << 30
+#: The largest IDX file read: the payload cap plus the longest header (magic and 4 dimensions).
+MAX_IDX_FILE_BYTES = MAX_IDX_BYTES + 4 + 4 * 4
+#: An .npz's members may declare any size (a 1 MB archive of zeros can inflate to terabytes): refuse more than
+#: this in all, by the zip directory and by each array's own header, before numpy allocates anything.
+MAX_NPZ_BYTES = 2 << 30
 MNIST_5K_SPLIT = "stratified 3,000 / 1,000 / 1,000 (train / validation / test), fixed order (seed 0)"
 LAST_SIXTH_SPLIT = "last 1/6 of the training set is validation (10,000 of 60,000, as Keras's validation_split takes the last samples); official test set kept apart"
 
@@ -83,10 +89,10 @@ def load_dataset(name: str) -> Splits:
     if name in LOADERS:
         return LOADERS[name](name)
     path = Path(name).expanduser()
-    if path.suffix == ".npz" or os.sep in name or "/" in name or path.exists():
+    if path.suffix == ".npz" or os.sep in name or "/" in name or _exists(path):
         return load_path(path, requested=name)
     raise DataError(
-        f"unknown dataset {name!r} (choose from: {', '.join(LOADERS)}; or give a path to an .npz file "
+        f"unknown dataset {brief(name)} (choose from: {', '.join(LOADERS)}; or give a path to an .npz file "
         "or a folder of IDX files)"
     )
 
@@ -148,9 +154,13 @@ def mnist_5k_path() -> Path:
 
 def load_path(path: Path, requested: str | None = None) -> Splits:
     requested = requested or str(path)
-    if not path.exists():
+    try:
+        exists, is_dir = path.exists(), path.is_dir()
+    except (OSError, ValueError) as e:  # a name too long for the system, a NUL character
+        raise DataError(f"cannot use data path {brief(str(path))}: {getattr(e, 'strerror', None) or e}") from None
+    if not exists:
         raise DataError(f"data file not found: {path}")
-    if path.is_dir():
+    if is_dir:
         raw = _read_idx_folder(path)
         return _finish(*raw, name=path.name or str(path), requested=requested, source=f"IDX files in {path}",
                        split=LAST_SIXTH_SPLIT)
@@ -158,6 +168,14 @@ def load_path(path: Path, requested: str | None = None) -> Splits:
         raise DataError(f"{path}: expected an .npz file or a folder of IDX files")
     return _finish(*_read_npz(path), name=path.name, requested=requested, source=f"npz file {path}",
                    split=LAST_SIXTH_SPLIT)
+
+
+def _exists(path: Path) -> bool:
+    """Whether something is at `path`; a name the system refuses outright (too long, a NUL) is not a path."""
+    try:
+        return path.exists()
+    except (OSError, ValueError):
+        return False
 
 
 LOADERS: dict[str, Callable[[str], Splits]] = {
@@ -199,29 +217,71 @@ def _keras_load(which: str) -> tuple[tuple[np.ndarray, ...], str]:
 
 
 def _read_npz(path: Path) -> tuple[np.ndarray, ...]:
+    """The four arrays of an .npz, read only after the zip directory and each array's .npy header show that
+    they fit in MAX_NPZ_BYTES: numpy allocates a whole array from its header before reading a byte of it."""
     try:
-        with open(path, "rb") as fh:  # our own handle: closed even when numpy fails half-way
-            z = np.load(fh, allow_pickle=False)
-            if not isinstance(z, np.lib.npyio.NpzFile):
+        with open_regular(path, "data file", MAX_NPZ_BYTES, DataError) as fh:  # our own handle: closed on any failure
+            magic = fh.read(len(np.lib.format.MAGIC_PREFIX))
+            fh.seek(0)
+            if magic == np.lib.format.MAGIC_PREFIX:
                 raise DataError(f"{path}: not an .npz archive (a single array); save with np.savez(x_train=..., ...)")
-            with z:
-                missing = [k for k in IDX_FILES if k not in z.files]
+            if magic[:4] not in (b"PK\x03\x04", b"PK\x05\x06"):  # what np.load takes for a zip archive
+                raise DataError(f"{path}: not a readable .npz file (not a zip archive)")
+            with zipfile.ZipFile(fh) as z:
+                infos = z.infolist()
+                declared = sum(i.file_size for i in infos)
+                if declared > MAX_NPZ_BYTES:
+                    raise DataError(f"{path}: the archive's members declare {declared:,} bytes uncompressed, more than "
+                                    f"reglab reads ({MAX_NPZ_BYTES:,})")
+                members = {}
+                for i in infos:  # numpy's names: "x_train.npy", or "x_train" as written
+                    members.setdefault(i.filename.removesuffix(".npy"), i)
+                missing = [k for k in IDX_FILES if k not in members]
                 if missing:
                     raise DataError(
                         f"{path}: missing array(s) {', '.join(missing)} (an .npz needs x_train, y_train, x_test, y_test)"
                     )
-                return tuple(np.asarray(z[k]) for k in IDX_FILES)
+                for k in IDX_FILES:  # every header first: no array is read from a file that cannot be had whole
+                    _check_npy_header(z, members[k], k, path)
+                arrays = []
+                for k in IDX_FILES:
+                    with z.open(members[k]) as m:
+                        arrays.append(np.lib.format.read_array(m, allow_pickle=False))
+                return tuple(arrays)
     except DataError:
         raise
     except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError, zlib.error, lzma.LZMAError,
-            NotImplementedError, RuntimeError, MemoryError) as e:  # corrupt stream, unsupported or encrypted
-        # member, or a header declaring an array too big to allocate
+            NotImplementedError, RuntimeError, MemoryError, SyntaxError) as e:  # corrupt stream, unsupported or
+        # encrypted member, a header numpy cannot parse
         raise DataError(f"{path}: not a readable .npz file ({_one_line(e)})") from None
+
+
+def _check_npy_header(z: zipfile.ZipFile, info: zipfile.ZipInfo, key: str, path: Path) -> None:
+    """Refuse a member whose .npy header declares more data than the member holds or than MAX_NPZ_BYTES,
+    or Python objects (never unpickled)."""
+    with z.open(info) as m:
+        version = np.lib.format.read_magic(m)
+        if version == (1, 0):
+            shape, _, dtype = np.lib.format.read_array_header_1_0(m)
+        elif version == (2, 0):
+            shape, _, dtype = np.lib.format.read_array_header_2_0(m)
+        else:
+            raise DataError(f"{path}: {key} is a .npy array of format version {version}, which reglab does not read")
+        header_len = m.tell()
+    if dtype.hasobject:
+        raise DataError(f"{path}: not a readable .npz file ({key} holds Python objects, which reglab never unpickles)")
+    nbytes = int(np.prod(shape, dtype=object)) * dtype.itemsize
+    if nbytes > MAX_NPZ_BYTES:
+        raise DataError(f"{path}: {key}'s header declares {nbytes:,} bytes of data, more than reglab reads "
+                        f"({MAX_NPZ_BYTES:,})")
+    if nbytes > info.file_size - header_len:
+        raise DataError(f"{path}: {key}'s header declares {nbytes:,} bytes of data but the member holds "
+                        f"{max(info.file_size - header_len, 0):,}")
 
 
 def _idx_file(folder: Path, stem: str) -> Path | None:
     for candidate in (folder / f"{stem}.gz", folder / stem):
-        if candidate.is_file():
+        if candidate.exists():  # not only regular files: `read_idx` refuses a FIFO or a device by name
             return candidate
     return None
 
@@ -241,9 +301,10 @@ _IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">
 
 def read_idx(path: Path) -> np.ndarray:
     """Read one IDX file (optionally gzipped), trusting its header only as far as the payload agrees."""
-    opener = gzip.open if path.suffix == ".gz" else open
     try:
-        with opener(path, "rb") as f:
+        with open_regular(path, "IDX file", MAX_IDX_FILE_BYTES, DataError) as raw, (
+            gzip.GzipFile(fileobj=raw, mode="rb") if path.suffix == ".gz" else contextlib.nullcontext(raw)
+        ) as f:
             header = f.read(4)
             if len(header) < 4 or header[0] != 0 or header[1] != 0 or header[2] not in _IDX_DTYPES:
                 raise DataError(f"{path}: not an IDX file (bad magic number)")
@@ -298,7 +359,8 @@ def _finish(
     if val is None:
         n_val = len(x_train) // 6
         if n_val < 1 or len(x_train) - n_val < 1:
-            raise DataError(f"{source}: x_train has {len(x_train)} samples; at least 2 are needed to hold out validation")
+            raise DataError(f"{source}: x_train has {len(x_train)} samples; at least 6 are needed to hold out "
+                            "the last sixth for validation")
         x_val, y_val = x_train[-n_val:], y_train[-n_val:]
         x_train, y_train = x_train[:-n_val], y_train[:-n_val]
     else:

@@ -89,12 +89,14 @@ def md_escape(text: str) -> str:
     return re.sub(r"\s+", " ", s)  # one line; a span's edge spaces stay (they separate it from its neighbours)
 
 
-def _md_inline(content: Inline) -> str:
+def _md_inline(content: Inline, in_table: bool = False) -> str:
+    """One line of Markdown. In a table cell a `|`, even inside a code span, would end the cell (GFM splits
+    rows before it parses code), so there it is written `\\|`, which GFM shows as `|` in code too."""
     out = []
     for s in _spans(content):
         if s.style == "code":
             body = " ".join(str(s.text).replace("`", "'").split())
-            out.append(f"`{body}`")
+            out.append(f"`{body.replace('|', chr(92) + '|') if in_table else body}`")
         elif s.style == "strong":
             out.append(f"**{md_escape(s.text)}**")
         elif s.style == "em":
@@ -118,7 +120,7 @@ def to_markdown(blocks: Sequence[Block], base: Path) -> str:
         elif isinstance(b, Table):
             lines.append("| " + " | ".join(md_escape(h) for h in b.header) + " |")
             lines.append("|" + "---|" * len(b.header))
-            lines += ["| " + " | ".join(_md_inline(c) for c in row) + " |" for row in b.rows]
+            lines += ["| " + " | ".join(_md_inline(c, in_table=True) for c in row) + " |" for row in b.rows]
             lines.append("")
         elif isinstance(b, Image):
             rel = b.path.relative_to(base).as_posix() if b.path.is_relative_to(base) else b.path.name

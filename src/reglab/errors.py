@@ -18,7 +18,11 @@ class RunDirError(ReglabError):
 
 
 class RunInterrupted(ReglabError):
-    """Ctrl-C during training: the record is closed consistently; the message says where it is."""
+    """Ctrl-C or SIGTERM during a run: the record is closed consistently; the message says where it is."""
+
+    def __init__(self, message: str, signum: int | None = None) -> None:
+        super().__init__(message)
+        self.signum = signum
 
 
 class RunFailed(ReglabError):

@@ -13,9 +13,12 @@ from typing import Any, Callable
 from .config import parse_family
 from .datasets import NUM_CLASSES
 from .errors import ConfigError
+from .inputs import MiB, brief, read_regular
 
 #: The seed model's regularized layer (the kernel `kernel_norm` and `penalty` measure).
 REGULARIZED_LAYER = "hidden"
+#: A model file is a page of Python; a bigger one (or a FIFO, a device) is refused before it is run.
+MAX_MODEL_BYTES = 1 * MiB
 
 
 def family_regularizer(family: str, lam: float) -> Any:
@@ -83,29 +86,31 @@ def _one_line(e: BaseException) -> str:
 
 
 def load_builder(spec: str) -> Callable[[], Any]:
-    """`path/to/file.py:build_model` → that function (the file is run as a module once per version of it)."""
+    """`path/to/file.py:build_model` → that function (the file is run as a module once per version of its
+    content). The source is read once, from a regular file of at most MAX_MODEL_BYTES, and that text is run."""
     path, sep, name = spec.rpartition(":")
     if not sep or not path or not name.isidentifier():
-        raise ConfigError(f"--model must be FILE.py:FUNCTION, got {spec!r}")
+        raise ConfigError(f"--model must be FILE.py:FUNCTION, got {brief(spec)}")
     file = Path(path)
-    if not file.is_file():
-        raise ConfigError(f"model file not found: {file}")
-    return _load_builder(file.resolve(), file.stat().st_mtime_ns, name)
+    source = read_regular(file, "model file", MAX_MODEL_BYTES, ConfigError)
+    return _load_builder(file.resolve(), name, source)
 
 
 @functools.lru_cache(maxsize=8)
-def _load_builder(file: Path, mtime_ns: int, name: str) -> Callable[[], Any]:
+def _load_builder(file: Path, name: str, source: bytes) -> Callable[[], Any]:
     module_spec = importlib.util.spec_from_file_location(f"reglab_user_model_{abs(hash(str(file.resolve())))}", file)
     if module_spec is None or module_spec.loader is None:
         raise ConfigError(f"{file} cannot be loaded as Python")
     module = importlib.util.module_from_spec(module_spec)
-    try:
-        module_spec.loader.exec_module(module)
+    try:  # the text that was checked and read, not the file again (it may have changed since)
+        exec(compile(source, str(file), "exec"), module.__dict__)
+    except SystemExit as e:  # sys.exit() in the user's file must not end reglab with nothing said
+        raise ConfigError(f"{file} called sys.exit({brief(e.code)}) while loading") from None
     except Exception as e:  # the user's code: any error becomes one line
         raise ConfigError(f"{file} failed to load ({_one_line(e)})") from None
     builder = getattr(module, name, None)
     if not callable(builder):
-        raise ConfigError(f"{file} has no function {name!r}")
+        raise ConfigError(f"{file} has no function {brief(name)}")
     return builder
 
 
@@ -131,6 +136,8 @@ def build_user_model(spec: str, input_shape: tuple[int, ...], lam: float, family
         model = load_builder(spec)()
     except ConfigError:
         raise
+    except SystemExit as e:  # KeyboardInterrupt is not caught: Ctrl-C still interrupts
+        raise ConfigError(f"--model {spec}: the builder called sys.exit({brief(e.code)}) while building the model") from None
     except Exception as e:
         raise ConfigError(f"--model {spec}: the builder raised {_one_line(e)}") from None
     if not isinstance(model, keras.Model):

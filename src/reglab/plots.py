@@ -11,7 +11,7 @@ title and a one- or two-sentence caption for the report.
 from __future__ import annotations
 
 import math
-import os
+import sys
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator, NamedTuple
@@ -20,8 +20,10 @@ from .aggregate import (
     Histogram, choose_lambda, epoch_bands, excluded_arms, final_values, gap_against_norm,
     lambda_stats, locate_optimum, weight_histograms,
 )
+from .fileio import ensure_dir, write_atomic
 from .formatting import lam_label
 from .record import RunRecord
+from .rundir import register
 from .stats import Estimate
 
 FIGURES = "figures"
@@ -34,6 +36,15 @@ VAL_DATA_LOSS = "validation data loss (cross-entropy, without L2 penalty)"
 KERNEL_NORM = "‖W‖ of the regularized kernel (Frobenius)"
 GAP = "generalization gap: val − train data loss (without L2 penalty)"
 BASELINE_LABEL = "λ = 0 (no regularization)"
+
+#: Curves figures (one per arm with one seed, one per λ with several) drawn at most: each costs ~0.2 s and
+#: ~90 kB, so 1,000 of them took minutes and buried the report. Beyond it, an evenly spaced choice over the
+#: grid (first, last and the chosen λ included); the others' numbers are in metrics.csv and the report's tables.
+MAX_CURVE_FIGURES = 24
+#: Up to this many λ > 0, a figure names each λ in its legend; beyond, colour follows log λ along a colour bar.
+MAX_LEGEND_LAMBDAS = 12
+#: Weight-histogram panels drawn at most (λ evenly spaced over the grid, the smallest and largest included).
+MAX_HISTOGRAM_PANELS = 12
 
 
 # ---------------------------------------------------------------- what the report gets
@@ -54,6 +65,7 @@ class Figures(NamedTuple):
     lambda_curve: FigureFile
     gap_vs_norm: FigureFile
     histograms: FigureFile | None  # None: the run has no kernels.npz
+    curves_total: int = 0  # arms (one seed) or λ values (several) that could have a curves figure; see MAX_CURVE_FIGURES
 
     def all(self) -> list[FigureFile]:
         """Every file, in report order (the order of the fields)."""
@@ -155,7 +167,10 @@ def overlay_data(run: RunRecord, column: str, title: str, ylabel: str) -> Overla
     for b in epoch_bands(run, column):
         label = f"λ = {lam_label(b.lam)}" + (f", n = {b.n}" if b.n != run.config.seeds else "")
         series.append(BandSeries(b.lam, label, list(b.epochs), list(b.mean), list(b.low), list(b.high), b.n))
-    return Overlay(column, title + _seeds_note(run), ylabel, series)
+    note = _seeds_note(run)
+    if note and dense_grid(s.lam for s in series):  # drawn without bands (draw_overlay)
+        note = f" — mean of {run.config.seeds} seeds"
+    return Overlay(column, title + note, ylabel, series)
 
 
 def val_data_loss_overlay_data(run: RunRecord) -> Overlay:
@@ -249,16 +264,35 @@ def gap_norm_data(run: RunRecord) -> GapNormData:
 
 
 class HistogramData(NamedTuple):
-    """Per λ the pooled final kernel weights on bin edges shared by every λ."""
+    """Per λ the pooled final kernel weights on bin edges shared by every λ; with more than `max_panels` λ,
+    `panels` holds an evenly spaced choice of them and `n_lams` says how many there were."""
 
     edges: list[float]
     panels: list[Histogram]
+    n_lams: int = 0
 
 
-def histogram_data(run: RunRecord, kernels: dict[int, Any]) -> HistogramData | None:
+def histogram_data(run: RunRecord, kernels: dict[int, Any], max_panels: int = MAX_HISTOGRAM_PANELS) -> HistogramData | None:
     """None when there is nothing to draw (no kernels, or none of a comparable arm)."""
     hists = weight_histograms(run, kernels)
-    return HistogramData(list(hists[0].edges), hists) if hists else None
+    if not hists:
+        return None
+    return HistogramData(list(hists[0].edges), [hists[i] for i in spread_picks(len(hists), max_panels)], len(hists))
+
+
+def spread_picks(n: int, k: int, must: tuple[int, ...] = ()) -> list[int]:
+    """At most `k` of range(n), ascending: all when n <= k, else evenly spaced with the first and last, each
+    of `must` taking the place of the nearest inner pick. Why: a bounded, representative set of figures."""
+    if n <= k:
+        return list(range(n))
+    if k <= 1:
+        return [next((m for m in must if 0 <= m < n), 0)][:max(k, 0)]
+    picks = [round(j * (n - 1) / (k - 1)) for j in range(k)]
+    for m in must:
+        if 0 <= m < n and m not in picks and k > 2:
+            nearest = min(range(1, k - 1), key=lambda j: abs(picks[j] - m))
+            picks[nearest] = m
+    return sorted(set(picks))
 
 
 # ---------------------------------------------------------------- words
@@ -281,6 +315,65 @@ def _kernel_name(run: RunRecord) -> str:
 
 def _num(x: float, digits: int = 3) -> str:
     return "n/a" if x is None or not math.isfinite(x) else f"{x:.{digits}g}"
+
+
+def dense_grid(lams: Any) -> bool:
+    """More λ > 0 than a legend can name (MAX_LEGEND_LAMBDAS): colour by log λ with a colour bar instead."""
+    return len({lam for lam in lams if lam > 0}) > MAX_LEGEND_LAMBDAS
+
+
+#: log10 of the largest and of the smallest positive float: any finite λ > 0 lies between them
+_LOG10_MAX = math.log10(sys.float_info.max)
+_LOG10_TINY = math.log10(5e-324)
+
+
+def _pow10(x: float) -> float:
+    """10**x, kept within the positive finite floats (a log axis limit must be neither 0 nor inf)."""
+    x = min(max(x, _LOG10_TINY), _LOG10_MAX)
+    try:
+        value = 10.0 ** x
+    except OverflowError:
+        return sys.float_info.max
+    return min(max(value, 5e-324), sys.float_info.max)
+
+
+def log_limits(lams: Any, pad: float = 0.5) -> tuple[float, float]:
+    """Limits of a log axis showing every finite λ > 0 with `pad` decades to spare, computed in log space:
+    7e307 × 3 is inf and 5e-324 / 3 is 0, either of which matplotlib refuses. One λ gets `pad` on each side."""
+    logs = [math.log10(lam) for lam in lams if lam > 0 and math.isfinite(lam)]
+    if not logs:
+        return 0.1, 10.0
+    pad = max(pad, 0.04 * (max(logs) - min(logs)))  # a wide grid's ends stay off the frame, as matplotlib's margins
+    lo, hi = _pow10(min(logs) - pad), _pow10(max(logs) + pad)
+    return (lo, hi) if lo < hi else (lo * 0.5 if lo > 5e-324 else lo, hi * 2 if hi < sys.float_info.max / 2 else hi)
+
+
+def decade_ticks(lo: float, hi: float, most: int = 8) -> tuple[list[float], bool]:
+    """Powers of ten within [lo, hi], at most `most` (every k-th decade), and whether minor ticks may be left to
+    matplotlib: its LogLocator computes decades past the axis ends, and 10**309 overflows, so a range within
+    reach of either float limit, or one that skips decades, gets these ticks alone."""
+    a, b = math.ceil(math.log10(lo)), math.floor(math.log10(hi))
+    if a > b:
+        return [], False
+    need = (b - a + 1) / most
+    stride = next((s for s in (1, 2, 5, 10, 20, 25, 50, 100, 200) if s >= need), 400)  # round numbers of decades
+    first = -(-a // stride) * stride  # multiples of the stride: 10^-300, 10^-200, …, not 10^-300, 10^-224, …
+    return [10.0 ** k for k in range(first, b + 1, stride)], stride == 1 and -300 < a and b < 300
+
+
+def _log_lambda_axis(ax, lams: Any) -> tuple[float, float]:
+    """A log x axis showing every finite λ > 0: limits in log space (`log_limits`), decade ticks set by hand."""
+    from matplotlib.ticker import FixedLocator, NullLocator
+
+    lo, hi = log_limits(lams)
+    ax.set_xscale("log")
+    ax.set_xlim(lo, hi)
+    ticks, minor = decade_ticks(lo, hi)
+    if ticks:
+        ax.xaxis.set_major_locator(FixedLocator(ticks))
+    if not minor:
+        ax.xaxis.set_minor_locator(NullLocator())
+    return lo, hi
 
 
 def lam_token(lam: float) -> str:
@@ -332,27 +425,29 @@ def _pyplot():
 
 
 def _save(fig, path: Path) -> None:
-    """Save beside the target, then rename: a figure on disk is always whole."""
-    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
-    try:
-        fig.savefig(tmp, dpi=DPI)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    """Write whole or not at all, never through a link (fileio); a run's figure is listed in its manifest first."""
+    if path.parent.name == FIGURES:
+        register(path.parent.parent, [f"{FIGURES}/{path.name}"])
+    write_atomic(path, lambda f: fig.savefig(f, dpi=DPI, format="png"))
 
 
 @contextmanager
 def _figure(path: Path, *args: Any, **kwargs: Any) -> Iterator[tuple[Any, Any]]:
-    """`plt.subplots(*args, **kwargs)`; after the block, lay out and save to `path`. Always closed."""
+    """`plt.subplots(*args, **kwargs)`; after the block, lay out and save to `path`. Always closed.
+
+    Floating-point overflow is not warned about: a log axis that reaches the largest float (λ = 1.8e308)
+    makes matplotlib's axes → data transform round just past it to inf, which matplotlib itself handles."""
+    import numpy as np
+
     plt = _pyplot()
-    fig, axes = plt.subplots(*args, **kwargs)
-    try:
-        yield fig, axes
-        fig.tight_layout()
-        _save(fig, path)
-    finally:
-        plt.close(fig)
+    with np.errstate(over="ignore"):
+        fig, axes = plt.subplots(*args, **kwargs)
+        try:
+            yield fig, axes
+            fig.tight_layout()
+            _save(fig, path)
+        finally:
+            plt.close(fig)
 
 
 def lam_colors(lams) -> dict[float, Any]:
@@ -362,9 +457,30 @@ def lam_colors(lams) -> dict[float, Any]:
     cmap = matplotlib.colormaps["viridis"]
     pos = sorted(lam for lam in set(lams) if lam > 0)
     out: dict[float, Any] = {0.0: "0.25"}
+    if dense_grid(pos):  # colour by log λ, as the colour bar reads it (`_lam_colorbar`)
+        lo, hi = math.log10(pos[0]), math.log10(pos[-1])
+        return {**out, **{lam: cmap(0.2 + 0.65 * (math.log10(lam) - lo) / (hi - lo)) for lam in pos}}
     for i, lam in enumerate(pos):
         out[lam] = cmap(0.2 + 0.65 * i / (len(pos) - 1) if len(pos) > 1 else 0.5)
     return out
+
+
+def _lam_colorbar(fig, ax, lams: Any) -> None:
+    """A colour bar for a dense grid's λ > 0 (log scale, the colours of `lam_colors`); λ = 0 stays dark grey."""
+    import matplotlib
+    import numpy as np
+    from matplotlib.colors import ListedColormap, LogNorm
+
+    pos = sorted({lam for lam in lams if lam > 0})
+    cmap = ListedColormap(matplotlib.colormaps["viridis"](np.linspace(0.2, 0.85, 256)))
+    mappable = matplotlib.cm.ScalarMappable(norm=LogNorm(pos[0], pos[-1]), cmap=cmap)
+    bar = fig.colorbar(mappable, ax=ax, pad=0.02)
+    ticks, minor = decade_ticks(pos[0], pos[-1])
+    if ticks:
+        bar.set_ticks(ticks)
+    if not minor:
+        bar.minorticks_off()
+    bar.set_label(f"λ ({len(pos):,} values > 0, log scale)" + ("; λ = 0: dark grey" if 0.0 in set(lams) else ""))
 
 
 def _finite(xs) -> list[float]:
@@ -430,17 +546,36 @@ def draw_lambda_curves(c: LambdaCurves, path: Path, title: str) -> None:
 
 
 def draw_overlay(ov: Overlay, path: Path) -> None:
+    """One line per λ with its band; a dense grid (see `dense_grid`): lines only, no markers or bands, coloured
+    along a colour bar, and only λ = 0 in the legend, so the figure's cost and legibility do not grow with λ."""
     with _figure(path, figsize=(10, 5)) as (fig, ax):
-        colors = lam_colors(s.lam for s in ov.series)
+        lams = [s.lam for s in ov.series]
+        dense = dense_grid(lams)
+        colors = lam_colors(lams)
+        if dense:  # every λ > 0 in one LineCollection: one artist, not one per λ
+            from matplotlib.collections import LineCollection
+
+            pos = [s for s in ov.series if s.lam > 0]
+            ax.add_collection(LineCollection([list(zip(s.epochs, _finite(s.mean))) for s in pos],
+                                             colors=[colors[s.lam] for s in pos], linewidths=0.8))
+            ax.autoscale_view()
         for s in ov.series:
-            _band(ax, s.epochs, s, colors[s.lam], "-", s.label, _markers(s.epochs))
+            if not dense:
+                _band(ax, s.epochs, s, colors[s.lam], "-", s.label, _markers(s.epochs))
+            elif s.lam == 0:
+                ax.plot(s.epochs, _finite(s.mean), color=colors[s.lam], linewidth=1.6, label=s.label, zorder=3)
         if not ov.series:
             ax.text(0.5, 0.5, "no arm completed every epoch", ha="center", va="center", transform=ax.transAxes)
         ax.set(title=ov.title, xlabel="epoch", ylabel=ov.ylabel)
         ax.grid(alpha=0.3)
         if ov.series:
             _epoch_ticks(ax, ov.series[0].epochs)
-            ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+            if dense:
+                _lam_colorbar(fig, ax, lams)
+                if 0.0 in lams:
+                    ax.legend(fontsize=8, loc="best")
+            else:
+                ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
 
 
 def _yerr(mean: list[float], low: list[float], high: list[float]) -> list[list[float]] | None:
@@ -475,8 +610,7 @@ def _draw_lambda_panel(ax, p: LambdaPanel, chosen: float | None, missing: list[f
         ax.errorbar(lams, mean, yerr=_yerr(mean, low, high), fmt="o-", color=color, capsize=4,
                     label="λ > 0: mean" + (", 95 % CI" if any(n > 1 for n in p.n) else ""))
     if lams or gone:
-        ax.set_xscale("log")
-        ax.set_xlim(min(lams + gone) / 3, max(lams + gone) * 3)
+        _log_lambda_axis(ax, lams + gone)  # in log space: any finite λ, up to the largest float
         ticks = sorted(lams + gone)
         if len(ticks) <= 6:  # a few λ: one labelled tick each; a dense grid keeps the log axis's decades
             ax.set_xticks(ticks, [lam_label(t) for t in ticks])
@@ -535,9 +669,10 @@ def draw_family_curves(d: FamilyCurves, path: Path, title: str) -> None:
                 if p.baseline is not None and math.isfinite(p.baseline.mean):
                     ax.axhline(p.baseline.mean, color=color, linestyle="--", linewidth=1, alpha=0.8,
                                label=f"{family} at strength 0" + (" (best)" if d.best.get(family) == 0.0 else ""))
+        positive = [lam for panels in d.panels.values() for p in panels for lam, m in zip(p.lams, p.mean) if math.isfinite(m)]
         for ax, name in zip(axes, ("Validation data loss (without penalty)", "Validation accuracy")):
             if any_positive:
-                ax.set_xscale("log")
+                _log_lambda_axis(ax, positive)  # matplotlib's own margins and ticks overflow near the largest float
             ax.set(xlabel="strength (each family's own λ, log scale)", ylabel=name.lower(), title=name)
             ax.grid(alpha=0.3, which="both")
             ax.legend(fontsize=7.5, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2, frameon=False)
@@ -545,6 +680,11 @@ def draw_family_curves(d: FamilyCurves, path: Path, title: str) -> None:
 
 
 def draw_gap_vs_norm(d: GapNormData, path: Path, title: str, seeds: int = 1) -> None:
+    """One dot per arm coloured by λ, per-λ means with 95 % CI bars; a dense grid (see `dense_grid`): all dots
+    in one scatter, means as diamonds without bars, and a colour bar in place of a legend of every λ."""
+    if dense_grid(d.lams + [m.lam for m in d.means]):
+        _draw_gap_vs_norm_dense(d, path, title, seeds)
+        return
     with _figure(path, figsize=(10, 5.5)) as (fig, ax):
         colors = lam_colors(d.lams + [m.lam for m in d.means])
         for m in d.means:
@@ -566,6 +706,24 @@ def draw_gap_vs_norm(d: GapNormData, path: Path, title: str, seeds: int = 1) -> 
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0),
                       title="dots: arms\n◆: mean, 95 % CI" if seeds > 1 else None, title_fontsize=8)
+
+
+def _draw_gap_vs_norm_dense(d: GapNormData, path: Path, title: str, seeds: int) -> None:
+    with _figure(path, figsize=(10, 5.5)) as (fig, ax):
+        lams = d.lams + [m.lam for m in d.means]
+        colors = lam_colors(lams)
+        pts = [(x, y, colors[lam]) for lam, x, y in zip(d.lams, d.norms, d.gaps) if math.isfinite(x) and math.isfinite(y)]
+        ax.scatter([p[0] for p in pts], [p[1] for p in pts], c=[p[2] for p in pts], alpha=0.45 if seeds > 1 else 0.8,
+                   s=14 if seeds > 1 else 18, linewidths=0)
+        if seeds > 1:
+            ms = [m for m in d.means if math.isfinite(m.norm.mean) and math.isfinite(m.gap.mean)]
+            ax.scatter([m.norm.mean for m in ms], [m.gap.mean for m in ms], c=[colors[m.lam] for m in ms], marker="D",
+                       s=30, edgecolors="black", linewidths=0.5)
+        if not d.means:
+            ax.text(0.5, 0.5, "no arm completed every epoch", ha="center", va="center", transform=ax.transAxes)
+        ax.set(title=title, xlabel="final " + KERNEL_NORM, ylabel="final " + GAP)
+        ax.grid(alpha=0.3)
+        _lam_colorbar(fig, ax, lams)
 
 
 def draw_histograms(d: HistogramData, path: Path, title: str) -> None:
@@ -598,7 +756,7 @@ def draw_histograms(d: HistogramData, path: Path, title: str) -> None:
 def draw_all(run: RunRecord, kernels: dict[int, Any] | None = None) -> Figures:
     """Draw every figure of a run into RUN_DIR/figures. `kernels` defaults to `run.kernels()`."""
     out = run.run_dir / FIGURES
-    out.mkdir(parents=True, exist_ok=True)
+    ensure_dir(out)
     seeds = run.config.seeds
     excluded = _excluded_note(run)
 
@@ -611,8 +769,11 @@ def draw_all(run: RunRecord, kernels: dict[int, Any] | None = None) -> Figures:
     family = run.config.regularizers[0]  # a family view when the sweep compared several
     kind = {"l2": "L2 regularization", "l1": "L1 regularization", "weight_decay": "weight decay"}.get(family, f"{family} regularization")
     curves = []
-    if seeds == 1:
-        for arm in range(len(run.arms)):
+    lc = lambda_curve_data(run)
+    if seeds == 1:  # at most MAX_CURVE_FIGURES, evenly over the grid with the chosen λ's arm among them
+        chosen_arm = tuple(i for i, a in enumerate(run.arms) if float(a["lambda"]) == lc.chosen)[:1]
+        curves_total = len(run.arms)
+        for arm in spread_picks(curves_total, MAX_CURVE_FIGURES, chosen_arm):
             c = arm_curves_data(run, arm)
             title = f"{kind} λ = {lam_label(c.lam)}  (seed {c.seed})"
             caption = (f"Training and validation curves of the arm with λ = {lam_label(c.lam)} (seed {c.seed}): "
@@ -622,7 +783,10 @@ def draw_all(run: RunRecord, kernels: dict[int, Any] | None = None) -> Figures:
             draw_arm_curves(c, path, title)
             curves.append(figure(path, title, caption))
     else:
-        for lam in run.config.lambdas:
+        grid = list(run.config.lambdas)
+        curves_total = len(grid)
+        chosen_lam = (grid.index(lc.chosen),) if lc.chosen in grid else ()
+        for lam in [grid[i] for i in spread_picks(curves_total, MAX_CURVE_FIGURES, chosen_lam)]:
             c = lambda_curves_data(run, lam)
             of = f"{c.n} of {c.n_arms} seeds" if c.n != c.n_arms else f"{c.n} seeds"
             if c.n:
@@ -642,6 +806,11 @@ def draw_all(run: RunRecord, kernels: dict[int, Any] | None = None) -> Figures:
 
     mean_of = f", mean of {seeds} seeds with 95 % CI band" if seeds > 1 else ""
     ov = val_data_loss_overlay_data(run)
+    drawn = [s.lam for s in ov.series]
+    if dense_grid(drawn):  # as draw_overlay draws a dense grid
+        mean_of = (f", mean of {seeds} seeds" if seeds > 1 else "") + (
+            f", coloured by λ on a log colour scale (the colour bar{'; λ = 0 dark grey' if 0.0 in drawn else ''})"
+            + ("; no bands: too many λ to tell them apart" if seeds > 1 else ""))
     path = file("val_data_loss.png")
     draw_overlay(ov, path)
     val_fig = figure(path, ov.title, "Validation data loss (cross-entropy without the L2 penalty) by epoch, "
@@ -653,7 +822,6 @@ def draw_all(run: RunRecord, kernels: dict[int, Any] | None = None) -> Figures:
     norm_fig = figure(path, ov.title, f"Frobenius norm ‖W‖ of {_kernel_name(run)} by epoch, "
                       f"one line per λ{mean_of}." + excluded)
 
-    lc = lambda_curve_data(run)
     title = "Final validation metrics against λ" + (f" — mean of {seeds} seeds, bars = 95 % CI" if seeds > 1 else "")
     base = ("the dashed line is λ = 0" + (" (shaded: its 95 % CI)" if seeds > 1 else "")
             if lc.val_data_loss.baseline is not None else
@@ -675,6 +843,8 @@ def draw_all(run: RunRecord, kernels: dict[int, Any] | None = None) -> Figures:
               else "Pearson r: n/a (fewer than 3 arms or no spread)")
     title = f"Generalization gap against kernel norm ({r_text})"
     means = ", diamonds = per-λ means with 95 % CI bars in both axes" if seeds > 1 else ""
+    if dense_grid(gn.lams + [m.lam for m in gn.means]):  # as draw_gap_vs_norm draws a dense grid
+        means = " (log colour scale: the colour bar)" + (", diamonds = per-λ means (no bars: too many λ)" if seeds > 1 else "")
     caption = ("Final generalization gap (validation − training data loss, both without the L2 penalty) against the "
                f"final kernel norm ‖W‖: one dot per arm coloured by λ{means}; {r_text}." + excluded)
     path = file("gap_vs_norm.png")
@@ -685,10 +855,14 @@ def draw_all(run: RunRecord, kernels: dict[int, Any] | None = None) -> Figures:
     hd = histogram_data(run, run.kernels() if kernels is None else kernels)
     if hd is not None:
         title = "Final weights of the regularized kernel by λ"
-        caption = (f"Histograms of the final weights of {_kernel_name(run)}, one panel per λ"
+        shown = len(hd.panels)
+        which = ("one panel per λ" if shown >= hd.n_lams else
+                 f"one panel for each of {shown} of the {hd.n_lams:,} λ values (evenly spaced over the grid, the "
+                 f"smallest and largest included; the weight table in the report covers every arm)")
+        caption = (f"Histograms of the final weights of {_kernel_name(run)}, {which}"
                    + (" (its seeds pooled)" if seeds > 1 else "") + " on shared bins, log count axis." + excluded)
         path = file("weight_histograms.png")
         draw_histograms(hd, path, title)
         hist_fig = figure(path, title, caption)
 
-    return Figures(curves, val_fig, norm_fig, lambda_fig, gap_fig, hist_fig)
+    return Figures(curves, val_fig, norm_fig, lambda_fig, gap_fig, hist_fig, curves_total)

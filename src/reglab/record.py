@@ -17,10 +17,8 @@ from __future__ import annotations
 import csv
 import io
 import json
-import math
 import os
 import platform
-import shutil
 import sys
 import zipfile
 from dataclasses import asdict, dataclass, fields
@@ -31,15 +29,16 @@ from typing import Any, Iterable
 from .config import SweepConfig, dump_toml, parse_family
 from .datasets import DataInfo
 from .errors import ConfigError, RunDirError
+from .fileio import open_append, write_atomic
+from .recordcheck import check_meta, check_rows, row_problem
+from .rundir import TOP_LEVEL, register
 
 FORMAT = "reglab-run/1"
 RUN_JSON = "run.json"
 METRICS_CSV = "metrics.csv"
 CONFIG_TOML = "config.toml"
 KERNELS_NPZ = "kernels.npz"
-#: Files and folders reglab writes into a run directory; `--force` removes only these.
-OWNED = (RUN_JSON, METRICS_CSV, CONFIG_TOML, KERNELS_NPZ, "checkpoint.npz", ".checkpoint.npz.tmp", "figures",
-         "report.md", "report.html")
+MAX_RUN_JSON_BYTES = 64 << 20
 
 
 @dataclass(frozen=True)
@@ -77,10 +76,6 @@ def utc_now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-def default_run_dir(root: str | Path = "runs") -> Path:
-    return Path(root) / datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-
-
 def versions() -> dict[str, str]:
     from importlib.metadata import PackageNotFoundError, version
 
@@ -91,37 +86,6 @@ def versions() -> dict[str, str]:
         except PackageNotFoundError:
             out[pkg] = "not installed"
     return out
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Write to a temporary file beside `path`, fsync, then rename over it."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
-def check_run_dir(run_dir: Path, force: bool) -> None:
-    """Refuse an existing run directory unless `force`, and refuse to overwrite one that is not reglab's."""
-    if run_dir.exists() and not run_dir.is_dir():
-        raise RunDirError(f"{run_dir} exists and is not a directory")
-    entries = list(run_dir.iterdir()) if run_dir.is_dir() else []
-    if entries and not force:
-        raise RunDirError(f"run directory {run_dir} already exists (use --force to overwrite it, or --out to choose another)")
-    if entries and not (run_dir / RUN_JSON).is_file():
-        raise RunDirError(f"{run_dir} is not empty and is not a reglab run directory; refusing to overwrite it")
-
-
-def clear_run_dir(run_dir: Path) -> None:
-    """Remove what an earlier run wrote (only reglab's own files), after `check_run_dir` allowed it."""
-    for name in OWNED:
-        p = run_dir / name
-        if p.is_dir():
-            shutil.rmtree(p)
-        elif p.exists():
-            p.unlink()
 
 
 class Recorder:
@@ -150,11 +114,12 @@ class Recorder:
             ],
         }
         try:
+            register(run_dir, TOP_LEVEL)  # before any of them exists: --force can always clear what a crash left
+            self._save()  # run.json first: from here on the folder is a reglab run, whatever happens next
             write_atomic(run_dir / CONFIG_TOML, dump_toml(config))
-            self._save()
-            self._csv_file = open(run_dir / METRICS_CSV, "w", newline="", encoding="utf-8")
+            write_atomic(run_dir / METRICS_CSV, ",".join(COLUMNS) + "\r\n")
+            self._csv_file = open_append(run_dir / METRICS_CSV)
             self._csv = csv.writer(self._csv_file)
-            self._write_row(list(COLUMNS))
         except OSError as e:
             raise RunDirError(f"cannot write to run directory {run_dir}: {e.strerror or e}") from None
 
@@ -169,7 +134,7 @@ class Recorder:
         meta.setdefault("resumed_at", []).append(utc_now())
         try:
             self._save()
-            self._csv_file = open(run_dir / METRICS_CSV, "a", newline="", encoding="utf-8")
+            self._csv_file = open_append(run_dir / METRICS_CSV)
             self._csv = csv.writer(self._csv_file)
         except OSError as e:
             raise RunDirError(f"cannot write to run directory {run_dir}: {e.strerror or e}") from None
@@ -216,12 +181,8 @@ def write_kernels(run_dir: Path, kernels: dict[int, Any]) -> None:
     the weight distributions the analysis reads back without retraining."""
     import numpy as np
 
-    tmp = run_dir / f".{KERNELS_NPZ}.tmp"
-    with open(tmp, "wb") as f:
-        np.savez(f, **{f"arm{i}": np.asarray(k, dtype=np.float32) for i, k in sorted(kernels.items())})
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, run_dir / KERNELS_NPZ)
+    arrays = {f"arm{i}": np.asarray(k, dtype=np.float32) for i, k in sorted(kernels.items())}
+    write_atomic(run_dir / KERNELS_NPZ, lambda f: np.savez(f, **arrays))
 
 
 def read_kernels(run_dir: Path) -> dict[int, Any]:
@@ -278,22 +239,15 @@ def read_run_meta(run_dir: str | Path) -> dict[str, Any]:
     meta_path = run_dir / RUN_JSON
     if not meta_path.is_file():
         raise RunDirError(f"{run_dir} is not a reglab run directory (no {RUN_JSON})")
+    if meta_path.stat().st_size > MAX_RUN_JSON_BYTES:
+        raise RunDirError(f"{meta_path} is larger than any run record reglab writes ({MAX_RUN_JSON_BYTES >> 20} MiB)")
     try:
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, ValueError) as e:
         raise RunDirError(f"{meta_path} is not readable JSON ({e})") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise RunDirError(f"{meta_path} is not a reglab run record (expected format {FORMAT!r})")
-    try:
-        config = SweepConfig.from_mapping(meta["config"], where=str(meta_path))
-        DataInfo.from_dict(meta["data"])
-        arms = meta["arms"]
-        if len(arms) != len(config.arms()) or any(int(a["arm"]) != i for i, a in enumerate(arms)):
-            raise ValueError("the arm list does not match the configuration")
-    except ConfigError as e:
-        raise RunDirError(f"{meta_path}: {e}") from None
-    except (KeyError, TypeError, ValueError) as e:
-        raise RunDirError(f"{meta_path} is incomplete or damaged ({type(e).__name__}: {e})") from None
+    check_meta(meta, str(meta_path))
     return meta
 
 
@@ -303,8 +257,8 @@ def load_run(run_dir: str | Path) -> RunRecord:
     meta = read_run_meta(run_dir)
     config = SweepConfig.from_mapping(meta["config"], where=str(run_dir / RUN_JSON))
     data = DataInfo.from_dict(meta["data"])
-    arms = meta["arms"]
-    epochs = tuple(read_metrics(run_dir / METRICS_CSV, n_arms=len(arms)))
+    epochs = tuple(read_metrics(run_dir / METRICS_CSV, n_arms=len(meta["arms"])))
+    check_rows(epochs, config, run_dir / METRICS_CSV)
     return RunRecord(run_dir=run_dir, config=config, data=data, meta=meta, epochs=epochs)
 
 
@@ -336,6 +290,8 @@ def repair_metrics(run_dir: Path, n_arms: int, epochs_done: dict[int, int]) -> l
 
 
 def read_metrics(path: Path, n_arms: int) -> Iterable[EpochRecord]:
+    if path.exists() and not path.is_file():
+        raise RunDirError(f"{path} is not a regular file")
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -371,8 +327,11 @@ def read_metrics_text(text: str, path: Path, n_arms: int) -> list[EpochRecord]:
         except ConfigError:
             raise RunDirError(f"{path}, line {line_no}: {family!r} is not a regularizer") from None
         rec = EpochRecord(*values)
-        if not 0 <= rec.arm < n_arms or rec.epoch < 1 or math.isnan(rec.lam):
+        if not 0 <= rec.arm < n_arms or rec.epoch < 1:
             raise RunDirError(f"{path}, line {line_no}: arm or epoch out of range")
+        problem = row_problem(asdict(rec))
+        if problem:
+            raise RunDirError(f"{path}, line {line_no}: {problem}")
         out.append(rec)
     return out
 
@@ -380,5 +339,5 @@ def read_metrics_text(text: str, path: Path, n_arms: int) -> list[EpochRecord]:
 
 
 __all__ = [
-    "COLUMNS", "EpochRecord", "Recorder", "RunRecord", "load_run", "check_run_dir", "clear_run_dir", "default_run_dir",
+    "COLUMNS", "EpochRecord", "Recorder", "RunRecord", "load_run",
 ]

@@ -21,7 +21,9 @@ from .claims import Claim, check_claims, pm
 from .config import parse_family
 from .families import FamilySummary, best_against_best, compare_families, family_view, primary_family, sweep_config
 from .formatting import fmt, lam_label
-from .record import RunRecord, write_atomic
+from .fileio import write_atomic
+from .record import RunRecord
+from .rundir import locked, register
 from .stats import Estimate
 
 REPORT_MD = "report.md"
@@ -50,7 +52,8 @@ def setup_rows(run: RunRecord) -> list[list[d.Inline]]:
     rows: list[list[d.Inline]] = [
         ["model", model_row],
         ["compile", d.code('optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"]')],
-        ["training", d.code(f"fit(epochs={c.epochs}, batch_size={c.batch_size}, validation_data=(x_val, y_val))")],
+        ["training", [d.code(f"fit(epochs={c.epochs}, batch_size={c.batch_size}, validation_data=(x_val, y_val))"),
+                      _clipped_batch_note(c.batch_size, data.n_train)]],
         ["early stopping", (f"patience {c.early_stopping} on the validation data loss, per arm (Keras's EarlyStopping); "
                             + ("test metrics and kernels use each arm's best-epoch weights" if c.restore_best
                                else "test metrics use each arm's last weights")) if c.early_stopping else "off"],
@@ -73,6 +76,14 @@ def setup_rows(run: RunRecord) -> list[list[d.Inline]]:
     if data.fallback_reason:
         rows.insert(9, ["why the fallback", str(data.fallback_reason)])
     return rows
+
+
+def _clipped_batch_note(batch_size: int, n_train: int) -> str:
+    """What a batch above the data size means (Keras's one batch of every sample; the engines allocate for the
+    data, not the request), so a run's setup never suggests a batch that did not exist."""
+    if batch_size <= n_train:
+        return ""
+    return f": batch size {batch_size:,} (one batch of {n_train:,}: the whole training set, every epoch)"
 
 
 RESULTS_HEADER = [
@@ -164,9 +175,22 @@ def results(run: RunRecord, stats: list[LambdaStats], figures: Any) -> list[d.Bl
     if figures is not None:
         blocks += [_image(figures.lambda_curve), _image(figures.val_data_loss)]
         blocks += [d.Heading(3, "Training and validation curves")]
+        blocks += _curves_left_out(run, figures)
         blocks += [_image(f) for f in figures.curves]
     blocks += [d.Heading(3, "Every arm"), d.Table(RESULTS_HEADER, results_rows(arm_summaries(run)))]
     return blocks
+
+
+def _curves_left_out(run: RunRecord, figures: Any) -> list[d.Block]:
+    """One sentence when only some arms (one seed) or λ values (several) have a curves figure (plots.MAX_CURVE_FIGURES)."""
+    total, shown = getattr(figures, "curves_total", 0), len(figures.curves)
+    if total <= shown:
+        return []
+    what, where = (("arms", "the “Every arm” table below") if run.config.seeds == 1 else
+                   ("λ values", "the “By λ” table above and the “Every arm” table below"))
+    return [d.Para(f"Curves are drawn for {shown} of the {total:,} {what}, evenly spaced over the λ grid (the smallest "
+                   f"and largest λ and the chosen one included); the other {total - shown:,} are left out of the "
+                   f"figures: their numbers, epoch by epoch, are in metrics.csv, and their final values in {where}.")]
 
 
 def weight_section(run: RunRecord, stats: list[LambdaStats], figures: Any) -> list[d.Block]:
@@ -479,17 +503,19 @@ def build_report(run: RunRecord) -> Path:
     (L2 when present) and a side-by-side comparison of all of them."""
     from .plots import draw_all
 
-    if run.config.regularizers == ("l2",):
-        figures = draw_all(run)
-        blocks = build_blocks(run, figures)
-    else:
-        kernels = run.kernels()  # read once: the primary family's figures and every family's summary
-        view = family_view(run, primary_family(run))
-        figures = draw_all(view, view.own(kernels))
-        blocks = build_blocks(view, figures)
-        at = next(i for i, b in enumerate(blocks) if isinstance(b, d.Heading) and b.anchor == "analysis")
-        blocks[at:at] = families_section(run, compare_families(run, kernels))
-    write_atomic(run.run_dir / REPORT_MD, d.to_markdown(blocks, run.run_dir))
-    path = run.run_dir / REPORT_HTML
-    write_atomic(path, d.to_html(blocks, f"reglab report: {run.run_dir.name}"))
+    with locked(run.run_dir):  # one writer at a time: a run in progress, or another report, is refused
+        if run.config.regularizers == ("l2",):
+            figures = draw_all(run)
+            blocks = build_blocks(run, figures)
+        else:
+            kernels = run.kernels()  # read once: the primary family's figures and every family's summary
+            view = family_view(run, primary_family(run))
+            figures = draw_all(view, view.own(kernels))
+            blocks = build_blocks(view, figures)
+            at = next(i for i, b in enumerate(blocks) if isinstance(b, d.Heading) and b.anchor == "analysis")
+            blocks[at:at] = families_section(run, compare_families(run, kernels))
+        register(run.run_dir, [REPORT_MD, REPORT_HTML])
+        write_atomic(run.run_dir / REPORT_MD, d.to_markdown(blocks, run.run_dir))
+        path = run.run_dir / REPORT_HTML
+        write_atomic(path, d.to_html(blocks, f"reglab report: {run.run_dir.name}"))
     return path

@@ -3,46 +3,58 @@
 from __future__ import annotations
 
 import functools
+import hashlib
+import json
 import math
 import signal
 import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, NamedTuple
 
 from rich.console import Console
 
-from .checkpoint import read_checkpoint, remove_checkpoint, write_checkpoint
-from .config import Arm, SweepConfig
+from .checkpoint import CHECKPOINT_NPZ, read_checkpoint, remove_checkpoint, write_checkpoint
+from .config import MAX_ARMS, Arm, SweepConfig
 from .datasets import Splits, load_dataset
 from .engines import get_engine
 from .errors import ConfigError, RunDirError, RunFailed, RunInterrupted
+from .inputs import read_regular
 from .models import kernels_of
 from .progress import ProgressDisplay
 from .record import (
-    METRICS_CSV, RUN_JSON, EpochRecord, Recorder, RunRecord, check_run_dir, clear_run_dir, default_run_dir,
-    load_run, read_run_meta, repair_metrics, utc_now, write_kernels,
+    METRICS_CSV, RUN_JSON, EpochRecord, Recorder, RunRecord, load_run, read_metrics, read_run_meta, repair_metrics,
+    utc_now, write_kernels,
 )
+from .recordcheck import check_rows
+from .rundir import check_run_dir, clear_run_dir, locked, reserve_default_run_dir
 
 
 class _StopFlag:
-    """Ctrl-C sets a flag that the training loop checks at the next batch, from Python code we control.
+    """Ctrl-C (SIGINT) or SIGTERM sets a flag that the training loop checks at the next batch, from Python
+    code we control.
 
     A KeyboardInterrupt raised wherever the main thread happens to be (inside a finalizer or a library's
-    broad `except`) can be swallowed; asked for at a batch boundary it never is. A second Ctrl-C
-    interrupts at once.
+    broad `except`) can be swallowed; asked for at a batch boundary it never is. A second signal
+    interrupts at once. SIGTERM (what `kill`, a scheduler or a container stop sends) is treated as Ctrl-C,
+    so the record says `interrupted` and the resume command is printed.
     """
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
     def __init__(self) -> None:
         self.requested = False
-        self._previous: Any = None
+        self.signum: int | None = None
+        self._previous: dict[int, Any] = {}
 
     def __enter__(self) -> "_StopFlag":
-        in_main = threading.current_thread() is threading.main_thread()
-        if in_main and signal.getsignal(signal.SIGINT) is signal.default_int_handler:
-            self._previous = signal.signal(signal.SIGINT, self._handle)
+        if threading.current_thread() is threading.main_thread():
+            for signum in self.SIGNALS:
+                if signal.getsignal(signum) in (signal.default_int_handler, signal.SIG_DFL):
+                    self._previous[signum] = signal.signal(signum, self._handle)
         return self
 
     def _handle(self, signum: int, frame: Any) -> None:
+        self.signum = self.signum or signum
         if self.requested:
             raise KeyboardInterrupt
         self.requested = True
@@ -52,15 +64,24 @@ class _StopFlag:
             raise KeyboardInterrupt
 
     def __exit__(self, *exc: Any) -> None:
-        if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
+        for signum, previous in self._previous.items():
+            signal.signal(signum, previous)
 
 
 class _RecordingListener:
-    """Fans engine events out to the Recorder and the progress display; stops at a batch boundary on Ctrl-C."""
+    """Fans engine events out to the Recorder and the progress display; stops at a batch boundary on a signal.
 
-    def __init__(self, recorder: Recorder, display: ProgressDisplay, stop: _StopFlag) -> None:
-        self.recorder, self.display, self.stop = recorder, display, stop
+    The record is opened on the first event, not before: a resumed run writes nothing until its engine
+    has taken the checkpoint (a checkpoint that does not fit the model is refused with the record untouched).
+    Every checkpoint carries the run's fingerprint (configuration, data, model file), checked on resume.
+    """
+
+    def __init__(self, record: "_Record", display: ProgressDisplay, stop: _StopFlag, fingerprint: dict[str, Any]) -> None:
+        self.record, self.display, self.stop, self.fingerprint = record, display, stop, fingerprint
+
+    @property
+    def recorder(self) -> Recorder:
+        return self.record.open()
 
     def arms_started(self, arms: list[Arm], steps_per_epoch: int) -> None:
         self.recorder.update_arms([arm.index for arm in arms], status="running", started_at=utc_now())
@@ -79,10 +100,30 @@ class _RecordingListener:
         self.display.arm_finished(arm, status, test)
 
     def checkpoint(self, arrays: dict[str, Any], meta: dict[str, Any]) -> None:
-        write_checkpoint(self.recorder.run_dir, arrays, meta)
+        write_checkpoint(self.recorder.run_dir, arrays, {**meta, "fingerprint": self.fingerprint})
 
     def note(self, text: str) -> None:
         self.display.note(text)
+
+
+class _Record:
+    """The run's Recorder, opened when first needed (`opener`), or already open (a new run)."""
+
+    def __init__(self, run_dir: Path, recorder: Recorder | None = None, opener: Callable[[], Recorder] | None = None) -> None:
+        self.run_dir, self.recorder, self.opener = run_dir, recorder, opener
+
+    def open(self) -> Recorder:
+        if self.recorder is None:
+            assert self.opener is not None
+            self.recorder = self.opener()
+        return self.recorder
+
+
+def fingerprint(config: SweepConfig, data_sha256: str, model_meta: dict[str, Any] | None) -> dict[str, Any]:
+    """What a checkpoint must have been written for: this configuration, these data, this model file."""
+    canonical = json.dumps(config.to_dict(), sort_keys=True, allow_nan=True)
+    return {"config": hashlib.sha256(canonical.encode()).hexdigest(), "data": data_sha256,
+            "model": (model_meta or {}).get("sha256")}
 
 
 def run_sweep(
@@ -97,26 +138,50 @@ def run_sweep(
     executor: str = "local",
     blocks: int | None = None,
     address: str | None = None,
+    max_arms: int = MAX_ARMS,
 ) -> RunRecord:
     """Train every arm of `config`, record it in a run directory, draw figures, write the report.
 
     `executor`: "local" (one process, one program), "blocks" (the grid in `blocks` blocks, one after
     another) or "ray" (each block a Ray task; `address` of a cluster, else a local instance).
+    `max_arms`: a sweep with more arms is refused (a safety limit, not part of the config).
     Bad settings or data fail before anything is written. Returns the run as read back from disk.
     """
+    check_arm_cap(config, max_arms)
     console = console or Console(stderr=True)
-    run_dir = Path(out) if out is not None else default_run_dir()
-    check_run_dir(run_dir, force)  # refuse early: nothing is written before the data are known good
+    run_dir = Path(out) if out is not None else None
+    if run_dir is not None:
+        if not str(out).strip():
+            raise RunDirError("--out is empty: give the run directory a name")
+        check_run_dir(run_dir, force)  # refuse early: nothing is written before the data are known good
     if splits is None:
         splits = load_dataset(config.dataset)
     _say_fallback(console, splits)
     engine = _engine(config, executor, blocks, address)
     model_meta, kernel_indices = _describe_model(config, splits, console)  # a user's model that cannot work fails here
     executor_meta = _executor_meta(executor, blocks, address) if executor != "local" else None  # joins Ray: fails early
-    clear_run_dir(run_dir)
-    recorder = Recorder(run_dir, config, splits.info)
-    recorder.update_run(model=model_meta, **({"executor": executor_meta} if executor_meta else {}))
-    return _train(config, splits, engine, recorder, None, console, live, make_report, kernel_indices)
+    run_dir = run_dir if run_dir is not None else reserve_default_run_dir()
+    with locked(run_dir, create=True):
+        check_run_dir(run_dir, force)  # again, now that no other reglab process can be writing here
+        if force:
+            clear_run_dir(run_dir)
+        recorder = Recorder(run_dir, config, splits.info)
+        recorder.update_run(model=model_meta, **({"executor": executor_meta} if executor_meta else {}))
+        return _train(config, splits, engine, _Record(run_dir, recorder), None, console, live, make_report,
+                      kernel_indices, fingerprint(config, splits.info.sha256, model_meta))
+
+
+def check_arm_cap(config: SweepConfig, max_arms: int = MAX_ARMS) -> None:
+    """Refuse a sweep of more than `max_arms` arms before anything is loaded or written: a grid that large
+    is more often a typo (a logspace count, a seeds count) than a plan, and it costs memory and time."""
+    if isinstance(max_arms, bool) or not isinstance(max_arms, int) or max_arms < 1:
+        raise ConfigError(f"--max-arms must be a positive integer, got {max_arms!r}")
+    settings = len(config.settings())
+    n = settings * config.seeds  # counted, not listed: 10,000 seeds × 20,001 λ would be 200 million arms
+    if n > max_arms:
+        plural = lambda k, word: f"{k:,} {word}" + ("s" if k != 1 else "")  # noqa: E731
+        raise ConfigError(f"this sweep has {n:,} arms ({plural(settings, 'setting')} × {plural(config.seeds, 'seed')}), "
+                          f"more than the cap of {max_arms:,}; pass --max-arms {n} to allow it")
 
 
 def _describe_model(config: SweepConfig, splits: Splits, console: Console) -> tuple[dict[str, Any], list[int]]:
@@ -130,9 +195,19 @@ def _describe_model(config: SweepConfig, splits: Splits, console: Console) -> tu
         what = "L2(λ)" if config.regularizers == ("l2",) else "each arm's regularizer (" + ", ".join(config.regularizers) + ")"
         console.print(f"note: {config.model} declares no kernel_regularizer; {what} goes on every Dense/Conv kernel: "
                       + ", ".join(paths), highlight=False, soft_wrap=True)
-    meta = {"name": config.model, "regularized": paths, "chosen_by_reglab": chosen,
-            "parameters": int(sum(math.prod(v.shape) for v in model.trainable_variables))}
+    meta = {"name": config.model, "sha256": model_file_sha256(config.model), "regularized": paths,
+            "chosen_by_reglab": chosen, "parameters": int(sum(math.prod(v.shape) for v in model.trainable_variables))}
     return meta, regularized_indices(model)
+
+
+def model_file_sha256(spec: str) -> str | None:
+    """The sha256 of a user model's file (`FILE.py:FUNCTION`), recorded so a resume can tell it was edited."""
+    from .models import MAX_MODEL_BYTES
+
+    try:
+        return hashlib.sha256(read_regular(spec.rpartition(":")[0], "model file", MAX_MODEL_BYTES)).hexdigest()
+    except ConfigError:
+        return None
 
 
 def _engine(config: SweepConfig, executor: str, blocks: int | None, address: str | None) -> Any:
@@ -166,37 +241,97 @@ def _executor_meta(executor: str, blocks: int | None, address: str | None) -> di
 def resume_sweep(run_dir: str | Path, *, console: Console | None = None, live: bool | None = None,
                  make_report: bool = True, address: str | None = None) -> RunRecord:
     """Continue a stopped run from its last checkpoint with the settings stored in it: finished arms are
-    not trained again, and the numbers are the ones an uninterrupted run would have recorded."""
+    not trained again, and the numbers are the ones an uninterrupted run would have recorded.
+
+    Everything is checked against everything else before anything is written: run.json's configuration
+    and arms, the checkpoint (its layout, and the configuration, data and model file it was written for),
+    the data and the model file now, and metrics.csv's rows. A mismatch is refused with one line naming
+    the file and the field."""
     console = console or Console(stderr=True)
     run_dir = Path(run_dir)
+    read_run_meta(run_dir)  # a folder that is not a reglab run gets no lock file
+    with locked(run_dir):
+        plan = _plan_resume(run_dir)
+        ex = plan.meta.get("executor") or {"name": "local"}
+        config = plan.config
+        engine = _engine(config, ex["name"], ex.get("blocks"),
+                         address or (None if ex.get("address") in (None, "local") else ex["address"]))
+        _, kernel_indices = _describe_model(config, plan.splits, Console(quiet=True))
+        def start() -> Recorder:  # once the engine has taken the checkpoint
+            done = sum(plan.epochs_done.values())
+            console.print(f"resuming {run_dir}: {done} arm-epochs of {len(config.arms()) * config.epochs} already "
+                          "recorded", highlight=False)
+            return plan.open_recorder()
+
+        return _train(config, plan.splits, engine, _Record(run_dir, opener=start), plan.checkpoint, console,
+                      live, make_report, kernel_indices, fingerprint(config, plan.splits.info.sha256, plan.meta.get("model")))
+
+
+class _ResumePlan(NamedTuple):
+    """A stopped run, checked whole and ready to continue; nothing of it has been written yet."""
+
+    run_dir: Path
+    meta: dict[str, Any]
+    config: SweepConfig
+    splits: Splits
+    checkpoint: Any
+    epochs_done: dict[int, int]
+
+    def open_recorder(self) -> Recorder:
+        """Drop the rows the checkpoint does not cover, reset unfinished arms, and reopen the record."""
+        repair_metrics(self.run_dir, len(self.config.arms()), self.epochs_done)
+        finished = set(self.epochs_done) & {int(a["arm"]) for a in self.meta["arms"]
+                                            if a.get("status") in ("completed", "diverged", "stopped") and a.get("test")}
+        for arm in self.meta["arms"]:
+            arm["epochs_done"] = self.epochs_done.get(int(arm["arm"]), 0)
+            if int(arm["arm"]) not in finished:
+                arm.update(status="pending", test=None)
+        return Recorder.reopen(self.run_dir, self.meta)
+
+
+def _plan_resume(run_dir: Path) -> _ResumePlan:
     meta = read_run_meta(run_dir)
     config = SweepConfig.from_mapping(meta["config"], where=str(run_dir / RUN_JSON))
     if meta.get("status") == "completed":
+        missing = [name for name in ("report.html", "report.md") if not (run_dir / name).is_file()]
+        if missing:
+            raise RunDirError(f"{run_dir} is a completed run whose report was not written ({', '.join(missing)} missing): "
+                              f"`reglab report {run_dir}` draws it")
         raise RunDirError(f"{run_dir} is a completed run: there is nothing to resume")
     checkpoint = read_checkpoint(run_dir)
+    where = run_dir / CHECKPOINT_NPZ
     if checkpoint is not None and checkpoint[1].get("engine") != config.engine:
-        raise RunDirError(f"{run_dir}: the checkpoint was written by another engine than the run's ({config.engine})")
+        raise RunDirError(f"{where}: field engine is {checkpoint[1].get('engine')!r}, but the run's engine is {config.engine}")
     epochs_done = _checkpoint_epochs(checkpoint[1], config) if checkpoint else {}
-    data = meta["data"]
     # the data actually used (a fallback too), and exactly those arrays
+    data = meta["data"]
     splits = load_dataset(data["name"] if data.get("fallback_reason") else config.dataset)
-    if splits.info.sha256 != data.get("sha256"):
+    if splits.info.sha256 != data["sha256"]:
         raise RunDirError(f"the data of {run_dir} have changed since the run started (sha256 "
-                          f"{str(data.get('sha256'))[:12]}… then, {splits.info.sha256[:12]}… now); it cannot be resumed exactly")
-    ex = meta.get("executor") or {"name": "local"}
-    engine = _engine(config, ex["name"], ex.get("blocks"), address or (None if ex.get("address") in (None, "local") else ex["address"]))
-    repair_metrics(run_dir, len(config.arms()), epochs_done)
-    finished = set(epochs_done) & {int(a["arm"]) for a in meta["arms"]
-                                   if a.get("status") in ("completed", "diverged", "stopped") and a.get("test")} if checkpoint else set()
-    for arm in meta["arms"]:
-        arm["epochs_done"] = epochs_done.get(int(arm["arm"]), 0)
-        if int(arm["arm"]) not in finished:
-            arm.update(status="pending", test=None)
-    _, kernel_indices = _describe_model(config, splits, Console(quiet=True))
-    recorder = Recorder.reopen(run_dir, meta)
-    done = sum(epochs_done.values())
-    console.print(f"resuming {run_dir}: {done} arm-epochs of {len(config.arms()) * config.epochs} already recorded", highlight=False)
-    return _train(config, splits, engine, recorder, checkpoint, console, live, make_report, kernel_indices)
+                          f"{data['sha256'][:12]}… then, {splits.info.sha256[:12]}… now); it cannot be resumed exactly")
+    model = meta.get("model") or {}
+    if config.model and model.get("sha256"):
+        now = model_file_sha256(config.model)
+        if now != model["sha256"]:
+            raise RunDirError(f"the model file {config.model.rpartition(':')[0]} has changed since the run started "
+                              f"(sha256 {model['sha256'][:12]}… in {RUN_JSON}, {str(now)[:12]}… now); it cannot be resumed exactly")
+    if checkpoint is not None and "fingerprint" in checkpoint[1]:
+        written_for = checkpoint[1]["fingerprint"]
+        now = fingerprint(config, data["sha256"], model)
+        for field, what in (("config", "configuration"), ("data", "data"), ("model", "model file")):
+            if not isinstance(written_for, dict) or written_for.get(field) != now[field]:
+                raise RunDirError(f"{where}: field fingerprint.{field} does not match {RUN_JSON}: the checkpoint was "
+                                  f"written for another {what}")
+    rows = list(read_metrics(run_dir / METRICS_CSV, n_arms=len(config.arms())))
+    check_rows(rows, config, run_dir / METRICS_CSV)
+    recorded: dict[int, int] = {}
+    for r in rows:
+        recorded[r.arm] = r.epoch
+    for arm, epochs in sorted(epochs_done.items()):
+        if recorded.get(arm, 0) < epochs:
+            raise RunDirError(f"{run_dir / METRICS_CSV}: arm {arm} has {recorded.get(arm, 0)} epochs recorded, but the "
+                              f"checkpoint covers {epochs}: rows are missing")
+    return _ResumePlan(run_dir, meta, config, splits, checkpoint, epochs_done)
 
 
 def _checkpoint_epochs(meta: dict[str, Any], config: SweepConfig) -> dict[int, int]:
@@ -225,16 +360,18 @@ def _say_fallback(console: Console, splits: Splits) -> None:
         )
 
 
-def _train(config: SweepConfig, splits: Splits, engine: Any, recorder: Recorder, checkpoint: Any, console: Console,
-           live: bool | None, make_report: bool, kernel_indices: list[int]) -> RunRecord:
-    run_dir = recorder.run_dir
+def _train(config: SweepConfig, splits: Splits, engine: Any, record: _Record, checkpoint: Any, console: Console,
+           live: bool | None, make_report: bool, kernel_indices: list[int], fingerprint: dict[str, Any]) -> RunRecord:
+    run_dir = record.run_dir
     status = "failed"
+    stop = _StopFlag()
     try:
-        with _StopFlag() as stop, ProgressDisplay(console, n_arms=len(config.arms()), epochs=config.epochs, live=live) as display:
-            listener = _RecordingListener(recorder, display, stop)
+        with stop, ProgressDisplay(console, n_arms=len(config.arms()), epochs=config.epochs, live=live) as display:
+            listener = _RecordingListener(record, display, stop, fingerprint)
             weights = engine(config, splits, listener) if checkpoint is None else engine(config, splits, listener, resume=checkpoint)
-        write_kernels(run_dir, {arm: kernels_of(w, kernel_indices) for arm, w in weights.items()})
-        status = "completed"
+            record.open()
+            write_kernels(run_dir, {arm: kernels_of(w, kernel_indices) for arm, w in weights.items()})
+            status = "completed"
     except OSError as e:  # a full disk, a read-only directory: say so, keep what is whole
         where = f": {e.filename}" if e.filename else ""
         raise RunFailed(
@@ -244,18 +381,30 @@ def _train(config: SweepConfig, splits: Splits, engine: Any, recorder: Recorder,
     except KeyboardInterrupt:
         status = "interrupted"
         raise RunInterrupted(
-            f"interrupted; finished epochs are kept in {run_dir / METRICS_CSV} ({RUN_JSON} says where each arm "
-            f"stopped); `reglab run --resume {run_dir}` continues the run, `reglab report {run_dir}` draws what is done"
+            f"{_stopped_by(stop.signum)}; finished epochs are kept in {run_dir / METRICS_CSV} ({RUN_JSON} says where "
+            f"each arm stopped); `reglab run --resume {run_dir}` continues the run, `reglab report {run_dir}` draws what is done",
+            signum=stop.signum,
         ) from None
     finally:
-        try:
-            recorder.finish(status)
-        except OSError:  # the disk is still full: run.json keeps its last whole version ("running")
-            pass
+        if record.recorder is not None:  # a resume that failed before its engine started has written nothing
+            try:
+                record.recorder.finish(status)
+            except OSError:  # the disk is still full: run.json keeps its last whole version ("running")
+                pass
     remove_checkpoint(run_dir)  # a completed run is never resumed; its final kernels are in kernels.npz
     run = load_run(run_dir)
     if make_report:
         from .report import build_report
 
-        build_report(run)
+        with _StopFlag() as stop:  # a signal now stops the report at once: the run itself is complete
+            stop.requested = True
+            try:
+                build_report(run)
+            except KeyboardInterrupt:
+                raise RunInterrupted(f"{_stopped_by(stop.signum)} while drawing the report; the run is complete and "
+                                     f"recorded: `reglab report {run_dir}` draws it", signum=stop.signum) from None
     return run
+
+
+def _stopped_by(signum: int | None) -> str:
+    return "terminated (SIGTERM)" if signum == signal.SIGTERM else "interrupted"

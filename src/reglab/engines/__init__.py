@@ -53,4 +53,11 @@ def steps_per_epoch(n_samples: int, batch_size: int) -> int:
     return -(-n_samples // batch_size)
 
 
-__all__: list[Any] = ["Listener", "Engine", "Resume", "get_engine", "steps_per_epoch"]
+def clipped_batch(batch_size: int, n_samples: int) -> int:
+    """The batch size to use on `n_samples`: Keras's `fit`/`evaluate` with a batch above the data size take
+    one batch of every sample, which is exactly a batch of `n_samples`, so memory (index arrays, padding,
+    gathered batches) stays bounded by the data whatever size is asked for."""
+    return max(1, min(batch_size, n_samples))
+
+
+__all__: list[Any] = ["Listener", "Engine", "Resume", "clipped_batch", "get_engine", "steps_per_epoch"]

@@ -32,7 +32,7 @@ from ..errors import ConfigError, RunDirError
 from .. import models
 from ..models import build_model
 from ..record import EpochRecord
-from . import Listener, Resume, steps_per_epoch
+from . import Listener, Resume, clipped_batch, steps_per_epoch
 
 #: About this many batches per compiled scan call: progress and Ctrl-C are handled between chunks.
 CHUNK_STEPS = 128
@@ -228,7 +228,8 @@ def _batches(x: np.ndarray, batch_size: int) -> tuple[Any, Any]:
 
 def _eval_data(strat: Any, x: np.ndarray, y: np.ndarray, batch_size: int) -> tuple[Any, ...]:
     """The arguments of the strategy's `evaluate` for one evaluation set: its own layout where it has one,
-    else Keras's batches of `batch_size` and the partial last batch."""
+    else Keras's batches of `batch_size` (at most the set's size) and the partial last batch."""
+    batch_size = clipped_batch(batch_size, len(x))
     if hasattr(strat, "eval_data"):
         return strat.eval_data(x, y, batch_size)
     x_full, x_last = _batches(x, batch_size)
@@ -352,7 +353,8 @@ def train(config: SweepConfig, splits: Splits, listener: Listener, strategy: str
     seeds = config.seed_values
     S, L = len(seeds), len(config.settings())
     shape = splits.x_train.shape[1:]
-    n, B = len(splits.x_train), config.batch_size
+    n = len(splits.x_train)
+    B = clipped_batch(config.batch_size, n)  # above n: Keras's one batch of every sample, without padding to the request
     steps = steps_per_epoch(n, B)
 
     rngs, inits = [], []

@@ -20,7 +20,7 @@ from ..datasets import Splits
 from ..errors import RunDirError
 from ..models import build_model, penalty_and_norm
 from ..record import EpochRecord
-from . import Listener, Resume, steps_per_epoch
+from . import Listener, Resume, clipped_batch, steps_per_epoch
 
 
 def train(config: SweepConfig, splits: Splits, listener: Listener, resume: Resume | None = None) -> dict[int, list[np.ndarray]]:
@@ -50,7 +50,8 @@ def train_arm(config: SweepConfig, splits: Splits, arm: Arm, listener: Listener,
     if start is not None:
         initial_epoch, diverged = progress.restore_model(model, start, (splits.x_val[:1], splits.y_val[:1]))
         es_state = progress.early_stopping_state(start)
-    listener.arms_started([arm], steps_per_epoch(len(splits.x_train), config.batch_size))
+    batch = clipped_batch(config.batch_size, len(splits.x_train))  # the same batches as the requested size
+    listener.arms_started([arm], steps_per_epoch(len(splits.x_train), batch))
     stopper = _EarlyStopping(config.early_stopping, config.restore_best, es_state) if config.early_stopping else None
     watcher = _EpochWatcher(arm, listener, progress, stopper)
     watcher.diverged = diverged
@@ -60,13 +61,15 @@ def train_arm(config: SweepConfig, splits: Splits, arm: Arm, listener: Listener,
     if initial_epoch < config.epochs and not diverged and not stopped:
         history = model.fit(
             splits.x_train, splits.y_train,
-            epochs=config.epochs, initial_epoch=initial_epoch, batch_size=config.batch_size,
+            epochs=config.epochs, initial_epoch=initial_epoch, batch_size=batch,
             validation_data=(splits.x_val, splits.y_val),
+            validation_batch_size=clipped_batch(config.batch_size, len(splits.x_val)),  # fit's default: batch_size
             callbacks=([stopper] if stopper else []) + [watcher], verbose=0,  # the stopper decides before the record
         )
     elif stopper is not None and config.restore_best and stopper.best_weights is not None:
         model.set_weights(stopper.best_weights)  # what fit's on_train_end did before the interruption
-    test = model.evaluate(splits.x_test, splits.y_test, batch_size=config.batch_size, verbose=0, return_dict=True)
+    test = model.evaluate(splits.x_test, splits.y_test, batch_size=clipped_batch(config.batch_size, len(splits.x_test)),
+                          verbose=0, return_dict=True)
     progress.status = "diverged" if watcher.diverged else "stopped" if stopper is not None and stopper.stopped_epoch else "completed"
     listener.arm_finished(
         arm, progress.status,

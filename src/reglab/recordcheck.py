@@ -1,0 +1,197 @@
+"""A run record is checked as it is read: run.json's fields and metrics.csv's rows against each other.
+
+A record may have been edited by hand or damaged; reports, `--resume` and the Python API all read it
+through these checks, so a problem ends in one `RunDirError` naming the file, the row or field, and
+what is wrong with it — never in a figure drawn from impossible numbers or an internal error.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Any, Sequence
+
+from .config import ENGINES, SweepConfig
+from .errors import ConfigError, RunDirError
+
+RUN_STATUSES = ("running", "completed", "interrupted", "failed")
+ARM_STATUSES = ("pending", "running", "completed", "diverged", "stopped", "interrupted", "failed")
+TEST_METRICS = ("loss", "accuracy", "data_loss")
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+class _Fields:
+    """Checks on one mapping that name the field they fail on."""
+
+    def __init__(self, where: str, prefix: str = "") -> None:
+        self.where, self.prefix = where, prefix
+
+    def fail(self, field: str, problem: str) -> RunDirError:
+        return RunDirError(f"{self.where}: field {self.prefix}{field} {problem}")
+
+    def mapping(self, d: Any, field: str, optional: bool = False) -> dict[str, Any] | None:
+        if d is None and optional:
+            return None
+        if not isinstance(d, dict):
+            raise self.fail(field, f"must be a mapping, got {_short(d)}")
+        return d
+
+    def text(self, d: dict, field: str, optional: bool = False) -> None:
+        if field not in d:
+            if optional:
+                return
+            raise self.fail(field, "is missing")
+        v = d[field]
+        if not (isinstance(v, str) or (optional and v is None)):
+            raise self.fail(field, f"must be text, got {_short(v)}")
+
+    def integer(self, d: dict, field: str, lo: int, hi: int | None = None) -> int:
+        v = d.get(field)
+        if not _is_int(v) or v < lo or (hi is not None and v > hi):
+            raise self.fail(field, f"must be a whole number from {lo}" + (f" to {hi}" if hi is not None else "")
+                            + f", got {_short(v)}")
+        return v
+
+    def one_of(self, d: dict, field: str, choices: Sequence[str]) -> str:
+        v = d.get(field)
+        if v not in choices:
+            raise self.fail(field, f"must be one of {', '.join(choices)}; got {_short(v)}")
+        return v
+
+
+def _short(v: Any) -> str:
+    text = repr(v)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def check_meta(meta: dict[str, Any], where: str) -> SweepConfig:
+    """run.json, field by field; returns its configuration."""
+    f = _Fields(where)
+    f.one_of(meta, "status", RUN_STATUSES)
+    try:
+        config = SweepConfig.from_mapping(f.mapping(meta.get("config"), "config"), where=f"{where} (config)")
+    except ConfigError as e:
+        raise RunDirError(f"{where}: {e}") from None
+    except TypeError as e:
+        raise f.fail("config", f"is not a configuration ({e})") from None
+    if meta.get("engine") not in ENGINES:
+        raise f.fail("engine", f"must be one of {', '.join(ENGINES)}; got {_short(meta.get('engine'))}")
+    _check_data(f.mapping(meta.get("data"), "data"), _Fields(where, "data."))
+    versions = f.mapping(meta.get("versions", {}), "versions")
+    if not all(isinstance(k, str) and isinstance(v, str) for k, v in versions.items()):
+        raise f.fail("versions", "must map package names to version text")
+    for field in ("command", "started_at", "ended_at"):
+        f.text(meta, field, optional=True)
+    resumed = meta.get("resumed_at", [])
+    if not isinstance(resumed, list) or not all(isinstance(t, str) for t in resumed):
+        raise f.fail("resumed_at", "must be a list of times")
+    model = f.mapping(meta.get("model"), "model", optional=True)
+    if model is not None:
+        m = _Fields(where, "model.")
+        m.text(model, "name")
+        m.text(model, "sha256", optional=True)
+        if not isinstance(model.get("regularized", []), list) or not all(isinstance(p, str) for p in model.get("regularized", [])):
+            raise m.fail("regularized", "must be a list of variable paths")
+    f.mapping(meta.get("executor"), "executor", optional=True)
+    _check_arms(meta.get("arms"), config, where)
+    return config
+
+
+def _check_data(data: dict[str, Any], f: _Fields) -> None:
+    for field in ("name", "requested", "source", "split"):
+        f.text(data, field)
+    f.text(data, "fallback_reason", optional=True)
+    for field in ("n_train", "n_val", "n_test"):
+        f.integer(data, field, 0)
+    shape = data.get("image_shape")
+    if not isinstance(shape, list) or not 1 <= len(shape) <= 3 or not all(_is_int(s) and s >= 1 for s in shape):
+        raise f.fail("image_shape", f"must be a list of 1 to 3 positive whole numbers, got {_short(shape)}")
+    if not isinstance(data.get("sha256"), str) or not _SHA256.fullmatch(data["sha256"]):
+        raise f.fail("sha256", f"must be 64 hexadecimal digits, got {_short(data.get('sha256'))}")
+
+
+def _check_arms(arms: Any, config: SweepConfig, where: str) -> None:
+    expected = config.arms()
+    if not isinstance(arms, list) or len(arms) != len(expected):
+        raise RunDirError(f"{where}: field arms must list the {len(expected)} arms of its configuration, "
+                          f"got {len(arms) if isinstance(arms, list) else _short(arms)}")
+    for i, (arm, want) in enumerate(zip(arms, expected)):
+        f = _Fields(where, f"arms[{i}].")
+        if not isinstance(arm, dict):
+            raise RunDirError(f"{where}: field arms[{i}] must be a mapping, got {_short(arm)}")
+        if arm.get("arm") != i or not _is_int(arm.get("arm")):
+            raise f.fail("arm", f"must be {i}, got {_short(arm.get('arm'))}")
+        if not _is_number(arm.get("lambda")) or float(arm["lambda"]) != want.lam:
+            raise f.fail("lambda", f"is {_short(arm.get('lambda'))}, but the configuration's arm {i} has {want.lam!r}")
+        if arm.get("seed") != want.seed or not _is_int(arm.get("seed")):
+            raise f.fail("seed", f"is {_short(arm.get('seed'))}, but the configuration's arm {i} has seed {want.seed}")
+        if arm.get("regularizer", "l2") != want.family:
+            raise f.fail("regularizer", f"is {_short(arm.get('regularizer'))}, but the configuration's arm {i} is {want.family}")
+        f.one_of(arm, "status", ARM_STATUSES)
+        f.integer(arm, "epochs_done", 0, config.epochs)
+        test = arm.get("test")
+        if test is not None:
+            if not isinstance(test, dict):
+                raise f.fail("test", f"must be a mapping of test metrics or null, got {_short(test)}")
+            for k in TEST_METRICS:
+                if not _is_number(test.get(k)):
+                    raise f.fail(f"test.{k}", f"must be a number, got {_short(test.get(k))}")
+            acc = float(test["accuracy"])
+            if not (math.isnan(acc) or 0.0 <= acc <= 1.0):
+                raise f.fail("test.accuracy", f"must be between 0 and 1, got {acc!r}")
+        for field in ("started_at", "ended_at"):
+            f.text(arm, field, optional=True)
+
+
+#: metrics.csv columns that must be ≥ 0 where they are numbers (NaN and +inf are how a diverged arm reads)
+NON_NEGATIVE = ("loss", "val_loss", "data_loss", "val_data_loss", "penalty", "kernel_norm")
+FRACTIONS = ("accuracy", "val_accuracy")
+
+
+def row_problem(values: dict[str, Any]) -> str | None:
+    """What is impossible about one metrics.csv row taken alone (None when nothing is)."""
+    for c in NON_NEGATIVE:
+        if values[c] < 0:
+            return f"{c} is negative ({values[c]!r})"
+    for c in FRACTIONS:
+        if not (math.isnan(values[c]) or 0.0 <= values[c] <= 1.0):
+            return f"{c} is not between 0 and 1 ({values[c]!r})"
+    if not (math.isfinite(values["seconds"]) and values["seconds"] >= 0):
+        return f"seconds is not a duration ({values['seconds']!r})"
+    if not (math.isfinite(values["lam"]) and values["lam"] >= 0):
+        return f"lambda is not a finite strength ≥ 0 ({values['lam']!r})"
+    return None
+
+
+def check_rows(rows: Sequence[Any], config: SweepConfig, path: Any, first_line: int = 2) -> None:
+    """Rows (EpochRecords, in file order) against the configuration: each arm's setting and seed, and its
+    epochs 1, 2, … with none repeated, skipped or beyond the run's epochs."""
+    arms = config.arms()
+    last: dict[int, int] = {}
+    for line, r in enumerate(rows, start=first_line):
+        arm = arms[r.arm]
+        where = f"{path}, line {line}"
+        if r.lam != arm.lam:
+            raise RunDirError(f"{where}: lambda is {r.lam!r}, but arm {r.arm} has λ = {arm.lam!r} in run.json")
+        if r.seed != arm.seed:
+            raise RunDirError(f"{where}: seed is {r.seed}, but arm {r.arm} has seed {arm.seed} in run.json")
+        if r.regularizer != arm.family:
+            raise RunDirError(f"{where}: regularizer is {r.regularizer}, but arm {r.arm} is {arm.family} in run.json")
+        if r.epoch > config.epochs:
+            raise RunDirError(f"{where}: epoch {r.epoch} is beyond the run's {config.epochs} epochs")
+        previous = last.get(r.arm, 0)
+        if r.epoch == previous:
+            raise RunDirError(f"{where}: arm {r.arm}'s epoch {r.epoch} is recorded twice")
+        if r.epoch < previous:
+            raise RunDirError(f"{where}: arm {r.arm} goes back from epoch {previous} to {r.epoch}")
+        if r.epoch != previous + 1:
+            raise RunDirError(f"{where}: arm {r.arm} jumps from epoch {previous} to {r.epoch}")
+        last[r.arm] = r.epoch

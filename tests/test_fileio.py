@@ -1,0 +1,94 @@
+"""The one atomic-write helper: whole files or none, never through a link, no temporary left behind."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from reglab.fileio import ensure_dir, open_append, temporary_name, write_atomic
+
+
+def test_write_atomic_replaces_the_file_whole(tmp_path):
+    target = tmp_path / "run.json"
+    write_atomic(target, "first")
+    write_atomic(target, b"second")
+    write_atomic(target, lambda f: f.write(b"third"))
+    assert target.read_text() == "third"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run.json"]
+
+
+def test_a_link_planted_at_the_temporary_name_is_never_written_through(tmp_path):
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    target = tmp_path / "report.md"
+    os.symlink(victim, temporary_name(target))
+    write_atomic(target, "report")
+    assert victim.read_text() == "precious"
+    assert target.read_text() == "report" and not target.is_symlink()
+    assert not os.path.lexists(temporary_name(target))
+
+
+def test_a_link_at_the_target_is_replaced_not_followed(tmp_path):
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    target = tmp_path / "report.html"
+    os.symlink(victim, target)
+    write_atomic(target, "report")
+    assert victim.read_text() == "precious" and not target.is_symlink() and target.read_text() == "report"
+
+
+def test_a_failed_write_keeps_the_old_file_and_leaves_no_temporary(tmp_path):
+    target = tmp_path / "kernels.npz"
+    write_atomic(target, b"old")
+
+    def broken(f):
+        f.write(b"half")
+        raise RuntimeError("the writer failed")
+
+    with pytest.raises(RuntimeError):
+        write_atomic(target, broken)
+    assert target.read_bytes() == b"old"
+    assert not os.path.lexists(temporary_name(target))
+
+
+def test_appending_never_follows_a_link(tmp_path):
+    victim = tmp_path / "victim.csv"
+    victim.write_text("precious")
+    os.symlink(victim, tmp_path / "metrics.csv")
+    with pytest.raises(OSError, match="symbolic link"):
+        open_append(tmp_path / "metrics.csv")
+    assert victim.read_text() == "precious"
+    with open_append(tmp_path / "real.csv") as f:
+        f.write("a\r\n")
+    assert (tmp_path / "real.csv").read_bytes() == b"a\r\n"
+
+
+def test_a_figures_folder_that_is_a_link_is_refused(tmp_path):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    os.symlink(elsewhere, tmp_path / "figures")
+    with pytest.raises(OSError, match="symbolic link"):
+        ensure_dir(tmp_path / "figures")
+    assert ensure_dir(tmp_path / "new").is_dir()
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(OSError, match="not a directory"):
+        ensure_dir(Path(tmp_path / "file"))
+
+
+def test_every_module_writes_through_the_helper():
+    """No other routine in the package opens files for writing or renames them into place."""
+    src = Path(__file__).resolve().parents[1] / "src" / "reglab"
+    offenders = []
+    for path in src.rglob("*.py"):
+        if path.name == "fileio.py":
+            continue
+        text = path.read_text()
+        for needle in ("os.replace(", "os.rename(", '"w"', "'w'", '"wb"', '"a"', ".write_text(", ".write_bytes(",
+                       "savefig(tmp", "np.savez(f", "os.fsync("):
+            for line in text.splitlines():
+                if needle in line and "write_atomic" not in line and "lambda f" not in line and not line.strip().startswith("#"):
+                    offenders.append(f"{path.name}: {line.strip()}")
+    allowed = {"record.py: os.fsync(self._csv_file.fileno())"}
+    assert set(offenders) <= allowed, sorted(set(offenders) - allowed)
