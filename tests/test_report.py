@@ -42,11 +42,13 @@ def test_both_reports_are_written_with_the_study_sections(tmp_path):
     page, text = path.read_text(), (path.parent / "report.md").read_text()
     for anchor in ("objective", "setup", "results", "analysis", "claims", "takeaway", "l2-in-keras"):
         assert f'id="{anchor}"' in page
-    for title in ("## Objective", "## Setup", "## Results", "## Analysis", "### Weight magnitude", "### Generalization",
-                  "### Validation-loss trend", "## Claims checked", "## Key takeaway", "## What “L2 in Keras” means"):
-        assert title in text
+    titles = ("## Objective", "## Setup", "## Results", "## Analysis", "### Weights", "### Generalization",
+              "### Convergence and fit", "### How sure", "## Claims checked", "## Takeaway", "## What “L2 in Keras” means")
+    assert all(title in text for title in titles)
+    assert [text.index(t) for t in titles] == sorted(text.index(t) for t in titles)  # the original study's order
+    assert text.index("> ") < text.index("## Objective")  # the answer comes first
     assert "λ·ΣW²" in text and "weight decay" in text
-    assert "Optimum on the grid by validation data loss: λ = 0.001" in text and "bootstrap interval" in text
+    assert "By validation data loss: λ = 0.001" in text and "under resampling the best falls in" in text
 
 
 def test_report_numbers_match_the_record(tmp_path):
@@ -118,5 +120,7 @@ def test_a_run_with_arms_stopped_early_reports_every_epoch_they_ran(tmp_path):
     run = hand_made_run(rows, config, statuses=statuses, run_dir=tmp_path)
     text = (build_report(run).parent / "report.md").read_text()
     assert "patience 1 on the validation data loss" in text
-    assert "| 5 | — / — | 0.1600 / 0.0000 |" in text  # epoch 5: only the λ = 0.01, seed 0 arm ran it
+    arms = [line.split("|")[1:5] for line in text.split("### Every arm")[1].split("\n#")[0].splitlines() if line.startswith("| 0")]
+    assert [(c[1].strip(), c[2].strip(), c[3].strip()) for c in arms] == [  # every arm, with the epochs it ran
+        ("0", "stopped", "3"), ("0", "completed", "5"), ("1", "stopped", "4"), ("1", "stopped", "2")]
     assert "Left out of the comparisons" not in text  # stopped arms are compared, not excluded

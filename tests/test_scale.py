@@ -6,8 +6,9 @@ import numpy as np
 
 from helpers import hand_made_run, row
 from reglab import document as d
+from reglab.analyze import analyze
 from reglab.config import SweepConfig
-from reglab.plots import MAX_CURVE_FIGURES
+from reglab.figures import MAX_CURVE_FIGURES
 from reglab.record import write_kernels
 from reglab.report import build_report, setup
 
@@ -22,10 +23,10 @@ def _rows(config: SweepConfig) -> list:
 def test_the_setup_says_when_the_batch_was_clipped_to_the_data(tmp_path):
     """Keras's fit takes one batch of every sample when the batch is larger than the data: the setup says so."""
     big = SweepConfig(lambdas=(0.0, 0.01), epochs=2, batch_size=1_048_576, dataset="fake")
-    text = d.to_markdown(setup(hand_made_run(_rows(big), big, run_dir=tmp_path)), tmp_path)
+    text = d.to_markdown(setup(analyze(hand_made_run(_rows(big), big, run_dir=tmp_path))), tmp_path)
     assert "batch size 1,048,576 (one batch of 10: the whole training set, every epoch)" in text  # fake data: 10 train
     small = big.replace(batch_size=10)
-    assert "one batch of" not in d.to_markdown(setup(hand_made_run(_rows(small), small, run_dir=tmp_path)), tmp_path)
+    assert "one batch of" not in d.to_markdown(setup(analyze(hand_made_run(_rows(small), small, run_dir=tmp_path))), tmp_path)
 
 
 def test_a_large_one_seed_grid_draws_some_arms_and_says_where_the_others_are(tmp_path):
@@ -33,8 +34,8 @@ def test_a_large_one_seed_grid_draws_some_arms_and_says_where_the_others_are(tmp
     run = hand_made_run(_rows(config), config, run_dir=tmp_path)
     write_kernels(tmp_path, {a.index: np.random.default_rng(a.index).normal(size=(6, 4)) for a in config.arms()})
     text = (build_report(run).parent / "report.md").read_text()
-    assert (f"Curves are drawn for {MAX_CURVE_FIGURES} of the 60 arms, evenly spaced over the λ grid" in text
-            and "their numbers, epoch by epoch, are in metrics.csv" in text and "“Every arm” table below" in text)
+    assert (f"Curves for {MAX_CURVE_FIGURES} of the 60 arms, evenly spaced over the grid" in text
+            and "every arm's numbers are in the table below and in metrics.csv" in text)
     assert len(list((tmp_path / "figures").glob("arm*.png"))) == MAX_CURVE_FIGURES
 
 
@@ -42,4 +43,4 @@ def test_a_small_grid_has_no_such_sentence(tmp_path):
     config = SweepConfig(lambdas=(0.0, 0.001, 0.01), epochs=2, seeds=2, dataset="fake")
     run = hand_made_run(_rows(config), config, run_dir=tmp_path)
     text = (build_report(run).parent / "report.md").read_text()
-    assert "Curves are drawn for" not in text
+    assert "Curves for" not in text

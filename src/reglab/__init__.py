@@ -4,7 +4,8 @@ Notebook use::
 
     import reglab
     run = reglab.run_sweep(reglab.SweepConfig(lambdas=(0, 1e-3), epochs=2, dataset="mnist-5k"), out="runs/try")
-    run.history(0)["val_data_loss"]
+    analysis = reglab.analyze(run)   # everything the report says, computed once
+    print(analysis.summary())        # the answer
     same = reglab.load_run("runs/try")
 """
 
@@ -12,6 +13,9 @@ from .analysis import (
     ArmSummary, ArmWeights, Criteria, Trend, arm_summaries, norm_monotone_in_lambda, validation_trends, weight_magnitudes,
 )
 from .aggregate import Choice, LambdaStats, Optimum, choose_lambda, lambda_stats, locate_optimum
+from .analyze import FamilyAnalysis, Recommendation, RunAnalysis, WeightStats, analyze
+from .noise import Difference
+from .settings import Family, Setting
 from .claims import Claim, check_claims
 from .config import DEFAULT_LAMBDAS, Arm, SweepConfig, parse_lambdas
 from .datasets import DataInfo, Splits, load_dataset
@@ -28,4 +32,5 @@ __all__ = [
     "ReglabError", "RunDirError", "RunRecord", "Splits", "SweepConfig", "arm_summaries", "build_report",
     "load_dataset", "load_run", "norm_monotone_in_lambda", "parse_lambdas", "run_sweep", "validation_trends", "weight_magnitudes",
     "FamilySummary", "compare_families", "family_view",
+    "analyze", "RunAnalysis", "FamilyAnalysis", "Recommendation", "WeightStats", "Difference", "Family", "Setting",
 ]

@@ -28,6 +28,15 @@ LOWER_IS_BETTER = {"val_data_loss": True, "val_accuracy": False}
 PerSeed = dict[float, dict[int, float]]  # λ → seed → value
 
 
+def one_family(run: RunRecord) -> None:
+    """These functions key results by λ, which means something only within one regularizer family: a run
+    that compares several is analysed family by family (`reglab.analyze`, or `reglab.family_view`)."""
+    families = run.config.regularizers
+    if len(families) > 1:
+        raise ValueError(f"this run compares {', '.join(families)}: a λ means something only within one family; "
+                         "use reglab.analyze(run).families[...] or reglab.family_view(run, family)")
+
+
 def _rows_by_arm(run: RunRecord) -> dict[int, list[EpochRecord]]:
     out: dict[int, list[EpochRecord]] = {}
     for r in run.epochs:
@@ -67,7 +76,8 @@ def excluded_arms(run: RunRecord) -> list[tuple[int, float, int, str]]:
 def final_values(run: RunRecord) -> dict[str, PerSeed]:
     """metric → λ → seed → the arm's final value, for the comparable arms. `shrink` is the kernel norm
     over the same seed's λ = 0 arm's (absent without a baseline); gaps are val − train data loss and
-    train − val accuracy, both without the penalty."""
+    train − val accuracy, both without the penalty. One family only (`one_family`)."""
+    one_family(run)
     rows = _rows_by_arm(run)
     out: dict[str, PerSeed] = {m: {} for m in METRICS}
     baseline_norm: dict[int, float] = {}
@@ -140,6 +150,7 @@ def epoch_value(r: EpochRecord, column: str) -> float:
 
 def epoch_bands(run: RunRecord, column: str) -> list[Band]:
     """Per λ, the mean and 95 % band of `column` (see `epoch_value`) at each epoch, over the comparable arms' seeds."""
+    one_family(run)
     rows = _rows_by_arm(run)
     by_lam: dict[float, list[list[EpochRecord]]] = {}
     for i in comparable_arms(run):
@@ -241,6 +252,7 @@ class Histogram(NamedTuple):
 
 def weight_histograms(run: RunRecord, kernels: dict[int, object], bins: int = 81) -> list[Histogram]:
     """Fixed bins, symmetric about 0 and wide enough for the largest |w| of any arm, so shapes compare."""
+    one_family(run)
     import numpy as np
 
     keep = [i for i in comparable_arms(run) if i in kernels]

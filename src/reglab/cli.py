@@ -152,13 +152,17 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    from .analyze import analyze
     from .record import load_run, read_run_meta
     from .report import build_report
     from .rundir import locked
 
     read_run_meta(args.run_dir)  # a folder that is not a reglab run is refused before anything is written into it
     with locked(Path(args.run_dir)):
-        path = build_report(load_run(args.run_dir))
+        run = load_run(args.run_dir)
+        analysis = analyze(run)
+        path = build_report(run, analysis)
+    print(analysis.summary())
     print(f"report: {path}")
     print(f"report: {path.with_name('report.md')}")
     if args.open:
@@ -180,30 +184,15 @@ def open_in_browser(path: Path) -> bool:
 
 
 def print_summary(run: Any) -> None:
-    from rich.console import Console
-    from rich.table import Table
+    """One line per arm and the answer, in at most 80 columns (more when the terminal is wider)."""
+    import shutil
 
-    from .analysis import arm_summaries
-    from .formatting import fmt, lam_label
+    from .analyze import analyze
+    from .summary import summary_lines
 
-    table = Table(title=f"reglab run {run.run_dir} ({run.data.name}, {run.config.epochs} epochs)",
-                  caption="val_loss includes the penalty (as Keras reports it); val CE is the cross-entropy alone")
-    several = len(run.config.regularizers) > 1
-    for col in (("regularizer",) if several else ()) + ("λ", "seed", "status", "val_loss", "val CE", "val acc",
-                                                        "best val acc (ep)", "test acc", "‖W‖"):
-        table.add_column(col, justify="right")
-    for s in arm_summaries(run):
-        table.add_row(*([str(run.arms[s.arm].get("regularizer", "l2"))] if several else []), lam_label(s.lam), str(s.seed), s.status, fmt(s.final_val_loss), fmt(s.final_val_data_loss),
-                      fmt(s.final_val_accuracy), f"{fmt(s.best_val_accuracy)} ({s.best_val_accuracy_epoch})",
-                      fmt(s.test_accuracy), fmt(s.final_kernel_norm, 2))
-    out = Console(soft_wrap=True)
-    if not out.is_terminal:
-        out = Console(soft_wrap=True, width=160)  # a log file gets the whole table, not an 80-column squeeze
-    out.print(table)
-    if run.data.fallback_reason:
-        out.print(f"note: trained on {run.data.name}, not {run.data.requested}: {run.data.fallback_reason}", highlight=False)
-    out.print(f"report: {Path(run.run_dir) / 'report.html'}", highlight=False)
-    out.print(f"report: {Path(run.run_dir) / 'report.md'}", highlight=False)
+    width = max(80, shutil.get_terminal_size((80, 24)).columns) if sys.stdout.isatty() else 80
+    for line in summary_lines(analyze(run), width):
+        print(line)
 
 
 #: An error line longer than this is cut: a 5 MB value echoed in a message must not become a 5 MB line.

@@ -62,13 +62,26 @@ class Table(NamedTuple):
     rows: Sequence[Sequence[Inline]]
 
 
+class KeyValues(NamedTuple):
+    """Two columns, a name and its value: the value left-aligned and wrapping, so it stays in view on a phone."""
+
+    rows: Sequence[tuple[str, Inline]]
+
+
+class Answer(NamedTuple):
+    """The report's opening box: a headline and a few short lines."""
+
+    headline: Inline
+    lines: Sequence[Inline]
+
+
 class Image(NamedTuple):
     path: Path  # the file on disk; rendered relative to the report's folder
     alt: str
     caption: str = ""
 
 
-Block = Union[Heading, Para, Note, Bullets, Table, Image]
+Block = Union[Heading, Para, Note, Bullets, Table, KeyValues, Answer, Image]
 
 
 def _spans(content: Inline) -> list[Span]:
@@ -97,10 +110,13 @@ def _md_inline(content: Inline, in_table: bool = False) -> str:
         if s.style == "code":
             body = " ".join(str(s.text).replace("`", "'").split())
             out.append(f"`{body.replace('|', chr(92) + '|') if in_table else body}`")
-        elif s.style == "strong":
-            out.append(f"**{md_escape(s.text)}**")
-        elif s.style == "em":
-            out.append(f"*{md_escape(s.text)}*")
+        elif s.style in ("strong", "em"):
+            # CommonMark: a delimiter run next to a space does not open or close emphasis, so edge spaces go outside
+            text = md_escape(s.text)
+            core = text.strip()
+            mark = "**" if s.style == "strong" else "*"
+            out.append(text[: len(text) - len(text.lstrip())] + (f"{mark}{core}{mark}" if core else "")
+                       + text[len(text.rstrip()):])
         else:
             out.append(md_escape(s.text))
     return "".join(out)
@@ -122,6 +138,10 @@ def to_markdown(blocks: Sequence[Block], base: Path) -> str:
             lines.append("|" + "---|" * len(b.header))
             lines += ["| " + " | ".join(_md_inline(c, in_table=True) for c in row) + " |" for row in b.rows]
             lines.append("")
+        elif isinstance(b, KeyValues):
+            lines += ["| | |", "|---|---|"] + [f"| {md_escape(k)} | {_md_inline(v, in_table=True)} |" for k, v in b.rows] + [""]
+        elif isinstance(b, Answer):
+            lines += ["> " + _md_inline(b.headline), ">"] + [f"> - {_md_inline(line)}" for line in b.lines] + [""]
         elif isinstance(b, Image):
             rel = b.path.relative_to(base).as_posix() if b.path.is_relative_to(base) else b.path.name
             target = "".join(ch if ch.isalnum() or ch in "/._-" else f"%{ord(ch):02X}" for ch in rel)
@@ -151,7 +171,16 @@ th { background: #f5f7fa; }
 td.num { text-align: right; white-space: nowrap; }
 td.text { min-width: 14rem; }
 figure { margin: 1rem 0 1.6rem; }
-figure img { display: block; max-width: 100%; height: auto; border: 1px solid var(--line); }
+.fig { overflow-x: auto; -webkit-overflow-scrolling: touch; }
+figure img { display: block; width: 100%; min-width: 560px; height: auto; border: 1px solid var(--line); }
+.scroll th:first-child, .scroll td:first-child { position: sticky; left: 0; background: #fff; box-shadow: 1px 0 0 var(--line); }
+.scroll th:first-child { background: #f5f7fa; }
+table.kv { width: 100%; font-size: 0.92rem; }
+table.kv th { width: 30%; font-weight: 600; white-space: normal; }
+table.kv td { overflow-wrap: anywhere; }
+.answer { border: 2px solid var(--accent); border-radius: 6px; background: #f3f7fd; padding: 0.7rem 1rem; margin: 0.8rem 0 1rem; }
+.answer .headline { font-size: 1.12rem; font-weight: 600; margin: 0 0 0.4rem; }
+.answer ul { margin: 0; padding-left: 1.2rem; }
 figcaption { color: var(--muted); font-size: 0.9rem; margin-top: 0.3rem; }
 nav { display: flex; flex-wrap: wrap; gap: 0.2rem 0.9rem; font-size: 0.92rem; }
 nav a { color: var(--accent); white-space: nowrap; }
@@ -220,9 +249,16 @@ def to_html(blocks: Sequence[Block], title: str) -> str:
                 for row in b.rows
             )
             body.append(f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table></div>')
+        elif isinstance(b, KeyValues):
+            rows = "".join(f"<tr><th scope=\"row\">{_h(k)}</th><td>{_html_inline(v)}</td></tr>" for k, v in b.rows)
+            body.append(f'<table class="kv"><tbody>{rows}</tbody></table>')
+        elif isinstance(b, Answer):
+            items = "".join(f"<li>{_html_inline(line)}</li>" for line in b.lines)
+            body.append(f'<section class="answer" id="answer"><p class="headline">{_html_inline(b.headline)}</p>'
+                        f"<ul>{items}</ul></section>")
         elif isinstance(b, Image):
             cap = f"<figcaption>{_h(b.caption)}</figcaption>" if b.caption else ""
-            body.append(f'<figure><img src="{_data_uri(b.path)}" alt="{_h(b.alt)}">{cap}</figure>')
+            body.append(f'<figure><div class="fig"><img src="{_data_uri(b.path)}" alt="{_h(b.alt)}"></div>{cap}</figure>')
     return (
         "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
         f'<meta http-equiv="Content-Security-Policy" content="{CSP}">\n'

@@ -13,11 +13,13 @@ import dataclasses
 import math
 from typing import Any, NamedTuple
 
-from .aggregate import Choice, Optimum, PerSeed, choose_lambda, final_values, locate_optimum
+import numpy as np
+
+from .aggregate import PerSeed
 from .analysis import NEAR_ZERO
 from .config import SweepConfig
 from .record import RunRecord, read_kernels
-from .stats import Estimate, mean_ci, paired_difference
+from .stats import Estimate, mean_ci
 
 
 @dataclasses.dataclass(frozen=True)
@@ -71,64 +73,75 @@ def sparsity(kernels: list[Any]) -> tuple[float, float]:
 
 
 class FamilySummary(NamedTuple):
-    """One family's sweep, summarized for the side-by-side comparison."""
+    """One family's sweep, summarized for the side-by-side comparison (from its `FamilyAnalysis`)."""
 
     family: str
+    label: str
     n_arms: int
-    optimum: Optimum | None  # best strength by validation data loss, bootstrap interval, flat region
-    choice: Choice | None  # the same best, with its test metrics and its neighbours compared per seed
-    val_accuracy: Estimate | None  # at the best strength
+    recommended: Any  # analyze.Recommendation by validation data loss, or None
+    val_accuracy: Estimate | None  # at the recommended strength
     loss_range: float  # worst − best mean final validation data loss over the grid: sensitivity to the strength
     shrink_at_max: Estimate | None  # ‖W‖ at the largest strength over the same seed's strength-0 arm's
-    zeros_at_best: tuple[float, float]  # sparsity() of the best strength's kernels (all its seeds)
-    zeros_at_max: tuple[float, float]  # … and of the largest strength's
-    best_per_seed: dict[int, float]  # seed → final validation data loss at the best strength
+    zeros_at_best: tuple[float, float]  # (exactly 0, within NEAR_ZERO of 0) over live inputs, recommended strength
+    zeros_at_max: tuple[float, float]  # … and at the largest strength
+    best_per_seed: dict[int, float]  # seed → final validation data loss at the recommended strength
 
 
-def summarize_family(run: RunRecord, family: str, kernels: dict[int, Any] | None = None) -> FamilySummary:
-    view = family_view(run, family)
-    finals = final_values(view)
-    optimum = locate_optimum(view, finals=finals)
-    choice = choose_lambda(view, finals=finals)
-    per: PerSeed = finals["val_data_loss"]
+def _zeros(fa: Any, lam: float | None) -> tuple[float, float]:
+    ws = [w for w in fa.weights if lam is not None and w.setting.strength == lam]
+    if not ws:
+        return math.nan, math.nan
+    return float(sum(w.exactly_zero for w in ws) / len(ws)), float(sum(w.near_zero for w in ws) / len(ws))
+
+
+def summarize_analysis(fa: Any) -> FamilySummary:
+    """A family's line in the comparison, read from its analysis (nothing recomputed but means)."""
+    per: PerSeed = fa.finals["val_data_loss"]
     means = [mean_ci(v.values()).mean for v in per.values() if v]
-    loss_range = max(means) - min(means) if means else math.nan
     grid = sorted(per)
     top = grid[-1] if grid else None
-    shrink = finals["shrink"].get(top) if top is not None else None
-    view_kernels = view.kernels() if kernels is None else view.own(kernels)
-
-    def kernels_at(lam: float | None) -> list[Any]:
-        return [view_kernels[int(a["arm"])] for a in view.arms
-                if lam is not None and float(a["lambda"]) == lam and int(a["arm"]) in view_kernels]
-
-    best = choice.lam if choice else None
+    shrink = fa.finals["shrink"].get(top) if top is not None else None
+    rec = fa.recommended
+    best = rec.lam if rec else None
     return FamilySummary(
-        family, len(view.arms), optimum, choice,
-        mean_ci(finals["val_accuracy"][best].values()) if best is not None else None,
-        loss_range, mean_ci(shrink.values()) if shrink else None,
-        sparsity(kernels_at(best)), sparsity(kernels_at(top)),
-        dict(per[best]) if best is not None else {},
+        fa.name, fa.family.label, len(fa.view.arms), rec,
+        mean_ci(fa.finals["val_accuracy"][best].values()) if best is not None else None,
+        max(means) - min(means) if means else math.nan, mean_ci(shrink.values()) if shrink else None,
+        _zeros(fa, best), _zeros(fa, top), dict(per[best]) if best is not None else {},
     )
 
 
+def compare_analyses(analyses: list[Any]) -> list[FamilySummary]:
+    return [summarize_analysis(fa) for fa in analyses]
+
+
 def compare_families(run: RunRecord, kernels: dict[int, Any] | None = None) -> list[FamilySummary]:
-    """Every family of the sweep, in the order given (kernels read once)."""
-    kernels = run.kernels() if kernels is None else kernels
-    return [summarize_family(run, f, kernels) for f in run.config.regularizers]
+    """Every family of the sweep, in the order given."""
+    from .analyze import analyze
+
+    analysis = analyze(run, kernels=kernels)
+    return compare_analyses(list(analysis.families.values()))
 
 
 class BestAgainstBest(NamedTuple):
-    """One family's best strength against another's, per seed: final validation data loss a − b."""
+    """One family's recommended strength against another's: final validation data loss a − b, paired on seeds
+    (and on validation examples where recorded)."""
 
     a: str
     b: str
-    difference: Estimate
+    difference: Any  # noise.Difference
 
 
-def best_against_best(summaries: list[FamilySummary], a: str, b: str) -> BestAgainstBest | None:
-    """Paired over seeds: family a at its best strength against family b at its best (validation data loss)."""
-    by_family = {s.family: s for s in summaries}
-    if not (by_family.get(a) and by_family[a].best_per_seed and by_family.get(b) and by_family[b].best_per_seed):
+def best_against_best(a: Any, b: Any) -> BestAgainstBest | None:
+    """Family analyses `a` and `b`, each at its recommended strength."""
+    from . import noise
+
+    if a.recommended is None or b.recommended is None:
         return None
-    return BestAgainstBest(a, b, paired_difference(by_family[a].best_per_seed, by_family[b].best_per_seed))
+    la, lb = a.per_example.loss.get(a.recommended.lam, {}), b.per_example.loss.get(b.recommended.lam, {})
+    seeds = sorted(set(la) & set(lb))
+    if a.per_example.complete and b.per_example.complete and seeds:
+        d = noise.paired_difference(np.stack([la[s] for s in seeds]), np.stack([lb[s] for s in seeds]))
+    else:
+        d = noise.seed_only_difference(a.finals["val_data_loss"][a.recommended.lam], b.finals["val_data_loss"][b.recommended.lam])
+    return BestAgainstBest(a.name, b.name, d)

@@ -1,0 +1,358 @@
+"""One analysis per run, built once from the record: `analyze(run) -> RunAnalysis`.
+
+Everything figures and reports say is computed here, once, and read by them: per-setting statistics,
+paired comparisons with noise from seeds and validation sampling (`noise`), the recommended setting and
+the flat region around it, per-arm diagnoses (`diagnose`), weight statistics that set dead inputs
+apart, the claims, and the epoch bands the figures draw. Results are keyed by `Setting` (a family at a
+strength) and computed family by family: strengths are compared within a family, families with each
+other only in `RunAnalysis.families_compared`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from . import noise
+from .aggregate import (
+    Band, GapNorm, Histogram, LambdaStats, PerSeed, comparable_arms, epoch_bands, excluded_arms, final_values,
+    gap_against_norm, lambda_stats, weight_histograms,
+)
+from .analysis import NEAR_ZERO, ArmSummary, arm_summaries
+from .diagnose import ArmValidation, Criteria, Reference, Trend, diagnose
+from .families import FamilyRun, family_view
+from .record import RunRecord
+from .settings import Family, Setting
+from .stats import Estimate, mean_ci
+
+NAN = float("nan")
+#: Per-epoch quantities the figures draw as bands (mean over seeds, 95 % interval).
+BAND_COLUMNS = ("loss", "val_loss", "data_loss", "val_data_loss", "accuracy", "val_accuracy", "kernel_norm")
+#: What a setting can be recommended by, and which way is better.
+LOWER_IS_BETTER = {"val_data_loss": True, "val_accuracy": False}
+
+
+class Comparison(NamedTuple):
+    """The recommended setting against another of its family: recommended − other, with noise from both sources."""
+
+    other: Setting
+    difference: noise.Difference
+
+    @property
+    def distinguishable(self) -> bool | None:
+        return self.difference.excludes_zero() if self.difference.has_interval else None
+
+
+class Recommendation(NamedTuple):
+    """The best setting of a family by one validation metric, how sure that is, and its test numbers."""
+
+    metric: str
+    setting: Setting
+    estimate: Estimate  # mean over seeds (t-interval over seeds)
+    neighbours: tuple[Comparison, ...]  # against the neighbouring strengths on the grid
+    baseline: Comparison | None  # against strength 0, when the grid has it and it is not the best
+    interval: tuple[Setting, Setting] | None  # where the best falls when seeds and examples are resampled
+    flat: tuple[Setting, Setting]  # contiguous strengths within noise of the best
+    test_accuracy: Estimate
+    test_data_loss: Estimate
+
+    @property
+    def lam(self) -> float:
+        return self.setting.strength
+
+    @property
+    def at_grid_edge(self) -> bool:
+        return len(self.neighbours) < 2
+
+    @property
+    def beats_baseline(self) -> bool | None:
+        """True: better than no regularization beyond noise; False: not; None: no baseline or no interval."""
+        if self.setting.is_baseline:
+            return False
+        if self.baseline is None or not self.baseline.difference.has_interval:
+            return None
+        d = self.baseline.difference
+        return d.excludes_zero() and ((d.mean < 0) == LOWER_IS_BETTER[self.metric])
+
+
+class WeightStats(NamedTuple):
+    """One arm's final regularized kernel: norm, shrink against the same seed's strength-0 arm, and how many
+    weights sit near zero, over the inputs that vary in the training data (`dead` rows set apart)."""
+
+    arm: int
+    setting: Setting
+    seed: int
+    norm: float
+    shrink: float
+    near_zero: float  # share of live weights with |w| < NEAR_ZERO
+    exactly_zero: float  # share of live weights exactly 0
+    dead_rows: int  # input features that never vary in the training data (their weights see no data gradient)
+    dead_near_zero: float  # share of the dead rows' weights with |w| < NEAR_ZERO
+
+
+@dataclass(frozen=True)
+class FamilyAnalysis:
+    """Everything measured about one family's strengths."""
+
+    family: Family
+    view: FamilyRun
+    settings: tuple[Setting, ...]
+    arms: tuple[ArmSummary, ...]
+    comparable: tuple[int, ...]  # the view's arm indices that enter comparisons
+    excluded: tuple[tuple[int, float, int, str], ...]
+    finals: dict[str, PerSeed]
+    stats: tuple[LambdaStats, ...]
+    noise_method: str
+    recommended: Recommendation | None  # by validation data loss
+    by_accuracy: Recommendation | None
+    against_recommended: dict[str, dict[float, noise.Difference]]  # metric → strength → it − the recommended (by loss)
+    trends: tuple[Trend, ...]
+    weights: tuple[WeightStats, ...]
+    bands: dict[str, tuple[Band, ...]]
+    gap_norm: GapNorm
+    histograms: tuple[Histogram, ...]
+    per_example: Any = None  # _Values: per-example validation values by strength and seed
+    claims: tuple[Any, ...] = ()
+
+    @property
+    def name(self) -> str:
+        return self.family.name
+
+    def setting(self, lam: float) -> Setting:
+        return Setting(self.family.name, lam)
+
+    def converged(self) -> bool | None:
+        """Whether every comparable arm converged (None when some cannot tell)."""
+        states = [t.converged for t in self.trends if t.arm in self.comparable]
+        if not states:
+            return None
+        if any(s is False for s in states):
+            return False
+        return True if all(s is True for s in states) else None
+
+
+@dataclass(frozen=True)
+class RunAnalysis:
+    """A run's analysis: per family, and the families against each other."""
+
+    run: RunRecord
+    criteria: Criteria
+    families: dict[str, FamilyAnalysis]
+    primary: str
+    families_compared: tuple[Any, ...] = field(default=())
+
+    @property
+    def main(self) -> FamilyAnalysis:
+        """The family the report's single-family sections describe: L2 when swept, else the first."""
+        return self.families[self.primary]
+
+    def summary(self) -> str:
+        """The answer in plain text: what the report opens with, `reglab report` prints and a notebook shows."""
+        from .answer import answer
+
+        return answer(self).text()
+
+
+# ---------------------------------------------------------------- per-example values, by setting and seed
+
+class _Values(NamedTuple):
+    """Per-example validation values of the comparable arms: strength → seed → (losses, correct)."""
+
+    loss: dict[float, dict[int, np.ndarray]]
+    correct: dict[float, dict[int, np.ndarray]]
+    complete: bool  # every comparable arm has them
+
+
+def _per_example(values: Any, view: FamilyRun, comparable: list[int]) -> _Values:
+    loss: dict[float, dict[int, np.ndarray]] = {}
+    correct: dict[float, dict[int, np.ndarray]] = {}
+    complete = values is not None
+    for i in comparable:
+        meta = view.arms[i]
+        lam, seed, full = float(meta["lambda"]), int(meta["seed"]), view.arm_ids[i]
+        if values is None or not values.has_values[full]:
+            complete = False
+            continue
+        loss.setdefault(lam, {})[seed] = np.asarray(values.loss[full], dtype=np.float64)
+        correct.setdefault(lam, {})[seed] = np.asarray(values.correct[full], dtype=np.float64)
+    return _Values(loss, correct, complete and bool(comparable))
+
+
+def read_validation(run: RunRecord) -> Any:
+    """The run's per-example validation values (record.ValidationValues), or None for a record without them."""
+    reader = getattr(run, "validation", None)
+    return reader() if callable(reader) else None
+
+
+def _arm_validation(values: Any, full_index: int) -> ArmValidation:
+    if values is None or not values.has_values[full_index]:
+        return ArmValidation()
+    get = lambda name: getattr(values, name, None)  # noqa: E731 - optional arrays of newer records
+    best, window = get("loss_best"), get("loss_window")
+    return ArmValidation(
+        final=np.asarray(values.loss[full_index], dtype=np.float64),
+        best=None if best is None else np.asarray(best[full_index], dtype=np.float64),
+        best_epoch=int(get("best_epoch")[full_index]) if get("best_epoch") is not None else 0,
+        window=None if window is None else np.asarray(window[full_index], dtype=np.float64),
+        window_epoch=int(get("window_epoch")[full_index]) if get("window_epoch") is not None else 0,
+    )
+
+
+def _difference(values: _Values, finals: dict[str, PerSeed], metric: str, a: float, b: float) -> noise.Difference:
+    """a − b for `metric`, paired on seeds (and on examples, where recorded)."""
+    table = values.loss if metric == "val_data_loss" else values.correct
+    if metric in LOWER_IS_BETTER and values.complete and a in table and b in table:
+        seeds = sorted(set(table[a]) & set(table[b]))
+        if seeds:
+            return noise.paired_difference(np.stack([table[a][s] for s in seeds]), np.stack([table[b][s] for s in seeds]))
+    return noise.seed_only_difference(finals[metric].get(a, {}), finals[metric].get(b, {}))
+
+
+# ---------------------------------------------------------------- the recommendation
+
+def _recommend(family: Family, finals: dict[str, PerSeed], values: _Values, metric: str) -> Recommendation | None:
+    per = finals[metric]
+    lams = sorted(lam for lam, by_seed in per.items() if by_seed)
+    if not lams:
+        return None
+    sign = 1.0 if LOWER_IS_BETTER[metric] else -1.0
+    means = {lam: mean_ci(per[lam].values()) for lam in lams}
+    best = min(lams, key=lambda lam: (sign * means[lam].mean, lam))
+    k = lams.index(best)
+    setting = lambda lam: Setting(family.name, lam)  # noqa: E731
+    neighbours = tuple(Comparison(setting(lams[j]), _difference(values, finals, metric, best, lams[j]))
+                       for j in (k - 1, k + 1) if 0 <= j < len(lams))
+    baseline = (Comparison(setting(0.0), _difference(values, finals, metric, best, 0.0))
+                if 0.0 in per and best != 0.0 else None)
+    flat_lo = flat_hi = k
+    for step in (-1, 1):
+        j = k
+        while 0 <= j + step < len(lams):
+            d = _difference(values, finals, metric, lams[j + step], best)
+            if not d.has_interval or d.excludes_zero():  # without an interval nothing is "within noise"
+                break
+            j += step
+        if step < 0:
+            flat_lo = j
+        else:
+            flat_hi = j
+    interval = _best_interval(lams, values, metric, per)
+    return Recommendation(
+        metric, setting(best), means[best], neighbours, baseline,
+        (setting(lams[interval[0]]), setting(lams[interval[1]])) if interval else None,
+        (setting(lams[flat_lo]), setting(lams[flat_hi])),
+        mean_ci(finals["test_accuracy"].get(best, {}).values()), mean_ci(finals["test_data_loss"].get(best, {}).values()),
+    )
+
+
+def _best_interval(lams: list[float], values: _Values, metric: str, per: PerSeed) -> tuple[int, int] | None:
+    """Grid indices of the 2.5 % and 97.5 % quantiles of the best strength under resampling: seeds and
+    examples where per-example values exist, seeds alone otherwise (None with one seed and no examples)."""
+    table = values.loss if metric == "val_data_loss" else values.correct
+    seeds = sorted(set.intersection(*(set(per[lam]) for lam in lams)))
+    if not seeds:
+        return None
+    if values.complete and all(lam in table and all(s in table[lam] for s in seeds) for lam in lams):
+        x = np.stack([np.stack([table[lam][s] for s in seeds]) for lam in lams])  # [settings, seeds, examples]
+        return noise.best_setting_interval(x, LOWER_IS_BETTER[metric], noise.Design(len(seeds), x.shape[2]))
+    if len(seeds) < 2:
+        return None
+    sign = 1.0 if LOWER_IS_BETTER[metric] else -1.0
+    t = np.array([[per[lam][s] for s in seeds] for lam in lams])
+    rng = np.random.default_rng(noise.BOOT_SEED)
+    picks = rng.integers(0, len(seeds), size=(noise.N_BOOT, len(seeds)))
+    best = np.argmin(sign * t[:, picks].mean(axis=2), axis=0)
+    lo, hi = np.quantile(best, [0.025, 0.975], method="inverted_cdf")
+    return int(lo), int(hi)
+
+
+# ---------------------------------------------------------------- weights
+
+def _weight_stats(view: FamilyRun, kernels: dict[int, Any], dead: tuple[int, ...], n_features: int) -> tuple[WeightStats, ...]:
+    norms = {i: float(np.linalg.norm(np.asarray(k, dtype=np.float64))) for i, k in kernels.items()}
+    baseline = {int(a["seed"]): norms.get(int(a["arm"])) for a in view.arms if float(a["lambda"]) == 0.0}
+    out = []
+    for a in view.arms:
+        i = int(a["arm"])
+        if i not in kernels:
+            continue
+        k = np.abs(np.asarray(kernels[i], dtype=np.float64))
+        rows_are_inputs = k.ndim == 2 and k.shape[0] == n_features and dead
+        mask = np.zeros(k.shape[0] if k.ndim else 0, dtype=bool)
+        if rows_are_inputs:
+            mask[list(dead)] = True
+        live = k[~mask] if rows_are_inputs else k.ravel()
+        dead_w = k[mask] if rows_are_inputs else np.empty(0)
+        base = baseline.get(int(a["seed"]))
+        out.append(WeightStats(
+            i, Setting(view.family, float(a["lambda"])), int(a["seed"]), norms[i], norms[i] / base if base else NAN,
+            float(np.mean(live < NEAR_ZERO)) if live.size else NAN, float(np.mean(live == 0.0)) if live.size else NAN,
+            int(mask.sum()) if rows_are_inputs else 0, float(np.mean(dead_w < NEAR_ZERO)) if dead_w.size else NAN,
+        ))
+    return tuple(out)
+
+
+# ---------------------------------------------------------------- one family
+
+def analyze_family(run: RunRecord, family: str, kernels: dict[int, Any], validation: Any = None,
+                   criteria: Criteria = Criteria()) -> FamilyAnalysis:
+    """One family's analysis; `kernels` and `validation` are the whole run's (read once by `analyze`)."""
+    from .claims import family_claims
+
+    view = family_view(run, family) if not isinstance(run, FamilyRun) else run
+    fam = Family.of(family)
+    comparable = comparable_arms(view)
+    finals = final_values(view)
+    values = _per_example(validation, view, comparable)
+    stats = tuple(lambda_stats(view, finals))
+    recommended = _recommend(fam, finals, values, "val_data_loss")
+    by_accuracy = _recommend(fam, finals, values, "val_accuracy")
+    against = {m: {lam: _difference(values, finals, m, lam, recommended.lam) for lam in sorted(finals[m])}
+               for m in LOWER_IS_BETTER} if recommended is not None else {}
+    rows = {}
+    for r in view.epochs:
+        rows.setdefault(r.arm, []).append(r)
+    references: dict[int, Reference] = {}
+    if recommended is not None:
+        for a in view.arms:
+            i = int(a["arm"])
+            if float(a["lambda"]) == recommended.lam and i in comparable:
+                last = sorted(rows[i], key=lambda r: r.epoch)[-1]
+                references[int(a["seed"])] = Reference(recommended.setting, last.accuracy, last.data_loss)
+    trends = tuple(
+        diagnose(int(a["arm"]), Setting(fam.name, float(a["lambda"])), int(a["seed"]),
+                 sorted(rows.get(int(a["arm"]), []), key=lambda r: r.epoch), _arm_validation(validation, view.arm_ids[int(a["arm"])]),
+                 references.get(int(a["seed"])), run.data.n_train, criteria)
+        for a in view.arms)
+    own = view.own(kernels)
+    dead = tuple(getattr(run.data, "constant_inputs", ()) or ())
+    weights = _weight_stats(view, own, dead, int(np.prod(run.data.image_shape)))
+    fa = FamilyAnalysis(
+        fam, view, tuple(Setting(fam.name, lam) for lam in view.config.lambdas), tuple(arm_summaries(view)),
+        tuple(comparable), tuple(excluded_arms(view)), finals, stats,
+        noise.METHOD if values.complete else noise.T_OVER_SEEDS, recommended, by_accuracy, against, trends, weights,
+        {c: tuple(epoch_bands(view, c)) for c in BAND_COLUMNS}, gap_against_norm(view, finals),
+        tuple(weight_histograms(view, own)), values,
+    )
+    return dataclasses.replace(fa, claims=tuple(family_claims(fa, criteria)))
+
+
+# ---------------------------------------------------------------- the run
+
+def primary_family(run: RunRecord) -> str:
+    return "l2" if "l2" in run.config.regularizers else run.config.regularizers[0]
+
+
+def analyze(run: RunRecord, criteria: Criteria = Criteria(), kernels: dict[int, Any] | None = None) -> RunAnalysis:
+    """The whole analysis of a run, computed once (kernels.npz and validation.npz read once)."""
+    from .families import compare_analyses
+
+    kernels = run.kernels() if kernels is None else kernels
+    validation = read_validation(run)
+    families = {f: analyze_family(run, f, kernels, validation, criteria) for f in run.config.regularizers}
+    compared = tuple(compare_analyses(list(families.values()))) if len(families) > 1 else ()
+    return RunAnalysis(run, criteria, families, primary_family(run), compared)
+

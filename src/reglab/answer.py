@@ -1,0 +1,127 @@
+"""The answer, first: a headline and a few lines that a busy person reads in a minute.
+
+Built from the analysis alone, and shared by the report's opening box, the terminal summary, `reglab
+report`, and `RunAnalysis.summary()` in a notebook, so all of them say the same thing.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, NamedTuple
+
+from .claims import INCONCLUSIVE, NOT_SUPPORTED, SUPPORTED, diff_text
+from .diagnose import IMPROVING, TOO_FEW
+from .formatting import lam_label
+from .stats import mean_ci
+
+if TYPE_CHECKING:
+    from .analyze import FamilyAnalysis, RunAnalysis
+
+MARKS = {SUPPORTED: "supported", NOT_SUPPORTED: "not supported", INCONCLUSIVE: "inconclusive"}
+
+
+class AnswerText(NamedTuple):
+    """`headline`: the recommendation in one sentence; `lines`: the evidence, one short line each;
+    `conditions`: what holds for the whole run (one seed, fallback data), said once."""
+
+    headline: str
+    lines: tuple[str, ...]
+    conditions: tuple[str, ...]
+
+    def text(self) -> str:
+        return "\n".join([self.headline] + [f"- {line}" for line in self.lines]
+                         + [f"Note: {c}" for c in self.conditions])
+
+
+def _setting(fa: "FamilyAnalysis", lam: float) -> str:
+    return "no regularization" if lam == 0 else f"{fa.family.label} λ = {lam_label(lam)}"
+
+
+def _flat(fa: "FamilyAnalysis") -> str:
+    rec = fa.recommended
+    lo, hi = rec.flat
+    if lo == hi:
+        return ""
+    return f"; every strength from {lam_label(lo.strength)} to {lam_label(hi.strength)} is within noise of it"
+
+
+def headline(fa: "FamilyAnalysis") -> str:
+    rec = fa.recommended
+    if rec is None:
+        return "No arm completed every epoch, so no strength can be recommended from this run."
+    if rec.setting.is_baseline:
+        return f"No {fa.family.label} strength tried did better than no regularization" + (
+            f" (the best is λ = 0{_flat(fa)})." if _flat(fa) else ".")
+    beats = rec.beats_baseline
+    if beats is True:
+        return f"Use {_setting(fa, rec.lam)}{_flat(fa)}."
+    if beats is False:
+        return (f"No measurable benefit over no regularization: the best, {_setting(fa, rec.lam)}, is within noise "
+                "of λ = 0.")
+    why = ("the grid has no λ = 0 arm to compare with" if rec.baseline is None else
+           "no interval against λ = 0: one seed and no per-example validation values")
+    return f"Best: {_setting(fa, rec.lam)}{_flat(fa)} ({why})."
+
+
+def family_lines(fa: "FamilyAnalysis") -> list[str]:
+    rec = fa.recommended
+    if rec is None:
+        return []
+    lines = []
+    val = f"validation data loss {rec.estimate.mean:.4f}"
+    if rec.baseline is not None:
+        d = rec.baseline.difference
+        val += f", {diff_text(d)} against no regularization" + (" (95 % interval)" if d.has_interval else " (no interval)")
+    if _finite(rec.test_accuracy.mean):
+        val += f"; test accuracy {100 * rec.test_accuracy.mean:.2f} % (the test set did not choose)"
+    lines.append(val)
+    shrink = fa.finals["shrink"].get(rec.lam)
+    if shrink and rec.lam > 0:
+        lines.append(f"weights: {fa.family.label} at λ = {lam_label(rec.lam)} left the kernel at "
+                     f"×{mean_ci(shrink.values()).mean:.2f} of its unregularized norm")
+    lines.append(convergence(fa))
+    for c in fa.claims:
+        lines.append(f"{MARKS[c.verdict]}: {c.statement[:-1] if c.statement.endswith('.') else c.statement}")
+    return lines
+
+
+def convergence(fa: "FamilyAnalysis") -> str:
+    trends = [t for t in fa.trends if t.arm in fa.comparable]
+    improving = [t for t in trends if t.diagnosis == IMPROVING]
+    few = [t for t in trends if t.diagnosis == TOO_FEW]
+    if few:
+        return f"training: {len(few)} of {len(trends)} arms ran too few epochs to tell whether they converged"
+    if improving:
+        return (f"training had not converged: {len(improving)} of {len(trends)} arms were still improving at the last "
+                "epoch, so settings are compared as unconverged models (try more epochs)")
+    return "training converged: no arm was still improving beyond noise at the last epoch"
+
+
+def conditions(analysis: "RunAnalysis") -> list[str]:
+    run = analysis.run
+    out = []
+    if run.config.seeds == 1:
+        out.append("one seed: intervals cover validation sampling only, not seed-to-seed variation (use --seeds 3)")
+    if run.data.fallback_reason:
+        out.append(f"trained on {run.data.name}, not {run.data.requested}: {run.data.fallback_reason}")
+    method = analysis.main.noise_method
+    if "no per-example" in method:
+        out.append("this record has no per-example validation values: intervals cover seeds only")
+    return out
+
+
+def answer(analysis: "RunAnalysis") -> AnswerText:
+    fa = analysis.main
+    lines = family_lines(fa)
+    if len(analysis.families) > 1:
+        ranked = [f for f in analysis.families.values() if f.recommended is not None]
+        if ranked:
+            best = min(ranked, key=lambda f: f.recommended.estimate.mean)
+            lines.insert(0, "families compared: " + "; ".join(
+                f"{f.family.label} best at λ = {lam_label(f.recommended.lam)} ({f.recommended.estimate.mean:.4f})"
+                for f in ranked) + f" — lowest: {best.family.label}")
+    return AnswerText(headline(fa), tuple(x for x in lines if x), tuple(conditions(analysis)))
+
+
+def _finite(x: float) -> bool:
+    return x is not None and math.isfinite(x)

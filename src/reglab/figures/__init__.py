@@ -1,0 +1,136 @@
+"""Figures of a run, drawn from its analysis: `draw_all(analysis) -> Figures`.
+
+Each figure is a "data, then drawing" unit: `figures.data` picks what the analysis already computed,
+`figures.draw` draws it. Single-family figures describe the analysis's main family and speak of it by
+name (L2, L1, weight decay, …); a run comparing families adds one figure of them side by side. The
+report writes the captions; a `FigureFile` carries the path and the title.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import NamedTuple
+
+from ..analyze import FamilyAnalysis, RunAnalysis
+from ..fileio import ensure_dir
+from ..formatting import lam_label
+from . import data
+from .axes import FIGURES, arm_figure_name, curves_figure_name, shared_limits, spread_picks
+from .data import MAX_CURVE_FIGURES
+from .draw import (
+    Words, draw_arm_curves, draw_family_curves, draw_gap_vs_norm, draw_histograms, draw_overlay, draw_strength_curves,
+    draw_which_strength,
+)
+
+__all__ = ["FigureFile", "Figures", "draw_all", "MAX_CURVE_FIGURES"]
+
+
+class FigureFile(NamedTuple):
+    """One written figure: `key` is the file name without `.png`."""
+
+    key: str
+    path: Path
+    title: str
+
+
+class Figures(NamedTuple):
+    which_strength: FigureFile | None  # None: nothing to recommend (no arm completed)
+    curves: list[FigureFile]  # several seeds: one per strength (mean + band); one seed: one per arm
+    curves_total: int  # arms (one seed) or strengths (several) that could have a curves figure
+    val_data_loss: FigureFile
+    kernel_norm: FigureFile
+    gap_vs_norm: FigureFile
+    weight_histograms: FigureFile | None  # None: the run has no kernels.npz
+    families: FigureFile | None  # None: one family
+
+    def all(self) -> list[FigureFile]:
+        """Every file, in report order."""
+        out = [f for f in (self.families, self.which_strength) if f is not None]
+        out += [*self.curves, self.val_data_loss, self.kernel_norm, self.gap_vs_norm]
+        return out + ([self.weight_histograms] if self.weight_histograms is not None else [])
+
+
+def _curves(fa: FamilyAnalysis, out: Path) -> tuple[list[FigureFile], int]:
+    """At most MAX_CURVE_FIGURES, evenly over the grid, the recommended strength among them; one y-range each for
+    loss and accuracy across all of them."""
+    words = Words(fa.family.label, fa.family.in_loss)
+    seeds = fa.view.config.seeds
+    rec = fa.recommended.lam if fa.recommended else None
+    label = fa.family.label
+    jobs = []
+    if seeds == 1:
+        total = len(fa.view.arms)
+        must = tuple(i for i, a in enumerate(fa.view.arms) if float(a["lambda"]) == rec)[:1]
+        for i in spread_picks(total, MAX_CURVE_FIGURES, must):
+            c = data.arm_curves_data(fa, i)
+            jobs.append((c, out / arm_figure_name(c.lam, c.seed, c.arm), f"{label} λ = {lam_label(c.lam)}  (seed {c.seed})"))
+    else:
+        grid = list(fa.view.config.lambdas)
+        total = len(grid)
+        must = (grid.index(rec),) if rec in grid else ()
+        for lam in [grid[i] for i in spread_picks(total, MAX_CURVE_FIGURES, must)]:
+            c = data.strength_curves_data(fa, lam)
+            of = f"{c.n} of {c.n_arms} seeds" if c.n != c.n_arms else f"{c.n} seeds"
+            title = (f"{label} λ = {lam_label(lam)} — mean of {of}, band = 95 % CI" if c.n else
+                     f"{label} λ = {lam_label(lam)} — no seed completed every epoch")
+            jobs.append((c, out / curves_figure_name(lam), title))
+    loss, acc = data.curve_limits([c for c, _, _ in jobs])
+    ylim = (shared_limits(loss), shared_limits(acc))
+    files = []
+    for c, path, title in jobs:
+        (draw_arm_curves if seeds == 1 else draw_strength_curves)(c, path, title, words, ylim)
+        files.append(FigureFile(path.stem, path, title))
+    return files, total
+
+
+def draw_all(analysis: RunAnalysis) -> Figures:
+    """Draw every figure of a run into RUN_DIR/figures."""
+    fa = analysis.main
+    out = analysis.run.run_dir / FIGURES
+    ensure_dir(out)
+    label = fa.family.label
+
+    def file(name: str) -> Path:
+        return out / name
+
+    which = None
+    ws = data.which_strength_data(fa)
+    if ws is not None:
+        title = f"Which {label} strength: each one against the recommended λ = {lam_label(ws.loss.recommended)}"
+        draw_which_strength(ws, file("which_strength.png"), title)
+        which = FigureFile("which_strength", file("which_strength.png"), title)
+
+    curves, total = _curves(fa, out)
+
+    ov = data.overlay_data(fa, "val_data_loss", f"Validation data loss by {label} strength",
+                           f"validation data loss ({Words(label, fa.family.in_loss).data_loss})")
+    draw_overlay(ov, file("val_data_loss.png"))
+    val = FigureFile("val_data_loss", file("val_data_loss.png"), ov.title)
+
+    ov = data.overlay_data(fa, "kernel_norm", f"Norm of the regularized kernel by {label} strength",
+                           "‖W‖ of the regularized kernel (Frobenius)")
+    draw_overlay(ov, file("kernel_norm.png"))
+    norm = FigureFile("kernel_norm", file("kernel_norm.png"), ov.title)
+
+    gn = data.gap_norm_data(fa)
+    r = gn.correlation
+    r_text = f"Pearson r = {r:.2f} over {len(gn.lams)} arms" if r == r else "Pearson r: n/a (fewer than 3 arms or no spread)"
+    title = f"Generalization gap against kernel norm ({r_text})"
+    draw_gap_vs_norm(gn, file("gap_vs_norm.png"), title, fa.view.config.seeds, "final ‖W‖ of the regularized kernel",
+                     f"final gap: val − train data loss ({Words(label, fa.family.in_loss).data_loss})")
+    gap = FigureFile("gap_vs_norm", file("gap_vs_norm.png"), title)
+
+    hist = None
+    hd = data.histogram_data(fa)
+    if hd is not None:
+        title = f"Final weights of the regularized kernel by {label} strength"
+        draw_histograms(hd, file("weight_histograms.png"), title)
+        hist = FigureFile("weight_histograms", file("weight_histograms.png"), title)
+
+    families = None
+    if len(analysis.families) > 1:
+        title = "Regularizers compared: final validation metrics against each one's strength"
+        draw_family_curves(data.family_curves_data(analysis), file("families.png"), title)
+        families = FigureFile("families", file("families.png"), title)
+
+    return Figures(which, curves, total, val, norm, gap, hist, families)

@@ -1,0 +1,281 @@
+"""What each figure shows, as plain NamedTuples read off the run's analysis (tested without drawing).
+
+Nothing is computed here that the analysis has not computed already: bands, per-strength statistics,
+paired differences against the recommended setting, the flat region, the weight histograms. These
+functions only pick and arrange them for one figure each.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, NamedTuple
+
+from ..analyze import FamilyAnalysis, RunAnalysis
+from ..formatting import lam_label
+from ..stats import Estimate
+from .axes import NAN, dense_grid, spread_picks
+
+#: Curve figures drawn at most (one per arm with one seed, one per strength with several): each costs ~0.2 s
+#: and ~90 kB. Beyond it an evenly spaced choice over the grid, the ends and the recommended strength included.
+MAX_CURVE_FIGURES = 24
+#: Weight-histogram panels drawn at most (strengths evenly spaced over the grid, the ends included).
+MAX_HISTOGRAM_PANELS = 12
+CURVE_COLUMNS = ("loss", "val_loss", "data_loss", "val_data_loss", "accuracy", "val_accuracy")
+
+
+# ---------------------------------------------------------------- training curves
+
+class ArmCurves(NamedTuple):
+    """One arm's raw curves (one-seed runs): what metrics.csv holds, sorted by epoch. `arm` is the run's index."""
+
+    arm: int
+    lam: float
+    seed: int
+    epochs: list[int]
+    loss: list[float]
+    val_loss: list[float]
+    data_loss: list[float]
+    val_data_loss: list[float]
+    accuracy: list[float]
+    val_accuracy: list[float]
+
+
+def arm_curves_data(fa: FamilyAnalysis, arm: int) -> ArmCurves:
+    """`arm` indexes the family's arms (`fa.view.arms`)."""
+    meta = fa.view.arms[arm]
+    rows = sorted((r for r in fa.view.epochs if r.arm == arm), key=lambda r: r.epoch)
+    col = lambda name: [getattr(r, name) for r in rows]  # noqa: E731
+    return ArmCurves(fa.view.arm_ids[arm], float(meta["lambda"]), int(meta["seed"]), col("epoch"), col("loss"),
+                     col("val_loss"), col("data_loss"), col("val_data_loss"), col("accuracy"), col("val_accuracy"))
+
+
+class CurveBand(NamedTuple):
+    """Per epoch: the mean over seeds and its 95 % interval (low/high NaN with one seed)."""
+
+    mean: list[float]
+    low: list[float]
+    high: list[float]
+
+
+class StrengthCurves(NamedTuple):
+    """One strength's curves over its comparable seeds (`n` of `n_arms`; the others diverged or stopped)."""
+
+    lam: float
+    n: int
+    n_arms: int
+    epochs: list[int]
+    loss: CurveBand
+    val_loss: CurveBand
+    data_loss: CurveBand
+    val_data_loss: CurveBand
+    accuracy: CurveBand
+    val_accuracy: CurveBand
+
+
+def strength_curves_data(fa: FamilyAnalysis, lam: float) -> StrengthCurves:
+    """Mean and 95 % band per epoch of every curve of one strength (empty when no seed of it completed)."""
+    n_arms = sum(1 for a in fa.view.arms if float(a["lambda"]) == lam)
+    bands: dict[str, CurveBand] = {}
+    epochs: list[int] = []
+    n = 0
+    for column in CURVE_COLUMNS:
+        b = next((b for b in fa.bands[column] if b.lam == lam), None)
+        if b is None:
+            bands[column] = CurveBand([], [], [])
+        else:
+            bands[column] = CurveBand(list(b.mean), list(b.low), list(b.high))
+            epochs, n = list(b.epochs), b.n
+    return StrengthCurves(lam, n, n_arms, epochs, **bands)
+
+
+def curve_limits(curves: list[ArmCurves] | list[StrengthCurves]) -> tuple[list[list[float]], list[list[float]]]:
+    """Every loss and every accuracy value the curve figures draw: one y-range each, shared by all of them."""
+    loss, acc = [], []
+    for c in curves:
+        for name in ("loss", "val_loss", "data_loss", "val_data_loss"):
+            v = getattr(c, name)
+            loss += [v] if isinstance(v, list) else [v.mean, v.low, v.high]
+        for name in ("accuracy", "val_accuracy"):
+            v = getattr(c, name)
+            acc += [v] if isinstance(v, list) else [v.mean, v.low, v.high]
+    return loss, acc
+
+
+# ---------------------------------------------------------------- one line per strength
+
+class BandSeries(NamedTuple):
+    lam: float
+    label: str
+    epochs: list[int]
+    mean: list[float]
+    low: list[float]
+    high: list[float]
+    n: int
+
+
+class Overlay(NamedTuple):
+    """One line per strength (mean over its seeds) with its 95 % band."""
+
+    column: str
+    title: str
+    ylabel: str
+    series: list[BandSeries]
+    seeds: int
+
+
+def overlay_data(fa: FamilyAnalysis, column: str, title: str, ylabel: str) -> Overlay:
+    seeds = fa.view.config.seeds
+    series = [BandSeries(b.lam, f"λ = {lam_label(b.lam)}" + (f", n = {b.n}" if b.n != seeds else ""), list(b.epochs),
+                         list(b.mean), list(b.low), list(b.high), b.n) for b in fa.bands[column]]
+    note = ""
+    if seeds > 1:
+        note = f" — mean of {seeds} seeds" + ("" if dense_grid(s.lam for s in series) else ", band = 95 % CI")
+    return Overlay(column, title + note, ylabel, series, seeds)
+
+
+# ---------------------------------------------------------------- which strength
+
+class Point(NamedTuple):
+    """A mean with its 95 % interval (low/high NaN without one) over `n` seeds."""
+
+    mean: float
+    low: float
+    high: float
+    n: int
+
+
+def point(e: Estimate) -> Point:
+    return Point(e.mean, e.low if e.has_interval else NAN, e.high if e.has_interval else NAN, e.n)
+
+
+class StrengthDifferences(NamedTuple):
+    """Each strength's final value minus the recommended setting's, with the paired 95 % interval (seeds and
+    validation examples) the text uses; `scale` turns the metric into the unit drawn (100: accuracy in points)."""
+
+    metric: str
+    ylabel: str
+    lams: list[float]  # every strength with a comparable arm, ascending, 0 included
+    mean: list[float]
+    low: list[float]
+    high: list[float]
+    recommended: float
+    value: Point  # the recommended setting's own final value (unscaled)
+    scale: float
+
+
+class WhichStrength(NamedTuple):
+    loss: StrengthDifferences
+    accuracy: StrengthDifferences
+    flat: tuple[float, float]  # strengths within noise of the recommended one (by validation data loss)
+    interval: tuple[float, float] | None  # where the best falls under resampling
+    strength_axis: str
+    method: str
+    missing: list[float]  # strengths of the grid with no comparable arm
+
+
+def _differences(fa: FamilyAnalysis, metric: str, ylabel: str, scale: float) -> StrengthDifferences:
+    rec = fa.recommended
+    diffs = fa.against_recommended.get(metric, {})
+    lams = sorted(diffs)
+    e = next((s[metric] for s in fa.stats if s.lam == rec.lam), None)
+    return StrengthDifferences(
+        metric, ylabel, lams, [scale * diffs[lam].mean for lam in lams], [scale * diffs[lam].low for lam in lams],
+        [scale * diffs[lam].high for lam in lams], rec.lam, point(e) if e is not None else Point(NAN, NAN, NAN, 0), scale)
+
+
+def which_strength_data(fa: FamilyAnalysis) -> WhichStrength | None:
+    """None when no strength has a comparable arm (nothing to recommend)."""
+    rec = fa.recommended
+    if rec is None:
+        return None
+    present = {s.lam for s in fa.stats}
+    return WhichStrength(
+        _differences(fa, "val_data_loss", f"val data loss − recommended's ({fa.family.penalty_words})", 1.0),
+        _differences(fa, "val_accuracy", "val accuracy − recommended's (points)", 100.0),
+        (rec.flat[0].strength, rec.flat[1].strength),
+        (rec.interval[0].strength, rec.interval[1].strength) if rec.interval else None,
+        fa.family.strength_axis, fa.noise_method,
+        [lam for lam in fa.view.config.lambdas if lam not in present],
+    )
+
+
+# ---------------------------------------------------------------- gap against norm
+
+class GapNormMean(NamedTuple):
+    lam: float
+    norm: Point
+    gap: Point
+
+
+class GapNormData(NamedTuple):
+    """One point per comparable arm, the per-strength means, and Pearson r over the arms (NaN with < 3 arms)."""
+
+    lams: list[float]
+    seeds: list[int]
+    norms: list[float]
+    gaps: list[float]
+    means: list[GapNormMean]
+    correlation: float
+
+
+def gap_norm_data(fa: FamilyAnalysis) -> GapNormData:
+    g = fa.gap_norm
+    means = [GapNormMean(s.lam, point(s["kernel_norm"]), point(s["loss_gap"])) for s in fa.stats]
+    return GapNormData([p[0] for p in g.points], [p[1] for p in g.points], [p[2] for p in g.points],
+                       [p[3] for p in g.points], means, g.correlation)
+
+
+# ---------------------------------------------------------------- weights
+
+class HistogramData(NamedTuple):
+    """Per strength the pooled final kernel weights on shared bin edges; with more than `max_panels`
+    strengths, `panels` holds an evenly spaced choice of them and `n_lams` says how many there were."""
+
+    edges: list[float]
+    panels: list[Any]  # aggregate.Histogram
+    n_lams: int = 0
+
+
+def histogram_data(fa: FamilyAnalysis, max_panels: int = MAX_HISTOGRAM_PANELS) -> HistogramData | None:
+    """None when there is nothing to draw (no kernels, or none of a comparable arm)."""
+    hists = list(fa.histograms)
+    if not hists:
+        return None
+    return HistogramData(list(hists[0].edges), [hists[i] for i in spread_picks(len(hists), max_panels)], len(hists))
+
+
+# ---------------------------------------------------------------- families side by side
+
+class FamilyPanel(NamedTuple):
+    """One family's final metric against its own strengths (> 0) and its strength-0 value apart."""
+
+    lams: list[float]
+    mean: list[float]
+    low: list[float]
+    high: list[float]
+    baseline: Point | None
+
+
+class FamilyCurves(NamedTuple):
+    panels: dict[str, tuple[FamilyPanel, FamilyPanel]]  # family label → (val data loss, val accuracy)
+    best: dict[str, float | None]  # family label → its recommended strength
+    seeds: int
+
+
+def _family_panel(fa: FamilyAnalysis, metric: str) -> FamilyPanel:
+    pos = [(s.lam, point(s[metric])) for s in fa.stats if s.lam > 0]
+    base = next((point(s[metric]) for s in fa.stats if s.lam == 0), None)
+    return FamilyPanel([lam for lam, _ in pos], [p.mean for _, p in pos], [p.low for _, p in pos],
+                       [p.high for _, p in pos], base)
+
+
+def family_curves_data(analysis: RunAnalysis) -> FamilyCurves:
+    panels, best = {}, {}
+    for fa in analysis.families.values():
+        panels[fa.family.label] = (_family_panel(fa, "val_data_loss"), _family_panel(fa, "val_accuracy"))
+        best[fa.family.label] = fa.recommended.lam if fa.recommended else None
+    return FamilyCurves(panels, best, analysis.run.config.seeds)
+
+
+def finite_values(xs: list[float]) -> list[float]:
+    return [x for x in xs if x is not None and math.isfinite(x)]

@@ -1,0 +1,100 @@
+"""A setting is a value with a name: the regularizer family (with its formula and words) and its strength.
+
+Arms, metrics.csv rows, analysis results and figures are keyed by `Setting`, never by λ alone: an L2 arm
+and a weight-decay arm at the same strength are different settings. Strengths are compared within a
+family; families are compared with each other explicitly (`analyze.FamilyComparison`). A learning rate
+is the next field.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .config import parse_family
+
+
+@dataclass(frozen=True)
+class Family:
+    """A regularizer family, and how a report speaks of it."""
+
+    name: str  # canonical, as in run.json and metrics.csv: l2, l1, l1_l2, l1_l2:0.5, weight_decay
+    l1: float  # multipliers of the strength λ for the L1 term, the L2 term and decoupled weight decay
+    l2: float
+    decay: float
+
+    @classmethod
+    def of(cls, name: str) -> "Family":
+        canonical, l1, l2, decay = parse_family(name)
+        return cls(canonical, l1, l2, decay)
+
+    @property
+    def in_loss(self) -> bool:
+        """L1/L2 add a penalty to Keras's `loss` and `val_loss`; decoupled weight decay adds none."""
+        return self.decay == 0.0
+
+    @property
+    def label(self) -> str:
+        """Short, for legends and headings: L2, L1, L1 + L2, weight decay."""
+        if self.decay:
+            return "weight decay"
+        if self.l1 and self.l2:
+            return "L1 + L2" if self.l2 == 1.0 else f"L1 + {self.l2:g}·L2"
+        return "L1" if self.l1 else "L2"
+
+    @property
+    def formula(self) -> str:
+        """What the family adds, in words a Keras user recognises."""
+        if self.decay:
+            return "W ← W − lr·λ·W after each step (decoupled weight decay, AdamW-style; nothing added to the loss)"
+        terms = []
+        if self.l1:
+            terms.append("λ·Σ|W|")
+        if self.l2:
+            terms.append("λ·ΣW²" if self.l2 == 1.0 else f"{self.l2:g}·λ·ΣW²")
+        return " + ".join(terms) + " added to the loss"
+
+    @property
+    def keras(self) -> str:
+        """The Keras code of one arm, with λ left symbolic."""
+        if self.decay:
+            return "optimizer=Adam(weight_decay=λ)"
+        if self.l1 and self.l2:
+            return "kernel_regularizer=L1L2(l1=λ" + (", l2=λ)" if self.l2 == 1.0 else f", l2={self.l2:g}·λ)")
+        return "kernel_regularizer=l1(λ)" if self.l1 else "kernel_regularizer=l2(λ)"
+
+    @property
+    def strength_axis(self) -> str:
+        """An axis label for the family's strength."""
+        return f"{self.label} strength λ" if self.label != "weight decay" else "weight decay λ"
+
+    @property
+    def penalty_words(self) -> str:
+        """How a loss axis names what the penalty-free loss leaves out."""
+        return f"without the {self.label} penalty" if self.in_loss else "(weight decay adds no penalty to the loss)"
+
+
+@dataclass(frozen=True, order=True)
+class Setting:
+    """One regularization setting: a family at a strength. Arms are settings × seeds."""
+
+    family: str
+    strength: float
+
+    @property
+    def regularizer(self) -> Family:
+        return Family.of(self.family)
+
+    @property
+    def is_baseline(self) -> bool:
+        """Strength 0: no regularization, whatever the family."""
+        return self.strength == 0.0
+
+    def label(self) -> str:
+        from .formatting import lam_label
+
+        return f"{self.regularizer.label} λ = {lam_label(self.strength)}"
+
+
+def setting_of(arm_meta: dict) -> Setting:
+    """The setting of one arm of run.json."""
+    return Setting(str(arm_meta.get("regularizer", "l2")), float(arm_meta["lambda"]))

@@ -1,0 +1,49 @@
+"""The terminal summary after a run: one line per arm, penalty-free numbers first, then the answer.
+
+Plain text of at most `width` columns (80 unless the terminal is wider), so nothing is cut in a
+standard terminal or a log file.
+"""
+
+from __future__ import annotations
+
+import textwrap
+from typing import TYPE_CHECKING
+
+from .answer import answer
+from .formatting import fmt, lam_label
+
+if TYPE_CHECKING:
+    from .analyze import RunAnalysis
+
+SHORT_DIAGNOSIS = {"too few epochs to tell": "too few epochs"}
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n:,} {word}" + ("" if n == 1 else "s")
+
+
+def summary_lines(analysis: "RunAnalysis", width: int = 80) -> list[str]:
+    run = analysis.run
+    c = run.config
+    several = len(analysis.families) > 1
+    head = (f"reglab run {run.run_dir.name}: {run.data.name}, {_plural(len(run.arms), 'arm')}, "
+            f"{_plural(c.epochs, 'epoch')}, {_plural(c.seeds, 'seed')}")
+    lines = textwrap.wrap(head, width) or [head]
+    setting_w = 20 if several else 12
+    cols = f"{'setting' if several else 'λ':<{setting_w}} {'seed':>4} {'status':<9} {'val CE':>7} {'val acc':>7} {'test acc':>8} {'‖W‖':>6}  fit"
+    lines.append(cols)
+    for fa in analysis.families.values():
+        trends = {t.arm: t.diagnosis for t in fa.trends}
+        for s in fa.arms:
+            label = f"{fa.family.label} {lam_label(s.lam)}" if several else lam_label(s.lam)
+            fit = SHORT_DIAGNOSIS.get(trends.get(s.arm, "—"), trends.get(s.arm, "—"))
+            line = (f"{label[:setting_w]:<{setting_w}} {s.seed:>4} {s.status[:9]:<9} {fmt(s.final_val_data_loss):>7} "
+                    f"{fmt(s.final_val_accuracy):>7} {fmt(s.test_accuracy):>8} {fmt(s.final_kernel_norm, 2):>6}  {fit}")
+            lines.append(line[:width])
+    lines += textwrap.wrap("val CE: validation cross-entropy without the penalty; fit: the report's diagnosis", width)
+    a = answer(analysis)
+    lines += textwrap.wrap(a.headline, width)
+    for cond in a.conditions:
+        lines += textwrap.wrap(f"note: {cond}", width, subsequent_indent="  ")
+    lines.append(f"report: {run.run_dir / 'report.html'}")
+    return lines
