@@ -32,6 +32,33 @@ _SNAPSHOT_JS = """JSON.stringify({
 })"""
 
 
+# What a reader sees of the layout at one width: does the page scroll sideways, where the answer box sits,
+# whether every key/value table's values and every table's first column are in view.
+_LAYOUT_JS = """JSON.stringify((() => {
+  const w = document.documentElement.clientWidth, h = window.innerHeight;
+  const box = document.querySelector('#answer');
+  const r = box ? box.getBoundingClientRect() : null;
+  const right = sel => Math.max(0, ...Array.from(document.querySelectorAll(sel), e => e.getBoundingClientRect().right));
+  return {
+    width: w, height: h,
+    page_scrolls: document.documentElement.scrollWidth > w,
+    answer_top: r ? r.top + window.scrollY : -1, answer_bottom: r ? r.bottom + window.scrollY : -1,
+    kv_value_right: right('table.kv td'),
+    first_column_right: right('.scroll td:first-child'),
+  };
+})())"""
+
+
+class Layout(NamedTuple):
+    width: int
+    height: int
+    page_scrolls: bool
+    answer_top: float  # -1: no answer box
+    answer_bottom: float
+    kv_value_right: float  # the rightmost edge of any key/value table's value cell
+    first_column_right: float  # … of any scrolling table's first column
+
+
 class PageCheck(NamedTuple):
     title: str
     images: list[tuple[str, int]]  # (first 60 chars of src, naturalWidth); 0 means it did not decode
@@ -39,6 +66,7 @@ class PageCheck(NamedTuple):
     console_errors: list[str]
     horizontal_scroll_at_390: bool
     text: str
+    layouts: dict[int, Layout] = {}  # width → layout at that width (1280 and 390)
 
 
 def find_chromium() -> str | None:
@@ -197,16 +225,20 @@ def check_page(html_path: Path, screenshot: Path, width: int = 1280, height: int
 
         # mobile=False on purpose: with mobile=True a page without a viewport <meta> is laid out at 980px and
         # zoomed out, which would hide overflow instead of revealing it.
+        cdp.call("Emulation.setDeviceMetricsOverride", metrics, session)  # the screenshot resized the view
+        layouts = {width: Layout(**json.loads(cdp.evaluate(_LAYOUT_JS, session)))}
         cdp.call("Emulation.setDeviceMetricsOverride", {**metrics, "width": NARROW_WIDTH, "height": 844}, session)
         scrolls = bool(cdp.evaluate(
             "document.documentElement.scrollWidth > document.documentElement.clientWidth", session))
+        layouts[NARROW_WIDTH] = Layout(**json.loads(cdp.evaluate(_LAYOUT_JS, session)))
 
         try:
             cdp.call("Browser.close")
         except (RuntimeError, TimeoutError):
             pass  # it may close the pipe before answering; the finally below makes sure it is gone
         return PageCheck(title=snap["title"], images=[(s, int(w)) for s, w in snap["images"]], ids=snap["ids"],
-                         console_errors=_errors(cdp.events), horizontal_scroll_at_390=scrolls, text=snap["text"])
+                         console_errors=_errors(cdp.events), horizontal_scroll_at_390=scrolls, text=snap["text"],
+                         layouts=layouts)
     finally:
         os.close(to_browser_w)  # EOF on its command pipe also makes Chromium shut down
         to_browser_w = -1

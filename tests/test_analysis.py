@@ -76,7 +76,7 @@ def test_validation_trends_classify_by_the_stated_criteria():
     assert t[0].rise == pytest.approx(0.10) and "25.0 % above its minimum" in t[0].reason and "fallback" in t[0].reason
     assert t[0].final_loss_gap == pytest.approx(0.4) and t[0].final_accuracy_gap == pytest.approx(0.09)
     assert t[1].diagnosis == "still improving" and t[1].converged is False
-    assert t[2].diagnosis == "underfitting" and "3.0 points below the recommended L2 λ = 0.001" in t[2].reason
+    assert t[2].diagnosis == "underfitting" and "3.0 points below λ = 0.001's" in t[2].reason
 
 
 def test_validation_trends_without_data():

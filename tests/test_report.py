@@ -124,3 +124,19 @@ def test_a_run_with_arms_stopped_early_reports_every_epoch_they_ran(tmp_path):
     assert [(c[1].strip(), c[2].strip(), c[3].strip()) for c in arms] == [  # every arm, with the epochs it ran
         ("0", "stopped", "3"), ("0", "completed", "5"), ("1", "stopped", "4"), ("1", "stopped", "2")]
     assert "Left out of the comparisons" not in text  # stopped arms are compared, not excluded
+
+
+def test_report_md_renders_as_commonmark(tmp_path):
+    """Parsed by a CommonMark parser (markdown-it-py, tables on as GitHub renders them): no literal asterisks or
+    backslashes, every heading, figure and table rendered, bold verdicts really bold."""
+    from markdown_it import MarkdownIt
+
+    run, _ = make_run(tmp_path)
+    text = (build_report(run).parent / "report.md").read_text()
+    page = MarkdownIt("commonmark").enable("table").render(text)
+    visible = html.unescape(re.sub(r"<[^>]+>", "", page))
+    assert "**" not in visible and "\\*" not in visible and "\\_" not in visible and "\\|" not in visible
+    assert page.count("<h2>") == text.count("\n## ") and page.count("<h3>") == text.count("\n### ")
+    assert page.count("<img ") == text.count("![") and page.count("<table>") == len(re.findall(r"^\|---", text, re.M))
+    assert re.search(r"<strong>(supported|not supported|inconclusive)</strong>", page)
+    assert "<blockquote>" in page and page.index("<blockquote>") < page.index("<h2>")  # the answer first

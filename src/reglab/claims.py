@@ -53,28 +53,25 @@ def diff_text(d, digits: int = 4) -> str:
 def weights_shrink(fa: "FamilyAnalysis") -> Claim:
     label = fa.family.label
     statement = f"A stronger {label} gives smaller weights."
-    rule = ("For each pair of neighbouring strengths, the per-seed difference in final kernel norm ‖W‖: with several "
-            "seeds, supported when every difference's 95 % interval lies below 0, not supported when any lies above 0; "
-            f"with one seed (‖W‖ has no sampling noise), supported when every step falls by more than "
-            f"{100 * ONE_SEED_NORM_STEP:.0f} %, not supported when any step rises by more; else inconclusive.")
+    rule = ("each step up the grid must lower the final ‖W‖: beyond seed noise (paired, 95 %), or with one seed by "
+            f"more than {100 * ONE_SEED_NORM_STEP:.0f} % (‖W‖ has no sampling noise).")
     norms = fa.finals["kernel_norm"]
     lams = sorted(norms)
     if len(lams) < 2:
         return Claim("weights", statement, INCONCLUSIVE, "needs at least two strengths", rule)
     means = [mean_ci(norms[lam].values()).mean for lam in lams]
-    evidence = (f"mean final ‖W‖ by rising strength ({', '.join(lam_label(x) for x in lams)}): "
-                + " → ".join(f"{m:.2f}" for m in means))
+    evidence = "final ‖W‖ " + " → ".join(f"{m:.2f}" for m in means)
     seeds = max(len(v) for v in norms.values())
     if seeds < 2:
         ratios = [b / a if a else float("nan") for a, b in zip(means, means[1:])]
-        evidence += "; each step × " + ", ".join(f"{r:.2f}" for r in ratios)
+        evidence += " (steps ×" + ", ×".join(f"{r:.2f}" for r in ratios) + ")"
         if all(r < 1 - ONE_SEED_NORM_STEP for r in ratios):
             return Claim("weights", statement, SUPPORTED, evidence, rule)
         if any(r > 1 + ONE_SEED_NORM_STEP for r in ratios):
             return Claim("weights", statement, NOT_SUPPORTED, evidence, rule)
         return Claim("weights", statement, INCONCLUSIVE, evidence + " (some steps are smaller than the stated margin)", rule)
     steps = [(lo, hi, paired_difference(norms[hi], norms[lo])) for lo, hi in zip(lams, lams[1:])]
-    evidence += ". Paired differences: " + "; ".join(f"{lam_label(hi)} vs {lam_label(lo)}: {pm(d, 3)}" for lo, hi, d in steps)
+    evidence += "; steps " + ", ".join(pm(d, 2) for _, _, d in steps)
     if all(d.has_interval and d.high < 0 for _, _, d in steps):
         return Claim("weights", statement, SUPPORTED, evidence, rule)
     if any(d.has_interval and d.low > 0 for _, _, d in steps):
@@ -100,9 +97,7 @@ def _count(diagnoses: list[str], kind: str) -> str:
 
 def small_strength_overfits(fa: "FamilyAnalysis", criteria: Criteria) -> Claim:
     statement = f"Too little {fa.family.label} still overfits, much like no regularization."
-    rule = ("The smallest strength > 0 is diagnosed per seed (overfitting: its validation data loss rose from its "
-            "minimum beyond noise): supported when every seed overfits, not supported when none does, inconclusive "
-            "when seeds disagree or there are too few epochs to tell.")
+    rule = "the smallest strength > 0 must be diagnosed overfitting in every seed (none: not supported)."
     positive = sorted(lam for lam in fa.finals["loss_gap"] if lam > 0)
     if not positive:
         return Claim("small", statement, INCONCLUSIVE, "the run has no strength > 0", rule)
@@ -112,26 +107,24 @@ def small_strength_overfits(fa: "FamilyAnalysis", criteria: Criteria) -> Claim:
     if IMPROVING in diagnoses:
         evidence += f" and {_count(diagnoses, IMPROVING)} were still improving when training stopped"
     gaps = fa.finals["loss_gap"][lam]
-    evidence += f"; final loss gap (val − train data loss) {pm(mean_ci(gaps.values()))}"
+    evidence += f"; loss gap {pm(mean_ci(gaps.values()))}"
     if 0.0 in fa.finals["loss_gap"]:
-        evidence += f", against {pm(mean_ci(fa.finals['loss_gap'][0.0].values()))} with no regularization"
+        evidence += f" (λ = 0: {pm(mean_ci(fa.finals['loss_gap'][0.0].values()))})"
     return Claim("small", statement, _agreement(OVERFITTING, diagnoses), evidence, rule)
 
 
 def moderate_strength_best(fa: "FamilyAnalysis") -> Claim:
     statement = f"A moderate {fa.family.label} generalizes best."
-    rule = ("The strength with the lowest mean final validation data loss is compared with its neighbours on the grid "
-            "(and with strength 0), paired on seeds and validation examples: supported when it is an inner grid value "
-            "and beats both neighbours and no regularization beyond noise; not supported when the best is at an end of "
-            "the grid and beats its neighbour beyond noise; else inconclusive.")
+    rule = ("the best strength must be inside the grid and beat both neighbours and strength 0 beyond noise (at an "
+            "end of the grid and beating its neighbour: not supported).")
     rec = fa.recommended
     lams = sorted(fa.finals["val_data_loss"])
     if rec is None or len(lams) < 3:
         return Claim("moderate", statement, INCONCLUSIVE, "needs at least three strengths with completed arms", rule)
-    parts = [f"λ = {lam_label(rec.lam)} has the lowest validation data loss, {pm(rec.estimate)}"]
-    parts += [f"minus λ = {lam_label(c.other.strength)}: {diff_text(c.difference)}" for c in rec.neighbours]
+    parts = [f"best λ = {lam_label(rec.lam)}"]
+    parts += [f"− λ = {lam_label(c.other.strength)}: {diff_text(c.difference)}" for c in rec.neighbours]
     if rec.baseline is not None and all(c.other != rec.baseline.other for c in rec.neighbours):
-        parts.append(f"minus no regularization: {diff_text(rec.baseline.difference)}")
+        parts.append(f"− λ = 0: {diff_text(rec.baseline.difference)}")
     evidence = "; ".join(parts)
     beats = [c.distinguishable and c.difference.mean < 0 for c in rec.neighbours]
     if not all(beats):
@@ -148,19 +141,17 @@ def moderate_strength_best(fa: "FamilyAnalysis") -> Claim:
 
 def large_strength_underfits(fa: "FamilyAnalysis") -> Claim:
     statement = f"Too much {fa.family.label} underfits."
-    rule = ("The largest strength is diagnosed per seed (underfitting: final training accuracy or data loss worse than "
-            "the recommended setting's beyond noise): supported when every seed underfits, not supported when none "
-            "does, inconclusive when seeds disagree.")
+    rule = "the largest strength must be diagnosed underfitting in every seed (none: not supported)."
     lams = sorted(fa.finals["accuracy"])
     if len(lams) < 2:
         return Claim("large", statement, INCONCLUSIVE, "needs at least two strengths", rule)
     lam = lams[-1]
     diagnoses = _diagnoses(fa, lam)
     acc = fa.finals["accuracy"]
-    evidence = (f"at λ = {lam_label(lam)}, {_count(diagnoses, UNDERFITTING)} underfit; final training accuracy "
+    evidence = (f"at λ = {lam_label(lam)}, {_count(diagnoses, UNDERFITTING)} underfit; train accuracy "
                 f"{pm(mean_ci(acc[lam].values()))}")
     if fa.recommended is not None and fa.recommended.lam in acc:
-        evidence += f", against {pm(mean_ci(acc[fa.recommended.lam].values()))} at the recommended λ = {lam_label(fa.recommended.lam)}"
+        evidence += f" (λ = {lam_label(fa.recommended.lam)}: {pm(mean_ci(acc[fa.recommended.lam].values()))})"
     return Claim("large", statement, _agreement(UNDERFITTING, diagnoses), evidence, rule)
 
 

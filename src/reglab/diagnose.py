@@ -28,6 +28,7 @@ from typing import NamedTuple, Sequence
 
 import numpy as np
 
+from .formatting import lam_label
 from .record import EpochRecord
 from .settings import Setting
 
@@ -145,15 +146,13 @@ def diagnose(arm: int, setting: Setting, seed: int, rows: Sequence[EpochRecord],
     if measured:
         if rise > rise_noise:
             return Trend(**trend, diagnosis=OVERFITTING, converged=True,
-                         reason=f"validation data loss rose {rise:.4f} from its minimum at epoch {best.epoch}, "
-                                f"beyond its noise ±{rise_noise:.4f}")
+                         reason=f"rose {rise:.4f} after epoch {best.epoch} (noise ±{rise_noise:.4f})")
         if at_end and fall > fall_noise:
             return Trend(**trend, diagnosis=IMPROVING, converged=False,
-                         reason=f"validation data loss is lowest at the last epoch and fell {fall:.4f} over the last "
-                                f"{last.epoch - start.epoch + 1} epochs, beyond its noise ±{fall_noise:.4f}")
+                         reason=f"still falling: {fall:.4f} over the last {last.epoch - start.epoch + 1} epochs "
+                                f"(noise ±{fall_noise:.4f})")
         return Trend(**trend, diagnosis=GOOD, converged=True,
-                     reason=f"no rise beyond noise (rise {rise:.4f}, noise ±{rise_noise:.4f}) and no fall beyond noise "
-                            "at the end: converged")
+                     reason="no rise and no recent fall beyond noise")
     relative = rise / best.val_data_loss if best.val_data_loss > 0 else 0.0
     unknown = " (no per-example values recorded: noise unknown, the fallback threshold decides)"
     if relative > criteria.fallback_rise:
@@ -175,28 +174,25 @@ def _underfitting(last: EpochRecord, ref: Reference, final: np.ndarray | None, n
         loss_noise = criteria.z * math.sqrt(2) * spread / math.sqrt(n_train)
         excess = last.data_loss - ref.data_loss
         if deficit > acc_noise and deficit > 0:
-            return (f"training accuracy {last.accuracy:.4f} is {100 * deficit:.2f} points below the recommended "
-                    f"{ref.setting.label()}'s (noise ±{100 * acc_noise:.2f})")
+            return (f"train accuracy {100 * deficit:.2f} points below λ = {lam_label(ref.setting.strength)}'s "
+                    f"(noise ±{100 * acc_noise:.2f})")
         if math.isfinite(loss_noise) and excess > loss_noise:
-            return (f"training data loss {last.data_loss:.4f} is {excess:.4f} above the recommended "
-                    f"{ref.setting.label()}'s (noise ±{loss_noise:.4f})")
+            return (f"train data loss {excess:.4f} above λ = {lam_label(ref.setting.strength)}'s "
+                    f"(noise ±{loss_noise:.4f})")
         return None
     if deficit > criteria.fallback_points:
-        return (f"training accuracy {last.accuracy:.4f} is {100 * deficit:.1f} points below the recommended "
-                f"{ref.setting.label()}'s (no per-example values recorded: the fallback threshold decides)")
+        return (f"train accuracy {100 * deficit:.1f} points below λ = {lam_label(ref.setting.strength)}'s "
+                "(no per-example values recorded: the fallback threshold decides)")
     return None
 
 
 def criteria_text(criteria: Criteria) -> list[str]:
     """The rules, as the report states them."""
     return [
-        f"too few epochs to tell: fewer than {criteria.min_epochs} epochs recorded;",
-        "underfitting: final training accuracy or training data loss worse than the recommended setting's (same "
-        "family, same seed) beyond its sampling noise over the training set;",
-        "overfitting: the validation data loss rose from its minimum by more than the noise of that rise (paired "
-        "per-example differences where recorded, else √2 standard errors of the final mean);",
-        f"still improving: the validation data loss is lowest at the last epoch and fell beyond noise over the last "
-        f"{criteria.window} epochs (not converged);",
-        "good fit: none of these (converged, no rise beyond noise).",
-        f"Every margin is {criteria.z:.2f} standard errors (95 %); all losses are penalty-free.",
+        "underfitting: training accuracy or data loss worse than the recommended strength's (same seed) beyond noise;",
+        "overfitting: validation data loss rose from its minimum beyond noise (paired over validation examples);",
+        f"still improving: lowest at the last epoch and still falling beyond noise over the last {criteria.window} "
+        "epochs (not converged);",
+        f"good fit: none of these; too few epochs to tell: fewer than {criteria.min_epochs} epochs.",
+        f"Beyond noise: more than {criteria.z:.2f} standard errors (95 %). Losses are penalty-free.",
     ]

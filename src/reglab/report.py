@@ -55,9 +55,8 @@ def answer_blocks(analysis: RunAnalysis, figures: Any) -> list[d.Block]:
     if figures is not None and getattr(figures, "which_strength", None) is not None:
         fa = analysis.main
         blocks.append(_image(figures.which_strength, (
-            f"Each {fa.family.label} strength's final validation data loss (left) and accuracy (right, points) minus the "
-            "recommended setting's, with 95 % intervals from seeds and validation sampling; the shaded band is the flat "
-            "region (strengths within noise of the recommended one). Below zero on the left is better.")))
+            f"Each {fa.family.label} strength minus the recommended one (95 % intervals, seeds and validation "
+            "examples); shaded: within noise of it. Lower loss, higher accuracy is better.")))
     return blocks
 
 
@@ -97,7 +96,7 @@ def setup_rows(analysis: RunAnalysis) -> list[tuple[str, d.Inline]]:
         ("seeds", f"{_plural(c.seeds, 'seed')}: " + ", ".join(str(s) for s in c.seed_values)),
         ("arms", f"{len(sweep_arms(run)):,} (settings × seeds)"),
         ("engine", str(run.meta.get("engine"))),
-        ("data", [str(data.name)] + ([" (fallback: ", str(data.fallback_reason), ")"] if data.fallback_reason else [])),
+        ("data", str(data.name) + (f" (instead of {data.requested}: see the note under the answer)" if data.fallback_reason else "")),
         ("source", str(data.source)),
         ("split", f"{data.n_train:,} train / {data.n_val:,} validation / {data.n_test:,} test ({data.split}); "
                   f"images {'×'.join(map(str, data.image_shape))}, pixels scaled to [0, 1]"),
@@ -124,8 +123,8 @@ def _clipped_batch_note(batch_size: int, n_train: int) -> str:
 def setup(analysis: RunAnalysis) -> list[d.Block]:
     blocks: list[d.Block] = [
         d.Heading(2, "Setup", "setup"),
-        d.Para("Every arm trains the model below once for one setting (regularizer and strength) and one seed. Arms of "
-               "one seed share their initial weights and batch order, so their differences come from the setting."),
+        d.Para("Each arm trains this model once per setting and seed; arms of one seed share initial weights and batch "
+               "order, so their differences come from the setting."),
         d.KeyValues(setup_rows(analysis)),
     ]
     excluded = [x for fa in analysis.families.values() for x in fa.excluded]
@@ -181,9 +180,10 @@ def results(analysis: RunAnalysis, figures: Any) -> list[d.Block]:
                              "numbers are in the table below and in metrics.csv."))
     loss_words = ("solid: Keras's loss including the penalty, dashed: the data loss without it" if fa.family.in_loss
                   else "weight decay adds no penalty, so loss and data loss coincide")
-    blocks += [_image(f, f"{f.title}: loss ({loss_words}) left, accuracy right; every curve figure shares its y-axes.")
-               for f in figures.curves]
-    blocks += [d.Heading(3, "Every arm"), d.Table(ARM_HEADER, arm_rows(fa))]
+    blocks.append(d.Para(f"Loss left ({loss_words}), accuracy right; all curve figures share their y-axes."))
+    blocks += [d.Image(f.path, f.title) for f in figures.curves]
+    if seeds > 1 or any(s.status != "completed" for s in fa.arms):  # one seed: the table above is every arm
+        blocks += [d.Heading(3, "Every arm"), d.Table(ARM_HEADER, arm_rows(fa))]
     return blocks
 
 
@@ -192,9 +192,10 @@ def results(analysis: RunAnalysis, figures: Any) -> list[d.Block]:
 def weight_section(fa: FamilyAnalysis, figures: Any) -> list[d.Block]:
     blocks: list[d.Block] = [d.Heading(3, "Weights", "weights")]
     stats = fa.stats
-    blocks.append(d.Para("Final kernel norm ‖W‖ by strength: " + "; ".join(
+    blocks.append(d.Para("Final ‖W‖ by strength: " + "; ".join(
         f"λ = {lam_label(s.lam)}: {pm(s['kernel_norm'], 2)}"
-        + (f" (×{s['shrink'].mean:.2f} of the unregularized)" if s.lam > 0 and s["shrink"].n else "") for s in stats) + "."))
+        + (f" (×{s['shrink'].mean:.2f})" if s.lam > 0 and s["shrink"].n else "") for s in stats)
+        + " (× the same seed's ‖W‖ at λ = 0)."))
     if fa.weights:
         dead = max(w.dead_rows for w in fa.weights)
         by_lam: dict[float, list[Any]] = {}
@@ -206,9 +207,9 @@ def weight_section(fa: FamilyAnalysis, figures: Any) -> list[d.Block]:
                           for lam, ws in sorted(by_lam.items()))
         text = f"Share of weights with |w| < {NEAR_ZERO:g}"
         if dead:
-            text = (f"{_plural(dead, 'input feature')} never vary in the training data (blank pixels): their weights get "
-                    "no gradient from the data, so any penalty drives them towards 0 (Adam turns the penalty's small "
-                    "gradient into full-size steps). They are set apart here; " + text + ", over the live inputs")
+            text = (f"{_plural(dead, 'input feature')} never vary in the training data (blank pixels): only the penalty "
+                    "moves their weights, to about 0 (Adam makes its small gradient full-size steps), so they are set "
+                    "apart. " + text + " over the live inputs")
         blocks.append(d.Para(text + ": " + share + "." + (
             " For L1 a large share means sparsity in effect (Adam keeps a pinned weight hovering within about one "
             "learning rate of 0, rarely on it)." if fa.family.l1 else "")))
@@ -232,7 +233,7 @@ def generalization_section(fa: FamilyAnalysis, figures: Any) -> list[d.Block]:
     if math.isfinite(gn.correlation):
         direction = "larger weights went with a larger gap" if gn.correlation > 0 else "larger weights went with a smaller gap"
         blocks.append(d.Para(f"Across {len(gn.points)} arms, Pearson r = {gn.correlation:.2f} between final ‖W‖ and "
-                             f"the gap: {direction} (a correlation across strengths, not proof of cause)."))
+                             f"the gap: {direction} (correlation, not proof of cause)."))
     if figures is not None:
         blocks.append(_image(figures.gap_vs_norm, "Final generalization gap against final ‖W‖, one point per arm."))
     return blocks
@@ -255,22 +256,21 @@ def noise_section(analysis: RunAnalysis) -> list[d.Block]:
     fa = analysis.main
     return [
         d.Heading(3, "How sure", "noise"),
-        d.Para(["Intervals are 95 %. Differences between strengths are paired twice: arms of one seed share "
-                "initialization and batches, and all arms are scored on the same validation examples. Each interval adds "
-                "two variance components, the seeds' and the validation examples' (a paired t-interval with "
-                "Welch–Satterthwaite degrees of freedom), so it covers ", d.em("both"), " sources of noise; with one seed "
-                "it covers validation sampling only. Where the recommended strength falls under resampling of seeds and "
-                "examples together (2,000 bootstrap resamples) is given as its interval. This run: ", fa.noise_method, "."]),
+        d.Para(["Intervals are 95 %, for differences paired on seeds (shared initialization and batches) and on "
+                "validation examples (all arms see the same ones). They add both variance components, seeds' and "
+                "examples' (t-interval, Welch–Satterthwaite), so they cover ", d.em("both"), " sources of noise; where the "
+                "best strength falls comes from 2,000 bootstrap resamples of seeds and examples. This run: ",
+                fa.noise_method, "."]),
     ]
 
 
 def claims_section(fa: FamilyAnalysis) -> list[d.Block]:
     return [
         d.Heading(2, "Claims checked", "claims"),
-        d.Para(f"The original study's statements about {fa.family.label}, each marked by this run's numbers; "
-               "the rule that decides is under the table."),
+        d.Para(f"The original study's statements about {fa.family.label}, marked by this run's numbers; the rules "
+               "follow the table."),
         d.Table(["claim", "verdict", "the numbers"], [[c.statement, d.strong(c.verdict), c.evidence] for c in fa.claims]),
-        d.Bullets([[d.em(c.statement), " " + c.rule] for c in fa.claims]),
+        d.Bullets([[d.em(c.statement[:-1] if c.statement.endswith(".") else c.statement), ": " + c.rule] for c in fa.claims]),
     ]
 
 
@@ -349,11 +349,9 @@ def keras_notes(analysis: RunAnalysis) -> list[d.Block]:
     if any(f.l2 for f in families):
         blocks += [
             d.Heading(2, "What “L2 in Keras” means", "l2-in-keras"),
-            d.Para([d.code("kernel_regularizer=l2(λ)"), " adds λ·ΣW² (no ½, bias excluded) to the loss training "
-                    "minimizes, and Keras's reported ", d.code("loss"), " and ", d.code("val_loss"), " include it, so they "
-                    "rise with λ even when the fit is unchanged; this report's data losses leave it out. Under Adam the "
-                    "penalty's gradient 2λW is rescaled per weight with the data gradient, which is not decoupled weight "
-                    "decay (AdamW)."]),
+            d.Para([d.code("kernel_regularizer=l2(λ)"), " adds λ·ΣW² (no ½, bias excluded) to the loss; Keras's ",
+                    d.code("loss"), " and ", d.code("val_loss"), " include it, this report's data losses do not. Adam "
+                    "rescales its gradient 2λW per weight: not decoupled weight decay (AdamW)."]),
         ]
     if any(f.decay for f in families):
         blocks += [
@@ -373,9 +371,9 @@ def build_blocks(analysis: RunAnalysis, figures: Any) -> list[d.Block]:
     blocks += answer_blocks(analysis, figures)
     blocks += [d.Heading(2, "Objective", "objective"),
                d.Para(f"How much {fa.family.label} regularization should this model have, and what does it do? The "
-                      "original study trained a small dense network on MNIST once per strength and explained the result: "
-                      "the regularizer shrinks the weights, smaller weights generalize better, too little still overfits, "
-                      "too much underfits. Below, each statement is checked against this run's numbers.")]
+                      "original study trained a small dense network on MNIST once per strength and explained: smaller "
+                      "weights generalize better, too little still overfits, too much underfits. This run checks each "
+                      "statement.")]
     if len(analysis.families) > 1:
         blocks += families_section(analysis, figures)
     blocks += setup(analysis)

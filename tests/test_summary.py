@@ -1,0 +1,42 @@
+"""The terminal summary: 80 columns unless asked wider, plurals right, penalty-free numbers, the answer last."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from helpers import hand_made_run, row
+from reglab.analyze import analyze
+from reglab.config import SweepConfig
+from reglab.summary import summary_lines
+
+
+def _run(epochs: int, seeds: int, families=("l2",), fallback: str | None = None):
+    config = SweepConfig(lambdas=(0.0, 1e-4, 1e-3, 1e-2), epochs=epochs, seeds=seeds, dataset="fake", regularizers=families)
+    rows = [dataclasses.replace(row(a.index, a.lam, e, seed=a.seed, val_data_loss=0.3 + abs(a.lam - 1e-3) * 10 - e / 100,
+                                    data_loss=0.2, accuracy=0.95, val_accuracy=0.9), regularizer=a.family)
+            for a in config.arms() for e in range(1, epochs + 1)]
+    run = hand_made_run(rows, config)
+    if fallback:
+        run = dataclasses.replace(run, data=dataclasses.replace(run.data, fallback_reason=fallback, requested="mnist"))
+    return run
+
+
+@pytest.mark.parametrize("epochs, seeds, families", [(1, 1, ("l2",)), (10, 3, ("l2",)), (3, 2, ("l2", "l1_l2:0.5", "weight_decay"))])
+def test_the_summary_fits_80_columns_and_ends_with_the_answer(epochs, seeds, families):
+    run = _run(epochs, seeds, families, fallback="no internet connection: could not download MNIST " * 3)
+    lines = summary_lines(analyze(run, kernels={}))
+    assert max(len(line) for line in lines) <= 80
+    head = lines[0]
+    assert (f"{epochs} epoch," if epochs == 1 else f"{epochs} epochs,") in head
+    assert (f"{seeds} seed" + ("" if seeds == 1 else "s")) in head
+    assert lines[1].split()[:2] in (["λ", "seed"], ["setting", "seed"]) and "val CE" in lines[1] and "val_loss" not in lines[1]
+    assert lines[-1].startswith("report: ") and lines[-1].endswith("report.html")
+    headline = analyze(run, kernels={}).summary().splitlines()[0]
+    assert " ".join(headline.split()) in " ".join(" ".join(lines).split())  # the answer's headline, wrapped
+
+
+def test_a_wider_terminal_gets_wider_lines():
+    run = _run(3, 1, fallback="x " * 100)
+    assert max(len(line) for line in summary_lines(analyze(run, kernels={}), 160)) > 80
