@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 import pytest
@@ -16,18 +16,8 @@ from reglab.analysis import validation_trends
 from reglab.analyze import analyze
 from reglab.config import SweepConfig
 from reglab.diagnose import GOOD, IMPROVING, OVERFITTING, TOO_FEW, UNDERFITTING
-from reglab.record import EpochRecord, RunRecord
+from reglab.record import EpochRecord, RunRecord, ValidationValues
 from reglab.settings import Family, Setting
-
-
-class Values(NamedTuple):
-    loss: np.ndarray
-    correct: np.ndarray
-    has_values: np.ndarray
-    loss_best: np.ndarray | None = None
-    best_epoch: np.ndarray | None = None
-    loss_window: np.ndarray | None = None
-    window_epoch: np.ndarray | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,9 +33,15 @@ class WithValues(RunRecord):
         return {}
 
 
-def with_values(run: RunRecord, loss: np.ndarray, correct: np.ndarray, **more: Any) -> WithValues:
+def with_values(run: RunRecord, loss: np.ndarray, correct: np.ndarray, by_epoch: dict[int, np.ndarray] | None = None) -> WithValues:
+    """`by_epoch`: epoch → [arms, n_val] values after that epoch (the others NaN), as validation.npz keeps them."""
     fields = {f.name: getattr(run, f.name) for f in dataclasses.fields(RunRecord)}
-    return WithValues(**fields, values=Values(loss, correct, np.ones(len(loss), dtype=bool), **more))
+    kept = None
+    if by_epoch is not None:
+        kept = np.full((len(loss), run.config.epochs, loss.shape[1]), np.nan, dtype=np.float32)
+        for epoch, values in by_epoch.items():
+            kept[:, epoch - 1] = values
+    return WithValues(**fields, values=ValidationValues(loss, correct, np.ones(len(loss), dtype=bool), kept))
 
 
 def family_rows(config: SweepConfig, curve) -> list[EpochRecord]:
@@ -92,8 +88,7 @@ def test_the_default_runs_shape_is_still_improving_not_overfitting():
     window = loss + 0.04 + rng.normal(0, 0.02, (3, 1000))  # two epochs earlier, paired example by example
     correct = rng.random((3, 1000)) < 0.91
     # per-example values at the best epoch (the last) and at the start of the 3-epoch window (epoch 8)
-    analysis = analyze(with_values(run, loss, correct, loss_best=loss, best_epoch=np.full(3, 10), loss_window=window,
-                                   window_epoch=np.full(3, 8)), kernels={})
+    analysis = analyze(with_values(run, loss, correct, by_epoch={10: loss, 8: window}), kernels={})
     fa = analysis.main
     assert {t.diagnosis for t in fa.trends} == {IMPROVING}
     assert all(t.converged is False for t in fa.trends)
@@ -196,3 +191,14 @@ def test_every_family_is_described_as_itself():
     wd, l1 = Family.of("weight_decay"), Family.of("l1_l2:0.5")
     assert "L2" not in wd.label + wd.formula + wd.strength_axis + wd.keras and not wd.in_loss
     assert l1.label == "L1 + 0.5·L2" and "0.5·λ·ΣW²" in l1.formula
+
+
+def test_one_record_object_is_analysed_once(tmp_path):
+    """`reglab run` draws the report and prints the summary from one analysis of the record it just read."""
+    config = SweepConfig(lambdas=(0.0, 1e-3), seeds=1, epochs=2, dataset="fake")
+    run = hand_made_run(family_rows(config, lambda a, e: dict(val_data_loss=0.3 + a.lam)), config, run_dir=tmp_path)
+    first = analyze(run)
+    assert analyze(run) is first
+    assert analyze(run, kernels={}) is not first  # given kernels: computed from them
+    same_files = hand_made_run(list(run.epochs), config, run_dir=tmp_path)
+    assert analyze(same_files) is not first  # another record object (it may have been read again): analysed anew

@@ -38,7 +38,7 @@ def test_the_textbook_picture_supports_every_claim():
     claims = scenario()
     assert verdicts(claims) == {"weights": SUPPORTED, "small": SUPPORTED, "moderate": SUPPORTED, "large": SUPPORTED}
     moderate = next(c for c in claims if c.key == "moderate")
-    assert "λ = 0.001 has the lowest validation data loss" in moderate.evidence
+    assert "best λ = 0.001; − λ = 0.0001: -0.0700" in moderate.evidence
     assert all(c.rule for c in claims)
 
 
@@ -48,7 +48,7 @@ def test_one_seed_decides_what_one_seed_can():
     claims = scenario(seeds=1)
     assert verdicts(claims) == {"weights": SUPPORTED, "small": SUPPORTED, "moderate": INCONCLUSIVE, "large": SUPPORTED}
     weights = next(c for c in claims if c.key == "weights")
-    assert "each step × 0.75, 0.67, 0.40" in weights.evidence
+    assert "(steps ×0.75, ×0.67, ×0.40)" in weights.evidence
 
 
 def test_weights_growing_with_lambda_is_not_supported():

@@ -90,7 +90,7 @@ def test_run_writes_the_whole_record(e2e_runs, engine):
     report = (out / "report.md").read_text()
     for name in figures:
         assert f"(figures/{name})" in report
-    assert "including the penalty" in report and "| 0.01 | 0 | completed | 2 |" in report
+    assert "including the penalty" in report and "| 0.01 | 1 | " in report and "### Every arm" not in report  # one seed: one table
     assert "### Weights" in report and "### Convergence and fit" in report and "## Claims checked" in report
     verdicts = ("good fit", "overfitting", "underfitting", "still improving", "too few epochs to tell")
     assert sum(report.count(f"| **{v}** |") for v in verdicts) == 2  # one diagnosis per arm
@@ -164,11 +164,12 @@ def test_mnist_falls_back_to_5k_offline_and_says_so(tmp_path):
                   env={"KERAS_HOME": str(keras_home), "https_proxy": dead, "HTTPS_PROXY": dead, "http_proxy": dead,
                        "HTTP_PROXY": dead, "no_proxy": "", "NO_PROXY": ""})
     assert proc.returncode == 0, proc.stderr
-    assert "MNIST could not be loaded" in proc.stderr and "using mnist-5k instead" in proc.stderr
+    assert "no internet connection: could not download MNIST" in proc.stderr and "using mnist-5k instead" in proc.stderr
     assert "note: trained on mnist-5k, not mnist" in proc.stdout
     meta = json.loads((out / "run.json").read_text())
     assert meta["data"]["requested"] == "mnist" and meta["data"]["name"] == "mnist-5k"
-    assert "MNIST could not be loaded" in meta["data"]["fallback_reason"]
+    assert meta["data"]["fallback_reason"].startswith("no internet connection: could not download MNIST")
+    assert "127.0.0.1" in meta["data"]["fallback_error"] or "Errno" in meta["data"]["fallback_error"]  # the raw error, kept
     report = (out / "report.md").read_text()
     assert "trained on mnist-5k, not mnist" in report and report.count("trained on mnist-5k, not mnist") == 1  # said once
 

@@ -79,6 +79,7 @@ def test_ray_gives_the_record_of_the_same_blocks_in_one_process(blocks_reference
     d = tmp_path / "ray"
     run_to_end("run", *SWEEP, "--epochs", "6", "--executor", "ray", "--blocks", "2", "--out", str(d))
     assert metric_values(d) == metric_values(blocks_reference)
+    assert (d / "validation.npz").read_bytes() == (blocks_reference / "validation.npz").read_bytes()
     meta = json.loads((d / "run.json").read_text())
     assert meta["executor"]["name"] == "ray" and meta["executor"]["blocks"] == 2
     assert meta["executor"]["cluster"]["nodes"] == 1 and meta["executor"]["cluster"]["CPU"] >= 1
@@ -108,6 +109,7 @@ def test_a_worker_killed_mid_block_loses_nothing(blocks_reference, tmp_path):
         assert killed is not None, "no Ray worker was found running a block"
         finish(proc)
     assert metric_values(d) == metric_values(blocks_reference)  # nothing lost, nothing recorded twice
+    assert (d / "validation.npz").read_bytes() == (blocks_reference / "validation.npz").read_bytes()
 
 
 @pytest.mark.slow
@@ -124,6 +126,7 @@ def test_a_killed_driver_resumes(blocks_reference, tmp_path):
         proc.communicate(timeout=60)
     run_to_end("run", "--resume", str(d))
     assert metric_values(d) == metric_values(blocks_reference)
+    assert (d / "validation.npz").read_bytes() == (blocks_reference / "validation.npz").read_bytes()
 
 
 def test_executor_flags_are_checked(tmp_path, capsys):

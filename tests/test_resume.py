@@ -25,6 +25,11 @@ from reglab.record import COLUMNS, EpochRecord, record_to_row, repair_metrics
 ENGINES = ("fused", "keras")
 
 
+def same_validation(run_dir: Path, ref_dir: Path) -> bool:
+    """validation.npz of both runs holds the same bytes: every per-example value the same, bit for bit."""
+    return (run_dir / "validation.npz").read_bytes() == (ref_dir / "validation.npz").read_bytes()
+
+
 def values(r: EpochRecord) -> tuple:
     """Every column but the wall-clock seconds."""
     return dataclasses.astuple(dataclasses.replace(r, seconds=0.0))
@@ -178,10 +183,12 @@ def test_sigkill_at_random_moments_then_resume(engine, reference, tmp_path):
             continue
         if json.loads((d / "run.json").read_text())["status"] == "completed":
             assert metric_values(d) == metric_values(ref_dir)  # killed while drawing the report
+            assert same_validation(d, ref_dir)
             continue
         kills += 1
         resume(d)
         assert metric_values(d) == metric_values(ref_dir)
+        assert same_validation(d, ref_dir)
         assert not (d / CHECKPOINT_NPZ).exists()  # a completed run keeps its final kernels, not a checkpoint
         with np.load(ref_dir / "kernels.npz") as ref_kernels, np.load(d / "kernels.npz") as got_kernels:
             for name in ref_kernels.files:
@@ -202,6 +209,7 @@ def test_killed_while_writing_a_checkpoint_then_resume(engine, reference, tmp_pa
     assert sum(meta["epochs_done"].values()) >= 1  # the previous checkpoint is whole and readable
     resume(d)
     assert metric_values(d) == metric_values(reference[engine][0])
+    assert same_validation(d, reference[engine][0])
 
 
 def test_resume_refuses_what_it_cannot_continue(tmp_path, reference, capsys):
@@ -239,6 +247,7 @@ def test_a_full_disk_stops_with_one_line_and_the_run_resumes(engine, reference, 
     assert sum(read_checkpoint(d)[1]["epochs_done"].values()) >= 2
     resume(d)
     assert metric_values(d) == metric_values(reference[engine][0])
+    assert same_validation(d, reference[engine][0])
 
 
 @pytest.mark.slow
@@ -253,6 +262,7 @@ def test_a_file_size_limit_stops_the_first_checkpoint_and_the_run_resumes(refere
     assert read_checkpoint(d) is None
     resume(d)
     assert metric_values(d) == metric_values(reference["fused"][0])
+    assert same_validation(d, reference["fused"][0])
 
 
 @pytest.mark.slow
@@ -262,6 +272,7 @@ def test_the_same_config_gives_the_same_record_to_the_last_bit(engine, reference
         _, err = proc.communicate(timeout=600)
     assert proc.returncode == 0, err
     assert metric_values(tmp_path / "again") == metric_values(reference[engine][0])
+    assert same_validation(tmp_path / "again", reference[engine][0])
     a, b = (json.loads((p / "run.json").read_text())["arms"] for p in (tmp_path / "again", reference[engine][0]))
     assert [x["test"] for x in a] == [x["test"] for x in b]
 
@@ -313,3 +324,4 @@ def test_an_arm_stopped_early_before_a_crash_stays_stopped_after_resume(tmp_path
     got = json.loads((out / "run.json").read_text())["arms"]
     assert [(a["status"], a["epochs_done"], a["test"]) for a in got] == [(a["status"], a["epochs_done"], a["test"]) for a in arms]
     assert metric_values(out) == metric_values(ref)
+    assert same_validation(out, ref)

@@ -190,15 +190,8 @@ def read_validation(run: RunRecord) -> Any:
 def _arm_validation(values: Any, full_index: int) -> ArmValidation:
     if values is None or not values.has_values[full_index]:
         return ArmValidation()
-    get = lambda name: getattr(values, name, None)  # noqa: E731 - optional arrays of newer records
-    best, window = get("loss_best"), get("loss_window")
-    return ArmValidation(
-        final=np.asarray(values.loss[full_index], dtype=np.float64),
-        best=None if best is None else np.asarray(best[full_index], dtype=np.float64),
-        best_epoch=int(get("best_epoch")[full_index]) if get("best_epoch") is not None else 0,
-        window=None if window is None else np.asarray(window[full_index], dtype=np.float64),
-        window_epoch=int(get("window_epoch")[full_index]) if get("window_epoch") is not None else 0,
-    )
+    return ArmValidation(final=np.asarray(values.loss[full_index], dtype=np.float64),
+                         by_epoch=lambda epoch: values.at(full_index, epoch))
 
 
 def _difference(values: _Values, finals: dict[str, PerSeed], metric: str, a: float, b: float) -> noise.Difference:
@@ -333,7 +326,8 @@ def analyze_family(run: RunRecord, family: str, kernels: dict[int, Any], validat
     fa = FamilyAnalysis(
         fam, view, tuple(Setting(fam.name, lam) for lam in view.config.lambdas), tuple(arm_summaries(view)),
         tuple(comparable), tuple(excluded_arms(view)), finals, stats,
-        noise.METHOD if values.complete else noise.T_OVER_SEEDS, recommended, by_accuracy, against, trends, weights,
+        (noise.METHOD if view.config.seeds > 1 else noise.SAMPLING_ONLY) if values.complete else noise.T_OVER_SEEDS,
+        recommended, by_accuracy, against, trends, weights,
         {c: tuple(epoch_bands(view, c)) for c in BAND_COLUMNS}, gap_against_norm(view, finals),
         tuple(weight_histograms(view, own)), values,
     )
@@ -346,13 +340,24 @@ def primary_family(run: RunRecord) -> str:
     return "l2" if "l2" in run.config.regularizers else run.config.regularizers[0]
 
 
+#: The last analysis of a record object read from disk: `reglab run` draws the report and prints the summary
+#: from one analysis. Keyed by the very RunRecord object (held here, so its id cannot be reused) and criteria.
+_last: list[tuple[RunRecord, Criteria, RunAnalysis]] = []
+
+
 def analyze(run: RunRecord, criteria: Criteria = Criteria(), kernels: dict[int, Any] | None = None) -> RunAnalysis:
     """The whole analysis of a run, computed once (kernels.npz and validation.npz read once)."""
     from .families import compare_analyses
 
+    if kernels is None and _last and _last[0][0] is run and _last[0][1] == criteria:
+        return _last[0][2]
+    from_disk = kernels is None
     kernels = run.kernels() if kernels is None else kernels
     validation = read_validation(run)
     families = {f: analyze_family(run, f, kernels, validation, criteria) for f in run.config.regularizers}
     compared = tuple(compare_analyses(list(families.values()))) if len(families) > 1 else ()
-    return RunAnalysis(run, criteria, families, primary_family(run), compared)
+    analysis = RunAnalysis(run, criteria, families, primary_family(run), compared)
+    if from_disk:
+        _last[:] = [(run, criteria, analysis)]
+    return analysis
 

@@ -27,6 +27,7 @@ import numpy as np
 
 from .config import Arm, SweepConfig
 from .datasets import Splits
+from .engines import wants_values
 from .errors import ConfigError, RunDirError
 from .record import EpochRecord
 
@@ -82,6 +83,7 @@ class _BlockEvents:
     def __init__(self, send: Any, stop: Any = None) -> None:
         self.send, self.stop = send, stop
         self.records: list[EpochRecord] = []
+        self.values: list[tuple[int, list[int], np.ndarray, np.ndarray]] = []
         self.finished: list[tuple[int, str, dict]] = []
 
     def arms_started(self, arms: list[Arm], steps: int) -> None: ...
@@ -96,14 +98,19 @@ class _BlockEvents:
     def arm_finished(self, arm: Arm, status: str, test: dict[str, float]) -> None:
         self.finished.append((arm.index, status, test))
 
+    def validation_values(self, epoch: int, arms: list[int], loss: np.ndarray, correct: np.ndarray) -> None:
+        self.values.append((epoch, list(arms), loss, correct))
+
     def checkpoint(self, arrays: dict[str, Any], meta: dict[str, Any]) -> None:
         records, self.records = self.records, []
-        self.send("epoch", (records, arrays, meta))
+        values, self.values = self.values, []
+        self.send("epoch", (records, arrays, meta, values))
 
 
 def run_block(config: SweepConfig, splits: Splits, block: Block, resume: Any, send: Any, stop: Any = None) -> None:
     """Train one block with the fused engine; `send(kind, payload)` gets ("epoch", (records, arrays,
-    meta)) after each epoch and ("done", (finished, weights)) at the end. Records use block-local arms."""
+    meta, values)) after each epoch and ("done", (finished, weights)) at the end. Records and values
+    (`Listener.validation_values`' arguments, as tuples) use block-local arms."""
     from .engines import get_engine
 
     events = _BlockEvents(send, stop)
@@ -129,11 +136,14 @@ class _Driver:
     def handle(self, index: int, kind: str, payload: Any) -> None:
         block = self.blocks[index]
         if kind == "epoch":
-            records, arrays, meta = payload
+            records, arrays, meta, values = payload
             for r in records:
                 g = global_arm(self.config, block, r.arm)
                 self.listener.epoch_done(dataclasses.replace(r, arm=g))
                 self.latest[g] = r
+            if wants_values(self.listener):  # before the checkpoint that covers them, as an engine sends them
+                for epoch, arms, loss, correct in values:
+                    self.listener.validation_values(epoch, [global_arm(self.config, block, a) for a in arms], loss, correct)
             self.block_ckpt[index] = (arrays, meta)
             self.save_checkpoint(force=False)
             if records and hasattr(self.listener, "note"):
@@ -324,8 +334,7 @@ def _coordinator_class(ray: Any) -> Any:
 
             def put(self, index: int, kind: str, payload: Any) -> None:
                 if kind == "epoch":
-                    _, arrays, meta = payload
-                    self.checkpoints[index] = (arrays, meta)
+                    self.checkpoints[index] = (payload[1], payload[2])
                 self.events.append((index, kind, payload))
 
             def drain(self) -> list:

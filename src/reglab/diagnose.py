@@ -24,7 +24,7 @@ relative thresholds of `Criteria` and says so in the reason. All losses are pena
 from __future__ import annotations
 
 import math
-from typing import NamedTuple, Sequence
+from typing import Callable, NamedTuple, Sequence
 
 import numpy as np
 
@@ -50,14 +50,14 @@ class Criteria(NamedTuple):
 
 
 class ArmValidation(NamedTuple):
-    """One arm's per-example validation data losses: at its last epoch, and where recorded, at its best epoch
-    and at the start of the convergence window (epochs count from 1)."""
+    """One arm's per-example validation data losses: at its last epoch, and where recorded, after any epoch
+    (`at(epoch)`, epochs counting from 1), so the rise from the best epoch and the recent fall are paired."""
 
     final: np.ndarray | None = None
-    best: np.ndarray | None = None
-    best_epoch: int = 0
-    window: np.ndarray | None = None
-    window_epoch: int = 0
+    by_epoch: Callable[[int], np.ndarray | None] | None = None
+
+    def at(self, epoch: int) -> np.ndarray | None:
+        return self.by_epoch(epoch) if self.by_epoch is not None else None
 
 
 class Reference(NamedTuple):
@@ -126,16 +126,18 @@ def diagnose(arm: int, setting: Setting, seed: int, rows: Sequence[EpochRecord],
                      converged=None, reason=f"{len(rows)} epoch recorded: a trend needs at least {criteria.min_epochs}")
     measured = values.final is not None
     # overfitting: the rise from the minimum, against its noise
-    if values.best is not None and values.best_epoch == best.epoch:
-        rise_noise = _paired_noise(values.final, values.best, criteria)
+    at_best = values.at(best.epoch)
+    if at_best is not None:
+        rise_noise = _paired_noise(values.final, at_best, criteria)
     else:
         rise_noise = _unpaired_noise(values.final, criteria)
     # still improving: the fall over the window, when the minimum is the last epoch
     start = rows[max(0, len(rows) - criteria.window)]
     at_end = best.epoch == last.epoch
     fall = start.val_data_loss - last.val_data_loss if at_end else NAN
-    if values.window is not None and values.window_epoch == start.epoch:
-        fall_noise = _paired_noise(values.window, values.final, criteria)
+    at_start = values.at(start.epoch)
+    if at_start is not None:
+        fall_noise = _paired_noise(at_start, values.final, criteria)
     else:
         fall_noise = _unpaired_noise(values.final, criteria)
     # underfitting: against the recommended setting's arm of the same seed

@@ -17,27 +17,42 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import os
 import platform
 import sys
 import zipfile
+import zlib
 from dataclasses import asdict, dataclass, fields
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Any, Collection, Iterable, NamedTuple
 
 from .config import SweepConfig, dump_toml, parse_family
 from .datasets import DataInfo
 from .errors import ConfigError, RunDirError
 from .fileio import open_append, write_atomic
-from .recordcheck import check_meta, check_rows, row_problem
+from .inputs import MiB, open_regular
+from .recordcheck import (
+    MAX_EPOCH_VALUES,
+    check_meta,
+    check_rows,
+    keeps_epochs,
+    row_problem,
+    validation_layout,
+    validation_problem,
+)
 from .rundir import TOP_LEVEL, register
+
+if TYPE_CHECKING:
+    import numpy as np
 
 FORMAT = "reglab-run/1"
 RUN_JSON = "run.json"
 METRICS_CSV = "metrics.csv"
 CONFIG_TOML = "config.toml"
 KERNELS_NPZ = "kernels.npz"
+VALIDATION_NPZ = "validation.npz"
 MAX_RUN_JSON_BYTES = 64 << 20
 
 
@@ -199,6 +214,210 @@ def read_kernels(run_dir: Path) -> dict[int, Any]:
         raise RunDirError(f"{path} is not a readable kernels file ({e})") from None
 
 
+# ---------------------------------------------------------------- per-example validation values
+
+class ValidationValues(NamedTuple):
+    """RUN_DIR/validation.npz: every arm's value on every validation example (arm index = index into
+    run.json's `arms`, all families; example index = row of the validation split).
+
+    - `final_loss`: float32 [n_arms, n_val], each example's cross-entropy without the penalty at the arm's
+      last recorded epoch (its mean is that epoch's `val_data_loss`); NaN rows where `has_values` is False.
+    - `correct`: bool [n_arms, n_val], argmax == label at that epoch (its mean is `val_accuracy`); False rows
+      where `has_values` is False.
+    - `has_values`: bool [n_arms]. False for an arm that recorded no epoch, for one whose last values are
+      not all finite, and for a **diverged** arm (marked False rather than kept at its last finite epoch:
+      its weights at the end are not a model anyone would use); `loss_by_epoch` still holds the epochs it
+      did record.
+    - `loss_by_epoch`: float32 [n_arms, epochs, n_val], NaN where an arm did not train that epoch (stopped
+      early, diverged, interrupted); None when the run has more than MAX_EPOCH_VALUES such values (the
+      file then leaves it out).
+
+    The last recorded epoch is the last row metrics.csv has for the arm, also with `restore_best` (whose
+    restored weights are used for the test metrics and kernels only). The file is written when training
+    completes, beside kernels.npz; until then the values travel in checkpoint.npz (`ValidationStore`).
+    """
+
+    final_loss: np.ndarray
+    correct: np.ndarray
+    has_values: np.ndarray
+    loss_by_epoch: np.ndarray | None = None
+
+    @property
+    def loss(self) -> np.ndarray:
+        """`final_loss` under a shorter name."""
+        return self.final_loss
+
+    def final(self, arm: int) -> np.ndarray | None:
+        """Arm `arm`'s per-example validation data losses at its last epoch; None when it has none."""
+        return self.final_loss[arm] if bool(self.has_values[arm]) else None
+
+    def at(self, arm: int, epoch: int) -> np.ndarray | None:
+        """Arm `arm`'s per-example validation data losses after `epoch` (counting from 1); None when the
+        epoch was not recorded (or not kept: `loss_by_epoch` is None) or its values are NaN (diverged)."""
+        import numpy as np
+
+        if self.loss_by_epoch is None or not 1 <= epoch <= self.loss_by_epoch.shape[1]:
+            return None
+        row = self.loss_by_epoch[arm, epoch - 1]
+        return None if bool(np.isnan(row).any()) else row
+
+
+class ValidationStore:
+    """Per-example validation values gathered while a run trains (engines send them through
+    `Listener.validation_values`), kept in every checkpoint so that a resumed run writes the
+    validation.npz an uninterrupted one does."""
+
+    PREFIX = "validation:"  # of its arrays in checkpoint.npz
+
+    def __init__(self, n_arms: int, epochs: int, n_val: int) -> None:
+        import numpy as np
+
+        self.n_arms, self.epochs, self.n_val = n_arms, epochs, n_val
+        self.final_loss = np.full((n_arms, n_val), np.nan, dtype=np.float32)
+        self.correct = np.zeros((n_arms, n_val), dtype=bool)
+        self.last_epoch = np.zeros(n_arms, dtype=np.int32)
+        self.loss_by_epoch = (np.full((n_arms, epochs, n_val), np.nan, dtype=np.float32)
+                              if keeps_epochs(n_arms, epochs, n_val) else None)
+
+    def add(self, epoch: int, arms: list[int], loss: Any, correct: Any) -> None:
+        import numpy as np
+
+        index = np.asarray(arms, dtype=np.intp)
+        loss, correct = np.asarray(loss, dtype=np.float32), np.asarray(correct, dtype=bool)
+        if not 1 <= epoch <= self.epochs or loss.shape != (len(index), self.n_val) or correct.shape != loss.shape:
+            raise ValueError(f"validation values of shape {loss.shape} for {len(index)} arms at epoch {epoch}; expected "
+                             f"({len(index)}, {self.n_val}) at an epoch from 1 to {self.epochs}")
+        self.final_loss[index] = loss
+        self.correct[index] = correct
+        self.last_epoch[index] = epoch
+        if self.loss_by_epoch is not None:
+            self.loss_by_epoch[index, epoch - 1] = loss
+
+    def arrays(self) -> dict[str, Any]:
+        """The store's arrays for checkpoint.npz (under PREFIX)."""
+        out = {"final_loss": self.final_loss, "correct": self.correct, "last_epoch": self.last_epoch}
+        if self.loss_by_epoch is not None:
+            out["loss_by_epoch"] = self.loss_by_epoch
+        return {self.PREFIX + k: v for k, v in out.items()}
+
+    @classmethod
+    def split_checkpoint(cls, arrays: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+        """(the store's arrays, the engine's arrays) of a checkpoint."""
+        mine = {k: v for k, v in arrays.items() if k.startswith(cls.PREFIX)}
+        return mine, {k: v for k, v in arrays.items() if not k.startswith(cls.PREFIX)}
+
+    @classmethod
+    def restore(cls, arrays: dict[str, Any], n_arms: int, epochs: int, n_val: int,
+                epochs_done: dict[int, int]) -> "ValidationStore":
+        """The store a checkpoint holds (its own arrays, from `split_checkpoint`), checked against the run and
+        against the epochs the checkpoint covers; ValueError says what does not fit. A checkpoint from before
+        per-example values were kept holds none: values start with the next epoch."""
+        import numpy as np
+
+        store = cls(n_arms, epochs, n_val)
+        if not arrays:
+            return store
+        want = store.arrays()
+        if set(arrays) != set(want):
+            extra = min(set(arrays) ^ set(want))
+            raise ValueError(f"array {extra!r} is {'missing' if extra in want else 'not one reglab writes'}")
+        for name, target in want.items():
+            value = np.asarray(arrays[name])
+            if value.dtype != target.dtype or value.shape != target.shape:
+                raise ValueError(f"array {name!r} is {value.dtype.str} {value.shape}, expected {target.dtype.str} {target.shape}")
+            target[...] = value
+        covered = np.array([epochs_done.get(a, 0) for a in range(n_arms)], dtype=np.int32)
+        if not np.array_equal(store.last_epoch, covered):
+            arm = int(np.flatnonzero(store.last_epoch != covered)[0])
+            raise ValueError(f"arm {arm}'s values end at epoch {int(store.last_epoch[arm])}, but the checkpoint covers "
+                             f"{int(covered[arm])} epochs")
+        return store
+
+    def values(self, diverged: Collection[int] = ()) -> ValidationValues:
+        """What validation.npz holds (see ValidationValues): `diverged` arms are marked as having no values."""
+        import numpy as np
+
+        has = (self.last_epoch > 0) & np.isfinite(self.final_loss).all(axis=1)
+        has[[a for a in diverged if 0 <= a < self.n_arms]] = False
+        final = np.where(has[:, None], self.final_loss, np.float32(np.nan)).astype(np.float32)
+        return ValidationValues(final, self.correct & has[:, None], has,
+                                None if self.loss_by_epoch is None else self.loss_by_epoch.copy())
+
+
+def write_validation(run_dir: Path, values: ValidationValues) -> None:
+    """RUN_DIR/validation.npz, registered in the manifest, written atomically; the same values give the
+    same bytes (members stored uncompressed, with a fixed time stamp)."""
+    import numpy as np
+
+    arrays = {"final_loss": np.asarray(values.final_loss, dtype=np.float32), "correct": np.asarray(values.correct, dtype=bool),
+              "has_values": np.asarray(values.has_values, dtype=bool)}
+    if values.loss_by_epoch is not None:
+        arrays["loss_by_epoch"] = np.asarray(values.loss_by_epoch, dtype=np.float32)
+
+    def save(f: Any) -> None:
+        with zipfile.ZipFile(f, "w", zipfile.ZIP_STORED) as z:
+            for name, a in arrays.items():
+                with z.open(zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0)), "w", force_zip64=True) as m:
+                    np.lib.format.write_array(m, np.ascontiguousarray(a), allow_pickle=False)
+
+    register(run_dir, [VALIDATION_NPZ])
+    write_atomic(Path(run_dir) / VALIDATION_NPZ, save)
+
+
+def read_validation(run_dir: str | Path, meta: dict[str, Any] | None = None) -> ValidationValues | None:
+    """RUN_DIR/validation.npz, checked against run.json (its arms, epochs and validation size); None for a
+    record without one (older runs, runs stopped before the end). A damaged or mismatching file gets one
+    `RunDirError` line naming it and the problem. `meta`: run.json's contents when already read."""
+    import numpy as np
+
+    run_dir = Path(run_dir)
+    path = run_dir / VALIDATION_NPZ
+    if not os.path.lexists(path):
+        return None
+    meta = meta if meta is not None else read_run_meta(run_dir)
+    config = SweepConfig.from_mapping(meta["config"], where=str(run_dir / RUN_JSON))
+    n_arms, epochs, n_val = len(meta["arms"]), config.epochs, int(meta["data"]["n_val"])
+    layout = validation_layout(n_arms, epochs, n_val)
+    budget = sum(np.dtype(d).itemsize * math.prod(shape) for d, shape, _ in layout.values()) + MiB
+    arrays: dict[str, Any] = {}
+    try:
+        with open_regular(path, "validation file", budget, RunDirError) as fh:
+            if fh.read(4) not in (b"PK\x03\x04", b"PK\x05\x06"):
+                raise RunDirError(f"{path}: not a readable validation file (not an .npz archive)")
+            fh.seek(0)
+            with zipfile.ZipFile(fh) as z:
+                members = {i.filename.removesuffix(".npy"): i for i in z.infolist()}
+                for name in members:
+                    if name not in layout:
+                        raise RunDirError(f"{path}: array {name!r} is not one reglab writes")
+                for name, (dtype, shape, required) in layout.items():
+                    if name not in members:
+                        if required:
+                            raise RunDirError(f"{path}: array {name!r} is missing")
+                        continue
+                    with z.open(members[name]) as m:  # the header first: nothing is allocated for a wrong shape
+                        version = np.lib.format.read_magic(m)
+                        read_header = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
+                        if version not in read_header:
+                            raise RunDirError(f"{path}: array {name!r} is in .npy format {version}, which reglab does not read")
+                        got_shape, _fortran, got_dtype = read_header[version](m)
+                        if got_dtype.str != dtype or tuple(got_shape) != shape:
+                            raise RunDirError(
+                                f"{path}: array {name!r} is {got_dtype.str} {tuple(got_shape)}, but {RUN_JSON} calls for "
+                                f"{dtype} {shape} ({n_arms} arms, {epochs} epochs, {n_val} validation examples)")
+                    with z.open(members[name]) as m:
+                        arrays[name] = np.lib.format.read_array(m, allow_pickle=False)
+    except RunDirError:
+        raise
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error, NotImplementedError) as e:
+        text = " ".join(str(e).split())[:200] or type(e).__name__
+        raise RunDirError(f"{path}: not a readable validation file ({text})") from None
+    problem = validation_problem(arrays)
+    if problem:
+        raise RunDirError(f"{path}: {problem}")
+    return ValidationValues(arrays["final_loss"], arrays["correct"], arrays["has_values"], arrays.get("loss_by_epoch"))
+
+
 # ---------------------------------------------------------------- reading a run back
 
 @dataclass(frozen=True)
@@ -224,6 +443,10 @@ class RunRecord:
     def kernels(self) -> dict[int, Any]:
         """arm index → the arm's final regularized kernel (see `write_kernels`)."""
         return read_kernels(self.run_dir)
+
+    def validation(self) -> ValidationValues | None:
+        """Every arm's per-example validation values (see `ValidationValues`); None for a record without them."""
+        return read_validation(self.run_dir, self.meta)
 
     def to_pandas(self) -> Any:
         import pandas as pd
@@ -339,5 +562,5 @@ def read_metrics_text(text: str, path: Path, n_arms: int) -> list[EpochRecord]:
 
 
 __all__ = [
-    "COLUMNS", "EpochRecord", "Recorder", "RunRecord", "load_run",
+    "COLUMNS", "MAX_EPOCH_VALUES", "EpochRecord", "Recorder", "RunRecord", "ValidationValues", "load_run", "read_validation",
 ]

@@ -109,6 +109,7 @@ def _check_data(data: dict[str, Any], f: _Fields) -> None:
     for field in ("name", "requested", "source", "split"):
         f.text(data, field)
     f.text(data, "fallback_reason", optional=True)
+    f.text(data, "fallback_error", optional=True)
     for field in ("n_train", "n_val", "n_test"):
         f.integer(data, field, 0)
     shape = data.get("image_shape")
@@ -116,6 +117,12 @@ def _check_data(data: dict[str, Any], f: _Fields) -> None:
         raise f.fail("image_shape", f"must be a list of 1 to 3 positive whole numbers, got {_short(shape)}")
     if not isinstance(data.get("sha256"), str) or not _SHA256.fullmatch(data["sha256"]):
         raise f.fail("sha256", f"must be 64 hexadecimal digits, got {_short(data.get('sha256'))}")
+    constant = data.get("constant_inputs", [])  # absent in records from before it was kept
+    size = math.prod(shape)
+    if (not isinstance(constant, list) or len(constant) > size
+            or not all(_is_int(i) and 0 <= i < size for i in constant) or len(set(constant)) != len(constant)):
+        raise f.fail("constant_inputs", f"must be a list of distinct input indices from 0 to {size - 1} "
+                                        f"(the image has {size} values), got {_short(constant)}")
 
 
 def _check_arms(arms: Any, config: SweepConfig, where: str) -> None:
@@ -195,3 +202,43 @@ def check_rows(rows: Sequence[Any], config: SweepConfig, path: Any, first_line: 
         if r.epoch != previous + 1:
             raise RunDirError(f"{where}: arm {r.arm} jumps from epoch {previous} to {r.epoch}")
         last[r.arm] = r.epoch
+
+
+# ---------------------------------------------------------------- validation.npz
+
+#: validation.npz keeps `loss_by_epoch` (n_arms × epochs × n_val float32) only up to this many values
+#: (2**25: 128 MiB); above it the file holds the last epoch's values alone and `at()` answers None.
+MAX_EPOCH_VALUES = 2**25
+
+
+def validation_layout(n_arms: int, epochs: int, n_val: int) -> dict[str, tuple[str, tuple[int, ...], bool]]:
+    """validation.npz's arrays for a run of `n_arms` arms, `epochs` epochs and `n_val` validation examples:
+    name → (dtype, shape, required). `loss_by_epoch` is optional (left out above MAX_EPOCH_VALUES)."""
+    return {
+        "final_loss": ("<f4", (n_arms, n_val), True),
+        "correct": ("|b1", (n_arms, n_val), True),
+        "has_values": ("|b1", (n_arms,), True),
+        "loss_by_epoch": ("<f4", (n_arms, epochs, n_val), False),
+    }
+
+
+def keeps_epochs(n_arms: int, epochs: int, n_val: int) -> bool:
+    """Whether validation.npz (and the checkpoint) keep every epoch's values, not only the last."""
+    return n_arms * epochs * n_val <= MAX_EPOCH_VALUES
+
+
+def validation_problem(arrays: dict[str, Any]) -> str | None:
+    """What is impossible about validation.npz's values (arrays already of `validation_layout`'s shapes):
+    a negative loss, or an arm said to have values whose final losses are not all finite numbers."""
+    import numpy as np
+
+    for name in ("final_loss", "loss_by_epoch"):
+        a = arrays.get(name)
+        if a is not None and bool(np.any(a < 0)):
+            arm = int(np.argwhere(a < 0)[0][0])
+            return f"{name} holds a negative loss (arm {arm})"
+    has, final = arrays["has_values"], arrays["final_loss"]
+    bad = np.flatnonzero(has & ~np.isfinite(final).all(axis=1))
+    if len(bad):
+        return f"has_values says arm {int(bad[0])} has values, but its final_loss row is not all finite"
+    return None

@@ -22,8 +22,8 @@ from .inputs import read_regular
 from .models import kernels_of
 from .progress import ProgressDisplay
 from .record import (
-    METRICS_CSV, RUN_JSON, EpochRecord, Recorder, RunRecord, load_run, read_metrics, read_run_meta, repair_metrics,
-    utc_now, write_kernels,
+    METRICS_CSV, RUN_JSON, EpochRecord, Recorder, RunRecord, ValidationStore, load_run, read_metrics, read_run_meta,
+    repair_metrics, utc_now, write_kernels, write_validation,
 )
 from .recordcheck import check_rows
 from .rundir import check_run_dir, clear_run_dir, locked, reserve_default_run_dir
@@ -73,11 +73,13 @@ class _RecordingListener:
 
     The record is opened on the first event, not before: a resumed run writes nothing until its engine
     has taken the checkpoint (a checkpoint that does not fit the model is refused with the record untouched).
-    Every checkpoint carries the run's fingerprint (configuration, data, model file), checked on resume.
+    Every checkpoint carries the run's fingerprint (configuration, data, model file), checked on resume, and
+    the per-example validation values gathered so far (`values`), which validation.npz is written from.
     """
 
-    def __init__(self, record: "_Record", display: ProgressDisplay, stop: _StopFlag, fingerprint: dict[str, Any]) -> None:
-        self.record, self.display, self.stop, self.fingerprint = record, display, stop, fingerprint
+    def __init__(self, record: "_Record", display: ProgressDisplay, stop: _StopFlag, fingerprint: dict[str, Any],
+                 values: ValidationStore) -> None:
+        self.record, self.display, self.stop, self.fingerprint, self.values = record, display, stop, fingerprint, values
 
     @property
     def recorder(self) -> Recorder:
@@ -99,8 +101,11 @@ class _RecordingListener:
         self.recorder.update_arm(arm.index, status=status, test=test, ended_at=utc_now())
         self.display.arm_finished(arm, status, test)
 
+    def validation_values(self, epoch: int, arms: list[int], loss: Any, correct: Any) -> None:
+        self.values.add(epoch, arms, loss, correct)  # kept in memory; on disk with the epoch's checkpoint
+
     def checkpoint(self, arrays: dict[str, Any], meta: dict[str, Any]) -> None:
-        write_checkpoint(self.recorder.run_dir, arrays, {**meta, "fingerprint": self.fingerprint})
+        write_checkpoint(self.recorder.run_dir, {**arrays, **self.values.arrays()}, {**meta, "fingerprint": self.fingerprint})
 
     def note(self, text: str) -> None:
         self.display.note(text)
@@ -168,7 +173,8 @@ def run_sweep(
         recorder = Recorder(run_dir, config, splits.info)
         recorder.update_run(model=model_meta, **({"executor": executor_meta} if executor_meta else {}))
         return _train(config, splits, engine, _Record(run_dir, recorder), None, console, live, make_report,
-                      kernel_indices, fingerprint(config, splits.info.sha256, model_meta))
+                      kernel_indices, fingerprint(config, splits.info.sha256, model_meta),
+                      ValidationStore(len(config.arms()), config.epochs, len(splits.x_val)))
 
 
 def check_arm_cap(config: SweepConfig, max_arms: int = MAX_ARMS) -> None:
@@ -264,7 +270,8 @@ def resume_sweep(run_dir: str | Path, *, console: Console | None = None, live: b
             return plan.open_recorder()
 
         return _train(config, plan.splits, engine, _Record(run_dir, opener=start), plan.checkpoint, console,
-                      live, make_report, kernel_indices, fingerprint(config, plan.splits.info.sha256, plan.meta.get("model")))
+                      live, make_report, kernel_indices, fingerprint(config, plan.splits.info.sha256, plan.meta.get("model")),
+                      plan.values)
 
 
 class _ResumePlan(NamedTuple):
@@ -274,8 +281,9 @@ class _ResumePlan(NamedTuple):
     meta: dict[str, Any]
     config: SweepConfig
     splits: Splits
-    checkpoint: Any
+    checkpoint: Any  # the engine's part of checkpoint.npz (arrays, meta), or None
     epochs_done: dict[int, int]
+    values: ValidationStore  # the per-example validation values the checkpoint covers
 
     def open_recorder(self) -> Recorder:
         """Drop the rows the checkpoint does not cover, reset unfinished arms, and reopen the record."""
@@ -331,7 +339,15 @@ def _plan_resume(run_dir: Path) -> _ResumePlan:
         if recorded.get(arm, 0) < epochs:
             raise RunDirError(f"{run_dir / METRICS_CSV}: arm {arm} has {recorded.get(arm, 0)} epochs recorded, but the "
                               f"checkpoint covers {epochs}: rows are missing")
-    return _ResumePlan(run_dir, meta, config, splits, checkpoint, epochs_done)
+    values = ValidationStore(len(config.arms()), config.epochs, len(splits.x_val))
+    if checkpoint is not None:
+        stored, engine_arrays = ValidationStore.split_checkpoint(checkpoint[0])
+        try:
+            values = ValidationStore.restore(stored, len(config.arms()), config.epochs, len(splits.x_val), epochs_done)
+        except ValueError as e:
+            raise RunDirError(f"{where}: its validation values do not match this run ({e})") from None
+        checkpoint = (engine_arrays, checkpoint[1])
+    return _ResumePlan(run_dir, meta, config, splits, checkpoint, epochs_done, values)
 
 
 def _checkpoint_epochs(meta: dict[str, Any], config: SweepConfig) -> dict[int, int]:
@@ -361,16 +377,19 @@ def _say_fallback(console: Console, splits: Splits) -> None:
 
 
 def _train(config: SweepConfig, splits: Splits, engine: Any, record: _Record, checkpoint: Any, console: Console,
-           live: bool | None, make_report: bool, kernel_indices: list[int], fingerprint: dict[str, Any]) -> RunRecord:
+           live: bool | None, make_report: bool, kernel_indices: list[int], fingerprint: dict[str, Any],
+           values: ValidationStore) -> RunRecord:
     run_dir = record.run_dir
     status = "failed"
     stop = _StopFlag()
     try:
         with stop, ProgressDisplay(console, n_arms=len(config.arms()), epochs=config.epochs, live=live) as display:
-            listener = _RecordingListener(record, display, stop, fingerprint)
+            listener = _RecordingListener(record, display, stop, fingerprint, values)
             weights = engine(config, splits, listener) if checkpoint is None else engine(config, splits, listener, resume=checkpoint)
-            record.open()
+            recorder = record.open()
             write_kernels(run_dir, {arm: kernels_of(w, kernel_indices) for arm, w in weights.items()})
+            diverged = [i for i, arm in enumerate(recorder.meta["arms"]) if arm.get("status") == "diverged"]
+            write_validation(run_dir, values.values(diverged))
             status = "completed"
     except OSError as e:  # a full disk, a read-only directory: say so, keep what is whole
         where = f": {e.filename}" if e.filename else ""

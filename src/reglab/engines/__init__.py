@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any, Callable, Protocol
 
+import numpy as np
+
 from ..config import Arm, SweepConfig
 from ..datasets import Splits
 from ..record import EpochRecord
@@ -27,6 +29,12 @@ class Listener(Protocol):
     def checkpoint(self, arrays: dict[str, Any], meta: dict[str, Any]) -> None:
         """Everything needed to continue after the epochs recorded so far. `meta["epochs_done"]` maps
         each arm index to its last recorded epoch; the rest is the engine's own."""
+    def validation_values(self, epoch: int, arms: list[int], loss: np.ndarray, correct: np.ndarray) -> None:
+        """Optional. The per-example validation values of `arms` (arm indices) at `epoch`, sent after the
+        epoch's records and before its checkpoint: `loss` float32 [len(arms), n_val], each example's
+        cross-entropy without the penalty (its mean is the epoch's `val_data_loss`), `correct` bool
+        [len(arms), n_val] (argmax == label; its mean is `val_accuracy`). Engines send it only to a
+        listener that has it (`wants_values`), and skip the work otherwise."""
 
 
 #: The engine's own checkpoint (arrays, meta) from `reglab.checkpoint.read_checkpoint`, to continue from.
@@ -34,6 +42,11 @@ Resume = tuple[dict[str, Any], dict[str, Any]]
 
 #: (config, splits, listener, resume=None) → each arm's final trainable weights, by arm index
 Engine = Callable[..., dict]
+
+
+def wants_values(listener: Any) -> bool:
+    """Whether `listener` takes per-example validation values (`Listener.validation_values`)."""
+    return callable(getattr(listener, "validation_values", None))
 
 
 def get_engine(name: str) -> Engine:
@@ -60,4 +73,4 @@ def clipped_batch(batch_size: int, n_samples: int) -> int:
     return max(1, min(batch_size, n_samples))
 
 
-__all__: list[Any] = ["Listener", "Engine", "Resume", "clipped_batch", "get_engine", "steps_per_epoch"]
+__all__: list[Any] = ["Listener", "Engine", "Resume", "clipped_batch", "get_engine", "steps_per_epoch", "wants_values"]

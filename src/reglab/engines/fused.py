@@ -32,7 +32,7 @@ from ..errors import ConfigError, RunDirError
 from .. import models
 from ..models import build_model
 from ..record import EpochRecord
-from . import Listener, Resume, clipped_batch, steps_per_epoch
+from . import Listener, Resume, clipped_batch, steps_per_epoch, wants_values
 
 #: About this many batches per compiled scan call: progress and Ctrl-C are handled between chunks.
 CHUNK_STEPS = 128
@@ -188,6 +188,27 @@ class VmapStrategy:
                 logs, st = test_step(st, x_last, y_last, coef)
             return logs
 
+        def one_examples(trainable, non_trainable, x, y):
+            """One arm's per-example values on one batch, from the forward pass `test_step` makes (training=False):
+            the cross-entropy its `data_loss` metric averages and whether the prediction is right."""
+            y_pred, _ = model.stateless_call(trainable, non_trainable, x, training=False)
+            return (keras.losses.sparse_categorical_crossentropy(y, y_pred),
+                    keras.metrics.sparse_categorical_accuracy(y, y_pred) > 0.5)
+
+        examples_step = jax.vmap(jax.vmap(one_examples, in_axes=(0, 0, None, None)), in_axes=(0, 0, None, None))
+
+        def evaluate_examples(state, x_batches, y_batches, x_last, y_last, coef, n_examples):
+            """`evaluate`'s metrics, and each arm's per-example values: `example_loss` and `example_correct`,
+            [seeds, settings, n_examples] (a second forward pass: `test_step` keeps no per-example values)."""
+            logs = dict(evaluate(state, x_batches, y_batches, x_last, y_last, coef))
+            _, each = jax.lax.scan(lambda c, xy: (c, examples_step(state[0], state[1], xy[0], xy[1])), None,
+                                   (x_batches, y_batches))
+            parts = [jnp.reshape(jnp.moveaxis(a, 0, 2), a.shape[1:3] + (-1,)) for a in each]  # [S, L, batches·B]
+            if x_last is not None:
+                parts = [jnp.concatenate([p, q], axis=2) for p, q in zip(parts, examples_step(state[0], state[1], x_last, y_last))]
+            logs.update(example_loss=parts[0], example_correct=parts[1])
+            return logs
+
         def kernel_stats(state, coef):
             def total(f):
                 return sum(jnp.sum(f(state[0][i]), axis=tuple(range(2, state[0][i].ndim))) for i in self._reg_index)
@@ -201,6 +222,7 @@ class VmapStrategy:
         return {
             "train_chunk": jax.jit(train_chunk, donate_argnums=(0,), static_argnums=(6,)),
             "evaluate": jax.jit(evaluate),
+            "evaluate_examples": jax.jit(evaluate_examples, static_argnums=(6,)),  # (…, coef, n_examples)
             "kernel_stats": jax.jit(kernel_stats),
             "reset_metrics": jax.jit(reset_metrics, donate_argnums=(0,)),
             "select": jax.jit(freeze),  # (mask [S, L], a, b): a's arms where mask, else b's
@@ -345,6 +367,11 @@ def _restore(resume: Resume, state: Any, S: int, L: int, es: EarlyStopping | Non
     return restored, rngs, status, epochs_done, epoch, best_state
 
 
+def _without_examples(results: dict[str, Any]) -> dict[str, Any]:
+    """An evaluation's metrics without the per-example values a strategy may compute with them (not fetched)."""
+    return {k: v for k, v in results.items() if not k.startswith("example_")}
+
+
 def train(config: SweepConfig, splits: Splits, listener: Listener, strategy: str = "auto",
           resume: Resume | None = None) -> dict[int, list[np.ndarray]]:
     """Train every arm at once; returns each arm's final trainable weights (original layout). With `resume`
@@ -386,6 +413,7 @@ def train(config: SweepConfig, splits: Splits, listener: Listener, strategy: str
         return fns["train_chunk"](state, x_train, y_train, idx, jnp.asarray(n_valid), coef, active_dev, freeze)
 
     val_data = _eval_data(strat, splits.x_val, splits.y_val, B)
+    send_values, n_val = wants_values(listener), len(splits.x_val)  # per-example validation values, when the listener takes them
 
     listener.arms_started(arms, steps)
     pad = getattr(strat, "pads_last_batch", False)
@@ -416,14 +444,17 @@ def train(config: SweepConfig, splits: Splits, listener: Listener, strategy: str
         if not pad and n % B:
             state, logs = train_chunk(state, perms[:, n_full * B:][None], None, active_dev, freeze)
             listener.batches_done(arms, epoch, steps)
-        val = fns["evaluate"](state, *val_data, coef)
+        val = fns["evaluate_examples"](state, *val_data, coef, n_val) if send_values else fns["evaluate"](state, *val_data, coef)
+        val = val if send_values else _without_examples(val)
         sumsq, penalty = fns["kernel_stats"](state, coef)
-        logs, val, sumsq, penalty = jax.device_get((logs, val, sumsq, penalty))
+        logs, val, sumsq, penalty = jax.device_get((logs, val, sumsq, penalty))  # one transfer for every arm
         seconds = time.perf_counter() - t0
+        recorded = []
         for arm in arms:
             si, li = divmod(arm.index, L)
             if status[si, li] != "completed":  # diverged or stopped early: no more epochs
                 continue
+            recorded.append(arm.index)
             record = EpochRecord(
                 arm=arm.index, lam=arm.lam, seed=arm.seed, epoch=epoch,
                 loss=float(logs["loss"][si, li]), val_loss=float(val["loss"][si, li]),
@@ -437,6 +468,9 @@ def train(config: SweepConfig, splits: Splits, listener: Listener, strategy: str
             if not math.isfinite(record.loss):
                 status[si, li] = "diverged"
                 active[si, li] = False
+        if send_values and recorded:  # arm index = si·L + li: the flattened [seeds, settings] grid
+            each = [np.asarray(val[k]).reshape(S * L, -1)[recorded, :n_val] for k in ("example_loss", "example_correct")]
+            listener.validation_values(epoch, recorded, each[0].astype(np.float32), each[1].astype(bool))
         if es is not None:
             improved, stop = es.update(epoch, val["data_loss"], active)
             if config.restore_best and improved.any():
@@ -448,7 +482,7 @@ def train(config: SweepConfig, splits: Splits, listener: Listener, strategy: str
 
     if config.restore_best and best_state is not None:  # as Keras's restore_best_weights at the end of fit
         state = fns["select"](jnp.asarray(es.has_best), best_state, state)
-    test = jax.device_get(fns["evaluate"](state, *_eval_data(strat, splits.x_test, splits.y_test, B), coef))
+    test = jax.device_get(_without_examples(fns["evaluate"](state, *_eval_data(strat, splits.x_test, splits.y_test, B), coef)))
     weights = strat.final_weights(state)
     for arm in arms:
         si, li = divmod(arm.index, L)

@@ -1,8 +1,9 @@
 """The reference engine: one plain Keras `model.fit` per arm, exactly the original study's code path.
 
 Every later engine is checked against this one. The only additions to the original are a metric
-(`data_loss`, the cross-entropy without penalty) and a callback that reads the end-of-epoch kernel;
-neither changes the training (see tests/test_keras_fit.py, which compares with a bare `fit`).
+(`data_loss`, the cross-entropy without penalty) and a callback that reads the end-of-epoch kernel and
+scores each validation example with the end-of-epoch weights; none of them changes the training (see
+tests/test_keras_fit.py, which compares with a bare `fit`).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from ..datasets import Splits
 from ..errors import RunDirError
 from ..models import build_model, penalty_and_norm
 from ..record import EpochRecord
-from . import Listener, Resume, clipped_batch, steps_per_epoch
+from . import Listener, Resume, clipped_batch, steps_per_epoch, wants_values
 
 
 def train(config: SweepConfig, splits: Splits, listener: Listener, resume: Resume | None = None) -> dict[int, list[np.ndarray]]:
@@ -53,7 +54,9 @@ def train_arm(config: SweepConfig, splits: Splits, arm: Arm, listener: Listener,
     batch = clipped_batch(config.batch_size, len(splits.x_train))  # the same batches as the requested size
     listener.arms_started([arm], steps_per_epoch(len(splits.x_train), batch))
     stopper = _EarlyStopping(config.early_stopping, config.restore_best, es_state) if config.early_stopping else None
-    watcher = _EpochWatcher(arm, listener, progress, stopper)
+    examples = (_ValidationExamples(splits.x_val, splits.y_val, clipped_batch(config.batch_size, len(splits.x_val)))
+                if wants_values(listener) else None)
+    watcher = _EpochWatcher(arm, listener, progress, stopper, examples)
     watcher.diverged = diverged
     history = keras.callbacks.History()
     history.set_model(model)
@@ -191,12 +194,32 @@ def _global_rng() -> np.random.RandomState:
     return rng
 
 
-class _EpochWatcher(keras.callbacks.Callback):
-    """Turns each epoch's logs into an `EpochRecord`; stops an arm whose loss is no longer finite."""
+class _ValidationExamples:
+    """Each validation example's data loss and correctness under a model's end-of-epoch weights: the model's
+    own forward pass (`predict`, training=False, in `fit`'s validation batches) scored by Keras's
+    `sparse_categorical_crossentropy` and `sparse_categorical_accuracy`, the functions behind the
+    `val_data_loss` and `val_accuracy` metrics. It draws no random numbers and changes no variable, so the
+    training (and a resume) is the same with it or without."""
 
-    def __init__(self, arm: Arm, listener: Listener, progress: _Progress, stopper: Any = None) -> None:
+    def __init__(self, x: np.ndarray, y: np.ndarray, batch_size: int) -> None:
+        self.x, self.y, self.batch_size = x, y, batch_size
+
+    def __call__(self, model: Any) -> tuple[np.ndarray, np.ndarray]:
+        y_pred = model.predict(self.x, batch_size=self.batch_size, verbose=0)
+        loss = np.asarray(keras.losses.sparse_categorical_crossentropy(self.y, y_pred), dtype=np.float32)
+        correct = np.asarray(keras.metrics.sparse_categorical_accuracy(self.y, y_pred)) > 0.5
+        return loss, correct
+
+
+class _EpochWatcher(keras.callbacks.Callback):
+    """Turns each epoch's logs into an `EpochRecord` (and, with `examples`, the epoch's per-example validation
+    values); stops an arm whose loss is no longer finite. Called after `fit`'s validation, before the
+    checkpoint of the epoch is taken."""
+
+    def __init__(self, arm: Arm, listener: Listener, progress: _Progress, stopper: Any = None,
+                 examples: _ValidationExamples | None = None) -> None:
         super().__init__()
-        self.arm, self.listener, self.progress, self.stopper = arm, listener, progress, stopper
+        self.arm, self.listener, self.progress, self.stopper, self.examples = arm, listener, progress, stopper, examples
         self.diverged = False
         self._t0 = 0.0
         self._epoch = 0
@@ -220,6 +243,9 @@ class _EpochWatcher(keras.callbacks.Callback):
             penalty=penalty, kernel_norm=norm, seconds=seconds, regularizer=self.arm.family,
         )
         self.listener.epoch_done(record)
+        if self.examples is not None:
+            loss, correct = self.examples(self.model)
+            self.listener.validation_values(epoch + 1, [self.arm.index], loss[None], correct[None])
         self.progress.epochs_done[self.arm.index] = epoch + 1
         if not math.isfinite(record.loss):
             self.diverged = True

@@ -278,8 +278,10 @@ class _GroupKernel:
             return (trainable, nt, opt_vars, metrics, penalties(trainable, coef))
 
         def test_step(trainable, non_trainable, metrics, xb, yb, coef, n_valid=None):
+            """Keras's evaluation step; also returns the per-example cross-entropy and correctness ([B, A]
+            each, padded rows 0) that the metrics just summed."""
             loss, ce_each, acc_each, count, _ = forward(trainable, non_trainable, xb, yb, coef, False, n_valid)
-            return update_metrics(metrics, loss, ce_each, acc_each, count)
+            return update_metrics(metrics, loss, ce_each, acc_each, count), ce_each, acc_each
 
         def freeze(active, new, old):
             trainable = [jnp.where(packed.arm_mask(active, n, pv), n, o) for n, o, pv in zip(new[0], old[0], pvs)]
@@ -457,16 +459,22 @@ class PackedStrategy:
             return new, self.results(new[3])
 
         def group_evaluate(p, x_chunks, y_chunks, n_valid, coef, start, A):
-            """One group through all evaluation chunks."""
+            """One group through all evaluation chunks: its metrics, and each arm's per-example values,
+            [A, chunks·rows] (the examples in order, then the last chunk's padding): `example_loss` (the
+            cross-entropy the `data_loss` metric sums) and `example_correct` (what `accuracy` counts).
+            The values cost next to nothing here, and one compilation serves validation and test sets of
+            one size whether their values are wanted or not."""
             kernel = self.kernels[A]
             coef_g = tuple(jax.lax.dynamic_slice(c, (start[0], start[1]), (1, A))[0] for c in coef)
 
             def step(metrics, xyn):
                 xb, yb, n = xyn
-                return kernel.test_step(p[0], p[1], metrics, xb, yb, coef_g, n), None
+                metrics, ce_each, acc_each = kernel.test_step(p[0], p[1], metrics, xb, yb, coef_g, n)
+                return metrics, (ce_each, acc_each > 0.5)
 
-            metrics, _ = jax.lax.scan(step, kernel.zero_metrics(), (x_chunks, y_chunks, n_valid))
-            return self.results(metrics)
+            metrics, each = jax.lax.scan(step, kernel.zero_metrics(), (x_chunks, y_chunks, n_valid))
+            ce, ok = (jnp.reshape(a, (-1, A)).T for a in each)  # [chunks, rows, A] → [A, chunks·rows]
+            return {**self.results(metrics), "example_loss": ce, "example_correct": ok}
 
         group_train_fn = jax.jit(group_chunk, donate_argnums=(0,), static_argnums=(8, 9))
         group_eval_fn = jax.jit(group_evaluate, static_argnums=(6,))
@@ -488,6 +496,8 @@ class PackedStrategy:
             return [o[0] for o in outs], grid([o[1] for o in outs])
 
         def evaluate(states, x_chunks, y_chunks, n_valid, coef):
+            """Every arm's metrics ([seeds, settings] each) and per-example values (`example_loss`,
+            `example_correct`: [seeds, settings, chunks·rows], padded past the set's examples)."""
             return grid(on_workers(lambda g: group_eval_fn((states[g][0], states[g][1]), x_chunks, y_chunks, n_valid,
                                                            coef, starts[g], sizes[g])))
 
@@ -506,6 +516,7 @@ class PackedStrategy:
         return {
             "train_chunk": train_chunk,  # one compiled call per group, on the worker threads
             "evaluate": evaluate,  # one compiled call per group, on the worker threads
+            "evaluate_examples": lambda states, x, y, n_valid, coef, n_examples: evaluate(states, x, y, n_valid, coef),
             "kernel_stats": jax.jit(kernel_stats),
             "reset_metrics": jax.jit(reset_metrics, donate_argnums=(0,)),
             "select": jax.jit(select),  # (mask [S, L], a, b): a's arms where mask, else b's
