@@ -90,5 +90,8 @@ def test_every_module_writes_through_the_helper():
             for line in text.splitlines():
                 if needle in line and "write_atomic" not in line and "lambda f" not in line and not line.strip().startswith("#"):
                     offenders.append(f"{path.name}: {line.strip()}")
-    allowed = {"record.py: os.fsync(self._csv_file.fileno())"}
+    allowed = {"record.py: os.fsync(self._csv_file.fileno())",
+               # validation.npz: a zip written into the file object write_atomic hands over (no path opened)
+               'record.py: with zipfile.ZipFile(f, "w", zipfile.ZIP_STORED) as z:',
+               'record.py: with z.open(zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0)), "w", force_zip64=True) as m:'}
     assert set(offenders) <= allowed, sorted(set(offenders) - allowed)

@@ -171,7 +171,9 @@ def test_sigkill_at_random_moments_then_resume(engine, reference, tmp_path):
     ref_dir, span = reference[engine]
     total = len(metric_values(ref_dir))
     per_row = span / (total - 1)
-    for attempt in range(5):
+    attempt = 0
+    while kills < 5 and attempt < 10:  # a kill that lands after the run ended (a busy machine) is drawn again
+        attempt += 1
         d = tmp_path / f"run{attempt}"
         with reglab("run", *run_args(engine), "--out", str(d)) as proc:
             wait_for_rows(proc, d, rng.randint(1, total - 2))
@@ -193,8 +195,8 @@ def test_sigkill_at_random_moments_then_resume(engine, reference, tmp_path):
         with np.load(ref_dir / "kernels.npz") as ref_kernels, np.load(d / "kernels.npz") as got_kernels:
             for name in ref_kernels.files:
                 np.testing.assert_array_equal(ref_kernels[name], got_kernels[name])
-    print(f"{engine}: {kills} of 5 kills landed while the run was going; all resumed to the uninterrupted record")
-    assert kills >= 4, f"only {kills} of 5 kills landed while the run was going"
+    print(f"{engine}: {kills} of {attempt} kills landed while the run was going; all resumed to the uninterrupted record")
+    assert kills == 5, f"only {kills} of {attempt} kills landed while the run was going"
 
 
 @pytest.mark.slow
