@@ -275,3 +275,26 @@ def test_a_large_grid_draws_a_bounded_set_of_figures(tmp_path, seeds):
             [curves_figure_name(0.0), curves_figure_name(config.lambdas[-1])])
     assert want[0] == named[0] and want[1] == named[-1]
     assert any(lam_token(chosen) in name for name in named)
+
+
+def test_every_figure_draws_on_a_notebooks_axes_and_writes_nothing(tmp_path):
+    """`displays(analysis)`: each figure's data and a `plot(ax=None)` that draws on given axes or new ones."""
+    from reglab.figures import displays
+
+    run = hand_made_run(rows(), CONFIG, run_dir=tmp_path)
+    rng = np.random.default_rng(0)
+    analysis = analyze(run, kernels={i: rng.normal(size=(20, 8)) for i in range(4)})
+    shown = displays(analysis)
+    assert {"which_strength", "val_data_loss", "kernel_norm", "gap_vs_norm", "weight_histograms",
+            "curves_lambda-0", "curves_lambda-0.01"} <= set(shown)
+    assert shown["which_strength"].data == data.which_strength_data(analysis.main)  # the tested data unit
+    fig, (left, right) = plt.subplots(1, 2)
+    assert shown["which_strength"].plot((left, right)) == (left, right)
+    assert left.get_title().startswith("Validation data loss") and left.lines  # drawn on the given axes
+    fig2, ax = plt.subplots()
+    shown["val_data_loss"].plot(ax)
+    assert len(ax.lines) == 2 and ax.get_ylabel().startswith("validation data loss")
+    for d in shown.values():
+        d.plot()  # new axes of their own
+    assert not (tmp_path / "figures").exists()  # nothing written
+    plt.close("all")

@@ -140,3 +140,38 @@ def test_report_md_renders_as_commonmark(tmp_path):
     assert page.count("<img ") == text.count("![") and page.count("<table>") == len(re.findall(r"^\|---", text, re.M))
     assert re.search(r"<strong>(supported|not supported|inconclusive)</strong>", page)
     assert "<blockquote>" in page and page.index("<blockquote>") < page.index("<h2>")  # the answer first
+
+
+def _family_run(tmp_path, families, epochs=3, seeds=2, value=lambda a, e: 0.3 + a.lam):
+    import dataclasses
+
+    config = SweepConfig(lambdas=(0.0, 1e-3, 1e-2), seeds=seeds, epochs=epochs, dataset="fake", regularizers=families)
+    rows = [dataclasses.replace(row(a.index, a.lam, e, seed=a.seed, val_data_loss=value(a, e), data_loss=0.2,
+                                    kernel_norm=10 - 100 * a.lam), regularizer=a.family)
+            for a in config.arms() for e in range(1, epochs + 1)]
+    return hand_made_run(rows, config, run_dir=tmp_path)
+
+
+def test_a_weight_decay_report_never_speaks_of_l2(tmp_path):
+    text = (build_report(_family_run(tmp_path, ("weight_decay",))).parent / "report.md").read_text()
+    assert "L2" not in text and "l2(" not in text and "weight decay" in text
+    assert "Adam(weight_decay=λ)" in text and "What weight decay means here" in text
+
+
+def test_one_epoch_reports_no_nan(tmp_path):
+    text = (build_report(_family_run(tmp_path, ("l2",), epochs=1)).parent / "report.md").read_text()
+    body = text.split("\n", 1)[1]  # the title holds the run directory's name
+    assert not re.search(r"\bnan\b", body.lower()) and "too few epochs to tell" in body
+
+
+def test_two_families_at_one_strength_never_mix_in_the_report(tmp_path):
+    """L2 arms score 0.30, weight-decay arms 0.90 at every strength and seed: a mixed number would fall between."""
+    run = _family_run(tmp_path, ("l2", "weight_decay"), value=lambda a, e: 0.30 if a.family == "l2" else 0.90)
+    text = (build_report(run).parent / "report.md").read_text()
+    results = text.split("## Results")[1].split("\n#")[0]
+    rows = [line.split("|")[3].strip() for line in results.splitlines() if line.startswith("| ") and "λ" not in line]
+    assert rows and all(cell.startswith("0.3000") for cell in rows), rows  # the L2 arms' table: L2 alone
+    families = text.split("## Regularizers compared")[1].split("\n## ")[0]
+    best = {line.split("|")[1].strip(): line.split("|")[6].strip() for line in families.splitlines()
+            if line.startswith("| ") and "regularizer" not in line}
+    assert best["L2"].startswith("0.3000") and best["weight decay"].startswith("0.9000"), best

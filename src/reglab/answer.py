@@ -92,7 +92,8 @@ def convergence(fa: "FamilyAnalysis") -> str:
     if few:
         return f"training: {len(few)} of {len(trends)} arms ran too few epochs to tell whether they converged"
     if improving:
-        return (f"training had not converged: {len(improving)} of {len(trends)} arms were still improving at the last "
+        were = "was" if len(improving) == 1 else "were"
+        return (f"training had not converged: {len(improving)} of {len(trends)} arms {were} still improving at the last "
                 "epoch, so settings are compared as unconverged models (try more epochs)")
     return "training converged: no arm was still improving beyond noise at the last epoch"
 

@@ -243,7 +243,8 @@ def diagnosis_section(analysis: RunAnalysis) -> list[d.Block]:
     fa = analysis.main
     rows = []
     for t in fa.trends:
-        rise = f"{t.rise:+.4f}" + (f" (±{t.rise_noise:.4f})" if math.isfinite(t.rise_noise) else "") if math.isfinite(t.rise) else "—"
+        rise = "—" if not math.isfinite(t.rise) or t.best_epoch == t.epochs else (
+            f"{t.rise:+.4f}" + (f" (±{t.rise_noise:.4f})" if math.isfinite(t.rise_noise) else ""))
         rows.append([lam_label(t.lam), str(t.seed), str(t.best_epoch or "—"), rise, d.strong(t.diagnosis), t.reason])
     return [
         d.Heading(3, "Convergence and fit", "fit"),

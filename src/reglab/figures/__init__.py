@@ -9,20 +9,20 @@ report writes the captions; a `FigureFile` carries the path and the title.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, Callable, NamedTuple
 
 from ..analyze import FamilyAnalysis, RunAnalysis
 from ..fileio import ensure_dir
 from ..formatting import lam_label
-from . import data
-from .axes import FIGURES, arm_figure_name, curves_figure_name, shared_limits, spread_picks
+from . import data, draw
+from .axes import FIGURES, RC, arm_figure_name, curves_figure_name, pyplot, shared_limits, spread_picks
 from .data import MAX_CURVE_FIGURES
 from .draw import (
     Words, draw_arm_curves, draw_family_curves, draw_gap_vs_norm, draw_histograms, draw_overlay, draw_strength_curves,
     draw_which_strength,
 )
 
-__all__ = ["FigureFile", "Figures", "draw_all", "MAX_CURVE_FIGURES"]
+__all__ = ["Display", "FigureFile", "Figures", "displays", "draw_all", "MAX_CURVE_FIGURES"]
 
 
 class FigureFile(NamedTuple):
@@ -134,3 +134,66 @@ def draw_all(analysis: RunAnalysis) -> Figures:
         families = FigureFile("families", file("families.png"), title)
 
     return Figures(which, curves, total, val, norm, gap, hist, families)
+
+
+# ---------------------------------------------------------------- in a notebook
+
+class Display(NamedTuple):
+    """One figure of a run for a notebook, in the manner of scikit-learn's Display objects: `data` is what it
+    shows (a `figures.data` unit), `plot(ax=None)` draws it on your axes (a pair for two-panel figures) or on
+    new ones, and returns them."""
+
+    name: str
+    data: Any
+    render: Callable[..., None]
+    args: tuple
+    layout: dict
+
+    def plot(self, ax: Any = None) -> Any:
+        plt = pyplot()
+        with plt.rc_context(RC):
+            if ax is None:
+                fig, ax = plt.subplots(**self.layout)
+            else:
+                first = ax.flat[0] if hasattr(ax, "flat") else ax[0] if isinstance(ax, (list, tuple)) else ax
+                fig = first.figure
+            self.render(fig, ax, self.data, *self.args)
+        return ax
+
+
+def displays(analysis: RunAnalysis) -> dict[str, Display]:
+    """Every figure `draw_all` writes, as Displays keyed by file name (without `.png`); nothing is written."""
+    fa = analysis.main
+    label, seeds = fa.family.label, fa.view.config.seeds
+    words = Words(label, fa.family.in_loss)
+    two = {"nrows": 1, "ncols": 2, "figsize": (12, 5.6)}
+    out: dict[str, Display] = {}
+    ws = data.which_strength_data(fa)
+    if ws is not None:
+        out["which_strength"] = Display("which_strength", ws, draw.render_which_strength,
+                                        (f"Which {label} strength",), two)
+    for column, title, ylabel in (("val_data_loss", f"Validation data loss by {label} strength",
+                                   f"validation data loss ({words.data_loss})"),
+                                  ("kernel_norm", f"Norm of the regularized kernel by {label} strength",
+                                   "‖W‖ of the regularized kernel (Frobenius)")):
+        out[column] = Display(column, data.overlay_data(fa, column, title, ylabel), draw.render_overlay, (),
+                              {"figsize": (10, 5)})
+    out["gap_vs_norm"] = Display("gap_vs_norm", data.gap_norm_data(fa), draw.render_gap_vs_norm,
+                                 ("Generalization gap against kernel norm", seeds, "final ‖W‖",
+                                  f"final gap: val − train data loss ({words.data_loss})"), {"figsize": (10, 5.5)})
+    hd = data.histogram_data(fa)
+    if hd is not None:
+        cols = min(len(hd.panels), 4)
+        rows = -(-len(hd.panels) // cols)
+        out["weight_histograms"] = Display("weight_histograms", hd, draw.render_histograms,
+                                           (f"Final weights by {label} strength",),
+                                           {"nrows": rows, "ncols": cols, "figsize": (3 * cols + 0.5, 2.6 * rows + 0.8),
+                                            "sharex": True, "sharey": True, "squeeze": False})
+    if len(analysis.families) > 1:
+        out["families"] = Display("families", data.family_curves_data(analysis), draw.render_family_curves,
+                                  ("Regularizers compared",), {**two, "figsize": (12, 6.6)})
+    for lam in fa.view.config.lambdas:
+        c = data.strength_curves_data(fa, lam)
+        out[curves_figure_name(lam)[:-4]] = Display(curves_figure_name(lam)[:-4], c, draw.render_strength_curves,
+                                                    (f"{label} λ = {lam_label(lam)}", words), {**two, "figsize": (12, 4.9)})
+    return out

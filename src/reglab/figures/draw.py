@@ -14,7 +14,9 @@ from ..formatting import lam_label
 from .axes import (
     band, dense_grid, epoch_ticks, figure, finite, lam_colorbar, lam_colors, log_lambda_axis, markers, yerr,
 )
-from .data import ArmCurves, FamilyCurves, GapNormData, HistogramData, Overlay, StrengthCurves, StrengthDifferences, WhichStrength
+from .data import (
+    ArmCurves, FamilyCurves, GapNormData, HistogramData, Overlay, StrengthCurves, StrengthDifferences, WhichStrength,
+)
 
 
 class Words(NamedTuple):
@@ -54,95 +56,116 @@ def _legend(ax, extra: list[Any] | None = None, **kwargs: Any) -> None:
 
 # ---------------------------------------------------------------- training curves
 
-def draw_arm_curves(c: ArmCurves, path: Path, title: str, words: Words, ylim: tuple[Any, Any] = (None, None)) -> None:
+def render_arm_curves(fig: Any, axes: Any, c: ArmCurves, title: str, words: Words,
+                      ylim: tuple[Any, Any] = (None, None)) -> None:
     """The original study's layout: loss (train vs validation) left, accuracy right; y-ranges shared by
     every curve figure of the run (`ylim`), so arms compare by eye."""
-    with figure(path, 1, 2, figsize=(12, 4.9)) as (fig, (ax_loss, ax_acc)):
+    ax_loss, ax_acc = axes
+    if words.in_loss:
+        ax_loss.plot(c.epochs, c.loss, "o-", color="C0", label=f"train loss (incl. {words.label} penalty)")
+        ax_loss.plot(c.epochs, c.val_loss, "o-", color="C1", label=f"validation loss (incl. {words.label} penalty)")
+    ax_loss.plot(c.epochs, c.data_loss, "--" if words.in_loss else "o-", color="C0",
+                 label=f"train data loss ({words.data_loss})")
+    ax_loss.plot(c.epochs, c.val_data_loss, "--" if words.in_loss else "o-", color="C1",
+                 label=f"validation data loss ({words.data_loss})")
+    ax_loss.set(title="Loss", xlabel="epoch", ylabel=words.loss_axis)
+    ax_acc.plot(c.epochs, c.accuracy, "o-", color="C0", label="train accuracy")
+    ax_acc.plot(c.epochs, c.val_accuracy, "o-", color="C1", label="validation accuracy")
+    ax_acc.set(title="Accuracy", xlabel="epoch", ylabel="accuracy")
+    for ax, lim in zip((ax_loss, ax_acc), ylim):
+        ax.legend()
+        ax.grid(alpha=0.3)
+        epoch_ticks(ax, c.epochs)
+        if lim is not None:
+            ax.set_ylim(*lim)
+    fig.suptitle(title)
+
+
+def draw_arm_curves(c: ArmCurves, path: Path, title: str, words: Words, ylim: tuple[Any, Any] = (None, None)) -> None:
+    """Draw into a new figure written to `path` (see `render_arm_curves`)."""
+    with figure(path, 1, 2, figsize=(12, 4.9)) as (fig, axes):
+        render_arm_curves(fig, axes, c, title, words, ylim)
+
+
+def render_strength_curves(fig: Any, axes: Any, c: StrengthCurves, title: str, words: Words,
+                           ylim: tuple[Any, Any] = (None, None)) -> None:
+    """The same layout for several seeds: mean lines with 95 % bands."""
+    ax_loss, ax_acc = axes
+    m = markers(c.epochs)
+    if c.n:
         if words.in_loss:
-            ax_loss.plot(c.epochs, c.loss, "o-", color="C0", label=f"train loss (incl. {words.label} penalty)")
-            ax_loss.plot(c.epochs, c.val_loss, "o-", color="C1", label=f"validation loss (incl. {words.label} penalty)")
-        ax_loss.plot(c.epochs, c.data_loss, "--" if words.in_loss else "o-", color="C0",
-                     label=f"train data loss ({words.data_loss})")
-        ax_loss.plot(c.epochs, c.val_data_loss, "--" if words.in_loss else "o-", color="C1",
-                     label=f"validation data loss ({words.data_loss})")
-        ax_loss.set(title="Loss", xlabel="epoch", ylabel=words.loss_axis)
-        ax_acc.plot(c.epochs, c.accuracy, "o-", color="C0", label="train accuracy")
-        ax_acc.plot(c.epochs, c.val_accuracy, "o-", color="C1", label="validation accuracy")
-        ax_acc.set(title="Accuracy", xlabel="epoch", ylabel="accuracy")
-        for ax, lim in zip((ax_loss, ax_acc), ylim):
-            ax.legend()
-            ax.grid(alpha=0.3)
-            epoch_ticks(ax, c.epochs)
-            if lim is not None:
-                ax.set_ylim(*lim)
-        fig.suptitle(title)
+            band(ax_loss, c.epochs, *c.loss, "C0", "-", f"train loss (incl. {words.label} penalty)", m)
+            band(ax_loss, c.epochs, *c.val_loss, "C1", "-", f"validation loss (incl. {words.label} penalty)", m)
+        style = "--" if words.in_loss else "-"
+        band(ax_loss, c.epochs, *c.data_loss, "C0", style, f"train data loss ({words.data_loss})",
+             "" if words.in_loss else m)
+        band(ax_loss, c.epochs, *c.val_data_loss, "C1", style, f"validation data loss ({words.data_loss})",
+             "" if words.in_loss else m)
+        band(ax_acc, c.epochs, *c.accuracy, "C0", "-", "train accuracy", m)
+        band(ax_acc, c.epochs, *c.val_accuracy, "C1", "-", "validation accuracy", m)
+    else:
+        for ax in (ax_loss, ax_acc):
+            ax.text(0.5, 0.5, "no seed of this strength completed every epoch", ha="center", va="center",
+                    transform=ax.transAxes)
+    ax_loss.set(title="Loss", xlabel="epoch", ylabel=words.loss_axis)
+    ax_acc.set(title="Accuracy", xlabel="epoch", ylabel="accuracy")
+    for ax, lim in zip((ax_loss, ax_acc), ylim):
+        if c.n:
+            _legend(ax, [_band_handle()] if c.n > 1 else None)
+        ax.grid(alpha=0.3)
+        epoch_ticks(ax, c.epochs)
+        if lim is not None:
+            ax.set_ylim(*lim)
+    fig.suptitle(title)
 
 
 def draw_strength_curves(c: StrengthCurves, path: Path, title: str, words: Words,
                          ylim: tuple[Any, Any] = (None, None)) -> None:
-    """The same layout for several seeds: mean lines with 95 % bands."""
-    with figure(path, 1, 2, figsize=(12, 4.9)) as (fig, (ax_loss, ax_acc)):
-        m = markers(c.epochs)
-        if c.n:
-            if words.in_loss:
-                band(ax_loss, c.epochs, *c.loss, "C0", "-", f"train loss (incl. {words.label} penalty)", m)
-                band(ax_loss, c.epochs, *c.val_loss, "C1", "-", f"validation loss (incl. {words.label} penalty)", m)
-            style = "--" if words.in_loss else "-"
-            band(ax_loss, c.epochs, *c.data_loss, "C0", style, f"train data loss ({words.data_loss})", "" if words.in_loss else m)
-            band(ax_loss, c.epochs, *c.val_data_loss, "C1", style, f"validation data loss ({words.data_loss})",
-                 "" if words.in_loss else m)
-            band(ax_acc, c.epochs, *c.accuracy, "C0", "-", "train accuracy", m)
-            band(ax_acc, c.epochs, *c.val_accuracy, "C1", "-", "validation accuracy", m)
-        else:
-            for ax in (ax_loss, ax_acc):
-                ax.text(0.5, 0.5, "no seed of this strength completed every epoch", ha="center", va="center",
-                        transform=ax.transAxes)
-        ax_loss.set(title="Loss", xlabel="epoch", ylabel=words.loss_axis)
-        ax_acc.set(title="Accuracy", xlabel="epoch", ylabel="accuracy")
-        for ax, lim in zip((ax_loss, ax_acc), ylim):
-            if c.n:
-                _legend(ax, [_band_handle()] if c.n > 1 else None)
-            ax.grid(alpha=0.3)
-            epoch_ticks(ax, c.epochs)
-            if lim is not None:
-                ax.set_ylim(*lim)
-        fig.suptitle(title)
+    """Draw into a new figure written to `path` (see `render_strength_curves`)."""
+    with figure(path, 1, 2, figsize=(12, 4.9)) as (fig, axes):
+        render_strength_curves(fig, axes, c, title, words, ylim)
 
 
 # ---------------------------------------------------------------- one line per strength
 
-def draw_overlay(ov: Overlay, path: Path) -> None:
+def render_overlay(fig: Any, axes: Any, ov: Overlay) -> None:
     """One line per strength with its band; a dense grid (see `dense_grid`): lines only, coloured along a colour
     bar, and only strength 0 in the legend, so the figure's cost and legibility do not grow with the grid."""
-    with figure(path, figsize=(10, 5)) as (fig, ax):
-        lams = [s.lam for s in ov.series]
-        dense = dense_grid(lams)
-        colors = lam_colors(lams)
-        if dense:  # every strength > 0 in one LineCollection: one artist, not one per strength
-            from matplotlib.collections import LineCollection
+    ax = axes
+    lams = [s.lam for s in ov.series]
+    dense = dense_grid(lams)
+    colors = lam_colors(lams)
+    if dense:  # every strength > 0 in one LineCollection: one artist, not one per strength
+        from matplotlib.collections import LineCollection
 
-            pos = [s for s in ov.series if s.lam > 0]
-            ax.add_collection(LineCollection([list(zip(s.epochs, finite(s.mean))) for s in pos],
-                                             colors=[colors[s.lam] for s in pos], linewidths=0.8))
-            ax.autoscale_view()
-        for s in ov.series:
-            if not dense:
-                band(ax, s.epochs, s.mean, s.low, s.high, colors[s.lam], "-", s.label, markers(s.epochs))
-            elif s.lam == 0:
-                ax.plot(s.epochs, finite(s.mean), color=colors[s.lam], linewidth=1.6, label=s.label, zorder=3)
-        if not ov.series:
-            ax.text(0.5, 0.5, "no arm completed every epoch", ha="center", va="center", transform=ax.transAxes)
-        ax.set(title=ov.title, xlabel="epoch", ylabel=ov.ylabel)
-        ax.grid(alpha=0.3)
-        if ov.series:
-            epoch_ticks(ax, ov.series[0].epochs)
-            banded = not dense and any(math.isfinite(v) for s in ov.series for v in s.low)
-            if dense:
-                lam_colorbar(fig, ax, lams)
-                if 0.0 in lams:
-                    _legend(ax, loc="best")
-            else:
-                _legend(ax, [_band_handle()] if banded else None, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+        pos = [s for s in ov.series if s.lam > 0]
+        ax.add_collection(LineCollection([list(zip(s.epochs, finite(s.mean))) for s in pos],
+                                         colors=[colors[s.lam] for s in pos], linewidths=0.8))
+        ax.autoscale_view()
+    for s in ov.series:
+        if not dense:
+            band(ax, s.epochs, s.mean, s.low, s.high, colors[s.lam], "-", s.label, markers(s.epochs))
+        elif s.lam == 0:
+            ax.plot(s.epochs, finite(s.mean), color=colors[s.lam], linewidth=1.6, label=s.label, zorder=3)
+    if not ov.series:
+        ax.text(0.5, 0.5, "no arm completed every epoch", ha="center", va="center", transform=ax.transAxes)
+    ax.set(title=ov.title, xlabel="epoch", ylabel=ov.ylabel)
+    ax.grid(alpha=0.3)
+    if ov.series:
+        epoch_ticks(ax, ov.series[0].epochs)
+        banded = not dense and any(math.isfinite(v) for s in ov.series for v in s.low)
+        if dense:
+            lam_colorbar(fig, ax, lams)
+            if 0.0 in lams:
+                _legend(ax, loc="best")
+        else:
+            _legend(ax, [_band_handle()] if banded else None, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+
+
+def draw_overlay(ov: Overlay, path: Path) -> None:
+    """Draw into a new figure written to `path` (see `render_overlay`)."""
+    with figure(path, figsize=(10, 5)) as (fig, axes):
+        render_overlay(fig, axes, ov)
 
 
 # ---------------------------------------------------------------- which strength
@@ -178,110 +201,134 @@ def _differences_panel(ax, d: StrengthDifferences, flat: tuple[float, float], in
     ax.grid(alpha=0.3, axis="y")
 
 
-def draw_which_strength(w: WhichStrength, path: Path, title: str) -> None:
+def render_which_strength(fig: Any, axes: Any, w: WhichStrength, title: str) -> None:
     """Each strength minus the recommended one, with the paired intervals the report's text uses."""
-    with figure(path, 1, 2, figsize=(12, 5.6)) as (fig, (ax_loss, ax_acc)):
-        loss, acc = w.loss.value.mean, w.accuracy.value.mean
-        _differences_panel(ax_loss, w.loss, w.flat, w.interval, "C0", "Validation data loss" + (
-            f" (recommended: {loss:.4f})" if math.isfinite(loss) else ""))
-        _differences_panel(ax_acc, w.accuracy, w.flat, None, "C2", "Validation accuracy" + (
-            f" (recommended: {100 * acc:.2f} %)" if math.isfinite(acc) else ""))
-        for ax in (ax_loss, ax_acc):
-            ax.set_xlabel(w.strength_axis + (" (grid order)" if len(w.loss.lams) > 1 else ""))
-            _legend(ax, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=1, frameon=False)
-        fig.suptitle(title)
+    ax_loss, ax_acc = axes
+    loss, acc = w.loss.value.mean, w.accuracy.value.mean
+    _differences_panel(ax_loss, w.loss, w.flat, w.interval, "C0", "Validation data loss" + (
+        f" (recommended: {loss:.4f})" if math.isfinite(loss) else ""))
+    _differences_panel(ax_acc, w.accuracy, w.flat, None, "C2", "Validation accuracy" + (
+        f" (recommended: {100 * acc:.2f} %)" if math.isfinite(acc) else ""))
+    for ax in (ax_loss, ax_acc):
+        ax.set_xlabel(w.strength_axis + (" (grid order)" if len(w.loss.lams) > 1 else ""))
+        _legend(ax, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=1, frameon=False)
+    fig.suptitle(title)
+
+
+def draw_which_strength(w: WhichStrength, path: Path, title: str) -> None:
+    """Draw into a new figure written to `path` (see `render_which_strength`)."""
+    with figure(path, 1, 2, figsize=(12, 5.6)) as (fig, axes):
+        render_which_strength(fig, axes, w, title)
 
 
 # ---------------------------------------------------------------- several families
 
-def draw_family_curves(d: FamilyCurves, path: Path, title: str) -> None:
+def render_family_curves(fig: Any, axes: Any, d: FamilyCurves, title: str) -> None:
     """Both final validation metrics against each family's own strengths (its strength 0 dashed, its best starred)."""
+    any_positive = False
+    for k, (family, panels) in enumerate(d.panels.items()):
+        color = f"C{k}"
+        for ax, p in zip(axes, panels):
+            idx = [i for i, m in enumerate(p.mean) if math.isfinite(m)]
+            lams, mean = [p.lams[i] for i in idx], [p.mean[i] for i in idx]
+            if lams:
+                any_positive = True
+                ax.errorbar(lams, mean, yerr=yerr(mean, [p.low[i] for i in idx], [p.high[i] for i in idx]),
+                            fmt="o-", color=color, capsize=3, label=family + (", 95 % CI" if d.seeds > 1 else ""))
+                if d.best.get(family) in lams:
+                    ax.plot([d.best[family]], [mean[lams.index(d.best[family])]], marker="*", markersize=15,
+                            color=color, markeredgecolor="k", linestyle="none", label=f"{family}: recommended")
+            if p.baseline is not None and math.isfinite(p.baseline.mean):
+                ax.axhline(p.baseline.mean, color=color, linestyle="--", linewidth=1, alpha=0.8,
+                           label=f"{family} at strength 0" + (" (recommended)" if d.best.get(family) == 0.0 else ""))
+    positive = [lam for panels in d.panels.values() for p in panels for lam, m in zip(p.lams, p.mean) if math.isfinite(m)]
+    for ax, name in zip(axes, ("Validation data loss (without penalty)", "Validation accuracy")):
+        if any_positive:
+            log_lambda_axis(ax, positive)
+        ax.set(xlabel="strength (each family's own λ, log scale)", ylabel=name.lower(), title=name)
+        ax.grid(alpha=0.3, which="both")
+        _legend(ax, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2, frameon=False)
+    fig.suptitle(title)
+
+
+def draw_family_curves(d: FamilyCurves, path: Path, title: str) -> None:
+    """Draw into a new figure written to `path` (see `render_family_curves`)."""
     with figure(path, 1, 2, figsize=(12, 6.6)) as (fig, axes):
-        any_positive = False
-        for k, (family, panels) in enumerate(d.panels.items()):
-            color = f"C{k}"
-            for ax, p in zip(axes, panels):
-                idx = [i for i, m in enumerate(p.mean) if math.isfinite(m)]
-                lams, mean = [p.lams[i] for i in idx], [p.mean[i] for i in idx]
-                if lams:
-                    any_positive = True
-                    ax.errorbar(lams, mean, yerr=yerr(mean, [p.low[i] for i in idx], [p.high[i] for i in idx]),
-                                fmt="o-", color=color, capsize=3, label=family + (", 95 % CI" if d.seeds > 1 else ""))
-                    if d.best.get(family) in lams:
-                        ax.plot([d.best[family]], [mean[lams.index(d.best[family])]], marker="*", markersize=15,
-                                color=color, markeredgecolor="k", linestyle="none", label=f"{family}: recommended")
-                if p.baseline is not None and math.isfinite(p.baseline.mean):
-                    ax.axhline(p.baseline.mean, color=color, linestyle="--", linewidth=1, alpha=0.8,
-                               label=f"{family} at strength 0" + (" (recommended)" if d.best.get(family) == 0.0 else ""))
-        positive = [lam for panels in d.panels.values() for p in panels for lam, m in zip(p.lams, p.mean) if math.isfinite(m)]
-        for ax, name in zip(axes, ("Validation data loss (without penalty)", "Validation accuracy")):
-            if any_positive:
-                log_lambda_axis(ax, positive)
-            ax.set(xlabel="strength (each family's own λ, log scale)", ylabel=name.lower(), title=name)
-            ax.grid(alpha=0.3, which="both")
-            _legend(ax, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2, frameon=False)
-        fig.suptitle(title)
+        render_family_curves(fig, axes, d, title)
 
 
 # ---------------------------------------------------------------- gap against norm
 
-def draw_gap_vs_norm(d: GapNormData, path: Path, title: str, seeds: int, xlabel: str, ylabel: str) -> None:
+def render_gap_vs_norm(fig: Any, axes: Any, d: GapNormData, title: str, seeds: int, xlabel: str, ylabel: str) -> None:
     """One dot per arm coloured by strength, per-strength means with 95 % CI bars; a dense grid: all dots in one
     scatter, means as diamonds without bars, and a colour bar in place of a legend of every strength."""
     lams = d.lams + [m.lam for m in d.means]
     colors = lam_colors(lams)
-    with figure(path, figsize=(10, 5.5)) as (fig, ax):
-        if dense_grid(lams):
-            pts = [(x, y, colors[lam]) for lam, x, y in zip(d.lams, d.norms, d.gaps) if math.isfinite(x) and math.isfinite(y)]
-            ax.scatter([p[0] for p in pts], [p[1] for p in pts], c=[p[2] for p in pts], alpha=0.45 if seeds > 1 else 0.8,
-                       s=14 if seeds > 1 else 18, linewidths=0)
-            if seeds > 1:
-                ms = [m for m in d.means if math.isfinite(m.norm.mean) and math.isfinite(m.gap.mean)]
-                ax.scatter([m.norm.mean for m in ms], [m.gap.mean for m in ms], c=[colors[m.lam] for m in ms], marker="D",
-                           s=30, edgecolors="black", linewidths=0.5)
-            lam_colorbar(fig, ax, lams)
-        else:
-            for m in d.means:
-                if not (math.isfinite(m.norm.mean) and math.isfinite(m.gap.mean)):
-                    continue
-                c = colors[m.lam]
-                pts = [(x, y) for lam, x, y in zip(d.lams, d.norms, d.gaps)
-                       if lam == m.lam and math.isfinite(x) and math.isfinite(y)]
-                ax.scatter([p[0] for p in pts], [p[1] for p in pts], color=c, alpha=0.45, s=22, linewidths=0)
-                ax.errorbar([m.norm.mean], [m.gap.mean], xerr=yerr([m.norm.mean], [m.norm.low], [m.norm.high]),
-                            yerr=yerr([m.gap.mean], [m.gap.low], [m.gap.high]), fmt="D", color=c, markersize=7,
-                            markeredgecolor="black", capsize=4,
-                            label=f"λ = {lam_label(m.lam)}" + (f", n = {m.norm.n}" if m.norm.n != seeds else ""))
-            _legend(ax, loc="upper left", bbox_to_anchor=(1.01, 1.0),
-                    title="dots: arms\n◆: mean, 95 % CI" if seeds > 1 else None)
-        if not d.means:
-            ax.text(0.5, 0.5, "no arm completed every epoch", ha="center", va="center", transform=ax.transAxes)
-        ax.set(title=title, xlabel=xlabel, ylabel=ylabel)
-        ax.grid(alpha=0.3)
+    ax = axes
+    if dense_grid(lams):
+        pts = [(x, y, colors[lam]) for lam, x, y in zip(d.lams, d.norms, d.gaps) if math.isfinite(x) and math.isfinite(y)]
+        ax.scatter([p[0] for p in pts], [p[1] for p in pts], c=[p[2] for p in pts], alpha=0.45 if seeds > 1 else 0.8,
+                   s=14 if seeds > 1 else 18, linewidths=0)
+        if seeds > 1:
+            ms = [m for m in d.means if math.isfinite(m.norm.mean) and math.isfinite(m.gap.mean)]
+            ax.scatter([m.norm.mean for m in ms], [m.gap.mean for m in ms], c=[colors[m.lam] for m in ms], marker="D",
+                       s=30, edgecolors="black", linewidths=0.5)
+        lam_colorbar(fig, ax, lams)
+    else:
+        for m in d.means:
+            if not (math.isfinite(m.norm.mean) and math.isfinite(m.gap.mean)):
+                continue
+            c = colors[m.lam]
+            pts = [(x, y) for lam, x, y in zip(d.lams, d.norms, d.gaps)
+                   if lam == m.lam and math.isfinite(x) and math.isfinite(y)]
+            ax.scatter([p[0] for p in pts], [p[1] for p in pts], color=c, alpha=0.45, s=22, linewidths=0)
+            ax.errorbar([m.norm.mean], [m.gap.mean], xerr=yerr([m.norm.mean], [m.norm.low], [m.norm.high]),
+                        yerr=yerr([m.gap.mean], [m.gap.low], [m.gap.high]), fmt="D", color=c, markersize=7,
+                        markeredgecolor="black", capsize=4,
+                        label=f"λ = {lam_label(m.lam)}" + (f", n = {m.norm.n}" if m.norm.n != seeds else ""))
+        _legend(ax, loc="upper left", bbox_to_anchor=(1.01, 1.0),
+                title="dots: arms\n◆: mean, 95 % CI" if seeds > 1 else None)
+    if not d.means:
+        ax.text(0.5, 0.5, "no arm completed every epoch", ha="center", va="center", transform=ax.transAxes)
+    ax.set(title=title, xlabel=xlabel, ylabel=ylabel)
+    ax.grid(alpha=0.3)
+
+
+def draw_gap_vs_norm(d: GapNormData, path: Path, title: str, seeds: int, xlabel: str, ylabel: str) -> None:
+    """Draw into a new figure written to `path` (see `render_gap_vs_norm`)."""
+    with figure(path, figsize=(10, 5.5)) as (fig, axes):
+        render_gap_vs_norm(fig, axes, d, title, seeds, xlabel, ylabel)
 
 
 # ---------------------------------------------------------------- weights
 
+def render_histograms(fig: Any, axes: Any, d: HistogramData, title: str) -> None:
+    n = len(d.panels)
+    cols = min(n, 4)
+    colors = lam_colors(h.lam for h in d.panels)
+    centers = [(a + b) / 2 for a, b in zip(d.edges[:-1], d.edges[1:])]
+    for ax, h in zip(axes.flat, d.panels):
+        ax.hist(centers, bins=d.edges, weights=h.counts, log=True, histtype="stepfilled", color=colors[h.lam],
+                alpha=0.85)
+        ax.axvline(0.0, color="0.5", linewidth=0.6)
+        ax.set_title(f"λ = {lam_label(h.lam)}  ({h.n_weights:,} weights)", fontsize=9)
+        ax.grid(alpha=0.3)
+    for k, ax in enumerate(axes.flat):
+        if k >= n:
+            ax.set_visible(False)
+        elif k + cols >= n:  # the lowest panel of its column: x ticks and label
+            ax.xaxis.set_tick_params(labelbottom=True)
+            ax.set_xlabel("weight value")
+    for ax in axes[:, 0]:
+        ax.set_ylabel("count (log)")
+    fig.suptitle(title)
+
+
 def draw_histograms(d: HistogramData, path: Path, title: str) -> None:
+    """Draw into a new figure written to `path` (see `render_histograms`)."""
     n = len(d.panels)
     cols = min(n, 4)
     rows = math.ceil(n / cols)
-    with figure(path, rows, cols, figsize=(3 * cols + 0.5, 2.6 * rows + 0.8), sharex=True, sharey=True,
-                squeeze=False) as (fig, axes):
-        colors = lam_colors(h.lam for h in d.panels)
-        centers = [(a + b) / 2 for a, b in zip(d.edges[:-1], d.edges[1:])]
-        for ax, h in zip(axes.flat, d.panels):
-            ax.hist(centers, bins=d.edges, weights=h.counts, log=True, histtype="stepfilled", color=colors[h.lam],
-                    alpha=0.85)
-            ax.axvline(0.0, color="0.5", linewidth=0.6)
-            ax.set_title(f"λ = {lam_label(h.lam)}  ({h.n_weights:,} weights)", fontsize=9)
-            ax.grid(alpha=0.3)
-        for k, ax in enumerate(axes.flat):
-            if k >= n:
-                ax.set_visible(False)
-            elif k + cols >= n:  # the lowest panel of its column: x ticks and label
-                ax.xaxis.set_tick_params(labelbottom=True)
-                ax.set_xlabel("weight value")
-        for ax in axes[:, 0]:
-            ax.set_ylabel("count (log)")
-        fig.suptitle(title)
+    size = (3 * cols + 0.5, 2.6 * rows + 0.8)
+    with figure(path, rows, cols, figsize=size, sharex=True, sharey=True, squeeze=False) as (fig, axes):
+        render_histograms(fig, axes, d, title)
