@@ -120,6 +120,7 @@ def reglab(*args: str, env: dict | None = None):
 
 
 EPOCHS = {"fused": "30", "keras": "4"}  # long enough that a kill after the first epoch lands mid-run
+KILLS = {"fused": 5, "keras": 3}  # per suite run; a keras run and its resume cost three times a fused one
 
 
 def run_args(engine: str) -> list[str]:
@@ -171,8 +172,8 @@ def test_sigkill_at_random_moments_then_resume(engine, reference, tmp_path):
     ref_dir, span = reference[engine]
     total = len(metric_values(ref_dir))
     per_row = span / (total - 1)
-    attempt = 0
-    while kills < 5 and attempt < 10:  # a kill that lands after the run ended (a busy machine) is drawn again
+    attempt, want = 0, KILLS[engine]
+    while kills < want and attempt < 2 * want:  # a kill that lands after the run ended (a busy machine) is drawn again
         attempt += 1
         d = tmp_path / f"run{attempt}"
         with reglab("run", *run_args(engine), "--out", str(d)) as proc:
@@ -196,7 +197,7 @@ def test_sigkill_at_random_moments_then_resume(engine, reference, tmp_path):
             for name in ref_kernels.files:
                 np.testing.assert_array_equal(ref_kernels[name], got_kernels[name])
     print(f"{engine}: {kills} of {attempt} kills landed while the run was going; all resumed to the uninterrupted record")
-    assert kills == 5, f"only {kills} of {attempt} kills landed while the run was going"
+    assert kills == want, f"only {kills} of {attempt} kills landed while the run was going"
 
 
 @pytest.mark.slow
