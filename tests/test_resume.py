@@ -120,7 +120,7 @@ def reglab(*args: str, env: dict | None = None):
 
 
 EPOCHS = {"fused": "30", "keras": "4"}  # long enough that a kill after the first epoch lands mid-run
-KILLS = {"fused": 5, "keras": 3}  # per suite run; a keras run and its resume cost three times a fused one
+KILLS = {"fused": 4, "keras": 2}  # per suite run; a keras run and its resume cost three times a fused one
 
 
 def run_args(engine: str) -> list[str]:

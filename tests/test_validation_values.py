@@ -236,8 +236,8 @@ def interrupted_run(config: SweepConfig, out: Path, before_checkpoint: int, monk
 
 
 # fused: one checkpoint per epoch; keras: one per epoch of the arm in progress and one as each arm ends
-@pytest.mark.parametrize("engine, executor, stop", [("fused", "local", 2), ("fused", "local", 3), ("keras", "local", 3),
-                                                    ("keras", "local", 6), ("fused", "blocks", 3)])
+# (the SIGKILL tests of test_resume.py also compare validation.npz after resuming from random moments)
+@pytest.mark.parametrize("engine, executor, stop", [("fused", "local", 2), ("keras", "local", 3), ("fused", "blocks", 3)])
 def test_a_resumed_run_writes_the_validation_npz_of_an_uninterrupted_one(engine, executor, stop, tmp_path, monkeypatch):
     kwargs = {"executor": "blocks", "blocks": 2} if executor == "blocks" else {}
     if executor == "blocks":
