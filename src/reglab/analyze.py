@@ -181,10 +181,6 @@ def _per_example(values: Any, view: FamilyRun, comparable: list[int]) -> _Values
     return _Values(loss, correct, complete and bool(comparable))
 
 
-def read_validation(run: RunRecord) -> Any:
-    """The run's per-example validation values (record.ValidationValues), or None for a record without them."""
-    reader = getattr(run, "validation", None)
-    return reader() if callable(reader) else None
 
 
 def _arm_validation(values: Any, full_index: int) -> ArmValidation:
@@ -353,7 +349,7 @@ def analyze(run: RunRecord, criteria: Criteria = Criteria(), kernels: dict[int, 
         return _last[0][2]
     from_disk = kernels is None
     kernels = run.kernels() if kernels is None else kernels
-    validation = read_validation(run)
+    validation = run.validation()  # record.ValidationValues, or None for a record without them
     families = {f: analyze_family(run, f, kernels, validation, criteria) for f in run.config.regularizers}
     compared = tuple(compare_analyses(list(families.values()))) if len(families) > 1 else ()
     analysis = RunAnalysis(run, criteria, families, primary_family(run), compared)

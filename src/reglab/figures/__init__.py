@@ -15,14 +15,11 @@ from ..analyze import FamilyAnalysis, RunAnalysis
 from ..fileio import ensure_dir
 from ..formatting import lam_label
 from . import data, draw
-from .axes import FIGURES, RC, arm_figure_name, curves_figure_name, pyplot, shared_limits, spread_picks
+from .axes import FIGURES, RC, arm_figure_name, curves_figure_name, figure, pyplot, shared_limits, spread_picks
 from .data import MAX_CURVE_FIGURES
-from .draw import (
-    Words, draw_arm_curves, draw_family_curves, draw_gap_vs_norm, draw_histograms, draw_overlay, draw_strength_curves,
-    draw_which_strength,
-)
+from .draw import Words, draw_arm_curves, draw_strength_curves
 
-__all__ = ["Display", "FigureFile", "Figures", "displays", "draw_all", "MAX_CURVE_FIGURES"]
+__all__ = ["Display", "FigureFile", "Figures", "displays", "draw_all", "figure_units", "MAX_CURVE_FIGURES"]
 
 
 class FigureFile(NamedTuple):
@@ -84,66 +81,25 @@ def _curves(fa: FamilyAnalysis, out: Path) -> tuple[list[FigureFile], int]:
 
 
 def draw_all(analysis: RunAnalysis) -> Figures:
-    """Draw every figure of a run into RUN_DIR/figures."""
-    fa = analysis.main
+    """Draw every figure of a run into RUN_DIR/figures: the curves (one y-range across them) and each `figure_units`
+    unit, saved as `NAME.png`."""
     out = analysis.run.run_dir / FIGURES
     ensure_dir(out)
-    label = fa.family.label
-
-    def file(name: str) -> Path:
-        return out / name
-
-    which = None
-    ws = data.which_strength_data(fa)
-    if ws is not None:
-        title = f"Which {label} strength: each one against the recommended λ = {lam_label(ws.loss.recommended)}"
-        draw_which_strength(ws, file("which_strength.png"), title)
-        which = FigureFile("which_strength", file("which_strength.png"), title)
-
-    curves, total = _curves(fa, out)
-
-    ov = data.overlay_data(fa, "val_data_loss", f"Validation data loss by {label} strength",
-                           f"validation data loss ({Words(label, fa.family.in_loss).data_loss})")
-    draw_overlay(ov, file("val_data_loss.png"))
-    val = FigureFile("val_data_loss", file("val_data_loss.png"), ov.title)
-
-    ov = data.overlay_data(fa, "kernel_norm", f"Norm of the regularized kernel by {label} strength",
-                           "‖W‖ of the regularized kernel (Frobenius)")
-    draw_overlay(ov, file("kernel_norm.png"))
-    norm = FigureFile("kernel_norm", file("kernel_norm.png"), ov.title)
-
-    gn = data.gap_norm_data(fa)
-    r = gn.correlation
-    r_text = f"Pearson r = {r:.2f} over {len(gn.lams)} arms" if r == r else "Pearson r: n/a (fewer than 3 arms or no spread)"
-    title = f"Generalization gap against kernel norm ({r_text})"
-    draw_gap_vs_norm(gn, file("gap_vs_norm.png"), title, fa.view.config.seeds, "final ‖W‖ of the regularized kernel",
-                     f"final gap: val − train data loss ({Words(label, fa.family.in_loss).data_loss})")
-    gap = FigureFile("gap_vs_norm", file("gap_vs_norm.png"), title)
-
-    hist = None
-    hd = data.histogram_data(fa)
-    if hd is not None:
-        title = f"Final weights of the regularized kernel by {label} strength"
-        draw_histograms(hd, file("weight_histograms.png"), title)
-        hist = FigureFile("weight_histograms", file("weight_histograms.png"), title)
-
-    families = None
-    if len(analysis.families) > 1:
-        title = "Regularizers compared: final validation metrics against each one's strength"
-        draw_family_curves(data.family_curves_data(analysis), file("families.png"), title)
-        families = FigureFile("families", file("families.png"), title)
-
-    return Figures(which, curves, total, val, norm, gap, hist, families)
+    curves, total = _curves(analysis.main, out)
+    files = {name: unit.save(out / f"{name}.png") for name, unit in figure_units(analysis).items()}
+    return Figures(files.get("which_strength"), curves, total, files["val_data_loss"], files["kernel_norm"],
+                   files["gap_vs_norm"], files.get("weight_histograms"), files.get("families"))
 
 
 # ---------------------------------------------------------------- in a notebook
 
 class Display(NamedTuple):
-    """One figure of a run for a notebook, in the manner of scikit-learn's Display objects: `data` is what it
-    shows (a `figures.data` unit), `plot(ax=None)` draws it on your axes (a pair for two-panel figures) or on
-    new ones, and returns them."""
+    """One figure of a run, in the manner of scikit-learn's Display objects: `data` is what it shows (a
+    `figures.data` unit), `plot(ax=None)` draws it on your axes (a pair for two-panel figures) or on new ones and
+    returns them, `save(path)` writes it as the report's figure."""
 
     name: str
+    title: str
     data: Any
     render: Callable[..., None]
     args: tuple
@@ -160,40 +116,63 @@ class Display(NamedTuple):
             self.render(fig, ax, self.data, *self.args)
         return ax
 
+    def save(self, path: Path) -> FigureFile:
+        with figure(path, **self.layout) as (fig, axes):
+            self.render(fig, axes, self.data, *self.args)
+        return FigureFile(path.stem, path, self.title)
 
-def displays(analysis: RunAnalysis) -> dict[str, Display]:
-    """Every figure `draw_all` writes, as Displays keyed by file name (without `.png`); nothing is written."""
+
+def figure_units(analysis: RunAnalysis) -> dict[str, Display]:
+    """The report's figures other than the training curves, by file name (without `.png`), in report order."""
     fa = analysis.main
     label, seeds = fa.family.label, fa.view.config.seeds
     words = Words(label, fa.family.in_loss)
-    two = {"nrows": 1, "ncols": 2, "figsize": (12, 5.6)}
+    two = {"nrows": 1, "ncols": 2}
     out: dict[str, Display] = {}
+
+    def unit(name: str, title: str, unit_data: Any, render: Callable[..., None], args: tuple, layout: dict) -> None:
+        out[name] = Display(name, title, unit_data, render, args, layout)
+
     ws = data.which_strength_data(fa)
     if ws is not None:
-        out["which_strength"] = Display("which_strength", ws, draw.render_which_strength,
-                                        (f"Which {label} strength",), two)
+        title = f"Which {label} strength: each one against the recommended λ = {lam_label(ws.loss.recommended)}"
+        unit("which_strength", title, ws, draw.render_which_strength, (title,), {**two, "figsize": (12, 5.6)})
     for column, title, ylabel in (("val_data_loss", f"Validation data loss by {label} strength",
                                    f"validation data loss ({words.data_loss})"),
                                   ("kernel_norm", f"Norm of the regularized kernel by {label} strength",
                                    "‖W‖ of the regularized kernel (Frobenius)")):
-        out[column] = Display(column, data.overlay_data(fa, column, title, ylabel), draw.render_overlay, (),
-                              {"figsize": (10, 5)})
-    out["gap_vs_norm"] = Display("gap_vs_norm", data.gap_norm_data(fa), draw.render_gap_vs_norm,
-                                 ("Generalization gap against kernel norm", seeds, "final ‖W‖",
-                                  f"final gap: val − train data loss ({words.data_loss})"), {"figsize": (10, 5.5)})
+        ov = data.overlay_data(fa, column, title, ylabel)
+        unit(column, ov.title, ov, draw.render_overlay, (), {"figsize": (10, 5)})
+    gn = data.gap_norm_data(fa)
+    r = gn.correlation
+    r_text = f"Pearson r = {r:.2f} over {len(gn.lams)} arms" if r == r else "Pearson r: n/a (fewer than 3 arms or no spread)"
+    title = f"Generalization gap against kernel norm ({r_text})"
+    unit("gap_vs_norm", title, gn, draw.render_gap_vs_norm, (title, seeds, "final ‖W‖ of the regularized kernel",
+                                                             f"final gap: val − train data loss ({words.data_loss})"),
+         {"figsize": (10, 5.5)})
     hd = data.histogram_data(fa)
     if hd is not None:
+        title = f"Final weights of the regularized kernel by {label} strength"
         cols = min(len(hd.panels), 4)
         rows = -(-len(hd.panels) // cols)
-        out["weight_histograms"] = Display("weight_histograms", hd, draw.render_histograms,
-                                           (f"Final weights by {label} strength",),
-                                           {"nrows": rows, "ncols": cols, "figsize": (3 * cols + 0.5, 2.6 * rows + 0.8),
-                                            "sharex": True, "sharey": True, "squeeze": False})
+        unit("weight_histograms", title, hd, draw.render_histograms, (title,),
+             {"nrows": rows, "ncols": cols, "figsize": (3 * cols + 0.5, 2.6 * rows + 0.8), "sharex": True,
+              "sharey": True, "squeeze": False})
     if len(analysis.families) > 1:
-        out["families"] = Display("families", data.family_curves_data(analysis), draw.render_family_curves,
-                                  ("Regularizers compared",), {**two, "figsize": (12, 6.6)})
+        title = "Regularizers compared: final validation metrics against each one's strength"
+        unit("families", title, data.family_curves_data(analysis), draw.render_family_curves, (title,),
+             {**two, "figsize": (12, 6.6)})
+    return out
+
+
+def displays(analysis: RunAnalysis) -> dict[str, Display]:
+    """Every report figure as a Display keyed by file name (without `.png`), and each strength's training curves;
+    nothing is written."""
+    fa = analysis.main
+    words = Words(fa.family.label, fa.family.in_loss)
+    out = figure_units(analysis)
     for lam in fa.view.config.lambdas:
-        c = data.strength_curves_data(fa, lam)
-        out[curves_figure_name(lam)[:-4]] = Display(curves_figure_name(lam)[:-4], c, draw.render_strength_curves,
-                                                    (f"{label} λ = {lam_label(lam)}", words), {**two, "figsize": (12, 4.9)})
+        name, title = curves_figure_name(lam)[:-4], f"{fa.family.label} λ = {lam_label(lam)}"
+        out[name] = Display(name, title, data.strength_curves_data(fa, lam), draw.render_strength_curves,
+                            (title, words), {"nrows": 1, "ncols": 2, "figsize": (12, 4.9)})
     return out

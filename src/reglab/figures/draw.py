@@ -162,12 +162,6 @@ def render_overlay(fig: Any, axes: Any, ov: Overlay) -> None:
             _legend(ax, [_band_handle()] if banded else None, loc="upper left", bbox_to_anchor=(1.01, 1.0))
 
 
-def draw_overlay(ov: Overlay, path: Path) -> None:
-    """Draw into a new figure written to `path` (see `render_overlay`)."""
-    with figure(path, figsize=(10, 5)) as (fig, axes):
-        render_overlay(fig, axes, ov)
-
-
 # ---------------------------------------------------------------- which strength
 
 def _positions(lams: list[float]) -> tuple[list[float], list[str]]:
@@ -213,12 +207,6 @@ def render_which_strength(fig: Any, axes: Any, w: WhichStrength, title: str) -> 
         ax.set_xlabel(w.strength_axis + (" (grid order)" if len(w.loss.lams) > 1 else ""))
         _legend(ax, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=1, frameon=False)
     fig.suptitle(title)
-
-
-def draw_which_strength(w: WhichStrength, path: Path, title: str) -> None:
-    """Draw into a new figure written to `path` (see `render_which_strength`)."""
-    with figure(path, 1, 2, figsize=(12, 5.6)) as (fig, axes):
-        render_which_strength(fig, axes, w, title)
 
 
 # ---------------------------------------------------------------- several families
@@ -294,12 +282,6 @@ def render_gap_vs_norm(fig: Any, axes: Any, d: GapNormData, title: str, seeds: i
     ax.grid(alpha=0.3)
 
 
-def draw_gap_vs_norm(d: GapNormData, path: Path, title: str, seeds: int, xlabel: str, ylabel: str) -> None:
-    """Draw into a new figure written to `path` (see `render_gap_vs_norm`)."""
-    with figure(path, figsize=(10, 5.5)) as (fig, axes):
-        render_gap_vs_norm(fig, axes, d, title, seeds, xlabel, ylabel)
-
-
 # ---------------------------------------------------------------- weights
 
 def render_histograms(fig: Any, axes: Any, d: HistogramData, title: str) -> None:
@@ -322,13 +304,3 @@ def render_histograms(fig: Any, axes: Any, d: HistogramData, title: str) -> None
     for ax in axes[:, 0]:
         ax.set_ylabel("count (log)")
     fig.suptitle(title)
-
-
-def draw_histograms(d: HistogramData, path: Path, title: str) -> None:
-    """Draw into a new figure written to `path` (see `render_histograms`)."""
-    n = len(d.panels)
-    cols = min(n, 4)
-    rows = math.ceil(n / cols)
-    size = (3 * cols + 0.5, 2.6 * rows + 0.8)
-    with figure(path, rows, cols, figsize=size, sharex=True, sharey=True, squeeze=False) as (fig, axes):
-        render_histograms(fig, axes, d, title)
