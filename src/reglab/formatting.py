@@ -16,3 +16,8 @@ def lam_label(lam: float) -> str:
 def setting_label(family: str, lam: float) -> str:
     """An arm's regularization in a line of progress: `λ=0.001` for L2 (the study's), `l1 λ=0.001` otherwise."""
     return f"λ={lam_label(lam)}" if family == "l2" else f"{family} λ={lam_label(lam)}"
+
+
+def plural(n: int, word: str) -> str:
+    """'1 seed', '3 seeds', '1,000 arms'."""
+    return f"{n:,} {word}" + ("" if n == 1 else "s")

@@ -20,7 +20,7 @@ from .claims import diff_text, pm
 from .diagnose import criteria_text
 from .families import best_against_best, sweep_config
 from .fileio import write_atomic
-from .formatting import fmt, lam_label
+from .formatting import fmt, lam_label, plural
 from .record import RunRecord
 from .rundir import locked, register
 from .settings import Family
@@ -39,10 +39,6 @@ def ci(e: Estimate | None, digits: int = 4) -> str:
 
 def _image(fig: Any, caption: str) -> d.Image:
     return d.Image(fig.path, fig.title, caption)
-
-
-def _plural(n: int, word: str) -> str:
-    return f"{n:,} {word}" + ("" if n == 1 else "s")
 
 
 # ---------------------------------------------------------------- the answer
@@ -93,7 +89,7 @@ def setup_rows(analysis: RunAnalysis) -> list[tuple[str, d.Inline]]:
         fam = Family.of(f)
         rows.append((f"{fam.label} strengths λ", ", ".join(lam_label(x) for x in sweep.grid(f)) + f" ({fam.formula})"))
     rows += [
-        ("seeds", f"{_plural(c.seeds, 'seed')}: " + ", ".join(str(s) for s in c.seed_values)),
+        ("seeds", f"{plural(c.seeds, 'seed')}: " + ", ".join(str(s) for s in c.seed_values)),
         ("arms", f"{len(sweep_arms(run)):,} (settings × seeds)"),
         ("engine", str(run.meta.get("engine"))),
         ("data", str(data.name) + (f" (instead of {data.requested}: see the note under the answer)" if data.fallback_reason else "")),
@@ -207,7 +203,7 @@ def weight_section(fa: FamilyAnalysis, figures: Any) -> list[d.Block]:
                           for lam, ws in sorted(by_lam.items()))
         text = f"Share of weights with |w| < {NEAR_ZERO:g}"
         if dead:
-            text = (f"{_plural(dead, 'input feature')} never vary in the training data (blank pixels): only the penalty "
+            text = (f"{plural(dead, 'input feature')} never vary in the training data (blank pixels): only the penalty "
                     "moves their weights, to about 0 (Adam makes its small gradient full-size steps), so they are set "
                     "apart. " + text + " over the live inputs")
         blocks.append(d.Para(text + ": " + share + "." + (

@@ -10,7 +10,7 @@ import textwrap
 from typing import TYPE_CHECKING
 
 from .answer import answer
-from .formatting import fmt, lam_label
+from .formatting import fmt, lam_label, plural
 
 if TYPE_CHECKING:
     from .analyze import RunAnalysis
@@ -18,16 +18,12 @@ if TYPE_CHECKING:
 SHORT_DIAGNOSIS = {"too few epochs to tell": "too few epochs"}
 
 
-def _plural(n: int, word: str) -> str:
-    return f"{n:,} {word}" + ("" if n == 1 else "s")
-
-
 def summary_lines(analysis: "RunAnalysis", width: int = 80) -> list[str]:
     run = analysis.run
     c = run.config
     several = len(analysis.families) > 1
-    head = (f"reglab run {run.run_dir.name}: {run.data.name}, {_plural(len(run.arms), 'arm')}, "
-            f"{_plural(c.epochs, 'epoch')}, {_plural(c.seeds, 'seed')}")
+    head = (f"reglab run {run.run_dir.name}: {run.data.name}, {plural(len(run.arms), 'arm')}, "
+            f"{plural(c.epochs, 'epoch')}, {plural(c.seeds, 'seed')}")
     lines = textwrap.wrap(head, width) or [head]
     setting_w = 20 if several else 12
     cols = f"{'setting' if several else 'λ':<{setting_w}} {'seed':>4} {'status':<9} {'val CE':>7} {'val acc':>7} {'test acc':>8} {'‖W‖':>6}  fit"
