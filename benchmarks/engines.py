@@ -53,15 +53,22 @@ class Timer:
         self.epochs.setdefault(r.arm, []).append(r.seconds)
 
 
-def run_case(engine: str, n_lambdas: int, n_seeds: int, epochs: int) -> dict:
+#: The models benchmarked: the original study's, and the two examples the packing does not cover.
+MODELS = {"original": "", "cnn": str(HERE.parents[1] / "examples" / "cnn.py") + ":build_model",
+          "mlp_dropout": str(HERE.parents[1] / "examples" / "mlp_dropout.py") + ":build_model"}
+
+
+def run_case(engine: str, n_lambdas: int, n_seeds: int, epochs: int, model: str = "original") -> dict:
     """One training in this process: wall time end to end, and per-epoch times."""
     from reglab.config import SweepConfig
     from reglab.engines import get_engine
 
     splits, data_name = load_data()
     lambdas = (0.0, 1e-4, 1e-3, 1e-2) if n_lambdas == 4 else tuple(np.logspace(-6, -1, n_lambdas))
-    config = SweepConfig(lambdas=lambdas, seeds=n_seeds, epochs=epochs, dataset="bench", engine=engine)
+    config = SweepConfig(lambdas=lambdas, seeds=n_seeds, epochs=epochs, dataset="bench", engine=engine, model=MODELS[model])
     timer = Timer()
+    strategy = []
+    timer.strategy_chosen = strategy.append  # type: ignore[attr-defined]
     t0 = time.perf_counter()
     get_engine(engine)(config, splits, timer)
     total = time.perf_counter() - t0
@@ -69,14 +76,21 @@ def run_case(engine: str, n_lambdas: int, n_seeds: int, epochs: int) -> dict:
 
     return {
         "engine": engine, "arms": len(config.arms()), "epochs": epochs, "total_s": total, "data": data_name,
+        "model": model, "strategy": strategy[0] if strategy else "fit",
         "epoch_s": timer.epochs, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "n_train": len(splits.x_train), "device": str(jax.devices()[0].device_kind), "platform": jax.default_backend(),
     }
 
 
-def in_subprocess(*args: str) -> dict:
-    out = subprocess.run([sys.executable, str(HERE), "--case", *args], capture_output=True, text=True, check=True)
+def in_subprocess(engine: str, lambdas: str, seeds: str, epochs: str, model: str = "original") -> dict:
+    out = subprocess.run([sys.executable, str(HERE), "--case", engine, lambdas, seeds, epochs, model],
+                         capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def steady_arm_epoch(result: dict) -> float:
+    """Seconds per arm-epoch, compilation excluded."""
+    return steady_epoch(result) / result["arms"]
 
 
 def steady_epoch(result: dict) -> float:
@@ -109,19 +123,44 @@ def flops_per_arm_step(batch: int = 32) -> float:
     return fwd + bwd
 
 
+def model_rows(quick: bool) -> list[tuple[str, float, float, float, str]]:
+    """5, 6: the models the packing does not cover, seconds per arm-epoch (compilation excluded; keras: the
+    median of each arm's epochs 2–3, fused: of its epochs 2–3, one for every arm), each engine in turn."""
+    lam, epochs = ("2", "2") if quick else ("4", "3")
+    rows = []
+    for label, model, target in (("5. CNN (examples/cnn.py)", "cnn", "≥ 1.3×"),
+                                 ("6. Dropout MLP (examples/mlp_dropout.py)", "mlp_dropout", "≥ 2×")):
+        r = {eng: in_subprocess(eng, lam, "1", epochs, model) for eng in ("keras", "fused")}
+        k, f = steady_arm_epoch(r["keras"]), steady_arm_epoch(r["fused"])
+        rows.append((f"{label}, {r['fused']['arms']} arms: s per arm-epoch ({r['fused']['strategy']})", k, f, k / f, target))
+    return rows
+
+
+def print_rows(rows: list[tuple[str, float, float, float, str]]) -> None:
+    print(f"{'case':72} {'keras':>9} {'fused':>9} {'ratio':>7}  target")
+    for name, k, f, r, target in rows:
+        print(f"{name:72} {k:9.2f} {f:9.2f} {r:6.1f}×  {target}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="fewer arms and epochs (a smoke test, not the targets)")
-    parser.add_argument("--case", nargs=4, metavar=("ENGINE", "LAMBDAS", "SEEDS", "EPOCHS"), help=argparse.SUPPRESS)
+    parser.add_argument("--case", nargs=5, metavar=("ENGINE", "LAMBDAS", "SEEDS", "EPOCHS", "MODEL"), help=argparse.SUPPRESS)
+    parser.add_argument("--only", choices=("models",), help="only the cases of the models the packing does not cover (5, 6)")
     args = parser.parse_args()
     if args.case:
-        engine, n_lam, n_seed, epochs = args.case
-        print(json.dumps(run_case(engine, int(n_lam), int(n_seed), int(epochs))))
+        engine, n_lam, n_seed, epochs, model = args.case
+        print(json.dumps(run_case(engine, int(n_lam), int(n_seed), int(epochs), model)))
         return
 
     quick = args.quick
     rows = []
     print("reglab engine benchmark (each case in a fresh process; times in seconds)\n", flush=True)
+    if args.only == "models":
+        rows = model_rows(quick)
+        print(f"data: {load_data()[1]}; cores: {os.cpu_count()}\n")
+        print_rows(rows)
+        return
 
     # 1. the original experiment, end to end including compilation
     e = "3" if quick else "10"
@@ -144,6 +183,8 @@ def main() -> None:
     k2, f2, fused_sweep = rounds[len(rounds) // 2]  # the median round
     rows.append((f"2. sweep {lam} λ × {seeds} seeds = {fused_sweep['arms']} arms: s per epoch", k2, f2, k2 / f2, "≥ 5×"))
 
+    rows += model_rows(quick)
+
     # 3. how the fused cost grows with the number of arms
     growth = []
     for n in ((1, 3, 10) if quick else (1, 3, 10, 30, 100)):
@@ -156,9 +197,7 @@ def main() -> None:
     peak = matmul_peak_gflops()
 
     print(f"data: {data}; device: {orig['fused']['device']} ({orig['fused']['platform']}); cores: {os.cpu_count()}\n")
-    print(f"{'case':58} {'keras':>9} {'fused':>9} {'ratio':>7}  target")
-    for name, k, f, r, target in rows:
-        print(f"{name:58} {k:9.2f} {f:9.2f} {r:6.1f}×  {target}")
+    print_rows(rows)
     if len(rounds) > 1:
         print("   rounds (keras / fused s per epoch = ratio; the median round above): "
               + "; ".join(f"{k:.2f} / {f:.2f} = {k / f:.1f}×" for k, f, _ in rounds))

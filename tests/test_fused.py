@@ -10,7 +10,8 @@ import pytest
 from helpers import Collect, original_study_fit, small_splits
 from reglab._keras import keras
 from reglab.config import SweepConfig
-from reglab.engines import fused, packing
+from reglab.engines import fused, packed, packing
+from reglab.engines import workers as engine_workers
 from reglab.models import build_seed_model
 
 LAMBDAS = (0.0, 1e-3, 1e-2)
@@ -29,7 +30,7 @@ def test_every_arm_matches_keras_fit_step_for_step(strategy, group, monkeypatch)
     300 samples (10 steps each, the last one partial), weights agree to 1e-5 of each tensor's scale.
     Packed groups: the backend's default (one arm each on a CPU), all 3 λ of a seed in one, and 2 + 1."""
     if group:
-        monkeypatch.setattr(packing, "MAX_PACKED_ARMS", group)
+        monkeypatch.setattr(packed, "MAX_PACKED_ARMS", group)
     splits = small_splits()
     config, listener, weights = run_fused(strategy=strategy, splits=splits)
     records = listener.by_arm()
@@ -98,12 +99,12 @@ def test_models_with_other_layers_are_not_packed():
 def test_the_record_does_not_depend_on_how_many_cores_share_the_work(group, monkeypatch):
     """Workers only schedule groups' calls on threads: 1 or 3 workers give the same record and weights, bit
     for bit (with 3, the 5 or 3 groups per seed go to whichever worker is free)."""
-    monkeypatch.setattr(packing, "MAX_PACKED_ARMS", group)
+    monkeypatch.setattr(packed, "MAX_PACKED_ARMS", group)
     lambdas = (0.0, 1e-4, 1e-3, 1e-2, 3e-2)
     strip = lambda records: [dataclasses.replace(r, seconds=0.0) for r in records]  # noqa: E731
     runs = []
     for workers in (1, 3):
-        monkeypatch.setattr(packing, "worker_count", lambda workers=workers: workers)
+        monkeypatch.setattr(engine_workers, "WORKERS", workers)
         _, listener, weights = run_fused(lambdas=lambdas, seeds=2, epochs=1)
         runs.append((strip(listener.records), listener.finished, weights))
     for records, finished, weights in runs[1:]:
@@ -112,9 +113,9 @@ def test_the_record_does_not_depend_on_how_many_cores_share_the_work(group, monk
 
 
 def test_split_evenly():
-    assert packing.split_evenly(100, 25) == [(0, 25), (25, 50), (50, 75), (75, 100)]
-    assert packing.split_evenly(30, 25) == [(0, 15), (15, 30)]
-    assert packing.split_evenly(3, 25) == [(0, 3)]
+    assert packed.split_evenly(100, 25) == [(0, 25), (25, 50), (50, 75), (75, 100)]
+    assert packed.split_evenly(30, 25) == [(0, 15), (15, 30)]
+    assert packed.split_evenly(3, 25) == [(0, 3)]
 
 
 def test_chunk_length_divides_the_epoch():

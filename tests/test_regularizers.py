@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from helpers import Collect, small_splits
 from reglab._keras import keras
 from reglab.config import SweepConfig, parse_family, parse_strengths
-from reglab.engines import fused, get_engine, packing
+from reglab.engines import fused, get_engine, packed
 from reglab.errors import ConfigError
 
 FAMILIES = ("l2", "l1", "l1_l2:0.5", "weight_decay")
@@ -47,7 +47,7 @@ def family_config(engine: str) -> SweepConfig:
 def test_every_family_matches_keras_fit_step_for_step(engine, strategy, monkeypatch):
     """All four families in one sweep (λ = 0 and one strength each, a partial last batch): every weight
     within 1e-5 of its tensor's scale and Keras's four metrics within 1e-5 of a bare `fit`'s History."""
-    monkeypatch.setattr(packing, "MAX_PACKED_ARMS", 3)  # packed groups that mix families: 3 + 3 + 2
+    monkeypatch.setattr(packed, "MAX_PACKED_ARMS", 3)  # packed groups that mix families: 3 + 3 + 2
     splits = small_splits()
     config = family_config(engine)
     arms = config.arms()

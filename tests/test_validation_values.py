@@ -18,7 +18,7 @@ from reglab._keras import keras
 from reglab.checkpoint import CHECKPOINT_NPZ, read_checkpoint, write_checkpoint
 from reglab.config import Arm, SweepConfig
 from reglab.datasets import DataInfo, Splits, load_dataset
-from reglab.engines import fused, packing
+from reglab.engines import fused, packed, packing
 from reglab.engines.keras_fit import train_arm
 from reglab.errors import RunDirError, RunInterrupted
 from reglab.models import build_seed_model
@@ -80,7 +80,7 @@ def assert_values_match_records(listener: Values, n_val: int) -> None:
 @pytest.mark.parametrize("strategy, group", [("packed", None), ("packed", 2), ("vmap", None)])
 def test_fused_values_are_its_metrics_per_example_and_keras_s(strategy, group, monkeypatch):
     if group:
-        monkeypatch.setattr(packing, "MAX_PACKED_ARMS", group)
+        monkeypatch.setattr(packed, "MAX_PACKED_ARMS", group)
     splits = mixed_splits()
     config = SweepConfig(lambdas=(0.0, 1e-3, 1e-2), seeds=2, seed=5, epochs=2, dataset="mnist-5k", engine="fused")
     listener = Values()

@@ -26,9 +26,9 @@ import zlib
 from dataclasses import asdict, dataclass, fields
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Collection, Iterable, NamedTuple
+from typing import TYPE_CHECKING, Any, Collection, Iterable, Mapping, NamedTuple
 
-from .config import SweepConfig, dump_toml, parse_family
+from .config import Arm, SweepConfig, dump_toml, parse_family
 from .datasets import DataInfo
 from .errors import ConfigError, RunDirError
 from .fileio import open_append, write_atomic
@@ -74,6 +74,19 @@ class EpochRecord:
     kernel_norm: float
     seconds: float
     regularizer: str = "l2"  # the arm's family (config.parse_family); `lam` is its strength
+
+    @classmethod
+    def of(cls, arm: Arm, epoch: int, train: Mapping[str, Any], val: Mapping[str, Any], penalty: float,
+           kernel_norm: float, seconds: float) -> "EpochRecord":
+        """The row of `arm` from an epoch's metrics as Keras names them (`loss`, `accuracy`,
+        `data_loss`): `train`'s are the running means over the epoch's batches, `val`'s the validation set's."""
+        return cls(
+            arm=arm.index, lam=arm.lam, seed=arm.seed, epoch=epoch,
+            loss=float(train["loss"]), val_loss=float(val["loss"]),
+            accuracy=float(train["accuracy"]), val_accuracy=float(val["accuracy"]),
+            data_loss=float(train["data_loss"]), val_data_loss=float(val["data_loss"]),
+            penalty=float(penalty), kernel_norm=float(kernel_norm), seconds=seconds, regularizer=arm.family,
+        )
 
 
 #: metrics.csv header; `lam` is written as `lambda`.

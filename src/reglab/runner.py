@@ -16,7 +16,7 @@ from rich.console import Console
 from .checkpoint import CHECKPOINT_NPZ, read_checkpoint, remove_checkpoint, write_checkpoint
 from .config import MAX_ARMS, Arm, SweepConfig
 from .datasets import Splits, load_dataset
-from .engines import get_engine
+from .engines import check_checkpoint, get_engine
 from .errors import ConfigError, RunDirError, RunFailed, RunInterrupted
 from .inputs import read_regular
 from .models import kernels_of
@@ -100,6 +100,9 @@ class _RecordingListener:
     def arm_finished(self, arm: Arm, status: str, test: dict[str, float]) -> None:
         self.recorder.update_arm(arm.index, status=status, test=test, ended_at=utc_now())
         self.display.arm_finished(arm, status, test)
+
+    def strategy_chosen(self, name: str) -> None:
+        self.recorder.update_run(engine_strategy=name)
 
     def validation_values(self, epoch: int, arms: list[int], loss: Any, correct: Any) -> None:
         self.values.add(epoch, arms, loss, correct)  # kept in memory; on disk with the epoch's checkpoint
@@ -356,12 +359,8 @@ def _checkpoint_epochs(meta: dict[str, Any], config: SweepConfig) -> dict[int, i
         done = {int(a): int(e) for a, e in meta["epochs_done"].items()}
         if not all(0 <= a < len(config.arms()) and 0 <= e <= config.epochs for a, e in done.items()):
             raise ValueError("arms or epochs out of range")
-        if config.engine == "fused" and meta.get("executor") is None:  # the fused engine's own layout, checked
-            # before anything is printed or repaired (its arrays are checked against the compiled state later)
-            if not (0 <= int(meta["epoch"]) <= config.epochs and int(meta["n_state"]) >= 1
-                    and len(meta["rng"]) == config.seeds and len(meta["status"]) == config.seeds
-                    and all(len(row) == len(config.settings()) for row in meta["status"])):
-                raise ValueError("its layout is not this run's")
+        if meta.get("executor") is None:  # the engine's own layout, checked before anything is printed or repaired
+            check_checkpoint(config.engine, meta, config)
     except (KeyError, TypeError, ValueError, AttributeError) as e:
         raise RunDirError(f"the checkpoint does not match this run ({type(e).__name__}: {e})") from None
     return done

@@ -6,7 +6,8 @@ to the Recorder and the progress display.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Protocol
+from collections.abc import Callable
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -29,6 +30,9 @@ class Listener(Protocol):
     def checkpoint(self, arrays: dict[str, Any], meta: dict[str, Any]) -> None:
         """Everything needed to continue after the epochs recorded so far. `meta["epochs_done"]` maps
         each arm index to its last recorded epoch; the rest is the engine's own."""
+    def strategy_chosen(self, name: str) -> None:
+        """Optional. How the engine lays the arms out (the fused engine's strategy, see fused.strategy_for),
+        said once before training starts; run.json keeps it as `engine_strategy`."""
     def validation_values(self, epoch: int, arms: list[int], loss: np.ndarray, correct: np.ndarray) -> None:
         """Optional. The per-example validation values of `arms` (arm indices) at `epoch`, sent after the
         epoch's records and before its checkpoint: `loss` float32 [len(arms), n_val], each example's
@@ -61,6 +65,15 @@ def get_engine(name: str) -> Engine:
     raise ValueError(f"unknown engine {name!r}")  # config validation makes this unreachable
 
 
+def check_checkpoint(engine: str, meta: dict[str, Any], config: SweepConfig) -> None:
+    """Raises ValueError (or KeyError, TypeError) unless `meta` has `engine`'s own checkpoint layout for `config`."""
+    if engine == "fused":
+        from .fused import check_checkpoint as check
+    else:
+        from .keras_fit import check_checkpoint as check
+    check(meta, config)
+
+
 def steps_per_epoch(n_samples: int, batch_size: int) -> int:
     """Keras's count: the last batch is partial (50,000 samples at 32 → 1,563 steps)."""
     return -(-n_samples // batch_size)
@@ -73,4 +86,4 @@ def clipped_batch(batch_size: int, n_samples: int) -> int:
     return max(1, min(batch_size, n_samples))
 
 
-__all__: list[Any] = ["Listener", "Engine", "Resume", "clipped_batch", "get_engine", "steps_per_epoch", "wants_values"]
+__all__: list[Any] = ["Engine", "Listener", "Resume", "check_checkpoint", "clipped_batch", "get_engine", "steps_per_epoch", "wants_values"]

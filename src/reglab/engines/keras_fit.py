@@ -40,7 +40,18 @@ def train(config: SweepConfig, splits: Splits, listener: Listener, resume: Resum
     return {i: w for i, (_, w) in sorted(progress.finished.items())}
 
 
-def train_arm(config: SweepConfig, splits: Splits, arm: Arm, listener: Listener, progress: "_Progress | None" = None,
+def check_checkpoint(meta: dict[str, Any], config: SweepConfig) -> None:
+    """Raises ValueError unless `meta` has this engine's layout for `config`: finished arms and the arm in
+    progress within the sweep (their arrays are checked when the arm's model is restored)."""
+    n_arms = len(config.arms())
+    if not isinstance(meta["finished"], dict) or not all(0 <= int(i) < n_arms for i in meta["finished"]):
+        raise ValueError("its finished arms are not this run's")
+    current = meta["current"]
+    if current is not None and not (0 <= int(current["arm"]) < n_arms and 0 <= int(current["epoch"]) <= config.epochs):
+        raise ValueError("its arm in progress is not this run's")
+
+
+def train_arm(config: SweepConfig, splits: Splits, arm: Arm, listener: Listener, progress: _Progress | None = None,
               start: dict[str, Any] | None = None) -> Any:
     """Train one arm with `fit` (from a checkpoint's epoch with `start`); returns Keras's History."""
     progress = progress if progress is not None else _Progress()
@@ -125,7 +136,7 @@ class _Progress:
         return {**es, "best_weights": weights or None}
 
     @classmethod
-    def restore(cls, resume: Resume) -> "_Progress":
+    def restore(cls, resume: Resume) -> _Progress:
         arrays, meta = resume
         p = cls()
         try:
@@ -235,13 +246,8 @@ class _EpochWatcher(keras.callbacks.Callback):
         logs = logs or {}
         seconds = time.perf_counter() - self._t0
         penalty, norm = penalty_and_norm(self.model)  # λ·ΣW² as Keras adds it; ‖W‖ in float64
-        record = EpochRecord(
-            arm=self.arm.index, lam=self.arm.lam, seed=self.arm.seed, epoch=epoch + 1,
-            loss=float(logs["loss"]), val_loss=float(logs["val_loss"]),
-            accuracy=float(logs["accuracy"]), val_accuracy=float(logs["val_accuracy"]),
-            data_loss=float(logs["data_loss"]), val_data_loss=float(logs["val_data_loss"]),
-            penalty=penalty, kernel_norm=norm, seconds=seconds, regularizer=self.arm.family,
-        )
+        val = {k[len("val_"):]: v for k, v in logs.items() if k.startswith("val_")}
+        record = EpochRecord.of(self.arm, epoch + 1, logs, val, penalty, norm, seconds)
         self.listener.epoch_done(record)
         if self.examples is not None:
             loss, correct = self.examples(self.model)
