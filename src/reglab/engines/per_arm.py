@@ -109,7 +109,7 @@ class PerArmStrategy:
     def __init__(self, steps: KerasSteps, n_lams: int, n_seeds: int, stepwise: bool) -> None:
         self.steps, self.L, self.S = steps, n_lams, n_seeds
         self.stepwise = stepwise
-        self.name = "per-arm steps" if stepwise else "per-arm chunks"
+        self.name = "per-arm-steps" if stepwise else "per-arm-chunks"
         self.programs = _Programs(steps)
         self.workers = worker_count()
 
