@@ -101,3 +101,22 @@ def test_the_rule_picks_a_strategy_by_model_and_backend():
     original = build_model("", (28, 28), 0.0)
     assert [fused.strategy_for(m, "cpu") for m in (original, cnn, mlp)] == ["packed", "per-arm-steps", "per-arm-chunks"]
     assert [fused.strategy_for(m, "gpu") for m in (original, cnn, mlp)] == ["packed", "vmap", "vmap"]
+
+
+@pytest.mark.parametrize("strategy", ["per-arm-chunks", "vmap"])
+def test_a_checkpoint_resumes_bit_for_bit_and_only_with_its_own_strategy(strategy, tmp_path_factory):
+    """Dropout's RNG state travels in the checkpoint: epoch 2 after a resume is epoch 2 without one."""
+    from reglab.errors import RunDirError
+
+    config = config_for(model_spec("mlp_dropout.py", tmp_path_factory), "fused")
+    whole = Collect()
+    fused.train(config, small_splits(), whole, strategy=strategy)
+    first = Collect()
+    fused.train(dataclasses.replace(config, epochs=1), small_splits(), first, strategy=strategy)
+    resumed = Collect()
+    fused.train(config, small_splits(), resumed, strategy=strategy, resume=first.last_checkpoint)
+    strip = lambda records: [dataclasses.replace(r, seconds=0.0) for r in records]  # noqa: E731
+    assert strip(first.records + resumed.records) == strip(whole.records) and resumed.finished == whole.finished
+    other = "per-arm-steps" if strategy == "per-arm-chunks" else "per-arm-chunks"
+    with pytest.raises(RunDirError, match=f"written by the {strategy} strategy; this run uses {other}"):
+        fused.train(config, small_splits(), Collect(), strategy=other, resume=first.last_checkpoint)

@@ -206,11 +206,13 @@ def _restore(resume: Resume, strategy: Strategy, state: Any, S: int, L: int, es:
     run's own layout and strategy."""
     arrays, meta = resume
     try:
-        if meta.get("engine") != "fused" or int(meta["n_state"]) != len(jax.tree_util.tree_leaves(state)):
-            raise ValueError("it was not written by the fused engine for this model")
+        if meta.get("engine") != "fused":
+            raise ValueError("it was not written by the fused engine")
         written_by = meta.get("strategy", strategy.name)  # checkpoints before strategies were named: n_state decides
         if written_by != strategy.name:
             raise ValueError(f"it was written by the {written_by} strategy; this run uses {strategy.name}")
+        if int(meta["n_state"]) != len(jax.tree_util.tree_leaves(state)):
+            raise ValueError("it was not written by the fused engine for this model")
         restored = _leaves_like(arrays, "state", state)
         best_state = _leaves_like(arrays, "best", state) if "best0" in arrays else None
         if es is not None:
