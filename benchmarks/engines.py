@@ -1,6 +1,7 @@
 """How fast is the fused engine against Keras `fit`? Ratios measured in one run, on one machine.
 
-    python benchmarks/engines.py            # the full table (about 14 minutes on 2 cores)
+    python benchmarks/engines.py                 # the full table (about 17 minutes on 2 cores)
+    python benchmarks/engines.py --only models   # cases 5 and 6: the CNN and the Dropout MLP (about 4 minutes)
     python benchmarks/engines.py --quick    # smaller sweeps, for a smoke test
 
 Each case runs in a fresh subprocess (its own compilation, its own peak memory). Data: full
@@ -139,7 +140,7 @@ def model_rows(quick: bool) -> list[tuple[str, float, float, float, str]]:
 def print_rows(rows: list[tuple[str, float, float, float, str]]) -> None:
     print(f"{'case':72} {'keras':>9} {'fused':>9} {'ratio':>7}  target")
     for name, k, f, r, target in rows:
-        print(f"{name:72} {k:9.2f} {f:9.2f} {r:6.1f}×  {target}")
+        print(f"{name:72} {k:9.2f} {f:9.2f} {r:6.2f}×  {target}")
 
 
 def main() -> None:
