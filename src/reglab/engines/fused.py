@@ -29,7 +29,7 @@ from .._keras import keras
 from ..checkpoint import rng_from_arrays, rng_to_arrays
 from ..config import SweepConfig
 from ..datasets import Splits
-from ..errors import ConfigError, RunDirError
+from ..errors import RunDirError
 from ..models import build_model
 from ..record import EpochRecord
 from . import Listener, Resume, clipped_batch, steps_per_epoch, wants_values
@@ -95,10 +95,7 @@ def make_strategy(model: Any, n_lams: int, n_seeds: int, sample: tuple[np.ndarra
 
     name = strategy_for(model, jax.default_backend()) if strategy == "auto" else strategy
     if name == "packed":
-        packed = PackedStrategy.create(model, n_lams, n_seeds, flags)
-        if packed is None:
-            raise ConfigError("this model cannot be packed (only Flatten and Dense layers can)")
-        return packed
+        return PackedStrategy(model, n_lams, n_seeds, flags)
     steps = KerasSteps(model, sample, flags)
     if name == "vmap":
         return VmapStrategy(steps, n_lams)
@@ -296,16 +293,17 @@ def train(config: SweepConfig, splits: Splits, listener: Listener, strategy: str
             state, logs = strat.train_chunk(state, x_train, y_train, perms[:, n_full * B:][None], None, coef, active, freeze)
             listener.batches_done(arms, epoch, steps)
         val = strat.evaluate(state, val_data, coef, send_values)
+        val = val if send_values else _without_examples(val)  # a strategy may compute them anyway: not fetched
         sumsq, penalty = strat.kernel_stats(state, coef)
         logs, val, sumsq, penalty = jax.device_get((logs, val, sumsq, penalty))  # one transfer for every arm
         seconds = time.perf_counter() - t0
-        recorded = []
+        recorded, val_metrics = [], _without_examples(val)
         for arm in arms:
             si, li = divmod(arm.index, L)
             if status[si, li] != "completed":  # diverged or stopped early: no more epochs
                 continue
             recorded.append(arm.index)
-            arm_logs, arm_val = ({k: v[si, li] for k, v in d.items()} for d in (logs, _without_examples(val)))
+            arm_logs, arm_val = ({k: v[si, li] for k, v in d.items()} for d in (logs, val_metrics))
             record = EpochRecord.of(arm, epoch, arm_logs, arm_val, penalty[si, li], math.sqrt(float(sumsq[si, li])), seconds)
             listener.epoch_done(record)
             epochs_done[si, li] = epoch

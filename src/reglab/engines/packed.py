@@ -272,11 +272,6 @@ class PackedStrategy:
         self._select = jax.jit(lambda mask, a, b: [self.program(g).freeze(mask[gr.seed, gr.start:gr.stop], a[g], b[g])
                                                    for g, gr in enumerate(self.groups)])
 
-    @classmethod
-    def create(cls, original: Any, n_lams: int, n_seeds: int, flags: tuple[bool, bool] = (False, False)) -> PackedStrategy | None:
-        """The strategy, or None when the model cannot be packed."""
-        return cls(original, n_lams, n_seeds, flags) if pack_model(original, 1) is not None else None
-
     def program(self, g: int) -> GroupProgram:
         return self.programs[self.groups[g].stop - self.groups[g].start]
 

@@ -137,11 +137,10 @@ class PerArmStrategy:
             if not active[s, l]:  # diverged or stopped early: keeps its state
                 return st, None
             c = coef.arm(s, l)
-            if self.stepwise:
-                logs = None
+            if self.stepwise:  # every step of the chunk has the first one's shapes: one lookup
+                step, logs = self.programs.get("step", st, x_all, y_all, idx[0, s], c), None
                 for t in range(idx.shape[0]):
-                    rows = idx[t, s]
-                    st, logs = self.programs.get("step", st, x_all, y_all, rows, c)(st, x_all, y_all, rows, c)
+                    st, logs = step(st, x_all, y_all, idx[t, s], c)
             else:
                 rows = idx[:, s]
                 st, logs = self.programs.get("chunk", st, x_all, y_all, rows, c)(st, x_all, y_all, rows, c)
