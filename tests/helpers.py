@@ -74,6 +74,17 @@ def original_study_fit(splits, lam: float, seed: int, epochs: int):
     return model, history
 
 
+def assert_trains_like_fit(arm, weights, records, model, history) -> None:
+    """An arm's final weights (each within 1e-5 of its tensor's scale) and Keras's four metrics per epoch
+    (within 1e-5) against a bare `fit`'s model and History."""
+    for got, want in zip(weights, model.trainable_variables, strict=True):
+        want = np.asarray(want)
+        assert got.shape == want.shape, arm
+        assert np.max(np.abs(got - want)) <= 1e-5 * np.max(np.abs(want)), arm
+    for key in ("loss", "val_loss", "accuracy", "val_accuracy"):
+        np.testing.assert_allclose([getattr(r, key) for r in records], history.history[key], atol=1e-5, err_msg=f"{arm} {key}")
+
+
 class Collect:
     """A Listener that keeps what the engine reports."""
 

@@ -214,7 +214,9 @@ def bad_inputs(tmp: Path) -> dict[str, tuple[list[str], str]]:
         "non-integer labels": (["--dataset", _npz(tmp / "flt.npz", **{**g, "y_train": np.arange(12) + 0.5})], "not integers"),
         "string labels": (["--dataset", _npz(tmp / "str.npz", **{**g, "y_train": np.array(["a"] * 12)})], "dtype"),
         "NaN pixels": (["--dataset", _npz(tmp / "nan.npz", **{**g, "x_test": np.full((4, 28, 28), np.nan)})], "NaN"),
-        "unknown option": (["--learning-rate", "3"], "unrecognized arguments: --learning-rate"),
+        "unknown option": (["--momentum", "3"], "unrecognized arguments: --momentum"),
+        "learning rate 0": (["--learning-rates", "0,1e-3"], "learning rate must be positive, got 0.0"),
+        "learning rate not a number": (["--learning-rates", "fast"], "learning rate 'fast' is not a number"),
         "unknown engine": (["--engine", "torch"], "invalid choice: 'torch'"),
         "missing config file": (["--config", str(tmp / "nope.toml")], "config file not found"),
     }

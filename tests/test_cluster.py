@@ -12,19 +12,30 @@ import time
 from pathlib import Path
 
 import pytest
-
 from helpers import metric_values, reglab_argv, spawned
-from reglab.cluster import Block, block_config, global_arm, make_blocks
+
+from reglab.cluster import (
+    Block,
+    _Driver,
+    _layout,
+    block_config,
+    blocks_of,
+    global_arm,
+    make_blocks,
+)
 from reglab.config import SweepConfig
+from reglab.settings import Setting
 
 ray = pytest.importorskip("ray") if not os.environ.get("CI") else __import__("ray")  # CI installs reglab[ray]
 
 
+@pytest.mark.parametrize("learning_rates", [(0.001,), (0.01, 0.001, 0.1)])
 @pytest.mark.parametrize("families", [("l2",), ("l2", "weight_decay", "l1_l2:0.5")])
 @pytest.mark.parametrize("seeds, lams, n", [(1, 5, 2), (3, 4, 2), (3, 4, 5), (2, 3, 100), (4, 1, 3)])
-def test_blocks_cover_every_arm_once(seeds, lams, n, families):
+def test_blocks_cover_every_arm_once(seeds, lams, n, families, learning_rates):
     config = SweepConfig(lambdas=tuple(0.001 * i for i in range(lams)), seeds=seeds, seed=7, dataset="x",
-                         regularizers=families, strengths={"weight_decay": (0.0, 0.5)} if len(families) > 1 else {})
+                         regularizers=families, strengths={"weight_decay": (0.0, 0.5)} if len(families) > 1 else {},
+                         learning_rates=learning_rates)
     blocks = make_blocks(config, n)
     covered = sorted(global_arm(config, b, local) for b in blocks for local in range(len(b.seeds) * len(b.settings)))
     assert covered == list(range(len(config.arms())))
@@ -34,15 +45,30 @@ def test_blocks_cover_every_arm_once(seeds, lams, n, families):
         assert list(b.seeds) == list(range(b.seeds[0], b.seeds[0] + len(b.seeds)))  # contiguous seeds
         # the block's own sweep trains exactly its arms, in the sweep's order
         sub = block_config(config, b).arms()
-        assert [(a.seed, a.family, a.lam) for a in sub] == [
-            (arms[g].seed, arms[g].family, arms[g].lam) for g in (global_arm(config, b, i) for i in range(len(sub)))]
+        assert [(a.seed, a.setting) for a in sub] == [
+            (arms[g].seed, arms[g].setting) for g in (global_arm(config, b, i) for i in range(len(sub)))]
+    assert blocks_of(_layout(blocks)) == blocks  # as a checkpoint keeps them
 
 
 def test_global_arm_maps_block_arms_to_the_sweep():
     config = SweepConfig(lambdas=(0.0, 0.1, 0.2), seeds=2, seed=5, dataset="x")
-    block = Block(0, (6,), (("l2", 0.1), ("l2", 0.2)))
+    block = Block(0, (6,), (Setting("l2", 0.1), Setting("l2", 0.2)))
     assert [global_arm(config, block, i) for i in range(2)] == [4, 5]
     assert [(a.seed, a.lam) for a in config.arms()][4:] == [(6, 0.1), (6, 0.2)]
+
+
+def test_the_driver_names_every_strategy_its_blocks_used_once():
+    said = []
+
+    class Listener:
+        def strategy_chosen(self, name: str) -> None:
+            said.append(name)
+
+    config = SweepConfig(lambdas=(0.0, 0.1), seeds=2, dataset="x")
+    driver = _Driver(config, make_blocks(config, 3), Listener(), None)
+    for index, name in [(0, "packed"), (1, "packed"), (2, "vmap"), (0, "packed")]:
+        driver.handle(index, "strategy", name)
+    assert said == ["packed", "packed, vmap"]  # run.json keeps the last: both, in the order first used
 
 
 def reglab(*args: str):
@@ -71,6 +97,7 @@ def blocks_reference(tmp_path_factory) -> Path:
     d = tmp_path_factory.mktemp("cluster") / "blocks"
     err = run_to_end("run", *SWEEP, "--epochs", "6", "--executor", "blocks", "--blocks", "2", "--out", str(d))
     assert "block 2/2 reported; 36/36 arm-epochs done; best λ so far" in err  # one progress line for the sweep
+    assert json.loads((d / "run.json").read_text())["engine_strategy"] == "packed"  # both blocks said it; named once
     return d
 
 
@@ -85,6 +112,7 @@ def test_ray_gives_the_record_of_the_same_blocks_in_one_process(blocks_reference
     assert meta["executor"]["cluster"]["nodes"] == 1 and meta["executor"]["cluster"]["CPU"] >= 1
     ref = json.loads((blocks_reference / "run.json").read_text())
     assert [a["test"] for a in meta["arms"]] == [a["test"] for a in ref["arms"]]
+    assert meta["engine_strategy"] == "packed"  # said by the Ray workers, through the coordinator
 
 
 def ray_block_workers() -> list[int]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 import os
+import re
 import tempfile
 import time
 from pathlib import Path
@@ -48,6 +49,9 @@ def assert_valid(cfg: SweepConfig) -> None:
     assert isinstance(cfg.dataset, str) and cfg.dataset.strip()
     assert cfg.engine in ENGINES
     assert max(cfg.seed_values) <= 2**31 - 1
+    rates = cfg.learning_rates
+    assert rates and all(type(v) is float and math.isfinite(v) and v > 0 for v in rates) and list(rates) == sorted(set(rates))
+    assert len(cfg.settings()) == cfg.n_settings == len(cfg.arms()) // cfg.seeds
 
 
 def assert_sorted_lambdas(result: tuple[float, ...]) -> None:
@@ -452,6 +456,12 @@ field_values = {
     "batch_size": st.one_of(st.integers(min_value=-2, max_value=MAX_BATCH_SIZE + 2), toml_values),
     "dataset": st.one_of(st.sampled_from(["mnist", "mnist-5k", "", " ", "d/x.npz"]), toml_values),
     "engine": st.one_of(st.sampled_from(ENGINES + ("jax", "", "KERAS")), toml_values),
+    "learning_rates": st.one_of(
+        st.lists(st.one_of(st.floats(), st.integers(min_value=-5, max_value=10)), max_size=4),
+        st.lists(st.floats(min_value=0, max_value=1), max_size=4).map(lambda v: ",".join(map(repr, v))),
+        st.sampled_from(["logspace:1e-4:1e-2:3", "0", "1e-3,1e-3"]),
+        toml_values,
+    ),
 }
 config_docs = st.one_of(
     st.fixed_dictionaries({}, optional=field_values),
@@ -480,6 +490,28 @@ def test_any_toml_document_gives_a_valid_config_or_config_error(doc):
         assert set(doc) <= set(FIELDS)
 
 
+def test_learning_rates_are_a_setting_field():
+    config = SweepConfig.from_mapping({"learning_rates": "logspace:1e-4:1e-2:3", "lambdas": [0.0, 0.1],
+                                       "regularizers": ["l2", "weight_decay"]})
+    assert config.learning_rates == (1e-4, 1e-3, 1e-2)
+    settings = config.settings()
+    assert [(s.family, s.learning_rate, s.strength) for s in settings[:3]] == [("l2", 1e-4, 0.0), ("l2", 1e-4, 0.1), ("l2", 1e-3, 0.0)]
+    assert len(settings) == config.n_settings == 12 and len(set(settings)) == 12
+    assert SweepConfig().learning_rates == (0.001,) and SweepConfig().settings()[0].learning_rate == 0.001
+    assert SweepConfig.from_mapping(config.to_dict()) == config
+
+
+@pytest.mark.parametrize("rates, message", [
+    ([0.0, 1e-3], "learning rate must be positive, got 0.0"), ([-1e-3], "learning rate must be positive"),
+    ([], "the list of learning rate values is empty"), ([1e-3, 1e-3], "learning rate 0.001 is given twice"),
+    ([float("inf")], "learning rate must be finite"), ("fast", "learning rate 'fast' is not a number"),
+    (["1e-3"], "learning rate must be a number"),
+])
+def test_bad_learning_rates_are_refused(rates, message):
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        SweepConfig.from_mapping({"learning_rates": rates})
+
+
 @FAST
 @given(st.fixed_dictionaries(
     {},
@@ -491,6 +523,7 @@ def test_any_toml_document_gives_a_valid_config_or_config_error(doc):
         "batch_size": st.integers(1, MAX_BATCH_SIZE),
         "dataset": st.text(min_size=1).filter(str.strip),
         "engine": st.sampled_from(ENGINES),
+        "learning_rates": st.lists(st.floats(min_value=1e-12, max_value=10.0), min_size=1, max_size=4, unique=True).map(sorted),
     },
 ))
 def test_valid_toml_documents_load_exactly(doc):

@@ -6,8 +6,8 @@ import dataclasses
 
 import numpy as np
 import pytest
+from helpers import Collect, assert_trains_like_fit, original_study_fit, small_splits
 
-from helpers import Collect, original_study_fit, small_splits
 from reglab._keras import keras
 from reglab.config import SweepConfig
 from reglab.engines import fused, packed, packing
@@ -37,13 +37,7 @@ def test_every_arm_matches_keras_fit_step_for_step(strategy, group, monkeypatch)
     assert len(weights) == len(config.arms()) == 6
     for arm in config.arms():
         model, history = original_study_fit(splits, arm.lam, arm.seed, epochs=2)
-        for got, want in zip(weights[arm.index], model.trainable_variables):
-            want = np.asarray(want)
-            assert got.shape == want.shape
-            assert np.max(np.abs(got - want)) <= 1e-5 * np.max(np.abs(want)), (arm, strategy)
-        for key in ("loss", "val_loss", "accuracy", "val_accuracy"):
-            ours = [getattr(r, key) for r in records[arm.index]]
-            np.testing.assert_allclose(ours, history.history[key], atol=1e-5, err_msg=f"{arm} {key}")
+        assert_trains_like_fit((arm, strategy), weights[arm.index], records[arm.index], model, history)
 
 
 def test_val_loss_is_data_loss_plus_penalty_and_test_metrics_are_kept():
@@ -156,12 +150,7 @@ def test_a_batch_above_the_data_size_is_kerass_one_batch_of_every_sample(strateg
     records = listener.by_arm()
     for arm in config.arms():
         model, history, test = _plain_fit(splits, arm.lam, arm.seed, 3, big)
-        for got, want in zip(weights[arm.index], model.trainable_variables):
-            want = np.asarray(want)
-            assert np.max(np.abs(got - want)) <= 1e-5 * np.max(np.abs(want)), arm
-        for key in ("loss", "val_loss", "accuracy", "val_accuracy"):
-            np.testing.assert_allclose([getattr(r, key) for r in records[arm.index]], history.history[key], atol=1e-5,
-                                       err_msg=f"{arm} {key}")
+        assert_trains_like_fit(arm, weights[arm.index], records[arm.index], model, history)
         _, _, ours = listener.finished[arm.index]
         np.testing.assert_allclose([ours["loss"], ours["accuracy"]], [test["loss"], test["accuracy"]], atol=1e-5)
 

@@ -6,8 +6,8 @@ import json
 from pathlib import Path
 
 import pytest
-
 from helpers import fake_info, row
+
 from reglab.config import SweepConfig
 from reglab.errors import RunDirError
 from reglab.record import COLUMNS, METRICS_CSV, RUN_JSON, Recorder, load_run
@@ -50,6 +50,22 @@ def test_floats_round_trip_exactly(tmp_path):
     assert run.history(0)["kernel_norm"] == [9.0, 8.0]
 
 
+def test_a_record_from_before_learning_rates_were_swept_reads_at_adams_default(tmp_path):
+    """metrics.csv without the learning_rate column, run.json without learning rates: every arm at 0.001."""
+    run_dir, _ = recorded_run(tmp_path)
+    lines = (run_dir / METRICS_CSV).read_text().splitlines()
+    assert lines[0].endswith(",learning_rate")
+    (run_dir / METRICS_CSV).write_text("\n".join(line.rsplit(",", 1)[0] for line in lines) + "\n")
+    meta = json.loads((run_dir / RUN_JSON).read_text())
+    del meta["config"]["learning_rates"]
+    for arm in meta["arms"]:
+        del arm["learning_rate"]
+    (run_dir / RUN_JSON).write_text(json.dumps(meta))
+    run = load_run(run_dir)
+    assert run.config == CONFIG and {r.learning_rate for r in run.epochs} == {0.001}
+    assert [r.loss for r in run.epochs] == [r.loss for r in load_run(recorded_run(tmp_path / "again")[0]).epochs]
+
+
 @pytest.mark.parametrize(
     "damage, message",
     [
@@ -59,10 +75,11 @@ def test_floats_round_trip_exactly(tmp_path):
         (lambda d: (d / RUN_JSON).write_text(json.dumps({"format": "reglab-run/1"})), "field status must be one of"),
         (lambda d: (d / METRICS_CSV).unlink(), "missing"),
         (lambda d: (d / METRICS_CSV).write_text("a,b,c\n1,2,3\n"), "header is not reglab's"),
-        (lambda d: (d / METRICS_CSV).write_text((d / METRICS_CSV).read_text() + "0,0.0,0,3,oops\n"), "expected 14 fields"),
+        (lambda d: (d / METRICS_CSV).write_text((d / METRICS_CSV).read_text() + "0,0.0,0,3,oops\n"), "expected 15 fields"),
         (lambda d: (d / METRICS_CSV).write_text((d / METRICS_CSV).read_text().replace("0.3333333333333333", "abc", 1)), "not a number"),
-        (lambda d: (d / METRICS_CSV).write_text((d / METRICS_CSV).read_text() + "7" + ",1" * 12 + ",l2\n"), "out of range"),
-        (lambda d: (d / METRICS_CSV).write_text((d / METRICS_CSV).read_text() + "0" + ",1" * 12 + ",l3\n"), "'l3' is not a regularizer"),
+        (lambda d: (d / METRICS_CSV).write_text((d / METRICS_CSV).read_text() + "7" + ",1" * 12 + ",l2,0.001\n"), "out of range"),
+        (lambda d: (d / METRICS_CSV).write_text((d / METRICS_CSV).read_text() + "0" + ",1" * 12 + ",l3,0.001\n"), "'l3' is not a regularizer"),
+        (lambda d: (d / METRICS_CSV).write_text((d / METRICS_CSV).read_text() + "0" + ",1" * 12 + ",l2,0\n"), "learning_rate is not a finite rate"),
         (lambda d: (d / METRICS_CSV).write_bytes(b"\xff\xfe\x00garbage"), "not readable"),
     ],
 )

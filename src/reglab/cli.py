@@ -13,7 +13,10 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
-from .config import DEFAULT_LAMBDAS, ENGINES, MAX_ARMS, SweepConfig, load_toml, parse_families, parse_lambdas, parse_strengths
+from .config import (
+    DEFAULT_LAMBDAS, DEFAULT_LEARNING_RATE, ENGINES, MAX_ARMS, SweepConfig, load_toml, parse_families, parse_lambdas,
+    parse_learning_rates, parse_strengths,
+)
 from .errors import ConfigError, ReglabError, RunFailed, RunInterrupted
 
 EXIT_USAGE = 2
@@ -64,6 +67,9 @@ def build_parser() -> argparse.ArgumentParser:
                      "through the Keras optimizer)" + _flag_help("l2"))
     run.add_argument("--strengths", action="append", metavar="FAMILY=SPEC", help="a family's own strength grid, "
                      "SPEC as for --lambdas (repeatable); families without one use --lambdas")
+    run.add_argument("--learning-rates", metavar="R1,R2,...", dest="learning_rates",
+                     help="the optimizer's learning rates, a second axis of the sweep (every family × strength at "
+                     "each); SPEC as for --lambdas, every value > 0" + _flag_help(f"{DEFAULT_LEARNING_RATE:g}, Keras's Adam default"))
     run.add_argument("--early-stopping", type=int, metavar="PATIENCE", dest="early_stopping",
                      help="stop each arm after PATIENCE epochs without a lower validation data loss (Keras's "
                      "EarlyStopping, per arm); 0 = off" + _flag_help(0))
@@ -113,6 +119,8 @@ def config_from_args(args: argparse.Namespace) -> SweepConfig:
     changes = {k: v for k, v in flags.items() if v is not None}
     if args.lambdas is not None:
         changes["lambdas"] = parse_lambdas(args.lambdas)
+    if args.learning_rates is not None:
+        changes["learning_rates"] = parse_learning_rates(args.learning_rates)
     if args.regularizers is not None:
         changes["regularizers"] = list(parse_families(args.regularizers))
         if args.strengths is None and set(dict(config.strengths)) - set(changes["regularizers"]):
@@ -124,7 +132,8 @@ def config_from_args(args: argparse.Namespace) -> SweepConfig:
 
 #: flags that define the experiment: a resumed run keeps its own
 EXPERIMENT_FLAGS = ("config", "lambdas", "seeds", "seed", "epochs", "batch_size", "dataset", "engine", "out", "force",
-                    "executor", "blocks", "early_stopping", "restore_best", "model", "regularizers", "strengths")
+                    "executor", "blocks", "early_stopping", "restore_best", "model", "regularizers", "strengths",
+                    "learning_rates")
 
 
 def cmd_run(args: argparse.Namespace) -> int:

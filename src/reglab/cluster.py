@@ -25,11 +25,12 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from .config import Arm, SweepConfig
+from .config import DEFAULT_LEARNING_RATE, Arm, SweepConfig
 from .datasets import Splits
 from .engines import wants_values
 from .errors import ConfigError, RunDirError
 from .record import EpochRecord
+from .settings import Setting
 
 EXECUTORS = ("local", "blocks", "ray")
 
@@ -40,7 +41,7 @@ CHECKPOINT_SECONDS = 5.0
 class Block(NamedTuple):
     index: int
     seeds: tuple[int, ...]  # contiguous seed values
-    settings: tuple[tuple[str, float], ...]  # (regularizer, strength) of each of a seed's arms in the block, in sweep order
+    settings: tuple[Setting, ...]  # each of a seed's arms in the block, in sweep order
 
 
 def _ranges(n: int, parts: int) -> list[tuple[int, int]]:
@@ -49,24 +50,41 @@ def _ranges(n: int, parts: int) -> list[tuple[int, int]]:
 
 
 def make_blocks(config: SweepConfig, n_blocks: int) -> list[Block]:
-    """About `n_blocks` blocks: whole seeds when there are enough, else each seed's (regularizer, λ) settings in chunks."""
-    seeds, lams = config.seed_values, tuple(config.settings())
-    n = max(1, min(n_blocks, len(seeds) * len(lams)))
+    """About `n_blocks` blocks: whole seeds when there are enough, else each seed's settings in chunks; a
+    chunk never spans two learning rates (a block is a sweep of its own: one learning rate, its families'
+    strengths), so there may be a few more blocks than asked for."""
+    seeds, settings = config.seed_values, tuple(config.settings())
+    n = max(1, min(n_blocks, len(seeds) * len(settings)))
     if n <= len(seeds):
-        parts = [(seeds[a:b], lams) for a, b in _ranges(len(seeds), n)]
+        parts = [(seeds[a:b], settings) for a, b in _ranges(len(seeds), n)]
     else:
         per_seed = -(-n // len(seeds))
-        parts = [((s,), lams[a:b]) for s in seeds for a, b in _ranges(len(lams), per_seed)]
+        chunks = [settings[a:b] for a, b in _ranges(len(settings), per_seed)]
+        chunks = [piece for chunk in chunks for piece in _by_learning_rate(chunk)]
+        parts = [((s,), chunk) for s in seeds for chunk in chunks]
     return [Block(i, tuple(s), tuple(l)) for i, (s, l) in enumerate(parts)]
+
+
+def _by_learning_rate(chunk: tuple[Setting, ...]) -> list[tuple[Setting, ...]]:
+    """A contiguous chunk of settings cut where the learning rate changes."""
+    pieces: list[list[Setting]] = []
+    for s in chunk:
+        if not pieces or pieces[-1][-1].learning_rate != s.learning_rate:
+            pieces.append([])
+        pieces[-1].append(s)
+    return [tuple(p) for p in pieces]
 
 
 def block_config(config: SweepConfig, block: Block) -> SweepConfig:
     """The sweep of one block: its seeds, and its settings as regularizers with their own strength grids (a
     contiguous chunk of the sweep's settings, so the block's arms come in the sweep's order)."""
-    families = list(dict.fromkeys(f for f, _ in block.settings))
-    grids = {f: [lam for g, lam in block.settings if g == f] for f in families}
+    seeds = {"seeds": len(block.seeds), "seed": block.seeds[0], "engine": "fused"}
+    if list(block.settings) == config.settings():  # whole seeds
+        return config.replace(**seeds)
+    families = list(dict.fromkeys(s.family for s in block.settings))
+    grids = {f: [s.strength for s in block.settings if s.family == f] for f in families}
     return config.replace(regularizers=families, strengths=grids, lambdas=grids[families[0]],
-                          seeds=len(block.seeds), seed=block.seeds[0], engine="fused")
+                          learning_rates=[block.settings[0].learning_rate], **seeds)
 
 
 def global_arm(config: SweepConfig, block: Block, local: int) -> int:
@@ -87,6 +105,9 @@ class _BlockEvents:
         self.finished: list[tuple[int, str, dict]] = []
 
     def arms_started(self, arms: list[Arm], steps: int) -> None: ...
+
+    def strategy_chosen(self, name: str) -> None:
+        self.send("strategy", name)
 
     def batches_done(self, arms: list[Arm], epoch: int, step: int) -> None:
         if self.stop is not None:
@@ -130,6 +151,7 @@ class _Driver:
         self.done: dict[int, tuple[list, dict]] = {}
         self.latest: dict[int, EpochRecord] = {}  # global arm → its latest record
         self.saved_at = -float("inf")
+        self.strategies: list[str] = []  # each block's fused strategy, in the order first said
         if resume is not None:
             self.block_ckpt = split_checkpoint(resume, blocks)
 
@@ -148,8 +170,20 @@ class _Driver:
             self.save_checkpoint(force=False)
             if records and hasattr(self.listener, "note"):
                 self.listener.note(self.summary(index))
+        elif kind == "strategy":
+            self.strategy_said(payload)
         elif kind == "done":
             self.done[index] = payload
+
+    def strategy_said(self, name: str) -> None:
+        """Blocks on one kind of machine choose alike; Ray workers on different hardware may not, and
+        the record then names each strategy used (e.g. "vmap, per-arm-chunks")."""
+        if name in self.strategies:
+            return
+        self.strategies.append(name)
+        announce = getattr(self.listener, "strategy_chosen", None)
+        if callable(announce):
+            announce(", ".join(self.strategies))
 
     def summary(self, index: int) -> str:
         """Progress of the whole sweep, and the best λ so far by validation data loss (latest epochs)."""
@@ -205,13 +239,20 @@ def combine_checkpoints(config: SweepConfig, blocks: list[Block], per_block: dic
 
 def _layout(blocks: list[Block]) -> list[list[Any]]:
     """How the arms were split, as checkpoint metadata keeps it (JSON: lists, not tuples)."""
-    return [[list(b.seeds), [[f, lam] for f, lam in b.settings]] for b in blocks]
+    return [[list(b.seeds), [[s.family, s.strength, s.learning_rate] for s in b.settings]] for b in blocks]
+
+
+def blocks_of(layout: list[list[Any]]) -> list[Block]:
+    """`_layout`'s blocks back (a layout from before learning rates were swept: Adam's default)."""
+    return [Block(i, tuple(int(s) for s in seeds), tuple(Setting(str(f), float(x), float(lr[0]) if lr else DEFAULT_LEARNING_RATE)
+                                                          for f, x, *lr in settings))
+            for i, (seeds, settings) in enumerate(layout)]
 
 
 def split_checkpoint(resume: tuple[dict, dict], blocks: list[Block]) -> dict[int, tuple[dict, dict]]:
     arrays, meta = resume
     try:
-        if meta.get("executor") != "blocks" or meta.get("block_layout") != _layout(blocks):
+        if meta.get("executor") != "blocks" or blocks_of(meta.get("block_layout") or []) != blocks:
             raise ValueError("it was written for another split of the arms into blocks")
         out = {}
         for i, m in meta["blocks"].items():
@@ -240,8 +281,7 @@ def train_blocks(config: SweepConfig, splits: Splits, listener: Any, resume: Any
         ray = _ray(address)
     if blocks is None:
         if resume is not None and resume[1].get("block_layout"):
-            layout = resume[1]["block_layout"]
-            blocks = [Block(i, tuple(int(s) for s in b[0]), tuple((str(f), float(x)) for f, x in b[1])) for i, b in enumerate(layout)]
+            blocks = blocks_of(resume[1]["block_layout"])
         else:
             blocks = make_blocks(config, n_blocks or default_blocks(executor))
     driver = _Driver(config, blocks, listener, resume)

@@ -9,7 +9,7 @@ import math
 import sys
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping, NamedTuple
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -19,8 +19,13 @@ else:  # pragma: no cover
 from .errors import ConfigError
 from .inputs import MiB, brief, read_regular
 
+if TYPE_CHECKING:
+    from .settings import Setting
+
 #: The original study's three strengths plus the λ = 0 baseline it compares them with.
 DEFAULT_LAMBDAS: tuple[float, ...] = (0.0, 1e-4, 1e-3, 1e-2)
+#: Keras's Adam default, the original study's learning rate ("adam" as a string).
+DEFAULT_LEARNING_RATE = 0.001
 ENGINES: tuple[str, ...] = ("fused", "keras")
 MAX_EPOCHS = 100_000
 MAX_SEEDS = 10_000
@@ -35,7 +40,7 @@ MAX_CONFIG_BYTES = 1 * MiB
 
 @dataclass(frozen=True)
 class SweepConfig:
-    """One sweep: every λ in `lambdas` × every seed in `seed_values` is an arm."""
+    """One sweep: every family × learning rate × strength (a `Setting`) × every seed is an arm."""
 
     lambdas: tuple[float, ...] = DEFAULT_LAMBDAS
     seeds: int = 1
@@ -49,6 +54,7 @@ class SweepConfig:
     model: str = ""  # "" = the original study's network; else FILE.py:FUNCTION returning the user's Keras model
     regularizers: tuple[str, ...] = ("l2",)  # families compared as arms of one sweep (see `parse_family`)
     strengths: tuple[tuple[str, tuple[float, ...]], ...] = ()  # a family's own grid; others use `lambdas`
+    learning_rates: tuple[float, ...] = (DEFAULT_LEARNING_RATE,)  # the optimizer's, each a setting field like λ
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "lambdas", validate_lambdas(self.lambdas))
@@ -69,25 +75,40 @@ class SweepConfig:
             raise ConfigError("restore_best needs early stopping (--early-stopping PATIENCE)")
         object.__setattr__(self, "regularizers", validate_families(self.regularizers))
         object.__setattr__(self, "strengths", validate_strengths(self.strengths, self.regularizers))
+        object.__setattr__(self, "learning_rates", validate_learning_rates(self.learning_rates))
 
     def grid(self, family: str) -> tuple[float, ...]:
         """The strengths swept for one family: its own grid when given, else `lambdas`."""
         return dict(self.strengths).get(family, self.lambdas)
 
-    def settings(self) -> list[tuple[str, float]]:
-        """(family, strength) of each arm of one seed, in arm order: families as given, strengths ascending."""
-        return [(family, lam) for family in self.regularizers for lam in self.grid(family)]
+    def settings(self) -> list[Setting]:
+        """The settings of one seed's arms, in arm order: families as given, then learning rates, then
+        strengths, both ascending (so each family × learning rate is a contiguous series of strengths)."""
+        from .settings import Setting
+
+        return [Setting(family, lam, lr) for family in self.regularizers for lr in self.learning_rates
+                for lam in self.grid(family)]
+
+    @property
+    def n_settings(self) -> int:
+        """len(settings()), counted rather than listed (a grid may be large: the arm limit checks it)."""
+        return sum(len(self.grid(family)) for family in self.regularizers) * len(self.learning_rates)
+
+    @property
+    def several_learning_rates(self) -> bool:
+        return len(self.learning_rates) > 1
 
     @property
     def seed_values(self) -> tuple[int, ...]:
         return tuple(range(self.seed, self.seed + self.seeds))
 
-    def arms(self) -> list["Arm"]:
+    def arms(self) -> list[Arm]:
         """Seeds outer, λ inner: arms that share a seed are neighbours, as they share an initialization."""
         arms = []
         for s in self.seed_values:
-            for family, lam in self.settings():
-                arms.append(Arm(index=len(arms), lam=lam, seed=s, family=family))
+            for setting in self.settings():
+                arms.append(Arm(index=len(arms), lam=setting.strength, seed=s, family=setting.family,
+                                learning_rate=setting.learning_rate))
         return arms
 
     def to_dict(self) -> dict[str, Any]:
@@ -95,10 +116,11 @@ class SweepConfig:
         d["lambdas"] = list(self.lambdas)
         d["regularizers"] = list(self.regularizers)
         d["strengths"] = {family: list(grid) for family, grid in self.strengths}
+        d["learning_rates"] = list(self.learning_rates)
         return d
 
     @classmethod
-    def from_mapping(cls, values: Mapping[str, Any], where: str = "config") -> "SweepConfig":
+    def from_mapping(cls, values: Mapping[str, Any], where: str = "config") -> SweepConfig:
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
@@ -109,24 +131,33 @@ class SweepConfig:
         if "lambdas" in vals:
             lam = vals["lambdas"]
             vals["lambdas"] = parse_lambdas(lam) if isinstance(lam, str) else lam
+        if isinstance(vals.get("learning_rates"), str):
+            vals["learning_rates"] = parse_learning_rates(vals["learning_rates"])
         if isinstance(vals.get("regularizers"), str):
             vals["regularizers"] = parse_families(vals["regularizers"])
         if isinstance(vals.get("strengths"), Mapping):
             vals["strengths"] = tuple(vals["strengths"].items())
         return cls(**vals)
 
-    def replace(self, **changes: Any) -> "SweepConfig":
+    def replace(self, **changes: Any) -> SweepConfig:
         return SweepConfig.from_mapping({**self.to_dict(), **changes})
 
 
 @dataclass(frozen=True)
 class Arm:
-    """One training: a λ and a seed. The seed fixes initialization and batch order."""
+    """One training: a setting and a seed. The seed fixes initialization and batch order."""
 
     index: int
     lam: float
     seed: int
     family: str = "l2"
+    learning_rate: float = DEFAULT_LEARNING_RATE
+
+    @property
+    def setting(self) -> Setting:
+        from .settings import Setting
+
+        return Setting(self.family, self.lam, self.learning_rate)
 
 
 def _check_int(name: str, value: Any, lo: int, hi: int) -> None:
@@ -136,29 +167,47 @@ def _check_int(name: str, value: Any, lo: int, hi: int) -> None:
         raise ConfigError(f"{name} must be between {lo} and {hi}, got {brief(value)}")
 
 
-def validate_lambdas(values: Any) -> tuple[float, ...]:
-    """Keras's rule (`validate_float_arg`): finite and non-negative; plus non-empty and no repeats."""
+class Grid(NamedTuple):
+    """How one swept quantity is named in errors, and what its values may be."""
+
+    field: str  # the config field: lambdas, learning_rates
+    what: str  # one value: λ, learning rate
+    positive: bool  # > 0 (a learning rate) rather than ≥ 0 (a strength)
+
+
+STRENGTH_GRID = Grid("lambdas", "λ", False)
+LEARNING_RATE_GRID = Grid("learning_rates", "learning rate", True)
+
+
+def validate_lambdas(values: Any, grid: Grid = STRENGTH_GRID) -> tuple[float, ...]:
+    """Keras's rule (`validate_float_arg`): finite and non-negative (a learning rate: positive); plus
+    non-empty and no repeats."""
+    what = grid.what
     if isinstance(values, (str, bytes)) or not hasattr(values, "__iter__"):
-        raise ConfigError(f"lambdas must be a list of numbers, got {brief(values)}")
+        raise ConfigError(f"{grid.field} must be a list of numbers, got {brief(values)}")
     out: list[float] = []
     for v in values:
         if isinstance(v, bool) or not isinstance(v, (int, float)):
-            raise ConfigError(f"λ must be a number, got {brief(v)}")
+            raise ConfigError(f"{what} must be a number, got {brief(v)}")
         try:
             v = float(v)
         except OverflowError:  # an int beyond float range (TOML allows any length)
-            raise ConfigError("λ must be finite, got an integer too large for a float") from None
+            raise ConfigError(f"{what} must be finite, got an integer too large for a float") from None
         if math.isnan(v) or math.isinf(v):
-            raise ConfigError(f"λ must be finite, got {v}")
-        if v < 0:
-            raise ConfigError(f"λ must be non-negative, got {v}")
+            raise ConfigError(f"{what} must be finite, got {v}")
+        if v < 0 or (grid.positive and v == 0):
+            raise ConfigError(f"{what} must be {'positive' if grid.positive else 'non-negative'}, got {v}")
         v += 0.0  # -0.0 → 0.0: one baseline, written one way
         if v in out:
-            raise ConfigError(f"λ {v:g} is given twice")
+            raise ConfigError(f"{what} {v:g} is given twice")
         out.append(v)
     if not out:
-        raise ConfigError("the list of λ values is empty")
+        raise ConfigError(f"the list of {what} values is empty")
     return tuple(sorted(out))
+
+
+def validate_learning_rates(values: Any) -> tuple[float, ...]:
+    return validate_lambdas(values, LEARNING_RATE_GRID)
 
 
 #: At most this many values from one `logspace:` item.
@@ -215,27 +264,33 @@ def _parse_logspace(item: str) -> list[float]:
     return values
 
 
-def parse_lambdas(text: str) -> tuple[float, ...]:
-    """Parse `--lambdas`: comma-separated items, each a number or `logspace:START:STOP:N` (N values
-    evenly spaced in log from START to STOP). A logspace value equal to another item counts once;
-    a number written twice is an error."""
+def parse_lambdas(text: str, grid: Grid = STRENGTH_GRID) -> tuple[float, ...]:
+    """Parse `--lambdas` (and `--learning-rates`): comma-separated items, each a number or
+    `logspace:START:STOP:N` (N values evenly spaced in log from START to STOP). A logspace value equal to
+    another item counts once; a number written twice is an error."""
+    what = grid.what
     parts = [p.strip() for p in str(text).split(",")]
     if all(p == "" for p in parts):
-        raise ConfigError("the list of λ values is empty")
+        raise ConfigError(f"the list of {what} values is empty")
     values: list[float] = []
     generated: list[float] = []
     for p in parts:
         if p == "":
-            raise ConfigError(f"empty item in λ list {brief(text)}")
+            raise ConfigError(f"empty item in {what} list {brief(text)}")
         if p.lower().startswith("logspace:"):
             generated += _parse_logspace(p)
             continue
         try:
             values.append(float(p))
         except ValueError:
-            raise ConfigError(f"λ {brief(p)} is not a number (or logspace:START:STOP:N)") from None
-    explicit = validate_lambdas(values) if values else ()
-    return validate_lambdas(list(explicit) + sorted(set(generated) - set(explicit)))
+            raise ConfigError(f"{what} {brief(p)} is not a number (or logspace:START:STOP:N)") from None
+    explicit = validate_lambdas(values, grid) if values else ()
+    return validate_lambdas(list(explicit) + sorted(set(generated) - set(explicit)), grid)
+
+
+def parse_learning_rates(text: str) -> tuple[float, ...]:
+    """Parse `--learning-rates`, with the syntax of `--lambdas`; every value > 0."""
+    return parse_lambdas(text, LEARNING_RATE_GRID)
 
 
 #: Regularizer families; `l1_l2` may carry `:RATIO` (the L2 strength is RATIO × the L1 strength λ).

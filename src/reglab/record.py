@@ -28,7 +28,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Collection, Iterable, Mapping, NamedTuple
 
-from .config import Arm, SweepConfig, dump_toml, parse_family
+from .config import DEFAULT_LEARNING_RATE, Arm, SweepConfig, dump_toml, parse_family
 from .datasets import DataInfo
 from .errors import ConfigError, RunDirError
 from .fileio import open_append, write_atomic
@@ -43,6 +43,7 @@ from .recordcheck import (
     validation_problem,
 )
 from .rundir import TOP_LEVEL, register
+from .settings import Setting
 
 if TYPE_CHECKING:
     import numpy as np
@@ -74,10 +75,11 @@ class EpochRecord:
     kernel_norm: float
     seconds: float
     regularizer: str = "l2"  # the arm's family (config.parse_family); `lam` is its strength
+    learning_rate: float = DEFAULT_LEARNING_RATE  # the optimizer's
 
     @classmethod
     def of(cls, arm: Arm, epoch: int, train: Mapping[str, Any], val: Mapping[str, Any], penalty: float,
-           kernel_norm: float, seconds: float) -> "EpochRecord":
+           kernel_norm: float, seconds: float) -> EpochRecord:
         """The row of `arm` from an epoch's metrics as Keras names them (`loss`, `accuracy`,
         `data_loss`): `train`'s are the running means over the epoch's batches, `val`'s the validation set's."""
         return cls(
@@ -86,7 +88,12 @@ class EpochRecord:
             accuracy=float(train["accuracy"]), val_accuracy=float(val["accuracy"]),
             data_loss=float(train["data_loss"]), val_data_loss=float(val["data_loss"]),
             penalty=float(penalty), kernel_norm=float(kernel_norm), seconds=seconds, regularizer=arm.family,
+            learning_rate=arm.learning_rate,
         )
+
+    @property
+    def setting(self) -> Setting:
+        return Setting(self.regularizer, self.lam, self.learning_rate)
 
 
 #: metrics.csv header; `lam` is written as `lambda`.
@@ -94,6 +101,8 @@ COLUMNS: tuple[str, ...] = tuple("lambda" if f.name == "lam" else f.name for f i
 _INT_COLUMNS = {"arm", "seed", "epoch"}
 _STR_COLUMNS = {"regularizer"}
 _REGULARIZER = COLUMNS.index("regularizer")
+#: metrics.csv as written before learning rates were swept: every arm at Adam's default.
+LEGACY_COLUMNS: tuple[str, ...] = COLUMNS[:-1]
 
 
 def record_to_row(r: EpochRecord) -> list[str]:
@@ -136,7 +145,8 @@ class Recorder:
             "started_at": utc_now(),
             "ended_at": None,
             "arms": [
-                {"arm": a.index, "lambda": a.lam, "regularizer": a.family, "seed": a.seed, "status": "pending",
+                {"arm": a.index, "lambda": a.lam, "regularizer": a.family, "learning_rate": a.learning_rate, "seed": a.seed,
+                 "status": "pending",
                  "epochs_done": 0, "test": None}
                 for a in config.arms()
             ],
@@ -152,7 +162,7 @@ class Recorder:
             raise RunDirError(f"cannot write to run directory {run_dir}: {e.strerror or e}") from None
 
     @classmethod
-    def reopen(cls, run_dir: Path, meta: dict[str, Any]) -> "Recorder":
+    def reopen(cls, run_dir: Path, meta: dict[str, Any]) -> Recorder:
         """Continue recording into an existing run (`--resume`): run.json keeps its history (a
         `resumed_at` list grows), metrics.csv is appended to after the rows already there."""
         self = cls.__new__(cls)
@@ -321,7 +331,7 @@ class ValidationStore:
 
     @classmethod
     def restore(cls, arrays: dict[str, Any], n_arms: int, epochs: int, n_val: int,
-                epochs_done: dict[int, int]) -> "ValidationStore":
+                epochs_done: dict[int, int]) -> ValidationStore:
         """The store a checkpoint holds (its own arrays, from `split_checkpoint`), checked against the run and
         against the epochs the checkpoint covers; ValueError says what does not fit. A checkpoint from before
         per-example values were kept holds none: values start with the next epoch."""
@@ -513,9 +523,9 @@ def repair_metrics(run_dir: Path, n_arms: int, epochs_done: dict[int, int]) -> l
     if lines and lines[-1] != "":
         lines = lines[:-1]  # a row the crash cut short (every complete row ends with a newline)
     lines = [line for line in lines if line]
-    if lines and lines[0] != ",".join(COLUMNS):
+    if lines and lines[0] not in (",".join(COLUMNS), ",".join(LEGACY_COLUMNS)):
         raise RunDirError(f"{path}: header is not reglab's ({','.join(COLUMNS)})")
-    rows = list(read_metrics_text("\n".join([",".join(COLUMNS)] + lines[1:]) + "\n", path, n_arms))
+    rows = list(read_metrics_text("\n".join(lines) + "\n", path, n_arms)) if lines else []
     keep = [r for r in rows if r.epoch <= epochs_done.get(r.arm, 0)]
     buf = io.StringIO()
     writer = csv.writer(buf)
@@ -547,14 +557,15 @@ def read_metrics_text(text: str, path: Path, n_arms: int) -> list[EpochRecord]:
         except RunDirError:
             text = head + "\n" if head else ""
     rows = list(csv.reader(io.StringIO(text)))
-    if not rows or tuple(rows[0]) != COLUMNS:
+    if not rows or tuple(rows[0]) not in (COLUMNS, LEGACY_COLUMNS):
         raise RunDirError(f"{path}: header is not reglab's ({','.join(COLUMNS)})")
+    columns = tuple(rows[0])  # a legacy file's rows get the default learning rate (EpochRecord's)
     out = []
     for line_no, row in enumerate(rows[1:], start=2):
-        if len(row) != len(COLUMNS):
-            raise RunDirError(f"{path}, line {line_no}: expected {len(COLUMNS)} fields, got {len(row)}")
+        if len(row) != len(columns):
+            raise RunDirError(f"{path}, line {line_no}: expected {len(columns)} fields, got {len(row)}")
         try:
-            values = [int(v) if c in _INT_COLUMNS else v if c in _STR_COLUMNS else float(v) for c, v in zip(COLUMNS, row)]
+            values = [int(v) if c in _INT_COLUMNS else v if c in _STR_COLUMNS else float(v) for c, v in zip(columns, row)]
         except ValueError:
             raise RunDirError(f"{path}, line {line_no}: a field is not a number") from None
         family = values[_REGULARIZER]

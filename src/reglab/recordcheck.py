@@ -11,7 +11,7 @@ import math
 import re
 from typing import Any, Sequence
 
-from .config import ENGINES, SweepConfig
+from .config import DEFAULT_LEARNING_RATE, ENGINES, SweepConfig
 from .errors import ConfigError, RunDirError
 
 RUN_STATUSES = ("running", "completed", "interrupted", "failed")
@@ -142,6 +142,9 @@ def _check_arms(arms: Any, config: SweepConfig, where: str) -> None:
             raise f.fail("seed", f"is {_short(arm.get('seed'))}, but the configuration's arm {i} has seed {want.seed}")
         if arm.get("regularizer", "l2") != want.family:
             raise f.fail("regularizer", f"is {_short(arm.get('regularizer'))}, but the configuration's arm {i} is {want.family}")
+        lr = arm.get("learning_rate", DEFAULT_LEARNING_RATE)  # absent in records from before learning rates were swept
+        if not _is_number(lr) or float(lr) != want.learning_rate:
+            raise f.fail("learning_rate", f"is {_short(lr)}, but the configuration's arm {i} has {want.learning_rate!r}")
         f.one_of(arm, "status", ARM_STATUSES)
         f.integer(arm, "epochs_done", 0, config.epochs)
         test = arm.get("test")
@@ -175,6 +178,8 @@ def row_problem(values: dict[str, Any]) -> str | None:
         return f"seconds is not a duration ({values['seconds']!r})"
     if not (math.isfinite(values["lam"]) and values["lam"] >= 0):
         return f"lambda is not a finite strength ≥ 0 ({values['lam']!r})"
+    if not (math.isfinite(values["learning_rate"]) and values["learning_rate"] > 0):
+        return f"learning_rate is not a finite rate > 0 ({values['learning_rate']!r})"
     return None
 
 
@@ -192,6 +197,8 @@ def check_rows(rows: Sequence[Any], config: SweepConfig, path: Any, first_line: 
             raise RunDirError(f"{where}: seed is {r.seed}, but arm {r.arm} has seed {arm.seed} in run.json")
         if r.regularizer != arm.family:
             raise RunDirError(f"{where}: regularizer is {r.regularizer}, but arm {r.arm} is {arm.family} in run.json")
+        if r.learning_rate != arm.learning_rate:
+            raise RunDirError(f"{where}: learning_rate is {r.learning_rate!r}, but arm {r.arm} has {arm.learning_rate!r} in run.json")
         if r.epoch > config.epochs:
             raise RunDirError(f"{where}: epoch {r.epoch} is beyond the run's {config.epochs} epochs")
         previous = last.get(r.arm, 0)

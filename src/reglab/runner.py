@@ -185,7 +185,7 @@ def check_arm_cap(config: SweepConfig, max_arms: int = MAX_ARMS) -> None:
     is more often a typo (a logspace count, a seeds count) than a plan, and it costs memory and time."""
     if isinstance(max_arms, bool) or not isinstance(max_arms, int) or max_arms < 1:
         raise ConfigError(f"--max-arms must be a positive integer, got {max_arms!r}")
-    settings = len(config.settings())
+    settings = config.n_settings
     n = settings * config.seeds  # counted, not listed: 10,000 seeds × 20,001 λ would be 200 million arms
     if n > max_arms:
         plural = lambda k, word: f"{k:,} {word}" + ("s" if k != 1 else "")  # noqa: E731

@@ -1,16 +1,17 @@
-"""A setting is a value with a name: the regularizer family (with its formula and words) and its strength.
+"""A setting is a value with a name: the regularizer family (with its formula and words), its strength and
+the optimizer's learning rate.
 
 Arms, metrics.csv rows, analysis results and figures are keyed by `Setting`, never by λ alone: an L2 arm
-and a weight-decay arm at the same strength are different settings. Strengths are compared within a
-family; families are compared with each other explicitly (`analyze.FamilyComparison`). A learning rate
-is the next field.
+and a weight-decay arm at the same strength are different settings, and so are two arms at different
+learning rates. Strengths are compared within a series (one family at one learning rate); families are
+compared with each other explicitly (`analyze.FamilyComparison`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .config import parse_family
+from .config import DEFAULT_LEARNING_RATE, parse_family
 
 
 @dataclass(frozen=True)
@@ -75,10 +76,11 @@ class Family:
 
 @dataclass(frozen=True, order=True)
 class Setting:
-    """One regularization setting: a family at a strength. Arms are settings × seeds."""
+    """One setting: a family at a strength, trained at a learning rate. Arms are settings × seeds."""
 
     family: str
     strength: float
+    learning_rate: float = DEFAULT_LEARNING_RATE
 
     @property
     def regularizer(self) -> Family:
@@ -89,12 +91,15 @@ class Setting:
         """Strength 0: no regularization, whatever the family."""
         return self.strength == 0.0
 
-    def label(self) -> str:
+    def label(self, with_learning_rate: bool = False) -> str:
+        """"L2 λ = 1e-3", and ", lr = 1e-2" in a sweep of several learning rates."""
         from .formatting import lam_label
 
-        return f"{self.regularizer.label} λ = {lam_label(self.strength)}"
+        text = f"{self.regularizer.label} λ = {lam_label(self.strength)}"
+        return text + f", lr = {lam_label(self.learning_rate)}" if with_learning_rate else text
 
 
 def setting_of(arm_meta: dict) -> Setting:
-    """The setting of one arm of run.json."""
-    return Setting(str(arm_meta.get("regularizer", "l2")), float(arm_meta["lambda"]))
+    """The setting of one arm of run.json (records from before learning rates were swept: Adam's default)."""
+    return Setting(str(arm_meta.get("regularizer", "l2")), float(arm_meta["lambda"]),
+                   float(arm_meta.get("learning_rate", DEFAULT_LEARNING_RATE)))

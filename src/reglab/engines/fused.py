@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 import jax
@@ -87,20 +88,21 @@ def strategy_for(model: Any, backend: str) -> str:
     return "per-arm-steps" if has_convolution(model) else "per-arm-chunks"
 
 
-def make_strategy(model: Any, n_lams: int, n_seeds: int, sample: tuple[np.ndarray, np.ndarray],
+def make_strategy(model: Any, learning_rates: Sequence[float], n_seeds: int, sample: tuple[np.ndarray, np.ndarray],
                   strategy: str = "auto", flags: tuple[bool, bool] = (False, False)) -> Strategy:
-    """The strategy named (`auto`: `strategy_for` this model on this backend). `flags`: whether any arm
-    has an L1 term, any a weight decay."""
+    """The strategy named (`auto`: `strategy_for` this model on this backend), for settings at
+    `learning_rates` (each setting's, in setting order). `flags`: whether any arm has an L1 term, any a
+    weight decay."""
     from .packed import PackedStrategy
 
     name = strategy_for(model, jax.default_backend()) if strategy == "auto" else strategy
     if name == "packed":
-        return PackedStrategy(model, n_lams, n_seeds, flags)
+        return PackedStrategy(model, learning_rates, n_seeds, flags)
     steps = KerasSteps(model, sample, flags)
     if name == "vmap":
-        return VmapStrategy(steps, n_lams)
+        return VmapStrategy(steps, learning_rates)
     if name in ("per-arm-steps", "per-arm-chunks"):
-        return PerArmStrategy(steps, n_lams, n_seeds, stepwise=name == "per-arm-steps")
+        return PerArmStrategy(steps, learning_rates, n_seeds, stepwise=name == "per-arm-steps")
     raise ValueError(f"unknown strategy {strategy!r}")
 
 
@@ -172,7 +174,7 @@ def check_checkpoint(meta: dict[str, Any], config: SweepConfig) -> None:
     or repaired; its arrays are checked against the compiled state when training resumes)."""
     if not (0 <= int(meta["epoch"]) <= config.epochs and int(meta["n_state"]) >= 1
             and len(meta["rng"]) == config.seeds and len(meta["status"]) == config.seeds
-            and all(len(row) == len(config.settings()) for row in meta["status"])):
+            and all(len(row) == config.n_settings for row in meta["status"])):
         raise ValueError("its layout is not this run's")
 
 
@@ -234,7 +236,7 @@ def train(config: SweepConfig, splits: Splits, listener: Listener, strategy: str
     (a checkpoint this engine wrote), training continues after the checkpoint's epoch, exactly."""
     arms = config.arms()
     seeds = config.seed_values
-    S, L = len(seeds), len(config.settings())
+    S, L = len(seeds), config.n_settings
     shape = splits.x_train.shape[1:]
     n = len(splits.x_train)
     B = clipped_batch(config.batch_size, n)  # above n: Keras's one batch of every sample, without padding to the request
@@ -248,7 +250,8 @@ def train(config: SweepConfig, splits: Splits, listener: Listener, strategy: str
         rngs.append(rng)
     regularized_variables(model)  # refuse unsupported regularizers before compiling anything
     coef, flags = Coefficients.of(config)  # each arm's (l1, l2, weight decay), an input of the compiled program
-    strat = make_strategy(model, L, S, (splits.x_val[:1], splits.y_val[:1]), strategy, flags)
+    strat = make_strategy(model, [s.learning_rate for s in config.settings()], S, (splits.x_val[:1], splits.y_val[:1]),
+                          strategy, flags)
     state = strat.initial_state(starts)
     es = EarlyStopping(config.early_stopping, (S, L)) if config.early_stopping else None
     progress = Progress(rngs, np.full((S, L), "completed", dtype=object), np.zeros((S, L), dtype=int), 0, None)

@@ -14,7 +14,14 @@ import jax.numpy as jnp
 import numpy as np
 
 from .._keras import keras
-from .strategy import Coefficients, SeedStart, TracedPenalty, regularized_variables
+from .strategy import (
+    Coefficients,
+    SeedStart,
+    TracedPenalty,
+    learning_rate_index,
+    regularized_variables,
+    with_learning_rate,
+)
 
 
 class ArmState(NamedTuple):
@@ -48,6 +55,7 @@ class KerasSteps:
         model.reset_metrics()
         self.metric_zeros = [np.asarray(v.value) for v in model.metrics_variables]
         self.opt_init = [np.asarray(v.value) for v in model.optimizer.variables]
+        self.lr_index = learning_rate_index(model.optimizer)
 
     def set_coef(self, coef: Coefficients) -> None:
         """While tracing: the arm's strengths where Keras reads them."""
@@ -56,10 +64,11 @@ class KerasSteps:
         if self.has_wd:  # Keras's optimizer reads it while applying the update (`_apply_weight_decay`)
             self.model.optimizer.weight_decay = coef.wd
 
-    def start(self, seed: SeedStart) -> ArmState:
-        """An arm's state before its first step."""
+    def start(self, seed: SeedStart, learning_rate: float) -> ArmState:
+        """An arm's state before its first step: the optimizer's state as Keras builds it, at the arm's learning rate."""
         return ArmState([jnp.asarray(v) for v in seed.trainable], [jnp.asarray(v) for v in seed.non_trainable],
-                        [jnp.asarray(v) for v in self.opt_init], self.zero_metrics())
+                        [jnp.asarray(v) for v in with_learning_rate(self.opt_init, self.lr_index, learning_rate)],
+                        self.zero_metrics())
 
     def zero_metrics(self) -> list[Any]:
         return [jnp.asarray(z) for z in self.metric_zeros]  # distinct buffers: states are donated

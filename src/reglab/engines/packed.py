@@ -7,6 +7,7 @@ chunk of batches, and worker threads (workers.py), one per CPU core, take the gr
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
@@ -17,7 +18,13 @@ import numpy as np
 from .._keras import keras
 from ..errors import ConfigError
 from .packing import PackedModel, PackedVariable, pack_model
-from .strategy import Coefficients, Results, SeedStart
+from .strategy import (
+    Coefficients,
+    Results,
+    SeedStart,
+    learning_rate_index,
+    with_learning_rate,
+)
 from .workers import on_workers, worker_count
 
 #: Arms per packed group on a CPU: one. Each arm's state (first kernel, gradient and Adam moments,
@@ -50,6 +57,12 @@ def split_evenly(n: int, most: int) -> list[tuple[int, int]]:
     parts = -(-n // most)
     bounds = [round(i * n / parts) for i in range(parts + 1)]
     return list(zip(bounds[:-1], bounds[1:]))
+
+
+def same_value_runs(values: Sequence[float]) -> list[tuple[int, int]]:
+    """[start, stop) ranges of equal neighbouring values: [a, a, b, b, b] → [(0, 2), (2, 5)]."""
+    cuts = [0] + [i for i in range(1, len(values)) if values[i] != values[i - 1]] + [len(values)]
+    return list(itertools.pairwise(cuts))
 
 
 class GroupState(NamedTuple):
@@ -92,8 +105,7 @@ class GroupProgram:
         # weight decay is per arm here (`decay`), never the packed optimizer's own (it would decay every variable)
         self.optimizer = original.optimizer.__class__.from_config({**original.optimizer.get_config(), "weight_decay": None})
         self.optimizer.build(model.trainable_variables)
-        self.lr_index = (next(i for i, v in enumerate(self.optimizer.variables) if v.path.endswith("learning_rate"))
-                         if self.has_wd else None)
+        self.lr_index = learning_rate_index(self.optimizer)
         slots = {}
         for name in ("_momentums", "_velocities"):
             for j, v in enumerate(getattr(self.optimizer, name, []) or []):
@@ -206,9 +218,11 @@ class GroupProgram:
     def zero_metrics(self) -> dict[str, Any]:
         return {k: jnp.zeros((self.n_arms,), jnp.float32) for k in METRIC_KEYS}  # distinct buffers: donated
 
-    def start(self, seed: SeedStart) -> GroupState:
+    def start(self, seed: SeedStart, learning_rate: float) -> GroupState:
+        """The group's state before its first step; its arms share `learning_rate` (the optimizer's, a scalar)."""
         return GroupState([jnp.asarray(v) for v in self.packed.pack([seed.trainable] * self.n_arms)],
-                          [jnp.asarray(v) for v in self.non_trainable], [jnp.asarray(v) for v in self.opt_init],
+                          [jnp.asarray(v) for v in self.non_trainable],
+                          [jnp.asarray(v) for v in with_learning_rate(self.opt_init, self.lr_index, learning_rate)],
                           self.zero_metrics())
 
 
@@ -252,8 +266,11 @@ class PackedStrategy:
     #: the epoch's partial last batch is padded to full size and masked, so one compiled chunk serves it
     pads_last_batch = True
 
-    def __init__(self, original: Any, n_lams: int, n_seeds: int, flags: tuple[bool, bool] = (False, False)) -> None:
-        self.groups = [Group(s, a, b) for s in range(n_seeds) for a, b in split_evenly(n_lams, group_arms())]
+    def __init__(self, original: Any, learning_rates: Sequence[float], n_seeds: int, flags: tuple[bool, bool] = (False, False)) -> None:
+        # a group's arms share one optimizer, so one learning rate: groups split each run of settings at one rate
+        self.learning_rates = list(learning_rates)
+        self.groups = [Group(s, a + lo, b + lo) for s in range(n_seeds) for lo, hi in same_value_runs(self.learning_rates)
+                       for a, b in split_evenly(hi - lo, group_arms())]
         self.programs: dict[int, GroupProgram] = {}
         for g in self.groups:
             if g.stop - g.start not in self.programs:
@@ -327,7 +344,7 @@ class PackedStrategy:
     # ---- the Strategy interface
 
     def initial_state(self, starts: Sequence[SeedStart]) -> list[GroupState]:
-        return [self.program(g).start(starts[gr.seed]) for g, gr in enumerate(self.groups)]
+        return [self.program(g).start(starts[gr.seed], self.learning_rates[gr.start]) for g, gr in enumerate(self.groups)]
 
     def train_chunk(self, state: list[GroupState], x_all: Any, y_all: Any, idx: np.ndarray, n_valid: np.ndarray | None,
                     coef: Coefficients, active: np.ndarray, freeze: bool) -> tuple[list[GroupState], Results]:

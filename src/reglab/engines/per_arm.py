@@ -106,8 +106,9 @@ class PerArmStrategy:
 
     pads_last_batch = False
 
-    def __init__(self, steps: KerasSteps, n_lams: int, n_seeds: int, stepwise: bool) -> None:
-        self.steps, self.L, self.S = steps, n_lams, n_seeds
+    def __init__(self, steps: KerasSteps, learning_rates: Sequence[float], n_seeds: int, stepwise: bool) -> None:
+        self.steps, self.L, self.S = steps, len(learning_rates), n_seeds
+        self.learning_rates = list(learning_rates)  # each setting's
         self.stepwise = stepwise
         self.name = "per-arm-steps" if stepwise else "per-arm-chunks"
         self.programs = _Programs(steps)
@@ -126,7 +127,7 @@ class PerArmStrategy:
         return out
 
     def initial_state(self, starts: Sequence[SeedStart]) -> list[ArmState]:
-        return [self.steps.start(starts[g // self.L]) for g in range(self.S * self.L)]
+        return [self.steps.start(starts[g // self.L], self.learning_rates[g % self.L]) for g in range(self.S * self.L)]
 
     def train_chunk(self, state: list[ArmState], x_all: Any, y_all: Any, idx: np.ndarray, n_valid: np.ndarray | None,
                     coef: Coefficients, active: np.ndarray, freeze: bool) -> tuple[list[ArmState], Results]:

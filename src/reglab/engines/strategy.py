@@ -41,8 +41,8 @@ class Coefficients(NamedTuple):
     def of(config: SweepConfig) -> tuple[Coefficients, tuple[bool, bool]]:
         """The sweep's strengths, and which of them it uses at all (static: a pure L2 sweep compiles no
         L1 or decay arithmetic): (any L1 term, any weight decay)."""
-        parts = [parse_family(family)[1:] for family, _ in config.settings()]
-        lams = [lam for _, lam in config.settings()]
+        parts = [parse_family(s.family)[1:] for s in config.settings()]
+        lams = [s.strength for s in config.settings()]
         S = len(config.seed_values)
         # the Python-float products Keras's regularizers and optimizer hold, cast to float32 as they cast them
         grid = [np.broadcast_to(np.asarray([m[i] * lam for m, lam in zip(parts, lams)], dtype=np.float32), (S, len(lams))).copy()
@@ -53,6 +53,23 @@ class Coefficients(NamedTuple):
     def arm(self, seed_index: int, setting_index: int) -> Coefficients:
         """One arm's strengths, as three float32 scalars."""
         return Coefficients(*(c[seed_index, setting_index] for c in self))
+
+
+def learning_rate_index(optimizer: Any) -> int:
+    """Where a Keras optimizer keeps its learning rate among its variables. It is state, not a constant of
+    the compiled step: Keras reads it from the optimizer's variables in `stateless_apply`, so each arm's
+    learning rate is its own optimizer state's (one compilation serves every value)."""
+    found = [i for i, v in enumerate(optimizer.variables) if v.path.endswith("learning_rate")]
+    if len(found) != 1:
+        raise ConfigError(f"the optimizer {type(optimizer).__name__} keeps no learning-rate variable reglab can set")
+    return found[0]
+
+
+def with_learning_rate(optimizer_state: Sequence[np.ndarray], index: int, learning_rate: float) -> list[np.ndarray]:
+    """The optimizer's state with its learning rate set, as Keras stores `Adam(learning_rate=…)` (float32)."""
+    out = list(optimizer_state)
+    out[index] = np.asarray(learning_rate, dtype=np.asarray(out[index]).dtype)
+    return out
 
 
 class TracedPenalty:
@@ -95,7 +112,8 @@ class Strategy(Protocol):
     pads_last_batch: bool
 
     def initial_state(self, starts: Sequence[SeedStart]) -> Any:
-        """Every arm's state before its first step (the arms of a seed start alike)."""
+        """Every arm's state before its first step (the arms of a seed start alike, each at its setting's
+        learning rate)."""
 
     def train_chunk(self, state: Any, x_all: Any, y_all: Any, idx: np.ndarray, n_valid: np.ndarray | None,
                     coef: Coefficients, active: np.ndarray, freeze: bool) -> tuple[Any, Results]:

@@ -52,8 +52,9 @@ class VmapStrategy:
     name = "vmap"
     pads_last_batch = False
 
-    def __init__(self, steps: KerasSteps, n_lams: int) -> None:
-        self.steps, self.n_lams = steps, n_lams
+    def __init__(self, steps: KerasSteps, learning_rates: Sequence[float]) -> None:
+        self.steps, self.n_lams = steps, len(learning_rates)
+        self.learning_rates = list(learning_rates)  # each setting's
         train_step = jax.vmap(jax.vmap(steps.train_step, in_axes=(0, None, None, 0)), in_axes=(0, 0, 0, 0))
         test_step = jax.vmap(jax.vmap(steps.test_step, in_axes=(0, None, None, 0)), in_axes=(0, None, None, 0))
         examples_step = jax.vmap(jax.vmap(steps.examples, in_axes=(0, 0, None, None)), in_axes=(0, 0, None, None))
@@ -106,8 +107,11 @@ class VmapStrategy:
 
         def shared(values: list[np.ndarray]) -> list[Any]:
             return [jnp.asarray(np.broadcast_to(np.asarray(v), (S, L) + np.shape(v)).copy()) for v in values]
+        optimizer = shared(self.steps.opt_init)
+        lr = optimizer[self.steps.lr_index]
+        optimizer[self.steps.lr_index] = jnp.asarray(np.broadcast_to(np.asarray(self.learning_rates, dtype=lr.dtype), (S, L)).copy())
         return ArmState(per_seed([s.trainable for s in starts]), per_seed([s.non_trainable for s in starts]),
-                        shared(self.steps.opt_init), shared(self.steps.metric_zeros))
+                        optimizer, shared(self.steps.metric_zeros))
 
     def train_chunk(self, state: ArmState, x_all: Any, y_all: Any, idx: np.ndarray, n_valid: np.ndarray | None,
                     coef: Coefficients, active: np.ndarray, freeze: bool) -> tuple[ArmState, Results]:
