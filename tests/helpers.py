@@ -42,7 +42,8 @@ def hand_made_run(rows: list[EpochRecord], config: SweepConfig, statuses: list[s
         "format": "reglab-run/1", "status": "completed", "engine": config.engine, "config": config.to_dict(),
         "data": fake_info().to_dict(), "versions": {},
         "arms": [
-            {"arm": a.index, "lambda": a.lam, "regularizer": a.family, "seed": a.seed, "status": (statuses or ["completed"] * len(arms))[a.index],
+            {"arm": a.index, "lambda": a.lam, "regularizer": a.family, "learning_rate": a.learning_rate, "seed": a.seed,
+             "status": (statuses or ["completed"] * len(arms))[a.index],
              "epochs_done": 0, "test": (tests[a.index] if tests else None)}
             for a in arms
         ],

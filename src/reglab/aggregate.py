@@ -35,6 +35,9 @@ def one_family(run: RunRecord) -> None:
     if len(families) > 1:
         raise ValueError(f"this run compares {', '.join(families)}: a λ means something only within one family; "
                          "use reglab.analyze(run).families[...] or reglab.family_view(run, family)")
+    if run.config.several_learning_rates:
+        raise ValueError("this run sweeps learning rates: a λ means something only at one of them; "
+                         "use reglab.analyze(run).families[...] or reglab.family_view(run, family, learning_rate)")
 
 
 def _rows_by_arm(run: RunRecord) -> dict[int, list[EpochRecord]]:

@@ -5,9 +5,10 @@ from __future__ import annotations
 import math
 from typing import Any, NamedTuple
 
+from .config import DEFAULT_LEARNING_RATE
 from .diagnose import Criteria, Trend
 from .record import EpochRecord, RunRecord
-from .settings import Setting
+from .settings import Setting, setting_of
 
 NAN = float("nan")
 
@@ -36,10 +37,11 @@ class ArmSummary(NamedTuple):
     test_accuracy: float
     test_data_loss: float
     family: str = "l2"
+    learning_rate: float = DEFAULT_LEARNING_RATE
 
     @property
     def setting(self) -> Setting:
-        return Setting(self.family, self.lam)
+        return Setting(self.family, self.lam, self.learning_rate)
 
 
 def _argbest(rows: list[EpochRecord], key: str, lowest: bool) -> tuple[float, int]:
@@ -74,6 +76,7 @@ def arm_summary(run: RunRecord, arm: int) -> ArmSummary:
         final_kernel_norm=final("kernel_norm"), final_penalty=final("penalty"),
         test_loss=float(test.get("loss", NAN)), test_accuracy=float(test.get("accuracy", NAN)),
         test_data_loss=float(test.get("data_loss", NAN)), family=str(meta.get("regularizer", "l2")),
+        learning_rate=setting_of(meta).learning_rate,
     )
 
 

@@ -18,12 +18,23 @@ import numpy as np
 
 from . import noise
 from .aggregate import (
-    Band, GapNorm, Histogram, LambdaStats, PerSeed, comparable_arms, epoch_bands, excluded_arms, final_values,
-    gap_against_norm, lambda_stats, weight_histograms,
+    Band,
+    GapNorm,
+    Histogram,
+    LambdaStats,
+    PerSeed,
+    comparable_arms,
+    epoch_bands,
+    excluded_arms,
+    final_values,
+    gap_against_norm,
+    lambda_stats,
+    weight_histograms,
 )
 from .analysis import NEAR_ZERO, ArmSummary, arm_summaries
 from .diagnose import ArmValidation, Criteria, Reference, Trend, diagnose
-from .families import FamilyRun, family_view
+from .families import FamilyRun, family_view, series_key, sweep_config
+from .formatting import lam_label
 from .record import RunRecord
 from .settings import Family, Setting
 from .stats import Estimate, mean_ci
@@ -118,11 +129,23 @@ class FamilyAnalysis:
     claims: tuple[Any, ...] = ()
 
     @property
+    def learning_rate(self) -> float:
+        return self.view.learning_rate
+
+    @property
     def name(self) -> str:
-        return self.family.name
+        """The key of this series in `RunAnalysis.families`."""
+        return series_key(self.family.name, self.learning_rate, sweep_config(self.view))
+
+    @property
+    def label(self) -> str:
+        """The family's label, and the learning rate where the sweep has several: "L2", "L2 at lr = 1e-3"."""
+        if sweep_config(self.view).several_learning_rates:
+            return f"{self.family.label} at lr = {lam_label(self.learning_rate)}"
+        return self.family.label
 
     def setting(self, lam: float) -> Setting:
-        return Setting(self.family.name, lam)
+        return Setting(self.family.name, lam, self.learning_rate)
 
     def converged(self) -> bool | None:
         """Whether every comparable arm converged (None when some cannot tell)."""
@@ -143,6 +166,8 @@ class RunAnalysis:
     families: dict[str, FamilyAnalysis]
     primary: str
     families_compared: tuple[Any, ...] = field(default=())
+    heat_maps: dict[str, Any] = field(default_factory=dict)  # family → heatmap.HeatMap (several learning rates)
+    couplings: dict[str, Any] = field(default_factory=dict)  # family → coupling.Coupling (≥ 3 rates × 3 strengths)
 
     @property
     def main(self) -> FamilyAnalysis:
@@ -202,7 +227,7 @@ def _difference(values: _Values, finals: dict[str, PerSeed], metric: str, a: flo
 
 # ---------------------------------------------------------------- the recommendation
 
-def _recommend(family: Family, finals: dict[str, PerSeed], values: _Values, metric: str) -> Recommendation | None:
+def _recommend(family: Family, learning_rate: float, finals: dict[str, PerSeed], values: _Values, metric: str) -> Recommendation | None:
     per = finals[metric]
     lams = sorted(lam for lam, by_seed in per.items() if by_seed)
     if not lams:
@@ -211,7 +236,7 @@ def _recommend(family: Family, finals: dict[str, PerSeed], values: _Values, metr
     means = {lam: mean_ci(per[lam].values()) for lam in lams}
     best = min(lams, key=lambda lam: (sign * means[lam].mean, lam))
     k = lams.index(best)
-    setting = lambda lam: Setting(family.name, lam)  # noqa: E731
+    setting = lambda lam: Setting(family.name, lam, learning_rate)  # noqa: E731
     neighbours = tuple(Comparison(setting(lams[j]), _difference(values, finals, metric, best, lams[j]))
                        for j in (k - 1, k + 1) if 0 <= j < len(lams))
     baseline = (Comparison(setting(0.0), _difference(values, finals, metric, best, 0.0))
@@ -277,7 +302,7 @@ def _weight_stats(view: FamilyRun, kernels: dict[int, Any], dead: tuple[int, ...
         dead_w = k[mask] if rows_are_inputs else np.empty(0)
         base = baseline.get(int(a["seed"]))
         out.append(WeightStats(
-            i, Setting(view.family, float(a["lambda"])), int(a["seed"]), norms[i], norms[i] / base if base else NAN,
+            i, Setting(view.family, float(a["lambda"]), view.learning_rate), int(a["seed"]), norms[i], norms[i] / base if base else NAN,
             float(np.mean(live < NEAR_ZERO)) if live.size else NAN, float(np.mean(live == 0.0)) if live.size else NAN,
             int(mask.sum()) if rows_are_inputs else 0, float(np.mean(dead_w < NEAR_ZERO)) if dead_w.size else NAN,
         ))
@@ -287,18 +312,19 @@ def _weight_stats(view: FamilyRun, kernels: dict[int, Any], dead: tuple[int, ...
 # ---------------------------------------------------------------- one family
 
 def analyze_family(run: RunRecord, family: str, kernels: dict[int, Any], validation: Any = None,
-                   criteria: Criteria = Criteria()) -> FamilyAnalysis:
-    """One family's analysis; `kernels` and `validation` are the whole run's (read once by `analyze`)."""
+                   criteria: Criteria = Criteria(), learning_rate: float | None = None) -> FamilyAnalysis:
+    """One series' analysis: `family`'s strengths at `learning_rate` (the sweep's only one when left out);
+    `kernels` and `validation` are the whole run's (read once by `analyze`)."""
     from .claims import family_claims
 
-    view = family_view(run, family) if not isinstance(run, FamilyRun) else run
+    view = family_view(run, family, learning_rate) if not isinstance(run, FamilyRun) else run
     fam = Family.of(family)
     comparable = comparable_arms(view)
     finals = final_values(view)
     values = _per_example(validation, view, comparable)
     stats = tuple(lambda_stats(view, finals))
-    recommended = _recommend(fam, finals, values, "val_data_loss")
-    by_accuracy = _recommend(fam, finals, values, "val_accuracy")
+    recommended = _recommend(fam, view.learning_rate, finals, values, "val_data_loss")
+    by_accuracy = _recommend(fam, view.learning_rate, finals, values, "val_accuracy")
     against = {m: {lam: _difference(values, finals, m, lam, recommended.lam) for lam in sorted(finals[m])}
                for m in LOWER_IS_BETTER} if recommended is not None else {}
     rows = {}
@@ -312,7 +338,7 @@ def analyze_family(run: RunRecord, family: str, kernels: dict[int, Any], validat
                 last = sorted(rows[i], key=lambda r: r.epoch)[-1]
                 references[int(a["seed"])] = Reference(recommended.setting, last.accuracy, last.data_loss)
     trends = tuple(
-        diagnose(int(a["arm"]), Setting(fam.name, float(a["lambda"])), int(a["seed"]),
+        diagnose(int(a["arm"]), Setting(fam.name, float(a["lambda"]), view.learning_rate), int(a["seed"]),
                  sorted(rows.get(int(a["arm"]), []), key=lambda r: r.epoch), _arm_validation(validation, view.arm_ids[int(a["arm"])]),
                  references.get(int(a["seed"])), run.data.n_train, criteria)
         for a in view.arms)
@@ -320,7 +346,7 @@ def analyze_family(run: RunRecord, family: str, kernels: dict[int, Any], validat
     dead = tuple(getattr(run.data, "constant_inputs", ()) or ())
     weights = _weight_stats(view, own, dead, int(np.prod(run.data.image_shape)))
     fa = FamilyAnalysis(
-        fam, view, tuple(Setting(fam.name, lam) for lam in view.config.lambdas), tuple(arm_summaries(view)),
+        fam, view, tuple(Setting(fam.name, lam, view.learning_rate) for lam in view.config.lambdas), tuple(arm_summaries(view)),
         tuple(comparable), tuple(excluded_arms(view)), finals, stats,
         (noise.METHOD if view.config.seeds > 1 else noise.SAMPLING_ONLY) if values.complete else noise.T_OVER_SEEDS,
         recommended, by_accuracy, against, trends, weights,
@@ -336,6 +362,14 @@ def primary_family(run: RunRecord) -> str:
     return "l2" if "l2" in run.config.regularizers else run.config.regularizers[0]
 
 
+def primary_series(run: RunRecord, series: dict[str, FamilyAnalysis]) -> str:
+    """The series the report's single-family sections describe: the primary family's, at the learning rate
+    whose recommended strength has the lowest validation data loss (the first rate when none has one)."""
+    own = [fa for fa in series.values() if fa.family.name == primary_family(run)]
+    scored = [fa for fa in own if fa.recommended is not None]
+    return min(scored, key=lambda fa: fa.recommended.estimate.mean).name if scored else own[0].name
+
+
 #: The last analysis of a record object read from disk: `reglab run` draws the report and prints the summary
 #: from one analysis. Keyed by the very RunRecord object (held here, so its id cannot be reused) and criteria.
 _last: list[tuple[RunRecord, Criteria, RunAnalysis]] = []
@@ -343,16 +377,24 @@ _last: list[tuple[RunRecord, Criteria, RunAnalysis]] = []
 
 def analyze(run: RunRecord, criteria: Criteria = Criteria(), kernels: dict[int, Any] | None = None) -> RunAnalysis:
     """The whole analysis of a run, computed once (kernels.npz and validation.npz read once)."""
+    from .coupling import couplings
     from .families import compare_analyses
+    from .heatmap import heat_maps
 
     if kernels is None and _last and _last[0][0] is run and _last[0][1] == criteria:
         return _last[0][2]
     from_disk = kernels is None
     kernels = run.kernels() if kernels is None else kernels
     validation = run.validation()  # record.ValidationValues, or None for a record without them
-    families = {f: analyze_family(run, f, kernels, validation, criteria) for f in run.config.regularizers}
+    families = {}
+    for f in run.config.regularizers:
+        for lr in run.config.learning_rates:
+            fa = analyze_family(run, f, kernels, validation, criteria, lr)
+            families[fa.name] = fa
     compared = tuple(compare_analyses(list(families.values()))) if len(families) > 1 else ()
-    analysis = RunAnalysis(run, criteria, families, primary_family(run), compared)
+    steps = -(-run.data.n_train // max(1, min(run.config.batch_size, run.data.n_train)))
+    analysis = RunAnalysis(run, criteria, families, primary_series(run, families), compared, heat_maps(families),
+                           couplings(families, steps) if run.config.several_learning_rates else {})
     if from_disk:
         _last[:] = [(run, criteria, analysis)]
     return analysis

@@ -33,11 +33,14 @@ class AnswerText(NamedTuple):
                          + [f"Note: {c}" for c in self.conditions])
 
 
-def _setting(fa: "FamilyAnalysis", lam: float) -> str:
-    return "no regularization" if lam == 0 else f"{fa.family.label} λ = {lam_label(lam)}"
+def _setting(fa: FamilyAnalysis, lam: float) -> str:
+    several = fa.label != fa.family.label  # a sweep of several learning rates: every setting names its rate
+    if lam == 0:
+        return f"no regularization at lr = {lam_label(fa.learning_rate)}" if several else "no regularization"
+    return fa.setting(lam).label(with_learning_rate=several)
 
 
-def _flat(fa: "FamilyAnalysis") -> str:
+def _flat(fa: FamilyAnalysis) -> str:
     rec = fa.recommended
     lo, hi = rec.flat
     if lo == hi:
@@ -45,12 +48,12 @@ def _flat(fa: "FamilyAnalysis") -> str:
     return f"; every strength from {lam_label(lo.strength)} to {lam_label(hi.strength)} is within noise of it"
 
 
-def headline(fa: "FamilyAnalysis") -> str:
+def headline(fa: FamilyAnalysis) -> str:
     rec = fa.recommended
     if rec is None:
         return "No arm completed every epoch, so no strength can be recommended from this run."
     if rec.setting.is_baseline:
-        return f"No {fa.family.label} strength tried did better than no regularization" + (
+        return f"No {fa.label} strength tried did better than no regularization" + (
             f" (the best is λ = 0{_flat(fa)})." if _flat(fa) else ".")
     beats = rec.beats_baseline
     if beats is True:
@@ -63,7 +66,7 @@ def headline(fa: "FamilyAnalysis") -> str:
     return f"Best: {_setting(fa, rec.lam)}{_flat(fa)} ({why})."
 
 
-def family_lines(fa: "FamilyAnalysis") -> list[str]:
+def family_lines(fa: FamilyAnalysis) -> list[str]:
     rec = fa.recommended
     if rec is None:
         return []
@@ -77,7 +80,7 @@ def family_lines(fa: "FamilyAnalysis") -> list[str]:
     lines.append(val)
     shrink = fa.finals["shrink"].get(rec.lam)
     if shrink and rec.lam > 0:
-        lines.append(f"weights: {fa.family.label} at λ = {lam_label(rec.lam)} left the kernel at "
+        lines.append(f"weights: {_setting(fa, rec.lam)} left the kernel at "
                      f"×{mean_ci(shrink.values()).mean:.2f} of its unregularized norm")
     lines.append(convergence(fa))
     for c in fa.claims:
@@ -85,7 +88,7 @@ def family_lines(fa: "FamilyAnalysis") -> list[str]:
     return lines
 
 
-def convergence(fa: "FamilyAnalysis") -> str:
+def convergence(fa: FamilyAnalysis) -> str:
     trends = [t for t in fa.trends if t.arm in fa.comparable]
     improving = [t for t in trends if t.diagnosis == IMPROVING]
     few = [t for t in trends if t.diagnosis == TOO_FEW]
@@ -98,7 +101,7 @@ def convergence(fa: "FamilyAnalysis") -> str:
     return "training converged: no arm was still improving beyond noise at the last epoch"
 
 
-def conditions(analysis: "RunAnalysis") -> list[str]:
+def conditions(analysis: RunAnalysis) -> list[str]:
     run = analysis.run
     out = []
     if run.config.seeds == 1:
@@ -111,10 +114,17 @@ def conditions(analysis: "RunAnalysis") -> list[str]:
     return out
 
 
-def answer(analysis: "RunAnalysis") -> AnswerText:
+def answer(analysis: RunAnalysis) -> AnswerText:
     fa = analysis.main
     lines = family_lines(fa)
-    if len(analysis.families) > 1:
+    if analysis.run.config.several_learning_rates:
+        lines.insert(0, _best_per_family(analysis))
+        if analysis.couplings:
+            lines.insert(1, "best strength against learning rate: " + "; ".join(
+                f"{c.family.label} {c.verdict} (slope {c.slope:+.2f}"
+                + (f", 95 % interval {c.interval[0]:+.2f} … {c.interval[1]:+.2f})" if c.interval else ", no interval)")
+                for c in analysis.couplings.values()))
+    elif len(analysis.families) > 1:
         ranked = [f for f in analysis.families.values() if f.recommended is not None]
         if ranked:
             best = min(ranked, key=lambda f: f.recommended.estimate.mean)
@@ -122,6 +132,19 @@ def answer(analysis: "RunAnalysis") -> AnswerText:
                 f"{f.family.label} best at λ = {lam_label(f.recommended.lam)} ({f.recommended.estimate.mean:.4f})"
                 for f in ranked) + f" — lowest: {best.family.label}")
     return AnswerText(headline(fa), tuple(x for x in lines if x), tuple(conditions(analysis)))
+
+
+def _best_per_family(analysis: RunAnalysis) -> str:
+    """Each family's best cell of its learning rate × strength grid, by mean validation data loss."""
+    best: dict[str, FamilyAnalysis] = {}
+    for f in analysis.families.values():
+        if f.recommended is not None and (f.family.name not in best
+                                          or f.recommended.estimate.mean < best[f.family.name].recommended.estimate.mean):
+            best[f.family.name] = f
+    if not best:
+        return ""
+    return f"best over {len(analysis.run.config.learning_rates)} learning rates: " + "; ".join(
+        f"{_setting(f, f.recommended.lam)} ({f.recommended.estimate.mean:.4f})" for f in best.values())
 
 
 def _finite(x: float) -> bool:

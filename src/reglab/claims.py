@@ -51,7 +51,7 @@ def diff_text(d, digits: int = 4) -> str:
 
 
 def weights_shrink(fa: "FamilyAnalysis") -> Claim:
-    label = fa.family.label
+    label = fa.label
     statement = f"A stronger {label} gives smaller weights."
     rule = ("each step up the grid must lower the final ‖W‖: beyond seed noise (paired, 95 %), or with one seed by "
             f"more than {100 * ONE_SEED_NORM_STEP:.0f} % (‖W‖ has no sampling noise).")
@@ -96,7 +96,7 @@ def _count(diagnoses: list[str], kind: str) -> str:
 
 
 def small_strength_overfits(fa: "FamilyAnalysis", criteria: Criteria) -> Claim:
-    statement = f"Too little {fa.family.label} still overfits, much like no regularization."
+    statement = f"Too little {fa.label} still overfits, much like no regularization."
     rule = "the smallest strength > 0 must be diagnosed overfitting in every seed (none: not supported)."
     positive = sorted(lam for lam in fa.finals["loss_gap"] if lam > 0)
     if not positive:
@@ -114,7 +114,7 @@ def small_strength_overfits(fa: "FamilyAnalysis", criteria: Criteria) -> Claim:
 
 
 def moderate_strength_best(fa: "FamilyAnalysis") -> Claim:
-    statement = f"A moderate {fa.family.label} generalizes best."
+    statement = f"A moderate {fa.label} generalizes best."
     rule = ("the best strength must be inside the grid and beat both neighbours and strength 0 beyond noise (at an "
             "end of the grid and beating its neighbour: not supported).")
     rec = fa.recommended
@@ -140,7 +140,7 @@ def moderate_strength_best(fa: "FamilyAnalysis") -> Claim:
 
 
 def large_strength_underfits(fa: "FamilyAnalysis") -> Claim:
-    statement = f"Too much {fa.family.label} underfits."
+    statement = f"Too much {fa.label} underfits."
     rule = "the largest strength must be diagnosed underfitting in every seed (none: not supported)."
     lams = sorted(fa.finals["accuracy"])
     if len(lams) < 2:

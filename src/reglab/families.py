@@ -17,8 +17,9 @@ import numpy as np
 
 from .aggregate import PerSeed
 from .analysis import NEAR_ZERO
-from .config import SweepConfig
+from .config import DEFAULT_LEARNING_RATE, SweepConfig
 from .record import RunRecord, read_kernels
+from .settings import setting_of
 from .stats import Estimate, mean_ci
 
 
@@ -30,6 +31,7 @@ class FamilyRun(RunRecord):
     family: str = "l2"
     arm_ids: tuple[int, ...] = ()
     sweep: SweepConfig | None = None  # the whole sweep's configuration, every family in it
+    learning_rate: float = DEFAULT_LEARNING_RATE  # the series' (one family at one learning rate)
 
     def kernels(self) -> dict[int, Any]:
         return self.own(read_kernels(self.run_dir))
@@ -39,15 +41,27 @@ class FamilyRun(RunRecord):
         return {new: kernels[old] for new, old in enumerate(self.arm_ids) if old in kernels}
 
 
-def family_view(run: RunRecord, family: str) -> FamilyRun:
-    """`run` restricted to `family`'s arms (see FamilyRun)."""
-    ids = tuple(int(a["arm"]) for a in run.arms if a.get("regularizer", "l2") == family)
+def family_view(run: RunRecord, family: str, learning_rate: float | None = None) -> FamilyRun:
+    """`run` restricted to `family`'s arms at `learning_rate` (see FamilyRun): a series of strengths. The
+    learning rate may be left out when the sweep has one."""
+    if learning_rate is None:
+        if run.config.several_learning_rates:
+            raise ValueError("a sweep of several learning rates has one series per family and learning rate")
+        learning_rate = run.config.learning_rates[0]
+    ids = tuple(int(a["arm"]) for a in run.arms
+                if a.get("regularizer", "l2") == family and setting_of(a).learning_rate == learning_rate)
     new_index = {old: new for new, old in enumerate(ids)}
     arms = [{**run.arms[old], "arm": new} for new, old in enumerate(ids)]
     epochs = tuple(dataclasses.replace(r, arm=new_index[r.arm]) for r in run.epochs if r.arm in new_index)
-    config = run.config.replace(regularizers=[family], strengths={}, lambdas=list(run.config.grid(family)))
+    config = run.config.replace(regularizers=[family], strengths={}, lambdas=list(run.config.grid(family)),
+                                learning_rates=[learning_rate])
     return FamilyRun(run.run_dir, config, run.data, {**run.meta, "arms": arms}, epochs, family=family, arm_ids=ids,
-                     sweep=run.config)
+                     sweep=run.config, learning_rate=learning_rate)
+
+
+def series_key(family: str, learning_rate: float, config: SweepConfig) -> str:
+    """How a run's analyses are keyed: the family's name, with `@lr=RATE` in a sweep of several learning rates."""
+    return f"{family}@lr={learning_rate!r}" if config.several_learning_rates else family
 
 
 def sweep_config(run: RunRecord) -> SweepConfig:
@@ -104,7 +118,7 @@ def summarize_analysis(fa: Any) -> FamilySummary:
     rec = fa.recommended
     best = rec.lam if rec else None
     return FamilySummary(
-        fa.name, fa.family.label, len(fa.view.arms), rec,
+        fa.name, fa.label, len(fa.view.arms), rec,
         mean_ci(fa.finals["val_accuracy"][best].values()) if best is not None else None,
         max(means) - min(means) if means else math.nan, mean_ci(shrink.values()) if shrink else None,
         _zeros(fa, best), _zeros(fa, top), dict(per[best]) if best is not None else {},

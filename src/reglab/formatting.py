@@ -13,9 +13,11 @@ def lam_label(lam: float) -> str:
     return "0 (baseline)" if lam == 0 else f"{lam:g}"
 
 
-def setting_label(family: str, lam: float) -> str:
-    """An arm's regularization in a line of progress: `λ=0.001` for L2 (the study's), `l1 λ=0.001` otherwise."""
-    return f"λ={lam_label(lam)}" if family == "l2" else f"{family} λ={lam_label(lam)}"
+def setting_label(family: str, lam: float, learning_rate: float | None = None) -> str:
+    """An arm's setting in a line of progress: `λ=0.001` for L2 (the study's), `l1 λ=0.001` otherwise, and
+    ` lr=0.01` when the sweep has several learning rates (`learning_rate` given)."""
+    text = f"λ={lam_label(lam)}" if family == "l2" else f"{family} λ={lam_label(lam)}"
+    return text if learning_rate is None else f"{text} lr={lam_label(learning_rate)}"
 
 
 def plural(n: int, word: str) -> str:

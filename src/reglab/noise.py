@@ -109,9 +109,16 @@ def t_quantile(df: float) -> float:
     return t_critical(max(1, int(math.floor(df))))  # rounding df down: never narrower than the exact value
 
 
-def best_setting_interval(values: np.ndarray, lower_is_better: bool, design: "Design") -> tuple[int, int]:
+def best_setting_interval(values: np.ndarray, lower_is_better: bool, design: Design) -> tuple[int, int]:
     """values [settings, seeds, examples] → the 2.5 % and 97.5 % quantiles (as setting indices, in grid
     order) of the best setting when seeds and examples are resampled together."""
+    lo, hi = np.quantile(best_setting_draws(values, lower_is_better, design), [0.025, 0.975], method="inverted_cdf")
+    return int(lo), int(hi)
+
+
+def best_setting_draws(values: np.ndarray, lower_is_better: bool, design: Design) -> np.ndarray:
+    """values [settings, seeds, examples] → the best setting's index in each of the design's resamples [n_boot].
+    One design resamples the same seeds and examples on every call: draws of several grids are joint."""
     x = np.asarray(values, dtype=np.float64)
     k, n_seeds, n = x.shape
     sign = 1.0 if lower_is_better else -1.0
@@ -122,8 +129,7 @@ def best_setting_interval(values: np.ndarray, lower_is_better: bool, design: "De
         w = design.seed_counts[start:start + len(counts)]  # [block, S]
         means = np.einsum("bs,ksb->kb", w, per_seed) / n_seeds  # [k, block]
         best[start:start + len(counts)] = np.argmin(sign * means, axis=0)
-    lo, hi = np.quantile(best, [0.025, 0.975], method="inverted_cdf")
-    return int(lo), int(hi)
+    return best
 
 
 def seed_only_difference(a: dict[int, float], b: dict[int, float]) -> Difference:

@@ -15,8 +15,10 @@ from .record import EpochRecord
 class ProgressDisplay:
     """A `Listener` that reports to a rich Console (stderr by default)."""
 
-    def __init__(self, console: Console, n_arms: int, epochs: int, live: bool | None = None) -> None:
+    def __init__(self, console: Console, n_arms: int, epochs: int, live: bool | None = None,
+                 several_learning_rates: bool = False) -> None:
         self.console, self.n_arms, self.epochs = console, n_arms, epochs
+        self.rates = several_learning_rates  # name each arm's learning rate
         self.live = console.is_terminal if live is None else live
         self._progress: Progress | None = None
         self._task: Any = None
@@ -36,10 +38,13 @@ class ProgressDisplay:
         if self._progress is not None:
             self._progress.stop()
 
+    def _label(self, family: str, lam: float, learning_rate: float) -> str:
+        return setting_label(family, lam, learning_rate if self.rates else None)
+
     def _describe(self, arms: list[Arm], epoch: int) -> str:
         if len(arms) == 1:
             a = arms[0]
-            who = f"arm {a.index + 1}/{self.n_arms}  {setting_label(a.family, a.lam)}  seed {a.seed}"
+            who = f"arm {a.index + 1}/{self.n_arms}  {self._label(a.family, a.lam, a.learning_rate)}  seed {a.seed}"
         else:
             who = f"{len(arms)} arms at once"
         return f"{who}  epoch {epoch}/{self.epochs}"
@@ -58,7 +63,7 @@ class ProgressDisplay:
 
     def epoch_done(self, r: EpochRecord) -> None:
         self.console.print(
-            f"arm {r.arm + 1}/{self.n_arms} {setting_label(r.regularizer, r.lam)} seed {r.seed} epoch {r.epoch}/{self.epochs}: "
+            f"arm {r.arm + 1}/{self.n_arms} {self._label(r.regularizer, r.lam, r.learning_rate)} seed {r.seed} epoch {r.epoch}/{self.epochs}: "
             f"loss {fmt(r.loss)} val_loss {fmt(r.val_loss)} acc {fmt(r.accuracy)} val_acc {fmt(r.val_accuracy)} "
             f"val_data_loss {fmt(r.val_data_loss)} ‖W‖ {fmt(r.kernel_norm, 2)} ({r.seconds:.1f} s)",
             highlight=False, soft_wrap=True,
@@ -68,7 +73,7 @@ class ProgressDisplay:
 
     def arm_finished(self, arm: Arm, status: str, test: dict[str, float]) -> None:
         self.console.print(
-            f"arm {arm.index + 1}/{self.n_arms} {setting_label(arm.family, arm.lam)} seed {arm.seed} {status}: "
+            f"arm {arm.index + 1}/{self.n_arms} {self._label(arm.family, arm.lam, arm.learning_rate)} seed {arm.seed} {status}: "
             f"test accuracy {fmt(test['accuracy'])}, test data loss {fmt(test['data_loss'])}",
             highlight=False, soft_wrap=True,
         )

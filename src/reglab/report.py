@@ -51,7 +51,7 @@ def answer_blocks(analysis: RunAnalysis, figures: Any) -> list[d.Block]:
     if figures is not None and getattr(figures, "which_strength", None) is not None:
         fa = analysis.main
         blocks.append(_image(figures.which_strength, (
-            f"Each {fa.family.label} strength minus the recommended one (95 % intervals, seeds and validation "
+            f"Each {fa.label} strength minus the recommended one (95 % intervals, seeds and validation "
             "examples); shaded: within noise of it. Lower loss, higher accuracy is better.")))
     return blocks
 
@@ -160,7 +160,7 @@ def results(analysis: RunAnalysis, figures: Any) -> list[d.Block]:
     mean = f", mean ± 95 % interval over {seeds} seeds" if seeds > 1 else ""
     blocks: list[d.Block] = [
         d.Heading(2, "Results", "results"),
-        d.Para(f"Final values by {fa.family.label} strength{mean}; data losses are the cross-entropy "
+        d.Para(f"Final values by {fa.label} strength{mean}; data losses are the cross-entropy "
                f"{fa.family.penalty_words}; the recommended strength is in bold."),
         d.Table(STRENGTH_HEADER, strength_rows(fa)),
     ]
@@ -264,7 +264,7 @@ def noise_section(analysis: RunAnalysis) -> list[d.Block]:
 def claims_section(fa: FamilyAnalysis) -> list[d.Block]:
     return [
         d.Heading(2, "Claims checked", "claims"),
-        d.Para(f"The original study's statements about {fa.family.label}, marked by this run's numbers; the rules "
+        d.Para(f"The original study's statements about {fa.label}, marked by this run's numbers; the rules "
                "follow the table."),
         d.Table(["claim", "verdict", "the numbers"], [[c.statement, d.strong(c.verdict), c.evidence] for c in fa.claims]),
         d.Bullets([[d.em(c.statement[:-1] if c.statement.endswith(".") else c.statement), ": " + c.rule] for c in fa.claims]),
@@ -301,6 +301,65 @@ def takeaway(analysis: RunAnalysis) -> list[d.Block]:
     return [d.Heading(2, "Takeaway", "takeaway"), d.Para(f"{answer(analysis).headline} {rest}")] if fa else []
 
 
+# ---------------------------------------------------------------- learning rate × strength
+
+def learning_rate_section(analysis: RunAnalysis, figures: Any) -> list[d.Block]:
+    """A sweep of several learning rates: each family's grid, and its best strength at each learning rate."""
+    if not analysis.heat_maps:
+        return []
+    rates = analysis.run.config.learning_rates
+    blocks: list[d.Block] = [
+        d.Heading(2, "Learning rate × strength", "learning-rates"),
+        d.Para(f"Every strength was trained at each of {len(rates)} learning rates ({', '.join(lam_label(r) for r in rates)}), "
+               "on the same seeds, initializations and batches. Each cell is a setting's final value, the mean over "
+               "seeds; the star marks the best cell and a red outline every cell whose difference from the best has a "
+               "95 % interval that includes 0 (the noise model of the strength comparisons below). The sections after "
+               f"this one describe {analysis.main.label}, the learning rate at which the "
+               f"{analysis.main.family.label} arms did best."),
+    ]
+    files = {f.key: f for f in (figures.heat_maps if figures is not None else ())}
+    for family, hm in analysis.heat_maps.items():
+        from .figures import heat_map_name
+
+        if heat_map_name(family) in files:
+            blocks.append(_image(files[heat_map_name(family)], f"{hm.family.label}: final validation data loss and "
+                                 "accuracy over learning rate × strength."))
+        rows: list[list[d.Inline]] = []
+        for fa in (f for f in analysis.families.values() if f.family.name == family):
+            r = fa.recommended
+            rows.append([lam_label(fa.learning_rate), lam_label(r.lam) if r else "—",
+                         f"{lam_label(r.interval[0].strength)} … {lam_label(r.interval[1].strength)}" if r and r.interval else "—",
+                         f"{lam_label(r.flat[0].strength)} … {lam_label(r.flat[1].strength)}" if r else "—",
+                         ci(r.estimate) if r else "—", ci(r.test_accuracy) if r else "—"])
+        blocks.append(d.Table(["learning rate", f"best {hm.family.label} λ", "95 % interval of the best",
+                               "within noise of it", "val data loss at best", "test accuracy at best"], rows))
+    return blocks + coupling_blocks(analysis)
+
+
+def coupling_blocks(analysis: RunAnalysis) -> list[d.Block]:
+    """The coupling question, with the rule, for each family whose grid is large enough."""
+    from .coupling import MIN_RATES, MIN_STRENGTHS, RULE, tau_text
+
+    if not analysis.couplings:
+        return [d.Para(f"The coupling question (does the best strength move with the learning rate?) needs at least "
+                       f"{MIN_RATES} learning rates and {MIN_STRENGTHS} positive strengths with results at each.")]
+    blocks: list[d.Block] = [d.Heading(3, "Does the best strength move with the learning rate?", "coupling"),
+                             d.Para(f"Rule: {RULE}")]
+    items = []
+    for c in analysis.couplings.values():
+        interval = f"95 % interval {c.interval[0]:+.2f} … {c.interval[1]:+.2f}" if c.interval else "no interval (one seed, no per-example values)"
+        text = f"{c.family.label}: slope {c.slope:+.2f} ({interval}) — {c.verdict}"
+        tau = tau_text(c)
+        items.append(text + (f"; {tau}" if tau else "") + ".")
+        rows: list[list[d.Inline]] = [
+            [lam_label(r.learning_rate), lam_label(r.strength),
+             f"{lam_label(r.interval[0])} … {lam_label(r.interval[1])}" if r.interval else "—",
+             f"{r.tau_epochs:.3g}" if r.tau_epochs is not None else "—"] for r in c.per_rate]
+        blocks.append(d.Table(["learning rate", f"best positive {c.family.label} λ", "95 % interval", "τ (epochs)"], rows))
+    blocks.insert(2, d.Bullets(items))
+    return blocks
+
+
 # ---------------------------------------------------------------- several families
 
 def families_section(analysis: RunAnalysis, figures: Any) -> list[d.Block]:
@@ -318,8 +377,8 @@ def families_section(analysis: RunAnalysis, figures: Any) -> list[d.Block]:
         d.Heading(2, "Regularizers compared", "families"),
         d.Para("Each family was swept over its own strengths in this one run, on the same seeds, initializations and "
                f"batches. Strengths of different families are not on one scale. The sections above describe the "
-               f"{analysis.main.family.label} arms."),
-        d.Bullets([f"{fa.family.label}: {fa.family.formula}" for fa in analysis.families.values()]),
+               f"{analysis.main.label} arms."),
+        d.Bullets(list(dict.fromkeys(f"{fa.family.label}: {fa.family.formula}" for fa in analysis.families.values()))),
         d.Table(header, rows),
     ]
     if figures is not None and getattr(figures, "families", None) is not None:
@@ -367,11 +426,12 @@ def build_blocks(analysis: RunAnalysis, figures: Any) -> list[d.Block]:
     blocks: list[d.Block] = [d.Heading(1, f"reglab report: {run.run_dir.name}")]
     blocks += answer_blocks(analysis, figures)
     blocks += [d.Heading(2, "Objective", "objective"),
-               d.Para(f"How much {fa.family.label} regularization should this model have, and what does it do? The "
+               d.Para(f"How much {fa.label} regularization should this model have, and what does it do? The "
                       "original study trained a small dense network on MNIST once per strength and explained: smaller "
                       "weights generalize better, too little still overfits, too much underfits. This run checks each "
                       "statement.")]
-    if len(analysis.families) > 1:
+    blocks += learning_rate_section(analysis, figures)
+    if len(analysis.families) > 1 and not analysis.heat_maps:
         blocks += families_section(analysis, figures)
     blocks += setup(analysis)
     blocks += results(analysis, figures)

@@ -382,7 +382,8 @@ def _train(config: SweepConfig, splits: Splits, engine: Any, record: _Record, ch
     status = "failed"
     stop = _StopFlag()
     try:
-        with stop, ProgressDisplay(console, n_arms=len(config.arms()), epochs=config.epochs, live=live) as display:
+        with stop, ProgressDisplay(console, n_arms=len(config.arms()), epochs=config.epochs, live=live,
+                             several_learning_rates=config.several_learning_rates) as display:
             listener = _RecordingListener(record, display, stop, fingerprint, values)
             weights = engine(config, splits, listener) if checkpoint is None else engine(config, splits, listener, resume=checkpoint)
             recorder = record.open()

@@ -31,7 +31,7 @@ def summary_lines(analysis: "RunAnalysis", width: int = 80) -> list[str]:
     for fa in analysis.families.values():
         trends = {t.arm: t.diagnosis for t in fa.trends}
         for s in fa.arms:
-            label = f"{fa.family.label} {lam_label(s.lam)}" if several else lam_label(s.lam)
+            label = f"{fa.label} {lam_label(s.lam)}" if several else lam_label(s.lam)
             fit = SHORT_DIAGNOSIS.get(trends.get(s.arm, "—"), trends.get(s.arm, "—"))
             line = (f"{label[:setting_w]:<{setting_w}} {s.seed:>4} {s.status[:9]:<9} {fmt(s.final_val_data_loss):>7} "
                     f"{fmt(s.final_val_accuracy):>7} {fmt(s.test_accuracy):>8} {fmt(s.final_kernel_norm, 2):>6}  {fit}")

@@ -38,13 +38,22 @@ class Figures(NamedTuple):
     kernel_norm: FigureFile
     gap_vs_norm: FigureFile
     weight_histograms: FigureFile | None  # None: the run has no kernels.npz
-    families: FigureFile | None  # None: one family
+    families: FigureFile | None  # None: one family, or several learning rates (the heat maps show them)
+    heat_maps: tuple[FigureFile, ...] = ()  # one per family in a sweep of several learning rates
 
     def all(self) -> list[FigureFile]:
         """Every file, in report order."""
-        out = [f for f in (self.families, self.which_strength) if f is not None]
+        out = [*self.heat_maps] + [f for f in (self.families, self.which_strength) if f is not None]
         out += [*self.curves, self.val_data_loss, self.kernel_norm, self.gap_vs_norm]
         return out + ([self.weight_histograms] if self.weight_histograms is not None else [])
+
+
+#: Heat-map figures are named heat_map_FAMILY (the family's name made safe for a file name).
+HEAT_MAP = "heat_map_"
+
+
+def heat_map_name(family: str) -> str:
+    return HEAT_MAP + "".join(c if c.isalnum() or c == "_" else "_" for c in family)
 
 
 def _curves(fa: FamilyAnalysis, out: Path) -> tuple[list[FigureFile], int]:
@@ -53,7 +62,7 @@ def _curves(fa: FamilyAnalysis, out: Path) -> tuple[list[FigureFile], int]:
     words = Words(fa.family.label, fa.family.in_loss)
     seeds = fa.view.config.seeds
     rec = fa.recommended.lam if fa.recommended else None
-    label = fa.family.label
+    label = fa.label
     jobs = []
     if seeds == 1:
         total = len(fa.view.arms)
@@ -88,7 +97,8 @@ def draw_all(analysis: RunAnalysis) -> Figures:
     curves, total = _curves(analysis.main, out)
     files = {name: unit.save(out / f"{name}.png") for name, unit in figure_units(analysis).items()}
     return Figures(files.get("which_strength"), curves, total, files["val_data_loss"], files["kernel_norm"],
-                   files["gap_vs_norm"], files.get("weight_histograms"), files.get("families"))
+                   files["gap_vs_norm"], files.get("weight_histograms"), files.get("families"),
+                   tuple(f for name, f in files.items() if name.startswith(HEAT_MAP)))
 
 
 # ---------------------------------------------------------------- in a notebook
@@ -125,7 +135,7 @@ class Display(NamedTuple):
 def figure_units(analysis: RunAnalysis) -> dict[str, Display]:
     """The report's figures other than the training curves, by file name (without `.png`), in report order."""
     fa = analysis.main
-    label, seeds = fa.family.label, fa.view.config.seeds
+    label, seeds = fa.label, fa.view.config.seeds
     words = Words(label, fa.family.in_loss)
     two = {"nrows": 1, "ncols": 2}
     out: dict[str, Display] = {}
@@ -158,7 +168,11 @@ def figure_units(analysis: RunAnalysis) -> dict[str, Display]:
         unit("weight_histograms", title, hd, draw.render_histograms, (title,),
              {"nrows": rows, "ncols": cols, "figsize": (3 * cols + 0.5, 2.6 * rows + 0.8), "sharex": True,
               "sharey": True, "squeeze": False})
-    if len(analysis.families) > 1:
+    for family, hm in analysis.heat_maps.items():
+        title = f"{hm.family.label}: learning rate × strength"
+        unit(heat_map_name(family), title, data.heat_map_data(hm, seeds), draw.render_heat_map, (title,),
+             {**two, "figsize": (13, 5.8)})
+    if len(analysis.families) > 1 and not analysis.heat_maps:
         title = "Regularizers compared: final validation metrics against each one's strength"
         unit("families", title, data.family_curves_data(analysis), draw.render_family_curves, (title,),
              {**two, "figsize": (12, 6.6)})
@@ -172,7 +186,7 @@ def displays(analysis: RunAnalysis) -> dict[str, Display]:
     words = Words(fa.family.label, fa.family.in_loss)
     out = figure_units(analysis)
     for lam in fa.view.config.lambdas:
-        name, title = curves_figure_name(lam)[:-4], f"{fa.family.label} λ = {lam_label(lam)}"
+        name, title = curves_figure_name(lam)[:-4], f"{fa.label} λ = {lam_label(lam)}"
         out[name] = Display(name, title, data.strength_curves_data(fa, lam), draw.render_strength_curves,
                             (title, words), {"nrows": 1, "ncols": 2, "figsize": (12, 4.9)})
     return out

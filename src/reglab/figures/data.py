@@ -272,10 +272,43 @@ def _family_panel(fa: FamilyAnalysis, metric: str) -> FamilyPanel:
 def family_curves_data(analysis: RunAnalysis) -> FamilyCurves:
     panels, best = {}, {}
     for fa in analysis.families.values():
-        panels[fa.family.label] = (_family_panel(fa, "val_data_loss"), _family_panel(fa, "val_accuracy"))
-        best[fa.family.label] = fa.recommended.lam if fa.recommended else None
+        panels[fa.label] = (_family_panel(fa, "val_data_loss"), _family_panel(fa, "val_accuracy"))
+        best[fa.label] = fa.recommended.lam if fa.recommended else None
     return FamilyCurves(panels, best, analysis.run.config.seeds)
 
 
 def finite_values(xs: list[float]) -> list[float]:
     return [x for x in xs if x is not None and math.isfinite(x)]
+
+
+# ---------------------------------------------------------------- learning rate × strength
+
+class HeatPanel(NamedTuple):
+    """One metric's grid: rows are strengths (λ = 0 first), columns learning rates; `mean[row][col]`."""
+
+    title: str
+    learning_rates: list[float]
+    strengths: list[float]
+    mean: list[list[float]]
+    best: tuple[int, int] | None  # (row, column) of the best cell
+    within: list[tuple[int, int]]  # cells within noise of the best
+    lower_is_better: bool
+
+
+class HeatMapData(NamedTuple):
+    family: str  # the family's label
+    panels: tuple[HeatPanel, HeatPanel]  # validation data loss, validation accuracy
+    seeds: int
+
+
+def heat_map_data(hm: Any, seeds: int) -> HeatMapData:
+    """A `heatmap.HeatMap` as two panels (validation data loss, validation accuracy)."""
+    panels = []
+    for metric, name in (("val_data_loss", "Validation data loss (without penalty)"), ("val_accuracy", "Validation accuracy")):
+        g = hm.grids[metric]
+        best = (g.strengths.index(g.best.strength), g.learning_rates.index(g.best.learning_rate)) if g.best else None
+        panels.append(HeatPanel(
+            name, list(g.learning_rates), list(g.strengths), [[c.mean for c in row] for row in g.cells], best,
+            [(i, j) for i, row in enumerate(g.cells) for j, c in enumerate(row) if c.within_noise], metric == "val_data_loss",
+        ))
+    return HeatMapData(hm.family.label, (panels[0], panels[1]), seeds)

@@ -15,7 +15,8 @@ from .axes import (
     band, dense_grid, epoch_ticks, figure, finite, lam_colorbar, lam_colors, log_lambda_axis, markers, yerr,
 )
 from .data import (
-    ArmCurves, FamilyCurves, GapNormData, HistogramData, Overlay, StrengthCurves, StrengthDifferences, WhichStrength,
+    ArmCurves, FamilyCurves, GapNormData, HeatMapData, HistogramData, Overlay, StrengthCurves, StrengthDifferences,
+    WhichStrength,
 )
 
 
@@ -304,3 +305,40 @@ def render_histograms(fig: Any, axes: Any, d: HistogramData, title: str) -> None
     for ax in axes[:, 0]:
         ax.set_ylabel("count (log)")
     fig.suptitle(title)
+
+
+# ---------------------------------------------------------------- learning rate × strength
+
+def render_heat_map(fig: Any, axes: Any, d: HeatMapData, title: str) -> None:
+    """Each panel a grid of cells (learning rates across, strengths up, λ = 0 its own bottom row, both in
+    log steps), the mean over seeds written in each cell, the best starred and the cells within noise of it
+    outlined."""
+    from matplotlib.patches import Rectangle
+
+    for ax, p in zip(axes, d.panels):
+        values = [[v if math.isfinite(v) else math.nan for v in row] for row in p.mean]
+        cmap = "viridis_r" if p.lower_is_better else "viridis"
+        image = ax.imshow(values, origin="lower", aspect="auto", cmap=cmap)
+        bar = fig.colorbar(image, ax=ax, shrink=0.85)
+        if not p.lower_is_better:
+            bar.ax.yaxis.set_major_formatter(lambda v, _: f"{100 * v:.0f}")
+        finite_cells = [v for row in values for v in row if math.isfinite(v)]
+        middle = (min(finite_cells) + max(finite_cells)) / 2 if finite_cells else 0.0
+        for i, row in enumerate(values):
+            for j, v in enumerate(row):
+                if math.isfinite(v):
+                    dark = (v > middle) == p.lower_is_better
+                    ax.text(j, i, f"{v:.3f}" if p.lower_is_better else f"{100 * v:.1f}", ha="center", va="center",
+                            fontsize=8, color="white" if dark else "black")
+        for i, j in p.within:
+            ax.add_patch(Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, edgecolor="red", linewidth=2))
+        if p.best is not None:
+            ax.plot([p.best[1] - 0.32], [p.best[0] + 0.28], marker="*", markersize=14, color="red", markeredgecolor="k",
+                    linestyle="none")  # in the cell's corner: its value stays readable
+        ax.set_xticks(range(len(p.learning_rates)), [lam_label(x) for x in p.learning_rates])
+        ax.set_yticks(range(len(p.strengths)), [lam_label(x) if x else "0 (none)" for x in p.strengths])
+        unit = "" if p.lower_is_better else " (%)"
+        ax.set(xlabel="learning rate (log steps)", ylabel=f"{d.family} strength λ (log steps)", title=p.title + unit)
+    seeds = f"mean over {d.seeds} seeds" if d.seeds > 1 else "one seed"
+    fig.suptitle(f"{title}\n{seeds}; ★ best, red outline: within noise of the best (95 % interval of the difference includes 0)",
+                 fontsize=10)

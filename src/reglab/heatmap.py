@@ -1,0 +1,119 @@
+"""Learning rate × strength: one family's sweep as a grid of cells, for a sweep of several learning rates.
+
+Pure functions over the per-series analyses (`analyze.FamilyAnalysis`, one per family and learning rate):
+each cell is a setting's final value averaged over seeds; the best cell is the lowest validation data
+loss (highest validation accuracy); a cell is "within noise" of the best when the 95 % interval of its
+difference from the best includes 0, with the noise model of the strength comparisons (`noise`: seeds
+and validation examples resampled together where per-example values were recorded, seeds alone
+otherwise). Cells without an interval (one seed, no per-example values) are never called within noise.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+import numpy as np
+
+from . import noise
+from .settings import Family, Setting
+from .stats import mean_ci
+
+if TYPE_CHECKING:
+    from .analyze import FamilyAnalysis
+
+#: What the grid shows, and which way is better.
+METRICS = {"val_data_loss": True, "val_accuracy": False}
+
+
+class Cell(NamedTuple):
+    """One setting of the grid: its mean over seeds, and its difference from the best cell."""
+
+    setting: Setting
+    mean: float  # NaN: no arm of this setting completed
+    n_seeds: int
+    difference: noise.Difference | None  # this cell − the best (None for the best itself, or no values)
+
+    @property
+    def within_noise(self) -> bool:
+        d = self.difference
+        return d is not None and d.has_interval and not d.excludes_zero()
+
+
+class Grid(NamedTuple):
+    """One metric over learning rates (columns, ascending) × strengths (rows, ascending, λ = 0 first)."""
+
+    metric: str
+    learning_rates: tuple[float, ...]
+    strengths: tuple[float, ...]
+    cells: tuple[tuple[Cell, ...], ...]  # [strength][learning rate]
+    best: Setting | None
+
+    def cell(self, setting: Setting) -> Cell:
+        return self.cells[self.strengths.index(setting.strength)][self.learning_rates.index(setting.learning_rate)]
+
+
+class HeatMap(NamedTuple):
+    """A family's learning rate × strength grids, one per metric."""
+
+    family: Family
+    grids: dict[str, Grid]
+
+
+def _per_seed(fa: FamilyAnalysis, metric: str, lam: float) -> dict[int, float]:
+    return dict(fa.finals[metric].get(lam, {}))
+
+
+def _examples(fa: FamilyAnalysis, metric: str, lam: float) -> dict[int, np.ndarray] | None:
+    values = fa.per_example
+    if values is None or not values.complete:
+        return None
+    table = values.loss if metric == "val_data_loss" else values.correct
+    return table.get(lam)
+
+
+def cell_difference(a: FamilyAnalysis, lam_a: float, b: FamilyAnalysis, lam_b: float, metric: str) -> noise.Difference:
+    """(a at λ_a) − (b at λ_b) for `metric`, paired on seeds, and on validation examples where both have them."""
+    ea, eb = _examples(a, metric, lam_a), _examples(b, metric, lam_b)
+    if ea is not None and eb is not None:
+        seeds = sorted(set(ea) & set(eb))
+        if seeds:
+            return noise.paired_difference(np.stack([ea[s] for s in seeds]), np.stack([eb[s] for s in seeds]))
+    return noise.seed_only_difference(_per_seed(a, metric, lam_a), _per_seed(b, metric, lam_b))
+
+
+def grid(series: list[FamilyAnalysis], metric: str) -> Grid:
+    """One family's series (one per learning rate) as a grid of `metric`."""
+    by_rate = {fa.learning_rate: fa for fa in series}
+    rates = tuple(sorted(by_rate))
+    strengths = tuple(sorted({lam for fa in series for lam in fa.view.config.lambdas}))
+    means: dict[tuple[float, float], float] = {}
+    for lr in rates:
+        for lam in strengths:
+            values = list(_per_seed(by_rate[lr], metric, lam).values())
+            means[(lr, lam)] = mean_ci(values).mean if values else math.nan
+    scored = [k for k, m in means.items() if math.isfinite(m)]
+    sign = 1.0 if METRICS[metric] else -1.0
+    best = min(scored, key=lambda k: (sign * means[k], k[1], k[0])) if scored else None
+    cells = []
+    for lam in strengths:
+        row = []
+        for lr in rates:
+            fa = by_rate[lr]
+            n = len(_per_seed(fa, metric, lam))
+            diff = (cell_difference(fa, lam, by_rate[best[0]], best[1], metric)
+                    if best is not None and (lr, lam) != best and n else None)
+            row.append(Cell(Setting(fa.family.name, lam, lr), means[(lr, lam)], n, diff))
+        cells.append(tuple(row))
+    return Grid(metric, rates, strengths, tuple(cells),
+                Setting(series[0].family.name, best[1], best[0]) if best is not None else None)
+
+
+def heat_maps(series: dict[str, Any]) -> dict[str, HeatMap]:
+    """Family name → its heat map, for the families of a sweep of several learning rates (else empty)."""
+    by_family: dict[str, list[FamilyAnalysis]] = {}
+    for fa in series.values():
+        by_family.setdefault(fa.family.name, []).append(fa)
+    if all(len(v) < 2 for v in by_family.values()):
+        return {}
+    return {name: HeatMap(fas[0].family, {m: grid(fas, m) for m in METRICS}) for name, fas in by_family.items()}
