@@ -270,8 +270,8 @@ def test_load_toml_reads_a_preset(tmp_path):
 
 def test_load_toml_unknown_key(tmp_path):
     p = tmp_path / "p.toml"
-    p.write_text("epochs = 3\noptimizer = 'sgd'\n", encoding="utf-8")
-    with pytest.raises(ConfigError, match="unknown setting 'optimizer'"):
+    p.write_text("epochs = 3\nmomentum = 0.5\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="unknown setting 'momentum'"):
         SweepConfig.from_mapping(load_toml(p), where=str(p))
 
 
@@ -499,6 +499,13 @@ def test_learning_rates_are_a_setting_field():
     assert len(settings) == config.n_settings == 12 and len(set(settings)) == 12
     assert SweepConfig().learning_rates == (0.001,) and SweepConfig().settings()[0].learning_rate == 0.001
     assert SweepConfig.from_mapping(config.to_dict()) == config
+
+
+def test_the_optimizer_is_adam_or_sgd():
+    assert SweepConfig().optimizer == "adam" and SweepConfig.from_mapping({"optimizer": "sgd"}).optimizer == "sgd"
+    for bad in ("SGD", "adamw", "", 3):
+        with pytest.raises(ConfigError, match="unknown optimizer"):
+            SweepConfig(optimizer=bad)
 
 
 @pytest.mark.parametrize("rates, message", [

@@ -17,7 +17,8 @@ from reglab.errors import ConfigError
 FAMILIES = ("l2", "l1", "l1_l2:0.5", "weight_decay")
 
 
-def reference_fit(splits, family: str, lam: float, seed: int, epochs: int, learning_rate: float = 0.001):
+def reference_fit(splits, family: str, lam: float, seed: int, epochs: int, learning_rate: float = 0.001,
+                  optimizer: str = "adam"):
     """The original study's network with `family` written out by hand in plain Keras: the reference."""
     keras.utils.set_random_seed(seed)
     name, _, ratio = family.partition(":")
@@ -27,12 +28,14 @@ def reference_fit(splits, family: str, lam: float, seed: int, epochs: int, learn
     }[name]
     hidden = keras.layers.Dense(128, activation="relu", kernel_regularizer=regularizer)
     model = keras.Sequential([keras.Input(shape=(28, 28)), keras.layers.Flatten(), hidden, keras.layers.Dense(10, activation="softmax")])
+    make = (lambda **kw: keras.optimizers.SGD(learning_rate=learning_rate, momentum=0.9, **kw)) if optimizer == "sgd" else (
+        lambda **kw: keras.optimizers.Adam(learning_rate=learning_rate, **kw))
     if name == "weight_decay":  # AdamW-style decay of the hidden kernel only, as Keras's optimizer does it
-        optimizer = keras.optimizers.Adam(learning_rate=learning_rate, weight_decay=lam)
-        optimizer.exclude_from_weight_decay(var_list=[v for v in model.trainable_variables if v is not hidden.kernel])
+        opt = make(weight_decay=lam)
+        opt.exclude_from_weight_decay(var_list=[v for v in model.trainable_variables if v is not hidden.kernel])
     else:
-        optimizer = keras.optimizers.Adam(learning_rate=learning_rate)
-    model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+        opt = make()
+    model.compile(optimizer=opt, loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     history = model.fit(splits.x_train, splits.y_train, epochs=epochs, batch_size=32,
                         validation_data=(splits.x_val, splits.y_val), verbose=0)
     return model, history
@@ -67,24 +70,30 @@ def test_every_family_matches_keras_fit_step_for_step(engine, strategy, monkeypa
             assert all(r.penalty == 0.0 and r.loss == pytest.approx(r.data_loss, abs=1e-6) for r in rows)
 
 
-@pytest.mark.parametrize("engine, strategy", [("fused", "auto"), ("fused", "per-arm-chunks"), ("fused", "vmap"), ("keras", None)])
-def test_each_learning_rate_matches_keras_fit_step_for_step(engine, strategy, monkeypatch):
+@pytest.mark.parametrize("engine, strategy, optimizer", [
+    ("fused", "auto", "adam"), ("fused", "per-arm-chunks", "adam"), ("fused", "vmap", "adam"), ("keras", None, "adam"),
+    ("fused", "auto", "sgd"), ("fused", "per-arm-chunks", "sgd"), ("keras", None, "sgd"),
+])
+def test_each_learning_rate_matches_keras_fit_step_for_step(engine, strategy, optimizer, monkeypatch):
     """L2 and weight decay, each at two strengths × two learning rates (the optimizer's `learning_rate`;
-    weight decay scales with it): every arm as a bare `fit` with `Adam(learning_rate=…)`, in one compilation."""
+    weight decay scales with it), under Adam and under SGD(momentum=0.9): every arm as a bare `fit` with
+    `Adam(learning_rate=…)` or `SGD(learning_rate=…, momentum=0.9)`, in one compilation."""
     monkeypatch.setattr(packed, "MAX_PACKED_ARMS", 3)  # groups may not span learning rates: 2 + 2 per series
     splits = small_splits()
     config = SweepConfig(lambdas=(0.0, 3e-3), seeds=1, seed=5, epochs=1, dataset="mnist-5k", engine=engine,
                          regularizers=("l2", "weight_decay"), strengths=(("weight_decay", (0.0, 0.05)),),
-                         learning_rates=(3e-3, 1e-3))
+                         learning_rates=(3e-3, 1e-3) if optimizer == "adam" else (3e-2, 1e-2), optimizer=optimizer)
+    rates = config.learning_rates
     arms = config.arms()
     assert [(a.family, a.learning_rate, a.lam) for a in arms] == [
-        (f, lr, lam) for f in ("l2", "weight_decay") for lr in (1e-3, 3e-3) for lam in ((0.0, 0.05) if f == "weight_decay" else (0.0, 3e-3))]
+        (f, lr, lam) for f in ("l2", "weight_decay") for lr in rates for lam in ((0.0, 0.05) if f == "weight_decay" else (0.0, 3e-3))]
     listener = Collect()
     weights = (fused.train(config, splits, listener, strategy=strategy) if engine == "fused"
                else get_engine(engine)(config, splits, listener))
     by_arm = listener.by_arm()
     for arm in arms:
-        model, history = reference_fit(splits, arm.family, arm.lam, arm.seed, epochs=1, learning_rate=arm.learning_rate)
+        model, history = reference_fit(splits, arm.family, arm.lam, arm.seed, epochs=1, learning_rate=arm.learning_rate,
+                                       optimizer=optimizer)
         assert_trains_like_fit(arm, weights[arm.index], by_arm[arm.index], model, history)
         assert all(r.learning_rate == arm.learning_rate for r in by_arm[arm.index])
     # the rate is felt: the same setting at the other rate trains other weights

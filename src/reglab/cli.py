@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from .config import (
-    DEFAULT_LAMBDAS, DEFAULT_LEARNING_RATE, ENGINES, MAX_ARMS, SweepConfig, load_toml, parse_families, parse_lambdas,
+    DEFAULT_LAMBDAS, DEFAULT_LEARNING_RATE, ENGINES, MAX_ARMS, OPTIMIZERS, SweepConfig, load_toml, parse_families, parse_lambdas,
     parse_learning_rates, parse_strengths,
 )
 from .errors import ConfigError, ReglabError, RunFailed, RunInterrupted
@@ -70,6 +70,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--learning-rates", metavar="R1,R2,...", dest="learning_rates",
                      help="the optimizer's learning rates, a second axis of the sweep (every family × strength at "
                      "each); SPEC as for --lambdas, every value > 0" + _flag_help(f"{DEFAULT_LEARNING_RATE:g}, Keras's Adam default"))
+    run.add_argument("--optimizer", choices=OPTIMIZERS, help="adam = Keras's Adam (the original study's); sgd = Keras's "
+                     "SGD(momentum=0.9). Both run at --learning-rates (default 0.001 for both: pass --learning-rates "
+                     "0.01 for Keras's SGD default)" + _flag_help("adam"))
     run.add_argument("--early-stopping", type=int, metavar="PATIENCE", dest="early_stopping",
                      help="stop each arm after PATIENCE epochs without a lower validation data loss (Keras's "
                      "EarlyStopping, per arm); 0 = off" + _flag_help(0))
@@ -115,7 +118,7 @@ def config_from_args(args: argparse.Namespace) -> SweepConfig:
         where = args.config
     config = SweepConfig.from_mapping(values, where=where)
     flags = {k: getattr(args, k) for k in ("seeds", "seed", "epochs", "batch_size", "dataset", "engine", "early_stopping",
-                                           "restore_best", "model")}
+                                           "restore_best", "model", "optimizer")}
     changes = {k: v for k, v in flags.items() if v is not None}
     if args.lambdas is not None:
         changes["lambdas"] = parse_lambdas(args.lambdas)
@@ -133,7 +136,7 @@ def config_from_args(args: argparse.Namespace) -> SweepConfig:
 #: flags that define the experiment: a resumed run keeps its own
 EXPERIMENT_FLAGS = ("config", "lambdas", "seeds", "seed", "epochs", "batch_size", "dataset", "engine", "out", "force",
                     "executor", "blocks", "early_stopping", "restore_best", "model", "regularizers", "strengths",
-                    "learning_rates")
+                    "learning_rates", "optimizer")
 
 
 def cmd_run(args: argparse.Namespace) -> int:

@@ -27,6 +27,9 @@ DEFAULT_LAMBDAS: tuple[float, ...] = (0.0, 1e-4, 1e-3, 1e-2)
 #: Keras's Adam default, the original study's learning rate ("adam" as a string).
 DEFAULT_LEARNING_RATE = 0.001
 ENGINES: tuple[str, ...] = ("fused", "keras")
+#: adam: Keras's Adam (the original study's "adam"); sgd: Keras's SGD(momentum=0.9). Both at the sweep's learning rates.
+OPTIMIZERS: tuple[str, ...] = ("adam", "sgd")
+SGD_MOMENTUM = 0.9
 MAX_EPOCHS = 100_000
 MAX_SEEDS = 10_000
 MAX_BATCH_SIZE = 1 << 20
@@ -55,6 +58,7 @@ class SweepConfig:
     regularizers: tuple[str, ...] = ("l2",)  # families compared as arms of one sweep (see `parse_family`)
     strengths: tuple[tuple[str, tuple[float, ...]], ...] = ()  # a family's own grid; others use `lambdas`
     learning_rates: tuple[float, ...] = (DEFAULT_LEARNING_RATE,)  # the optimizer's, each a setting field like λ
+    optimizer: str = "adam"  # one of OPTIMIZERS, for every arm
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "lambdas", validate_lambdas(self.lambdas))
@@ -76,6 +80,8 @@ class SweepConfig:
         object.__setattr__(self, "regularizers", validate_families(self.regularizers))
         object.__setattr__(self, "strengths", validate_strengths(self.strengths, self.regularizers))
         object.__setattr__(self, "learning_rates", validate_learning_rates(self.learning_rates))
+        if self.optimizer not in OPTIMIZERS:
+            raise ConfigError(f"unknown optimizer {brief(self.optimizer)} (choose from: {', '.join(OPTIMIZERS)})")
 
     def grid(self, family: str) -> tuple[float, ...]:
         """The strengths swept for one family: its own grid when given, else `lambdas`."""

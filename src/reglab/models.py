@@ -10,7 +10,7 @@ import re
 from pathlib import Path
 from typing import Any, Callable
 
-from .config import DEFAULT_LEARNING_RATE, parse_family
+from .config import DEFAULT_LEARNING_RATE, SGD_MOMENTUM, parse_family
 from .datasets import NUM_CLASSES
 from .errors import ConfigError
 from .inputs import MiB, brief, read_regular
@@ -37,15 +37,25 @@ def family_regularizer(family: str, lam: float) -> Any:
     return keras.regularizers.L2(0.0)
 
 
-def compile_model(model: Any, family: str = "l2", lam: float = 0.0, learning_rate: float = DEFAULT_LEARNING_RATE) -> None:
-    """Compile as the study compiles (adam, sparse categorical cross-entropy, accuracy, data loss), at
-    `learning_rate` (Keras's default: exactly the study's "adam"); for `weight_decay`, Adam with Keras's
-    decoupled `weight_decay=λ` on the regularized kernels only."""
+def make_optimizer(name: str, learning_rate: float, weight_decay: float | None = None) -> Any:
+    """Keras's Adam, or SGD with momentum 0.9, at `learning_rate`, with Keras's decoupled `weight_decay`."""
     from ._keras import keras
 
-    optimizer: Any = keras.optimizers.Adam(learning_rate=learning_rate)
+    if name == "sgd":
+        return keras.optimizers.SGD(learning_rate=learning_rate, momentum=SGD_MOMENTUM, weight_decay=weight_decay)
+    return keras.optimizers.Adam(learning_rate=learning_rate, weight_decay=weight_decay)
+
+
+def compile_model(model: Any, family: str = "l2", lam: float = 0.0, learning_rate: float = DEFAULT_LEARNING_RATE,
+                  optimizer_name: str = "adam") -> None:
+    """Compile as the study compiles (adam, sparse categorical cross-entropy, accuracy, data loss), at
+    `learning_rate` (Keras's default: exactly the study's "adam"), or with SGD(momentum=0.9); for
+    `weight_decay`, the optimizer's decoupled `weight_decay=λ` on the regularized kernels only."""
+    from ._keras import keras
+
+    optimizer: Any = make_optimizer(optimizer_name, learning_rate)
     if parse_family(family)[0] == "weight_decay":
-        optimizer = keras.optimizers.Adam(learning_rate=learning_rate, weight_decay=lam)
+        optimizer = make_optimizer(optimizer_name, learning_rate, lam)
         targets = {id(v) for v in regularized_variables(model)}
         optimizer.exclude_from_weight_decay(var_list=[v for v in model.trainable_variables if id(v) not in targets])
     model.compile(
@@ -57,7 +67,7 @@ def compile_model(model: Any, family: str = "l2", lam: float = 0.0, learning_rat
 
 
 def build_seed_model(input_shape: tuple[int, ...], lam: float, family: str = "l2",
-                     learning_rate: float = DEFAULT_LEARNING_RATE) -> Any:
+                     learning_rate: float = DEFAULT_LEARNING_RATE, optimizer: str = "adam") -> Any:
     """`Flatten → Dense(128, relu, kernel_regularizer=l2(λ)) → Dense(10, softmax)`, compiled as the original
     (with another family, its regularizer or optimizer in place of L2: see `family_regularizer`).
 
@@ -76,7 +86,7 @@ def build_seed_model(input_shape: tuple[int, ...], lam: float, family: str = "l2
             keras.layers.Dense(NUM_CLASSES, activation="softmax", name="output"),
         ]
     )
-    compile_model(model, family, lam, learning_rate)
+    compile_model(model, family, lam, learning_rate, optimizer)
     return model
 
 
@@ -128,7 +138,7 @@ def _kernels(model: Any) -> list[Any]:
 
 
 def build_user_model(spec: str, input_shape: tuple[int, ...], lam: float, family: str = "l2",
-                     learning_rate: float = DEFAULT_LEARNING_RATE) -> tuple[Any, list[str], bool]:
+                     learning_rate: float = DEFAULT_LEARNING_RATE, optimizer: str = "adam") -> tuple[Any, list[str], bool]:
     """The user's model with every regularized kernel's regularizer replaced by the family's at λ — or, when
     it declares none, put on every Dense/Conv kernel — compiled as the study compiles. Returns (model, the paths of
     the kernels that carry the penalty, whether reglab chose them). Anything that cannot work is a
@@ -163,16 +173,16 @@ def build_user_model(spec: str, input_shape: tuple[int, ...], lam: float, family
         raise ConfigError(f"--model {spec}: the model has no Dense or Conv kernel to regularize")
     for v in targets:
         v.regularizer = family_regularizer(family, lam)
-    compile_model(model, family, lam, learning_rate)
+    compile_model(model, family, lam, learning_rate, optimizer)
     return model, [v.path for v in targets], not declared
 
 
 def build_model(spec: str, input_shape: tuple[int, ...], lam: float, family: str = "l2",
-                learning_rate: float = DEFAULT_LEARNING_RATE) -> Any:
+                learning_rate: float = DEFAULT_LEARNING_RATE, optimizer: str = "adam") -> Any:
     """The sweep's model for one arm: the seed model, or the user's (`spec` = FILE.py:FUNCTION)."""
     if not spec:
-        return build_seed_model(input_shape, lam, family, learning_rate)
-    return build_user_model(spec, input_shape, lam, family, learning_rate)[0]
+        return build_seed_model(input_shape, lam, family, learning_rate, optimizer)
+    return build_user_model(spec, input_shape, lam, family, learning_rate, optimizer)[0]
 
 
 def regularized_variables(model: Any) -> list[Any]:

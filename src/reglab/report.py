@@ -17,6 +17,7 @@ from .analysis import NEAR_ZERO
 from .analyze import FamilyAnalysis, RunAnalysis, analyze
 from .answer import answer
 from .claims import diff_text, pm
+from .config import DEFAULT_LEARNING_RATE, SweepConfig
 from .diagnose import criteria_text
 from .families import best_against_best, sweep_config
 from .fileio import write_atomic
@@ -70,12 +71,24 @@ def _model_row(run: RunRecord, family: Family) -> d.Inline:
     return d.code(f"Input(({', '.join(map(str, data.image_shape))})) → Flatten → Dense(128, relu{reg}) → Dense(10, softmax)")
 
 
+def _optimizer_code(sweep: SweepConfig, family: Family) -> str:
+    """The optimizer as Keras code: the study's "adam" when that is what ran."""
+    decay = ", weight_decay=λ" if family.decay and len(sweep.regularizers) == 1 else ""
+    one_rate = len(sweep.learning_rates) == 1
+    lr = f"learning_rate={lam_label(sweep.learning_rates[0])}" if one_rate else "learning_rate=lr"
+    if sweep.optimizer == "sgd":
+        return f"SGD({lr}, momentum=0.9{decay})"
+    if one_rate and sweep.learning_rates[0] == DEFAULT_LEARNING_RATE:
+        return "Adam(weight_decay=λ)" if decay else '"adam"'
+    return f"Adam({lr}{decay})"
+
+
 def setup_rows(analysis: RunAnalysis) -> list[tuple[str, d.Inline]]:
     run = analysis.run
     c, data = run.config, run.data
     sweep = sweep_config(run)
     family = analysis.main.family
-    optimizer = "Adam(weight_decay=λ)" if family.decay and len(sweep.regularizers) == 1 else '"adam"'
+    optimizer = _optimizer_code(sweep, family)
     rows: list[tuple[str, d.Inline]] = [
         ("model", _model_row(run, family)),
         ("compile", d.code(f'optimizer={optimizer}, loss="sparse_categorical_crossentropy", metrics=["accuracy"]')),
@@ -88,6 +101,8 @@ def setup_rows(analysis: RunAnalysis) -> list[tuple[str, d.Inline]]:
     for f in sweep.regularizers:
         fam = Family.of(f)
         rows.append((f"{fam.label} strengths λ", ", ".join(lam_label(x) for x in sweep.grid(f)) + f" ({fam.formula})"))
+    if sweep.several_learning_rates or sweep.learning_rates != (DEFAULT_LEARNING_RATE,):
+        rows.append(("learning rates", ", ".join(lam_label(x) for x in sweep.learning_rates)))
     rows += [
         ("seeds", f"{plural(c.seeds, 'seed')}: " + ", ".join(str(s) for s in c.seed_values)),
         ("arms", f"{len(sweep_arms(run)):,} (settings × seeds)"),

@@ -107,7 +107,7 @@ class GroupProgram:
         self.optimizer.build(model.trainable_variables)
         self.lr_index = learning_rate_index(self.optimizer)
         slots = {}
-        for name in ("_momentums", "_velocities"):
+        for name in ("_momentums", "_velocities", "momentums"):  # Adam's slots; SGD's
             for j, v in enumerate(getattr(self.optimizer, name, []) or []):
                 slots[id(v)] = j
         self.opt_slot = [slots.get(id(v)) for v in self.optimizer.variables]  # the trainable variable a slot follows
