@@ -59,14 +59,17 @@ MODELS = {"original": "", "cnn": str(HERE.parents[1] / "examples" / "cnn.py") + 
           "mlp_dropout": str(HERE.parents[1] / "examples" / "mlp_dropout.py") + ":build_model"}
 
 
-def run_case(engine: str, n_lambdas: int, n_seeds: int, epochs: int, model: str = "original") -> dict:
-    """One training in this process: wall time end to end, and per-epoch times."""
+def run_case(engine: str, n_lambdas: int, n_seeds: int, epochs: int, model: str = "original", n_rates: int = 1) -> dict:
+    """One training in this process: wall time end to end, and per-epoch times. `n_rates` > 1: that many
+    learning rates from 1e-4 to 1e-2 (a two-dimensional sweep), else Adam's default."""
     from reglab.config import SweepConfig
     from reglab.engines import get_engine
 
     splits, data_name = load_data()
     lambdas = (0.0, 1e-4, 1e-3, 1e-2) if n_lambdas == 4 else tuple(np.logspace(-6, -1, n_lambdas))
-    config = SweepConfig(lambdas=lambdas, seeds=n_seeds, epochs=epochs, dataset="bench", engine=engine, model=MODELS[model])
+    rates = tuple(float(r) for r in np.logspace(-4, -2, n_rates)) if n_rates > 1 else (1e-3,)
+    config = SweepConfig(lambdas=lambdas, seeds=n_seeds, epochs=epochs, dataset="bench", engine=engine, model=MODELS[model],
+                         learning_rates=rates)
     timer = Timer()
     strategy = []
     timer.strategy_chosen = strategy.append  # type: ignore[attr-defined]
@@ -83,8 +86,8 @@ def run_case(engine: str, n_lambdas: int, n_seeds: int, epochs: int, model: str 
     }
 
 
-def in_subprocess(engine: str, lambdas: str, seeds: str, epochs: str, model: str = "original") -> dict:
-    out = subprocess.run([sys.executable, str(HERE), "--case", engine, lambdas, seeds, epochs, model],
+def in_subprocess(engine: str, lambdas: str, seeds: str, epochs: str, model: str = "original", rates: str = "1") -> dict:
+    out = subprocess.run([sys.executable, str(HERE), "--case", engine, lambdas, seeds, epochs, model, rates],
                          capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -143,15 +146,26 @@ def print_rows(rows: list[tuple[str, float, float, float, str]]) -> None:
         print(f"{name:72} {k:9.2f} {f:9.2f} {r:6.2f}×  {target}")
 
 
+def print_two_d(quick: bool, sweep_per: float, sweep_arms: int) -> None:
+    """3b: a two-dimensional sweep (learning rate × strength) against a strength sweep, per arm-epoch."""
+    lam, rates, seeds = ("4", "2", "1") if quick else ("12", "4", "3")
+    two_d = in_subprocess("fused", lam, seeds, "5", "original", rates)
+    per = steady_epoch(two_d) / two_d["arms"]
+    print(f"\n3b. two-dimensional sweep, {lam} λ × {rates} learning rates × {seeds} seeds = {two_d['arms']} arms: "
+          f"{per:.4f} s per arm-epoch vs the {sweep_arms}-arm strength sweep's {sweep_per:.4f} = {per / sweep_per:.2f}× "
+          f"(target ≤ 1; peak memory {two_d['peak_rss_mb']:.0f} MB RSS)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="fewer arms and epochs (a smoke test, not the targets)")
-    parser.add_argument("--case", nargs=5, metavar=("ENGINE", "LAMBDAS", "SEEDS", "EPOCHS", "MODEL"), help=argparse.SUPPRESS)
-    parser.add_argument("--only", choices=("models",), help="only the cases of the models the packing does not cover (5, 6)")
+    parser.add_argument("--case", nargs=6, metavar=("ENGINE", "LAMBDAS", "SEEDS", "EPOCHS", "MODEL", "RATES"), help=argparse.SUPPRESS)
+    parser.add_argument("--only", choices=("models", "rates"), help="models: only the cases of the models the packing "
+                        "does not cover (5, 6); rates: only the two-dimensional sweep against the 30-arm sweep (3b)")
     args = parser.parse_args()
     if args.case:
-        engine, n_lam, n_seed, epochs, model = args.case
-        print(json.dumps(run_case(engine, int(n_lam), int(n_seed), int(epochs), model)))
+        engine, n_lam, n_seed, epochs, model, rates = args.case
+        print(json.dumps(run_case(engine, int(n_lam), int(n_seed), int(epochs), model, int(rates))))
         return
 
     quick = args.quick
@@ -161,6 +175,12 @@ def main() -> None:
         rows = model_rows(quick)
         print(f"data: {load_data()[1]}; cores: {os.cpu_count()}\n")
         print_rows(rows)
+        return
+    if args.only == "rates":
+        lam, seeds = ("10", "3") if not quick else ("4", "2")
+        sweep = in_subprocess("fused", lam, seeds, "5")
+        print(f"data: {load_data()[1]}; cores: {os.cpu_count()}")
+        print_two_d(quick, steady_epoch(sweep) / sweep["arms"], sweep["arms"])
         return
 
     # 1. the original experiment, end to end including compilation
@@ -208,6 +228,7 @@ def main() -> None:
         print(f"{n:6d} {per:16.4f} {rss:12.0f}")
     if len(growth) >= 2:
         print(f"   at {growth[-1][0]} arms vs {growth[-2][0]}: {growth[-1][1] / growth[-2][1]:.2f}× the cost per arm-epoch (target ≤ 1)")
+    print_two_d(quick, f2 / fused_sweep["arms"], fused_sweep["arms"])
     print("\n4. effective speed of the fused training loop "
           f"({fused_sweep['arms']} arms, matrix-product FLOPs only)")
     print(f"   {gflops:.1f} GFLOP/s effective vs {peak:.1f} GFLOP/s float32 matmul peak (2048², same process) "

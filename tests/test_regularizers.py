@@ -17,9 +17,20 @@ from reglab.errors import ConfigError
 FAMILIES = ("l2", "l1", "l1_l2:0.5", "weight_decay")
 
 
+_REFERENCES: dict[tuple, tuple] = {}
+
+
 def reference_fit(splits, family: str, lam: float, seed: int, epochs: int, learning_rate: float = 0.001,
                   optimizer: str = "adam"):
-    """The original study's network with `family` written out by hand in plain Keras: the reference."""
+    """The original study's network with `family` written out by hand in plain Keras: the reference (one fit
+    per data and arguments, shared by the engines and strategies compared with it)."""
+    key = (splits.info.sha256, len(splits.x_train), len(splits.x_val), family, lam, seed, epochs, learning_rate, optimizer)
+    if key not in _REFERENCES:
+        _REFERENCES[key] = _fit(splits, family, lam, seed, epochs, learning_rate, optimizer)
+    return _REFERENCES[key]
+
+
+def _fit(splits, family: str, lam: float, seed: int, epochs: int, learning_rate: float, optimizer: str):
     keras.utils.set_random_seed(seed)
     name, _, ratio = family.partition(":")
     regularizer = {

@@ -10,7 +10,7 @@ import textwrap
 from typing import TYPE_CHECKING
 
 from .answer import answer
-from .formatting import fmt, lam_label, plural
+from .formatting import fmt, lam_label, plural, setting_label
 
 if TYPE_CHECKING:
     from .analyze import RunAnalysis
@@ -25,17 +25,22 @@ def summary_lines(analysis: "RunAnalysis", width: int = 80) -> list[str]:
     head = (f"reglab run {run.run_dir.name}: {run.data.name}, {plural(len(run.arms), 'arm')}, "
             f"{plural(c.epochs, 'epoch')}, {plural(c.seeds, 'seed')}")
     lines = textwrap.wrap(head, width) or [head]
-    setting_w = 20 if several else 12
+    rates = c.several_learning_rates
+    setting_w = 38 if rates else 20 if several else 12
+    table_w = width + setting_w - 20 if rates else width  # a setting names its family, strength and rate
     cols = f"{'setting' if several else 'λ':<{setting_w}} {'seed':>4} {'status':<9} {'val CE':>7} {'val acc':>7} {'test acc':>8} {'‖W‖':>6}  fit"
     lines.append(cols)
     for fa in analysis.families.values():
         trends = {t.arm: t.diagnosis for t in fa.trends}
         for s in fa.arms:
-            label = f"{fa.label} {lam_label(s.lam)}" if several else lam_label(s.lam)
+            if rates:
+                label = setting_label(fa.family.name, s.lam, fa.learning_rate)
+            else:
+                label = f"{fa.label} {lam_label(s.lam)}" if several else lam_label(s.lam)
             fit = SHORT_DIAGNOSIS.get(trends.get(s.arm, "—"), trends.get(s.arm, "—"))
             line = (f"{label[:setting_w]:<{setting_w}} {s.seed:>4} {s.status[:9]:<9} {fmt(s.final_val_data_loss):>7} "
                     f"{fmt(s.final_val_accuracy):>7} {fmt(s.test_accuracy):>8} {fmt(s.final_kernel_norm, 2):>6}  {fit}")
-            lines.append(line[:width])
+            lines.append(line[:table_w])
     lines += textwrap.wrap("val CE: validation cross-entropy without the penalty; fit: the report's diagnosis", width)
     a = answer(analysis)
     lines += textwrap.wrap(a.headline, width)
