@@ -52,7 +52,9 @@ class StopAfter(Collect):
 # (5 = arm 0 finished, arm 1 one epoch in)
 @pytest.mark.parametrize("engine, stop_after", [("fused", 1), ("fused", 2), ("keras", 2), ("keras", 5)])
 def test_resuming_from_any_checkpoint_gives_the_uninterrupted_record(engine, stop_after):
-    config = SweepConfig(lambdas=(0.0, 1e-2), seeds=1, seed=3, epochs=3, dataset="mnist-5k", engine=engine)
+    # two learning rates: each arm's rate is in its checkpointed optimizer state
+    config = SweepConfig(lambdas=(0.0, 1e-2), seeds=1, seed=3, epochs=3, dataset="mnist-5k", engine=engine,
+                         learning_rates=(1e-3, 3e-3))
     splits = small_splits()
     train = get_engine(engine)
     whole = Collect()
