@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, Callable, NamedTuple
 
 from ..analyze import FamilyAnalysis, RunAnalysis
+from ..families import sweep_config
 from ..fileio import ensure_dir
 from ..formatting import lam_label
 from . import data, draw
@@ -169,7 +170,8 @@ def figure_units(analysis: RunAnalysis) -> dict[str, Display]:
              {"nrows": rows, "ncols": cols, "figsize": (3 * cols + 0.5, 2.6 * rows + 0.8), "sharex": True,
               "sharey": True, "squeeze": False})
     for family, hm in analysis.heat_maps.items():
-        title = f"{hm.family.label}: learning rate × strength"
+        optimizer = "SGD(momentum=0.9)" if sweep_config(fa.view).optimizer == "sgd" else "Adam"
+        title = f"{hm.family.label} under {optimizer}: learning rate × strength"
         unit(heat_map_name(family), title, data.heat_map_data(hm, seeds), draw.render_heat_map, (title,),
              {**two, "figsize": (13, 5.8)})
     if len(analysis.families) > 1 and not analysis.heat_maps:
