@@ -40,7 +40,7 @@ def main() -> None:
     idx = rng.permutation(50_000)[: steps_per_call * 32].reshape(steps_per_call, 1, 32).astype(np.int32)
     active = np.ones((1, 1), bool)
     for stepwise in (True, False):
-        strategy = PerArmStrategy(steps, 1, 1, stepwise)
+        strategy = PerArmStrategy(steps, [1e-3], 1, stepwise)
         state, _ = strategy.train_chunk(strategy.initial_state([start]), x_all, y_all, idx, None, coef, active, False)  # compiles
         times = []
         for _ in range(3):
