@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, NamedTuple
 import numpy as np
 
 from . import noise
+from .families import by_family
 from .settings import Family
 from .stats import mean_ci
 
@@ -139,11 +140,8 @@ def coupling(series: list[FamilyAnalysis], steps_per_epoch: int) -> Coupling | N
 
 def couplings(series: dict[str, FamilyAnalysis], steps_per_epoch: int) -> dict[str, Coupling]:
     """Family name → its coupling measurement, for the families whose grid is large enough."""
-    by_family: dict[str, list[FamilyAnalysis]] = {}
-    for fa in series.values():
-        by_family.setdefault(fa.family.name, []).append(fa)
     out = {}
-    for name, fas in by_family.items():
+    for name, fas in by_family(series.values()).items():
         c = coupling(fas, steps_per_epoch)
         if c is not None:
             out[name] = c

@@ -59,6 +59,14 @@ def family_view(run: RunRecord, family: str, learning_rate: float | None = None)
                      sweep=run.config, learning_rate=learning_rate)
 
 
+def by_family(series: Any) -> dict[str, list[Any]]:
+    """A run's series analyses (`RunAnalysis.families` values) grouped by family name, in order."""
+    out: dict[str, list[Any]] = {}
+    for fa in series:
+        out.setdefault(fa.family.name, []).append(fa)
+    return out
+
+
 def series_key(family: str, learning_rate: float, config: SweepConfig) -> str:
     """How a run's analyses are keyed: the family's name, with `@lr=RATE` in a sweep of several learning rates."""
     return f"{family}@lr={learning_rate!r}" if config.several_learning_rates else family

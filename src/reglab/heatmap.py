@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
-from . import noise
+from . import families, noise
 from .settings import Family, Setting
 from .stats import mean_ci
 
@@ -100,7 +100,7 @@ def grid(series: list[FamilyAnalysis], metric: str) -> Grid:
         row = []
         for lr in rates:
             fa = by_rate[lr]
-            n = len(_per_seed(fa, metric, lam))
+            n = len(fa.finals[metric].get(lam, {}))
             diff = (cell_difference(fa, lam, by_rate[best[0]], best[1], metric)
                     if best is not None and (lr, lam) != best and n else None)
             row.append(Cell(Setting(fa.family.name, lam, lr), means[(lr, lam)], n, diff))
@@ -111,9 +111,7 @@ def grid(series: list[FamilyAnalysis], metric: str) -> Grid:
 
 def heat_maps(series: dict[str, Any]) -> dict[str, HeatMap]:
     """Family name → its heat map, for the families of a sweep of several learning rates (else empty)."""
-    by_family: dict[str, list[FamilyAnalysis]] = {}
-    for fa in series.values():
-        by_family.setdefault(fa.family.name, []).append(fa)
+    by_family = families.by_family(series.values())
     if all(len(v) < 2 for v in by_family.values()):
         return {}
     return {name: HeatMap(fas[0].family, {m: grid(fas, m) for m in METRICS}) for name, fas in by_family.items()}

@@ -332,10 +332,10 @@ def learning_rate_section(analysis: RunAnalysis, figures: Any) -> list[d.Block]:
                f"this one describe {analysis.main.label}, the learning rate at which the "
                f"{analysis.main.family.label} arms did best."),
     ]
+    from .figures import heat_map_name
+
     files = {f.key: f for f in (figures.heat_maps if figures is not None else ())}
     for family, hm in analysis.heat_maps.items():
-        from .figures import heat_map_name
-
         if heat_map_name(family) in files:
             blocks.append(_image(files[heat_map_name(family)], f"{hm.family.label}: final validation data loss and "
                                  "accuracy over learning rate × strength."))
