@@ -25,14 +25,14 @@ def mnist5k() -> Splits:
 def small_splits(n_train: int = 300, n_val: int = 96, n_test: int = 64) -> Splits:
     """A slice of the real 5k digits; 300 train samples at batch 32 leave a partial last batch of 12."""
     s = mnist5k()
-    info = DataInfo(**{**s.info.to_dict(), "image_shape": s.info.image_shape, "n_train": n_train, "n_val": n_val, "n_test": n_test})
+    info = DataInfo(**{**s.info.to_dict(), "input_shape": s.info.input_shape, "n_train": n_train, "n_val": n_val, "n_test": n_test})
     return Splits(s.x_train[:n_train], s.y_train[:n_train], s.x_val[:n_val], s.y_val[:n_val],
                   s.x_test[:n_test], s.y_test[:n_test], info)
 
 
 def fake_info() -> DataInfo:
     return DataInfo(name="fake", requested="fake", source="hand-made", split="none", n_train=10, n_val=2,
-                    n_test=2, image_shape=(28, 28), sha256="0" * 64)
+                    n_test=2, input_shape=(28, 28), sha256="0" * 64)
 
 
 def hand_made_run(rows: list[EpochRecord], config: SweepConfig, statuses: list[str] | None = None,

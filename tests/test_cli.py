@@ -281,7 +281,7 @@ def test_other_image_sizes_follow_the_data(tmp_path, capsys):
     out = tmp_path / "run"
     assert main(["run", "--dataset", data, "--lambdas", "0.001", "--epochs", "1", "--out", str(out), "--no-progress"]) == 0
     meta = json.loads((out / "run.json").read_text())
-    assert meta["data"]["image_shape"] == [8, 8] and meta["data"]["n_train"] == 50 and meta["data"]["n_val"] == 10
+    assert meta["data"]["input_shape"] == [8, 8] and meta["data"]["n_train"] == 50 and meta["data"]["n_val"] == 10
     capsys.readouterr()
 
 

@@ -91,7 +91,7 @@ def test_every_edited_run_json_field_is_read_or_refused_in_one_line(good_run, tm
 
 def test_report_on_an_edited_record_is_one_line(good_run, tmp_path, capsys):
     meta = json.loads((good_run / RUN_JSON).read_text())
-    for path, value in [(("arms", 0, "test"), "high"), (("data", "image_shape"), [28, "a"]),
+    for path, value in [(("arms", 0, "test"), "high"), (("data", "input_shape"), [28, "a"]),
                         (("arms", 1, "lambda"), 0.5), (("config", "lambdas"), [0.0, 0.5]), (("versions",), [1]),
                         (("arms", 0, "test", "accuracy"), 2.5), (("data", "n_train"), "many")]:
         d = tmp_path / f"edit-{'-'.join(map(str, path))}"

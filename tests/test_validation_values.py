@@ -39,7 +39,7 @@ def mixed_splits(n_train: int = 300, n_val: int = 100, n_test: int = 64) -> Spli
     examples at batch 32 leave a partial last validation batch of 4."""
     s = mnist5k()
     pick = lambda a, n: a[::10][:n]  # noqa: E731
-    info = DataInfo(**{**s.info.to_dict(), "image_shape": s.info.image_shape, "n_train": n_train, "n_val": n_val,
+    info = DataInfo(**{**s.info.to_dict(), "input_shape": s.info.input_shape, "n_train": n_train, "n_val": n_val,
                        "n_test": n_test})
     return Splits(pick(s.x_train, n_train), pick(s.y_train, n_train), pick(s.x_val, n_val), pick(s.y_val, n_val),
                   pick(s.x_test, n_test), pick(s.y_test, n_test), info)

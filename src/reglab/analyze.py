@@ -344,7 +344,7 @@ def analyze_family(run: RunRecord, family: str, kernels: dict[int, Any], validat
         for a in view.arms)
     own = view.own(kernels)
     dead = tuple(getattr(run.data, "constant_inputs", ()) or ())
-    weights = _weight_stats(view, own, dead, int(np.prod(run.data.image_shape)))
+    weights = _weight_stats(view, own, dead, int(np.prod(run.data.input_shape)))
     fa = FamilyAnalysis(
         fam, view, tuple(Setting(fam.name, lam, view.learning_rate) for lam in view.config.lambdas), tuple(arm_summaries(view)),
         tuple(comparable), tuple(excluded_arms(view)), finals, stats,

@@ -55,11 +55,20 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--batch-size", type=int, metavar="N", dest="batch_size", help="minibatch size" + _flag_help(32))
     run.add_argument("--dataset", metavar="NAME|PATH",
                      help="mnist (Keras's loader; falls back to mnist-5k offline, and says so), mnist-5k, fashion_mnist, "
-                     "or a path to an .npz (x_train, y_train, x_test, y_test) or a folder of IDX .gz files" + _flag_help("mnist"))
+                     "cifar10 (Keras's loader, online once), digits, breast_cancer, wine (scikit-learn's, offline), "
+                     "or a path to an .npz (x_train, y_train, x_test, y_test), a folder of IDX .gz files or a .csv "
+                     "file (with --target)" + _flag_help("mnist"))
+    run.add_argument("--target", metavar="COLUMN", help="a CSV dataset's column of class labels (any values: numbers "
+                     "or strings); every other column is a numeric feature")
+    run.add_argument("--test-file", metavar="FILE.csv", dest="test_file", help="a CSV dataset's test set, with the same "
+                     "columns (default: a stratified fifth of the file, seed 0)")
+    run.add_argument("--validation-split", type=float, metavar="F", dest="validation_split",
+                     help="share of the training data held out for validation, 0 < F < 1 (default: the last sixth of a "
+                     "training file, as Keras's validation_split; a dataset with a stated split keeps it)")
     run.add_argument("--engine", choices=ENGINES, help="training engine: fused = every arm at once in one compiled "
                      "JAX program; keras = one model.fit per arm (the reference)" + _flag_help("fused"))
     run.add_argument("--model", metavar="FILE.py:FUNCTION", help="train your own Keras model: FUNCTION() returns it "
-                     "(starting with keras.Input, ending in 10 softmax outputs); the L2 strength of its regularized "
+                     "(starting with keras.Input, ending in one softmax output per class of the data); the L2 strength of its regularized "
                      "kernels is swept, or of every Dense/Conv kernel when it declares none" + _flag_help("the study's network"))
     run.add_argument("--regularizer", metavar="FAMILY[,FAMILY...]", dest="regularizers",
                      help="regularizer families compared as arms of one sweep: l2, l1, l1_l2 (L1 and L2 at the same "
@@ -118,7 +127,8 @@ def config_from_args(args: argparse.Namespace) -> SweepConfig:
         where = args.config
     config = SweepConfig.from_mapping(values, where=where)
     flags = {k: getattr(args, k) for k in ("seeds", "seed", "epochs", "batch_size", "dataset", "engine", "early_stopping",
-                                           "restore_best", "model", "optimizer")}
+                                           "restore_best", "model", "optimizer", "target", "test_file",
+                                           "validation_split")}
     changes = {k: v for k, v in flags.items() if v is not None}
     if args.lambdas is not None:
         changes["lambdas"] = parse_lambdas(args.lambdas)
@@ -136,7 +146,7 @@ def config_from_args(args: argparse.Namespace) -> SweepConfig:
 #: flags that define the experiment: a resumed run keeps its own
 EXPERIMENT_FLAGS = ("config", "lambdas", "seeds", "seed", "epochs", "batch_size", "dataset", "engine", "out", "force",
                     "executor", "blocks", "early_stopping", "restore_best", "model", "regularizers", "strengths",
-                    "learning_rates", "optimizer")
+                    "learning_rates", "optimizer", "target", "test_file", "validation_split")
 
 
 def cmd_run(args: argparse.Namespace) -> int:

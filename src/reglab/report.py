@@ -18,6 +18,7 @@ from .analyze import FamilyAnalysis, RunAnalysis, analyze
 from .answer import answer
 from .claims import diff_text, pm
 from .config import DEFAULT_LEARNING_RATE, SweepConfig
+from .datasets import DataInfo
 from .diagnose import criteria_text
 from .families import best_against_best, sweep_config
 from .fileio import write_atomic
@@ -68,7 +69,26 @@ def _model_row(run: RunRecord, family: Family) -> d.Inline:
                 f"{family.label} on " + ", ".join(user.get("regularized", []))
                 + (" (it declared no regularizer, so reglab put one on every Dense/Conv kernel)" if user.get("chosen_by_reglab") else "")]
     reg = f", {family.keras}" if family.in_loss else ""
-    return d.code(f"Input(({', '.join(map(str, data.image_shape))})) → Flatten → Dense(128, relu{reg}) → Dense(10, softmax)")
+    flatten = "" if data.is_table else " → Flatten"
+    return d.code(f"Input(({', '.join(map(str, data.input_shape))}{',' if data.is_table else ''})){flatten} → "
+                  f"Dense(128, relu{reg}) → Dense({data.n_classes}, softmax)")
+
+
+def _inputs_words(data: DataInfo) -> str:
+    """What one sample is and how it was scaled."""
+    what = (f"{data.input_shape[0]:,} features per sample" if data.is_table
+            else f"images {'×'.join(map(str, data.input_shape))}")
+    return f"{what}; {data.scaling}"
+
+
+def _classes_words(data: DataInfo) -> str:
+    """The class count, and which label each index stands for when that is not the index itself."""
+    k = data.n_classes
+    if data.classes == tuple(str(i) for i in range(k)):
+        return f"{k} classes, labels 0–{k - 1}"
+    shown = ", ".join(f"{i} = {name}" for i, name in enumerate(data.classes[:12])) + (", …" if k > 12 else "")
+    how = "the data's labels renumbered 0–" if data.labels_renumbered else "labels 0–"
+    return f"{k} classes ({how}{k - 1}: {shown})"
 
 
 def _optimizer_code(sweep: SweepConfig, family: Family) -> str:
@@ -109,8 +129,9 @@ def setup_rows(analysis: RunAnalysis) -> list[tuple[str, d.Inline]]:
         ("engine", str(run.meta.get("engine"))),
         ("data", str(data.name) + (f" (instead of {data.requested}: see the note under the answer)" if data.fallback_reason else "")),
         ("source", str(data.source)),
-        ("split", f"{data.n_train:,} train / {data.n_val:,} validation / {data.n_test:,} test ({data.split}); "
-                  f"images {'×'.join(map(str, data.image_shape))}, pixels scaled to [0, 1]"),
+        ("split", f"{data.n_train:,} train / {data.n_val:,} validation / {data.n_test:,} test ({data.split})"),
+        ("inputs", _inputs_words(data)),
+        ("classes", _classes_words(data)),
         ("data checksum (sha256)", d.code(str(data.sha256))),
         ("versions", ", ".join(f"{k} {v}" for k, v in run.meta.get("versions", {}).items())),
         ("started / ended (UTC)", f"{run.meta.get('started_at')} / {run.meta.get('ended_at')}"),

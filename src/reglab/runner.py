@@ -163,7 +163,7 @@ def run_sweep(
             raise RunDirError("--out is empty: give the run directory a name")
         check_run_dir(run_dir, force)  # refuse early: nothing is written before the data are known good
     if splits is None:
-        splits = load_dataset(config.dataset)
+        splits = load_dataset(config.dataset, config.data_options)
     _say_fallback(console, splits)
     engine = _engine(config, executor, blocks, address)
     model_meta, kernel_indices = _describe_model(config, splits, console)  # a user's model that cannot work fails here
@@ -199,7 +199,7 @@ def _describe_model(config: SweepConfig, splits: Splits, console: Console) -> tu
         return {"name": "the study's network", "regularized": ["hidden/kernel"], "chosen_by_reglab": False}, [0]
     from .models import build_user_model, regularized_indices
 
-    model, paths, chosen = build_user_model(config.model, splits.x_train.shape[1:], 0.0)
+    model, paths, chosen = build_user_model(config.model, splits.x_train.shape[1:], 0.0, n_classes=splits.info.n_classes)
     if chosen:
         what = "L2(λ)" if config.regularizers == ("l2",) else "each arm's regularizer (" + ", ".join(config.regularizers) + ")"
         console.print(f"note: {config.model} declares no kernel_regularizer; {what} goes on every Dense/Conv kernel: "
@@ -316,7 +316,7 @@ def _plan_resume(run_dir: Path) -> _ResumePlan:
     epochs_done = _checkpoint_epochs(checkpoint[1], config) if checkpoint else {}
     # the data actually used (a fallback too), and exactly those arrays
     data = meta["data"]
-    splits = load_dataset(data["name"] if data.get("fallback_reason") else config.dataset)
+    splits = load_dataset(data["name"] if data.get("fallback_reason") else config.dataset, config.data_options)
     if splits.info.sha256 != data["sha256"]:
         raise RunDirError(f"the data of {run_dir} have changed since the run started (sha256 "
                           f"{data['sha256'][:12]}… then, {splits.info.sha256[:12]}… now); it cannot be resumed exactly")

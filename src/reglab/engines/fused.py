@@ -57,11 +57,11 @@ def chunk_length(n_steps: int, target: int = CHUNK_STEPS) -> int:
 
 
 def _initial_weights(shape: tuple[int, ...], seed: int, n_train: int, model_spec: str = "",
-                     optimizer: str = "adam") -> tuple[Any, SeedStart, np.random.RandomState]:
+                     optimizer: str = "adam", n_classes: int = 10) -> tuple[Any, SeedStart, np.random.RandomState]:
     """What the keras engine starts from for this seed: the model built right after set_random_seed(seed),
     and numpy's global RNG in the state `fit` will shuffle with."""
     keras.utils.set_random_seed(seed)
-    model = build_model(model_spec, shape, 0.0, optimizer=optimizer)  # L2(0) marks the kernels each arm's family acts on
+    model = build_model(model_spec, shape, 0.0, optimizer=optimizer, n_classes=n_classes)  # L2(0) marks the kernels each arm's family acts on
     start = SeedStart([np.asarray(v.value) for v in model.trainable_variables],
                       [np.asarray(v.value) for v in model.non_trainable_variables])
     rng = np.random.RandomState()
@@ -246,7 +246,7 @@ def train(config: SweepConfig, splits: Splits, listener: Listener, strategy: str
     rngs, starts = [], []
     model = None
     for s in seeds:
-        model, start, rng = _initial_weights(shape, s, n, config.model, config.optimizer)
+        model, start, rng = _initial_weights(shape, s, n, config.model, config.optimizer, splits.info.n_classes)
         starts.append(start)
         rngs.append(rng)
     regularized_variables(model)  # refuse unsupported regularizers before compiling anything

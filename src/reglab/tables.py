@@ -1,0 +1,142 @@
+"""Data that are not ten-class image files: scikit-learn's bundled datasets (offline) and the user's CSV files.
+
+Both end in `datasets._finish`, like every loader, so labels are numbered and inputs scaled by one rule.
+A dataset that comes as one table is split stratified and seeded, and the split is stated: a fifth for
+test (seed 0), then a share of the rest for validation (seed 1; a sixth unless `--validation-split`).
+A CSV given with `--test-file` keeps that file as its test set and holds out the last share of the
+training file for validation, as Keras's `validation_split` does.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .datasets import (
+    LAST_SIXTH_SPLIT,
+    DataOptions,
+    Splits,
+    _finish,
+    _one_line,
+    stratified_holdout,
+)
+from .encoding import encode_labels, label_array
+from .errors import DataError
+from .inputs import brief, open_regular
+
+TEST_FRACTION = 0.2
+VALIDATION_FRACTION = 1 / 6
+#: A CSV larger than this is refused before pandas reads it.
+MAX_CSV_BYTES = 2 << 30
+
+#: name → (scikit-learn loader, what it is, how its inputs are put on [0, 1] when they are images)
+BUNDLED = {
+    "digits": ("load_digits", "8×8 images of handwritten digits, 10 classes", 16.0),
+    "breast_cancer": ("load_breast_cancer", "30 features of breast-mass images, 2 classes", None),
+    "wine": ("load_wine", "13 chemical features of wines, 3 classes", None),
+}
+
+
+def held_out_split(labels: np.ndarray, validation_split: float | None) -> tuple[np.ndarray, np.ndarray, np.ndarray, str]:
+    """(train, validation, test) indices of one table, and the sentence that states the split."""
+    fraction = VALIDATION_FRACTION if validation_split is None else validation_split
+    rest, test = stratified_holdout(labels, TEST_FRACTION, seed=0)
+    keep, val = stratified_holdout(labels[rest], fraction, seed=1)
+    train, val = rest[keep], rest[val]
+    share = "a sixth" if validation_split is None else f"{fraction:g}"
+    words = (f"stratified and seeded: a fifth held out for test (seed 0), then {share} of the rest for validation "
+             f"(seed 1): {len(train):,} / {len(val):,} / {len(test):,} (train / validation / test)")
+    return train, val, test, words
+
+
+def load_bundled(name: str, requested: str, options: DataOptions) -> Splits:
+    """One of scikit-learn's bundled datasets: shipped inside the package, so it loads offline."""
+    import sklearn
+    import sklearn.datasets
+
+    function, what, pixel_max = BUNDLED[name]
+    bunch = getattr(sklearn.datasets, function)()
+    x = np.asarray(bunch.images if pixel_max else bunch.data)
+    y = np.asarray(bunch.target)
+    names = tuple(str(n) for n in bunch.target_names)
+    train, val, test, split = held_out_split(y, options.validation_split)
+    scaling = None
+    if pixel_max:  # digits: pixel values 0–16
+        x = x.astype(np.float32) / np.float32(pixel_max)
+        scaling = f"pixels 0–{pixel_max:g} divided by {pixel_max:g}"
+    source = f"scikit-learn {sklearn.__version__} sklearn.datasets.{function}() ({what}; bundled, offline)"
+    return _finish(x[train], y[train], x[test], y[test], name=name, requested=requested, source=source, split=split,
+                   val=(x[val], y[val]), classes=names, scaling=scaling)
+
+
+# ---------------------------------------------------------------- CSV files
+
+def _read_csv(path: Path, what: str) -> Any:
+    import pandas as pd
+
+    try:
+        with open_regular(path, what, MAX_CSV_BYTES, DataError) as fh:
+            frame = pd.read_csv(fh)
+    except DataError:
+        raise
+    except pd.errors.EmptyDataError:
+        raise DataError(f"{path}: the {what} is empty (no header row, no data)") from None
+    except (pd.errors.ParserError, UnicodeDecodeError, ValueError, OSError) as e:
+        raise DataError(f"{path}: not a readable CSV file ({_one_line(e)})") from None
+    if len(frame) == 0:
+        raise DataError(f"{path}: the {what} has a header but no rows")
+    return frame
+
+
+def _table(frame: Any, path: Path, target: str, columns: list[str] | None) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """(features, labels, feature column names) of one CSV, every check named by row and column."""
+    import pandas as pd
+
+    names = [str(c) for c in frame.columns]
+    if target not in names:
+        raise DataError(f"{path}: no column {brief(target)} for --target (columns: {brief(', '.join(names), 200)})")
+    features = [c for c in frame.columns if str(c) != target]
+    if not features:
+        raise DataError(f"{path}: no feature columns besides the target {brief(target)}")
+    if columns is not None and [str(c) for c in features] != columns:
+        raise DataError(f"{path}: the test file's feature columns ({brief(', '.join(map(str, features)), 200)}) are not "
+                        f"the training file's ({brief(', '.join(columns), 200)})")
+    missing = frame.isna()
+    if missing.to_numpy().any():
+        row, col = np.argwhere(missing.to_numpy())[0]
+        raise DataError(f"{path}: missing value in row {row + 1} (line {row + 2} of the file), column "
+                        f"{brief(str(frame.columns[col]))}; reglab does not impute: fill or drop it")
+    for c in features:
+        if not pd.api.types.is_numeric_dtype(frame[c]) or pd.api.types.is_bool_dtype(frame[c]):
+            column = frame[c]
+            bad = next((i for i, v in enumerate(column) if not _is_number(v)), 0)
+            raise DataError(f"{path}: column {brief(str(c))} is not numeric (row {bad + 1}: {brief(column.iloc[bad])}); "
+                            "reglab reads numeric feature columns only: encode it as numbers or drop it")
+    y = frame[target].to_numpy()
+    if y.dtype.kind == "O":
+        y = y.astype(str)
+    return frame[features].to_numpy(dtype=np.float64), y, [str(c) for c in features]
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, (bool, np.bool_))
+
+
+def load_csv(path: Path, requested: str, options: DataOptions) -> Splits:
+    """A CSV file with a header row: `options.target` is the label column, every other column a numeric feature."""
+    if not options.target:
+        raise DataError(f"{path}: a CSV dataset needs --target COLUMN (TOML: target), the column of class labels")
+    x, y, columns = _table(_read_csv(path, "CSV file"), path, options.target, None)
+    source = f"CSV file {path} (target column {options.target!r}, {len(columns)} numeric feature columns)"
+    if options.test_file:
+        test_path = Path(options.test_file).expanduser()
+        x_test, y_test, _ = _table(_read_csv(test_path, "test file"), test_path, options.target, columns)
+        return _finish(x, y, x_test, y_test, name=path.name, requested=requested, source=f"{source}; test file {test_path}",
+                       split=LAST_SIXTH_SPLIT, validation_split=options.validation_split)
+    labels = label_array(y, options.target, len(y), str(path))
+    (codes,), _ = encode_labels([(options.target, labels)], str(path))  # for stratifying; _finish numbers them again
+    train, val, test, split = held_out_split(codes, options.validation_split)
+    return _finish(x[train], y[train], x[test], y[test], name=path.name, requested=requested, source=source,
+                   split=split, val=(x[val], y[val]))
