@@ -140,6 +140,5 @@ def scale_table(train: np.ndarray, others: Sequence[np.ndarray]) -> tuple[list[n
     std = t.std(axis=0) if len(t) else np.ones(t.shape[1])
     std = np.where(std > 0, std, 1.0)
     scaled = [((p.astype(np.float64) - mean) / std).astype(np.float32) for p in parts]
-    words = (f"{t.shape[1]} features standardized with the training split's mean and standard deviation "
-             "(never the validation or test split's)")
+    words = "standardized per feature with the training split's mean and standard deviation (never the validation or test split's)"
     return scaled, Scaling(words, tuple(float(m) for m in mean), tuple(float(s) for s in std))

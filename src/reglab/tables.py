@@ -46,8 +46,7 @@ def held_out_split(labels: np.ndarray, validation_split: float | None) -> tuple[
     keep, val = stratified_holdout(labels[rest], fraction, seed=1)
     train, val = rest[keep], rest[val]
     share = "a sixth" if validation_split is None else f"{fraction:g}"
-    words = (f"stratified and seeded: a fifth held out for test (seed 0), then {share} of the rest for validation "
-             f"(seed 1): {len(train):,} / {len(val):,} / {len(test):,} (train / validation / test)")
+    words = f"stratified and seeded: a fifth held out for test (seed 0), then {share} of the rest for validation (seed 1)"
     return train, val, test, words
 
 
