@@ -42,7 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser(
         "run", help="train a sweep of λ values × seeds and write a run directory",
-        description="Train the seed model (Flatten → Dense(128, relu, L2(λ)) → Dense(10, softmax), adam, "
+        description="Train the seed model (Flatten → Dense(128, relu, L2(λ)) → Dense(K, softmax) for the data's K classes, adam, "
         "sparse categorical cross-entropy) once per arm = (λ, seed), and record everything in a run directory. "
         "Settings come from the defaults (the original study plus a λ = 0 baseline), then --config, then flags.",
     )
