@@ -53,7 +53,7 @@ def test_both_engines_stop_where_keras_early_stopping_stops(runs):
             assert stopped_epochs(listener)[arm.index] == want, (engine, arm)
             status = {a.index: s for a, s, _ in listener.finished}[arm.index]
             assert status == ("stopped" if want < CONFIG.epochs else "completed")
-            for got, ref in zip(weights[arm.index], model.get_weights()):  # the best epoch's weights, restored
+            for got, ref in zip(weights[arm.index].trainable, model.get_weights()):  # the best epoch's weights, restored
                 np.testing.assert_allclose(got, ref, atol=1e-5 * float(np.max(np.abs(ref))))
     assert min(stopped_epochs(out["fused"][0]).values()) < CONFIG.epochs  # the test data do stop an arm early
 
@@ -82,7 +82,7 @@ def test_early_stopping_survives_a_resume(runs, engine):
     kept = [r for r in first.records if r.epoch <= done.get(r.arm, 0)]
     assert sorted(map(values, kept + rest.records)) == sorted(map(values, whole.records))
     for arm, ws in out[engine][1].items():
-        for a, b in zip(ws, weights[arm]):
+        for a, b in zip(ws.trainable + ws.non_trainable, weights[arm].trainable + weights[arm].non_trainable, strict=True):
             np.testing.assert_array_equal(a, b)
 
 

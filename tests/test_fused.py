@@ -37,7 +37,7 @@ def test_every_arm_matches_keras_fit_step_for_step(strategy, group, monkeypatch)
     assert len(weights) == len(config.arms()) == 6
     for arm in config.arms():
         model, history = original_study_fit(splits, arm.lam, arm.seed, epochs=2)
-        assert_trains_like_fit((arm, strategy), weights[arm.index], records[arm.index], model, history)
+        assert_trains_like_fit((arm, strategy), weights[arm.index].trainable, records[arm.index], model, history)
 
 
 def test_val_loss_is_data_loss_plus_penalty_and_test_metrics_are_kept():
@@ -54,7 +54,7 @@ def test_same_config_gives_the_same_record():
     _, a, wa = run_fused(seeds=1)
     _, b, wb = run_fused(seeds=1)
     assert strip(a.records) == strip(b.records)
-    assert all(np.array_equal(x, y) for i in wa for x, y in zip(wa[i], wb[i]))
+    assert all(np.array_equal(x, y) for i in wa for x, y in zip(wa[i].trainable, wb[i].trainable))
 
 
 def test_a_diverging_arm_stops_and_leaves_the_others_untouched():
@@ -103,7 +103,7 @@ def test_the_record_does_not_depend_on_how_many_cores_share_the_work(group, monk
         runs.append((strip(listener.records), listener.finished, weights))
     for records, finished, weights in runs[1:]:
         assert records == runs[0][0] and finished == runs[0][1]
-        assert all(np.array_equal(x, y) for i in weights for x, y in zip(weights[i], runs[0][2][i]))
+        assert all(np.array_equal(x, y) for i in weights for x, y in zip(weights[i].trainable, runs[0][2][i].trainable))
 
 
 def test_split_evenly():
@@ -150,7 +150,7 @@ def test_a_batch_above_the_data_size_is_kerass_one_batch_of_every_sample(strateg
     records = listener.by_arm()
     for arm in config.arms():
         model, history, test = _plain_fit(splits, arm.lam, arm.seed, 3, big)
-        assert_trains_like_fit(arm, weights[arm.index], records[arm.index], model, history)
+        assert_trains_like_fit(arm, weights[arm.index].trainable, records[arm.index], model, history)
         _, _, ours = listener.finished[arm.index]
         np.testing.assert_allclose([ours["loss"], ours["accuracy"]], [test["loss"], test["accuracy"]], atol=1e-5)
 

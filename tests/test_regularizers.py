@@ -74,7 +74,7 @@ def test_every_family_matches_keras_fit_step_for_step(engine, strategy, monkeypa
     by_arm = listener.by_arm()
     for arm in arms:
         model, history = reference_fit(splits, arm.family, arm.lam, arm.seed, epochs=2)
-        assert_trains_like_fit(arm, weights[arm.index], by_arm[arm.index], model, history)
+        assert_trains_like_fit(arm, weights[arm.index].trainable, by_arm[arm.index], model, history)
         rows = by_arm[arm.index]
         assert all(r.regularizer == arm.family for r in rows)
         if arm.family == "weight_decay":  # decay is not a loss term
@@ -105,10 +105,10 @@ def test_each_learning_rate_matches_keras_fit_step_for_step(engine, strategy, op
     for arm in arms:
         model, history = reference_fit(splits, arm.family, arm.lam, arm.seed, epochs=1, learning_rate=arm.learning_rate,
                                        optimizer=optimizer)
-        assert_trains_like_fit(arm, weights[arm.index], by_arm[arm.index], model, history)
+        assert_trains_like_fit(arm, weights[arm.index].trainable, by_arm[arm.index], model, history)
         assert all(r.learning_rate == arm.learning_rate for r in by_arm[arm.index])
     # the rate is felt: the same setting at the other rate trains other weights
-    assert np.max(np.abs(weights[1][0] - weights[3][0])) > 1e-3
+    assert np.max(np.abs(weights[1].trainable[0] - weights[3].trainable[0])) > 1e-3
 
 
 def test_weight_decay_is_not_l2_under_adam():

@@ -73,7 +73,8 @@ def test_resuming_from_any_checkpoint_gives_the_uninterrupted_record(engine, sto
     assert {r.arm for r in rest.records}.isdisjoint(
         {int(a) for a in meta.get("finished", {})})  # finished arms are not trained again
     for arm, ws in weights.items():
-        for a, b in zip(ws, resumed_weights[arm]):
+        for a, b in zip(ws.trainable + ws.non_trainable, resumed_weights[arm].trainable + resumed_weights[arm].non_trainable,
+                        strict=True):
             np.testing.assert_array_equal(a, b)
     whole_tests = {arm.index: test for arm, _, test in whole.finished}
     assert rest.finished and all(test == whole_tests[arm.index] for arm, _, test in rest.finished)  # same test metrics

@@ -7,6 +7,7 @@ Notebook use::
     analysis = reglab.analyze(run)   # everything the report says, computed once
     print(analysis.summary())        # the answer
     same = reglab.load_run("runs/try")
+    model = reglab.load_model(run)   # the recommended setting's model, compiled, with its final weights
 """
 
 from .analysis import (
@@ -21,6 +22,7 @@ from .config import DEFAULT_LAMBDAS, Arm, SweepConfig, parse_lambdas
 from .datasets import DataInfo, Splits, load_dataset
 from .errors import ConfigError, DataError, ReglabError, RunDirError
 from .families import FamilySummary, compare_families, family_view
+from .kept import load_model
 from .record import COLUMNS, EpochRecord, RunRecord, load_run
 from .report import build_report
 from .runner import run_sweep
@@ -33,4 +35,5 @@ __all__ = [
     "load_dataset", "load_run", "norm_monotone_in_lambda", "parse_lambdas", "run_sweep", "validation_trends", "weight_magnitudes",
     "FamilySummary", "compare_families", "family_view",
     "analyze", "RunAnalysis", "FamilyAnalysis", "Recommendation", "WeightStats", "Difference", "Family", "Setting",
+    "load_model",
 ]

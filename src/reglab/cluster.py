@@ -29,7 +29,7 @@ from .config import DEFAULT_LEARNING_RATE, Arm, SweepConfig
 from .datasets import Splits
 from .engines import wants_values
 from .errors import ConfigError, RunDirError
-from .record import EpochRecord
+from .record import EpochRecord, FinalWeights
 from .settings import Setting
 
 EXECUTORS = ("local", "blocks", "ray")
@@ -130,7 +130,8 @@ class _BlockEvents:
 
 def run_block(config: SweepConfig, splits: Splits, block: Block, resume: Any, send: Any, stop: Any = None) -> None:
     """Train one block with the fused engine; `send(kind, payload)` gets ("epoch", (records, arrays,
-    meta, values)) after each epoch and ("done", (finished, weights)) at the end. Records and values
+    meta, values)) after each epoch and ("done", (finished, weights)) at the end (weights: block-local arm →
+    `FinalWeights`, trainable and non-trainable). Records and values
     (`Listener.validation_values`' arguments, as tuples) use block-local arms."""
     from .engines import get_engine
 
@@ -208,7 +209,7 @@ class _Driver:
             self.listener.checkpoint(*combine_checkpoints(self.config, self.blocks, self.block_ckpt))
             self.saved_at = now
 
-    def finish(self) -> dict[int, list[np.ndarray]]:
+    def finish(self) -> dict[int, FinalWeights]:
         self.save_checkpoint(force=True)  # before any arm is marked finished
         weights = {}
         arms = self.config.arms()

@@ -14,6 +14,7 @@ Loss columns, since Keras mixes two things under one name:
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -23,6 +24,7 @@ import platform
 import sys
 import zipfile
 import zlib
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, fields
 from datetime import datetime, timezone
 from pathlib import Path
@@ -54,6 +56,7 @@ METRICS_CSV = "metrics.csv"
 CONFIG_TOML = "config.toml"
 KERNELS_NPZ = "kernels.npz"
 VALIDATION_NPZ = "validation.npz"
+WEIGHTS_NPZ = "weights.npz"  # every kept arm's final weights (see kept.py for which arms)
 MAX_RUN_JSON_BYTES = 64 << 20
 
 
@@ -237,6 +240,84 @@ def read_kernels(run_dir: Path) -> dict[int, Any]:
         raise RunDirError(f"{path} is not a readable kernels file ({e})") from None
 
 
+# ---------------------------------------------------------------- final weights
+
+class FinalWeights(NamedTuple):
+    """One arm's final weights, as an engine returns them: `trainable` in `model.trainable_variables` order,
+    `non_trainable` in `model.non_trainable_variables` order (BatchNormalization's moving statistics, Dropout's
+    seed-generator state), each array as trained (float32 weights, the seed state's integers).
+    `non_trainable` is None where it is not known: an arm the keras engine finished before a resume from a
+    checkpoint of an older reglab, which kept only trainable weights (such an arm is not kept in weights.npz)."""
+
+    trainable: list[Any]
+    non_trainable: list[Any] | None
+
+    def nbytes(self) -> int:
+        return sum(int(getattr(a, "nbytes", 0)) for part in self for a in (part or ()))
+
+
+def _weight_names(arm: int, weights: FinalWeights) -> dict[str, Any]:
+    return {**{f"arm{arm}_t{k}": w for k, w in enumerate(weights.trainable)},
+            **{f"arm{arm}_n{k}": w for k, w in enumerate(weights.non_trainable or ())}}
+
+
+def write_weights(run_dir: Path, weights: dict[int, FinalWeights]) -> None:
+    """RUN_DIR/weights.npz: each arm's final weights (`armN_tK`: its K-th trainable variable, `armN_nK`: its
+    K-th non-trainable one, as trained) and `kept`, the arm indices it holds; one file, registered in the
+    manifest, written atomically (the same weights give the same bytes)."""
+    import numpy as np
+
+    arrays: dict[str, Any] = {"kept": np.asarray(sorted(weights), dtype=np.int64)}
+    for arm, w in sorted(weights.items()):
+        arrays.update({name: np.asarray(a) for name, a in _weight_names(arm, w).items()})
+    register(run_dir, [WEIGHTS_NPZ])
+    write_atomic(Path(run_dir) / WEIGHTS_NPZ, _stored_npz(arrays))
+
+
+def weights_kept(run_dir: str | Path) -> list[int] | None:
+    """The arm indices RUN_DIR/weights.npz holds; None for a record without the file."""
+    with _weights_file(Path(run_dir)) as z:
+        return None if z is None else [int(a) for a in z["kept"]]
+
+
+def read_weights(run_dir: str | Path, arm: int) -> FinalWeights | None:
+    """One arm's final weights from RUN_DIR/weights.npz; None when the file does not hold that arm. A damaged
+    file gets one `RunDirError` line naming it."""
+    path = Path(run_dir) / WEIGHTS_NPZ
+    with _weights_file(Path(run_dir)) as z:
+        if z is None or arm not in {int(a) for a in z["kept"]}:
+            return None
+        try:
+            parts: tuple[list[Any], list[Any]] = ([], [])
+            for part, key in zip(parts, "tn"):
+                while f"arm{arm}_{key}{len(part)}" in z.files:
+                    part.append(z[f"arm{arm}_{key}{len(part)}"])
+        except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error) as e:
+            raise RunDirError(f"{path}: not a readable weights file ({' '.join(str(e).split())[:200]})") from None
+    return FinalWeights(*parts)
+
+
+@contextlib.contextmanager
+def _weights_file(run_dir: Path) -> Iterator[Any]:
+    """RUN_DIR/weights.npz as numpy's lazy `NpzFile` (members are read when asked for), or None when there is
+    none; a file that is not one reglab wrote gets one `RunDirError` line naming it."""
+    import numpy as np
+
+    path = run_dir / WEIGHTS_NPZ
+    if not os.path.lexists(path):
+        yield None
+        return
+    with open_regular(path, "weights file", 1 << 40, RunDirError) as fh:
+        try:
+            z = np.load(fh, allow_pickle=False)
+            if not isinstance(z, np.lib.npyio.NpzFile) or "kept" not in z.files:
+                raise ValueError("not an .npz archive with a list of kept arms")
+        except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error) as e:
+            raise RunDirError(f"{path}: not a readable weights file ({' '.join(str(e).split())[:200]})") from None
+        with z:
+            yield z
+
+
 # ---------------------------------------------------------------- per-example validation values
 
 class ValidationValues(NamedTuple):
@@ -377,14 +458,21 @@ def write_validation(run_dir: Path, values: ValidationValues) -> None:
     if values.loss_by_epoch is not None:
         arrays["loss_by_epoch"] = np.asarray(values.loss_by_epoch, dtype=np.float32)
 
+    register(run_dir, [VALIDATION_NPZ])
+    write_atomic(Path(run_dir) / VALIDATION_NPZ, _stored_npz(arrays))
+
+
+def _stored_npz(arrays: dict[str, Any]) -> Any:
+    """A writer of `arrays` as an .npz archive whose members are stored uncompressed with a fixed time stamp:
+    the same values give the same bytes."""
+    import numpy as np
+
     def save(f: Any) -> None:
         with zipfile.ZipFile(f, "w", zipfile.ZIP_STORED) as z:
             for name, a in arrays.items():
                 with z.open(zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0)), "w", force_zip64=True) as m:
                     np.lib.format.write_array(m, np.ascontiguousarray(a), allow_pickle=False)
-
-    register(run_dir, [VALIDATION_NPZ])
-    write_atomic(Path(run_dir) / VALIDATION_NPZ, save)
+    return save
 
 
 def read_validation(run_dir: str | Path, meta: dict[str, Any] | None = None) -> ValidationValues | None:

@@ -23,6 +23,7 @@ from .diagnose import criteria_text
 from .families import best_against_best, sweep_config
 from .fileio import write_atomic
 from .formatting import fmt, lam_label, plural
+from .kept import RECOMMENDED_KERAS, KeptModel, keep_recommended
 from .record import RunRecord
 from .rundir import locked, register
 from .settings import Family
@@ -56,6 +57,27 @@ def answer_blocks(analysis: RunAnalysis, figures: Any) -> list[d.Block]:
             f"Each {fa.label} strength minus the recommended one (95 % intervals, seeds and validation "
             "examples); shaded: within noise of it. Lower loss, higher accuracy is better.")))
     return blocks
+
+
+def kept_model_blocks(run: RunRecord, kept: KeptModel | None) -> list[d.Block]:
+    """Where the recommended model is (recommended.keras), how to load it and how to prepare its inputs."""
+    if kept is None:
+        return []
+    what = f"{kept.setting.label(with_learning_rate=run.config.several_learning_rates)}, seed {kept.seed}"
+    if kept.path is None:
+        return [d.Para(f"The recommended model — {what} — is not saved as a Keras file: {kept.problem.rstrip('.')}.")]
+    content: list[Any] = [
+        f"The recommended model — {what} — is saved, compiled, with its final weights, in ", d.code(RECOMMENDED_KERAS),
+        ": load it with ", d.code(f'keras.models.load_model("{RECOMMENDED_KERAS}")'), " or ", d.code("reglab.load_model(RUN_DIR)"),
+        " (any arm: ", d.code("reglab.load_model(RUN_DIR, setting=reglab.Setting(…), seed=…)"), ").",
+    ]
+    if run.data.feature_mean:
+        content += [" Its inputs are the features standardized with the training set's statistics: subtract ",
+                    d.code("run.data.feature_mean"), " and divide by ", d.code("run.data.feature_std"),
+                    " (", d.code("run = reglab.load_run(RUN_DIR)"), ") before calling it."]
+    else:
+        content.append(f" Its inputs are prepared as this run's were: {run.data.scaling}.")
+    return [d.Para(content)]
 
 
 # ---------------------------------------------------------------- setup
@@ -456,11 +478,12 @@ def keras_notes(analysis: RunAnalysis) -> list[d.Block]:
 
 # ---------------------------------------------------------------- the whole report
 
-def build_blocks(analysis: RunAnalysis, figures: Any) -> list[d.Block]:
+def build_blocks(analysis: RunAnalysis, figures: Any, kept: KeptModel | None = None) -> list[d.Block]:
     run = analysis.run
     fa = analysis.main
     blocks: list[d.Block] = [d.Heading(1, f"reglab report: {run.run_dir.name}")]
     blocks += answer_blocks(analysis, figures)
+    blocks += kept_model_blocks(run, kept)
     blocks += [d.Heading(2, "Objective", "objective"),
                d.Para(f"How much {fa.label} regularization should this model have, and what does it do? The "
                       "original study trained a small dense network on MNIST once per strength and explained: smaller "
@@ -485,13 +508,15 @@ def build_blocks(analysis: RunAnalysis, figures: Any) -> list[d.Block]:
 
 
 def build_report(run: RunRecord, analysis: RunAnalysis | None = None) -> Path:
-    """Analyse the run (once), draw the figures, write report.md and report.html; returns report.html's path."""
+    """Analyse the run (once), draw the figures, write the recommended model's recommended.keras (see kept.py),
+    report.md and report.html; returns report.html's path."""
     from .figures import draw_all
 
     with locked(run.run_dir):  # one writer at a time: a run in progress, or another report, is refused
         analysis = analyze(run) if analysis is None else analysis
         figures = draw_all(analysis)
-        blocks = build_blocks(analysis, figures)
+        kept = keep_recommended(run, analysis)  # recommended.keras, written only when missing or out of date
+        blocks = build_blocks(analysis, figures, kept)
         register(run.run_dir, [REPORT_MD, REPORT_HTML])
         write_atomic(run.run_dir / REPORT_MD, d.to_markdown(blocks, run.run_dir))
         path = run.run_dir / REPORT_HTML

@@ -19,6 +19,7 @@ from .datasets import Splits, load_dataset
 from .engines import check_checkpoint, get_engine
 from .errors import ConfigError, RunDirError, RunFailed, RunInterrupted
 from .inputs import read_regular
+from .kept import keep_weights
 from .models import kernels_of
 from .progress import ProgressDisplay
 from .record import (
@@ -387,9 +388,11 @@ def _train(config: SweepConfig, splits: Splits, engine: Any, record: _Record, ch
             listener = _RecordingListener(record, display, stop, fingerprint, values)
             weights = engine(config, splits, listener) if checkpoint is None else engine(config, splits, listener, resume=checkpoint)
             recorder = record.open()
-            write_kernels(run_dir, {arm: kernels_of(w, kernel_indices) for arm, w in weights.items()})
+            write_kernels(run_dir, {arm: kernels_of(w.trainable, kernel_indices) for arm, w in weights.items()})
             diverged = [i for i, arm in enumerate(recorder.meta["arms"]) if arm.get("status") == "diverged"]
             write_validation(run_dir, values.values(diverged))
+            # weights.npz last: above its size limit, it asks the analysis (which reads the files above) what to keep
+            keep_weights(run_dir, weights, [arm.get("status") for arm in recorder.meta["arms"]])
             status = "completed"
     except OSError as e:  # a full disk, a read-only directory: say so, keep what is whole
         where = f": {e.filename}" if e.filename else ""

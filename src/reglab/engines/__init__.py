@@ -13,7 +13,7 @@ import numpy as np
 
 from ..config import Arm, SweepConfig
 from ..datasets import Splits
-from ..record import EpochRecord
+from ..record import EpochRecord, FinalWeights
 
 
 class Listener(Protocol):
@@ -44,7 +44,7 @@ class Listener(Protocol):
 #: The engine's own checkpoint (arrays, meta) from `reglab.checkpoint.read_checkpoint`, to continue from.
 Resume = tuple[dict[str, Any], dict[str, Any]]
 
-#: (config, splits, listener, resume=None) → each arm's final trainable weights, by arm index
+#: (config, splits, listener, resume=None) → each arm's `FinalWeights` (trainable and non-trainable), by arm index
 Engine = Callable[..., dict]
 
 
@@ -86,4 +86,4 @@ def clipped_batch(batch_size: int, n_samples: int) -> int:
     return max(1, min(batch_size, n_samples))
 
 
-__all__: list[Any] = ["Engine", "Listener", "Resume", "check_checkpoint", "clipped_batch", "get_engine", "steps_per_epoch", "wants_values"]
+__all__: list[Any] = ["Engine", "FinalWeights", "Listener", "Resume", "check_checkpoint", "clipped_batch", "get_engine", "steps_per_epoch", "wants_values"]

@@ -32,7 +32,7 @@ from ..config import SweepConfig
 from ..datasets import Splits
 from ..errors import RunDirError
 from ..models import build_model
-from ..record import EpochRecord
+from ..record import EpochRecord, FinalWeights
 from . import Listener, Resume, clipped_batch, steps_per_epoch, wants_values
 from .keras_steps import KerasSteps
 from .per_arm import PerArmStrategy, has_convolution
@@ -232,8 +232,8 @@ def _without_examples(results: dict[str, Any]) -> dict[str, Any]:
 
 
 def train(config: SweepConfig, splits: Splits, listener: Listener, strategy: str = "auto",
-          resume: Resume | None = None) -> dict[int, list[np.ndarray]]:
-    """Train every arm at once; returns each arm's final trainable weights (original layout). With `resume`
+          resume: Resume | None = None) -> dict[int, FinalWeights]:
+    """Train every arm at once; returns each arm's final weights (original layout). With `resume`
     (a checkpoint this engine wrote), training continues after the checkpoint's epoch, exactly."""
     arms = config.arms()
     seeds = config.seed_values

@@ -20,12 +20,12 @@ from ..config import Arm, SweepConfig
 from ..datasets import Splits
 from ..errors import RunDirError
 from ..models import build_model, penalty_and_norm
-from ..record import EpochRecord
+from ..record import EpochRecord, FinalWeights
 from . import Listener, Resume, clipped_batch, steps_per_epoch, wants_values
 
 
-def train(config: SweepConfig, splits: Splits, listener: Listener, resume: Resume | None = None) -> dict[int, list[np.ndarray]]:
-    """Train arm after arm; returns each arm's final trainable weights. With `resume` (a checkpoint this
+def train(config: SweepConfig, splits: Splits, listener: Listener, resume: Resume | None = None) -> dict[int, FinalWeights]:
+    """Train arm after arm; returns each arm's final weights. With `resume` (a checkpoint this
     engine wrote), finished arms are not trained again and the arm in progress continues after its
     last recorded epoch, with its weights, optimizer state and numpy's shuffling RNG as they were."""
     progress = _Progress.restore(resume) if resume is not None else _Progress()
@@ -34,7 +34,9 @@ def train(config: SweepConfig, splits: Splits, listener: Listener, resume: Resum
             continue
         start = progress.current if progress.current and progress.current["arm"] == arm.index else None
         history = train_arm(config, splits, arm, listener, progress=progress, start=start)
-        progress.finished[arm.index] = (progress.status, [np.asarray(v.value) for v in history.model.trainable_variables])
+        final = FinalWeights([np.asarray(v.value) for v in history.model.trainable_variables],
+                             [np.asarray(v.value) for v in history.model.non_trainable_variables])
+        progress.finished[arm.index] = (progress.status, final)
         progress.current = None
         listener.checkpoint(*progress.checkpoint(None))  # this arm is done: a resume never trains it again
     return {i: w for i, (_, w) in sorted(progress.finished.items())}
@@ -98,7 +100,7 @@ class _Progress:
     (its epoch, weights, optimizer state, numpy's RNG), and every arm's recorded epochs."""
 
     def __init__(self) -> None:
-        self.finished: dict[int, tuple[str, list[np.ndarray]]] = {}
+        self.finished: dict[int, tuple[str, FinalWeights]] = {}
         self.current: dict[str, Any] | None = None
         self.epochs_done: dict[int, int] = {}
         self.status = "completed"
@@ -110,8 +112,11 @@ class _Progress:
         meta: dict[str, Any] = {"engine": "keras", "finished": {}, "current": None,
                                 "epochs_done": {str(a): e for a, e in sorted(self.epochs_done.items())}}
         for i, (status, weights) in sorted(self.finished.items()):
-            meta["finished"][str(i)] = {"status": status, "n": len(weights)}
-            arrays.update({f"final{i}_{k}": w for k, w in enumerate(weights)})
+            meta["finished"][str(i)] = {"status": status, "n": len(weights.trainable)}
+            if weights.non_trainable is not None:
+                meta["finished"][str(i)]["n_non_trainable"] = len(weights.non_trainable)
+                arrays.update({f"final{i}_n{k}": w for k, w in enumerate(weights.non_trainable)})
+            arrays.update({f"final{i}_{k}": w for k, w in enumerate(weights.trainable)})
         if model is not None:
             groups = {"t": model.trainable_variables, "n": model.non_trainable_variables, "o": model.optimizer.variables}
             for g, variables in groups.items():
@@ -144,7 +149,9 @@ class _Progress:
             if meta.get("engine") != "keras":
                 raise ValueError("it was not written by the keras engine")
             for i, f in meta["finished"].items():
-                p.finished[int(i)] = (str(f["status"]), [arrays[f"final{i}_{k}"] for k in range(int(f["n"]))])
+                # a checkpoint from before non-trainable weights were kept: `FinalWeights.non_trainable` unknown (None)
+                nt = [arrays[f"final{i}_n{k}"] for k in range(int(f["n_non_trainable"]))] if "n_non_trainable" in f else None
+                p.finished[int(i)] = (str(f["status"]), FinalWeights([arrays[f"final{i}_{k}"] for k in range(int(f["n"]))], nt))
             p.epochs_done = {int(a): int(e) for a, e in meta["epochs_done"].items()}
             p.current = meta["current"]
             p.arrays = arrays

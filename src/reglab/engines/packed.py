@@ -17,6 +17,7 @@ import numpy as np
 
 from .._keras import keras
 from ..errors import ConfigError
+from ..record import FinalWeights
 from .packing import PackedModel, PackedVariable, pack_model
 from .strategy import (
     Coefficients,
@@ -344,6 +345,8 @@ class PackedStrategy:
     # ---- the Strategy interface
 
     def initial_state(self, starts: Sequence[SeedStart]) -> list[GroupState]:
+        # the original model's non-trainable state: a Flatten/Dense stack has none to update, so each arm ends with its seed's
+        self._non_trainable = [[np.array(v) for v in s.non_trainable] for s in starts]
         return [self.program(g).start(starts[gr.seed], self.learning_rates[gr.start]) for g, gr in enumerate(self.groups)]
 
     def train_chunk(self, state: list[GroupState], x_all: Any, y_all: Any, idx: np.ndarray, n_valid: np.ndarray | None,
@@ -383,10 +386,11 @@ class PackedStrategy:
     def select(self, mask: np.ndarray, a: list[GroupState], b: list[GroupState]) -> list[GroupState]:
         return self._select(jnp.asarray(mask), a, b)
 
-    def final_weights(self, state: list[GroupState]) -> list[list[list[np.ndarray]]]:
-        out: list[list[list[np.ndarray]]] = []
+    def final_weights(self, state: list[GroupState]) -> list[list[FinalWeights]]:
+        out: list[list[FinalWeights]] = []
         for g, (gr, st) in enumerate(zip(self.groups, state)):
             if gr.seed == len(out):
                 out.append([])
-            out[gr.seed].extend(self.program(g).packed.unpack(st.trainable))
+            out[gr.seed].extend(FinalWeights(w, [np.array(v) for v in self._non_trainable[gr.seed]])
+                                for w in self.program(g).packed.unpack(st.trainable))
         return out

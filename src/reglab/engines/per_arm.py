@@ -23,6 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .._keras import keras
+from ..record import FinalWeights
 from .keras_steps import ArmState, KerasSteps
 from .strategy import Coefficients, Results, SeedStart
 from .workers import on_workers, worker_count
@@ -192,5 +193,7 @@ class PerArmStrategy:
         # copies: training donates the state's buffers, and a kept state must outlive them
         return [jax.tree_util.tree_map(jnp.copy, (a if mask[divmod(g, self.L)] else b)[g]) for g in range(self.S * self.L)]
 
-    def final_weights(self, state: list[ArmState]) -> list[list[list[np.ndarray]]]:
-        return [[[np.asarray(v) for v in state[s * self.L + l].trainable] for l in range(self.L)] for s in range(self.S)]
+    def final_weights(self, state: list[ArmState]) -> list[list[FinalWeights]]:
+        def arm(st: ArmState) -> FinalWeights:
+            return FinalWeights([np.asarray(v) for v in st.trainable], [np.asarray(v) for v in st.non_trainable])
+        return [[arm(state[s * self.L + l]) for l in range(self.L)] for s in range(self.S)]

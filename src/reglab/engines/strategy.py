@@ -18,6 +18,7 @@ from .. import models
 from .._keras import keras
 from ..config import SweepConfig, parse_family
 from ..errors import ConfigError
+from ..record import FinalWeights
 
 
 class SeedStart(NamedTuple):
@@ -137,5 +138,5 @@ class Strategy(Protocol):
     def select(self, mask: np.ndarray, a: Any, b: Any) -> Any:
         """A state of copies: `a`'s arms where `mask` ([seeds, settings]), else `b`'s."""
 
-    def final_weights(self, state: Any) -> list[list[list[np.ndarray]]]:
-        """[seed][setting] → the arm's trainable weights, in the original model's layout and order."""
+    def final_weights(self, state: Any) -> list[list[FinalWeights]]:
+        """[seed][setting] → the arm's trainable and non-trainable weights, in the original model's layout and order."""

@@ -15,6 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ..record import FinalWeights
 from .keras_steps import ArmState, KerasSteps
 from .strategy import Coefficients, Results, SeedStart
 
@@ -132,7 +133,9 @@ class VmapStrategy:
     def select(self, mask: np.ndarray, a: ArmState, b: ArmState) -> ArmState:
         return self._select(jnp.asarray(mask), a, b)
 
-    def final_weights(self, state: ArmState) -> list[list[list[np.ndarray]]]:
+    def final_weights(self, state: ArmState) -> list[list[FinalWeights]]:
         trainable = [np.asarray(v) for v in state.trainable]
+        non_trainable = [np.asarray(v) for v in state.non_trainable]
         S, L = trainable[0].shape[:2]
-        return [[[np.array(v[s, l]) for v in trainable] for l in range(L)] for s in range(S)]
+        return [[FinalWeights([np.array(v[s, l]) for v in trainable], [np.array(v[s, l]) for v in non_trainable])
+                 for l in range(L)] for s in range(S)]
