@@ -180,6 +180,12 @@ class RunAnalysis:
 
         return answer(self).text()
 
+    def _repr_html_(self) -> str:
+        """In Jupyter: the answer block and the key figure (see `notebook`)."""
+        from .notebook import analysis_html
+
+        return analysis_html(self)
+
 
 # ---------------------------------------------------------------- per-example values, by setting and seed
 
