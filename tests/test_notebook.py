@@ -9,8 +9,8 @@ import re
 
 import matplotlib
 import pytest
-
 from helpers import small_splits
+
 from reglab import SweepConfig, run_sweep
 from reglab.analyze import analyze
 from reglab.answer import answer
