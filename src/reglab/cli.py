@@ -62,6 +62,10 @@ def build_parser() -> argparse.ArgumentParser:
                      "or strings); every other column is a numeric feature")
     run.add_argument("--test-file", metavar="FILE.csv", dest="test_file", help="a CSV dataset's test set, with the same "
                      "columns (default: a stratified fifth of the file, seed 0)")
+    run.add_argument("--log", action="append", metavar="tensorboard[=DIR]|mlflow[=URI]",
+                     help="also publish the sweep live, as each epoch ends: TensorBoard event files (default "
+                     "RUN_DIR/tensorboard; needs reglab[tensorboard]) or an MLflow tracking store (default MLflow's "
+                     "own; needs reglab[mlflow]); repeatable")
     run.add_argument("--validation-split", type=float, metavar="F", dest="validation_split",
                      help="share of the training data held out for validation, 0 < F < 1 (default: the last sixth of a "
                      "training file, as Keras's validation_split; a dataset with a stated split keeps it)")
@@ -107,6 +111,15 @@ def build_parser() -> argparse.ArgumentParser:
                          "record (run.json, metrics.csv, kernels.npz) alone.")
     rep.add_argument("run_dir", metavar="RUN_DIR")
     rep.add_argument("--open", action="store_true", help="open report.html in the web browser, where one exists")
+
+    exp = sub.add_parser("export", help="publish a finished (or stopped) run to TensorBoard and/or MLflow",
+                         description="Publish RUN_DIR's record (run.json, metrics.csv, kernels.npz, the report) as "
+                         "--log does live: one TensorBoard run / MLflow child run per arm.")
+    exp.add_argument("run_dir", metavar="RUN_DIR")
+    exp.add_argument("--tensorboard", metavar="DIR", help="write TensorBoard event files (and the HParams "
+                     "experiment) under DIR")
+    exp.add_argument("--mlflow", metavar="URI", nargs="?", const="", help="log to an MLflow tracking store "
+                     "(default: MLflow's own default store)")
     return parser
 
 
@@ -128,7 +141,7 @@ def config_from_args(args: argparse.Namespace) -> SweepConfig:
     config = SweepConfig.from_mapping(values, where=where)
     flags = {k: getattr(args, k) for k in ("seeds", "seed", "epochs", "batch_size", "dataset", "engine", "early_stopping",
                                            "restore_best", "model", "optimizer", "target", "test_file",
-                                           "validation_split")}
+                                           "validation_split", "log")}
     changes = {k: v for k, v in flags.items() if v is not None}
     if args.lambdas is not None:
         changes["lambdas"] = parse_lambdas(args.lambdas)
@@ -146,7 +159,7 @@ def config_from_args(args: argparse.Namespace) -> SweepConfig:
 #: flags that define the experiment: a resumed run keeps its own
 EXPERIMENT_FLAGS = ("config", "lambdas", "seeds", "seed", "epochs", "batch_size", "dataset", "engine", "out", "force",
                     "executor", "blocks", "early_stopping", "restore_best", "model", "regularizers", "strengths",
-                    "learning_rates", "optimizer", "target", "test_file", "validation_split")
+                    "learning_rates", "optimizer", "target", "test_file", "validation_split", "log")
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -189,6 +202,30 @@ def cmd_report(args: argparse.Namespace) -> int:
     print(f"report: {path.with_name('report.md')}")
     if args.open:
         open_in_browser(path)
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from .record import load_run, read_run_meta
+    from .rundir import locked
+
+    if args.tensorboard is None and args.mlflow is None:
+        raise ConfigError("reglab export needs --tensorboard DIR and/or --mlflow [URI]")
+    if args.tensorboard is not None and not args.tensorboard.strip():
+        raise ConfigError("--tensorboard needs a folder")
+    read_run_meta(args.run_dir)  # a folder that is not a reglab run is refused first
+    with locked(Path(args.run_dir)):
+        run = load_run(args.run_dir)
+    if args.tensorboard is not None:
+        from .tensorboard_log import export_tensorboard
+
+        export_tensorboard(run.run_dir, Path(args.tensorboard))
+        print(f"tensorboard: {args.tensorboard} (tensorboard --logdir {args.tensorboard})")
+    if args.mlflow is not None:
+        from .mlflow_log import export_mlflow
+
+        where = export_mlflow(run.run_dir, args.mlflow or None)
+        print(f"mlflow: {where}")
     return 0
 
 
@@ -236,7 +273,7 @@ def _clipped(message: object, limit: int = MAX_ERROR_CHARS) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
-        return {"run": cmd_run, "report": cmd_report}[args.command](args)
+        return {"run": cmd_run, "report": cmd_report, "export": cmd_export}[args.command](args)
     except RunInterrupted as e:
         print(_clipped(f"reglab: {e}", MAX_RUN_MESSAGE_CHARS), file=sys.stderr)
         return 128 + e.signum if e.signum else EXIT_INTERRUPTED  # 130 for Ctrl-C, 143 for SIGTERM, as shells report

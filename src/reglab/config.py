@@ -63,6 +63,7 @@ class SweepConfig:
     target: str = ""  # a CSV dataset's column of class labels
     test_file: str = ""  # a CSV dataset's test set ("" = a stated stratified fifth of the file)
     validation_split: float | None = None  # share held out for validation (None: the dataset's stated split)
+    log: tuple[str, ...] = ()  # where the sweep is also published, live: "tensorboard[=DIR]", "mlflow[=URI]"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "lambdas", validate_lambdas(self.lambdas))
@@ -100,6 +101,11 @@ class SweepConfig:
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v < 1:
                 raise ConfigError(f"validation_split must be a number between 0 and 1 (exclusive), got {brief(v)}")
             object.__setattr__(self, "validation_split", float(v))
+        object.__setattr__(self, "log", tuple(t.spec for t in validate_log(self.log)))
+
+    @property
+    def log_targets(self) -> tuple[LogTarget, ...]:
+        return validate_log(self.log)
 
     @property
     def data_options(self) -> DataOptions:
@@ -148,6 +154,7 @@ class SweepConfig:
         d["regularizers"] = list(self.regularizers)
         d["strengths"] = {family: list(grid) for family, grid in self.strengths}
         d["learning_rates"] = list(self.learning_rates)
+        d["log"] = list(self.log)
         for name, default in _NEWER_FIELDS.items():  # left out at their defaults: TOML has no None, and the
             if d[name] == default:  # configurations (and checkpoint fingerprints) of earlier runs stay as they were
                 del d[name]
@@ -178,7 +185,7 @@ class SweepConfig:
 
 
 #: Fields added after records were first written, and their defaults (see `SweepConfig.to_dict`).
-_NEWER_FIELDS: dict[str, Any] = {"target": "", "test_file": "", "validation_split": None}
+_NEWER_FIELDS: dict[str, Any] = {"target": "", "test_file": "", "validation_split": None, "log": []}
 
 
 @dataclass(frozen=True)
@@ -431,3 +438,39 @@ def dump_toml(config: SweepConfig) -> str:
     import tomli_w
 
     return tomli_w.dumps(config.to_dict())
+
+
+# ---------------------------------------------------------------- where a sweep is also published
+
+#: `--log KIND[=WHERE]`: TensorBoard event files in a folder (default RUN_DIR/tensorboard), or an MLflow
+#: tracking URI (default MLflow's own default store).
+LOG_KINDS: tuple[str, ...] = ("tensorboard", "mlflow")
+
+
+class LogTarget(NamedTuple):
+    kind: str  # one of LOG_KINDS
+    where: str  # "" = the kind's default
+
+    @property
+    def spec(self) -> str:
+        return f"{self.kind}={self.where}" if self.where else self.kind
+
+
+def validate_log(values: Any) -> tuple[LogTarget, ...]:
+    """Each `KIND[=WHERE]` item, at most one per kind."""
+    if isinstance(values, (str, bytes)) or not hasattr(values, "__iter__"):
+        raise ConfigError(f"log must be a list such as [\"tensorboard\", \"mlflow=sqlite:///sweeps.db\"], got {brief(values)}")
+    out: list[LogTarget] = []
+    for item in values:
+        if not isinstance(item, str):
+            raise ConfigError(f"a log target must be text such as tensorboard or mlflow=URI, got {brief(item)}")
+        kind, sep, where = item.strip().partition("=")
+        kind, where = kind.strip(), where.strip()
+        if kind not in LOG_KINDS:
+            raise ConfigError(f"unknown log target {brief(item)} (choose from: {', '.join(LOG_KINDS)}, each optionally =WHERE)")
+        if sep and not where:
+            raise ConfigError(f"log target {brief(item)}: give a folder or URI after '=', or leave '=' out for the default")
+        if any(t.kind == kind for t in out):
+            raise ConfigError(f"log target {kind} is given twice")
+        out.append(LogTarget(kind, where))
+    return tuple(out)
