@@ -14,7 +14,7 @@ writing any (arm, epoch) twice.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, NamedTuple, Protocol
 
@@ -89,3 +89,54 @@ def replay(run: RunRecord, publishers: Iterable[Publisher]) -> None:
             if arm.get("test"):
                 p.arm_finished(int(arm["arm"]), str(arm.get("status")), dict(arm["test"]))
         p.finish(run.run_dir, str(run.meta.get("status")))
+
+
+class Publishers:
+    """The publishers of one run, each isolated: the first failure of one costs one warning line and that
+    publisher's later calls, never the run or reglab's record."""
+
+    def __init__(self, publishers: Iterable[Publisher], warn: Callable[[str], None]) -> None:
+        self.live = list(publishers)
+        self.warn = warn
+
+    def _each(self, method: str, *args: Any) -> None:
+        for p in list(self.live):
+            try:
+                getattr(p, method)(*args)
+            except Exception as e:  # noqa: BLE001 - any failure of a tracking library or its store: said once, then skipped
+                self.live.remove(p)
+                text = " ".join(str(e).split())[:200] or type(e).__name__
+                self.warn(f"warning: {p.name} logging stopped ({type(e).__name__}: {text}); reglab's own record is unaffected")
+
+    def start(self, sweep: SweepStart) -> None:
+        self._each("start", sweep)
+
+    def epoch(self, row: EpochRecord, kernel: Any | None = None) -> None:
+        self._each("epoch", row, kernel)
+
+    def arm_finished(self, arm: int, status: str, test: dict[str, float]) -> None:
+        self._each("arm_finished", arm, status, test)
+
+    def finish(self, run_dir: Path, status: str) -> None:
+        self._each("finish", run_dir, status)
+        self.live = []
+
+
+def make_publishers(config: SweepConfig, run_dir: Path) -> list[Publisher]:
+    """The publishers `config.log` asks for (TensorBoard's default folder: RUN_DIR/tensorboard). A missing
+    extra is a one-line ConfigError, raised before anything is written."""
+    out: list[Publisher] = []
+    for target in config.log_targets:
+        if target.kind == "tensorboard":
+            from .tensorboard_log import TensorBoardPublisher
+
+            out.append(TensorBoardPublisher(Path(target.where) if target.where else Path(run_dir) / TENSORBOARD_DIR))
+        else:
+            from .mlflow_log import MlflowPublisher
+
+            out.append(MlflowPublisher(target.where or None))
+    return out
+
+
+#: TensorBoard's default folder inside the run directory.
+TENSORBOARD_DIR = "tensorboard"
