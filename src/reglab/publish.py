@@ -20,6 +20,7 @@ from typing import Any, NamedTuple, Protocol
 
 from .config import SweepConfig
 from .datasets import DataInfo
+from .errors import ConfigError
 from .record import EpochRecord, RunRecord
 
 
@@ -122,20 +123,51 @@ class Publishers:
         self.live = []
 
 
-def make_publishers(config: SweepConfig, run_dir: Path) -> list[Publisher]:
-    """The publishers `config.log` asks for (TensorBoard's default folder: RUN_DIR/tensorboard). A missing
-    extra is a one-line ConfigError, raised before anything is written."""
+#: What a missing extra says (one line), by log kind.
+EXTRA_HINTS = {"tensorboard": "TensorBoard logging needs the tensorboard extra: pip install 'reglab[tensorboard]'",
+               "mlflow": "MLflow logging needs the mlflow extra: pip install 'reglab[mlflow]'"}
+
+
+def check_extras(config: SweepConfig) -> None:
+    """Refuse, before anything is written, a --log target whose library is not installed."""
+    import importlib.util
+
+    for target in config.log_targets:
+        if importlib.util.find_spec(target.kind) is None:
+            raise ConfigError(EXTRA_HINTS[target.kind])
+
+
+def register_published(run_dir: Path) -> None:
+    """List the TensorBoard files written inside the run directory in its manifest, so that `--force` can
+    remove them (and only them); files written elsewhere are the user's."""
+    from .rundir import register
+
+    folder = Path(run_dir) / TENSORBOARD_DIR
+    if folder.is_dir() and not folder.is_symlink():
+        register(run_dir, sorted(str(f.relative_to(run_dir)) for f in folder.rglob("events.out.tfevents.*")
+                                 if f.is_file() and not f.is_symlink()))
+
+
+def make_publishers(config: SweepConfig, run_dir: Path, warn: Callable[[str], None]) -> Publishers:
+    """The publishers `config.log` asks for (TensorBoard's default folder: RUN_DIR/tensorboard). One that cannot
+    be opened (an unreachable MLflow store) costs one warning line, like a later failure; a missing library
+    is refused earlier, by `check_extras`."""
     out: list[Publisher] = []
     for target in config.log_targets:
-        if target.kind == "tensorboard":
-            from .tensorboard_log import TensorBoardPublisher
+        try:
+            if target.kind == "tensorboard":
+                from .tensorboard_log import TensorBoardPublisher
 
-            out.append(TensorBoardPublisher(Path(target.where) if target.where else Path(run_dir) / TENSORBOARD_DIR))
-        else:
-            from .mlflow_log import MlflowPublisher
+                folder = Path(target.where) if target.where else Path(run_dir) / TENSORBOARD_DIR
+                out.append(TensorBoardPublisher(folder))
+            else:
+                from .mlflow_log import MlflowPublisher
 
-            out.append(MlflowPublisher(target.where or None))
-    return out
+                out.append(MlflowPublisher(target.where or None))
+        except Exception as e:  # noqa: BLE001 - whatever the library raises: said once, the run goes on
+            text = " ".join(str(e).split())[:200] or type(e).__name__
+            warn(f"warning: {target.kind} logging could not start ({type(e).__name__}: {text}); reglab's own record is unaffected")
+    return Publishers(out, warn)
 
 
 #: TensorBoard's default folder inside the run directory.

@@ -36,6 +36,9 @@ TOP_LEVEL = ("run.json", "config.toml", "metrics.csv", "kernels.npz", "validatio
              "report.html", "weights.npz", "recommended.keras")
 FIGURES = "figures"
 _FIGURE_NAME = re.compile(r"[A-Za-z0-9_.=+-]{1,200}\.png")
+#: `--log tensorboard`'s default folder and its event files: `tensorboard/[ARM/[train|validation/]]events.out.tfevents.*`
+TENSORBOARD = "tensorboard"
+_EVENT_FILE = re.compile(r"(?:(?!\.{1,2}/)[A-Za-z0-9_.=+-]{1,200}/){0,2}events\.out\.tfevents\.[A-Za-z0-9_.-]{1,200}")
 
 _held: dict[str, list[int]] = {}  # real path → [descriptor, depth]
 _held_guard = threading.Lock()
@@ -124,6 +127,8 @@ def _allowed(name: Any) -> bool:
     if name in TOP_LEVEL:
         return True
     folder, _, file = name.partition("/")
+    if folder == TENSORBOARD:
+        return bool(_EVENT_FILE.fullmatch(file)) and ".." not in file.split("/") and "." not in file.split("/")
     return folder == FIGURES and bool(_FIGURE_NAME.fullmatch(file)) and file not in (".png", "..png")
 
 
@@ -222,6 +227,17 @@ def check_run_dir(run_dir: Path, force: bool) -> None:
                           "--force removes only listed files: delete the folder yourself or choose another --out")
 
 
+def _remove_empty_folders(folder: Path) -> None:
+    """Remove `folder` and its subfolders bottom up where they are empty (the user's files keep theirs)."""
+    if not folder.is_dir() or folder.is_symlink():
+        return
+    for sub in sorted((d for d in folder.rglob("*") if d.is_dir() and not d.is_symlink()), key=lambda d: -len(d.parts)):
+        if not any(sub.iterdir()):
+            sub.rmdir()
+    if not any(folder.iterdir()):
+        folder.rmdir()
+
+
 def clear_run_dir(run_dir: Path) -> list[str]:
     """Remove the files the manifest lists (and their temporaries), after `check_run_dir(force=True)`;
     returns what was removed. Anything else in the folder stays."""
@@ -239,5 +255,6 @@ def clear_run_dir(run_dir: Path) -> list[str]:
     figures = run_dir / FIGURES
     if figures.is_dir() and not figures.is_symlink() and not any(figures.iterdir()):
         figures.rmdir()
+    _remove_empty_folders(run_dir / TENSORBOARD)
     remove_file(run_dir / MANIFEST)
     return removed

@@ -13,7 +13,12 @@ from typing import Any, Callable, NamedTuple
 
 from rich.console import Console
 
-from .checkpoint import CHECKPOINT_NPZ, read_checkpoint, remove_checkpoint, write_checkpoint
+from .checkpoint import (
+    CHECKPOINT_NPZ,
+    read_checkpoint,
+    remove_checkpoint,
+    write_checkpoint,
+)
 from .config import MAX_ARMS, Arm, SweepConfig
 from .datasets import Splits, load_dataset
 from .engines import check_checkpoint, get_engine
@@ -22,9 +27,28 @@ from .inputs import read_regular
 from .kept import keep_weights
 from .models import kernels_of
 from .progress import ProgressDisplay
+from .publish import (
+    Publishers,
+    SweepStart,
+    arm_infos,
+    check_extras,
+    make_publishers,
+    register_published,
+)
 from .record import (
-    METRICS_CSV, RUN_JSON, EpochRecord, Recorder, RunRecord, ValidationStore, load_run, read_metrics, read_run_meta,
-    repair_metrics, utc_now, write_kernels, write_validation,
+    METRICS_CSV,
+    RUN_JSON,
+    EpochRecord,
+    Recorder,
+    RunRecord,
+    ValidationStore,
+    load_run,
+    read_metrics,
+    read_run_meta,
+    repair_metrics,
+    utc_now,
+    write_kernels,
+    write_validation,
 )
 from .recordcheck import check_rows
 from .rundir import check_run_dir, clear_run_dir, locked, reserve_default_run_dir
@@ -79,8 +103,9 @@ class _RecordingListener:
     """
 
     def __init__(self, record: "_Record", display: ProgressDisplay, stop: _StopFlag, fingerprint: dict[str, Any],
-                 values: ValidationStore) -> None:
+                 values: ValidationStore, publishers: Publishers) -> None:
         self.record, self.display, self.stop, self.fingerprint, self.values = record, display, stop, fingerprint, values
+        self.publishers = publishers
 
     @property
     def recorder(self) -> Recorder:
@@ -97,10 +122,12 @@ class _RecordingListener:
     def epoch_done(self, record: EpochRecord) -> None:
         self.recorder.append(record)
         self.display.epoch_done(record)
+        self.publishers.epoch(record)  # after the record has it: reglab's record is the source of truth
 
     def arm_finished(self, arm: Arm, status: str, test: dict[str, float]) -> None:
         self.recorder.update_arm(arm.index, status=status, test=test, ended_at=utc_now())
         self.display.arm_finished(arm, status, test)
+        self.publishers.arm_finished(arm.index, status, test)
 
     def strategy_chosen(self, name: str) -> None:
         self.recorder.update_run(engine_strategy=name)
@@ -110,21 +137,27 @@ class _RecordingListener:
 
     def checkpoint(self, arrays: dict[str, Any], meta: dict[str, Any]) -> None:
         write_checkpoint(self.recorder.run_dir, {**arrays, **self.values.arrays()}, {**meta, "fingerprint": self.fingerprint})
+        register_published(self.recorder.run_dir)
 
     def note(self, text: str) -> None:
         self.display.note(text)
 
 
 class _Record:
-    """The run's Recorder, opened when first needed (`opener`), or already open (a new run)."""
+    """The run's Recorder, opened when first needed (`opener`), or already open (a new run); `on_open` runs once
+    when it is (the publishers' start)."""
 
     def __init__(self, run_dir: Path, recorder: Recorder | None = None, opener: Callable[[], Recorder] | None = None) -> None:
         self.run_dir, self.recorder, self.opener = run_dir, recorder, opener
+        self.on_open: Callable[[], None] | None = None
 
     def open(self) -> Recorder:
         if self.recorder is None:
             assert self.opener is not None
             self.recorder = self.opener()
+        if self.on_open is not None:
+            call, self.on_open = self.on_open, None
+            call()
         return self.recorder
 
 
@@ -169,6 +202,7 @@ def run_sweep(
     engine = _engine(config, executor, blocks, address)
     model_meta, kernel_indices = _describe_model(config, splits, console)  # a user's model that cannot work fails here
     executor_meta = _executor_meta(executor, blocks, address) if executor != "local" else None  # joins Ray: fails early
+    check_extras(config)  # a --log target without its library: refused before anything is written
     run_dir = run_dir if run_dir is not None else reserve_default_run_dir()
     with locked(run_dir, create=True):
         check_run_dir(run_dir, force)  # again, now that no other reglab process can be writing here
@@ -176,7 +210,8 @@ def run_sweep(
             clear_run_dir(run_dir)
         recorder = Recorder(run_dir, config, splits.info)
         recorder.update_run(model=model_meta, **({"executor": executor_meta} if executor_meta else {}))
-        return _train(config, splits, engine, _Record(run_dir, recorder), None, console, live, make_report,
+        record = _Record(run_dir, recorder)
+        return _train(config, splits, engine, record, None, console, live, make_report,
                       kernel_indices, fingerprint(config, splits.info.sha256, model_meta),
                       ValidationStore(len(config.arms()), config.epochs, len(splits.x_val)))
 
@@ -275,7 +310,7 @@ def resume_sweep(run_dir: str | Path, *, console: Console | None = None, live: b
 
         return _train(config, plan.splits, engine, _Record(run_dir, opener=start), plan.checkpoint, console,
                       live, make_report, kernel_indices, fingerprint(config, plan.splits.info.sha256, plan.meta.get("model")),
-                      plan.values)
+                      plan.values, plan.epochs_done)
 
 
 class _ResumePlan(NamedTuple):
@@ -378,14 +413,39 @@ def _say_fallback(console: Console, splits: Splits) -> None:
 
 def _train(config: SweepConfig, splits: Splits, engine: Any, record: _Record, checkpoint: Any, console: Console,
            live: bool | None, make_report: bool, kernel_indices: list[int], fingerprint: dict[str, Any],
-           values: ValidationStore) -> RunRecord:
+           values: ValidationStore, done: dict[int, int] | None = None) -> RunRecord:
+    """`done`: on a resume, the epochs each arm has recorded (the publishers continue after them)."""
+    run_dir = record.run_dir
+    status = "failed"
+    publishers = make_publishers(config, run_dir, lambda line: console.print(line, highlight=False, markup=False,
+                                                                             soft_wrap=True))
+    record.on_open = lambda: (publishers.start(SweepStart(run_dir, config, splits.info, arm_infos(config), done is not None,
+                                                          dict(done or {}))), register_published(run_dir))
+    try:
+        return _train_and_report(config, splits, engine, record, checkpoint, console, live, make_report, kernel_indices,
+                                 fingerprint, values, publishers)
+    finally:  # whatever ended the run: the publishers close with the status run.json now says
+        try:
+            publishers.finish(run_dir, str(read_run_meta(run_dir).get("status")) if record.recorder is not None else status)
+        except (RunDirError, OSError):
+            publishers.finish(run_dir, status)
+        if record.recorder is not None:
+            try:
+                register_published(run_dir)
+            except OSError:
+                pass
+
+
+def _train_and_report(config: SweepConfig, splits: Splits, engine: Any, record: _Record, checkpoint: Any,
+                      console: Console, live: bool | None, make_report: bool, kernel_indices: list[int],
+                      fingerprint: dict[str, Any], values: ValidationStore, publishers: Publishers) -> RunRecord:
     run_dir = record.run_dir
     status = "failed"
     stop = _StopFlag()
     try:
         with stop, ProgressDisplay(console, n_arms=len(config.arms()), epochs=config.epochs, live=live,
                              several_learning_rates=config.several_learning_rates) as display:
-            listener = _RecordingListener(record, display, stop, fingerprint, values)
+            listener = _RecordingListener(record, display, stop, fingerprint, values, publishers)
             weights = engine(config, splits, listener) if checkpoint is None else engine(config, splits, listener, resume=checkpoint)
             recorder = record.open()
             write_kernels(run_dir, {arm: kernels_of(w.trainable, kernel_indices) for arm, w in weights.items()})
