@@ -16,7 +16,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-pytest.importorskip("tensorboard")
+if not os.environ.get("CI"):  # CI installs reglab[tensorboard]: there a missing package fails
+    pytest.importorskip("tensorboard")
 
 from helpers import small_splits
 from tensorboard.backend.event_processing import (
