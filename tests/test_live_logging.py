@@ -8,8 +8,8 @@ import json
 import os
 
 import pytest
-
 from helpers import small_splits
+
 from reglab import SweepConfig, run_sweep
 from reglab.errors import RunInterrupted
 from reglab.publish import arm_infos
@@ -19,9 +19,9 @@ from reglab.runner import _RecordingListener, resume_sweep
 if not os.environ.get("CI"):  # CI installs both extras: there a missing package fails
     pytest.importorskip("tensorboard")
     pytest.importorskip("mlflow")
-import mlflow  # noqa: E402
-from test_mlflow_log import EPOCH_METRICS  # noqa: E402
-from test_tensorboard_log import assert_scalars_match, read_logs  # noqa: E402
+import mlflow
+from test_mlflow_log import EPOCH_METRICS
+from test_tensorboard_log import assert_scalars_match, read_logs
 
 
 @pytest.fixture(scope="module")
@@ -69,7 +69,7 @@ def test_mlflow_has_one_parent_one_child_per_arm_and_every_step_once(resumed):
     assert len(kids) == 4
     for child in kids:
         arm = int(child.data.tags["reglab.arm"])
-        want = [(r.epoch, getattr(r, "loss")) for r in run.epochs if r.arm == arm]
+        want = [(r.epoch, r.loss) for r in run.epochs if r.arm == arm]
         for key in EPOCH_METRICS:
             steps = [m.step for m in client.get_metric_history(child.info.run_id, key)]
             assert sorted(steps) == [1, 2, 3], (arm, key, steps)
