@@ -38,3 +38,8 @@ def test_an_analysis_shows_its_answer_and_key_figure(run, monkeypatch):
     assert len(images) == 1 and base64.b64decode(images[0]).startswith(PNG_MAGIC)
     assert "<html" not in page and "Setup" not in page  # a fragment with the answer, not the report
     assert str(run.run_dir) in page and "reglab report" in page  # no report drawn yet: says how to draw it
+
+
+def test_a_run_shows_itself_the_same_way(run):
+    page = run._repr_html_()
+    assert html.escape(answer(analyze(run)).headline) in page and page.count("data:image/png;base64,") == 1

@@ -559,6 +559,13 @@ class RunRecord:
         """Every arm's per-example validation values (see `ValidationValues`); None for a record without them."""
         return read_validation(self.run_dir, self.meta)
 
+    def _repr_html_(self) -> str:
+        """In Jupyter: the answer block and the key figure of the run's analysis (see `notebook`)."""
+        from .analyze import analyze
+        from .notebook import analysis_html
+
+        return analysis_html(analyze(self))
+
     def to_pandas(self) -> Any:
         import pandas as pd
 
