@@ -261,7 +261,8 @@ def weight_section(fa: FamilyAnalysis, figures: Any) -> list[d.Block]:
                           for lam, ws in sorted(by_lam.items()))
         text = f"Share of weights with |w| < {NEAR_ZERO:g}"
         if dead:
-            text = (f"{plural(dead, 'input feature')} never vary in the training data (blank pixels): only the penalty "
+            blank = "constant columns" if fa.view.data.is_table else "blank pixels"
+            text = (f"{plural(dead, 'input feature')} never vary in the training data ({blank}): only the penalty "
                     "moves their weights, to about 0 (Adam makes its small gradient full-size steps), so they are set "
                     "apart. " + text + " over the live inputs")
         blocks.append(d.Para(text + ": " + share + "." + (
