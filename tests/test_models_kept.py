@@ -110,6 +110,20 @@ def test_recommended_keras_is_a_plain_keras_file_named_by_the_report(runs):
     assert again.path == path and path.stat().st_ino == before
 
 
+def test_the_report_says_how_to_prepare_a_standardized_tables_inputs(runs):
+    from reglab import document as d
+    from reglab.report import kept_model_blocks
+
+    run = runs["fused"]
+    table = dataclasses.replace(run, data=dataclasses.replace(run.data, input_shape=(3,), feature_mean=(0.5, 1.0, 2.0),
+                                                              feature_std=(1.0, 2.0, 3.0), scaling="standardized"))
+    model = kept.KeptModel(run.run_dir / kept.RECOMMENDED_KERAS, Setting("l2", 1e-3), 4, 1)
+    text = d.to_markdown(kept_model_blocks(table, model), run.run_dir)
+    assert "subtract `run.data.feature_mean` and divide by `run.data.feature_std`" in text
+    failed = d.to_markdown(kept_model_blocks(run, model._replace(path=None, problem="Keras could not save it (…).")), run.run_dir)
+    assert failed.strip() == "The recommended model — L2 λ = 0.001, seed 4 — is not saved as a Keras file: Keras could not save it (…)."
+
+
 @pytest.mark.parametrize("strategy", ["per-arm-chunks", "vmap"])
 def test_batch_normalization_statistics_are_kept(strategy, tmp_path, monkeypatch):
     """A model with non-trainable state: its moving statistics come back with it (the fused engine's per-arm
