@@ -10,10 +10,10 @@ import shutil
 
 import numpy as np
 import pytest
+from helpers import small_splits
 from rich.console import Console
 
 import reglab
-from helpers import small_splits
 from reglab import kept
 from reglab.engines import fused
 from reglab.errors import ConfigError, RunDirError
@@ -132,7 +132,7 @@ def test_batch_normalization_statistics_are_kept(strategy, tmp_path, monkeypatch
     spec = tmp_path / "bn_model.py"
     spec.write_text(BATCHNORM_MODEL)
     # vmap: every arm sliced from one state, in test_strategies.py's 2 × 2 grid (the same compiled program)
-    grid = dict(lambdas=(0.0, 1e-3), seeds=2) if strategy == "vmap" else dict(lambdas=(1e-3,), seeds=1)
+    grid = {"lambdas": (0.0, 1e-3), "seeds": 2} if strategy == "vmap" else {"lambdas": (1e-3,), "seeds": 1}
     config = dataclasses.replace(CONFIG, model=f"{spec}:build_model", epochs=1, engine="fused", **grid)
     run = sweep(config, tmp_path / "run", make_report=False)
     assert run.meta["engine_strategy"] == strategy
