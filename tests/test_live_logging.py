@@ -21,7 +21,7 @@ if not os.environ.get("CI"):  # CI installs both extras: there a missing package
     pytest.importorskip("mlflow")
 import mlflow
 from test_mlflow_log import EPOCH_METRICS
-from test_tensorboard_log import assert_scalars_match, read_logs
+from test_tensorboard_log import assert_scalars_match, read_logs, values
 
 
 @pytest.fixture(scope="module")
@@ -49,11 +49,16 @@ def resumed(tmp_path_factory):
     return run, uri, mid
 
 
-def test_tensorboard_has_every_epoch_once_after_a_resume(resumed):
+def test_tensorboard_has_every_epoch_and_kernel_histogram_once_after_a_resume(resumed):
     run, _, mid = resumed
     assert run.meta["status"] == "completed"
     assert_scalars_match(mid, load_run(run.run_dir), {a.index: [1, 2] for a in arm_infos(run.config)})  # live: already there
     assert_scalars_match(read_logs(run.run_dir / "tensorboard"), run)  # 1, 2, 3: each once
+    logs, kernels = read_logs(run.run_dir / "tensorboard"), run.kernels()
+    for arm in arm_infos(run.config):  # live: a histogram of the regularized kernel at every epoch, once
+        hist = values(logs, f"{arm.name}/train", "kernel")
+        assert sorted(hist) == [1, 2, 3] and all(h[:, 2].sum() == kernels[arm.index].size for h in hist.values())
+        assert hist[3][0, 0] == kernels[arm.index].min() and hist[3][-1, 1] == kernels[arm.index].max()  # the final one
     listed = json.loads((run.run_dir / "manifest.json").read_text())["files"]
     on_disk = {str(p.relative_to(run.run_dir)) for p in (run.run_dir / "tensorboard").rglob("events.out.tfevents.*")}
     assert on_disk and on_disk <= set(listed)  # --force may remove them
@@ -97,3 +102,11 @@ def test_a_tracking_failure_is_one_warning_and_the_run_completes(tmp_path, capsy
     assert run.meta["status"] == "completed" and len(run.epochs) == 1
     warnings = [line for line in capsys.readouterr().err.splitlines() if "warning: tensorboard logging stopped" in line]
     assert len(warnings) == 1 and "reglab's own record is unaffected" in warnings[0]
+
+
+def test_the_keras_engine_sends_each_epoch_s_kernel_too(tmp_path):
+    config = SweepConfig(lambdas=(1e-3,), epochs=2, dataset="wine", engine="keras", log=("tensorboard",))
+    run = run_sweep(config, out=tmp_path / "run", live=False, make_report=False)
+    (arm,) = arm_infos(run.config)
+    hist = values(read_logs(run.run_dir / "tensorboard"), f"{arm.name}/train", "kernel")
+    assert sorted(hist) == [1, 2] and hist[2][0, 0] == run.kernels()[0].min()

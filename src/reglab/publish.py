@@ -109,6 +109,11 @@ class Publishers:
                 text = " ".join(str(e).split())[:200] or type(e).__name__
                 self.warn(f"warning: {p.name} logging stopped ({type(e).__name__}: {text}); reglab's own record is unaffected")
 
+    @property
+    def wants_kernels(self) -> bool:
+        """Whether a live publisher draws kernel histograms (engines then send each epoch's kernels)."""
+        return any(getattr(p, "wants_kernels", False) for p in self.live)
+
     def start(self, sweep: SweepStart) -> None:
         self._each("start", sweep)
 

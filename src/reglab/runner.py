@@ -103,9 +103,17 @@ class _RecordingListener:
     """
 
     def __init__(self, record: "_Record", display: ProgressDisplay, stop: _StopFlag, fingerprint: dict[str, Any],
-                 values: ValidationStore, publishers: Publishers) -> None:
+                 values: ValidationStore, publishers: Publishers, kernel_indices: list[int]) -> None:
         self.record, self.display, self.stop, self.fingerprint, self.values = record, display, stop, fingerprint, values
-        self.publishers = publishers
+        self.publishers, self.kernel_indices = publishers, kernel_indices
+        self._kernels: dict[int, Any] = {}  # arm → its regularized kernel at the epoch being recorded
+
+    @property
+    def wants_kernels(self) -> bool:
+        return self.publishers.wants_kernels
+
+    def epoch_kernels(self, epoch: int, weights: dict[int, list[Any]]) -> None:
+        self._kernels = {arm: kernels_of(w, self.kernel_indices) for arm, w in weights.items()}
 
     @property
     def recorder(self) -> Recorder:
@@ -122,7 +130,7 @@ class _RecordingListener:
     def epoch_done(self, record: EpochRecord) -> None:
         self.recorder.append(record)
         self.display.epoch_done(record)
-        self.publishers.epoch(record)  # after the record has it: reglab's record is the source of truth
+        self.publishers.epoch(record, self._kernels.pop(record.arm, None))  # after the record has it: the source of truth
 
     def arm_finished(self, arm: Arm, status: str, test: dict[str, float]) -> None:
         self.recorder.update_arm(arm.index, status=status, test=test, ended_at=utc_now())
@@ -445,7 +453,7 @@ def _train_and_report(config: SweepConfig, splits: Splits, engine: Any, record: 
     try:
         with stop, ProgressDisplay(console, n_arms=len(config.arms()), epochs=config.epochs, live=live,
                              several_learning_rates=config.several_learning_rates) as display:
-            listener = _RecordingListener(record, display, stop, fingerprint, values, publishers)
+            listener = _RecordingListener(record, display, stop, fingerprint, values, publishers, kernel_indices)
             weights = engine(config, splits, listener) if checkpoint is None else engine(config, splits, listener, resume=checkpoint)
             recorder = record.open()
             write_kernels(run_dir, {arm: kernels_of(w.trainable, kernel_indices) for arm, w in weights.items()})

@@ -183,6 +183,7 @@ class TensorBoardPublisher:
     """A `publish.Publisher` writing TensorBoard logs under `logdir` (see the module's docstring)."""
 
     name = "tensorboard"
+    wants_kernels = True  # a histogram of the regularized kernel at every epoch, when the engine sends it
 
     def __init__(self, logdir: str | Path) -> None:
         self.tb = _tensorboard()

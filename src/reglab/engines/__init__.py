@@ -53,6 +53,13 @@ def wants_values(listener: Any) -> bool:
     return callable(getattr(listener, "validation_values", None))
 
 
+def wants_kernels(listener: Any) -> bool:
+    """Whether `listener` takes each arm's trainable weights at every epoch's end (`epoch_kernels(epoch,
+    {arm: weights})`, called before that epoch's `epoch_done`s): a TensorBoard histogram per epoch. Engines
+    fetch them only then: it costs a transfer of every arm's weights per epoch."""
+    return bool(getattr(listener, "wants_kernels", False)) and callable(getattr(listener, "epoch_kernels", None))
+
+
 def get_engine(name: str) -> Engine:
     if name == "keras":
         from .keras_fit import train

@@ -33,7 +33,14 @@ from ..datasets import Splits
 from ..errors import RunDirError
 from ..models import build_model
 from ..record import EpochRecord, FinalWeights
-from . import Listener, Resume, clipped_batch, steps_per_epoch, wants_values
+from . import (
+    Listener,
+    Resume,
+    clipped_batch,
+    steps_per_epoch,
+    wants_kernels,
+    wants_values,
+)
 from .keras_steps import KerasSteps
 from .per_arm import PerArmStrategy, has_convolution
 from .strategy import Coefficients, SeedStart, Strategy, regularized_variables
@@ -302,6 +309,10 @@ def train(config: SweepConfig, splits: Splits, listener: Listener, strategy: str
         logs, val, sumsq, penalty = jax.device_get((logs, val, sumsq, penalty))  # one transfer for every arm
         seconds = time.perf_counter() - t0
         recorded, val_metrics = [], _without_examples(val)
+        if wants_kernels(listener):
+            weights = strat.final_weights(state)
+            listener.epoch_kernels(epoch, {arm.index: weights[arm.index // L][arm.index % L].trainable for arm in arms
+                                           if status[divmod(arm.index, L)] == "completed"})
         for arm in arms:
             si, li = divmod(arm.index, L)
             if status[si, li] != "completed":  # diverged or stopped early: no more epochs

@@ -21,7 +21,14 @@ from ..datasets import Splits
 from ..errors import RunDirError
 from ..models import build_model, penalty_and_norm
 from ..record import EpochRecord, FinalWeights
-from . import Listener, Resume, clipped_batch, steps_per_epoch, wants_values
+from . import (
+    Listener,
+    Resume,
+    clipped_batch,
+    steps_per_epoch,
+    wants_kernels,
+    wants_values,
+)
 
 
 def train(config: SweepConfig, splits: Splits, listener: Listener, resume: Resume | None = None) -> dict[int, FinalWeights]:
@@ -256,6 +263,8 @@ class _EpochWatcher(keras.callbacks.Callback):
         penalty, norm = penalty_and_norm(self.model)  # λ·ΣW² as Keras adds it; ‖W‖ in float64
         val = {k[len("val_"):]: v for k, v in logs.items() if k.startswith("val_")}
         record = EpochRecord.of(self.arm, epoch + 1, logs, val, penalty, norm, seconds)
+        if wants_kernels(self.listener):
+            self.listener.epoch_kernels(epoch + 1, {self.arm.index: [np.asarray(v.value) for v in self.model.trainable_variables]})
         self.listener.epoch_done(record)
         if self.examples is not None:
             loss, correct = self.examples(self.model)
