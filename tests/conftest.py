@@ -2,18 +2,49 @@ import os
 import shutil
 import sys
 import tempfile
+import threading
 from pathlib import Path
 
 os.environ.setdefault("KERAS_BACKEND", "jax")
 
-# One JAX compilation cache for the whole session, inherited by the `reglab` processes tests start: the
-# suite compiles the same small programs hundreds of times (every subprocess run, every fresh model), and
-# a cache hit returns the very executable a compilation would build, so no record changes. Fresh per
-# session (nothing carried between runs) and removed at the end.
-_JAX_CACHE = tempfile.mkdtemp(prefix="reglab-tests-jax-cache-")
-os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", _JAX_CACHE)
+# One JAX compilation cache for the whole session, inherited by the `reglab` processes tests start (and by
+# pytest-xdist's workers): the suite compiles the same small programs hundreds of times (every subprocess
+# run, every fresh model), and a cache hit returns the very executable a compilation would build, so no
+# record changes. Fresh per session (nothing carried between runs); removed at the end by the process that
+# made it. A cache directory set from outside is used and left alone.
+_OWN_CACHE = "JAX_COMPILATION_CACHE_DIR" not in os.environ
+if _OWN_CACHE:
+    os.environ["JAX_COMPILATION_CACHE_DIR"] = tempfile.mkdtemp(prefix="reglab-tests-jax-cache-")
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
+
+
+def _atomic_cache_writes() -> None:
+    """JAX writes a cache entry in place (`LRUCache.put`: `write_bytes`), so a process reading it while another
+    writes it gets a partial entry, and a warning. In this process (and its xdist siblings, which load this
+    file too) entries are written under a temporary name and renamed into place: readers see all or nothing."""
+    from jax._src import lru_cache
+
+    suffix = getattr(lru_cache, "_CACHE_SUFFIX", None)
+    if suffix is None or not hasattr(lru_cache.LRUCache, "put"):  # another JAX: leave it as it is
+        return
+    original = lru_cache.LRUCache.put
+
+    def put(self, key: str, value: bytes) -> None:
+        if getattr(self, "eviction_enabled", True):  # a size limit: JAX's own locking and eviction apply
+            return original(self, key, value)
+        path = self.path / f"{key}{suffix}"
+        if path.exists():
+            return None
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+        tmp.write_bytes(value)
+        os.replace(tmp, path)
+        return None
+
+    lru_cache.LRUCache.put = put
+
+
+_atomic_cache_writes()
 sys.path.insert(0, str(Path(__file__).parent))
 
 from hypothesis import settings  # noqa: E402
@@ -25,4 +56,5 @@ if os.environ.get("CI"):
 
 
 def pytest_unconfigure(config) -> None:
-    shutil.rmtree(_JAX_CACHE, ignore_errors=True)
+    if _OWN_CACHE:
+        shutil.rmtree(os.environ["JAX_COMPILATION_CACHE_DIR"], ignore_errors=True)
