@@ -276,3 +276,18 @@ def test_every_kind_of_data_runs_offline_and_the_report_reads_right(tmp_path, en
     assert meta["status"] == "completed" and meta["engine"] == engine
     assert len(meta["data"]["classes"]) == int(expected[0].split()[0])
     assert all(0.0 <= arm["test"]["accuracy"] <= 1.0 for arm in meta["arms"])
+
+
+@pytest.mark.parametrize("dataset", ["wine", "breast_cancer"])
+def test_the_fused_engine_trains_k_classes_and_tables_as_fit_does(tmp_path, dataset):
+    """Three classes and two, standardized tables: the default engine's record is fit's (the same metrics)."""
+    from reglab import run_sweep
+
+    runs = {engine: run_sweep(SweepConfig(lambdas=(0.0, 1e-2), seeds=2, epochs=2, dataset=dataset, engine=engine),
+                              out=tmp_path / engine, live=False, make_report=False) for engine in ("fused", "keras")}
+    fused, keras = ({(r.arm, r.epoch): r for r in run.epochs} for run in (runs["fused"], runs["keras"]))
+    assert fused.keys() == keras.keys() and len(fused) == 8
+    for key, f in fused.items():
+        k = keras[key]
+        for field in ("loss", "accuracy", "data_loss", "val_loss", "val_accuracy", "val_data_loss", "kernel_norm"):
+            assert getattr(f, field) == pytest.approx(getattr(k, field), rel=1e-5, abs=1e-6), (key, field)
