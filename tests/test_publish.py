@@ -70,3 +70,10 @@ def test_export_needs_a_destination_and_a_run(tmp_path, capsys):
     assert "needs --tensorboard DIR and/or --mlflow" in capsys.readouterr().err
     assert main(["export", str(tmp_path), "--tensorboard", str(tmp_path / "tb")]) == 2
     assert "run.json" in capsys.readouterr().err and not (tmp_path / "tb").exists()
+
+
+def test_publishers_never_started_are_not_ended():
+    """A run that failed before its record opened (a model that does not compile) started nothing to end."""
+    sink, warnings = _Sink("tensorboard"), []
+    Publishers([sink], warnings.append).finish(None, "failed")
+    assert sink.calls == [] and warnings == []

@@ -99,6 +99,7 @@ class Publishers:
     def __init__(self, publishers: Iterable[Publisher], warn: Callable[[str], None]) -> None:
         self.live = list(publishers)
         self.warn = warn
+        self.started = False  # a run that failed before its record opened never started them: nothing to end
 
     def _each(self, method: str, *args: Any) -> None:
         for p in list(self.live):
@@ -115,6 +116,7 @@ class Publishers:
         return any(getattr(p, "wants_kernels", False) for p in self.live)
 
     def start(self, sweep: SweepStart) -> None:
+        self.started = True
         self._each("start", sweep)
 
     def epoch(self, row: EpochRecord, kernel: Any | None = None) -> None:
@@ -124,7 +126,8 @@ class Publishers:
         self._each("arm_finished", arm, status, test)
 
     def finish(self, run_dir: Path, status: str) -> None:
-        self._each("finish", run_dir, status)
+        if self.started:
+            self._each("finish", run_dir, status)
         self.live = []
 
 

@@ -433,11 +433,12 @@ def _train(config: SweepConfig, splits: Splits, engine: Any, record: _Record, ch
         return _train_and_report(config, splits, engine, record, checkpoint, console, live, make_report, kernel_indices,
                                  fingerprint, values, publishers)
     finally:  # whatever ended the run: the publishers close with the status run.json now says
-        try:
-            publishers.finish(run_dir, str(read_run_meta(run_dir).get("status")) if record.recorder is not None else status)
-        except (RunDirError, OSError):
-            publishers.finish(run_dir, status)
         if record.recorder is not None:
+            try:
+                final = str(read_run_meta(run_dir).get("status"))
+            except (RunDirError, OSError):
+                final = status
+            publishers.finish(run_dir, final)
             try:
                 register_published(run_dir)
             except OSError:
