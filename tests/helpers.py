@@ -143,3 +143,37 @@ def spawned(argv: list[str], env: dict | None = None, **popen) -> Iterator[subpr
 
 def reglab_argv(*args: str) -> list[str]:
     return [sys.executable, "-m", "reglab", *args]
+
+
+#: A model with non-trainable state (BatchNormalization's moving statistics), shared by the tests that need one
+#: (one source: their compiled programs meet in the session's JAX cache).
+BATCHNORM_MODEL = '''
+import keras
+
+
+def build_model():
+    return keras.Sequential([
+        keras.Input(shape=(28, 28)),
+        keras.layers.Flatten(),
+        keras.layers.Dense(64, kernel_regularizer=keras.regularizers.l2(1e-4)),
+        keras.layers.BatchNormalization(),
+        keras.layers.Activation("relu"),
+        keras.layers.Dense(10, activation="softmax"),
+    ])
+'''
+
+
+def assert_each_bad_input_is_one_line(cases: dict, tmp_path: Path, capsys, *extra: str) -> None:
+    """`reglab run --out DIR *extra *args` for every case (name → (args, expected text)): exit status 2, one
+    `reglab: error:` line holding the expected text, and nothing written at DIR."""
+    from reglab.cli import main
+
+    for name, (args, expected) in cases.items():
+        out = tmp_path / f"out-{abs(hash(name))}"
+        code = main(["run", "--out", str(out), *extra, *args])
+        err = capsys.readouterr().err
+        lines = err.strip().splitlines()
+        assert code == 2, (name, err)
+        assert len(lines) == 1 and lines[0].startswith("reglab: error:"), (name, err)
+        assert expected in lines[0], (name, lines[0])
+        assert not out.exists(), name

@@ -15,7 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from helpers import spawned
+from helpers import assert_each_bad_input_is_one_line, spawned
 from reglab.cli import main
 from reglab.record import COLUMNS
 
@@ -225,16 +225,7 @@ def bad_inputs(tmp: Path) -> dict[str, tuple[list[str], str]]:
 
 
 def test_every_bad_input_gets_one_line_and_writes_nothing(tmp_path, capsys):
-    cases = bad_inputs(tmp_path)
-    for name, (args, expected) in cases.items():
-        out = tmp_path / f"out-{abs(hash(name))}"
-        code = main(["run", "--out", str(out), *args])
-        err = capsys.readouterr().err
-        lines = err.strip().splitlines()
-        assert code == 2, (name, err)
-        assert len(lines) == 1 and lines[0].startswith("reglab: error:"), (name, err)
-        assert expected in lines[0], (name, lines[0])
-        assert not out.exists(), name
+    assert_each_bad_input_is_one_line(bad_inputs(tmp_path), tmp_path, capsys)
 
 
 def test_bad_input_in_a_real_process_has_no_traceback(tmp_path):

@@ -10,7 +10,7 @@ import shutil
 
 import numpy as np
 import pytest
-from helpers import small_splits
+from helpers import BATCHNORM_MODEL, small_splits
 from rich.console import Console
 
 import reglab
@@ -23,21 +23,6 @@ from reglab.settings import Setting, setting_of
 
 CONFIG = reglab.SweepConfig(lambdas=(0.0, 1e-3), seeds=2, seed=4, epochs=2, dataset="mnist-5k")
 
-#: test_strategies.py's model, character for character: its compiled programs are in the session's JAX cache
-BATCHNORM_MODEL = '''
-import keras
-
-
-def build_model():
-    return keras.Sequential([
-        keras.Input(shape=(28, 28)),
-        keras.layers.Flatten(),
-        keras.layers.Dense(64, kernel_regularizer=keras.regularizers.l2(1e-4)),
-        keras.layers.BatchNormalization(),
-        keras.layers.Activation("relu"),
-        keras.layers.Dense(10, activation="softmax"),
-    ])
-'''
 
 
 def sweep(config, out, **kwargs):

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from helpers import Collect, small_splits
+from helpers import BATCHNORM_MODEL, Collect, small_splits
 from reglab.config import SweepConfig
 from reglab.engines import get_engine
 from reglab.engines import fused
@@ -19,20 +19,6 @@ from reglab.engines import workers as engine_workers
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
-BATCHNORM_MODEL = '''
-import keras
-
-
-def build_model():
-    return keras.Sequential([
-        keras.Input(shape=(28, 28)),
-        keras.layers.Flatten(),
-        keras.layers.Dense(64, kernel_regularizer=keras.regularizers.l2(1e-4)),
-        keras.layers.BatchNormalization(),
-        keras.layers.Activation("relu"),
-        keras.layers.Dense(10, activation="softmax"),
-    ])
-'''
 
 #: Per-arm strategies run Keras's own step, unbatched: training metrics bit for bit, evaluation means
 #: (summed in calls of 1,000 rows rather than batches of 32) within ~2e-7. Vmapped arms sum in another

@@ -13,6 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import reglab.datasets as ds
+from helpers import assert_each_bad_input_is_one_line
 from reglab.cli import main
 from reglab.config import SweepConfig
 from reglab.datasets import (
@@ -141,15 +142,7 @@ def bad_csvs(tmp: Path) -> dict[str, tuple[list[str], str]]:
 
 
 def test_every_bad_data_input_gets_one_line_and_writes_nothing(tmp_path, capsys):
-    for name, (args, expected) in bad_csvs(tmp_path).items():
-        out = tmp_path / f"out-{abs(hash(name))}"
-        code = main(["run", "--out", str(out), "--epochs", "1", *args])
-        err = capsys.readouterr().err
-        lines = err.strip().splitlines()
-        assert code == 2, (name, err)
-        assert len(lines) == 1 and lines[0].startswith("reglab: error:"), (name, err)
-        assert expected in lines[0], (name, lines[0])
-        assert not out.exists(), name
+    assert_each_bad_input_is_one_line(bad_csvs(tmp_path), tmp_path, capsys, "--epochs", "1")
 
 
 # ---------------------------------------------------------------- validation split

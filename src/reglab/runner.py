@@ -427,8 +427,12 @@ def _train(config: SweepConfig, splits: Splits, engine: Any, record: _Record, ch
     status = "failed"
     publishers = make_publishers(config, run_dir, lambda line: console.print(line, highlight=False, markup=False,
                                                                              soft_wrap=True))
-    record.on_open = lambda: (publishers.start(SweepStart(run_dir, config, splits.info, arm_infos(config), done is not None,
-                                                          dict(done or {}))), register_published(run_dir))
+
+    def start_publishing() -> None:  # once the record is open: a resume that fails before it starts nothing
+        publishers.start(SweepStart(run_dir, config, splits.info, arm_infos(config), done is not None, dict(done or {})))
+        register_published(run_dir)
+
+    record.on_open = start_publishing
     try:
         return _train_and_report(config, splits, engine, record, checkpoint, console, live, make_report, kernel_indices,
                                  fingerprint, values, publishers)
