@@ -1,0 +1,78 @@
+"""How much could a hand-written optimizer win on the packed path? One packed arm of the original study's
+network, a 521-step chunk, µs per step: the step as it is (Keras's Adam through `stateless_apply`) against
+the same step with a bare `W ← W − lr·g` update, which reads and writes less than any Adam can (no
+moments). The bare step is a floor for every Adam update, fused or not, so `adam / bare` bounds what
+rewriting the optimizer could gain. The two are timed alternately in one process; medians of 15 rounds.
+
+    python benchmarks/optimizer_bound.py
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+
+import reglab._keras  # noqa: F401  (sets the JAX backend before Keras loads)
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from reglab.engines.packed import GroupProgram
+from reglab.engines.packing import pack_model
+from reglab.engines.strategy import Coefficients, SeedStart
+from reglab.models import build_seed_model
+
+STEPS = 521  # the fused engine's chunk on a 50,000-image epoch at batch 32 (three chunks per epoch)
+ROUNDS = 15
+
+
+class BareUpdate:
+    """Stands in for the optimizer: `W − lr·g`, the moments untouched."""
+
+    def __init__(self, learning_rate: float) -> None:
+        self.learning_rate = learning_rate
+
+    def stateless_apply(self, optimizer_vars, grads, trainable):
+        return [w - self.learning_rate * g for w, g in zip(trainable, grads)], optimizer_vars
+
+
+def chunk_program(program: GroupProgram, x, y, idx, coef: Coefficients):
+    def chunk(state):
+        def body(carry, rows):
+            return program.train_step(carry[0], carry[1], x[rows], y[rows], coef), None
+        return jax.lax.scan(body, (state, program.penalties(state.trainable, coef)), idx)[0][0]
+    return jax.jit(chunk)
+
+
+def main() -> None:
+    model = build_seed_model((28, 28), 1e-3)
+    start = SeedStart([np.asarray(v.value) for v in model.trainable_variables],
+                      [np.asarray(v.value) for v in model.non_trainable_variables])
+    rng = np.random.default_rng(0)
+    x = jnp.asarray(rng.random((50_000, 28, 28), dtype=np.float32))
+    y = jnp.asarray(rng.integers(0, 10, 50_000).astype(np.int32))
+    idx = jnp.asarray(rng.permutation(50_000)[: STEPS * 32].reshape(STEPS, 32).astype(np.int32))
+    coef = Coefficients(*(jnp.full((1,), v, jnp.float32) for v in (0.0, 1e-3, 0.0)))
+
+    programs = {}
+    for name in ("adam", "bare"):
+        program = GroupProgram(model, pack_model(model, 1))
+        if name == "bare":
+            program.optimizer = BareUpdate(1e-3)
+        programs[name] = (chunk_program(program, x, y, idx, coef), program.start(start, 1e-3))
+    for f, state in programs.values():
+        jax.block_until_ready(f(state))  # compile
+    times: dict[str, list[float]] = {name: [] for name in programs}
+    for _ in range(ROUNDS):
+        for name, (f, state) in programs.items():
+            t0 = time.perf_counter()
+            jax.block_until_ready(f(state))
+            times[name].append((time.perf_counter() - t0) / STEPS * 1e6)
+    for name, t in times.items():
+        print(f"{name:5} µs per step: median {statistics.median(t):6.1f}, min {min(t):6.1f}")
+    ratio = statistics.median(a / b for a, b in zip(times["adam"], times["bare"]))
+    print(f"adam / bare, median of the rounds' ratios: {ratio:.2f}× (the most any rewrite of the optimizer could win)")
+
+
+if __name__ == "__main__":
+    main()
