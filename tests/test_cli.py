@@ -435,3 +435,29 @@ def test_control_characters_in_an_error_line_are_shown_escaped(tmp_path, capsys)
     """A terminal escape in a path (here: clear the screen) is printed as text, not obeyed."""
     line = one_line_exit_2(capsys, ["run", "--config", str(tmp_path / "\x1b[2J\x07.toml")], tmp_path / "out", "not found")
     assert line.endswith("\\x1b[2J\\x07.toml") and "\x1b" not in line
+
+
+KERAS_IMPORT_CHECK = """
+import sys
+{before}
+from reglab.cli import import_keras_for_a_run
+import_keras_for_a_run()
+from keras.src.trainers.data_adapters import array_slicing
+from keras.src.wrappers import fixes
+print(array_slicing.pandas is not None, fixes.sklearn is not None, "pandas" in sys.modules, "sklearn" in sys.modules)
+import pandas, sklearn.datasets  # the real modules, for reglab's CSV reader and bundled tables
+from reglab._keras import keras
+print(type(pandas.DataFrame).__name__, len(sklearn.datasets.load_wine().target), keras.backend.backend())
+"""
+
+
+@pytest.mark.parametrize("before", ["", "import pandas, sklearn"])
+def test_a_run_imports_keras_without_pandas_and_scikit_learn_unless_already_there(before):
+    """Keras's optional integrations cost a run 2 s of start-up and serve nothing reglab does; a process that
+    already holds pandas and scikit-learn keeps them, and both import normally afterwards."""
+    out = subprocess.run([sys.executable, "-c", KERAS_IMPORT_CHECK.format(before=before)], capture_output=True,
+                         text=True, timeout=300, env={**os.environ, "REGLAB_DEBUG": "1"})
+    assert out.returncode == 0, out.stderr
+    integrations, real_modules = out.stdout.splitlines()
+    assert integrations == ("True True True True" if before else "False False False False")
+    assert real_modules == "type 178 jax"
