@@ -440,7 +440,7 @@ def test_control_characters_in_an_error_line_are_shown_escaped(tmp_path, capsys)
 KERAS_IMPORT_CHECK = """
 import sys
 {before}
-from reglab.cli import import_keras_for_a_run
+from reglab.keras_import import import_keras_for_a_run
 import_keras_for_a_run()
 from keras.src.trainers.data_adapters import array_slicing
 from keras.src.wrappers import fixes

@@ -344,6 +344,10 @@ def _ray_block(config_dict: dict, splits: Splits, block: Block, coordinator: Any
     """One block on a Ray worker: resume from the coordinator's latest checkpoint of this block, if any."""
     import ray
 
+    from .keras_import import import_keras_for_a_run
+
+    import_keras_for_a_run()  # a worker process starts as a `reglab run` does
+
     config = SweepConfig.from_mapping(config_dict)
     ray.get(coordinator.started.remote(block.index, os.getpid()))
     resume = ray.get(coordinator.checkpoint_of.remote(block.index))
