@@ -12,11 +12,11 @@ from __future__ import annotations
 import statistics
 import time
 
-import reglab._keras  # noqa: F401  (sets the JAX backend before Keras loads)
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+import reglab._keras  # noqa: F401  (sets the JAX backend before Keras loads)
 from reglab.engines.packed import GroupProgram
 from reglab.engines.packing import pack_model
 from reglab.engines.strategy import Coefficients, SeedStart
