@@ -12,13 +12,11 @@ from __future__ import annotations
 import statistics
 import time
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 
 import reglab._keras  # noqa: F401  (sets the JAX backend before Keras loads)
-from reglab.engines.packed import GroupProgram
-from reglab.engines.packing import pack_model
+from reglab.engines.packed import PackedStrategy
 from reglab.engines.strategy import Coefficients, SeedStart
 from reglab.models import build_seed_model
 
@@ -36,37 +34,37 @@ class BareUpdate:
         return [w - self.learning_rate * g for w, g in zip(trainable, grads)], optimizer_vars
 
 
-def chunk_program(program: GroupProgram, x, y, idx, coef: Coefficients):
-    def chunk(state):
-        def body(carry, rows):
-            return program.train_step(carry[0], carry[1], x[rows], y[rows], coef), None
-        return jax.lax.scan(body, (state, program.penalties(state.trainable, coef)), idx)[0][0]
-    return jax.jit(chunk)
-
-
 def main() -> None:
+    """The engine's own packed strategy (one arm, one group) trains each chunk; the bare variant is the same
+    strategy with its group's optimizer swapped before the first call compiles it."""
     model = build_seed_model((28, 28), 1e-3)
     start = SeedStart([np.asarray(v.value) for v in model.trainable_variables],
                       [np.asarray(v.value) for v in model.non_trainable_variables])
     rng = np.random.default_rng(0)
     x = jnp.asarray(rng.random((50_000, 28, 28), dtype=np.float32))
     y = jnp.asarray(rng.integers(0, 10, 50_000).astype(np.int32))
-    idx = jnp.asarray(rng.permutation(50_000)[: STEPS * 32].reshape(STEPS, 32).astype(np.int32))
-    coef = Coefficients(*(jnp.full((1,), v, jnp.float32) for v in (0.0, 1e-3, 0.0)))
+    idx = rng.permutation(50_000)[: STEPS * 32].reshape(STEPS, 1, 32).astype(np.int32)  # [steps, seeds, batch]
+    n_valid = np.full(STEPS, 32, dtype=np.int32)
+    coef = Coefficients(*(jnp.full((1, 1), v, jnp.float32) for v in (0.0, 1e-3, 0.0)))
+    active = np.ones((1, 1), bool)
 
-    programs = {}
+    strategies, states = {}, {}
     for name in ("adam", "bare"):
-        program = GroupProgram(model, pack_model(model, 1))
+        strategy = PackedStrategy(model, [1e-3], 1)
         if name == "bare":
-            program.optimizer = BareUpdate(1e-3)
-        programs[name] = (chunk_program(program, x, y, idx, coef), program.start(start, 1e-3))
-    for f, state in programs.values():
-        jax.block_until_ready(f(state))  # compile
-    times: dict[str, list[float]] = {name: [] for name in programs}
+            strategy.program(0).optimizer = BareUpdate(1e-3)
+        strategies[name], states[name] = strategy, strategy.initial_state([start])
+
+    def chunk(name: str) -> None:
+        states[name] = strategies[name].train_chunk(states[name], x, y, idx, n_valid, coef, active, False)[0]
+
+    for name in strategies:
+        chunk(name)  # compile
+    times: dict[str, list[float]] = {name: [] for name in strategies}
     for _ in range(ROUNDS):
-        for name, (f, state) in programs.items():
+        for name in strategies:
             t0 = time.perf_counter()
-            jax.block_until_ready(f(state))
+            chunk(name)
             times[name].append((time.perf_counter() - t0) / STEPS * 1e6)
     for name, t in times.items():
         print(f"{name:5} µs per step: median {statistics.median(t):6.1f}, min {min(t):6.1f}")
