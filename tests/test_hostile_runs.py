@@ -3,6 +3,8 @@ a result or one `reglab: error:` line, never a traceback, and never overwrites w
 
 from __future__ import annotations
 
+import argparse
+import dataclasses
 import json
 import shutil
 from pathlib import Path
@@ -14,6 +16,7 @@ from hypothesis import strategies as st
 
 from reglab.checkpoint import CHECKPOINT_NPZ, write_checkpoint
 from reglab.cli import build_parser, config_from_args, main
+from reglab.config import SweepConfig
 from reglab.errors import ConfigError
 
 SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -101,12 +104,19 @@ def test_resume_from_a_forged_checkpoint(finished_run, tmp_path_factory, capsys,
     assert "checkpoint" in line or "metrics.csv" in line
 
 
+def config_flags() -> list[str]:
+    """Every `reglab run` flag that takes a value and sets a config field, read from the parser itself."""
+    fields = {f.name for f in dataclasses.fields(SweepConfig)}
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    return sorted(a.option_strings[-1] for a in sub.choices["run"]._actions
+                  if a.dest in fields and a.option_strings and a.nargs != 0)
+
+
 flag_values = st.one_of(st.text(max_size=12), st.sampled_from(["0", "-1", "1e400", "nan", "3", "1,2", "fused", "keras", "mnist-5k"]))
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.lists(st.tuples(st.sampled_from(["--lambdas", "--seeds", "--seed", "--epochs", "--batch-size", "--dataset",
-                                           "--engine", "--bogus"]), flag_values), max_size=4))
+@given(st.lists(st.tuples(st.sampled_from([*config_flags(), "--bogus"]), flag_values), max_size=4))
 def test_any_flag_values_give_a_config_or_one_config_error(pairs):
     argv = ["run"] + [x for pair in pairs for x in pair]
     try:
