@@ -41,7 +41,7 @@ def test_paired_difference_uses_shared_seeds_only():
     b = {0: 0.5, 1: 1.5, 2: 2.5}
     e = paired_difference(a, b)
     assert e.n == 3 and e.mean == pytest.approx(0.5) and e.half_width == pytest.approx(0.0, abs=1e-12)
-    assert e.excludes_zero()  # a constant shift is certain
+    assert not e.excludes_zero()  # a constant shift has no measured noise: no interval, never "beyond noise"
 
 
 values = st.lists(st.floats(-1e6, 1e6, allow_nan=False), min_size=2, max_size=40)
@@ -65,5 +65,5 @@ def test_shifting_every_value_shifts_the_mean_not_the_width(xs, shift):
 @given(values)
 def test_estimate_excludes_zero_only_when_the_interval_does(xs):
     e = mean_ci(xs)
-    assert e.excludes_zero() == (e.low > 0 or e.high < 0)
+    assert e.excludes_zero() == (e.half_width > 0 and (e.low > 0 or e.high < 0))
     assert isinstance(e, Estimate)

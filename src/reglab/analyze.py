@@ -57,18 +57,37 @@ class Comparison(NamedTuple):
         return self.difference.excludes_zero() if self.difference.has_interval else None
 
 
+#: How the recommended strength stands against no regularization (`Recommendation.benefit`).
+BETTER, EQUIVALENT, WORSE, CANT_TELL = "better", "equivalent", "worse", "can't tell"
+ONE_SEED, NO_BASELINE, IS_BASELINE = "one seed", "no baseline", "is the baseline"
+#: Differences smaller than these are of no practical importance (the equivalence margins, settable in `Criteria`).
+DEFAULT_MARGINS = {"val_data_loss": 0.01, "val_accuracy": 0.005}
+#: Simultaneous intervals against the baseline: two-sided at this level, so each bound holds at 95 %.
+SIMULTANEOUS_LEVEL = 0.90
+
+
 class Recommendation(NamedTuple):
-    """The best setting of a family by one validation metric, how sure that is, and its test numbers."""
+    """The best setting of a family by one validation metric, how sure that is, and its test numbers.
+
+    Chosen, then confirmed: the best is the lowest (highest) seed-mean on the validation values; its benefit
+    over strength 0 is read from simultaneous intervals over every strength against strength 0 (max-t), so
+    choosing the best of K does not inflate the claim. `benefit` is the three-way verdict at `margin`."""
 
     metric: str
     setting: Setting
     estimate: Estimate  # mean over seeds (t-interval over seeds)
     neighbours: tuple[Comparison, ...]  # against the neighbouring strengths on the grid
-    baseline: Comparison | None  # against strength 0, when the grid has it and it is not the best
+    baseline: Comparison | None  # against strength 0 (simultaneous interval), when the grid has it and it is not the best
     interval: tuple[Setting, Setting] | None  # where the best falls when seeds and examples are resampled
-    flat: tuple[Setting, Setting]  # contiguous strengths within noise of the best
+    flat: tuple[Setting, Setting]  # contiguous strengths shown within `margin` of the best (equivalent)
     test_accuracy: Estimate
     test_data_loss: Estimate
+    benefit: str = CANT_TELL  # BETTER, EQUIVALENT, WORSE, CANT_TELL, ONE_SEED, NO_BASELINE or IS_BASELINE
+    margin: float = NAN
+    seeds: tuple[int, ...] = ()  # the seeds every comparison used
+    diverged: tuple[Setting, ...] = ()  # settings that diverged (or failed) in some seed: never recommended
+    indistinct: tuple[Setting, Setting] | None = None  # contiguous strengths within noise of the best (can't tell apart)
+    n_compared: int = 0  # strengths compared with strength 0 at once
 
     @property
     def lam(self) -> float:
@@ -80,13 +99,11 @@ class Recommendation(NamedTuple):
 
     @property
     def beats_baseline(self) -> bool | None:
-        """True: better than no regularization beyond noise; False: not; None: no baseline or no interval."""
+        """True: shown better than no regularization (simultaneous interval); False: shown equivalent or
+        worse, or it is no regularization; None: can't tell (one seed, no baseline, no interval)."""
         if self.setting.is_baseline:
             return False
-        if self.baseline is None or not self.baseline.difference.has_interval:
-            return None
-        d = self.baseline.difference
-        return d.excludes_zero() and ((d.mean < 0) == LOWER_IS_BETTER[self.metric])
+        return {BETTER: True, EQUIVALENT: False, WORSE: False}.get(self.benefit)
 
 
 class WeightStats(NamedTuple):
@@ -221,51 +238,128 @@ def _arm_validation(values: Any, full_index: int) -> ArmValidation:
                          by_epoch=lambda epoch: values.at(full_index, epoch))
 
 
-def _difference(values: _Values, finals: dict[str, PerSeed], metric: str, a: float, b: float) -> noise.Difference:
-    """a − b for `metric`, paired on seeds (and on examples, where recorded)."""
+def _difference(values: _Values, finals: dict[str, PerSeed], metric: str, a: float, b: float,
+                seeds: tuple[int, ...] | None = None) -> noise.Difference:
+    """a − b for `metric`, paired on seeds (and on examples, where recorded); only `seeds` when given."""
     table = values.loss if metric == "val_data_loss" else values.correct
     if metric in LOWER_IS_BETTER and values.complete and a in table and b in table:
-        seeds = sorted(set(table[a]) & set(table[b]))
-        if seeds:
-            return noise.paired_difference(np.stack([table[a][s] for s in seeds]), np.stack([table[b][s] for s in seeds]))
-    return noise.seed_only_difference(finals[metric].get(a, {}), finals[metric].get(b, {}))
+        common = sorted(set(table[a]) & set(table[b]) & (set(seeds) if seeds is not None else set(table[a])))
+        if common:
+            return noise.paired_difference(np.stack([table[a][s] for s in common]), np.stack([table[b][s] for s in common]))
+    pa, pb = finals[metric].get(a, {}), finals[metric].get(b, {})
+    if seeds is not None:
+        pa, pb = {s: v for s, v in pa.items() if s in seeds}, {s: v for s, v in pb.items() if s in seeds}
+    return noise.seed_only_difference(pa, pb)
 
 
 # ---------------------------------------------------------------- the recommendation
 
-def _recommend(family: Family, learning_rate: float, finals: dict[str, PerSeed], values: _Values, metric: str) -> Recommendation | None:
+def _diverged_strengths(view: FamilyRun) -> set[float]:
+    """Strengths with an arm that diverged (or failed) in some seed: a result to name, never a recommendation."""
+    rows: dict[int, list[Any]] = {}
+    for r in view.epochs:
+        rows.setdefault(r.arm, []).append(r)
+    out = set()
+    for a in view.arms:
+        bad_rows = any(not np.isfinite(r.loss) for r in rows.get(int(a["arm"]), []))
+        if a.get("status") in ("diverged", "failed") or bad_rows:
+            out.add(float(a["lambda"]))
+    return out
+
+
+def _recommend(family: Family, learning_rate: float, finals: dict[str, PerSeed], values: _Values, metric: str,
+               diverged: set[float], margin: float) -> Recommendation | None:
     per = finals[metric]
-    lams = sorted(lam for lam, by_seed in per.items() if by_seed)
+    setting = lambda lam: Setting(family.name, lam, learning_rate)  # noqa: E731
+    lams = sorted(lam for lam, by_seed in per.items() if by_seed and lam not in diverged)
     if not lams:
         return None
+    seeds = tuple(sorted(set.intersection(*(set(per[lam]) for lam in lams))))
+    if not seeds:  # an interrupted run: settings share no seed, so nothing is paired
+        seeds = tuple(sorted(per[lams[0]]))
+        lams = [lam for lam in lams if set(seeds) <= set(per[lam])]
     sign = 1.0 if LOWER_IS_BETTER[metric] else -1.0
-    means = {lam: mean_ci(per[lam].values()) for lam in lams}
+    means = {lam: mean_ci(per[lam][s] for s in seeds) for lam in lams}
     best = min(lams, key=lambda lam: (sign * means[lam].mean, lam))
     k = lams.index(best)
-    setting = lambda lam: Setting(family.name, lam, learning_rate)  # noqa: E731
-    neighbours = tuple(Comparison(setting(lams[j]), _difference(values, finals, metric, best, lams[j]))
-                       for j in (k - 1, k + 1) if 0 <= j < len(lams))
-    baseline = (Comparison(setting(0.0), _difference(values, finals, metric, best, 0.0))
-                if 0.0 in per and best != 0.0 else None)
-    flat_lo = flat_hi = k
-    for step in (-1, 1):
-        j = k
-        while 0 <= j + step < len(lams):
-            d = _difference(values, finals, metric, lams[j + step], best)
-            if not d.has_interval or d.excludes_zero():  # without an interval nothing is "within noise"
-                break
-            j += step
-        if step < 0:
-            flat_lo = j
-        else:
-            flat_hi = j
+    paired = lambda a, b: _difference(values, finals, metric, a, b, seeds)  # noqa: E731
+    neighbours = tuple(Comparison(setting(lams[j]), paired(best, lams[j])) for j in (k - 1, k + 1) if 0 <= j < len(lams))
+    baseline, benefit, n_compared = _against_baseline(setting(0.0), lams, best, values, finals, metric, seeds, margin)
+    flat = _region(lams, k, lambda lam: _within_margin(paired(lam, best), metric, margin)) if len(seeds) >= 2 else (k, k)
+    indistinct = _region(lams, k, lambda lam: (lambda d: d.has_interval and not d.excludes_zero())(paired(lam, best)))
     interval = _best_interval(lams, values, metric, per)
     return Recommendation(
         metric, setting(best), means[best], neighbours, baseline,
         (setting(lams[interval[0]]), setting(lams[interval[1]])) if interval else None,
-        (setting(lams[flat_lo]), setting(lams[flat_hi])),
+        (setting(lams[flat[0]]), setting(lams[flat[1]])),
         mean_ci(finals["test_accuracy"].get(best, {}).values()), mean_ci(finals["test_data_loss"].get(best, {}).values()),
+        benefit, margin, seeds, tuple(setting(lam) for lam in sorted(diverged)),
+        (setting(lams[indistinct[0]]), setting(lams[indistinct[1]])), n_compared,
     )
+
+
+def _region(lams: list[float], k: int, inside) -> tuple[int, int]:
+    """The contiguous run of grid indices around `k` whose strengths satisfy `inside`."""
+    ends = []
+    for step in (-1, 1):
+        j = k
+        while 0 <= j + step < len(lams) and inside(lams[j + step]):
+            j += step
+        ends.append(j)
+    return ends[0], ends[1]
+
+
+def _within_margin(d: noise.Difference, metric: str, margin: float) -> bool:
+    """Shown no worse than the best by more than `margin` (a one-sided 95 % bound; "not shown" is not "so")."""
+    if not d.has_interval:
+        return False
+    return d.high < margin if LOWER_IS_BETTER[metric] else d.low > -margin
+
+
+def _against_baseline(base: Setting, lams: list[float], best: float, values: _Values, finals: dict[str, PerSeed], metric: str,
+                      seeds: tuple[int, ...], margin: float) -> tuple[Comparison | None, str, int]:
+    """The best − strength 0 on intervals that hold for every strength at once, and the verdict they give."""
+    if best == 0.0:
+        return None, IS_BASELINE, 0
+    if 0.0 not in lams:
+        return None, NO_BASELINE, 0
+    others = [lam for lam in lams if lam != 0.0]
+    d = _simultaneous(others, values, finals, metric, seeds).get(best)
+    if len(seeds) < 2:
+        d1 = _difference(values, finals, metric, best, 0.0, seeds)
+        return Comparison(base, noise.Difference(d1.mean, NAN, NAN, d1.n_seeds, "")), ONE_SEED, len(others)
+    if d is None or not d.has_interval:
+        return (Comparison(base, d) if d is not None else None), CANT_TELL, len(others)
+    good = (d.high < 0) if LOWER_IS_BETTER[metric] else (d.low > 0)
+    bad = (d.low > 0) if LOWER_IS_BETTER[metric] else (d.high < 0)
+    verdict = BETTER if good else WORSE if bad else EQUIVALENT if -margin < d.low and d.high < margin else CANT_TELL
+    return Comparison(base, d), verdict, len(others)
+
+
+def _simultaneous(others: list[float], values: _Values, finals: dict[str, PerSeed], metric: str,
+                  seeds: tuple[int, ...]) -> dict[float, noise.Difference]:
+    """strength → its − strength 0 on simultaneous intervals (per-example values where recorded, else the
+    seeds' values with a Šidák-conservative max-t over independent comparisons)."""
+    table = values.loss if metric == "val_data_loss" else values.correct
+    if len(seeds) < 2:
+        return {}
+    have = values.complete and all(lam in table and all(s in table[lam] for s in seeds) for lam in [0.0, *others])
+    if have:
+        x = np.stack([np.stack([table[lam][s] for s in seeds]) for lam in others])
+        base = np.stack([table[0.0][s] for s in seeds])
+        sim = noise.simultaneous_differences(x, base, SIMULTANEOUS_LEVEL)
+        return dict(zip(others, sim.differences)) if sim is not None else {}
+    per = finals[metric]
+    out = {}
+    crit = noise.max_t_critical(np.eye(len(others)), len(seeds) - 1, SIMULTANEOUS_LEVEL)
+    for lam in others:
+        d = np.array([per[lam][s] - per[0.0][s] for s in seeds])
+        sd = float(d.std(ddof=1))
+        if sd > 0:
+            half = crit * sd / np.sqrt(len(seeds))
+            out[lam] = noise.Difference(float(d.mean()), float(d.mean()) - half, float(d.mean()) + half, len(seeds),
+                                        f"simultaneous over {len(others)} strengths (max-t), seeds only")
+    return out
 
 
 def _best_interval(lams: list[float], values: _Values, metric: str, per: PerSeed) -> tuple[int, int] | None:
@@ -329,8 +423,10 @@ def analyze_family(run: RunRecord, family: str, kernels: dict[int, Any], validat
     finals = final_values(view)
     values = _per_example(validation, view, comparable)
     stats = tuple(lambda_stats(view, finals))
-    recommended = _recommend(fam, view.learning_rate, finals, values, "val_data_loss")
-    by_accuracy = _recommend(fam, view.learning_rate, finals, values, "val_accuracy")
+    diverged = _diverged_strengths(view)
+    margins = DEFAULT_MARGINS
+    recommended = _recommend(fam, view.learning_rate, finals, values, "val_data_loss", diverged, margins["val_data_loss"])
+    by_accuracy = _recommend(fam, view.learning_rate, finals, values, "val_accuracy", diverged, margins["val_accuracy"])
     against = {m: {lam: _difference(values, finals, m, lam, recommended.lam) for lam in sorted(finals[m])}
                for m in LOWER_IS_BETTER} if recommended is not None else {}
     rows = {}

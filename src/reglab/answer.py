@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, NamedTuple
 
+from .analyze import BETTER, EQUIVALENT, IS_BASELINE, NO_BASELINE, ONE_SEED
 from .claims import INCONCLUSIVE, NOT_SUPPORTED, SUPPORTED, diff_text
 from .diagnose import IMPROVING, TOO_FEW
 from .formatting import lam_label
@@ -45,25 +46,35 @@ def _flat(fa: FamilyAnalysis) -> str:
     lo, hi = rec.flat
     if lo == hi:
         return ""
-    return f"; every strength from {lam_label(lo.strength)} to {lam_label(hi.strength)} is within noise of it"
+    return (f"; every strength from {lam_label(lo.strength)} to {lam_label(hi.strength)} is shown within "
+            f"{_margin(rec)} of it")
+
+
+def _margin(rec) -> str:
+    return f"{100 * rec.margin:g} points" if rec.metric == "val_accuracy" else f"{rec.margin:g}"
 
 
 def headline(fa: FamilyAnalysis) -> str:
+    """The recommendation, worded by what was shown: "Use" only when the benefit over no regularization is
+    confirmed on intervals that hold for every strength at once; otherwise what is known, and no more."""
     rec = fa.recommended
     if rec is None:
         return "No arm completed every epoch, so no strength can be recommended from this run."
-    if rec.setting.is_baseline:
-        return f"No {fa.label} strength tried did better than no regularization" + (
-            f" (the best is λ = 0{_flat(fa)})." if _flat(fa) else ".")
-    beats = rec.beats_baseline
-    if beats is True:
-        return f"Use {_setting(fa, rec.lam)}{_flat(fa)}."
-    if beats is False:
-        return (f"No measurable benefit over no regularization: the best, {_setting(fa, rec.lam)}, is within noise "
-                "of λ = 0.")
-    why = ("the grid has no λ = 0 arm to compare with" if rec.baseline is None else
-           "no interval against λ = 0: one seed and no per-example validation values")
-    return f"Best: {_setting(fa, rec.lam)}{_flat(fa)} ({why})."
+    best = _setting(fa, rec.lam)
+    if rec.benefit == IS_BASELINE:
+        return f"No {fa.label} strength tried measured better than no regularization (the best here is λ = 0{_flat(fa)})."
+    if rec.benefit == ONE_SEED:
+        return (f"Best in this one seed: {best}. One seed cannot show a benefit over no regularization (seed noise "
+                "is unmeasured): run --seeds 3 or more.")
+    if rec.benefit == BETTER:
+        return f"Use {best}{_flat(fa)}: it beats no regularization (confirmed over all {rec.n_compared} strengths at once)."
+    if rec.benefit == EQUIVALENT:
+        return (f"No measurable benefit over no regularization: the best, {best}, is shown within {_margin(rec)} of "
+                "λ = 0.")
+    if rec.benefit == NO_BASELINE:
+        return f"Best here: {best}{_flat(fa)} (not confirmed: the grid has no λ = 0 arm to compare with)."
+    return (f"Best here: {best}{_flat(fa)}, not confirmed: can't tell whether it beats no regularization "
+            f"(not shown better, nor within {_margin(rec)} of it).")
 
 
 def family_lines(fa: FamilyAnalysis) -> list[str]:
@@ -71,10 +82,11 @@ def family_lines(fa: FamilyAnalysis) -> list[str]:
     if rec is None:
         return []
     lines = []
-    val = f"validation data loss {rec.estimate.mean:.4f}"
+    val = f"validation data loss {rec.estimate.mean:.4f} over {_seeds(rec.seeds)}"
     if rec.baseline is not None:
         d = rec.baseline.difference
-        val += f", {diff_text(d)} against no regularization" + (" (95 % interval)" if d.has_interval else " (no interval)")
+        val += f", {diff_text(d)} against no regularization" + (
+            f" ({d.method}; each bound holds at 95 %)" if d.has_interval else " (no interval)")
     if _finite(rec.test_accuracy.mean):
         val += f"; test accuracy {100 * rec.test_accuracy.mean:.2f} % (the test set did not choose)"
     lines.append(val)
@@ -82,10 +94,16 @@ def family_lines(fa: FamilyAnalysis) -> list[str]:
     if shrink and rec.lam > 0:
         lines.append(f"weights: {_setting(fa, rec.lam)} left the kernel at "
                      f"×{mean_ci(shrink.values()).mean:.2f} of its unregularized norm")
+    if rec.diverged:
+        lines.append("diverged (in some seed, so never recommended): " + ", ".join(_setting(fa, d.strength) for d in rec.diverged))
     lines.append(convergence(fa))
     for c in fa.claims:
         lines.append(f"{MARKS[c.verdict]}: {c.statement[:-1] if c.statement.endswith('.') else c.statement}")
     return lines
+
+
+def _seeds(seeds: tuple[int, ...]) -> str:
+    return f"{len(seeds)} seed{'s' if len(seeds) != 1 else ''} ({', '.join(map(str, seeds))})"
 
 
 def convergence(fa: FamilyAnalysis) -> str:

@@ -115,8 +115,9 @@ def small_strength_overfits(fa: "FamilyAnalysis", criteria: Criteria) -> Claim:
 
 def moderate_strength_best(fa: "FamilyAnalysis") -> Claim:
     statement = f"A moderate {fa.label} generalizes best."
-    rule = ("the best strength must be inside the grid and beat both neighbours and strength 0 beyond noise (at an "
-            "end of the grid and beating its neighbour: not supported).")
+    rule = ("the best strength must be inside the grid, beat both neighbours beyond noise, and be shown better than "
+            "strength 0 on intervals that hold for every strength at once; it needs a strength-0 arm and at least two "
+            "seeds (at an end of the grid and beating its neighbour: not supported).")
     rec = fa.recommended
     lams = sorted(fa.finals["val_data_loss"])
     if rec is None or len(lams) < 3:
@@ -126,16 +127,21 @@ def moderate_strength_best(fa: "FamilyAnalysis") -> Claim:
     if rec.baseline is not None and all(c.other != rec.baseline.other for c in rec.neighbours):
         parts.append(f"− λ = 0: {diff_text(rec.baseline.difference)}")
     evidence = "; ".join(parts)
-    beats = [c.distinguishable and c.difference.mean < 0 for c in rec.neighbours]
+    if 0.0 not in lams:
+        return Claim("moderate", statement, INCONCLUSIVE, f"{evidence} (the grid has no strength-0 arm to compare with)", rule)
+    if len(rec.seeds) < 2:
+        return Claim("moderate", statement, INCONCLUSIVE, f"{evidence} (one seed: seed noise unmeasured)", rule)
+    better = (lambda d: d.high < 0) if rec.metric == "val_data_loss" else (lambda d: d.low > 0)
+    beats = [c.distinguishable is True and better(c.difference) for c in rec.neighbours]
     if not all(beats):
         near = ", ".join(lam_label(c.other.strength) for c, b in zip(rec.neighbours, beats) if not b)
-        return Claim("moderate", statement, INCONCLUSIVE, f"{evidence} (within noise of λ = {near})", rule)
+        return Claim("moderate", statement, INCONCLUSIVE, f"{evidence} (not shown better than λ = {near})", rule)
     if rec.at_grid_edge:
         where = "no regularization" if rec.lam == 0 else (
             "the weakest strength tried" if rec.lam == lams[0] else "the strongest strength tried (the grid may stop too early)")
         return Claim("moderate", statement, NOT_SUPPORTED, f"{evidence}: the best is {where}", rule)
-    if rec.beats_baseline is False:
-        return Claim("moderate", statement, INCONCLUSIVE, f"{evidence} (not beyond noise of no regularization)", rule)
+    if rec.beats_baseline is not True:
+        return Claim("moderate", statement, INCONCLUSIVE, f"{evidence} (not shown better than no regularization)", rule)
     return Claim("moderate", statement, SUPPORTED, evidence, rule)
 
 

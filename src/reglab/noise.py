@@ -5,16 +5,24 @@ order) and **which examples happen to be in the validation set** (1,000 images m
 about ±0.9 points). Comparisons of two settings are paired on both: arms of one seed share
 initialization and batches, and every arm is scored on the same validation examples.
 
-`paired_difference` estimates A − B from the per-example differences D[seed, example] as the sum of
-two variance components: the seeds' (the spread of each seed's mean difference, over S seeds) and the
-examples' (the spread of each example's seed-averaged difference, over n examples), with a Student-t
-interval whose degrees of freedom come from Welch–Satterthwaite. Why not a plain bootstrap: with the 3
-seeds people run, resampling seeds has only 10 distinct outcomes and its percentile interval is far
-too narrow, while the t quantile with 2 degrees of freedom (4.30) is honest about it; the example part
-has thousands of values and a normal interval is accurate there. With one seed the seed component
-cannot be measured: the interval covers validation sampling only, which still decides large effects,
-and the analysis says so. Without per-example values (older runs) it falls back to the paired
-t-interval over seeds, and says so too.
+`paired_difference` estimates A − B from the per-example differences D[seed, example], a crossed
+design: D = μ + seed effect + example effect + their interaction. The variance of the grand mean is
+(MS_seeds + MS_examples − MS_interaction) / (S·n) — the unbiased random-effects (ANOVA) estimate; the
+sum of the two one-way variances counts the interaction twice (intervals 4–31 % too wide for a loss and
+1.1–2.8× for an accuracy). It is bounded below by max(MS_seeds, MS_examples) / (S·n), each of which is
+itself an underestimate-free part of the variance, and its Student-t degrees of freedom come from
+Satterthwaite. Why not a plain bootstrap: with the 3 seeds people run, resampling seeds has only 10
+distinct outcomes and its percentile interval is far too narrow, while the t quantile with about 2
+degrees of freedom is honest about it. With one seed the seed component cannot be measured: the
+interval covers validation sampling only, and no claim is made from it (see `analyze`). A difference
+with no variance at all has no interval, so it is never "beyond noise". Without per-example values
+(older runs) it falls back to the paired t-interval over seeds, and says so.
+
+`simultaneous_differences` answers "does the best strength beat no regularization?" after the best was
+chosen from K strengths on the same values: every strength − the baseline gets an interval with one
+common critical value, the 95 % quantile of the largest |t| over the K comparisons (max-t, as Dunnett's
+test), so that all K intervals hold together 95 % of the time and the chosen one's does too, whichever
+is chosen. The quantile is simulated from the comparisons' estimated correlation with a fixed seed.
 
 Where the best setting falls on a grid (`best_setting_interval`) is a question about an argmin, not a
 mean, and is answered by a two-level bootstrap: seeds and validation examples resampled together.
@@ -84,22 +92,133 @@ class Design:
 
 
 
+class Variance(NamedTuple):
+    """The variance of a mean difference over a seeds × examples design, and its Satterthwaite df."""
+
+    value: float
+    df: float
+
+
+def mean_squares(d: np.ndarray) -> tuple[float, float, float]:
+    """MS_seeds, MS_examples, MS_interaction of a [seeds, examples] table (NaN where undefined)."""
+    n_seeds, n = d.shape
+    grand = d.mean()
+    by_seed, by_example = d.mean(axis=1), d.mean(axis=0)
+    ms_s = n * float(((by_seed - grand) ** 2).sum()) / (n_seeds - 1) if n_seeds >= 2 else math.nan
+    ms_e = n_seeds * float(((by_example - grand) ** 2).sum()) / (n - 1) if n >= 2 else math.nan
+    if n_seeds >= 2 and n >= 2:
+        resid = d - by_seed[:, None] - by_example[None, :] + grand
+        ms_se = float((resid ** 2).sum()) / ((n_seeds - 1) * (n - 1))
+    else:
+        ms_se = math.nan
+    return ms_s, ms_e, ms_se
+
+
+def variance_of_mean(d: np.ndarray) -> Variance:
+    """Var(mean of d) for a crossed [seeds, examples] design: the unbiased random-effects estimate,
+    bounded below by each one-way part, with Satterthwaite degrees of freedom (see the module's text)."""
+    n_seeds, n = d.shape
+    ms_s, ms_e, ms_se = mean_squares(d)
+    cells = n_seeds * n
+    if n_seeds < 2:  # one seed: validation sampling only
+        return Variance(ms_e / cells, float(n - 1)) if n >= 2 else Variance(math.nan, math.nan)
+    if n < 2:
+        return Variance(ms_s / cells, float(n_seeds - 1))
+    unbiased = ms_s + ms_e - ms_se
+    if unbiased >= max(ms_s, ms_e):
+        terms = ((ms_s, n_seeds - 1), (ms_e, n - 1), (ms_se, (n_seeds - 1) * (n - 1)))
+        denom = sum(m * m / df for m, df in terms)
+        return Variance(unbiased / cells, unbiased ** 2 / denom if denom > 0 else math.inf)
+    if ms_s >= ms_e:
+        return Variance(ms_s / cells, float(n_seeds - 1))
+    return Variance(ms_e / cells, float(n - 1))
+
+
 def paired_difference(a: np.ndarray, b: np.ndarray) -> Difference:
     """A − B, paired: rows of `a` and `b` are the same seeds, columns the same validation examples."""
     d = np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64)
     if d.ndim != 2 or d.size == 0 or not np.isfinite(d).all():
         return NO_DIFFERENCE
-    n_seeds, n = d.shape
+    n_seeds = d.shape[0]
     mean = float(d.mean())
-    v_seed = float(d.mean(axis=1).var(ddof=1)) / n_seeds if n_seeds >= 2 else 0.0
-    v_ex = float(d.mean(axis=0).var(ddof=1)) / n if n >= 2 else 0.0
-    total = v_seed + v_ex
-    if total == 0.0:  # identical arms: no noise, no difference
-        return Difference(mean, mean, mean, n_seeds, METHOD if n_seeds >= 2 else SAMPLING_ONLY)
-    denom = (v_seed ** 2 / (n_seeds - 1) if n_seeds >= 2 else 0.0) + (v_ex ** 2 / (n - 1) if n >= 2 else 0.0)
-    df = total ** 2 / denom if denom > 0 else float("inf")
-    half = t_quantile(df) * math.sqrt(total)
-    return Difference(mean, mean - half, mean + half, n_seeds, METHOD if n_seeds >= 2 else SAMPLING_ONLY)
+    v = variance_of_mean(d)
+    method = METHOD if n_seeds >= 2 else SAMPLING_ONLY
+    if not v.value > 0:  # no noise measured (identical arms, or a single value): no interval, never "beyond noise"
+        return Difference(mean, math.nan, math.nan, n_seeds, "")
+    half = t_quantile(v.df) * math.sqrt(v.value)
+    return Difference(mean, mean - half, mean + half, n_seeds, method)
+
+
+#: Draws that simulate the max-t critical value; its seed is fixed, so a rebuilt report gives the same intervals.
+N_MAX_T = 50000
+MAX_T_SEED = 0
+SIMULTANEOUS = "simultaneous over {k} strengths (max-t), seeds and validation examples"
+
+
+class Simultaneous(NamedTuple):
+    """Every strength − the baseline with intervals that hold together at 95 % (`critical` is the max-t value)."""
+
+    differences: tuple[Difference, ...]  # one per compared strength, in the order given
+    critical: float
+    df: float
+
+
+def simultaneous_differences(others: np.ndarray, baseline: np.ndarray, level: float = 0.95) -> Simultaneous | None:
+    """others [K, seeds, examples] − baseline [seeds, examples]: K intervals that all hold with probability
+    `level` (two-sided), so the one a reader cares about after choosing the best is covered too. None when
+    a difference has no variance or values are not finite (then no claim rests on it)."""
+    x = np.asarray(others, dtype=np.float64)
+    d = x - np.asarray(baseline, dtype=np.float64)[None]
+    k, n_seeds, n = d.shape
+    if k == 0 or not np.isfinite(d).all() or n_seeds < 2 or n < 2:
+        return None
+    variances = [variance_of_mean(d[j]) for j in range(k)]
+    if not all(v.value > 0 for v in variances):
+        return None
+    corr = _correlation(d, np.array([v.value for v in variances]))
+    df = min(v.df for v in variances)
+    crit = max_t_critical(corr, df, level)
+    method = SIMULTANEOUS.format(k=k)
+    out = []
+    for j, v in enumerate(variances):
+        mean, half = float(d[j].mean()), crit * math.sqrt(v.value)
+        out.append(Difference(mean, mean - half, mean + half, n_seeds, method))
+    return Simultaneous(tuple(out), crit, df)
+
+
+def _correlation(d: np.ndarray, variances: np.ndarray) -> np.ndarray:
+    """The correlation of the K mean differences: the random-effects cross-products (seed, example and
+    interaction parts, as in `variance_of_mean`), scaled by the bounded variances, made positive semi-definite."""
+    k, n_seeds, n = d.shape
+    grand = d.mean(axis=(1, 2))
+    by_seed = d.mean(axis=2) - grand[:, None]  # [K, S]
+    by_example = d.mean(axis=1) - grand[:, None]  # [K, n]
+    resid = d - d.mean(axis=2)[:, :, None] - d.mean(axis=1)[:, None, :] + grand[:, None, None]
+    c_s = n * (by_seed @ by_seed.T) / (n_seeds - 1)
+    c_e = n_seeds * (by_example @ by_example.T) / (n - 1)
+    flat = resid.reshape(k, -1)
+    c_se = (flat @ flat.T) / ((n_seeds - 1) * (n - 1))
+    cov = (c_s + c_e - c_se) / (n_seeds * n)
+    scale = np.sqrt(variances)
+    corr = np.clip(cov / np.outer(scale, scale), -1.0, 1.0)
+    np.fill_diagonal(corr, 1.0)
+    w, v = np.linalg.eigh((corr + corr.T) / 2)
+    corr = (v * np.clip(w, 0.0, None)) @ v.T
+    sd = np.sqrt(np.clip(np.diag(corr), 1e-12, None))
+    return corr / np.outer(sd, sd)
+
+
+def max_t_critical(corr: np.ndarray, df: float, level: float = 0.95, draws: int = N_MAX_T, seed: int = MAX_T_SEED) -> float:
+    """The `level` quantile of max_k |T_k| for T multivariate t with correlation `corr` and `df` degrees of
+    freedom (simulated; fixed seed). With one comparison it is the ordinary t quantile."""
+    k = corr.shape[0]
+    rng = np.random.default_rng(seed)
+    w, v = np.linalg.eigh(corr)
+    root = v * np.sqrt(np.clip(w, 0.0, None))
+    z = rng.standard_normal((draws, k)) @ root.T
+    if math.isfinite(df) and df < 1e6:
+        z /= np.sqrt(rng.chisquare(max(df, 1.0), size=(draws, 1)) / max(df, 1.0))
+    return float(np.quantile(np.abs(z).max(axis=1), level))
 
 
 def t_quantile(df: float) -> float:

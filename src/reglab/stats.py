@@ -48,7 +48,8 @@ class Estimate(NamedTuple):
 
     @property
     def has_interval(self) -> bool:
-        return self.n >= 2 and math.isfinite(self.half_width)
+        """An interval needs measured noise: two values at least, and some spread (none: never "beyond noise")."""
+        return self.n >= 2 and math.isfinite(self.half_width) and self.half_width > 0
 
     def excludes_zero(self) -> bool:
         """True when the interval lies wholly above or wholly below 0 (False without an interval)."""
