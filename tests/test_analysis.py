@@ -10,7 +10,7 @@ from helpers import hand_made_run, row
 from reglab.analysis import arm_summaries
 from reglab.config import SweepConfig
 
-CONFIG = SweepConfig(lambdas=(0.0, 0.001), epochs=3, dataset="fake")
+CONFIG = SweepConfig(lambdas=(0.0, 0.001), seeds=1, epochs=3, dataset="fake")
 
 
 def test_final_and_best_values():
@@ -58,30 +58,34 @@ def test_weight_magnitudes_against_the_baseline():
 
 
 def test_validation_trends_classify_by_the_stated_criteria():
-    """A record without per-example values: the stated fallback thresholds decide, and the reason says so."""
+    """A record without per-example values: the trend test over the late window needs none (its noise is the
+    residuals'); underfitting falls back to the stated accuracy threshold, and the reason says so."""
     from reglab.analysis import validation_trends
 
-    config = SweepConfig(lambdas=(0.0, 0.001, 0.01), epochs=4, dataset="fake")
-    curves = {  # arm: (val data loss by epoch, train data loss by epoch, final train accuracy)
-        0: ([0.50, 0.40, 0.45, 0.50], [0.4, 0.3, 0.2, 0.1], 0.99),  # rises 25 % after epoch 2
-        1: ([0.50, 0.42, 0.41, 0.40], [0.5, 0.4, 0.38, 0.36], 0.98),  # still falling: the recommended setting
-        2: ([0.60, 0.58, 0.57, 0.57], [0.6, 0.58, 0.57, 0.56], 0.95),  # 3 points behind the recommended
+    # was 4 epochs judged by the rise from the minimum (chosen on the same data): now 8, a late window of 4
+    config = SweepConfig(lambdas=(0.0, 0.001, 0.01), seeds=1, epochs=8, dataset="fake")
+    curves = {  # arm: (val data loss by epoch, final train data loss, final train accuracy)
+        0: ([0.50, 0.40, 0.38, 0.39, 0.42, 0.45, 0.47, 0.50], 0.1, 0.99),  # rises over the last 4 epochs
+        1: ([0.50, 0.46, 0.44, 0.43, 0.42, 0.41, 0.40, 0.39], 0.36, 0.98),  # still falling: the recommended setting
+        2: ([0.60, 0.58, 0.57, 0.57, 0.57, 0.57, 0.57, 0.57], 0.56, 0.95),  # flat, 3 points behind the recommended
     }
     rows = [
-        row(arm, config.lambdas[arm], e + 1, val_data_loss=v, data_loss=t, accuracy=acc if e == 3 else 0.5, val_accuracy=0.9)
-        for arm, (vals, trains, acc) in curves.items() for e, (v, t) in enumerate(zip(vals, trains))
+        row(arm, config.lambdas[arm], e + 1, val_data_loss=v, data_loss=train if e == 7 else 0.6,
+            accuracy=acc if e == 7 else 0.5, val_accuracy=0.9)
+        for arm, (vals, train, acc) in curves.items() for e, v in enumerate(vals)
     ]
     t = {x.arm: x for x in validation_trends(hand_made_run(rows, config))}
-    assert (t[0].diagnosis, t[0].best_epoch) == ("overfitting", 2)
-    assert t[0].rise == pytest.approx(0.10) and "25.0 % above its minimum" in t[0].reason and "fallback" in t[0].reason
+    assert (t[0].diagnosis, t[0].best_epoch, t[0].window, t[0].test) == ("overfitting", 3, 4, "trend")
+    assert t[0].rise == pytest.approx(0.078) and t[0].rise - t[0].rise_noise > 0 and "trend test" in t[0].reason
     assert t[0].final_loss_gap == pytest.approx(0.4) and t[0].final_accuracy_gap == pytest.approx(0.09)
-    assert t[1].diagnosis == "still improving" and t[1].converged is False
-    assert t[2].diagnosis == "underfitting" and "3.0 points below λ = 0.001's" in t[2].reason
+    assert t[1].diagnosis == "still improving" and t[1].converged is False and t[1].recent_fall == pytest.approx(0.03)
+    assert t[2].diagnosis == "underfitting" and "3.0 points below λ = 0.001's" in t[2].reason and "fallback" in t[2].reason
+    assert t[2].trend == "good fit" and t[2].converged is True  # the underfitting arm's own trend: flat, shown settled
 
 
 def test_validation_trends_without_data():
     from reglab.analysis import validation_trends
 
-    config = SweepConfig(lambdas=(0.0,), epochs=2, dataset="fake")
+    config = SweepConfig(lambdas=(0.0,), seeds=1, epochs=2, dataset="fake")
     (t,) = validation_trends(hand_made_run([row(0, 0.0, 1, val_data_loss=float("nan"))], config))
     assert t.diagnosis == "no data"

@@ -12,7 +12,7 @@ from helpers import small_splits
 
 def test_run_sweep_and_load_run_agree(tmp_path):
     console = Console(file=io.StringIO())
-    config = reglab.SweepConfig(lambdas=(0.0, 0.01), epochs=2, dataset="mnist-5k")
+    config = reglab.SweepConfig(lambdas=(0.0, 0.01), seeds=1, epochs=2, dataset="mnist-5k")
     run = reglab.run_sweep(config, out=tmp_path / "run", splits=small_splits(), console=console)
     assert run == reglab.load_run(tmp_path / "run")
     assert [len(run.history(arm)["val_data_loss"]) for arm in (0, 1)] == [2, 2]

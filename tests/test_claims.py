@@ -8,9 +8,11 @@ from reglab.claims import INCONCLUSIVE, NOT_SUPPORTED, SUPPORTED, check_claims
 from reglab.config import SweepConfig
 
 # the textbook picture, per λ: validation data loss by epoch, final training data loss, training accuracy, ‖W‖
+# (λ ≤ 1e-4 rise steadily: overfitting must show as a trend over the late window, here all 4 epochs; a dip and
+# rise back, measured from a minimum chosen on the same data, no longer counts)
 TEXTBOOK = {
-    0.0: dict(val=[0.30, 0.28, 0.30, 0.34], train=0.10, acc=0.970, norm=20.0),
-    1e-4: dict(val=[0.30, 0.27, 0.29, 0.32], train=0.12, acc=0.965, norm=15.0),
+    0.0: dict(val=[0.28, 0.30, 0.32, 0.34], train=0.10, acc=0.970, norm=20.0),
+    1e-4: dict(val=[0.26, 0.28, 0.30, 0.32], train=0.12, acc=0.965, norm=15.0),
     1e-3: dict(val=[0.30, 0.26, 0.25, 0.25], train=0.20, acc=0.960, norm=10.0),
     1e-2: dict(val=[0.40, 0.38, 0.37, 0.37], train=0.33, acc=0.900, norm=4.0),
 }
@@ -28,7 +30,7 @@ def scenario(seeds: int = 3, tweak=None):
         own = 0.002 * ((a.index * a.index * 37) % 11 - 5) / 5
         for e, val in enumerate(c["val"], start=1):
             rows.append(row(a.index, a.lam, e, seed=a.seed, val_data_loss=val + jitter + own, data_loss=c["train"] + jitter,
-                            accuracy=c["acc"] - jitter / 10, val_accuracy=c["acc"] - 0.02, kernel_norm=c["norm"] + 0.3 * a.seed))
+                            accuracy=c["acc"] - jitter / 10, val_accuracy=c["acc"] - 0.02, kernel_norm=c["norm"] + 0.3 * a.seed + 50 * own))
     return check_claims(hand_made_run(rows, config), Criteria())
 
 
@@ -75,8 +77,22 @@ def test_seeds_that_disagree_make_the_small_lambda_claim_inconclusive():
 
     def all_fit(lam, seed, c):
         if lam == 1e-4:
+            c["val"], c["train"] = [0.26, 0.26, 0.26, 0.26], 0.22
+    assert verdicts(scenario(tweak=all_fit))["small"] == NOT_SUPPORTED  # shown settled in every seed
+
+    def all_unsettled(lam, seed, c):
+        if lam == 1e-4:
             c["val"], c["train"] = [0.30, 0.27, 0.26, 0.26], 0.22
-    assert verdicts(scenario(tweak=all_fit))["small"] == NOT_SUPPORTED
+    # was not supported: a fall that levels off is no trend beyond noise over 4 epochs, nor shown settled:
+    # overfitting could not show yet
+    small = next(c for c in scenario(tweak=all_unsettled) if c.key == "small")
+    assert small.verdict == INCONCLUSIVE and "3 of 3 seeds can't tell" in small.evidence
+
+    def still_falling(lam, seed, c):
+        if lam == 1e-4:
+            c["val"] = [0.30, 0.29, 0.28, 0.27]
+    small = next(c for c in scenario(tweak=still_falling) if c.key == "small")
+    assert small.verdict == INCONCLUSIVE and "3 of 3 seeds still improving" in small.evidence
 
 
 def test_no_regularization_best_is_not_supported():

@@ -36,7 +36,8 @@ def e2e_runs(tmp_path_factory) -> dict[str, tuple[Path, subprocess.CompletedProc
     for engine in ENGINES:
         out = tmp_path_factory.mktemp("e2e") / f"run-{engine}"
         engine_flag = [] if engine == "fused" else ["--engine", engine]  # fused is the default
-        proc = reglab("run", "--dataset", "mnist-5k", "--lambdas", "0,0.01", "--epochs", "2", "--out", str(out), *engine_flag)
+        proc = reglab("run", "--dataset", "mnist-5k", "--lambdas", "0,0.01", "--epochs", "2", "--seeds", "1", "--out", str(out),
+                      *engine_flag)
         runs[engine] = (out, proc)
     return runs
 
@@ -92,7 +93,10 @@ def test_run_writes_the_whole_record(e2e_runs, engine):
         assert f"(figures/{name})" in report
     assert "including the penalty" in report and "| 0.01 | 1 | " in report and "### Every arm" not in report  # one seed: one table
     assert "### Weights" in report and "### Convergence and fit" in report and "## Claims checked" in report
-    verdicts = ("good fit", "overfitting", "underfitting", "still improving", "too few epochs to tell")
+    headline = report.split("\n> ", 1)[1].splitlines()[0]  # one seed names the best (or λ = 0) and never says "Use …"
+    assert headline.startswith(("Best in this one seed: ", "No L2 strength tried measured better")), headline
+    assert "one seed: intervals cover validation sampling only, not seed-to-seed variation" in report
+    verdicts = ("good fit", "overfitting", "underfitting", "still improving", "can't tell", "too few epochs to tell")
     assert sum(report.count(f"| **{v}** |") for v in verdicts) == 2  # one diagnosis per arm
     page = (out / "report.html").read_text()
     assert page.count('src="data:image/png;base64,') == len(figures) and "<script" not in page
@@ -160,7 +164,7 @@ def test_mnist_falls_back_to_5k_offline_and_says_so(tmp_path):
     keras_home = tmp_path / "keras-home"
     keras_home.mkdir()
     dead = "http://127.0.0.1:9"
-    proc = reglab("run", "--lambdas", "0.001", "--epochs", "1", "--out", str(out),
+    proc = reglab("run", "--lambdas", "0.001", "--epochs", "1", "--seeds", "1", "--out", str(out),
                   env={"KERAS_HOME": str(keras_home), "https_proxy": dead, "HTTPS_PROXY": dead, "http_proxy": dead,
                        "HTTP_PROXY": dead, "no_proxy": "", "NO_PROXY": ""})
     assert proc.returncode == 0, proc.stderr
@@ -225,7 +229,7 @@ def bad_inputs(tmp: Path) -> dict[str, tuple[list[str], str]]:
 
 
 def test_every_bad_input_gets_one_line_and_writes_nothing(tmp_path, capsys):
-    assert_each_bad_input_is_one_line(bad_inputs(tmp_path), tmp_path, capsys)
+    assert_each_bad_input_is_one_line(bad_inputs(tmp_path), tmp_path, capsys, "--seeds", "1")  # "seeds < 1" overrides it
 
 
 def test_bad_input_in_a_real_process_has_no_traceback(tmp_path):
@@ -255,8 +259,9 @@ def test_force_replaces_a_previous_run(tmp_path, capsys):
     g = good_arrays(n=60)
     data = _npz(tmp_path / "tiny.npz", **g)
     out = tmp_path / "run"
-    assert main(["run", "--dataset", data, "--lambdas", "0", "--epochs", "1", "--out", str(out), "--no-progress"]) == 0
-    assert main(["run", "--dataset", data, "--lambdas", "0,0.1", "--epochs", "1", "--out", str(out), "--force", "--no-progress"]) == 0
+    assert main(["run", "--dataset", data, "--lambdas", "0", "--epochs", "1", "--seeds", "1", "--out", str(out), "--no-progress"]) == 0
+    assert main(["run", "--dataset", data, "--lambdas", "0,0.1", "--epochs", "1", "--seeds", "1", "--out", str(out), "--force",
+                 "--no-progress"]) == 0
     rows = list(csv.DictReader((out / "metrics.csv").read_text().splitlines()))
     assert [r["lambda"] for r in rows] == ["0.0", "0.1"]
     capsys.readouterr()
@@ -272,7 +277,7 @@ def test_report_on_something_that_is_not_a_run(tmp_path, capsys):
 def test_other_image_sizes_follow_the_data(tmp_path, capsys):
     data = _npz(tmp_path / "small.npz", **good_arrays(n=60, side=8))
     out = tmp_path / "run"
-    assert main(["run", "--dataset", data, "--lambdas", "0.001", "--epochs", "1", "--out", str(out), "--no-progress"]) == 0
+    assert main(["run", "--dataset", data, "--lambdas", "0.001", "--epochs", "1", "--seeds", "1", "--out", str(out), "--no-progress"]) == 0
     meta = json.loads((out / "run.json").read_text())
     assert meta["data"]["input_shape"] == [8, 8] and meta["data"]["n_train"] == 50 and meta["data"]["n_val"] == 10
     capsys.readouterr()
@@ -284,6 +289,8 @@ def test_help_documents_every_option():
     for option in ("--config", "--lambdas", "--seeds", "--seed", "--epochs", "--batch-size", "--dataset", "--engine",
                    "--out", "--force", "--no-progress", "--resume", "--executor", "--blocks", "--address"):
         assert option in proc.stdout
+    seeds_help = " ".join(proc.stdout.split("--seeds N", 2)[2].split("--seed S")[0].split())  # the option's own entry
+    assert seeds_help.endswith("(default: 3)") and "claims nothing" in seeds_help  # three seeds unless told; one claims nothing
 
 
 @pytest.mark.parametrize("engine", ENGINES)
@@ -292,7 +299,7 @@ def test_ctrl_c_keeps_finished_epochs_and_a_consistent_record(tmp_path, engine):
     import time
 
     out = tmp_path / "run"
-    args = ["run", "--dataset", "mnist-5k", "--lambdas", "0,0.001", "--epochs", "200", "--out", str(out), "--no-progress",
+    args = ["run", "--dataset", "mnist-5k", "--lambdas", "0,0.001", "--epochs", "200", "--seeds", "1", "--out", str(out), "--no-progress",
             "--engine", engine]
     # As in a terminal: a background job (CI may run us as one) inherits SIGINT ignored, so restore Python's handler.
     code = f"import signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); from reglab.cli import main; sys.exit(main({args!r}))"
@@ -320,7 +327,7 @@ def test_ctrl_c_keeps_finished_epochs_and_a_consistent_record(tmp_path, engine):
 def test_a_sweep_over_the_arm_cap_is_refused_before_the_data_are_loaded(tmp_path, capsys):
     """One line, exit 2, nothing written, and before the dataset is read (a missing file would say so first)."""
     out, missing = tmp_path / "out", str(tmp_path / "nope.npz")
-    assert main(["run", "--lambdas", "0,logspace:1e-6:1e-1:1000", "--dataset", missing, "--out", str(out)]) == 2
+    assert main(["run", "--lambdas", "0,logspace:1e-6:1e-1:1000", "--seeds", "1", "--dataset", missing, "--out", str(out)]) == 2
     assert capsys.readouterr().err == ("reglab: error: this sweep has 1,001 arms (1,001 settings × 1 seed), more than the "
                                        "cap of 1,000; pass --max-arms 1001 to allow it\n")
     assert main(["run", "--lambdas", "0,0.001", "--seeds", "3", "--max-arms", "5", "--dataset", missing, "--out", str(out)]) == 2

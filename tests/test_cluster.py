@@ -144,7 +144,7 @@ def test_a_worker_killed_mid_block_loses_nothing(blocks_reference, tmp_path):
 def test_blocks_of_a_learning_rate_sweep_give_the_record_of_one_program(tmp_path):
     """Two learning rates in 3 blocks (blocks never span two rates): the same record as all arms in one program."""
     args = ["--dataset", "mnist-5k", "--lambdas", "0,0.01", "--learning-rates", "1e-3,3e-3", "--batch-size", "16",
-            "--epochs", "2", "--no-progress"]
+            "--epochs", "2", "--seeds", "1", "--no-progress"]
     run_to_end("run", *args, "--out", str(tmp_path / "local"))
     run_to_end("run", *args, "--executor", "blocks", "--blocks", "3", "--out", str(tmp_path / "blocks"))
     assert metric_values(tmp_path / "blocks") == metric_values(tmp_path / "local")

@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 
 from reglab.config import (
     DEFAULT_LAMBDAS,
+    DEFAULT_SEEDS,
     ENGINES,
     MAX_BATCH_SIZE,
     MAX_CONFIG_BYTES,
@@ -69,7 +70,9 @@ def assert_sorted_lambdas(result: tuple[float, ...]) -> None:
 def test_defaults_are_the_studys_sweep():
     cfg = SweepConfig()
     assert cfg.lambdas == DEFAULT_LAMBDAS == (0.0, 1e-4, 1e-3, 1e-2)
-    assert (cfg.seeds, cfg.seed, cfg.epochs, cfg.batch_size, cfg.dataset, cfg.engine) == (1, 0, 10, 32, "mnist", "fused")
+    # the study's strengths, epochs, batch and data, but three seeds, not its one: one seed measures no seed noise
+    assert (cfg.seeds, cfg.seed, cfg.epochs, cfg.batch_size, cfg.dataset, cfg.engine) == (3, 0, 10, 32, "mnist", "fused")
+    assert cfg.seeds == DEFAULT_SEEDS and len(cfg.arms()) == 3 * len(DEFAULT_LAMBDAS)
     assert_valid(cfg)
 
 

@@ -25,7 +25,8 @@ SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[Healt
 @pytest.fixture(scope="module")
 def finished_run(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("hostile") / "run"
-    assert main(["run", "--dataset", "mnist-5k", "--lambdas", "0,0.01", "--epochs", "1", "--out", str(out), "--no-progress"]) == 0
+    assert main(["run", "--dataset", "mnist-5k", "--lambdas", "0,0.01", "--epochs", "1", "--seeds", "1", "--out", str(out),
+                 "--no-progress"]) == 0
     return out
 
 

@@ -17,7 +17,7 @@ from reglab._keras import keras
 
 def run_arm(lam: float, seed: int = 0, epochs: int = 2, splits=None):
     splits = splits or small_splits()
-    config = SweepConfig(lambdas=(lam,), epochs=epochs, batch_size=32, dataset="mnist-5k")
+    config = SweepConfig(lambdas=(lam,), seeds=1, epochs=epochs, batch_size=32, dataset="mnist-5k")
     listener = Collect()
     history = train_arm(config, splits, Arm(0, lam, seed), listener)
     return listener, history

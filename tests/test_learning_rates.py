@@ -72,14 +72,14 @@ def test_coupled_and_decoupled_families_are_told_apart():
     assert l2.tau_spread is None and l2.tau_shared is None
 
 
-def test_heat_maps_mark_the_best_cell_and_the_cells_within_noise():
+def test_heat_maps_mark_the_best_cell_and_the_cells_within_the_margin():
     analysis = analyze(synthetic_run(), kernels={})
     g = analysis.heat_maps["l2"].grids["val_data_loss"]
     assert g.learning_rates == RATES and g.strengths == LAMBDAS
     assert g.best.learning_rate in RATES and g.best.strength == best_l2(g.best.learning_rate)
     assert g.cell(g.best).difference is None
     # the three best cells (one per rate) are equal up to noise 1e-4; any other cell is 0.1 worse
-    near = {c.setting for r in g.cells for c in r if c.within_noise}
+    near = {c.setting for r in g.cells for c in r if c.within_margin}
     assert near <= {Setting("l2", best_l2(lr), lr) for lr in RATES}
     assert all(c.difference.mean > 0.05 for r in g.cells for c in r
                if c.setting.strength not in (best_l2(c.setting.learning_rate),))
@@ -103,7 +103,7 @@ def test_a_two_dimensional_sweep_end_to_end(tmp_path, capsys):
     `reglab report` draws them again from the record alone."""
     out = tmp_path / "run"
     assert main(["run", "--dataset", "mnist-5k", "--learning-rates", "1e-4,1e-3,1e-2", "--lambdas", "0,1e-4,1e-3",
-                 "--regularizer", "l2,weight_decay", "--epochs", "2", "--no-progress", "--out", str(out)]) == 0
+                 "--regularizer", "l2,weight_decay", "--epochs", "2", "--seeds", "1", "--no-progress", "--out", str(out)]) == 0
     err = capsys.readouterr()
     assert "lr=0.01" in err.out + err.err  # progress lines name each arm's learning rate
     with open(out / METRICS_CSV) as f:

@@ -84,7 +84,7 @@ def test_mlflow_has_one_parent_one_child_per_arm_and_every_step_once(resumed):
 
 def test_force_removes_reglab_s_event_files_and_keeps_the_user_s(tmp_path, capsys):
     out = tmp_path / "run"
-    config = SweepConfig(lambdas=(0.0,), epochs=1, dataset="mnist-5k", log=("tensorboard",))
+    config = SweepConfig(lambdas=(0.0,), seeds=1, epochs=1, dataset="mnist-5k", log=("tensorboard",))
     run_sweep(config, out=out, splits=small_splits(), live=False, make_report=False)
     mine = out / "tensorboard" / "notes.txt"
     mine.write_text("the user's")
@@ -97,7 +97,7 @@ def test_force_removes_reglab_s_event_files_and_keeps_the_user_s(tmp_path, capsy
 def test_a_tracking_failure_is_one_warning_and_the_run_completes(tmp_path, capsys):
     blocker = tmp_path / "not-a-folder"
     blocker.write_text("a file where the logs would go")
-    config = SweepConfig(lambdas=(0.0,), epochs=1, dataset="mnist-5k", log=(f"tensorboard={blocker}/tb",))
+    config = SweepConfig(lambdas=(0.0,), seeds=1, epochs=1, dataset="mnist-5k", log=(f"tensorboard={blocker}/tb",))
     run = run_sweep(config, out=tmp_path / "run", splits=small_splits(), live=False, make_report=False)
     assert run.meta["status"] == "completed" and len(run.epochs) == 1
     warnings = [line for line in capsys.readouterr().err.splitlines() if "warning: tensorboard logging stopped" in line]
@@ -105,7 +105,7 @@ def test_a_tracking_failure_is_one_warning_and_the_run_completes(tmp_path, capsy
 
 
 def test_the_keras_engine_sends_each_epoch_s_kernel_too(tmp_path):
-    config = SweepConfig(lambdas=(1e-3,), epochs=2, dataset="wine", engine="keras", log=("tensorboard",))
+    config = SweepConfig(lambdas=(1e-3,), seeds=1, epochs=2, dataset="wine", engine="keras", log=("tensorboard",))
     run = run_sweep(config, out=tmp_path / "run", live=False, make_report=False)
     (arm,) = arm_infos(run.config)
     hist = values(read_logs(run.run_dir / "tensorboard"), f"{arm.name}/train", "kernel")

@@ -21,7 +21,7 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     out = tmp_path_factory.mktemp("nb") / "run"
-    return run_sweep(SweepConfig(lambdas=(0.0, 1e-3), epochs=1, dataset="mnist-5k"), out=out, splits=small_splits(),
+    return run_sweep(SweepConfig(lambdas=(0.0, 1e-3), seeds=1, epochs=1, dataset="mnist-5k"), out=out, splits=small_splits(),
                      live=False, make_report=False)
 
 

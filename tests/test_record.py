@@ -12,7 +12,7 @@ from reglab.config import SweepConfig
 from reglab.errors import RunDirError
 from reglab.record import COLUMNS, METRICS_CSV, RUN_JSON, Recorder, load_run
 
-CONFIG = SweepConfig(lambdas=(0.0, 0.01), epochs=2, dataset="fake")
+CONFIG = SweepConfig(lambdas=(0.0, 0.01), seeds=1, epochs=2, dataset="fake")
 
 
 def recorded_run(tmp_path: Path, finish: bool = True) -> tuple[Path, Recorder]:

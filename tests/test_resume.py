@@ -127,7 +127,7 @@ KILLS = {"fused": 4, "keras": 2}  # per suite run; a keras run and its resume co
 
 
 def run_args(engine: str) -> list[str]:
-    return ["--dataset", "mnist-5k", "--lambdas", "0,0.01", "--epochs", EPOCHS[engine], "--batch-size", "16",
+    return ["--dataset", "mnist-5k", "--lambdas", "0,0.01", "--epochs", EPOCHS[engine], "--seeds", "1", "--batch-size", "16",
             "--no-progress", "--engine", engine]
 
 
@@ -315,7 +315,7 @@ def test_a_diverged_arm_stays_diverged_and_is_not_trained_again(engine):
 @pytest.mark.slow
 def test_an_arm_stopped_early_before_a_crash_stays_stopped_after_resume(tmp_path):
     """keras engine, early stopping: killed right after arm 0 stopped early and was checkpointed as done."""
-    args = ["run", "--dataset", "mnist-5k", "--lambdas", "0,0.01", "--epochs", "12", "--engine", "keras",
+    args = ["run", "--dataset", "mnist-5k", "--lambdas", "0,0.01", "--epochs", "12", "--seeds", "1", "--engine", "keras",
             "--early-stopping", "1", "--no-progress"]
     ref, out = tmp_path / "ref", tmp_path / "run"
     with reglab(*args, "--out", str(ref)) as proc:

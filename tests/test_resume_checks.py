@@ -35,7 +35,7 @@ def stopped(tmp_path_factory) -> dict[str, Path]:
     runs = {}
     for name, extra in {"fused": [], "keras": ["--engine", "keras"], "model": ["--model", f"{root / 'model.py'}:build"]}.items():
         out = root / name
-        argv = reglab_argv("run", "--dataset", str(data), "--lambdas", "0,0.01", "--epochs", "5", "--no-progress",
+        argv = reglab_argv("run", "--dataset", str(data), "--lambdas", "0,0.01", "--epochs", "5", "--seeds", "1", "--no-progress",
                            "--out", str(out), *extra)
         with spawned(argv, env={"REGLAB_FAULT": "checkpoint-write:3"}) as proc:
             proc.communicate(timeout=600)
@@ -155,7 +155,7 @@ def test_sigterm_is_an_interruption_with_the_resume_command(tmp_path):
     import time
 
     out = tmp_path / "run"
-    argv = reglab_argv("run", "--dataset", "mnist-5k", "--lambdas", "0,0.001", "--epochs", "200", "--out", str(out),
+    argv = reglab_argv("run", "--dataset", "mnist-5k", "--lambdas", "0,0.001", "--epochs", "200", "--seeds", "1", "--out", str(out),
                        "--no-progress")
     with spawned(argv) as proc:
         metrics = out / "metrics.csv"

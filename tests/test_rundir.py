@@ -20,7 +20,7 @@ from reglab.rundir import (
     LOCK, MANIFEST, check_run_dir, clear_run_dir, locked, read_manifest, register, reserve_default_run_dir,
 )
 
-CONFIG = SweepConfig(lambdas=(0.0, 0.01), epochs=1, dataset="fake")
+CONFIG = SweepConfig(lambdas=(0.0, 0.01), seeds=1, epochs=1, dataset="fake")
 
 
 def tiny_npz(path: Path, n: int = 60) -> str:
@@ -95,11 +95,11 @@ def test_a_manifest_cannot_point_outside_the_run(tmp_path):
 def test_force_replaces_a_run_and_keeps_the_users_files(tmp_path, capsys):
     data = tiny_npz(tmp_path / "tiny.npz")
     out = tmp_path / "run"
-    assert main(["run", "--dataset", data, "--lambdas", "0", "--epochs", "1", "--out", str(out), "--no-progress"]) == 0
+    assert main(["run", "--dataset", data, "--lambdas", "0", "--epochs", "1", "--seeds", "1", "--out", str(out), "--no-progress"]) == 0
     (out / "notes.txt").write_text("mine")
     figures = sorted(p.name for p in (out / "figures").iterdir())
     assert figures and set(f"figures/{f}" for f in figures) <= set(read_manifest(out))
-    assert main(["run", "--dataset", data, "--lambdas", "0,0.1", "--epochs", "1", "--out", str(out), "--force",
+    assert main(["run", "--dataset", data, "--lambdas", "0,0.1", "--epochs", "1", "--seeds", "1", "--out", str(out), "--force",
                  "--no-progress"]) == 0
     assert (out / "notes.txt").read_text() == "mine"
     assert [a["lambda"] for a in json.loads((out / "run.json").read_text())["arms"]] == [0.0, 0.1]
@@ -114,9 +114,10 @@ def test_a_crash_right_after_the_run_directory_was_started_can_be_forced(tmp_pat
     (d / "config.toml").write_text("epochs = 1\n")
     (d / LOCK).write_text("")
     data = tiny_npz(tmp_path / "tiny.npz")
-    assert main(["run", "--dataset", data, "--lambdas", "0", "--epochs", "1", "--out", str(d), "--no-progress"]) == 2
+    assert main(["run", "--dataset", data, "--lambdas", "0", "--epochs", "1", "--seeds", "1", "--out", str(d), "--no-progress"]) == 2
     assert "already exists" in capsys.readouterr().err
-    assert main(["run", "--dataset", data, "--lambdas", "0", "--epochs", "1", "--out", str(d), "--force", "--no-progress"]) == 0
+    assert main(["run", "--dataset", data, "--lambdas", "0", "--epochs", "1", "--seeds", "1", "--out", str(d), "--force",
+                 "--no-progress"]) == 0
     assert load_run(d).meta["status"] == "completed"
 
 
@@ -130,7 +131,7 @@ def test_an_empty_out_is_refused(capsys, tmp_path, monkeypatch):
 def test_a_symlinked_report_temporary_is_not_written_through(tmp_path, capsys):
     data = tiny_npz(tmp_path / "tiny.npz")
     out = tmp_path / "run"
-    assert main(["run", "--dataset", data, "--lambdas", "0", "--epochs", "1", "--out", str(out), "--no-progress"]) == 0
+    assert main(["run", "--dataset", data, "--lambdas", "0", "--epochs", "1", "--seeds", "1", "--out", str(out), "--no-progress"]) == 0
     victim = tmp_path / "victim.txt"
     victim.write_text("precious")
     for name in (".report.md.tmp", ".report.html.tmp", ".run.json.tmp", ".manifest.json.tmp"):
@@ -186,9 +187,9 @@ def test_two_runs_on_one_out_never_lose_a_record(tmp_path):
     data = tiny_npz(tmp_path / "tiny.npz", n=600)
     out = tmp_path / "shared"
     lambdas = {0: "0,0.01", 1: "0,0.001,0.01"}
-    with spawned(reglab_argv(*RUN[:1], "--dataset", data, "--lambdas", lambdas[0], "--epochs", "3", "--no-progress",
+    with spawned(reglab_argv(*RUN[:1], "--dataset", data, "--lambdas", lambdas[0], "--epochs", "3", "--seeds", "1", "--no-progress",
                              "--out", str(out))) as a, \
-         spawned(reglab_argv(*RUN[:1], "--dataset", data, "--lambdas", lambdas[1], "--epochs", "3", "--no-progress",
+         spawned(reglab_argv(*RUN[:1], "--dataset", data, "--lambdas", lambdas[1], "--epochs", "3", "--seeds", "1", "--no-progress",
                              "--out", str(out))) as b:
         results = [p.communicate(timeout=600) + (p.returncode,) for p in (a, b)]
     codes = sorted(r[2] for r in results)
@@ -206,7 +207,7 @@ def test_two_runs_on_one_out_never_lose_a_record(tmp_path):
 def test_two_resumes_at_once_record_every_epoch_once(tmp_path):
     data = tiny_npz(tmp_path / "tiny.npz", n=600)
     out = tmp_path / "run"
-    args = ["run", "--dataset", data, "--lambdas", "0,0.01", "--epochs", "6", "--no-progress", "--engine", "keras"]
+    args = ["run", "--dataset", data, "--lambdas", "0,0.01", "--epochs", "6", "--seeds", "1", "--no-progress", "--engine", "keras"]
     with spawned(reglab_argv(*args, "--out", str(out)), env={"REGLAB_FAULT": "checkpoint-write:3"}) as first:
         first.communicate(timeout=600)
     assert json.loads((out / "run.json").read_text())["status"] == "running"  # killed mid-run
@@ -222,7 +223,7 @@ def test_two_resumes_at_once_record_every_epoch_once(tmp_path):
 @pytest.mark.slow
 def test_two_runs_without_out_in_the_same_second_get_two_directories(tmp_path):
     data = tiny_npz(tmp_path / "tiny.npz")
-    argv = reglab_argv("run", "--dataset", data, "--lambdas", "0", "--epochs", "1", "--no-progress")
+    argv = reglab_argv("run", "--dataset", data, "--lambdas", "0", "--epochs", "1", "--seeds", "1", "--no-progress")
     with spawned(argv, cwd=tmp_path) as a, spawned(argv, cwd=tmp_path) as b:
         results = [p.communicate(timeout=600) + (p.returncode,) for p in (a, b)]
     assert [r[2] for r in results] == [0, 0], results

@@ -22,7 +22,7 @@ def _rows(config: SweepConfig) -> list:
 
 def test_the_setup_says_when_the_batch_was_clipped_to_the_data(tmp_path):
     """Keras's fit takes one batch of every sample when the batch is larger than the data: the setup says so."""
-    big = SweepConfig(lambdas=(0.0, 0.01), epochs=2, batch_size=1_048_576, dataset="fake")
+    big = SweepConfig(lambdas=(0.0, 0.01), seeds=1, epochs=2, batch_size=1_048_576, dataset="fake")
     text = d.to_markdown(setup(analyze(hand_made_run(_rows(big), big, run_dir=tmp_path))), tmp_path)
     assert "batch size 1,048,576 (one batch of 10: the whole training set, every epoch)" in text  # fake data: 10 train
     small = big.replace(batch_size=10)

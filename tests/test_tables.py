@@ -142,7 +142,7 @@ def bad_csvs(tmp: Path) -> dict[str, tuple[list[str], str]]:
 
 
 def test_every_bad_data_input_gets_one_line_and_writes_nothing(tmp_path, capsys):
-    assert_each_bad_input_is_one_line(bad_csvs(tmp_path), tmp_path, capsys, "--epochs", "1")
+    assert_each_bad_input_is_one_line(bad_csvs(tmp_path), tmp_path, capsys, "--epochs", "1", "--seeds", "1")
 
 
 # ---------------------------------------------------------------- validation split
@@ -236,7 +236,7 @@ def test_a_user_model_s_outputs_must_match_the_class_count(tmp_path, capsys):
     assert not out.exists()
     out = tmp_path / "three"
     assert main(["run", "--dataset", "wine", "--model", f"{tmp_path / 'm3.py'}:build_model", "--lambdas", "0,1e-3",
-                 "--epochs", "2", "--no-progress", "--out", str(out)]) == 0
+                 "--epochs", "2", "--seeds", "1", "--no-progress", "--out", str(out)]) == 0
     meta = json.loads((out / "run.json").read_text())
     assert meta["status"] == "completed" and len(meta["data"]["classes"]) == 3
 
@@ -260,7 +260,8 @@ def test_every_kind_of_data_runs_offline_and_the_report_reads_right(tmp_path, en
     if case == "csv":
         args = ["--dataset", str(five_class_csv(tmp_path / "zoo.csv")), *args]
     out = tmp_path / "run"
-    code = main(["run", *args, "--lambdas", "0,1e-3", "--epochs", "2", "--engine", engine, "--no-progress", "--out", str(out)])
+    code = main(["run", *args, "--lambdas", "0,1e-3", "--epochs", "2", "--seeds", "1", "--engine", engine, "--no-progress",
+                 "--out", str(out)])
     assert code == 0, capsys.readouterr().err
     report = (out / "report.md").read_text()
     for text in expected:

@@ -17,7 +17,7 @@ EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
 def test_a_model_without_regularizers_gets_l2_on_every_kernel_and_says_so(tmp_path, capsys):
     out = tmp_path / "run"
-    assert main(["run", "--dataset", "mnist-5k", "--lambdas", "0.001", "--epochs", "1", "--no-progress", "--out", str(out),
+    assert main(["run", "--dataset", "mnist-5k", "--lambdas", "0.001", "--epochs", "1", "--seeds", "1", "--no-progress", "--out", str(out),
                  "--model", f"{EXAMPLES / 'mlp_dropout.py'}:build_model"]) == 0
     assert "declares no kernel_regularizer; L2(λ) goes on every Dense/Conv kernel" in capsys.readouterr().err
     meta = json.loads((out / "run.json").read_text())

@@ -111,7 +111,7 @@ def test_keras_values_are_keras_s_on_predict_and_leave_fit_untouched():
     from helpers import original_study_fit
 
     splits = mixed_splits()
-    config = SweepConfig(lambdas=(1e-3,), epochs=2, batch_size=32, dataset="mnist-5k", engine="keras")
+    config = SweepConfig(lambdas=(1e-3,), seeds=1, epochs=2, batch_size=32, dataset="mnist-5k", engine="keras")
     listener = Values()
     history = train_arm(config, splits, Arm(0, 1e-3, 3), listener)
     assert_values_match_records(listener, len(splits.x_val))

@@ -60,8 +60,6 @@ class Comparison(NamedTuple):
 #: How the recommended strength stands against no regularization (`Recommendation.benefit`).
 BETTER, EQUIVALENT, WORSE, CANT_TELL = "better", "equivalent", "worse", "can't tell"
 ONE_SEED, NO_BASELINE, IS_BASELINE = "one seed", "no baseline", "is the baseline"
-#: Differences smaller than these are of no practical importance (the equivalence margins, settable in `Criteria`).
-DEFAULT_MARGINS = {"val_data_loss": 0.01, "val_accuracy": 0.005}
 #: Simultaneous intervals against the baseline: two-sided at this level, so each bound holds at 95 %.
 SIMULTANEOUS_LEVEL = 0.90
 
@@ -70,7 +68,7 @@ class Recommendation(NamedTuple):
     """The best setting of a family by one validation metric, how sure that is, and its test numbers.
 
     Chosen, then confirmed: the best is the lowest (highest) seed-mean on the validation values; its benefit
-    over strength 0 is read from simultaneous intervals over every strength against strength 0 (max-t), so
+    over strength 0 is read from simultaneous intervals over every strength against strength 0 (Šidák), so
     choosing the best of K does not inflate the claim. `benefit` is the three-way verdict at `margin`."""
 
     metric: str
@@ -144,6 +142,8 @@ class FamilyAnalysis:
     histograms: tuple[Histogram, ...]
     per_example: Any = None  # _Values: per-example validation values by strength and seed
     claims: tuple[Any, ...] = ()
+    #: metric → the contiguous strengths shown within that metric's margin of the recommended one (by loss)
+    equivalent: dict[str, tuple[Setting, Setting]] = field(default_factory=dict)
 
     @property
     def learning_rate(self) -> float:
@@ -310,10 +310,7 @@ def _region(lams: list[float], k: int, inside) -> tuple[int, int]:
 
 
 def _within_margin(d: noise.Difference, metric: str, margin: float) -> bool:
-    """Shown no worse than the best by more than `margin` (a one-sided 95 % bound; "not shown" is not "so")."""
-    if not d.has_interval:
-        return False
-    return d.high < margin if LOWER_IS_BETTER[metric] else d.low > -margin
+    return noise.within_margin(d, LOWER_IS_BETTER[metric], margin)
 
 
 def _against_baseline(base: Setting, lams: list[float], best: float, values: _Values, finals: dict[str, PerSeed], metric: str,
@@ -339,26 +336,26 @@ def _against_baseline(base: Setting, lams: list[float], best: float, values: _Va
 def _simultaneous(others: list[float], values: _Values, finals: dict[str, PerSeed], metric: str,
                   seeds: tuple[int, ...]) -> dict[float, noise.Difference]:
     """strength → its − strength 0 on simultaneous intervals (per-example values where recorded, else the
-    seeds' values with a Šidák-conservative max-t over independent comparisons)."""
+    seeds' values alone, at the same Šidák level)."""
     table = values.loss if metric == "val_data_loss" else values.correct
     if len(seeds) < 2:
         return {}
     have = values.complete and all(lam in table and all(s in table[lam] for s in seeds) for lam in [0.0, *others])
     if have:
-        x = np.stack([np.stack([table[lam][s] for s in seeds]) for lam in others])
-        base = np.stack([table[0.0][s] for s in seeds])
-        sim = noise.simultaneous_differences(x, base, SIMULTANEOUS_LEVEL)
+        x = np.stack([np.stack([table[lam][s] for s in seeds]) for lam in [0.0, *others]])
+        sim = noise.simultaneous_differences(x, 0, SIMULTANEOUS_LEVEL)
         return dict(zip(others, sim.differences)) if sim is not None else {}
     per = finals[metric]
     out = {}
-    crit = noise.max_t_critical(np.eye(len(others)), len(seeds) - 1, SIMULTANEOUS_LEVEL)
+    df = len(seeds) - 1
+    crit = noise.t_quantile_at(1 - noise.sidak_level(len(others), SIMULTANEOUS_LEVEL) / 2, df)
     for lam in others:
         d = np.array([per[lam][s] - per[0.0][s] for s in seeds])
         sd = float(d.std(ddof=1))
         if sd > 0:
             half = crit * sd / np.sqrt(len(seeds))
             out[lam] = noise.Difference(float(d.mean()), float(d.mean()) - half, float(d.mean()) + half, len(seeds),
-                                        f"simultaneous over {len(others)} strengths (max-t), seeds only")
+                                        f"simultaneous over {len(others)} strengths (Šidák), seeds only")
     return out
 
 
@@ -424,9 +421,8 @@ def analyze_family(run: RunRecord, family: str, kernels: dict[int, Any], validat
     values = _per_example(validation, view, comparable)
     stats = tuple(lambda_stats(view, finals))
     diverged = _diverged_strengths(view)
-    margins = DEFAULT_MARGINS
-    recommended = _recommend(fam, view.learning_rate, finals, values, "val_data_loss", diverged, margins["val_data_loss"])
-    by_accuracy = _recommend(fam, view.learning_rate, finals, values, "val_accuracy", diverged, margins["val_accuracy"])
+    recommended = _recommend(fam, view.learning_rate, finals, values, "val_data_loss", diverged, criteria.loss_margin)
+    by_accuracy = _recommend(fam, view.learning_rate, finals, values, "val_accuracy", diverged, criteria.accuracy_margin)
     against = {m: {lam: _difference(values, finals, m, lam, recommended.lam) for lam in sorted(finals[m])}
                for m in LOWER_IS_BETTER} if recommended is not None else {}
     rows = {}
@@ -455,7 +451,24 @@ def analyze_family(run: RunRecord, family: str, kernels: dict[int, Any], validat
         {c: tuple(epoch_bands(view, c)) for c in BAND_COLUMNS}, gap_against_norm(view, finals),
         tuple(weight_histograms(view, own)), values,
     )
-    return dataclasses.replace(fa, claims=tuple(family_claims(fa, criteria)))
+    return dataclasses.replace(fa, claims=tuple(family_claims(fa, criteria)), equivalent=_equivalent(recommended, against, criteria))
+
+
+def _equivalent(rec: Recommendation | None, against: dict[str, dict[float, noise.Difference]],
+                criteria: Criteria) -> dict[str, tuple[Setting, Setting]]:
+    """Per metric, the strengths shown within its margin of the recommended one: the loss's is `rec.flat`
+    itself, the accuracy's follows the same rule on accuracy, so each figure panel shades its own metric's."""
+    if rec is None:
+        return {}
+    out = {"val_data_loss": rec.flat}
+    lams = sorted(against.get("val_accuracy", {}))
+    if rec.lam in lams:
+        margin = criteria.accuracy_margin
+        inside = (lambda lam: _within_margin(against["val_accuracy"][lam], "val_accuracy", margin)) if len(rec.seeds) >= 2 else (lambda lam: False)
+        lo, hi = _region(lams, lams.index(rec.lam), inside)
+        at = lambda lam: Setting(rec.setting.family, lam, rec.setting.learning_rate)  # noqa: E731
+        out["val_accuracy"] = (at(lams[lo]), at(lams[hi]))
+    return out
 
 
 # ---------------------------------------------------------------- the run
@@ -495,7 +508,7 @@ def analyze(run: RunRecord, criteria: Criteria = Criteria(), kernels: dict[int, 
             families[fa.name] = fa
     compared = tuple(compare_analyses(list(families.values()))) if len(families) > 1 else ()
     steps = -(-run.data.n_train // max(1, min(run.config.batch_size, run.data.n_train)))
-    analysis = RunAnalysis(run, criteria, families, primary_series(run, families), compared, heat_maps(families),
+    analysis = RunAnalysis(run, criteria, families, primary_series(run, families), compared, heat_maps(families, {m: criteria.margin(m) for m in LOWER_IS_BETTER}),
                            couplings(families, steps) if run.config.several_learning_rates else {})
     if from_disk:
         _last[:] = [(run, criteria, analysis)]

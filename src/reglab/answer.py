@@ -107,16 +107,39 @@ def _seeds(seeds: tuple[int, ...]) -> str:
 
 
 def convergence(fa: FamilyAnalysis) -> str:
+    """Whether training converged: "converged" only when every comparable arm's validation data loss was shown
+    to change by less than the stated margin over its late window (`diagnose`); otherwise what was shown and
+    what was not, each count out of the comparable arms (an underfitting arm counts by its trend)."""
+    from .diagnose import GOOD, NO_DATA, OVERFITTING, UNSETTLED
+
     trends = [t for t in fa.trends if t.arm in fa.comparable]
-    improving = [t for t in trends if t.diagnosis == IMPROVING]
-    few = [t for t in trends if t.diagnosis == TOO_FEW]
+    n = len(trends)
+    if not n:
+        return "training: no comparable arm, so whether training converged cannot be told"
+    verdicts = [t.trend or t.diagnosis for t in trends]
+    count = {k: verdicts.count(k) for k in (GOOD, IMPROVING, OVERFITTING, UNSETTLED)}
+    few = sum(v in (TOO_FEW, NO_DATA) for v in verdicts)
+    margins = sorted({t.margin for t in trends if math.isfinite(t.margin)})
+    margin = "±" + " / ±".join(f"{m:g}" for m in margins) if margins else "the margin"
+    shown = f"shown to change by less than {margin} nats of validation data loss over the late window"
+    if count[GOOD] == n:
+        return f"training converged: {'the one arm was' if n == 1 else f'all {n} arms were'} {shown}"
+    parts = []
+    if count[IMPROVING]:
+        parts.append(f"{count[IMPROVING]} of {n} arms still improving beyond noise at the last epoch")
+    if count[OVERFITTING]:
+        parts.append(f"{count[OVERFITTING]} of {n} arms overfitting (validation loss rising beyond noise)")
+    if count[UNSETTLED]:
+        parts.append(f"{count[UNSETTLED]} of {n} arms with no detectable trend, but not shown within {margin} either "
+                     "(can't tell)")
     if few:
-        return f"training: {len(few)} of {len(trends)} arms ran too few epochs to tell whether they converged"
-    if improving:
-        were = "was" if len(improving) == 1 else "were"
-        return (f"training had not converged: {len(improving)} of {len(trends)} arms {were} still improving at the last "
-                "epoch, so settings are compared as unconverged models (try more epochs)")
-    return "training converged: no arm was still improving beyond noise at the last epoch"
+        parts.append(f"{few} of {n} arms with too few epochs to tell")
+    if count[GOOD]:
+        parts.append(f"{count[GOOD]} of {n} arms {shown}")
+    if count[IMPROVING]:
+        return ("training had not converged: " + "; ".join(parts)
+                + "; settings are compared as unconverged models (try more epochs)")
+    return "training not shown converged in every arm: " + "; ".join(parts)
 
 
 def conditions(analysis: RunAnalysis) -> list[str]:

@@ -79,38 +79,57 @@ def weights_shrink(fa: "FamilyAnalysis") -> Claim:
     return Claim("weights", statement, INCONCLUSIVE, evidence + " (some steps are within seed noise)", rule)
 
 
-def _diagnoses(fa: "FamilyAnalysis", lam: float) -> list[str]:
-    return [t.diagnosis for t in fa.trends if t.setting.strength == lam and t.arm in fa.comparable]
+def _diagnoses(fa: "FamilyAnalysis", lam: float, trend: bool = False) -> list[str]:
+    """The diagnoses of strength `lam`'s comparable arms (one per seed); `trend`: each arm's trend verdict
+    instead, which an underfitting arm has too."""
+    return [(t.trend or t.diagnosis) if trend else t.diagnosis
+            for t in fa.trends if t.setting.strength == lam and t.arm in fa.comparable]
 
 
-def _agreement(kind: str, diagnoses: list[str]) -> str:
-    if not diagnoses or any(d == TOO_FEW for d in diagnoses):
+def _agreement(kind: str, diagnoses: list[str], undecided: frozenset[str] = frozenset({TOO_FEW})) -> str:
+    """SUPPORTED when every seed is diagnosed `kind`; NOT_SUPPORTED when none is and none is `undecided` (a
+    diagnosis under which `kind` could not show yet); otherwise INCONCLUSIVE."""
+    if not diagnoses:
         return INCONCLUSIVE
     hits = sum(d == kind for d in diagnoses)
-    return SUPPORTED if hits == len(diagnoses) else NOT_SUPPORTED if hits == 0 else INCONCLUSIVE
+    if hits == len(diagnoses):
+        return SUPPORTED
+    if hits == 0 and not any(d in undecided for d in diagnoses):
+        return NOT_SUPPORTED
+    return INCONCLUSIVE
 
 
 def _count(diagnoses: list[str], kind: str) -> str:
+    """'2 of 3 seeds': how many of the diagnoses (one per seed) are `kind`."""
     n = len(diagnoses)
-    return f"{diagnoses.count(kind)} of {n} seed{'s' if n != 1 else ''}"
+    return f"{sum(d == kind for d in diagnoses)} of {n} seed{'s' if n != 1 else ''}"
 
 
 def small_strength_overfits(fa: "FamilyAnalysis", criteria: Criteria) -> Claim:
+    from .diagnose import NO_DATA, UNSETTLED
+
     statement = f"Too little {fa.label} still overfits, much like no regularization."
-    rule = "the smallest strength > 0 must be diagnosed overfitting in every seed (none: not supported)."
+    rule = ("the smallest strength > 0 must be diagnosed overfitting (validation loss rising beyond noise over the "
+            "late window) in every seed; not supported only when no seed overfits and none is still improving or "
+            "can't tell (there overfitting could not show yet: inconclusive).")
     positive = sorted(lam for lam in fa.finals["loss_gap"] if lam > 0)
     if not positive:
         return Claim("small", statement, INCONCLUSIVE, "the run has no strength > 0", rule)
     lam = positive[0]
-    diagnoses = _diagnoses(fa, lam)
+    diagnoses = _diagnoses(fa, lam, trend=True)
     evidence = f"at λ = {lam_label(lam)}, {_count(diagnoses, OVERFITTING)} overfit"
     if IMPROVING in diagnoses:
-        evidence += f" and {_count(diagnoses, IMPROVING)} were still improving when training stopped"
+        evidence += f"; {_count(diagnoses, IMPROVING)} still improving when training stopped"
+    if UNSETTLED in diagnoses:
+        evidence += f"; {_count(diagnoses, UNSETTLED)} can't tell (no trend beyond noise, not shown settled)"
+    if TOO_FEW in diagnoses:
+        evidence += f"; {_count(diagnoses, TOO_FEW)} too few epochs to tell"
     gaps = fa.finals["loss_gap"][lam]
     evidence += f"; loss gap {pm(mean_ci(gaps.values()))}"
     if 0.0 in fa.finals["loss_gap"]:
         evidence += f" (λ = 0: {pm(mean_ci(fa.finals['loss_gap'][0.0].values()))})"
-    return Claim("small", statement, _agreement(OVERFITTING, diagnoses), evidence, rule)
+    return Claim("small", statement,
+                 _agreement(OVERFITTING, diagnoses, frozenset({TOO_FEW, NO_DATA, IMPROVING, UNSETTLED})), evidence, rule)
 
 
 def moderate_strength_best(fa: "FamilyAnalysis") -> Claim:
@@ -146,8 +165,12 @@ def moderate_strength_best(fa: "FamilyAnalysis") -> Claim:
 
 
 def large_strength_underfits(fa: "FamilyAnalysis") -> Claim:
+    from .diagnose import NO_DATA
+
     statement = f"Too much {fa.label} underfits."
-    rule = "the largest strength must be diagnosed underfitting in every seed (none: not supported)."
+    rule = ("the largest strength must be diagnosed underfitting — training accuracy below the recommended "
+            "strength's beyond noise — in every seed (none: not supported; a higher training loss with accuracy "
+            "within noise is only less confident, not underfitting).")
     lams = sorted(fa.finals["accuracy"])
     if len(lams) < 2:
         return Claim("large", statement, INCONCLUSIVE, "needs at least two strengths", rule)
@@ -158,7 +181,11 @@ def large_strength_underfits(fa: "FamilyAnalysis") -> Claim:
                 f"{pm(mean_ci(acc[lam].values()))}")
     if fa.recommended is not None and fa.recommended.lam in acc:
         evidence += f" (λ = {lam_label(fa.recommended.lam)}: {pm(mean_ci(acc[fa.recommended.lam].values()))})"
-    return Claim("large", statement, _agreement(UNDERFITTING, diagnoses), evidence, rule)
+    shy = sum(t.less_confident for t in fa.trends if t.setting.strength == lam and t.arm in fa.comparable)
+    if shy:
+        evidence += (f"; {shy} of {len(diagnoses)} only less confident (higher train loss, accuracy within noise: "
+                     "not counted as underfitting)")
+    return Claim("large", statement, _agreement(UNDERFITTING, diagnoses, frozenset({TOO_FEW, NO_DATA})), evidence, rule)
 
 
 def family_claims(fa: "FamilyAnalysis", criteria: Criteria = Criteria()) -> list[Claim]:

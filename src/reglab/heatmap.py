@@ -2,10 +2,11 @@
 
 Pure functions over the per-series analyses (`analyze.FamilyAnalysis`, one per family and learning rate):
 each cell is a setting's final value averaged over seeds; the best cell is the lowest validation data
-loss (highest validation accuracy); a cell is "within noise" of the best when the 95 % interval of its
-difference from the best includes 0, with the noise model of the strength comparisons (`noise`: seeds
-and validation examples resampled together where per-example values were recorded, seeds alone
-otherwise). Cells without an interval (one seed, no per-example values) are never called within noise.
+loss (highest validation accuracy); a cell is marked as equivalent to the best by the very rule of the
+text's flat region: the 95 % interval of its difference from the best is shown to lie within the metric's
+stated margin on the worse side (noise from `noise`: seeds and validation examples together where
+per-example values were recorded, seeds alone otherwise). A cell whose interval is wide (2 seeds: t with
+one degree of freedom) is therefore never marked, and cells without an interval never are.
 """
 
 from __future__ import annotations
@@ -33,11 +34,7 @@ class Cell(NamedTuple):
     mean: float  # NaN: no arm of this setting completed
     n_seeds: int
     difference: noise.Difference | None  # this cell − the best (None for the best itself, or no values)
-
-    @property
-    def within_noise(self) -> bool:
-        d = self.difference
-        return d is not None and d.has_interval and not d.excludes_zero()
+    within_margin: bool = False  # shown no worse than the best by more than the metric's margin
 
 
 class Grid(NamedTuple):
@@ -82,8 +79,8 @@ def cell_difference(a: FamilyAnalysis, lam_a: float, b: FamilyAnalysis, lam_b: f
     return noise.seed_only_difference(_per_seed(a, metric, lam_a), _per_seed(b, metric, lam_b))
 
 
-def grid(series: list[FamilyAnalysis], metric: str) -> Grid:
-    """One family's series (one per learning rate) as a grid of `metric`."""
+def grid(series: list[FamilyAnalysis], metric: str, margin: float) -> Grid:
+    """One family's series (one per learning rate) as a grid of `metric`; `margin`: the metric's equivalence margin."""
     by_rate = {fa.learning_rate: fa for fa in series}
     rates = tuple(sorted(by_rate))
     strengths = tuple(sorted({lam for fa in series for lam in fa.view.config.lambdas}))
@@ -103,15 +100,17 @@ def grid(series: list[FamilyAnalysis], metric: str) -> Grid:
             n = len(fa.finals[metric].get(lam, {}))
             diff = (cell_difference(fa, lam, by_rate[best[0]], best[1], metric)
                     if best is not None and (lr, lam) != best and n else None)
-            row.append(Cell(Setting(fa.family.name, lam, lr), means[(lr, lam)], n, diff))
+            equivalent = diff is not None and n >= 2 and noise.within_margin(diff, METRICS[metric], margin)
+            row.append(Cell(Setting(fa.family.name, lam, lr), means[(lr, lam)], n, diff, equivalent))
         cells.append(tuple(row))
     return Grid(metric, rates, strengths, tuple(cells),
                 Setting(series[0].family.name, best[1], best[0]) if best is not None else None)
 
 
-def heat_maps(series: dict[str, Any]) -> dict[str, HeatMap]:
-    """Family name → its heat map, for the families of a sweep of several learning rates (else empty)."""
+def heat_maps(series: dict[str, Any], margins: dict[str, float]) -> dict[str, HeatMap]:
+    """Family name → its heat map, for the families of a sweep of several learning rates (else empty);
+    `margins`: metric → its equivalence margin."""
     by_family = families.by_family(series.values())
     if all(len(v) < 2 for v in by_family.values()):
         return {}
-    return {name: HeatMap(fas[0].family, {m: grid(fas, m) for m in METRICS}) for name, fas in by_family.items()}
+    return {name: HeatMap(fas[0].family, {m: grid(fas, m, margins[m]) for m in METRICS}) for name, fas in by_family.items()}

@@ -166,7 +166,8 @@ class StrengthDifferences(NamedTuple):
 class WhichStrength(NamedTuple):
     loss: StrengthDifferences
     accuracy: StrengthDifferences
-    flat: tuple[float, float]  # strengths within noise of the recommended one (by validation data loss)
+    flat: tuple[float, float]  # strengths shown within the loss margin of the recommended one (by validation data loss)
+    accuracy_flat: tuple[float, float]  # … within the accuracy margin (each panel shades its own metric's region)
     interval: tuple[float, float] | None  # where the best falls under resampling
     strength_axis: str
     method: str
@@ -178,9 +179,11 @@ def _differences(fa: FamilyAnalysis, metric: str, ylabel: str, scale: float) -> 
     diffs = fa.against_recommended.get(metric, {})
     lams = sorted(diffs)
     e = next((s[metric] for s in fa.stats if s.lam == rec.lam), None)
+    # the recommended strength against itself is exactly 0 (drawn as a point, not as a missing interval)
+    low = [0.0 if lam == rec.lam else scale * diffs[lam].low for lam in lams]
+    high = [0.0 if lam == rec.lam else scale * diffs[lam].high for lam in lams]
     return StrengthDifferences(
-        metric, ylabel, lams, [scale * diffs[lam].mean for lam in lams], [scale * diffs[lam].low for lam in lams],
-        [scale * diffs[lam].high for lam in lams], rec.lam, point(e) if e is not None else Point(NAN, NAN, NAN, 0), scale)
+        metric, ylabel, lams, [scale * diffs[lam].mean for lam in lams], low, high, rec.lam, point(e) if e is not None else Point(NAN, NAN, NAN, 0), scale)
 
 
 def which_strength_data(fa: FamilyAnalysis) -> WhichStrength | None:
@@ -193,6 +196,7 @@ def which_strength_data(fa: FamilyAnalysis) -> WhichStrength | None:
         _differences(fa, "val_data_loss", f"val data loss − recommended's ({fa.family.penalty_words})", 1.0),
         _differences(fa, "val_accuracy", "val accuracy − recommended's (points)", 100.0),
         (rec.flat[0].strength, rec.flat[1].strength),
+        tuple(s.strength for s in fa.equivalent.get("val_accuracy", (rec.setting, rec.setting))),
         (rec.interval[0].strength, rec.interval[1].strength) if rec.interval else None,
         fa.family.strength_axis, fa.noise_method,
         [lam for lam in fa.view.config.lambdas if lam not in present],
@@ -291,7 +295,7 @@ class HeatPanel(NamedTuple):
     strengths: list[float]
     mean: list[list[float]]
     best: tuple[int, int] | None  # (row, column) of the best cell
-    within: list[tuple[int, int]]  # cells within noise of the best
+    within: list[tuple[int, int]]  # cells shown within the margin of the best
     lower_is_better: bool
 
 
@@ -309,6 +313,6 @@ def heat_map_data(hm: Any, seeds: int) -> HeatMapData:
         best = (g.strengths.index(g.best.strength), g.learning_rates.index(g.best.learning_rate)) if g.best else None
         panels.append(HeatPanel(
             name, list(g.learning_rates), list(g.strengths), [[c.mean for c in row] for row in g.cells], best,
-            [(i, j) for i, row in enumerate(g.cells) for j, c in enumerate(row) if c.within_noise], metric == "val_data_loss",
+            [(i, j) for i, row in enumerate(g.cells) for j, c in enumerate(row) if c.within_margin], metric == "val_data_loss",
         ))
     return HeatMapData(hm.family.label, (panels[0], panels[1]), seeds)

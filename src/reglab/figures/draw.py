@@ -176,7 +176,7 @@ def _differences_panel(ax, d: StrengthDifferences, flat: tuple[float, float], in
     where = {lam: i for i, lam in enumerate(d.lams)}
     if flat[0] != flat[1] and flat[0] in where and flat[1] in where:
         ax.axvspan(where[flat[0]] - 0.4, where[flat[1]] + 0.4, color="C1", alpha=0.15, linewidth=0,
-                   label="flat region: within noise of the recommended")
+                   label="flat region: shown within the margin of the recommended")
     ax.axhline(0.0, color="0.3", linewidth=1.0, linestyle="--", label=f"recommended λ = {lam_label(d.recommended)}")
     err = yerr(d.mean, d.low, d.high)
     ax.errorbar(x, finite(d.mean), yerr=err, fmt="o", color=color, capsize=4, markersize=6,
@@ -202,7 +202,7 @@ def render_which_strength(fig: Any, axes: Any, w: WhichStrength, title: str) -> 
     loss, acc = w.loss.value.mean, w.accuracy.value.mean
     _differences_panel(ax_loss, w.loss, w.flat, w.interval, "C0", "Validation data loss" + (
         f" (recommended: {loss:.4f})" if math.isfinite(loss) else ""))
-    _differences_panel(ax_acc, w.accuracy, w.flat, None, "C2", "Validation accuracy" + (
+    _differences_panel(ax_acc, w.accuracy, w.accuracy_flat, None, "C2", "Validation accuracy" + (
         f" (recommended: {100 * acc:.2f} %)" if math.isfinite(acc) else ""))
     for ax in (ax_loss, ax_acc):
         ax.set_xlabel(w.strength_axis + (" (grid order)" if len(w.loss.lams) > 1 else ""))
@@ -311,7 +311,7 @@ def render_histograms(fig: Any, axes: Any, d: HistogramData, title: str) -> None
 
 def render_heat_map(fig: Any, axes: Any, d: HeatMapData, title: str) -> None:
     """Each panel a grid of cells (learning rates across, strengths up, λ = 0 its own bottom row, both in
-    log steps), the mean over seeds written in each cell, the best starred and the cells within noise of it
+    log steps), the mean over seeds written in each cell, the best starred and the cells shown within the margin of it
     outlined."""
     from matplotlib.patches import Rectangle
 
@@ -340,5 +340,5 @@ def render_heat_map(fig: Any, axes: Any, d: HeatMapData, title: str) -> None:
         unit = "" if p.lower_is_better else " (%)"
         ax.set(xlabel="learning rate (log steps)", ylabel=f"{d.family} strength λ (log steps)", title=p.title + unit)
     seeds = f"mean over {d.seeds} seeds" if d.seeds > 1 else "one seed"
-    fig.suptitle(f"{title}\n{seeds}; ★ best, red outline: within noise of the best (95 % interval of the difference includes 0)",
+    fig.suptitle(f"{title}\n{seeds}; ★ best, red outline: shown within the margin of the best (95 % interval of the difference)",
                  fontsize=10)
