@@ -1,4 +1,5 @@
-"""Per-λ means over seeds, epoch bands, the choice of λ, and which arms may be compared."""
+"""Per-λ means over seeds, epoch bands, and which arms may be compared; the recommended λ, its neighbours,
+interval and flat region as `reglab.analyze` gives them."""
 
 from __future__ import annotations
 
@@ -8,11 +9,10 @@ import numpy as np
 import pytest
 
 from helpers import hand_made_run, row
-from reglab.aggregate import (
-    choose_lambda, comparable_arms, epoch_bands, excluded_arms, final_values, gap_against_norm, lambda_stats,
-    weight_histograms,
-)
+from reglab.aggregate import comparable_arms, epoch_bands, excluded_arms, final_values, gap_against_norm, weight_histograms
+from reglab.analyze import analyze
 from reglab.config import SweepConfig
+from reglab.diagnose import Criteria
 
 CONFIG = SweepConfig(lambdas=(0.0, 0.001, 0.01), seeds=3, epochs=2, dataset="fake")
 # final validation data loss per (λ, seed): λ = 0.001 is best in every seed, by a seed-independent margin
@@ -34,9 +34,13 @@ def make_test_results(config):
     return [{"accuracy": 0.9 + a.seed / 100, "data_loss": 0.3, "loss": 0.31} for a in config.arms()]
 
 
-def test_lambda_stats_are_means_over_seeds():
+def strengths(settings):
+    return None if settings is None else tuple(x.strength for x in settings)
+
+
+def test_per_lambda_stats_are_means_over_seeds():
     run = hand_made_run(make_rows(), CONFIG, tests=make_test_results(CONFIG))
-    stats = lambda_stats(run)
+    stats = analyze(run, kernels={}).main.stats
     assert [s.lam for s in stats] == [0.0, 0.001, 0.01]
     s = stats[1]
     assert s.seeds == (0, 1, 2)
@@ -49,24 +53,21 @@ def test_lambda_stats_are_means_over_seeds():
     assert stats[0]["shrink"].mean == pytest.approx(1.0)
 
 
-def test_choice_of_lambda_with_neighbours_paired_by_seed():
+def test_recommended_lambda_with_neighbours_paired_by_seed():
     run = hand_made_run(make_rows(), CONFIG, tests=make_test_results(CONFIG))
-    c = choose_lambda(run, "val_data_loss")
-    assert c.lam == 0.001 and not c.at_grid_edge
-    assert [n.other for n in c.neighbours] == [0.0, 0.01]
+    fa = analyze(run, kernels={}).main
+    c = fa.recommended
+    assert c.metric == "val_data_loss" and c.lam == 0.001 and not c.at_grid_edge
+    assert [n.other.strength for n in c.neighbours] == [0.0, 0.01]
     # 0.001 − 0 is −0.05 in every seed: a certain difference even though the per-λ intervals overlap
     assert c.neighbours[0].difference.mean == pytest.approx(-0.05) and c.neighbours[0].distinguishable
     assert c.test_accuracy.mean == pytest.approx(0.91)
-    acc = choose_lambda(run, "val_accuracy")
-    assert acc.lam == 0.001
-    with pytest.raises(ValueError):
-        choose_lambda(run, "loss")
+    assert fa.by_accuracy.metric == "val_accuracy" and fa.by_accuracy.lam == 0.001
 
 
 def test_one_seed_has_no_interval_and_distinguishability_is_unknown():
     cfg = SweepConfig(lambdas=(0.0, 0.001, 0.01), seeds=1, epochs=2, dataset="fake")
-    run = hand_made_run(make_rows(cfg), cfg)
-    c = choose_lambda(run)
+    c = analyze(hand_made_run(make_rows(cfg), cfg), kernels={}).main.recommended
     assert c.lam == 0.001 and c.estimate.n == 1 and not c.estimate.has_interval
     assert all(n.distinguishable is None for n in c.neighbours)
 
@@ -138,30 +139,31 @@ def dense_run(seeds=4, noise=0.0, lams=(0.0, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2)
 
 
 def test_optimum_of_a_clean_parabola_is_certain_and_narrow():
-    from reglab.aggregate import locate_optimum
-
-    o = locate_optimum(dense_run())
-    assert o.lam == 1e-3 and o.interval == (1e-3, 1e-3) and o.n_seeds == 4
-    # neighbours differ by 0.02·0.48² ≈ 0.0046 in every seed: distinguishable, so the flat region is the best alone
-    assert o.flat == (1e-3, 1e-3)
-    acc = locate_optimum(dense_run(), "val_accuracy")
-    assert acc.lam == 1e-3
+    fa = analyze(dense_run(), kernels={}).main
+    o = fa.recommended
+    assert o.lam == 1e-3 and strengths(o.interval) == (1e-3, 1e-3) and len(o.seeds) == 4
+    # neighbours differ by 0.02·0.48² ≈ 0.0046 in every seed: distinguishable, so nothing else is within noise
+    assert strengths(o.indistinct) == (1e-3, 1e-3)
+    # and with a margin below that step, no neighbour is shown equivalent: the flat region is the vertex alone
+    strict = analyze(dense_run(), Criteria(loss_margin=0.001, accuracy_margin=0.001), kernels={}).main.recommended
+    assert strict.lam == 1e-3 and strengths(strict.flat) == (1e-3, 1e-3)
+    acc = fa.by_accuracy
+    assert acc.lam == 1e-3 and strengths(acc.interval) == (1e-3, 1e-3)
 
 
 def test_optimum_under_noise_has_an_interval_and_a_flat_region_that_contain_it():
-    from reglab.aggregate import locate_optimum
-
-    o = locate_optimum(dense_run(noise=0.01))
+    o = analyze(dense_run(noise=0.01), kernels={}).main.recommended
     lams = sorted(dense_run().config.lambdas)
-    lo, hi = o.interval
-    assert lo <= o.lam <= hi and o.flat[0] <= o.lam <= o.flat[1]
-    assert lams.index(o.flat[1]) - lams.index(o.flat[0]) >= 1  # noise of 0.01 blurs neighbours 0.005 apart
-    again = locate_optimum(dense_run(noise=0.01))
-    assert again == o  # seeded bootstrap: the same report every time
+    lo, hi = strengths(o.interval)
+    assert lo <= o.lam <= hi
+    assert o.flat[0].strength <= o.lam <= o.flat[1].strength
+    ilo, ihi = strengths(o.indistinct)
+    assert lams.index(ihi) - lams.index(ilo) >= 1  # noise of 0.01 blurs neighbours 0.005 apart
+    again = analyze(dense_run(noise=0.01), kernels={}).main.recommended
+    # seeded bootstrap: the same report every time
+    assert (again.setting, again.interval, again.flat, again.indistinct) == (o.setting, o.interval, o.flat, o.indistinct)
 
 
 def test_optimum_with_one_seed_has_no_interval():
-    from reglab.aggregate import locate_optimum
-
-    o = locate_optimum(dense_run(seeds=1))
-    assert o.lam == 1e-3 and o.interval is None and o.flat is None
+    o = analyze(dense_run(seeds=1), kernels={}).main.recommended
+    assert o.lam == 1e-3 and o.interval is None and strengths(o.flat) == (1e-3, 1e-3) and o.benefit == "one seed"

@@ -1,4 +1,5 @@
-"""Per-arm summaries over hand-made records: the numbers the report and the terminal show."""
+"""Per-arm summaries over hand-made records: the numbers the report and the terminal show; per-arm weight
+statistics and diagnoses as `reglab.analyze` gives them."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import pytest
 
 from helpers import hand_made_run, row
 from reglab.analysis import arm_summaries
+from reglab.analyze import analyze
 from reglab.config import SweepConfig
 
 CONFIG = SweepConfig(lambdas=(0.0, 0.001), seeds=1, epochs=3, dataset="fake")
@@ -38,10 +40,10 @@ def test_an_arm_without_epochs_or_with_nan_losses():
     assert b.epochs_done == 1 and math.isnan(b.best_val_data_loss) and b.best_val_data_loss_epoch == 0
 
 
-def test_weight_magnitudes_against_the_baseline():
+def test_weight_statistics_against_the_baseline():
     import numpy as np
 
-    from reglab.analysis import NEAR_ZERO, norm_monotone_in_lambda, weight_magnitudes
+    from reglab.analysis import NEAR_ZERO
 
     config = SweepConfig(lambdas=(0.0, 0.001, 0.01), seeds=2, epochs=1, dataset="fake")
     run = hand_made_run([], config)
@@ -49,19 +51,16 @@ def test_weight_magnitudes_against_the_baseline():
         0: np.full((4, 2), 2.0), 1: np.full((4, 2), 1.0), 2: np.array([[0.5, 0.0], [0.0, NEAR_ZERO / 2], [0, 0], [0, 0]]),
         3: np.full((4, 2), 1.0), 4: np.full((4, 2), 2.0),  # seed 1: λ = 0.001 grew the kernel; arm 5 has none
     }
-    w = {x.arm: x for x in weight_magnitudes(run, kernels)}
+    w = {x.arm: x for x in analyze(run, kernels=kernels).main.weights}
     assert sorted(w) == [0, 1, 2, 3, 4]
     assert w[0].norm == np.sqrt(32) and w[0].shrink == 1.0 and w[1].shrink == 0.5
-    assert w[2].near_zero_fraction == 7 / 8 and w[2].max_abs == 0.5
-    assert w[4].shrink == 2.0
-    assert norm_monotone_in_lambda(list(w.values())) == {0: True, 1: False}
+    assert w[2].near_zero == 7 / 8 and w[2].exactly_zero == 6 / 8 and w[2].setting.strength == 0.01
+    assert w[4].shrink == 2.0 and w[4].seed == 1
 
 
-def test_validation_trends_classify_by_the_stated_criteria():
+def test_diagnoses_classify_by_the_stated_criteria():
     """A record without per-example values: the trend test over the late window needs none (its noise is the
     residuals'); underfitting falls back to the stated accuracy threshold, and the reason says so."""
-    from reglab.analysis import validation_trends
-
     # was 4 epochs judged by the rise from the minimum (chosen on the same data): now 8, a late window of 4
     config = SweepConfig(lambdas=(0.0, 0.001, 0.01), seeds=1, epochs=8, dataset="fake")
     curves = {  # arm: (val data loss by epoch, final train data loss, final train accuracy)
@@ -74,7 +73,7 @@ def test_validation_trends_classify_by_the_stated_criteria():
             accuracy=acc if e == 7 else 0.5, val_accuracy=0.9)
         for arm, (vals, train, acc) in curves.items() for e, v in enumerate(vals)
     ]
-    t = {x.arm: x for x in validation_trends(hand_made_run(rows, config))}
+    t = {x.arm: x for x in analyze(hand_made_run(rows, config)).main.trends}
     assert (t[0].diagnosis, t[0].best_epoch, t[0].window, t[0].test) == ("overfitting", 3, 4, "trend")
     assert t[0].rise == pytest.approx(0.078) and t[0].rise - t[0].rise_noise > 0 and "trend test" in t[0].reason
     assert t[0].final_loss_gap == pytest.approx(0.4) and t[0].final_accuracy_gap == pytest.approx(0.09)
@@ -83,9 +82,7 @@ def test_validation_trends_classify_by_the_stated_criteria():
     assert t[2].trend == "good fit" and t[2].converged is True  # the underfitting arm's own trend: flat, shown settled
 
 
-def test_validation_trends_without_data():
-    from reglab.analysis import validation_trends
-
+def test_diagnosis_without_data():
     config = SweepConfig(lambdas=(0.0,), seeds=1, epochs=2, dataset="fake")
-    (t,) = validation_trends(hand_made_run([row(0, 0.0, 1, val_data_loss=float("nan"))], config))
+    (t,) = analyze(hand_made_run([row(0, 0.0, 1, val_data_loss=float("nan"))], config)).main.trends
     assert t.diagnosis == "no data"

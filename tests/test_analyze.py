@@ -12,7 +12,6 @@ import pytest
 
 from helpers import fake_info, hand_made_run, row
 from reglab.aggregate import lambda_stats
-from reglab.analysis import validation_trends
 from reglab.analyze import analyze
 from reglab.config import SweepConfig
 from reglab.diagnose import (
@@ -72,7 +71,8 @@ def test_two_families_at_the_same_strength_and_seed_never_mix():
         assert fa.recommended.setting.family == family
     with pytest.raises(ValueError, match="compares l2, weight_decay"):
         lambda_stats(run)  # a λ-keyed function refuses a multi-family run rather than mixing it
-    trends = validation_trends(run)  # keyed by setting, the run's arm indices
+    trends = sorted((t._replace(arm=fa.view.arm_ids[t.arm]) for fa in analysis.families.values() for t in fa.trends),
+                    key=lambda t: t.arm)  # keyed by setting, the run's arm indices
     assert [t.setting.family for t in trends] == [a.family for a in config.arms()]
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from helpers import hand_made_run, row
-from reglab.analysis import Criteria
+from reglab.diagnose import Criteria
 from reglab.claims import INCONCLUSIVE, NOT_SUPPORTED, SUPPORTED, check_claims
 from reglab.config import SweepConfig
 

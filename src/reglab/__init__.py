@@ -10,30 +10,28 @@ Notebook use::
     model = reglab.load_model(run)   # the recommended setting's model, compiled, with its final weights
 """
 
-from .analysis import (
-    ArmSummary, ArmWeights, Criteria, Trend, arm_summaries, norm_monotone_in_lambda, validation_trends, weight_magnitudes,
-)
-from .aggregate import Choice, LambdaStats, Optimum, choose_lambda, lambda_stats, locate_optimum
+from .aggregate import LambdaStats
+from .analysis import ArmSummary, arm_summaries
 from .analyze import FamilyAnalysis, Recommendation, RunAnalysis, WeightStats, analyze
-from .noise import Difference
-from .settings import Family, Setting
 from .claims import Claim, check_claims
 from .config import DEFAULT_LAMBDAS, Arm, SweepConfig, parse_lambdas
 from .datasets import DataInfo, Splits, load_dataset
+from .diagnose import Criteria, Trend
 from .errors import ConfigError, DataError, ReglabError, RunDirError
 from .families import FamilySummary, compare_families, family_view
 from .kept import load_model
+from .noise import Difference
 from .record import COLUMNS, EpochRecord, RunRecord, load_run
 from .report import build_report
 from .runner import run_sweep
+from .settings import Family, Setting
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "Arm", "ArmSummary", "Choice", "Claim", "LambdaStats", "Optimum", "locate_optimum", "check_claims", "choose_lambda", "lambda_stats", "ArmWeights", "COLUMNS", "Criteria", "Trend", "ConfigError", "DEFAULT_LAMBDAS", "DataError", "DataInfo", "EpochRecord",
-    "ReglabError", "RunDirError", "RunRecord", "Splits", "SweepConfig", "arm_summaries", "build_report",
-    "load_dataset", "load_run", "norm_monotone_in_lambda", "parse_lambdas", "run_sweep", "validation_trends", "weight_magnitudes",
-    "FamilySummary", "compare_families", "family_view",
-    "analyze", "RunAnalysis", "FamilyAnalysis", "Recommendation", "WeightStats", "Difference", "Family", "Setting",
-    "load_model",
+    "Arm", "ArmSummary", "COLUMNS", "Claim", "ConfigError", "Criteria", "DEFAULT_LAMBDAS", "DataError",
+    "DataInfo", "Difference", "EpochRecord", "Family", "FamilyAnalysis", "FamilySummary", "LambdaStats",
+    "Recommendation", "ReglabError", "RunAnalysis", "RunDirError", "RunRecord", "Setting", "Splits",
+    "SweepConfig", "Trend", "WeightStats", "analyze", "arm_summaries", "build_report", "check_claims",
+    "compare_families", "family_view", "load_dataset", "load_model", "load_run", "parse_lambdas", "run_sweep",
 ]

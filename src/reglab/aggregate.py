@@ -1,8 +1,10 @@
-"""Across seeds: per-λ means with 95 % intervals, per-epoch bands, and the choice of the best λ.
+"""Across seeds, within one family: per-λ final values and means with 95 % intervals, per-epoch bands,
+and which arms may be compared — the inputs `reglab.analyze` builds its analysis from.
 
 Pure functions over a `RunRecord`. Only arms that completed every epoch enter comparisons: an
 interrupted arm stopped early and a diverged one has no finite loss, so mixing them in would compare
-unlike things; `excluded_arms` lists them for the report.
+unlike things; `excluded_arms` lists them for the report. The best setting, its neighbours, the flat
+region and the bootstrap interval of the best are computed once, in `reglab.analyze` (`Recommendation`).
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import math
 from typing import NamedTuple
 
 from .record import EpochRecord, RunRecord
-from .stats import Estimate, mean_ci, paired_difference
+from .stats import Estimate, mean_ci
 
 NAN = float("nan")
 
@@ -21,9 +23,6 @@ METRICS = (
     "loss_gap", "accuracy_gap", "kernel_norm", "shrink", "best_val_data_loss",
     "test_accuracy", "test_data_loss",
 )
-
-#: Which way is better, for the metrics a λ can be chosen by.
-LOWER_IS_BETTER = {"val_data_loss": True, "val_accuracy": False}
 
 PerSeed = dict[float, dict[int, float]]  # λ → seed → value
 
@@ -119,7 +118,8 @@ class LambdaStats(NamedTuple):
 
 
 def lambda_stats(run: RunRecord, finals: dict[str, PerSeed] | None = None) -> list[LambdaStats]:
-    """One row per λ (ascending) that has at least one comparable arm."""
+    """One row per λ (ascending) that has at least one comparable arm: what `FamilyAnalysis.stats` holds
+    (read it there: `reglab.analyze(run).main.stats`)."""
     finals = final_values(run) if finals is None else finals
     out = []
     for lam in sorted(finals["val_data_loss"]):
@@ -165,56 +165,6 @@ def epoch_bands(run: RunRecord, column: str) -> list[Band]:
         est = [mean_ci(epoch_value(a[e], column) for a in arms if e in a) for e in epochs]
         out.append(Band(lam, epochs, [x.mean for x in est], [x.low for x in est], [x.high for x in est], len(arms)))
     return out
-
-
-class Comparison(NamedTuple):
-    """The chosen λ against another: the per-seed (paired) difference chosen − other, with its interval."""
-
-    other: float
-    difference: Estimate
-    distinguishable: bool | None  # None: one seed, no interval to judge by
-
-
-class Choice(NamedTuple):
-    """The best λ by one validation metric, how sure that is, and the honest final number: its test metrics."""
-
-    metric: str
-    lam: float
-    estimate: Estimate
-    neighbours: list[Comparison]
-    test_accuracy: Estimate
-    test_data_loss: Estimate
-
-    @property
-    def at_grid_edge(self) -> bool:
-        return len(self.neighbours) < 2
-
-
-def _by_metric(run: RunRecord, metric: str, finals: dict[str, PerSeed] | None) -> tuple[PerSeed, list[float], float]:
-    """λ → seed → final `metric`, the λ grid, and +1 when lower is better (−1 when higher is)."""
-    if metric not in LOWER_IS_BETTER:
-        raise ValueError(f"cannot choose λ by {metric!r}; use one of {sorted(LOWER_IS_BETTER)}")
-    per = (final_values(run) if finals is None else finals)[metric]
-    return per, sorted(per), 1.0 if LOWER_IS_BETTER[metric] else -1.0
-
-
-def choose_lambda(run: RunRecord, metric: str = "val_data_loss", finals: dict[str, PerSeed] | None = None) -> Choice | None:
-    """The λ with the best mean final `metric` (validation data loss: lowest; validation accuracy: highest),
-    compared per seed with its neighbours on the λ grid. None when no arm completed."""
-    finals = final_values(run) if finals is None else finals
-    per, lams, sign = _by_metric(run, metric, finals)
-    if not lams:
-        return None
-    means = {lam: mean_ci(per[lam].values()) for lam in lams}
-    best = min(lams, key=lambda lam: (sign * means[lam].mean, lam))
-    k = lams.index(best)
-    neighbours = []
-    for other in [lams[j] for j in (k - 1, k + 1) if 0 <= j < len(lams)]:
-        diff = paired_difference(per[best], per[other])
-        neighbours.append(Comparison(other, diff, diff.excludes_zero() if diff.has_interval else None))
-    return Choice(metric, best, means[best], neighbours,
-                  mean_ci(finals["test_accuracy"].get(best, {}).values()),
-                  mean_ci(finals["test_data_loss"].get(best, {}).values()))
 
 
 class GapNorm(NamedTuple):
@@ -273,57 +223,3 @@ def weight_histograms(run: RunRecord, kernels: dict[int, object], bins: int = 81
         counts, _ = np.histogram(w, bins=edges)
         out.append(Histogram(lam, [float(e) for e in edges], [int(c) for c in counts], int(w.size)))
     return out
-
-
-class Optimum(NamedTuple):
-    """Where on the λ grid `metric` is best, how sure that is, and how flat the optimum is.
-
-    `interval`: the 2.5 % and 97.5 % quantiles (in grid order) of the best λ when seeds are resampled
-    with replacement (bootstrap over seeds); `flat`: the contiguous range of grid λ around the best
-    whose per-seed (paired) difference from it is within noise (its 95 % interval contains 0). Both
-    are None with one seed: there is no noise to measure.
-    """
-
-    metric: str
-    lam: float
-    mean: float
-    interval: tuple[float, float] | None
-    flat: tuple[float, float] | None
-    n_seeds: int
-    n_boot: int
-
-
-def locate_optimum(run: RunRecord, metric: str = "val_data_loss", n_boot: int = 2000, seed: int = 0,
-                   finals: dict[str, PerSeed] | None = None) -> Optimum | None:
-    """The best grid λ by mean final `metric`, a bootstrap interval over seeds, and the flat region."""
-    import numpy as np
-
-    per, lams, sign = _by_metric(run, metric, finals)
-    if not lams:
-        return None
-    seeds = sorted(set.intersection(*(set(per[lam]) for lam in lams)))  # seeds with every λ complete
-    if not seeds:
-        return None
-    table = np.array([[per[lam][s] for s in seeds] for lam in lams])  # [λ, seed]
-    means = table.mean(axis=1)
-    best = int(np.argmin(sign * means))
-    if len(seeds) < 2:
-        return Optimum(metric, lams[best], float(means[best]), None, None, len(seeds), 0)
-    rng = np.random.default_rng(seed)
-    picks = rng.integers(0, len(seeds), size=(n_boot, len(seeds)))
-    boot_best = np.argmin(sign * table[:, picks].mean(axis=2), axis=0)  # [n_boot] grid indices
-    lo, hi = np.quantile(boot_best, [0.025, 0.975], method="inverted_cdf")
-    flat_lo = flat_hi = best
-    for step, edge in ((-1, 0), (1, len(lams) - 1)):
-        k = best
-        while k != edge:
-            d = paired_difference(dict(zip(seeds, table[k + step])), dict(zip(seeds, table[best])))
-            if d.excludes_zero():
-                break
-            k += step
-        if step < 0:
-            flat_lo = k
-        else:
-            flat_hi = k
-    return Optimum(metric, lams[best], float(means[best]), (lams[int(lo)], lams[int(hi)]),
-                   (lams[flat_lo], lams[flat_hi]), len(seeds), n_boot)

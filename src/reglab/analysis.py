@@ -1,12 +1,13 @@
-"""Pure functions over a run record: plain numbers for tables, figures and reports. No I/O, no plotting."""
+"""Per-arm summaries of a run record: plain numbers for tables, figures and reports. No I/O, no plotting.
+
+Everything measured across arms — weight statistics, diagnoses, recommendations — is in `reglab.analyze`."""
 
 from __future__ import annotations
 
 import math
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 from .config import DEFAULT_LEARNING_RATE
-from .diagnose import Criteria, Trend
 from .record import EpochRecord, RunRecord
 from .settings import Setting, setting_of
 
@@ -86,59 +87,3 @@ def arm_summaries(run: RunRecord) -> list[ArmSummary]:
 
 #: A weight counts as near zero below this magnitude (glorot_uniform starts the 784×128 kernel in ±0.08).
 NEAR_ZERO = 1e-3
-
-
-class ArmWeights(NamedTuple):
-    """One arm's final regularized kernel, summarized. `shrink` = its norm / the λ = 0 arm's (same seed)."""
-
-    arm: int
-    lam: float
-    seed: int
-    norm: float
-    shrink: float
-    near_zero_fraction: float
-    max_abs: float
-
-
-def weight_magnitudes(run: RunRecord, kernels: dict[int, Any]) -> list[ArmWeights]:
-    """Per arm with a saved kernel: norm, shrink factor against the same seed's baseline, near-zero share."""
-    import numpy as np
-
-    norms = {i: float(np.linalg.norm(np.asarray(k, dtype=np.float64))) for i, k in kernels.items()}
-    baseline = {(a.get("regularizer", "l2"), int(a["seed"])): norms.get(a["arm"]) for a in run.arms
-                if float(a["lambda"]) == 0.0}  # each family against its own strength-0 arm
-    out = []
-    for a in run.arms:
-        i = int(a["arm"])
-        if i not in kernels:
-            continue
-        k = np.asarray(kernels[i])
-        base = baseline.get((a.get("regularizer", "l2"), int(a["seed"])))
-        out.append(ArmWeights(
-            arm=i, lam=float(a["lambda"]), seed=int(a["seed"]), norm=norms[i],
-            shrink=norms[i] / base if base else NAN,
-            near_zero_fraction=float(np.mean(np.abs(k) < NEAR_ZERO)) if k.size else NAN,
-            max_abs=float(np.max(np.abs(k))) if k.size else NAN,
-        ))
-    return out
-
-
-def norm_monotone_in_lambda(weights: list[ArmWeights]) -> dict[int, bool]:
-    """Per seed: does the final kernel norm strictly fall as λ rises? (The first claim about L2.)"""
-    by_seed: dict[int, list[ArmWeights]] = {}
-    for w in weights:
-        by_seed.setdefault(w.seed, []).append(w)
-    result = {}
-    for seed, ws in by_seed.items():
-        norms = [w.norm for w in sorted(ws, key=lambda w: w.lam)]
-        result[seed] = all(a > b for a, b in zip(norms, norms[1:]))
-    return result
-
-
-def validation_trends(run: RunRecord, criteria: Criteria = Criteria()) -> list[Trend]:
-    """Every arm's diagnosis (`reglab.diagnose`), each family judged within itself; keyed by setting."""
-    from .analyze import analyze
-
-    analysis = analyze(run, criteria)
-    trends = [t._replace(arm=fa.view.arm_ids[t.arm]) for fa in analysis.families.values() for t in fa.trends]
-    return sorted(trends, key=lambda t: t.arm)  # the run's arm indices

@@ -17,6 +17,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from . import noise
+from .noise import LOWER_IS_BETTER
 from .aggregate import (
     Band,
     GapNorm,
@@ -42,8 +43,6 @@ from .stats import Estimate, mean_ci
 NAN = float("nan")
 #: Per-epoch quantities the figures draw as bands (mean over seeds, 95 % interval).
 BAND_COLUMNS = ("loss", "val_loss", "data_loss", "val_data_loss", "accuracy", "val_accuracy", "kernel_norm")
-#: What a setting can be recommended by, and which way is better.
-LOWER_IS_BETTER = {"val_data_loss": True, "val_accuracy": False}
 
 
 class Comparison(NamedTuple):

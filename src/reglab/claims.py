@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING, NamedTuple
 
 from .diagnose import IMPROVING, OVERFITTING, TOO_FEW, UNDERFITTING, Criteria
 from .formatting import lam_label
-from .stats import Estimate, mean_ci, paired_difference
+from .noise import seed_only_difference
+from .stats import Estimate, mean_ci
 
 if TYPE_CHECKING:
     from .analyze import FamilyAnalysis
@@ -70,8 +71,8 @@ def weights_shrink(fa: "FamilyAnalysis") -> Claim:
         if any(r > 1 + ONE_SEED_NORM_STEP for r in ratios):
             return Claim("weights", statement, NOT_SUPPORTED, evidence, rule)
         return Claim("weights", statement, INCONCLUSIVE, evidence + " (some steps are smaller than the stated margin)", rule)
-    steps = [(lo, hi, paired_difference(norms[hi], norms[lo])) for lo, hi in zip(lams, lams[1:])]
-    evidence += "; steps " + ", ".join(pm(d, 2) for _, _, d in steps)
+    steps = [(lo, hi, seed_only_difference(norms[hi], norms[lo])) for lo, hi in zip(lams, lams[1:])]
+    evidence += "; steps " + ", ".join(pm(Estimate(d.mean, d.half_width, d.n_seeds), 2) for _, _, d in steps)
     if all(d.has_interval and d.high < 0 for _, _, d in steps):
         return Claim("weights", statement, SUPPORTED, evidence, rule)
     if any(d.has_interval and d.low > 0 for _, _, d in steps):

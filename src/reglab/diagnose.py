@@ -55,9 +55,9 @@ import numpy as np
 from .formatting import lam_label
 from .record import EpochRecord
 from .settings import Setting
-from .stats import t_critical
+from .stats import Z975, t_critical
 
-Z = 1.959963984540054
+Z = Z975
 NAN = float("nan")
 
 TOO_FEW, UNDERFITTING, OVERFITTING, IMPROVING, GOOD, NO_DATA = (

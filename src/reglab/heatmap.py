@@ -17,14 +17,13 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import numpy as np
 
 from . import families, noise
+from .noise import LOWER_IS_BETTER
 from .settings import Family, Setting
 from .stats import mean_ci
 
 if TYPE_CHECKING:
     from .analyze import FamilyAnalysis
 
-#: What the grid shows, and which way is better.
-METRICS = {"val_data_loss": True, "val_accuracy": False}
 
 
 class Cell(NamedTuple):
@@ -90,7 +89,7 @@ def grid(series: list[FamilyAnalysis], metric: str, margin: float) -> Grid:
             values = list(_per_seed(by_rate[lr], metric, lam).values())
             means[(lr, lam)] = mean_ci(values).mean if values else math.nan
     scored = [k for k, m in means.items() if math.isfinite(m)]
-    sign = 1.0 if METRICS[metric] else -1.0
+    sign = 1.0 if LOWER_IS_BETTER[metric] else -1.0
     best = min(scored, key=lambda k: (sign * means[k], k[1], k[0])) if scored else None
     cells = []
     for lam in strengths:
@@ -100,7 +99,7 @@ def grid(series: list[FamilyAnalysis], metric: str, margin: float) -> Grid:
             n = len(fa.finals[metric].get(lam, {}))
             diff = (cell_difference(fa, lam, by_rate[best[0]], best[1], metric)
                     if best is not None and (lr, lam) != best and n else None)
-            equivalent = diff is not None and n >= 2 and noise.within_margin(diff, METRICS[metric], margin)
+            equivalent = diff is not None and n >= 2 and noise.within_margin(diff, LOWER_IS_BETTER[metric], margin)
             row.append(Cell(Setting(fa.family.name, lam, lr), means[(lr, lam)], n, diff, equivalent))
         cells.append(tuple(row))
     return Grid(metric, rates, strengths, tuple(cells),
@@ -113,4 +112,4 @@ def heat_maps(series: dict[str, Any], margins: dict[str, float]) -> dict[str, He
     by_family = families.by_family(series.values())
     if all(len(v) < 2 for v in by_family.values()):
         return {}
-    return {name: HeatMap(fas[0].family, {m: grid(fas, m, margins[m]) for m in METRICS}) for name, fas in by_family.items()}
+    return {name: HeatMap(fas[0].family, {m: grid(fas, m, margins[m]) for m in LOWER_IS_BETTER}) for name, fas in by_family.items()}

@@ -36,7 +36,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .stats import Estimate, t_critical
+from .stats import Z975, Estimate, t_critical
 from .stats import paired_difference as seed_paired_difference
 
 #: Resamples of the best-setting bootstrap; its seed is fixed, so a rebuilt report gives the same intervals.
@@ -154,6 +154,9 @@ def paired_difference(a: np.ndarray, b: np.ndarray) -> Difference:
     return Difference(mean, mean - half, mean + half, n_seeds, method)
 
 
+#: The metrics a setting is chosen by, and which way is better (read by the analysis, heat maps and figures).
+LOWER_IS_BETTER = {"val_data_loss": True, "val_accuracy": False}
+
 SIMULTANEOUS = "simultaneous over {k} strengths against λ = 0 (Šidák), seeds and validation examples"
 
 
@@ -238,7 +241,7 @@ def within_margin(d: Difference, lower_is_better: bool, margin: float) -> bool:
 def t_quantile(df: float) -> float:
     """t(0.975, df) for a real df (Satterthwaite): the table below 30, the expansion above, z at infinity."""
     if not math.isfinite(df) or df > 1e6:
-        return 1.959963984540054
+        return Z975
     return t_critical(max(1, int(math.floor(df))))  # rounding df down: never narrower than the exact value
 
 
@@ -281,4 +284,4 @@ def sampling_half_width(values: np.ndarray) -> float:
     v = v[np.isfinite(v)]
     if v.size < 2:
         return math.nan
-    return float(1.959963984540054 * v.std(ddof=1) / math.sqrt(v.size))
+    return float(Z975 * v.std(ddof=1) / math.sqrt(v.size))

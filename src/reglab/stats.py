@@ -3,7 +3,8 @@
 Seeds are independent replications of an arm, so a per-λ figure is a mean over seeds with a Student-t
 interval. Arms of one seed share their initialization and batch order (common random numbers), so a
 difference between two λ values is best judged per seed: `paired_difference` gives the mean of the
-per-seed differences with its own interval, which is far tighter than comparing two intervals.
+per-seed differences with its own interval, which is far tighter than comparing two intervals (used
+through `noise.seed_only_difference`).
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ _T975 = (
     2.200985, 2.178813, 2.160369, 2.144787, 2.131450, 2.119905, 2.109816, 2.100922, 2.093024, 2.085963,
     2.079614, 2.073873, 2.068658, 2.063899, 2.059539, 2.055529, 2.051831, 2.048407, 2.045230, 2.042272,
 )
-_Z975 = 1.959963984540054
+#: z(0.975): the two-sided 95 % normal quantile (import it from here; define it nowhere else).
+Z975 = 1.959963984540054
 
 
 def t_critical(df: int) -> float:
@@ -26,7 +28,7 @@ def t_critical(df: int) -> float:
         raise ValueError("a t interval needs at least 1 degree of freedom")
     if df <= len(_T975):
         return _T975[df - 1]
-    z, v = _Z975, float(df)
+    z, v = Z975, float(df)
     return (z + (z**3 + z) / (4 * v) + (5 * z**5 + 16 * z**3 + 3 * z) / (96 * v**2)
             + (3 * z**7 + 19 * z**5 + 17 * z**3 - 15 * z) / (384 * v**3))
 
@@ -70,5 +72,8 @@ def mean_ci(values: Iterable[float]) -> Estimate:
 
 
 def paired_difference(a: dict[int, float], b: dict[int, float]) -> Estimate:
-    """Mean of a[seed] − b[seed] over the seeds both have (finite), with its 95 % interval."""
+    """Mean of a[seed] − b[seed] over the seeds both have (finite), with its 95 % interval.
+
+    The one seeds-only paired difference: callers use it through `noise.seed_only_difference`, which gives
+    it as a `noise.Difference` beside the per-example `noise.paired_difference`."""
     return mean_ci(a[s] - b[s] for s in sorted(set(a) & set(b)) if math.isfinite(a[s]) and math.isfinite(b[s]))
