@@ -298,13 +298,13 @@ def diagnosis_section(analysis: RunAnalysis) -> list[d.Block]:
     fa = analysis.main
     rows = []
     for t in fa.trends:
-        rise = "—" if not math.isfinite(t.rise) or t.best_epoch == t.epochs else (
+        change = "—" if not math.isfinite(t.rise) else (
             f"{t.rise:+.4f}" + (f" (±{t.rise_noise:.4f})" if math.isfinite(t.rise_noise) else ""))
-        rows.append([lam_label(t.lam), str(t.seed), str(t.best_epoch or "—"), rise, d.strong(t.diagnosis), t.reason])
+        rows.append([lam_label(t.lam), str(t.seed), str(t.best_epoch or "—"), change, d.strong(t.diagnosis), t.reason])
     return [
         d.Heading(3, "Convergence and fit", "fit"),
         d.Bullets(criteria_text(analysis.criteria)),
-        d.Table(["λ", "seed", "best epoch", "rise after it (noise)", "diagnosis", "because"], rows),
+        d.Table(["λ", "seed", "lowest at epoch", "change over the late window (95 %)", "diagnosis", "because"], rows),
     ]
 
 
@@ -375,10 +375,11 @@ def recommendation_section(fa: FamilyAnalysis) -> list[d.Block]:
 def takeaway(analysis: RunAnalysis) -> list[d.Block]:
     """The original study ends on a takeaway: the answer again, and what it rests on, in two sentences."""
     fa = analysis.main
+    used = len(fa.recommended.seeds) if fa.recommended is not None else analysis.run.config.seeds
     rest = ("It rests on one seed, so it names the best and claims nothing; rerun with --seeds 3."
-            if analysis.run.config.seeds == 1 else
-            f"It rests on {analysis.run.config.seeds} seeds and the validation set's {analysis.run.data.n_val:,} examples, "
-            "both counted in every interval above.")
+            if used == 1 else
+            f"It rests on {used} seeds (those every compared strength completed) and the validation set's "
+            f"{analysis.run.data.n_val:,} examples, both counted in every interval above.")
     return [d.Heading(2, "Takeaway", "takeaway"), d.Para(f"{answer(analysis).headline} {rest}")] if fa else []
 
 

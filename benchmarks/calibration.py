@@ -1,0 +1,228 @@
+"""Calibration of reglab's answer: how often its claims are wrong, measured through the public analysis.
+
+Each experiment draws per-example validation values from a model whose truth is known, writes them as a
+complete run record (`synthetic.write_synthetic_run`: run.json, metrics.csv, validation.npz in the
+documented format), reads it back with `reglab.load_run` and analyses it with `reglab.analyze`, exactly
+as a user's record is. What it prints:
+
+- false "Use": how often the headline says "Use …" when every strength is truly as good as λ = 0
+  (10 strengths including λ = 0; 1, 2, 3 and 5 seeds), in three noise regimes;
+- power: how often a true gain of 2, 3 and 4 standard errors of its paired difference (the standard error
+  the design itself has, measured by simulation) is declared "Use" at 3 seeds;
+- coverage: how often the best-setting interval ("under resampling the best falls in …") holds the truly
+  best strength;
+- false "overfitting" on a plateau (the validation loss flat in truth) at 8, 20 and 50 epochs, with and
+  without epoch-to-epoch jitter; and how often an arm still falling 0.002 an epoch is called converged.
+
+    python benchmarks/calibration.py                 # every rate, 200 experiments each, on 2 processes
+    python benchmarks/calibration.py --runs 50       # quicker, coarser
+
+The model of the values (`draw`): example difficulty shared by every arm (gamma), a seed effect shared by
+the strengths of a seed (it cancels in paired differences), an effect of each arm (its own initialization
+and batch-order luck), and each (arm, example) cell's own noise; all multiplicative on the loss, so a loss
+stays positive. An example is classified right when its loss is below log 2. The training set is not
+resampled: as in reglab's own analysis, conclusions hold for one training set.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import sys
+import tempfile
+import time
+from concurrent.futures import ProcessPoolExecutor
+from functools import partial
+from pathlib import Path
+from typing import Callable, NamedTuple
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from synthetic import write_synthetic_run  # noqa: E402
+
+import reglab  # noqa: E402
+from reglab.diagnose import GOOD, OVERFITTING  # noqa: E402
+
+#: 10 strengths including λ = 0, log-spaced as a user's grid would be.
+LAMBDAS = (0.0,) + tuple(float(x) for x in np.logspace(-5, -1, 9))
+N_EXAMPLES = 1000
+
+
+class Noise(NamedTuple):
+    """Standard deviations on the log-loss scale."""
+
+    seed: float  # shared by every strength of a seed (cancels when paired)
+    arm: float  # each arm's own luck: what seeds add to a paired difference
+    cell: float  # each arm × example's own noise
+    noisy_arm: float = 0.0  # the arm luck of strengths 6–9 instead (0: the same as the rest)
+    example: float = 0.0  # each strength × example's own effect, the same in every seed (zero mean over examples)
+
+    def describe(self) -> str:
+        return (f"arm {self.arm:g}, cell {self.cell:g}" + (f", strength × example {self.example:g}" if self.example else "")
+                + (f", strengths 6–9 arm {self.noisy_arm:g}" if self.noisy_arm else ""))
+
+
+#: As in real runs (mnist-5k and Fashion-MNIST records): a strength changes which examples are hard, the same in
+#: every seed (their example mean square is 2–9× their interaction's), and seeds add little to a small strength.
+LIKE_REAL_RUNS = Noise(seed=0.05, arm=0.005, cell=0.2, example=0.12)
+#: Harder cases: the cells dominate and seeds matter (no example effects); seeds dominate; the strongest
+#: strengths are noisier across seeds than the rest.
+EXAMPLES_DOMINATE = Noise(seed=0.05, arm=0.01, cell=0.3)
+SEEDS_DOMINATE = Noise(seed=0.05, arm=0.04, cell=0.1)
+NOISY_STRONG = Noise(seed=0.05, arm=0.02, cell=0.2, noisy_arm=0.08)
+REGIMES = {"like real runs": LIKE_REAL_RUNS, "cells and seeds": EXAMPLES_DOMINATE, "seeds dominate": SEEDS_DOMINATE,
+           "noisy strong strengths": NOISY_STRONG}
+
+
+def draw(rng: np.random.Generator, k: int, seeds: int, n: int, noise: Noise, gain: np.ndarray | None = None,
+         epochs: int = 1, drift: float = 0.0, jitter: float = 0.0) -> np.ndarray:
+    """Per-example losses [k, seeds, epochs, n]. `gain[j]`: strength j's true relative improvement of the mean
+    loss; `drift`: how much the mean falls each epoch (absolute; a trend that ends at the last epoch); `jitter`: a random relative shift of each
+    arm's epoch (common to its examples)."""
+    difficulty = rng.gamma(0.6, 0.5, n) + 0.02
+    seed = rng.normal(0, noise.seed, (1, seeds, 1, 1))
+    arm_sd = np.full((k, 1, 1, 1), noise.arm)
+    if noise.noisy_arm:
+        arm_sd[6:] = noise.noisy_arm
+    arm = rng.normal(0, 1, (k, seeds, 1, 1)) * arm_sd
+    cell = rng.normal(0, noise.cell, (k, seeds, 1, n))
+    example = rng.normal(0, noise.example, (k, 1, 1, n)) if noise.example else 0.0
+    scale = np.exp(seed + arm - arm_sd ** 2 / 2 + cell - noise.cell ** 2 / 2 + example - noise.example ** 2 / 2)  # mean 1
+    shake = 1 + jitter * rng.standard_normal((k, seeds, epochs, 1))
+    effect = (1 - (gain if gain is not None else np.zeros(k)))[:, None, None, None]
+    values = difficulty[None, None, None, :] * scale * shake * effect
+    if drift:
+        values = values + drift * (epochs - 1 - np.arange(epochs))[None, None, :, None]
+    return values
+
+
+def analyse(values: np.ndarray, lambdas: tuple[float, ...] = LAMBDAS) -> reglab.RunAnalysis:
+    """Write `values` [k, seeds, epochs, n] as a record, read it back and analyse it, as a user's run."""
+    k, seeds, epochs, n = values.shape
+    with tempfile.TemporaryDirectory() as d:
+        kwargs = dict(lambdas=lambdas, seeds=seeds, epochs=epochs, val_correct=values[:, :, -1] < math.log(2))
+        if epochs > 1:
+            kwargs["loss_by_epoch"] = values
+        else:
+            kwargs["val_loss"] = values[:, :, -1]
+        run_dir = write_synthetic_run(Path(d) / "run", **kwargs)
+        return reglab.analyze(reglab.load_run(run_dir))
+
+
+def rate(experiment: Callable[[np.random.Generator], float], runs: int, seed: int, workers: int = 1) -> float:
+    """The mean of `experiment` (a hit 0/1, or a share) over `runs` experiments; experiment i draws from its
+    own stream (seed, i), so the rate is the same with any number of worker processes."""
+    jobs = [(experiment, seed, i) for i in range(runs)]
+    if workers > 1:
+        with ProcessPoolExecutor(workers) as pool:
+            return sum(pool.map(_one, jobs, chunksize=max(1, runs // (4 * workers)))) / runs
+    return sum(map(_one, jobs)) / runs
+
+
+def _one(job: tuple[Callable[[np.random.Generator], float], int, int]) -> float:
+    experiment, seed, i = job
+    return float(experiment(np.random.default_rng([seed, i])))
+
+
+# ---------------------------------------------------------------- the answer
+
+def says_use(analysis: reglab.RunAnalysis) -> bool:
+    return analysis.summary().startswith("Use ")
+
+
+def false_use(rng: np.random.Generator, seeds: int, noise: Noise) -> bool:
+    """Every strength truly as good as λ = 0: any "Use …" is false."""
+    return says_use(analyse(draw(rng, len(LAMBDAS), seeds, N_EXAMPLES, noise)))
+
+
+def design_se(seeds: int, noise: Noise, draws: int = 400, seed: int = 99) -> float:
+    """The standard error of the paired mean difference (strength 5 − λ = 0, relative to the mean loss) that
+    the design itself has: its spread over many null experiments."""
+    rng = np.random.default_rng(seed)
+    diffs = []
+    for _ in range(draws):
+        v = draw(rng, 6, seeds, N_EXAMPLES, noise)[:, :, -1]
+        diffs.append((v[5].mean() - v[0].mean()) / v[0].mean())
+    return float(np.std(diffs))
+
+
+def curve(gain: float) -> np.ndarray:
+    """A true optimum inside the grid: strength 5 gains `gain`, its neighbours half as much, the rest nothing."""
+    g = np.zeros(len(LAMBDAS))
+    g[5], g[4], g[6] = gain, gain / 2, gain / 2
+    return g
+
+
+def true_use(rng: np.random.Generator, seeds: int, gains: np.ndarray, noise: Noise) -> bool:
+    """"Use" naming a strength that truly gains."""
+    a = analyse(draw(rng, len(LAMBDAS), seeds, N_EXAMPLES, noise, gains))
+    return says_use(a) and gains[LAMBDAS.index(a.main.recommended.lam)] > 0
+
+
+def covered(rng: np.random.Generator, seeds: int, gains: np.ndarray, noise: Noise) -> bool:
+    """The best-setting interval holds the truly best strength."""
+    best = LAMBDAS[int(np.argmax(gains))]
+    rec = analyse(draw(rng, len(LAMBDAS), seeds, N_EXAMPLES, noise, gains)).main.recommended
+    return rec.interval is not None and rec.interval[0].strength <= best <= rec.interval[1].strength
+
+
+def power_gains(gain_se: float, seeds: int = 3, noise: Noise = LIKE_REAL_RUNS) -> np.ndarray:
+    return curve(gain_se * design_se(seeds, noise))
+
+
+# ---------------------------------------------------------------- the diagnoses
+
+PLATEAU_LAMBDAS = (0.0, 1e-3)
+
+
+def diagnosed(rng: np.random.Generator, kind: str, epochs: int, drift: float, jitter: float, seeds: int = 3,
+              noise: Noise = LIKE_REAL_RUNS) -> float:
+    """The share of an experiment's arms (2 strengths × `seeds`) diagnosed `kind`."""
+    a = analyse(draw(rng, len(PLATEAU_LAMBDAS), seeds, N_EXAMPLES, noise, epochs=epochs, drift=drift, jitter=jitter),
+                PLATEAU_LAMBDAS)
+    found = [t.diagnosis for t in a.main.trends]
+    return sum(d == kind for d in found) / len(found)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=200, help="experiments per rate (default 200)")
+    parser.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1), help="processes (default 2)")
+    args = parser.parse_args(argv)
+    runs, workers, start = args.runs, args.workers, time.perf_counter()
+    pct = lambda f, seed, n=runs: f"{100 * rate(f, n, seed, workers):5.1f} %"  # noqa: E731
+    print(f"reglab calibration: {runs} experiments per rate; {len(LAMBDAS)} strengths incl. λ = 0; "
+          f"{N_EXAMPLES} validation examples; log-scale noise sd per regime\n")
+    print("false \"Use\" when every strength equals λ = 0 (target ≤ 5 %)")
+    for i, (name, noise) in enumerate(REGIMES.items()):
+        cells = [f"{s} seed{'s' if s > 1 else ''}: {pct(partial(false_use, seeds=s, noise=noise), 100 * i + s)}"
+                 for s in (1, 2, 3, 5)]
+        print(f"  {name} ({noise.describe()}): " + "; ".join(cells))
+    print("\npower at 3 seeds: \"Use\" a strength with a true gain of g design standard errors (target ≥ 70 % at 3)")
+    for i, (name, noise) in enumerate(REGIMES.items()):
+        cells = [f"{g} SE: {pct(partial(true_use, seeds=3, gains=power_gains(g, 3, noise), noise=noise), 1000 + 10 * i + g)}"
+                 for g in (2, 3, 4)]
+        print(f"  {name}: " + "; ".join(cells))
+    print("\ncoverage of the best-setting interval at 3 seeds (target ≥ 93 %)")
+    for g in (3, 6):
+        print(f"  true gain {g} SE: {pct(partial(covered, seeds=3, gains=power_gains(g, 3, LIKE_REAL_RUNS), noise=LIKE_REAL_RUNS), 2000 + g)}")
+    few = max(1, runs // 4)
+    print(f"\nfalse \"overfitting\" on a plateau, {few} experiments × 6 arms (target ≤ 5 %)")
+    for jitter in (0.0, 0.01):
+        cells = [f"{e} epochs: {pct(partial(diagnosed, kind=OVERFITTING, epochs=e, drift=0.0, jitter=jitter), 3000 + e, few)}"
+                 for e in (8, 20, 50)]
+        print(f"  jitter {jitter:g}: " + "; ".join(cells))
+    print(f"\n\"converged\" (good fit), {few} experiments × 6 arms")
+    for drift, words in ((0.0, "flat in truth"), (0.002, "still falling 0.002 an epoch")):
+        cells = [f"{e} epochs: {pct(partial(diagnosed, kind=GOOD, epochs=e, drift=drift, jitter=0.0), 4000 + e, few)}"
+                 for e in (8, 20, 50)]
+        print(f"  {words}: " + "; ".join(cells))
+    print(f"\n(total {time.perf_counter() - start:.0f} s on {workers} process{'es' if workers > 1 else ''})")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
