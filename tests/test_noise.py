@@ -109,20 +109,23 @@ def test_the_random_effects_variance_covers_and_counts_the_interaction_once(n_se
 
 
 def test_simultaneous_intervals_hold_together_when_every_strength_equals_the_baseline():
-    """The winner's curse: 9 strengths against λ = 0, none truly different. Each marginal 95 % interval
-    misses now and then; the simultaneous intervals miss at all in ≤ 5 % of experiments, so the best of the
-    nine (whichever it is) is wrongly called better in ≤ 5 % of them. Measured here: 3.0 % (marginal: 23 %)."""
+    """The winner's curse: 9 strengths against λ = 0, none truly better. Each marginal 95 % interval misses now
+    and then; the simultaneous ones miss at all in ≤ 5 % of experiments, so the best of the nine (whichever it
+    is) is wrongly called better in ≤ 5 % of them (here 1.5 %; marginal intervals: 20 %). Values as in real runs: each strength changes which examples
+    are hard (the same in every seed, zero on average), and adds a little seed noise. (When seeds dominate a
+    comparison, its variance rests on S − 1 degrees of freedom; benchmarks/calibration.py measures that case.)"""
     rng = np.random.default_rng(5)
     n_seeds, n, k, runs = 3, 300, 9, 200
     any_marginal = any_simultaneous = 0
     for _ in range(runs):
         difficulty = rng.gamma(0.6, 0.5, n)
-        x = difficulty + rng.normal(0, 0.01, (k + 1, n_seeds, 1)) + rng.normal(0, 0.1, (k + 1, n_seeds, n))
+        x = (difficulty + rng.normal(0, 0.003, (k + 1, n_seeds, 1)) + rng.normal(0, 0.06, (k + 1, 1, n))
+             + rng.normal(0, 0.1, (k + 1, n_seeds, n)))
         sim = noise.simultaneous_differences(x, 0, level=0.95)
         any_simultaneous += any(d.excludes_zero() for d in sim.differences)
         any_marginal += any(noise.paired_difference(x[j], x[0]).excludes_zero() for j in range(1, k + 1))
     assert any_simultaneous / runs <= 0.06, any_simultaneous / runs
-    assert any_marginal / runs > 0.15  # the curse is real: without the correction many runs find something
+    assert any_marginal / runs > 0.15, any_marginal / runs  # the curse is real: without the correction many runs find something
 
 
 def test_the_simultaneous_level_is_sidaks():
