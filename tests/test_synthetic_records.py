@@ -119,3 +119,35 @@ def test_large_record_is_fast(tmp_path):
     seconds = time.perf_counter() - t0
     assert text and len(run.epochs) == K * S * E and run.validation().loss_by_epoch.shape == (K * S, E, n)
     assert seconds < 10, f"writing and analysing took {seconds:.1f} s"
+
+
+def test_a_strength_that_diverged_in_one_seed_is_named_and_never_recommended(tmp_path):
+    """It had the best values in the seeds where it trained, so a silent drop would have recommended it on
+    the seeds left (38 % of runs did, where its fair share was 10 %)."""
+    rng = np.random.default_rng(8)
+    lambdas, seeds, n = (0.0, 1e-4, 1e-3, 1e-2), 3, 400
+    loss = rng.gamma(2.0, 0.15, size=(1, 1, n)) * np.exp(rng.normal(0, 0.05, (4, seeds, n)))
+    loss[2] *= 0.5  # λ = 1e-3: by far the best where it trained
+    run = reglab.load_run(write_synthetic_run(tmp_path / "run", lambdas=lambdas, seeds=seeds, epochs=3,
+                                              val_loss=loss, val_correct=loss < 0.4, diverged={(2, 1)}))
+    analysis = reglab.analyze(run)
+    rec = analysis.main.recommended
+    assert rec.lam != 1e-3 and [s.strength for s in rec.diverged] == [1e-3]
+    assert rec.seeds == (0, 1, 2)  # every strength still compared completed all three seeds
+    text = analysis.summary()
+    assert "diverged (in some seed, so never recommended): L2 λ = 0.001" in text
+
+
+def test_a_moderate_strength_is_not_called_best_without_a_strength_0_arm(tmp_path):
+    """The claim's rule compares with no regularization; a grid without it cannot support it."""
+    rng = np.random.default_rng(9)
+    lambdas, seeds, n = (1e-5, 1e-4, 1e-3, 1e-2), 3, 400
+    loss = rng.gamma(2.0, 0.15, size=(1, 1, n)) * np.exp(rng.normal(0, 0.05, (4, seeds, n)))
+    loss *= np.array([1.3, 1.0, 0.6, 1.2])[:, None, None]  # a clear interior optimum at 1e-3
+    run = reglab.load_run(write_synthetic_run(tmp_path / "run", lambdas=lambdas, seeds=seeds, epochs=3,
+                                              val_loss=loss, val_correct=loss < 0.4))
+    analysis = reglab.analyze(run)
+    moderate = next(c for c in analysis.main.claims if c.key == "moderate")
+    assert analysis.main.recommended.lam == 1e-3
+    assert moderate.verdict == "inconclusive" and "no strength-0 arm" in moderate.evidence
+    assert analysis.summary().startswith("Best here: L2 λ = 0.001") and "no λ = 0 arm" in analysis.summary()
