@@ -275,7 +275,8 @@ def test_a_noisy_plateau_is_cant_tell_not_converged():
     trends = diagnose_simulated(simulated_arms(np.random.default_rng(4), 8, jitter=0.005))
     assert share(trends, UNSETTLED) >= 0.8  # measured: 94 %: not shown either way over a 4-epoch window
     assert all(t.converged is None for t in trends if t.diagnosis == UNSETTLED)
-    assert all("can't tell" in t.reason and "±0.01" in t.reason for t in trends if t.diagnosis == UNSETTLED)
+    # the margin, 0.001 an epoch, over the 4-epoch window's span of 3 epochs
+    assert all("can't tell" in t.reason and "±0.003" in t.reason for t in trends if t.diagnosis == UNSETTLED)
 
 
 def test_too_few_epochs_for_the_trend_fall_back_to_the_paired_difference():

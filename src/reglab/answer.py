@@ -121,7 +121,7 @@ def convergence(fa: FamilyAnalysis) -> str:
     few = sum(v in (TOO_FEW, NO_DATA) for v in verdicts)
     margins = sorted({t.margin for t in trends if math.isfinite(t.margin)})
     margin = "±" + " / ±".join(f"{m:g}" for m in margins) if margins else "the margin"
-    shown = f"shown to change by less than {margin} nats of validation data loss over the late window"
+    shown = f"shown to change by less than {margin} nats of validation data loss an epoch over the late window"
     if count[GOOD] == n:
         return f"training converged: {'the one arm was' if n == 1 else f'all {n} arms were'} {shown}"
     parts = []
@@ -130,8 +130,8 @@ def convergence(fa: FamilyAnalysis) -> str:
     if count[OVERFITTING]:
         parts.append(f"{count[OVERFITTING]} of {n} arms overfitting (validation loss rising beyond noise)")
     if count[UNSETTLED]:
-        parts.append(f"{count[UNSETTLED]} of {n} arms with no detectable trend, but not shown within {margin} either "
-                     "(can't tell)")
+        parts.append(f"{count[UNSETTLED]} of {n} arms with no detectable trend, but not shown within {margin} an epoch "
+                     "either (can't tell)")
     if few:
         parts.append(f"{few} of {n} arms with too few epochs to tell")
     if count[GOOD]:

@@ -16,8 +16,8 @@ degrees of freedom (`stats.t_critical`).
 
 - *overfitting*: null "the loss is not rising" (slope ≤ 0), rejected when the interval lies wholly above 0:
   a one-sided test at 2.5 %.
-- *good fit* (converged): null "the loss still changes by at least `Criteria.trend_margin` over the
-  window", rejected when the interval lies wholly inside ±margin (two one-sided tests, each at 2.5 %): an
+- *good fit* (converged): null "the loss still changes by at least `Criteria.trend_margin` an epoch
+  over the window", rejected when the interval lies wholly inside ±margin (two one-sided tests, each at 2.5 %): an
   arm whose loss truly moves by the margin or more is called converged at most 2.5 % of the time. A fall
   beyond noise but shown smaller than the margin is converged too (more epochs would change little).
 - *still improving*: null "the loss is not falling" (slope ≥ 0), rejected when the interval lies wholly
@@ -69,19 +69,17 @@ LESS_CONFIDENT = "less confident"  # higher training loss, training accuracy wit
 class Criteria(NamedTuple):
     """The stated rules behind each diagnosis; the report prints them next to the verdicts.
 
-    `trend_margin` (nats of validation data loss over the trend window, the last half of training): an arm
-    is converged only when its change over the window is shown inside ±margin. 0.01 by default: a change
-    of 0.01 nats moves the mean per-example likelihood by 1 % (e^0.01 ≈ 1.01), and it is below the 95 %
-    half-width of a difference between two strengths' mean validation losses on a few thousand examples
-    (typically 0.01–0.03 nats), so a remaining change this small could not reorder the settings a run can
-    tell apart. As the window is the last half of training, it also bounds, for a curve that keeps
-    flattening, what as many epochs again would gain.
+    `trend_margin` (nats of validation data loss per epoch): an arm is converged only when its change over
+    the trend window is shown inside ±margin × the window's span in epochs, i.e. its slope inside ±margin.
+    0.001 by default: a tenth of the answer's loss margin each epoch, so ten more epochs at that pace would
+    still not move the loss by the margin that decides between strengths. Set per epoch rather than per
+    window, so that a loss still falling 0.002 an epoch is never called converged, however short the window.
     """
 
     z: float = Z  # underfitting: a deficit is beyond noise when it exceeds z standard errors (one-sided 2.5 %)
     min_epochs: int = 2  # fewer epochs: too few to tell
     window: int = 4  # the trend test regresses over the last max(window, ⌈E/2⌉) epochs; fewer: the paired fallback
-    trend_margin: float = 0.01  # converged: the 95 % interval of the change over the window lies inside ±this
+    trend_margin: float = 0.001  # converged: the 95 % interval of the slope lies inside ±this (nats per epoch)
     fallback_points: float = 0.02  # without per-example values: underfitting = training accuracy > 2 points below
     # equivalence margins of the answer: differences smaller than these are of no practical importance
     loss_margin: float = 0.01  # validation data loss (nats): the flat region, "no measurable benefit"
@@ -199,6 +197,7 @@ def _verdict(test: _Test, margin: float) -> tuple[str, bool | None, str]:
     lo, hi = test.change - test.half, test.change + test.half
     what = (f"{test.change:+.4f} over epochs {test.first}–{test.last} (95 % interval {lo:+.4f} … {hi:+.4f}; "
             f"{test.words})")
+    margin = margin * max(1, test.last - test.first)  # per epoch → over the window's span
     if lo > 0:
         return OVERFITTING, True, f"validation data loss rising: {what}"
     if -margin < lo and hi < margin:
@@ -280,8 +279,8 @@ def criteria_text(criteria: Criteria) -> list[str]:
         "the E epochs (a window fixed in advance: no epoch is chosen by its loss), with a 95 % Student-t interval "
         "for the change over the window from the regression's residuals (epoch-to-epoch jitter counts as noise);",
         "overfitting: the interval lies wholly above 0 (rising; a one-sided test at 2.5 %);",
-        f"good fit (converged): the interval lies wholly inside ±{m:g} nats, the stated margin (two one-sided "
-        "tests at 2.5 %);",
+        f"good fit (converged): the interval lies wholly inside ±{m:g} nats per epoch of the window's span, the "
+        "stated margin (two one-sided tests at 2.5 %);",
         "still improving: the interval lies wholly below 0 and not inside the margin (not converged);",
         "can't tell: none of these — no trend beyond noise, but not shown within the margin either;",
         f"with fewer than {max(w, 3)} epochs: the same rules on the paired per-example difference last − first "
