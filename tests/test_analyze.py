@@ -159,7 +159,7 @@ def test_one_seed_decides_a_large_weight_shrink_and_names_the_best_without_claim
     assert claims["moderate"] == "inconclusive"  # one seed never claims: seed noise is unmeasured
     rec = analysis.main.recommended
     assert rec.setting == Setting("l2", 1e-3) and rec.beats_baseline is None and rec.benefit == "one seed"
-    assert analysis.summary().startswith("Best in this one seed: L2 λ = 0.001.")
+    assert analysis.summary().startswith("Best in this one seed: L2 λ = 0.001 (one seed cannot show a benefit")
     assert "Use " not in analysis.summary()
 
 

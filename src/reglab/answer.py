@@ -64,8 +64,7 @@ def headline(fa: FamilyAnalysis) -> str:
     if rec.benefit == IS_BASELINE:
         return f"No {fa.label} strength tried measured better than no regularization (the best here is λ = 0{_flat(fa)})."
     if rec.benefit == ONE_SEED:
-        return (f"Best in this one seed: {best}. One seed cannot show a benefit over no regularization (seed noise "
-                "is unmeasured): run --seeds 3 or more.")
+        return f"Best in this one seed: {best} (one seed cannot show a benefit: run --seeds 3 or more)."
     if rec.benefit == BETTER:
         return f"Use {best}{_flat(fa)}: it beats no regularization (confirmed over all {rec.n_compared} strengths at once)."
     if rec.benefit == EQUIVALENT:
@@ -73,8 +72,8 @@ def headline(fa: FamilyAnalysis) -> str:
                 "λ = 0.")
     if rec.benefit == NO_BASELINE:
         return f"Best here: {best}{_flat(fa)} (not confirmed: the grid has no λ = 0 arm to compare with)."
-    return (f"Best here: {best}{_flat(fa)}, not confirmed: can't tell whether it beats no regularization "
-            f"(not shown better, nor within {_margin(rec)} of it).")
+    return (f"Best here: {best}{_flat(fa)}; not confirmed: not shown better than no regularization, nor within "
+            f"{_margin(rec)} of it (can't tell).")
 
 
 def family_lines(fa: FamilyAnalysis) -> list[str]:
@@ -85,10 +84,10 @@ def family_lines(fa: FamilyAnalysis) -> list[str]:
     val = f"validation data loss {rec.estimate.mean:.4f} over {_seeds(rec.seeds)}"
     if rec.baseline is not None:
         d = rec.baseline.difference
-        val += f", {diff_text(d)} against no regularization" + (
-            f" ({d.method}; each bound holds at 95 %)" if d.has_interval else " (no interval)")
+        val += f"; {diff_text(d)} against no regularization" + (
+            f" (simultaneous over {rec.n_compared} strengths, each bound 95 %)" if d.has_interval else " (no interval)")
     if _finite(rec.test_accuracy.mean):
-        val += f"; test accuracy {100 * rec.test_accuracy.mean:.2f} % (the test set did not choose)"
+        val += f"; test accuracy {100 * rec.test_accuracy.mean:.2f} % (did not choose)"
     lines.append(val)
     shrink = fa.finals["shrink"].get(rec.lam)
     if shrink and rec.lam > 0:
@@ -121,24 +120,22 @@ def convergence(fa: FamilyAnalysis) -> str:
     few = sum(v in (TOO_FEW, NO_DATA) for v in verdicts)
     margins = sorted({t.margin for t in trends if math.isfinite(t.margin)})
     margin = "±" + " / ±".join(f"{m:g}" for m in margins) if margins else "the margin"
-    shown = f"shown to change by less than {margin} nats of validation data loss an epoch over the late window"
+    shown = f"settled (shown within {margin} an epoch)"
     if count[GOOD] == n:
         return f"training converged: {'the one arm was' if n == 1 else f'all {n} arms were'} {shown}"
     parts = []
     if count[IMPROVING]:
-        parts.append(f"{count[IMPROVING]} of {n} arms still improving beyond noise at the last epoch")
+        parts.append(f"{count[IMPROVING]} of {n} arms still improving beyond noise")
     if count[OVERFITTING]:
         parts.append(f"{count[OVERFITTING]} of {n} arms overfitting (validation loss rising beyond noise)")
     if count[UNSETTLED]:
-        parts.append(f"{count[UNSETTLED]} of {n} arms with no detectable trend, but not shown within {margin} an epoch "
-                     "either (can't tell)")
+        parts.append(f"{count[UNSETTLED]} of {n} can't tell (no trend beyond noise, not shown within {margin} an epoch)")
     if few:
         parts.append(f"{few} of {n} arms with too few epochs to tell")
     if count[GOOD]:
         parts.append(f"{count[GOOD]} of {n} arms {shown}")
     if count[IMPROVING]:
-        return ("training had not converged: " + "; ".join(parts)
-                + "; settings are compared as unconverged models (try more epochs)")
+        return "training had not converged: " + "; ".join(parts) + "; compared as unconverged models (try more epochs)"
     return "training not shown converged in every arm: " + "; ".join(parts)
 
 
