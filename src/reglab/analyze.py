@@ -285,7 +285,7 @@ def _recommend(family: Family, learning_rate: float, finals: dict[str, PerSeed],
     neighbours = tuple(Comparison(setting(lams[j]), paired(best, lams[j])) for j in (k - 1, k + 1) if 0 <= j < len(lams))
     baseline, benefit, n_compared = _against_baseline(setting(0.0), lams, best, values, finals, metric, seeds, margin)
     flat = _region(lams, k, lambda lam: _within_margin(paired(lam, best), metric, margin)) if len(seeds) >= 2 else (k, k)
-    indistinct = _region(lams, k, lambda lam: (lambda d: d.has_interval and not d.excludes_zero())(paired(lam, best)))
+    indistinct = _region(lams, k, lambda lam: _within_noise(paired(lam, best)))
     interval = _best_interval(lams, values, metric, per)
     return Recommendation(
         metric, setting(best), means[best], neighbours, baseline,
@@ -306,6 +306,11 @@ def _region(lams: list[float], k: int, inside) -> tuple[int, int]:
             j += step
         ends.append(j)
     return ends[0], ends[1]
+
+
+def _within_noise(d: noise.Difference) -> bool:
+    """Can't be told apart: an interval that holds 0 (without an interval, nothing is within noise)."""
+    return d.has_interval and not d.excludes_zero()
 
 
 def _within_margin(d: noise.Difference, metric: str, margin: float) -> bool:
