@@ -36,7 +36,7 @@ from .analysis import NEAR_ZERO, ArmSummary, arm_summaries
 from .diagnose import ArmValidation, Criteria, Reference, Trend, diagnose
 from .families import FamilyRun, family_view, series_key, sweep_config
 from .formatting import lam_label
-from .record import RunRecord
+from .record import EpochRecord, RunRecord
 from .settings import Family, Setting
 from .stats import Estimate, mean_ci
 
@@ -253,11 +253,8 @@ def _difference(values: _Values, finals: dict[str, PerSeed], metric: str, a: flo
 
 # ---------------------------------------------------------------- the recommendation
 
-def _diverged_strengths(view: FamilyRun) -> set[float]:
+def _diverged_strengths(view: FamilyRun, rows: dict[int, list[EpochRecord]]) -> set[float]:
     """Strengths with an arm that diverged (or failed) in some seed: a result to name, never a recommendation."""
-    rows: dict[int, list[Any]] = {}
-    for r in view.epochs:
-        rows.setdefault(r.arm, []).append(r)
     out = set()
     for a in view.arms:
         bad_rows = any(not np.isfinite(r.loss) for r in rows.get(int(a["arm"]), []))
@@ -284,8 +281,9 @@ def _recommend(family: Family, learning_rate: float, finals: dict[str, PerSeed],
     paired = lambda a, b: _difference(values, finals, metric, a, b, seeds)  # noqa: E731
     neighbours = tuple(Comparison(setting(lams[j]), paired(best, lams[j])) for j in (k - 1, k + 1) if 0 <= j < len(lams))
     baseline, benefit, n_compared = _against_baseline(setting(0.0), lams, best, values, finals, metric, seeds, margin)
-    flat = _region(lams, k, lambda lam: _within_margin(paired(lam, best), metric, margin)) if len(seeds) >= 2 else (k, k)
-    indistinct = _region(lams, k, lambda lam: _within_noise(paired(lam, best)))
+    to_best = {lam: paired(lam, best) for lam in lams if lam != best}  # each strength − the best, for both regions
+    flat = _region(lams, k, lambda lam: _within_margin(to_best[lam], metric, margin)) if len(seeds) >= 2 else (k, k)
+    indistinct = _region(lams, k, lambda lam: _within_noise(to_best[lam]))
     interval = _best_interval(lams, values, metric, per)
     return Recommendation(
         metric, setting(best), means[best], neighbours, baseline,
@@ -325,10 +323,10 @@ def _against_baseline(base: Setting, lams: list[float], best: float, values: _Va
     if 0.0 not in lams:
         return None, NO_BASELINE, 0
     others = [lam for lam in lams if lam != 0.0]
-    d = _simultaneous(others, values, finals, metric, seeds).get(best)
     if len(seeds) < 2:
         d1 = _difference(values, finals, metric, best, 0.0, seeds)
         return Comparison(base, noise.Difference(d1.mean, NAN, NAN, d1.n_seeds, "")), ONE_SEED, len(others)
+    d = _simultaneous(others, values, finals, metric, seeds).get(best)
     if d is None or not d.has_interval:
         return (Comparison(base, d) if d is not None else None), CANT_TELL, len(others)
     good = (d.high < 0) if LOWER_IS_BETTER[metric] else (d.low > 0)
@@ -339,28 +337,18 @@ def _against_baseline(base: Setting, lams: list[float], best: float, values: _Va
 
 def _simultaneous(others: list[float], values: _Values, finals: dict[str, PerSeed], metric: str,
                   seeds: tuple[int, ...]) -> dict[float, noise.Difference]:
-    """strength → its − strength 0 on simultaneous intervals (per-example values where recorded, else the
-    seeds' values alone, at the same Šidák level)."""
+    """strength → its − strength 0 on simultaneous intervals: per-example values where recorded, else each
+    arm's final value (the paired t over seeds, at the same level; a difference without spread is left out)."""
     table = values.loss if metric == "val_data_loss" else values.correct
-    if len(seeds) < 2:
-        return {}
     have = values.complete and all(lam in table and all(s in table[lam] for s in seeds) for lam in [0.0, *others])
     if have:
         x = np.stack([np.stack([table[lam][s] for s in seeds]) for lam in [0.0, *others]])
-        sim = noise.simultaneous_differences(x, 0, SIMULTANEOUS_LEVEL)
-        return dict(zip(others, sim.differences)) if sim is not None else {}
-    per = finals[metric]
-    out = {}
-    df = len(seeds) - 1
-    crit = noise.t_quantile_at(1 - noise.sidak_level(len(others), SIMULTANEOUS_LEVEL) / 2, df)
-    for lam in others:
-        d = np.array([per[lam][s] - per[0.0][s] for s in seeds])
-        sd = float(d.std(ddof=1))
-        if sd > 0:
-            half = crit * sd / np.sqrt(len(seeds))
-            out[lam] = noise.Difference(float(d.mean()), float(d.mean()) - half, float(d.mean()) + half, len(seeds),
-                                        f"simultaneous over {len(others)} strengths (Šidák), seeds only")
-    return out
+    else:
+        x = np.array([[[finals[metric][lam][s]] for s in seeds] for lam in [0.0, *others]])
+    sim = noise.simultaneous_differences(x, 0, SIMULTANEOUS_LEVEL)
+    if sim is None:
+        return {}
+    return {lam: d for lam, d in zip(others, sim.differences) if have or d.has_interval}
 
 
 def _best_interval(lams: list[float], values: _Values, metric: str, per: PerSeed) -> tuple[int, int] | None:
@@ -424,14 +412,14 @@ def analyze_family(run: RunRecord, family: str, kernels: dict[int, Any], validat
     finals = final_values(view)
     values = _per_example(validation, view, comparable)
     stats = tuple(lambda_stats(view, finals))
-    diverged = _diverged_strengths(view)
+    rows: dict[int, list[EpochRecord]] = {}
+    for r in view.epochs:
+        rows.setdefault(r.arm, []).append(r)
+    diverged = _diverged_strengths(view, rows)
     recommended = _recommend(fam, view.learning_rate, finals, values, "val_data_loss", diverged, criteria.loss_margin)
     by_accuracy = _recommend(fam, view.learning_rate, finals, values, "val_accuracy", diverged, criteria.accuracy_margin)
     against = {m: {lam: _difference(values, finals, m, lam, recommended.lam) for lam in sorted(finals[m])}
                for m in LOWER_IS_BETTER} if recommended is not None else {}
-    rows = {}
-    for r in view.epochs:
-        rows.setdefault(r.arm, []).append(r)
     references: dict[int, Reference] = {}
     if recommended is not None:
         for a in view.arms:

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, NamedTuple
 
 from .analyze import BETTER, EQUIVALENT, IS_BASELINE, NO_BASELINE, ONE_SEED
 from .claims import INCONCLUSIVE, NOT_SUPPORTED, SUPPORTED, diff_text
-from .diagnose import IMPROVING, TOO_FEW
+from .diagnose import GOOD, IMPROVING, NO_DATA, OVERFITTING, TOO_FEW, UNSETTLED
 from .formatting import lam_label
 from .stats import mean_ci
 
@@ -109,8 +109,6 @@ def convergence(fa: FamilyAnalysis) -> str:
     """Whether training converged: "converged" only when every comparable arm's validation data loss was shown
     to change by less than the stated margin over its late window (`diagnose`); otherwise what was shown and
     what was not, each count out of the comparable arms (an underfitting arm counts by its trend)."""
-    from .diagnose import GOOD, NO_DATA, OVERFITTING, UNSETTLED
-
     trends = [t for t in fa.trends if t.arm in fa.comparable]
     n = len(trends)
     if not n:

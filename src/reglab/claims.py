@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, NamedTuple
 
-from .diagnose import IMPROVING, OVERFITTING, TOO_FEW, UNDERFITTING, Criteria
+from .diagnose import IMPROVING, NO_DATA, OVERFITTING, TOO_FEW, UNDERFITTING, UNSETTLED, Criteria
 from .formatting import lam_label
 from .noise import seed_only_difference
 from .stats import Estimate, mean_ci
@@ -107,8 +107,6 @@ def _count(diagnoses: list[str], kind: str) -> str:
 
 
 def small_strength_overfits(fa: "FamilyAnalysis", criteria: Criteria) -> Claim:
-    from .diagnose import NO_DATA, UNSETTLED
-
     statement = f"Too little {fa.label} still overfits, much like no regularization."
     rule = ("the smallest strength > 0 must be diagnosed overfitting (validation loss rising beyond noise over the "
             "late window) in every seed; not supported only when no seed overfits and none is still improving or "
@@ -166,8 +164,6 @@ def moderate_strength_best(fa: "FamilyAnalysis") -> Claim:
 
 
 def large_strength_underfits(fa: "FamilyAnalysis") -> Claim:
-    from .diagnose import NO_DATA
-
     statement = f"Too much {fa.label} underfits."
     rule = ("the largest strength must be diagnosed underfitting — training accuracy below the recommended "
             "strength's beyond noise — in every seed (none: not supported; a higher training loss with accuracy "

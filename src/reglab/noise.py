@@ -95,8 +95,6 @@ def _counts(picks: np.ndarray, n: int) -> np.ndarray:
     return np.bincount((picks + n * np.arange(rows)[:, None]).ravel(), minlength=rows * n).reshape(rows, n)
 
 
-
-
 class Variance(NamedTuple):
     """The variance of a mean difference over a seeds × examples design, and its Satterthwaite df."""
 
@@ -155,7 +153,7 @@ def paired_difference(a: np.ndarray, b: np.ndarray) -> Difference:
 #: The metrics a setting is chosen by, and which way is better (read by the analysis, heat maps and figures).
 LOWER_IS_BETTER = {"val_data_loss": True, "val_accuracy": False}
 
-SIMULTANEOUS = "simultaneous over {k} strengths against λ = 0 (Šidák), seeds and validation examples"
+SIMULTANEOUS = "simultaneous over {k} strengths against λ = 0 (Šidák), {over}"
 
 
 class Simultaneous(NamedTuple):
@@ -173,14 +171,15 @@ def simultaneous_differences(values: np.ndarray, baseline: int = 0, level: float
     about after choosing the best is covered too. Variances are not pooled over strengths: in real runs both
     their seed and their example parts grow with the strength (Fashion-MNIST, 3 seeds: seed part ≈ 0 at
     1e-4, 3e-5 at 1e-3, 5e-4 at 1e-2), and a pooled one would drown the quiet strengths the best sits among.
-    None without two settings, two seeds and two examples, or with values that are not finite; a comparison
-    whose variance is 0 gets no interval."""
+    One example per seed (a record without per-example values: each arm's final value) gives the paired
+    t-interval over seeds at the same level. None without two settings and two seeds, or with values that
+    are not finite; a comparison whose variance is 0 gets no interval."""
     x = np.asarray(values, dtype=np.float64)
     k, n_seeds, n = x.shape
-    if k < 2 or n_seeds < 2 or n < 2 or not np.isfinite(x).all():
+    if k < 2 or n_seeds < 2 or n < 1 or not np.isfinite(x).all():
         return None
     alpha = sidak_level(k - 1, level)
-    method = SIMULTANEOUS.format(k=k - 1)
+    method = SIMULTANEOUS.format(k=k - 1, over="seeds and validation examples" if n > 1 else "seeds only")
     out = []
     for j in range(k):
         if j == baseline:
