@@ -6,6 +6,10 @@
 - **A manifest of what reglab wrote.** RUN_DIR/manifest.json lists every file reglab writes there,
   each added *before* the file is created, so `--force` removes exactly those (and their temporaries)
   and nothing of the user's, even in a folder that holds other files.
+- **Nothing through a link.** While the lock is held, the run directory is a `fileio.confined` root: no
+  write or removal goes through a symbolic link at any depth inside it (the folder itself may be a link
+  the user gave). `--force` checks every path it would remove first and removes nothing when one goes
+  through a link.
 - **New run names never collide**: a default `runs/<UTC time>` is created exclusively, with `-2`,
   `-3`, … when another run took that second.
 """
@@ -25,7 +29,7 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 from .errors import RunDirError
-from .fileio import remove_file, temporary_name, write_atomic
+from .fileio import confined, link_in, remove_file, temporary_name, write_atomic
 
 LOCK = ".reglab.lock"
 MANIFEST = "manifest.json"
@@ -62,7 +66,8 @@ def locked(run_dir: Path, *, create: bool = False) -> Iterator[Path]:
     key = os.path.realpath(run_dir)
     _acquire(run_dir, key)
     try:
-        yield run_dir
+        with confined(run_dir):
+            yield run_dir
     finally:
         _release(key)
 
@@ -225,6 +230,7 @@ def check_run_dir(run_dir: Path, force: bool) -> None:
     if read_manifest(run_dir) is None:
         raise RunDirError(f"{run_dir} was written by an older reglab that kept no list of its files; "
                           "--force removes only listed files: delete the folder yourself or choose another --out")
+    _removal_plan(run_dir)  # a listed file reached through a link: refused before anything is loaded or removed
 
 
 def _remove_empty_folders(folder: Path) -> None:
@@ -240,21 +246,36 @@ def _remove_empty_folders(folder: Path) -> None:
 
 def clear_run_dir(run_dir: Path) -> list[str]:
     """Remove the files the manifest lists (and their temporaries), after `check_run_dir(force=True)`;
-    returns what was removed. Anything else in the folder stays."""
+    returns what was removed. Anything else in the folder stays. The whole plan is checked first: when a
+    path goes through a symbolic link inside the run directory, nothing is removed (RunDirError naming it)."""
     run_dir = Path(run_dir)
+    plan = _removal_plan(run_dir)
     removed = []
-    for name in read_manifest(run_dir) or []:
-        for path in (run_dir / name, temporary_name(run_dir / name)):
-            try:
-                mode = os.lstat(path).st_mode
-            except FileNotFoundError:
-                continue
-            if stat.S_ISREG(mode) or stat.S_ISLNK(mode):
-                remove_file(path)
-                removed.append(str(path.relative_to(run_dir)))
+    for path in plan:
+        remove_file(path, run_dir)
+        removed.append(str(path.relative_to(run_dir)))
     figures = run_dir / FIGURES
     if figures.is_dir() and not figures.is_symlink() and not any(figures.iterdir()):
         figures.rmdir()
     _remove_empty_folders(run_dir / TENSORBOARD)
-    remove_file(run_dir / MANIFEST)
+    remove_file(run_dir / MANIFEST, run_dir)
     return removed
+
+
+def _removal_plan(run_dir: Path) -> list[Path]:
+    """Every listed file (and temporary) that exists as a file or a link entry; refused whole when one is
+    reached through a link (`figures/` → the user's photos): the link's target is the user's."""
+    plan = []
+    for name in read_manifest(run_dir) or []:
+        for path in (run_dir / name, temporary_name(run_dir / name)):
+            link = link_in(path, run_dir)
+            if link is not None:
+                raise RunDirError(f"{link} is a symbolic link; --force removes nothing through a link, so nothing "
+                                  "was removed: replace the link with a folder, or choose another --out")
+            try:
+                mode = os.lstat(path).st_mode
+            except (FileNotFoundError, NotADirectoryError):
+                continue
+            if stat.S_ISREG(mode) or stat.S_ISLNK(mode):
+                plan.append(path)
+    return plan

@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 
 from .errors import ConfigError, RunDirError
+from .fileio import ensure_dir
 from .publish import ArmInfo, SweepStart, replay
 from .record import EpochRecord, load_run
 
@@ -110,15 +111,16 @@ class _EventFile:
     """One event file of one TensorBoard run (folder), created at its first write. Each `write` appends
     whole records and closes the file again: readers see every finished epoch, and no handle stays open."""
 
-    def __init__(self, tb: Any, folder: Path) -> None:
-        self.tb, self.folder, self.path = tb, folder, None
+    def __init__(self, tb: Any, folder: Path, logdir: Path) -> None:
+        self.tb, self.folder, self.logdir, self.path = tb, folder, logdir, None
 
     def write(self, events: list[Any]) -> None:
         if not events:
             return
         records = []
+        # at every write: no link inside the log folder (or inside a run directory holding it) is written through
+        ensure_dir(self.folder, parents=True, root=self.logdir)
         if self.path is None:
-            self.folder.mkdir(parents=True, exist_ok=True)
             # TensorFlow's name pattern (TensorBoard reads files with "tfevents" in the name, in name order);
             # the zero-padded serial keeps a later file of this process after an earlier one.
             self.path = self.folder / (f"events.out.tfevents.{int(time.time()):010d}.{socket.gethostname()}."
@@ -272,7 +274,7 @@ class TensorBoardPublisher:
 
     def _file(self, folder: Path) -> _EventFile:
         if folder not in self._files:
-            self._files[folder] = _EventFile(self.tb, folder)
+            self._files[folder] = _EventFile(self.tb, folder, self.logdir)
         return self._files[folder]
 
     def _event(self, summary: Any, step: int) -> Any:
