@@ -26,23 +26,40 @@ started_at matches (exporting a run twice, or after logging it live), else it cr
 directory reused with --force is a new run). Rows already in MLflow are never logged again: an arm's
 rows with epoch ≤ what its child's `loss` history already holds are skipped, and on a resume also those
 with epoch ≤ `done[arm]`.
+
+A time budget per call (`tracking_budget`: 10 s, or REGLAB_MLFLOW_TIMEOUT seconds): every MLflow client call
+runs in a daemon worker thread that the caller waits on for at most that long (and for at most
+`SIGNAL_GRACE_S` once Ctrl-C or SIGTERM arrives), with MLflow's own HTTP timeout set to the budget and one
+retry (unless the user set MLFLOW_HTTP_REQUEST_TIMEOUT / MLFLOW_HTTP_REQUEST_MAX_RETRIES); a local SQLite
+store is opened and write-locked with the sqlite3 module first, so that an unusable database file fails
+at once instead of through MLflow's ~100 s of engine retries. A call that fails or runs out of time
+raises `TrackingError` (one line): `check_store` turns it into a refusal before any training, a live run
+into one warning line and no more MLflow calls, `reglab export` into one error line.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import getpass
 import hashlib
 import json
+import logging
+import math
+import os
+import re
+import signal
+import sqlite3
 import sys
+import threading
 import time
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, NamedTuple
 from urllib.parse import unquote
 
-from .errors import ConfigError
+from .errors import ConfigError, ReglabError
 from .publish import ArmInfo, SweepStart, replay
 from .record import EpochRecord, load_run
 
@@ -61,6 +78,14 @@ TAG_STARTED = "reglab.started_at"
 TAG_STATUS = "reglab.status"
 TAG_ARM = "reglab.arm"
 PARENT_TAG = "mlflow.parentRunId"
+
+#: Seconds one MLflow call may take before tracking is given up (REGLAB_MLFLOW_TIMEOUT overrides it).
+DEFAULT_BUDGET_S = 10.0
+BUDGET_ENV = "REGLAB_MLFLOW_TIMEOUT"
+#: Once Ctrl-C or SIGTERM arrives, how much longer a pending MLflow call is waited for.
+SIGNAL_GRACE_S = 1.0
+#: The name of the threads MLflow calls run in (their log lines are dropped: see `_drop_worker_retry_logs`).
+WORKER = "reglab-mlflow"
 
 _MAX_PARAM = 6000  # MLflow's MAX_PARAM_VAL_LENGTH (mlflow.utils.validation)
 _MAX_TAG = 8000  # MAX_TAG_VAL_LENGTH
@@ -101,6 +126,168 @@ def _import_mlflow() -> Any:
 def _first_line(e: BaseException) -> str:
     text = str(getattr(e, "message", None) or e).strip()
     return text.splitlines()[0] if text else type(e).__name__
+
+
+class TrackingError(ReglabError):
+    """An MLflow call that failed or gave no answer within the budget (`timed_out`), in one line naming the store."""
+
+    def __init__(self, message: str, timed_out: bool = False) -> None:
+        super().__init__(message)
+        self.timed_out = timed_out
+
+
+def tracking_budget() -> float:
+    """The seconds one MLflow call may take: REGLAB_MLFLOW_TIMEOUT when set, else `DEFAULT_BUDGET_S`."""
+    raw = os.environ.get(BUDGET_ENV, "").strip()
+    if not raw:
+        return DEFAULT_BUDGET_S
+    try:
+        value = float(raw)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise ConfigError(f"{BUDGET_ENV} must be a number of seconds > 0, got {raw[:40]!r}")
+    return value
+
+
+def _reason(e: BaseException) -> str:
+    """Why a call failed, short: the OS's words when the text holds them ("Connection refused"), else the
+    exception's first line."""
+    text = " ".join(str(getattr(e, "message", None) or e).split())
+    found = re.search(r"\[Errno -?\d+\] ([^'\"()\[\]]+)", text)
+    if found:
+        return found.group(1).strip().rstrip(":,. ")
+    return _clip(_first_line(e), 200)
+
+
+class _Grace:
+    """When a signal arrived during a bounded call (time.monotonic()), or None."""
+
+    at: float | None = None
+
+
+@contextlib.contextmanager
+def _noticing_signals() -> Iterator[_Grace]:
+    """While waiting on a worker in the main thread: Ctrl-C and SIGTERM are still handled as before (the run's
+    stop flag, or KeyboardInterrupt), and noted, so the wait is cut to `SIGNAL_GRACE_S`: a stalled store never
+    holds up a stop by the whole budget. Handlers that are not Python's (the default SIGTERM, which ends the
+    process at once) are left alone."""
+    grace = _Grace()
+    installed: dict[int, Any] = {}
+    if threading.current_thread() is threading.main_thread():
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            previous = signal.getsignal(signum)
+            if callable(previous):
+                def note(num: int, frame: Any, previous: Callable[..., Any] = previous) -> None:
+                    grace.at = grace.at or time.monotonic()
+                    previous(num, frame)
+
+                installed[signum] = previous
+                signal.signal(signum, note)
+    try:
+        yield grace
+    finally:
+        for signum, previous in installed.items():
+            signal.signal(signum, previous)
+
+
+@contextlib.contextmanager
+def _http_budget(budget: float) -> Iterator[None]:
+    """MLflow's HTTP client waits `budget` and retries once (its defaults: 120 s and 7 retries with backoff, about
+    4 minutes), for the calls started meanwhile; settings the user made in the environment are kept."""
+    wanted = {"MLFLOW_HTTP_REQUEST_TIMEOUT": str(max(1, math.ceil(budget))), "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1"}
+    added = [k for k in wanted if k not in os.environ]
+    for k in added:
+        os.environ[k] = wanted[k]
+    try:
+        yield
+    finally:
+        for k in added:
+            os.environ.pop(k, None)
+
+
+def bounded(call: Callable[[], Any], budget: float, store: str) -> Any:
+    """`call()` in a daemon worker thread, waited on for at most `budget` seconds (or `SIGNAL_GRACE_S` after a
+    signal); its failure, or no answer in time, is a TrackingError naming `store`. A worker left behind is
+    never waited for again (it cannot delay the process's exit) and its result is dropped."""
+    box: dict[str, Any] = {}
+    done = threading.Event()
+
+    def work() -> None:
+        try:
+            box["value"] = call()
+        except BaseException as e:  # noqa: BLE001 - handed to the waiting thread
+            box["error"] = e
+        finally:
+            done.set()
+
+    with _http_budget(budget), _noticing_signals() as grace:
+        threading.Thread(target=work, name=WORKER, daemon=True).start()
+        deadline = time.monotonic() + budget
+        while not done.wait(0.05):
+            now = time.monotonic()
+            if grace.at is not None and now >= min(deadline, grace.at + SIGNAL_GRACE_S):
+                raise TrackingError(f"the MLflow tracking store {store} was still busy when the run was stopped",
+                                    timed_out=True)
+            if now >= deadline:
+                raise TrackingError(f"the MLflow tracking store {store} gave no answer within {budget:g} s "
+                                    f"({BUDGET_ENV} sets the limit)", timed_out=True)
+    if "error" in box:
+        e = box["error"]
+        if isinstance(e, ReglabError):
+            raise e
+        raise TrackingError(f"cannot use the MLflow tracking store {store}: {_reason(e)}") from None
+    return box.get("value")
+
+
+class _BoundedClient:
+    """An `mlflow.MlflowClient` whose every method call is `bounded`."""
+
+    def __init__(self, client: Any, budget: float, store: str) -> None:
+        self.raw, self.budget, self.store = client, budget, store
+
+    def __getattr__(self, name: str) -> Callable[..., Any]:
+        method = getattr(self.raw, name)
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            return bounded(functools.partial(method, *args, **kwargs), self.budget, self.store)
+
+        return call
+
+
+class _NotFromWorkers(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.threadName.startswith(WORKER)
+
+
+def _drop_worker_retry_logs() -> None:
+    """MLflow's SQL stores retry a database they cannot open for ~100 s, logging a multi-line warning each time;
+    from reglab's workers (abandoned after the budget) those lines are dropped: the one line reglab says is the
+    account."""
+    logger = logging.getLogger("mlflow.store.db.utils")
+    if not any(isinstance(f, _NotFromWorkers) for f in logger.filters):
+        logger.addFilter(_NotFromWorkers())
+
+
+def _sqlite_path(uri: str) -> str | None:
+    """A local SQLite store's database file, as MLflow reads `sqlite:///PATH`; None for other stores and
+    `:memory:`."""
+    if not uri.startswith("sqlite:///"):
+        return None
+    path = unquote(uri[len("sqlite:///"):].split("?", 1)[0])
+    return None if not path or path == ":memory:" else path
+
+
+def _check_sqlite(path: str, budget: float) -> None:
+    """Create the folder and the database file, and take its write lock (waiting at most `budget` for another
+    writer): what MLflow's store needs, tried without MLflow's retries."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    con = sqlite3.connect(path, timeout=budget)
+    try:
+        con.execute("BEGIN IMMEDIATE")
+        con.rollback()
+    finally:
+        con.close()
 
 
 def _clip(value: str, limit: int) -> str:
@@ -145,12 +332,8 @@ def _started_at(run_dir: Path) -> str:
 def _sqlite_artifact_root(uri: str) -> str | None:
     """For a local SQLite store, the folder beside the database where reglab's experiment keeps its
     artifacts (MLflow would use ./mlruns of whatever directory the process runs in); None otherwise."""
-    if not uri.startswith("sqlite:///"):
-        return None
-    path = unquote(uri[len("sqlite:///"):].split("?", 1)[0])
-    if not path or path == ":memory:":
-        return None
-    return str(Path(path).resolve().parent / "mlruns")
+    path = _sqlite_path(uri)
+    return None if path is None else str(Path(path).resolve().parent / "mlruns")
 
 
 class MlflowPublisher:
@@ -166,20 +349,28 @@ class MlflowPublisher:
     `experiment`: the MLflow experiment ("reglab": every sweep one parent run in it, comparable side by
     side), created when missing; in a local SQLite store its artifacts go to `mlruns/` beside the
     database file. Constructing one imports mlflow and opens the store (a new SQLite store is created and
-    migrated then, which takes a few seconds); a missing extra or an unusable URI is one ConfigError line.
+    migrated then, which takes a few seconds; a server is first contacted by `check` or `start`); a missing
+    extra is one ConfigError line, an unusable store one TrackingError line.
+
+    `budget_s`: the seconds each MLflow call may take (default `tracking_budget()`); see the module's docstring.
     """
 
     name = "mlflow"
 
-    def __init__(self, tracking_uri: str | None = None, experiment: str = EXPERIMENT) -> None:
+    def __init__(self, tracking_uri: str | None = None, experiment: str = EXPERIMENT, *,
+                 budget_s: float | None = None) -> None:
         mlflow = _import_mlflow()
         self._entities = mlflow.entities
+        self.budget_s = tracking_budget() if budget_s is None else float(budget_s)
+        _drop_worker_retry_logs()
         with _quiet():
             self.tracking_uri: str = tracking_uri or mlflow.get_tracking_uri()
-            try:
-                self.client = mlflow.MlflowClient(tracking_uri=self.tracking_uri)
-            except Exception as e:  # noqa: BLE001 - MlflowException, or the store's own (SQLAlchemy, OS) error
-                raise ConfigError(f"cannot open the MLflow tracking store {self.tracking_uri}: {_first_line(e)}") from None
+            store = self.tracking_uri
+            sqlite_file = _sqlite_path(store)
+            if sqlite_file is not None:
+                bounded(functools.partial(_check_sqlite, sqlite_file, self.budget_s), self.budget_s, store)
+            client = bounded(functools.partial(mlflow.MlflowClient, tracking_uri=store), self.budget_s, store)
+            self.client: Any = _BoundedClient(client, self.budget_s, store)
         self.experiment = experiment
         self.experiment_id: str | None = None
         self.parent_id: str | None = None
@@ -189,6 +380,12 @@ class MlflowPublisher:
         self._logged: dict[int, int] = {}  # arm → last epoch its child holds (or, on a resume, that the record holds)
         self._tested: set[int] = set()  # arms whose test metrics are logged
         self._open: set[int] = set()  # arms whose child is RUNNING
+
+    def check(self) -> None:
+        """Reach the store and get (or create) the experiment, within the budget: a server that refuses or never
+        answers, or a store that cannot be written, is a TrackingError line before anything is trained."""
+        with _quiet():
+            self.experiment_id = self._experiment_id()
 
     # -- Publisher ---------------------------------------------------------------------------------
 
@@ -312,7 +509,9 @@ class MlflowPublisher:
             try:
                 return self.client.create_experiment(self.experiment,
                                                      artifact_location=self._artifact_location())
-            except Exception:  # another process created it meanwhile
+            except TrackingError as e:  # another process created it meanwhile?
+                if e.timed_out:
+                    raise
                 exp = self.client.get_experiment_by_name(self.experiment)
                 if exp is None:
                     raise
@@ -402,11 +601,20 @@ class MlflowExport(NamedTuple):
         return f"run {self.run_id} in experiment {self.experiment!r} of {self.tracking_uri}"
 
 
+def check_store(tracking_uri: str | None = None, experiment: str = EXPERIMENT) -> MlflowPublisher:
+    """An `MlflowPublisher` whose store has answered (`check`) within the budget; TrackingError (one line) when it
+    cannot be reached or written, ConfigError when mlflow is not installed."""
+    publisher = MlflowPublisher(tracking_uri, experiment)
+    publisher.check()
+    return publisher
+
+
 def export_mlflow(run_dir: str | Path, tracking_uri: str | None = None, experiment: str = EXPERIMENT) -> MlflowExport:
     """Publish a finished (or stopped) run directory to MLflow (`reglab export --mlflow`): its record
     replayed through an `MlflowPublisher`. Exporting the same run again reuses its runs and logs nothing
-    twice; a run exported while stopped and again once resumed and finished is continued."""
+    twice; a run exported while stopped and again once resumed and finished is continued. An unreachable or
+    stalling store is one TrackingError line after at most the budget per call."""
     run = load_run(run_dir)
-    publisher = MlflowPublisher(tracking_uri, experiment)
+    publisher = check_store(tracking_uri, experiment)
     replay(run, [publisher])
     return MlflowExport(publisher.tracking_uri, experiment, str(publisher.experiment_id), str(publisher.parent_id))

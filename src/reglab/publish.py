@@ -136,13 +136,32 @@ EXTRA_HINTS = {"tensorboard": "TensorBoard logging needs the tensorboard extra: 
                "mlflow": "MLflow logging needs the mlflow extra: pip install 'reglab[mlflow]'"}
 
 
+#: MLflow publishers whose store `check_extras` reached, by --log spec, for the `make_publishers` that follows.
+_CHECKED: dict[str, Any] = {}
+
+
 def check_extras(config: SweepConfig) -> None:
-    """Refuse, before anything is written, a --log target whose library is not installed."""
+    """Refuse, before anything is written or trained, a --log target whose library is not installed, or an
+    MLflow store that does not answer (or cannot be written) within its time budget: one line, at most the
+    budget later, instead of a run that stalls on it."""
     import importlib.util
 
     for target in config.log_targets:
         if importlib.util.find_spec(target.kind) is None:
             raise ConfigError(EXTRA_HINTS[target.kind])
+    for target in config.log_targets:
+        if target.kind == "mlflow":
+            _CHECKED[target.spec] = _checked_mlflow(target.where)
+
+
+def _checked_mlflow(where: str) -> Any:
+    """An MLflow publisher whose store answered; its failure as one ConfigError line naming the --log flag."""
+    from .mlflow_log import TrackingError, check_store
+
+    try:
+        return check_store(where or None)
+    except TrackingError as e:
+        raise ConfigError(f"--log mlflow: {e}; nothing was trained") from None
 
 
 def register_published(run_dir: Path) -> None:
@@ -157,9 +176,14 @@ def register_published(run_dir: Path) -> None:
 
 
 def make_publishers(config: SweepConfig, run_dir: Path, warn: Callable[[str], None]) -> Publishers:
-    """The publishers `config.log` asks for (TensorBoard's default folder: RUN_DIR/tensorboard). One that cannot
-    be opened (an unreachable MLflow store) costs one warning line, like a later failure; a missing library
-    is refused earlier, by `check_extras`."""
+    """The publishers `config.log` asks for (TensorBoard's default folder: RUN_DIR/tensorboard).
+
+    An MLflow store that `check_extras` reached just before (a new run, whose record is already open) is used
+    as is; one it did not (a resume, which has written nothing yet) is checked here, and refused in one line
+    when it does not answer. Any other publisher that cannot be opened costs one warning line, like a later
+    failure; a missing library is refused earlier, by `check_extras`."""
+    mlflow = {t.spec: _CHECKED.pop(t.spec, None) or _checked_mlflow(t.where)  # before any other is opened
+              for t in config.log_targets if t.kind == "mlflow"}
     out: list[Publisher] = []
     for target in config.log_targets:
         try:
@@ -169,9 +193,7 @@ def make_publishers(config: SweepConfig, run_dir: Path, warn: Callable[[str], No
                 folder = Path(target.where) if target.where else Path(run_dir) / TENSORBOARD_DIR
                 out.append(TensorBoardPublisher(folder))
             else:
-                from .mlflow_log import MlflowPublisher
-
-                out.append(MlflowPublisher(target.where or None))
+                out.append(mlflow[target.spec])
         except Exception as e:  # noqa: BLE001 - whatever the library raises: said once, the run goes on
             text = " ".join(str(e).split())[:200] or type(e).__name__
             warn(f"warning: {target.kind} logging could not start ({type(e).__name__}: {text}); reglab's own record is unaffected")
