@@ -119,9 +119,8 @@ def curves_figure_name(lam: float) -> str:
 
 
 def pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
+    """pyplot for a figure the user asked to see (`Display.plot` without axes), on whatever backend is theirs:
+    reglab never switches a notebook's backend (its own files are drawn without pyplot, see `figure`)."""
     import matplotlib.pyplot as plt
 
     return plt
@@ -136,21 +135,20 @@ def save(fig, path: Path) -> None:
 
 @contextmanager
 def figure(path: Path, *args: Any, **kwargs: Any) -> Iterator[tuple[Any, Any]]:
-    """`plt.subplots(*args, **kwargs)`; after the block, lay out and save to `path`. Always closed.
+    """`plt.subplots(*args, **kwargs)` on a pyplot-free Figure; after the block, lay out and save to `path`.
 
     Floating-point overflow is not warned about: a log axis that reaches the largest float (λ = 1.8e308)
     makes matplotlib's axes → data transform round just past it to inf, which matplotlib itself handles."""
+    import matplotlib
     import numpy as np
+    from matplotlib.figure import Figure
 
-    plt = pyplot()
-    with np.errstate(over="ignore"), plt.rc_context(RC):
-        fig, axes = plt.subplots(*args, **kwargs)
-        try:
-            yield fig, axes
-            fig.tight_layout()
-            save(fig, path)
-        finally:
-            plt.close(fig)
+    with np.errstate(over="ignore"), matplotlib.rc_context(RC):
+        fig = Figure(figsize=kwargs.pop("figsize", None))  # no pyplot: no backend chosen, nothing to close
+        axes = fig.subplots(*args, **kwargs)
+        yield fig, axes
+        fig.tight_layout()
+        save(fig, path)
 
 
 def lam_colors(lams) -> dict[float, Any]:
