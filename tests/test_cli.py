@@ -215,7 +215,7 @@ def bad_inputs(tmp: Path) -> dict[str, tuple[list[str], str]]:
                                    "x_train samples are (784,) but x_test samples are (28, 28)"),
         "npz train/test shapes differ": (["--dataset", _npz(tmp / "diff.npz", **{**g, "x_test": g["x_test"][:, :20, :20]})], "x_test samples"),
         "one class only": (["--dataset", _npz(tmp / "one.npz", **{**g, "y_train": np.full(12, 3), "y_test": np.full(4, 3)})],
-                           "the labels hold 1 class (every label is 3); a classifier needs at least 2"),
+                           "the training labels hold 1 class (every label is 3); a classifier needs at least 2"),
         "non-integer labels": (["--dataset", _npz(tmp / "flt.npz", **{**g, "y_train": np.arange(12) + 0.5})], "not integers"),
         "string and number labels": (["--dataset", _npz(tmp / "str.npz", **{**g, "y_train": np.array(["a"] * 12)})],
                                      "the labels mix numbers and strings"),

@@ -20,12 +20,16 @@ from reglab.config import (
     DEFAULT_LAMBDAS,
     DEFAULT_SEEDS,
     ENGINES,
+    FLOAT32_MAX,
+    FLOAT32_TINY,
     MAX_BATCH_SIZE,
     MAX_CONFIG_BYTES,
     MAX_EPOCHS,
+    MAX_SEED,
     MAX_SEEDS,
     Arm,
     SweepConfig,
+    _parse_logspace,
     dump_toml,
     load_toml,
     parse_lambdas,
@@ -47,7 +51,7 @@ def assert_valid(cfg: SweepConfig) -> None:
     assert all(type(v) is float and math.isfinite(v) and v >= 0 for v in lams)
     assert list(lams) == sorted(set(lams))
     for name, lo, hi in (("seeds", 1, MAX_SEEDS), ("epochs", 1, MAX_EPOCHS), ("batch_size", 1, MAX_BATCH_SIZE),
-                         ("seed", 0, 2**31 - 1 - MAX_SEEDS)):
+                         ("seed", 0, MAX_SEED)):
         v = getattr(cfg, name)
         assert type(v) is int and lo <= v <= hi, (name, v)
     assert isinstance(cfg.dataset, str) and cfg.dataset.strip()
@@ -197,7 +201,8 @@ def test_parse_lambdas_rejects(text, message):
         (" 1e-2 , 0 ", (0.0, 1e-2)),
         ("3", (3.0,)),
         ("1_000", (1000.0,)),
-        ("5e-324", (5e-324,)),
+        ("1.1754943508222875e-38", (FLOAT32_TINY,)),  # the smallest normal float32 (training is float32)
+        ("3.4028234663852886e38", (FLOAT32_MAX,)),
     ],
 )
 def test_parse_lambdas_accepts(text, expected):
@@ -369,8 +374,8 @@ def test_bad_values_in_toml(tmp_path, text, message):
 
 # ---------------------------------------------------------------- properties
 
-finite_lambdas = st.lists(
-    st.floats(min_value=0.0, allow_nan=False, allow_infinity=False), min_size=1, max_size=8, unique=True
+finite_lambdas = st.lists(  # 0 or a normal float32: what training can hold
+    st.one_of(st.just(0.0), st.floats(min_value=FLOAT32_TINY, max_value=FLOAT32_MAX)), min_size=1, max_size=8, unique=True
 )
 
 
@@ -531,7 +536,7 @@ def test_bad_learning_rates_are_refused(rates, message):
     optional={
         "lambdas": finite_lambdas,
         "seeds": st.integers(1, MAX_SEEDS),
-        "seed": st.integers(0, 2**31 - 1 - MAX_SEEDS),
+        "seed": st.integers(0, MAX_SEED - MAX_SEEDS),
         "epochs": st.integers(1, MAX_EPOCHS),
         "batch_size": st.integers(1, MAX_BATCH_SIZE),
         "dataset": st.text(min_size=1).filter(str.strip),
@@ -624,11 +629,13 @@ def test_logspace_is_geometric_from_start_to_stop(start, factor, n):
     ("logspace:5e-324:1e-323:2", (5e-324, 1e-323)),  # subnormals
 ])
 def test_logspace_over_the_whole_float_range(text, expected):
-    assert parse_lambdas(text) == expected
+    assert _parse_logspace(text) == list(expected)
+    with pytest.raises(ConfigError, match="float32"):  # as a strength: beyond what training can hold
+        parse_lambdas(text)
 
 
 def test_logspace_from_the_smallest_to_the_largest_float():
-    values = parse_lambdas("logspace:5e-324:1.7976931348623157e308:1000")
+    values = _parse_logspace("logspace:5e-324:1.7976931348623157e308:1000")
     assert len(values) == 1000 and all(math.isfinite(v) and v > 0 for v in values)
     assert list(values) == sorted(set(values))
 
@@ -643,13 +650,15 @@ def test_logspace_from_the_smallest_to_the_largest_float():
 @example(1.0, 1.0000000000001, 3)
 def test_logspace_property(a, b, n):
     """Any START ≤ STOP (positive, finite) and N: N sorted, distinct, finite, positive values from START to STOP
-    (rounded to 12 significant digits; N = 1 is START alone), or one ConfigError — never nan, inf or OverflowError."""
+    (rounded to 12 significant digits; N = 1 is START alone), or one ConfigError — never nan, inf or OverflowError.
+    As strengths, values beyond a normal float32 are refused (training is float32)."""
     start, stop = min(a, b), max(a, b)
     try:
         values = parse_lambdas(f"logspace:{start!r}:{stop!r}:{n}")
     except ConfigError as e:
         assert "\n" not in str(e) and "nan" not in str(e)
-        assert "too close" in str(e) or "would repeat" in str(e)
+        in_float32 = FLOAT32_TINY <= float(f"{start:.12g}") and float(f"{stop:.12g}") <= FLOAT32_MAX
+        assert "too close" in str(e) or "would repeat" in str(e) or ("float32" in str(e) and not in_float32)
         return
     assert len(values) == n
     assert all(math.isfinite(v) and v > 0 for v in values)

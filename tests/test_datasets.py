@@ -144,7 +144,9 @@ def test_npz_keras_layout(tmp_path, shape):
 @pytest.mark.parametrize("n_train, n_val", [(2, 0), (5, 0), (6, 1), (11, 1), (12, 2), (60, 10), (61, 10), (600, 100)])
 def test_validation_is_the_last_sixth(tmp_path, n_train, n_val):
     raw = raw_data(n_train=n_train, n_test=3, shape=(4, 4))
-    raw["y_train"] = (np.arange(n_train) % 10).astype(np.uint8)
+    # counting down: the held-out last sixth holds no label above the training labels' (the classes are theirs)
+    raw["y_train"] = ((n_train - 1 - np.arange(n_train)) % 10).astype(np.uint8)
+    raw["y_test"] = np.zeros(3, dtype=np.uint8)
     p = write_npz(tmp_path / "d.npz", **raw)
     if n_val == 0:
         with pytest.raises(DataError, match="has .* samples; at least 6 are needed"):

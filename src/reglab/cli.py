@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from .config import (
-    DEFAULT_LAMBDAS, DEFAULT_LEARNING_RATE, DEFAULT_SEEDS, ENGINES, MAX_ARMS, OPTIMIZERS, SweepConfig, load_toml, parse_families, parse_lambdas,
-    parse_learning_rates, parse_strengths,
+    DEFAULT_LAMBDAS, DEFAULT_LEARNING_RATE, DEFAULT_SEEDS, ENGINES, MAX_ARMS, MAX_SEED, OPTIMIZERS, SweepConfig, load_toml,
+    parse_families, parse_lambdas, parse_learning_rates, parse_strengths,
 )
 from .errors import ConfigError, ReglabError, RunFailed, RunInterrupted
 
@@ -47,11 +47,13 @@ def build_parser() -> argparse.ArgumentParser:
         "Settings come from the defaults (the original study plus a λ = 0 baseline), then --config, then flags.",
     )
     run.add_argument("--config", metavar="FILE.toml", help="read settings from a TOML preset (e.g. configs/seed.toml); flags override it")
-    run.add_argument("--lambdas", metavar="L1,L2,...", help="comma-separated L2 strengths; 0 is the unregularized baseline"
+    run.add_argument("--lambdas", metavar="L1,L2,...", help="comma-separated L2 strengths; 0 is the unregularized baseline; "
+                     "any other value a normal float32 (1.2e-38 to 3.4e38), as training uses"
                      + _flag_help(",".join(f"{x:g}" for x in DEFAULT_LAMBDAS)))
     run.add_argument("--seeds", type=int, metavar="N", help="number of seeds per λ; each (λ, seed) is one arm; one seed names the best but claims "
                      "nothing (seed noise unmeasured)" + _flag_help(DEFAULT_SEEDS))
-    run.add_argument("--seed", type=int, metavar="S", help="first seed; seeds are S, S+1, …, S+N-1" + _flag_help(0))
+    run.add_argument("--seed", type=int, metavar="S", help=f"first seed; seeds are S, S+1, …, S+N-1, each at most "
+                     f"2**31 − 1 = {MAX_SEED}" + _flag_help(0))
     run.add_argument("--epochs", type=int, metavar="N", help="training epochs per arm" + _flag_help(10))
     run.add_argument("--batch-size", type=int, metavar="N", dest="batch_size", help="minibatch size" + _flag_help(32))
     run.add_argument("--dataset", metavar="NAME|PATH",

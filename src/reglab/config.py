@@ -35,6 +35,8 @@ OPTIMIZERS: tuple[str, ...] = ("adam", "sgd")
 SGD_MOMENTUM = 0.9
 MAX_EPOCHS = 100_000
 MAX_SEEDS = 10_000
+#: The largest seed (`seed + seeds − 1` included): numpy's, Python's and JAX's generators all take it.
+MAX_SEED = 2**31 - 1
 MAX_BATCH_SIZE = 1 << 20
 #: Arms a new sweep may have unless asked for more (`--max-arms`, `run_sweep(max_arms=)`): a safety limit on
 #: an accidental grid (training memory, time, and a report whose size grows with arms), not a setting of the
@@ -70,7 +72,9 @@ class SweepConfig:
     def __post_init__(self) -> None:
         object.__setattr__(self, "lambdas", validate_lambdas(self.lambdas))
         _check_int("seeds", self.seeds, 1, MAX_SEEDS)
-        _check_int("seed", self.seed, 0, 2**31 - 1 - MAX_SEEDS)
+        _check_int("seed", self.seed, 0, MAX_SEED)
+        if self.seed + self.seeds - 1 > MAX_SEED:
+            raise ConfigError(f"the last seed, seed + seeds − 1 = {self.seed + self.seeds - 1}, must be at most {MAX_SEED}")
         _check_int("epochs", self.epochs, 1, MAX_EPOCHS)
         _check_int("batch_size", self.batch_size, 1, MAX_BATCH_SIZE)
         if not isinstance(self.dataset, str) or not self.dataset.strip():
@@ -115,6 +119,31 @@ class SweepConfig:
         from .datasets import DataOptions
 
         return DataOptions(self.target, self.test_file, self.validation_split)
+
+    def absolute_paths(self) -> dict[str, str]:
+        """The files this configuration reads, as absolute resolved paths (run.json's `paths`): the dataset
+        when it is a file or folder, the test file, and the model file (`FILE.py:FUNCTION`). A resume or
+        `load_model` from another directory reads these, not the as-given ones."""
+        from .datasets import LOADERS
+
+        out = {}
+        if self.dataset not in LOADERS and _absolute(self.dataset):
+            out["dataset"] = _absolute(self.dataset)
+        if self.test_file and _absolute(self.test_file):
+            out["test_file"] = _absolute(self.test_file)
+        file, _, function = self.model.rpartition(":")
+        if self.model and _absolute(file):
+            out["model"] = f"{_absolute(file)}:{function}"
+        return out
+
+    def located(self, paths: Any) -> SweepConfig:
+        """This configuration reading the files at `paths` (run.json's, see `absolute_paths`) instead of the
+        as-given ones; a record from before they were kept (or a damaged entry) keeps the as-given paths."""
+        if not isinstance(paths, Mapping):
+            return self
+        found = {k: v for k, v in paths.items() if k in ("dataset", "test_file", "model") and isinstance(v, str) and v
+                 and bool(getattr(self, k))}
+        return self.replace(**found) if found else self
 
     def grid(self, family: str) -> tuple[float, ...]:
         """The strengths swept for one family: its own grid when given, else `lambdas`."""
@@ -186,6 +215,15 @@ class SweepConfig:
         return SweepConfig.from_mapping({**self.to_dict(), **changes})
 
 
+def _absolute(path: str) -> str:
+    """`path` made absolute and resolved, "" when nothing is there (or the system refuses the name)."""
+    try:
+        p = Path(path).expanduser()
+        return str(p.resolve()) if p.exists() else ""
+    except (OSError, ValueError, RuntimeError):
+        return ""
+
+
 #: Fields added after records were first written, and their defaults (see `SweepConfig.to_dict`).
 _NEWER_FIELDS: dict[str, Any] = {"target": "", "test_file": "", "validation_split": None, "log": []}
 
@@ -228,7 +266,7 @@ LEARNING_RATE_GRID = Grid("learning_rates", "learning rate", True)
 
 def validate_lambdas(values: Any, grid: Grid = STRENGTH_GRID) -> tuple[float, ...]:
     """Keras's rule (`validate_float_arg`): finite and non-negative (a learning rate: positive); plus
-    non-empty and no repeats."""
+    non-empty, no repeats, and each nonzero value a normal float32 (training's precision)."""
     what = grid.what
     if isinstance(values, (str, bytes)) or not hasattr(values, "__iter__"):
         raise ConfigError(f"{grid.field} must be a list of numbers, got {brief(values)}")
@@ -245,12 +283,28 @@ def validate_lambdas(values: Any, grid: Grid = STRENGTH_GRID) -> tuple[float, ..
         if v < 0 or (grid.positive and v == 0):
             raise ConfigError(f"{what} must be {'positive' if grid.positive else 'non-negative'}, got {v}")
         v += 0.0  # -0.0 → 0.0: one baseline, written one way
+        _check_float32(v, what, zero_ok=not grid.positive)
         if v in out:
             raise ConfigError(f"{what} {v:g} is given twice")
         out.append(v)
     if not out:
         raise ConfigError(f"the list of {what} values is empty")
     return tuple(sorted(out))
+
+
+#: The smallest normal and the largest finite float32: training runs in float32, so a value outside them
+#: would be trained as 0 (or inf) while run.json says otherwise.
+FLOAT32_TINY = 2.0**-126
+FLOAT32_MAX = (2.0 - 2.0**-23) * 2.0**127
+
+
+def _check_float32(v: float, what: str, zero_ok: bool) -> None:
+    """A nonzero value must be a normal float32 (subnormals lose digits; below them it is 0)."""
+    if v != 0 and v < FLOAT32_TINY:
+        raise ConfigError(f"{what} {v!r} is too small for float32, which training uses (the smallest is {FLOAT32_TINY:.4g}); "
+                          f"use {'0 or ' if zero_ok else ''}a larger value")
+    if v > FLOAT32_MAX:
+        raise ConfigError(f"{what} {v!r} is too large for float32, which training uses (the largest is {FLOAT32_MAX:.4g})")
 
 
 def validate_learning_rates(values: Any) -> tuple[float, ...]:

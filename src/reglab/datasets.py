@@ -486,11 +486,13 @@ def _finish(
     x_train: Any, y_train: Any, x_test: Any, y_test: Any, *, name: str, requested: str, source: str,
     split: str, val: tuple[Any, Any] | None = None, validation_split: float | None = None,
     classes: tuple[str, ...] | None = None, scaling: str | None = None,
+    label_names: tuple[str, str, str] = ("y_train", "y_val", "y_test"), features: tuple[str, ...] = (),
 ) -> Splits:
     """Check, split, number the labels and scale the inputs: every loader's last step. `val`: a stated
     validation split; else the last share of the training file (`validation_split`, default a sixth).
-    `classes`: the dataset's own class list (labels must be 0…K−1), else found from the labels.
-    `scaling`: what the loader already did to the inputs (then they must lie in [0, 1])."""
+    `classes`: the dataset's own class list (labels must be 0…K−1), else the training labels'.
+    `scaling`: what the loader already did to the inputs (then they must lie in [0, 1]).
+    `label_names`, `features`: how errors name the three label sets and a table's feature columns."""
     x_train = input_array(x_train, "x_train", source)
     x_test = input_array(x_test, "x_test", source)
     y_train = label_array(y_train, "y_train", len(x_train), source)
@@ -520,12 +522,11 @@ def _finish(
             raise DataError(f"{source}: x_train samples are {x_train.shape[1:]} but x_val samples are {x_val.shape[1:]}")
     if len(x_test) < 1:
         raise DataError(f"{source}: the test set is empty")
-    (y_train, y_val, y_test), found = encode_labels(
-        [("y_train", y_train), ("y_val", y_val), ("y_test", y_test)], source, classes)
+    (y_train, y_val, y_test), found = encode_labels(list(zip(label_names, (y_train, y_val, y_test))), source, classes)
     if x_train.ndim == 2:
         if scaling is not None:
             raise AssertionError("a table's loader leaves its scaling to _finish")
-        (x_train, x_val, x_test), how = scale_table(x_train, [x_val, x_test])
+        (x_train, x_val, x_test), how = scale_table(x_train, [x_val, x_test], source, features=features)
     else:
         how = Scaling(scaling or pixel_words(x_train))
         x_train, x_val, x_test = (scale_pixels(a, what, source) for a, what in

@@ -141,11 +141,12 @@ def _kernels(model: Any) -> list[Any]:
 
 def build_user_model(spec: str, input_shape: tuple[int, ...], lam: float, family: str = "l2",
                      learning_rate: float = DEFAULT_LEARNING_RATE, optimizer: str = "adam",
-                     n_classes: int = NUM_CLASSES) -> tuple[Any, list[str], bool]:
+                     n_classes: int = NUM_CLASSES, sample: Any = None) -> tuple[Any, list[str], bool]:
     """The user's model with every regularized kernel's regularizer replaced by the family's at λ — or, when
     it declares none, put on every Dense/Conv kernel — compiled as the study compiles. Returns (model, the paths of
     the kernels that carry the penalty, whether reglab chose them). Anything that cannot work is a
-    one-line `ConfigError`."""
+    one-line `ConfigError`. `sample`: a few training inputs, to check the outputs are probabilities when the
+    last layer does not say (see `check_probabilities`)."""
     from ._keras import keras
 
     try:
@@ -158,15 +159,13 @@ def build_user_model(spec: str, input_shape: tuple[int, ...], lam: float, family
         raise ConfigError(f"--model {spec}: the builder raised {_one_line(e)}") from None
     if not isinstance(model, keras.Model):
         raise ConfigError(f"--model {spec} returned {type(model).__name__}, not a Keras model")
-    try:
-        inputs, outputs = tuple(model.input_shape[1:]), tuple(model.output_shape[1:])
-    except (AttributeError, ValueError, TypeError):
-        raise ConfigError(f"--model {spec}: the model must declare its input shape (start it with keras.Input)") from None
+    inputs, outputs = _io_shapes(model, spec)
     if inputs != tuple(input_shape):
         raise ConfigError(f"--model {spec}: the model takes inputs of shape {inputs}, the data's inputs are {tuple(input_shape)}")
     if outputs != (n_classes,):
         raise ConfigError(f"--model {spec}: the model must output {n_classes} class probabilities (softmax, one per class "
                           f"of the data), it outputs shape {outputs}")
+    check_probabilities(model, spec, sample)
     declared = [v for v in model.trainable_variables if getattr(v, "regularizer", None) is not None]
     for v in declared:
         if not isinstance(v.regularizer, (keras.regularizers.L2, keras.regularizers.L1, keras.regularizers.L1L2)):
@@ -179,6 +178,60 @@ def build_user_model(spec: str, input_shape: tuple[int, ...], lam: float, family
         v.regularizer = family_regularizer(family, lam)
     compile_model(model, family, lam, learning_rate, optimizer)
     return model, [v.path for v in targets], not declared
+
+
+def _io_shapes(model: Any, spec: str) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
+    """(one sample's input shape, one sample's output shape); a model of several inputs or outputs is refused in
+    words (Keras gives their shapes as a list of tuples)."""
+    try:
+        n_in, n_out = len(model.inputs), len(model.outputs)
+        shapes = model.input_shape, model.output_shape
+    except (AttributeError, ValueError, TypeError):
+        raise ConfigError(f"--model {spec}: the model must declare its input shape (start it with keras.Input)") from None
+    for n, what in ((n_in, "inputs"), (n_out, "outputs")):
+        if n != 1:
+            raise ConfigError(f"--model {spec}: the model has {n} {what}; reglab trains a model of one input and one "
+                              "output, the class probabilities")
+    return tuple(shapes[0][1:]), tuple(shapes[1][1:])
+
+
+def check_probabilities(model: Any, spec: str, sample: Any = None) -> None:
+    """The model must output class probabilities, or every loss reglab records is meaningless: its last layer
+    ends in softmax (a Softmax layer, or a Dense/EinsumDense/Activation layer whose activation is softmax); for
+    any other last layer, its outputs on `sample` (a few training inputs) must be non-negative and sum to 1
+    within 1e-3 (without a sample, such a layer is taken on trust)."""
+    from ._keras import keras
+
+    layer = _output_layer(model)
+    if isinstance(layer, keras.layers.Softmax):
+        return
+    if isinstance(layer, (keras.layers.Dense, keras.layers.EinsumDense, keras.layers.Activation)):
+        name = getattr(layer.activation, "__name__", type(layer.activation).__name__)
+        if name.lower() != "softmax":  # keras.activations.softmax, jax.nn.softmax, a Softmax layer as activation
+            raise ConfigError(f"--model {spec}: the model's last layer ({layer.name}) has activation {name}, so its "
+                              "outputs are not class probabilities; end the model with softmax (activation=\"softmax\")")
+        return
+    if sample is not None and not _are_probabilities(model, sample, spec):
+        raise ConfigError(f"--model {spec}: the model's outputs are not class probabilities (non-negative, summing "
+                          "to 1); end the model with softmax (activation=\"softmax\")")
+
+
+def _output_layer(model: Any) -> Any:
+    """The layer that produces the model's output (a Sequential's last; a functional model's output's)."""
+    history = getattr(model.outputs[0], "_keras_history", None)
+    if history is not None and getattr(history, "operation", None) is not None:
+        return history.operation
+    return model.layers[-1] if model.layers else None
+
+
+def _are_probabilities(model: Any, sample: Any, spec: str) -> bool:
+    import numpy as np
+
+    try:
+        out = np.asarray(model(np.asarray(sample, dtype="float32"), training=False), dtype=np.float64)
+    except Exception as e:  # the user's layers: any failure is one line
+        raise ConfigError(f"--model {spec}: the model failed on the training inputs ({_one_line(e)})") from None
+    return bool(np.isfinite(out).all() and (out >= 0).all() and (np.abs(out.sum(axis=-1) - 1) <= 1e-3).all())
 
 
 def build_model(spec: str, input_shape: tuple[int, ...], lam: float, family: str = "l2",

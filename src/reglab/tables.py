@@ -5,10 +5,15 @@ A dataset that comes as one table is split stratified and seeded, and the split 
 test (seed 0), then a share of the rest for validation (seed 1; a sixth unless `--validation-split`).
 A CSV given with `--test-file` keeps that file as its test set and holds out the last share of the
 training file for validation, as Keras's `validation_split` does.
+
+A CSV's labels are read as text: they are integers when every label of every file (training and test) is
+a canonical integer (7, -3, 12: no leading zeros, signs or decimals), else classes by their exact text, so
+'7' and '007' are two classes. A header that names a column twice is refused (pandas would rename one).
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -72,12 +77,19 @@ def load_bundled(name: str, requested: str, options: DataOptions) -> Splits:
 
 # ---------------------------------------------------------------- CSV files
 
-def _read_csv(path: Path, what: str) -> Any:
+#: A label that is read as an integer: no sign but minus, no leading zero, at most 18 digits (fits int64).
+_CANONICAL_INT = re.compile(r"-?(0|[1-9][0-9]{0,17})")
+
+
+def _read_csv(path: Path, what: str, target: str) -> Any:
+    """The CSV as a frame, its `target` column as text (see the module's docstring)."""
     import pandas as pd
 
     try:
         with open_regular(path, what, MAX_CSV_BYTES, DataError) as fh:
-            frame = pd.read_csv(fh)
+            _check_header(pd.read_csv(fh, header=None, nrows=1, dtype=str, keep_default_na=False), path)
+            fh.seek(0)
+            frame = pd.read_csv(fh, dtype={target: str})
     except DataError:
         raise
     except pd.errors.EmptyDataError:
@@ -87,6 +99,25 @@ def _read_csv(path: Path, what: str) -> Any:
     if len(frame) == 0:
         raise DataError(f"{path}: the {what} has a header but no rows")
     return frame
+
+
+def _check_header(first_row: Any, path: Path) -> None:
+    """Refuse a header that names a column twice: pandas would read the second as `NAME.1`, silently."""
+    names = [str(n) for n in first_row.iloc[0].tolist()] if len(first_row) else []
+    seen: dict[str, int] = {}
+    for i, name in enumerate(names):
+        if name and name in seen:
+            raise DataError(f"{path}: column {brief(name)} appears twice in the header (columns {seen[name] + 1} and "
+                            f"{i + 1}); give each column its own name")
+        seen.setdefault(name, i)
+
+
+def _labels_as_read(columns: list[np.ndarray]) -> list[np.ndarray]:
+    """The label columns of the training (and test) file: integers when every label is a canonical integer,
+    else their exact text."""
+    if all(_CANONICAL_INT.fullmatch(v) for y in columns for v in np.unique(y)):
+        return [y.astype(np.int64) for y in columns]
+    return columns
 
 
 def _table(frame: Any, path: Path, target: str, columns: list[str] | None) -> tuple[np.ndarray, np.ndarray, list[str]]:
@@ -113,9 +144,7 @@ def _table(frame: Any, path: Path, target: str, columns: list[str] | None) -> tu
             bad = next((i for i, v in enumerate(column) if not _is_number(v)), 0)
             raise DataError(f"{path}: column {brief(str(c))} is not numeric (row {bad + 1}: {brief(column.iloc[bad])}); "
                             "reglab reads numeric feature columns only: encode it as numbers or drop it")
-    y = frame[target].to_numpy()
-    if y.dtype.kind == "O":
-        y = y.astype(str)
+    y = frame[target].to_numpy().astype(str)  # read as text: missing values were refused above
     return frame[features].to_numpy(dtype=np.float64), y, [str(c) for c in features]
 
 
@@ -127,15 +156,20 @@ def load_csv(path: Path, requested: str, options: DataOptions) -> Splits:
     """A CSV file with a header row: `options.target` is the label column, every other column a numeric feature."""
     if not options.target:
         raise DataError(f"{path}: a CSV dataset needs --target COLUMN (TOML: target), the column of class labels")
-    x, y, columns = _table(_read_csv(path, "CSV file"), path, options.target, None)
+    x, y, columns = _table(_read_csv(path, "CSV file", options.target), path, options.target, None)
     source = f"CSV file {path} (target column {options.target!r}, {len(columns)} numeric feature columns)"
+    features = tuple(columns)
     if options.test_file:
         test_path = Path(options.test_file).expanduser()
-        x_test, y_test, _ = _table(_read_csv(test_path, "test file"), test_path, options.target, columns)
+        x_test, y_test, _ = _table(_read_csv(test_path, "test file", options.target), test_path, options.target, columns)
+        y, y_test = _labels_as_read([y, y_test])
         return _finish(x, y, x_test, y_test, name=path.name, requested=requested, source=f"{source}; test file {test_path}",
-                       split=LAST_SIXTH_SPLIT, validation_split=options.validation_split)
+                       split=LAST_SIXTH_SPLIT, validation_split=options.validation_split, features=features,
+                       label_names=("the training rows", "the validation rows (the training file's last)", "the test file"))
+    (y,) = _labels_as_read([y])
     labels = label_array(y, options.target, len(y), str(path))
     (codes,), _ = encode_labels([(options.target, labels)], str(path))  # for stratifying; _finish numbers them again
     train, val, test, split = held_out_split(codes, options.validation_split)
     return _finish(x[train], y[train], x[test], y[test], name=path.name, requested=requested, source=source,
-                   split=split, val=(x[val], y[val]))
+                   split=split, val=(x[val], y[val]), features=features,
+                   label_names=("the training split", "the validation split", "the test split"))
