@@ -13,7 +13,8 @@ drops them and trains that epoch again, which gives the same numbers.
 from __future__ import annotations
 
 import json
-import zipfile
+import math
+import os
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,9 @@ import numpy as np
 
 from .errors import RunDirError
 from .fileio import remove_file, temporary_name, write_atomic
+from .inputs import KiB, brief
+from .record import RUN_JSON, model_parameters, read_run_meta
+from .recordcheck import MemberCheck, NpzError, read_npz, validation_layout
 
 CHECKPOINT_NPZ = "checkpoint.npz"
 _META = "__meta__"
@@ -42,34 +46,87 @@ def remove_checkpoint(run_dir: Path) -> None:
         remove_file(path)
 
 
-def read_checkpoint(run_dir: Path) -> tuple[dict[str, np.ndarray], dict[str, Any]] | None:
-    """(arrays, meta), or None when the run has no checkpoint yet (it stopped during its first epoch)."""
+def read_checkpoint(run_dir: Path, meta: dict[str, Any] | None = None,
+                    only: str | None = None) -> tuple[dict[str, np.ndarray], dict[str, Any]] | None:
+    """(arrays, meta), or None when the run has no checkpoint yet (it stopped during its first epoch). Read
+    bounded (`recordcheck.read_npz`): its metadata first, then every array checked against the layout the
+    metadata gives, within what the run implies (`checkpoint_budget`; `meta`: run.json's contents, read when
+    not given), before it is inflated. `only`: inflate only the arrays whose names start with it."""
     path = Path(run_dir) / CHECKPOINT_NPZ
-    if not path.is_file():
+    if not os.path.lexists(path):
         return None
+    budget = checkpoint_budget(meta if meta is not None else _run_meta(Path(run_dir)))
     try:
-        with open(path, "rb") as fh, np.load(fh, allow_pickle=False) as z:
-            arrays = {name: np.array(z[name]) for name in z.files}
-        meta = json.loads(arrays.pop(_META).tobytes().decode("utf-8"))
-        if not isinstance(meta, dict):
-            raise ValueError("metadata is not a mapping")
-        _check_layout(arrays, meta.get("layout"))
-    except (OSError, ValueError, KeyError, EOFError, UnicodeDecodeError, zipfile.BadZipFile) as e:
-        raise RunDirError(f"{path} is damaged and cannot be resumed from ({type(e).__name__}: {e})") from None
-    return arrays, meta
+        head = read_npz(path, "checkpoint", _metadata_check, budget, required=[_META], select=lambda name: name == _META)
+        try:
+            written = json.loads(head[_META].tobytes().decode("utf-8"))
+        except (ValueError, UnicodeDecodeError) as e:
+            raise NpzError(path, f"its metadata is not JSON ({' '.join(str(e).split())[:200]})") from None
+        if not isinstance(written, dict) or not isinstance(written.get("layout"), dict):
+            raise NpzError(path, "its metadata is not a mapping with an array layout")
+        layout = written["layout"]
+        arrays = read_npz(path, "checkpoint", _layout_check(layout), budget, required=[_META, *layout],
+                          select=lambda name: name != _META and (only is None or name.startswith(only)))
+    except NpzError as e:
+        raise RunDirError(f"{path} is damaged: {e.problem}") from None
+    return arrays, written
 
 
-def _check_layout(arrays: dict[str, np.ndarray], layout: Any) -> None:
-    """Every array as the checkpoint's own metadata describes it: none missing, added, or reshaped."""
-    if not isinstance(layout, dict):
-        raise ValueError("no array layout in its metadata")
-    if set(layout) != set(arrays):
-        extra = sorted(set(arrays) ^ set(layout))
-        raise ValueError(f"array {extra[0]!r} is {'missing' if extra[0] in layout else 'not in its layout'}")
-    for name, value in arrays.items():
+#: The most bytes a checkpoint's metadata may take (its JSON, as a uint8 array).
+MAX_META_BYTES = 64 << 20
+
+#: A checkpoint's arrays budget, per arm and trainable parameter: an engine keeps each arm's weights, its
+#: optimizer's moments, and with early stopping its best weights (float32); generously.
+BYTES_PER_PARAMETER = 64
+
+#: The budget of a checkpoint found where no run.json says what it holds.
+UNKNOWN_RUN_BYTES = 256 << 20
+
+
+def checkpoint_budget(meta: dict[str, Any] | None) -> int:
+    """The most bytes the arrays of a checkpoint of the run `meta` describes can take once inflated: its
+    engine's state for every arm (`BYTES_PER_PARAMETER` per parameter, shuffling RNGs), the per-example
+    validation values it carries, and its metadata."""
+    if meta is None:
+        return UNKNOWN_RUN_BYTES
+    n_arms, n_val = len(meta["arms"]), int(meta["data"]["n_val"])
+    epochs = int(meta["config"]["epochs"])
+    values = validation_layout(n_arms, epochs, n_val)
+    per_example = sum(np.dtype(d).itemsize * math.prod(shape) for d, shape, _ in values.values()) + 4 * n_arms
+    return n_arms * (BYTES_PER_PARAMETER * model_parameters(meta) + 8 * KiB) + per_example + MAX_META_BYTES
+
+
+def _run_meta(run_dir: Path) -> dict[str, Any] | None:
+    """run.json's contents, checked; None where there is none (a checkpoint read on its own)."""
+    return read_run_meta(run_dir) if os.path.lexists(run_dir / RUN_JSON) else None
+
+
+def _metadata_check(name: str, dtype: Any, shape: tuple[int, ...]) -> str | None:
+    """A `MemberCheck` for the first reading, of the metadata alone: its JSON bytes, bounded (arrays: any)."""
+    if name == _META and (dtype.str != "|u1" or len(shape) != 1 or shape[0] > MAX_META_BYTES):
+        return f"is {dtype.str} {shape}, not the checkpoint's metadata (at most {MAX_META_BYTES:,} bytes of JSON)"
+    return None
+
+
+def _layout_check(layout: dict[str, Any]) -> MemberCheck:
+    """A `MemberCheck`: every array as the checkpoint's own metadata describes it, none added or reshaped."""
+    def check(name: str, dtype: Any, shape: tuple[int, ...]) -> str | None:
+        if name == _META:
+            return _metadata_check(name, dtype, shape)
+        if name not in layout:
+            return "is not in its layout"
         want = layout[name]
-        if [value.dtype.str, list(value.shape)] != want:
-            raise ValueError(f"array {name!r} is {value.dtype.str} {tuple(value.shape)}, its layout says {want[0]} {tuple(want[1])}")
+        if [dtype.str, list(shape)] != want:
+            return f"is {dtype.str} {shape}, its layout says {_layout_words(want)}"
+        return None
+    return check
+
+
+def _layout_words(want: Any) -> str:
+    """A layout entry ([dtype, shape]) as an array's description reads; anything else as it is."""
+    if isinstance(want, list) and len(want) == 2 and isinstance(want[1], list):
+        return f"{want[0]} {tuple(want[1])}"
+    return brief(want)
 
 
 def rng_to_arrays(rng: np.random.RandomState, prefix: str) -> tuple[dict[str, np.ndarray], list[Any]]:

@@ -13,7 +13,9 @@
   model at the run's first seed (the first seed kept, should that arm be missing), saved by Keras's own
   `model.save`, so plain `keras.models.load_model` reads it. Its zip comment names the arm it holds; the
   report writes it again only when it is missing or holds another arm, so `reglab report` on a run whose
-  file is up to date never imports Keras.
+  file is up to date never imports Keras. A user's model is rebuilt for it only by the process that trained
+  the run: reading or reporting a record never runs the model file it names (run.json, and the checksum
+  beside the name, can be edited); `load_model` does, and says so.
 - `load_model(run, setting=None, seed=None)`: an arm's model built and compiled exactly as the arm was
   (family, strength, learning rate, optimizer, class count, the user's model file), with its kept weights:
   `model.evaluate` on the test set gives the arm's recorded test metrics.
@@ -25,6 +27,7 @@ import hashlib
 import io
 import json
 import os
+import sys
 import tempfile
 import zipfile
 from pathlib import Path
@@ -56,12 +59,17 @@ RECOMMENDED_KERAS = "recommended.keras"
 #: How long a zip comment of recommended.keras may be and still be read as reglab's.
 _MAX_COMMENT = 1024
 
+#: Runs this process trained (it ran their model file already): only their report may build a user's model
+#: again. Reading or reporting any other record never runs code it names (see `keep_recommended`).
+_TRAINED_HERE: set[Path] = set()
+
 
 # ---------------------------------------------------------------- weights.npz, when the run completes
 
 def keep_weights(run_dir: Path, weights: dict[int, FinalWeights], statuses: list[str]) -> list[int]:
     """Write RUN_DIR/weights.npz by the rule above; `statuses`: each arm's status in run.json (the arms'
     test metrics recorded). Returns the arm indices kept."""
+    _TRAINED_HERE.add(Path(run_dir).resolve())
     keep = {i: w for i, w in weights.items() if statuses[i] != "diverged" and w.non_trainable is not None}
     if sum(w.nbytes() for w in keep.values()) > MAX_WEIGHTS_BYTES:
         run = load_run(run_dir)
@@ -121,7 +129,7 @@ def _check_model_file(run: RunRecord) -> None:
     recorded = (run.meta.get("model") or {}).get("sha256")
     if not run.config.model or not recorded:
         return
-    path = run.config.model.rpartition(":")[0]
+    path = run.config.located(run.meta.get("paths")).model.rpartition(":")[0]  # absolute: from any directory
     now = hashlib.sha256(read_regular(path, "model file", MAX_MODEL_BYTES)).hexdigest()
     if now != recorded:
         raise RunDirError(f"the model file {path} has changed since the run (sha256 {recorded[:12]}… then, {now[:12]}… now); "
@@ -134,9 +142,15 @@ def load_model(run: str | Path | RunRecord, setting: Setting | None = None, seed
 
     `setting`: a `reglab.Setting` of the run (None: the recommended one, as the report's answer says);
     `seed`: one of the run's seeds (None: its first). Anything that cannot be loaded is one `ReglabError` line.
+    A user's model is built by running its model file (the one run.json names, unchanged since the run):
+    a note on stderr says so.
     """
-    run = run if isinstance(run, RunRecord) else load_run(run)
-    kept = weights_kept(run.run_dir)
+    return _load(run if isinstance(run, RunRecord) else load_run(run), setting, seed, say=True)
+
+
+def _load(run: RunRecord, setting: Setting | None, seed: int | None, say: bool) -> Any:
+    """`load_model`; `say`: print the note before running a user's model file."""
+    kept = weights_kept(run.run_dir, run.meta)
     if kept is None:
         why = ("it was recorded by a reglab that kept no weights" if run.meta.get("status") == "completed"
                else f"its weights are written when it completes, and its status is {run.meta.get('status')}")
@@ -150,13 +164,16 @@ def load_model(run: str | Path | RunRecord, setting: Setting | None = None, seed
     where = f"arm {arm} ({_label(run, setting)}, seed {seed})"
     if arm not in kept:
         raise RunDirError(f"{where} has no weights in {run.run_dir / WEIGHTS_NPZ}: {_why_not_kept(run, arm)}")
-    weights = read_weights(run.run_dir, arm)
+    weights = read_weights(run.run_dir, arm, run.meta)
     if weights is None:  # pragma: no cover - the file changed between the two reads
         raise RunDirError(f"{where} has no weights in {run.run_dir / WEIGHTS_NPZ}")
     _check_model_file(run)
     from .models import build_model
 
-    model = build_model(run.config.model, tuple(run.data.input_shape), setting.strength, setting.family,
+    spec = run.config.located(run.meta.get("paths")).model  # the model file run.json names absolutely
+    if spec and say:
+        print(f"reglab: running model file {spec.rpartition(':')[0]} to rebuild the model", file=sys.stderr)
+    model = build_model(spec, tuple(run.data.input_shape), setting.strength, setting.family,
                         setting.learning_rate, run.config.optimizer, run.data.n_classes)
     for what, variables, values in (("trainable", model.trainable_variables, weights.trainable),
                                     ("non-trainable", model.non_trainable_variables, weights.non_trainable)):
@@ -197,7 +214,7 @@ def keep_recommended(run: RunRecord, analysis: RunAnalysis) -> KeptModel | None:
     arms = {int(a["seed"]): int(a["arm"]) for a in run.arms if setting_of(a) == setting}
     first = run.config.seed_values[0]
     try:
-        kept = weights_kept(run.run_dir)
+        kept = weights_kept(run.run_dir, run.meta)
     except ReglabError as e:
         return KeptModel(None, setting, first, arms[first], str(e))
     if not kept:
@@ -209,8 +226,10 @@ def keep_recommended(run: RunRecord, analysis: RunAnalysis) -> KeptModel | None:
     stamp = {"reglab": "recommended model", "arm": arms[seed], "run_started_at": run.meta.get("started_at")}
     if _stamp_of(path) == stamp:
         return KeptModel(path, setting, seed, arms[seed])
+    if run.config.model and run.run_dir.resolve() not in _TRAINED_HERE:
+        return KeptModel(None, setting, seed, arms[seed], _not_rebuilt(run, path))
     try:
-        model = load_model(run, setting, seed)
+        model = _load(run, setting, seed, say=False)
     except ReglabError as e:
         return KeptModel(None, setting, seed, arms[seed], str(e))
     try:
@@ -221,6 +240,14 @@ def keep_recommended(run: RunRecord, analysis: RunAnalysis) -> KeptModel | None:
     register(run.run_dir, [RECOMMENDED_KERAS])
     write_atomic(path, data)
     return KeptModel(path, setting, seed, arms[seed])
+
+
+def _not_rebuilt(run: RunRecord, path: Path) -> str:
+    """Why the report leaves out a user's model it would have to build: that runs the model file run.json names."""
+    state = "is missing" if not os.path.lexists(path) else "holds another arm"
+    return (f"{RECOMMENDED_KERAS} {state}, and a report never runs the model file the record names "
+            f"({run.config.located(run.meta.get('paths')).model.rpartition(':')[0]}); `reglab.load_model(RUN_DIR)` "
+            "rebuilds it, running that file")
 
 
 def _keras_file(model: Any, comment: bytes) -> bytes:

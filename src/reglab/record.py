@@ -14,32 +14,34 @@ Loss columns, since Keras mixes two things under one name:
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import io
 import json
 import math
 import os
 import platform
+import re
 import sys
 import zipfile
-import zlib
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass, fields
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Collection, Iterable, Mapping, NamedTuple
+from typing import TYPE_CHECKING, Any, Collection, Iterable, Mapping, NamedTuple, Sequence
 
 from .config import DEFAULT_LEARNING_RATE, Arm, SweepConfig, dump_toml, parse_family
 from .datasets import DataInfo
 from .errors import ConfigError, RunDirError
 from .fileio import open_append, write_atomic
-from .inputs import MiB, open_regular
+from .inputs import KiB, open_regular
 from .recordcheck import (
     MAX_EPOCH_VALUES,
+    MemberCheck,
     check_meta,
     check_rows,
+    check_rows_against_meta,
+    exactly,
     keeps_epochs,
+    read_npz,
     row_problem,
     validation_layout,
     validation_problem,
@@ -58,6 +60,7 @@ KERNELS_NPZ = "kernels.npz"
 VALIDATION_NPZ = "validation.npz"
 WEIGHTS_NPZ = "weights.npz"  # every kept arm's final weights (see kept.py for which arms)
 MAX_RUN_JSON_BYTES = 64 << 20
+HIDDEN_UNITS = 128  # the study's network: Dense(128) between its input and output (models.build_seed_model)
 
 
 @dataclass(frozen=True)
@@ -226,18 +229,87 @@ def write_kernels(run_dir: Path, kernels: dict[int, Any]) -> None:
     write_atomic(run_dir / KERNELS_NPZ, lambda f: np.savez(f, **arrays))
 
 
-def read_kernels(run_dir: Path) -> dict[int, Any]:
-    """arm index → final regularized kernel; {} for a run that has none (stopped before the end)."""
+#: A weight beyond this (in absolute value) in an arm that did not diverge is not one training left: the record
+#: was edited.
+MAX_WEIGHT = 1e6
+
+#: The trainable parameters read_npz budgets per arm for a user's model whose count run.json does not give,
+#: and the most it believes when it does.
+DEFAULT_PARAMETERS = 1 << 24
+MAX_PARAMETERS = 1 << 28
+
+
+def read_kernels(run_dir: str | Path, meta: dict[str, Any] | None = None) -> dict[int, Any]:
+    """arm index → final regularized kernel; {} for a run that has none (stopped before the end). Read bounded
+    (`recordcheck.read_npz`) and checked against run.json (`meta`: its contents when already read): each arm's
+    kernel of the shape its model gives it, of finite weights within ±MAX_WEIGHT unless the arm diverged."""
+    path = Path(run_dir) / KERNELS_NPZ
+    if not os.path.lexists(path):
+        return {}
+    meta = meta if meta is not None else read_run_meta(run_dir)
+    n_arms, params = len(meta["arms"]), model_parameters(meta)
+    study = _checked_shapes(meta)
+    names = {f"arm{i}": i for i in range(n_arms)}
+
+    def check(name: str, dtype: Any, shape: tuple[int, ...]) -> str | None:
+        if name not in names:
+            return "is not one reglab writes"
+        fits = _fits_study(shape, study[0]) if study else 1 <= len(shape) <= 5 and math.prod(shape) <= params
+        if dtype.str != "<f4" or not fits:
+            want = f"<f4 {study[0]}" if study else f"<f4 of at most {params:,} values"
+            return f"is {dtype.str} {shape}, but {RUN_JSON} calls for {want} (arm {names[name]}'s regularized kernel)"
+        return None
+
+    arrays = read_npz(path, "kernels file", check, n_arms * (4 * params + KiB))
+    kernels = {names[name]: a for name, a in arrays.items()}
+    for arm, k in sorted(kernels.items()):
+        worst = _untrained_value(k) if meta["arms"][arm].get("status") != "diverged" else None
+        if worst:
+            raise RunDirError(f"{path}: arm {arm}'s kernel holds {worst}; a trained arm that did not diverge has finite "
+                              f"weights within ±{MAX_WEIGHT:g}")
+    return kernels
+
+
+def _fits_study(shape: tuple[int, ...], hidden: tuple[int, ...]) -> bool:
+    """A kernel of the study's network: one row per input feature of the run's data, its hidden units as columns
+    (records written for benchmarks keep fewer: at most as many)."""
+    return len(shape) == 2 and shape[0] == hidden[0] and 1 <= shape[1] <= hidden[1]
+
+
+def _untrained_value(k: Any) -> str | None:
+    """A value no training that kept its loss finite leaves in a kernel, in words; None when there is none."""
     import numpy as np
 
-    path = Path(run_dir) / KERNELS_NPZ
-    if not path.is_file():
-        return {}
-    try:
-        with open(path, "rb") as fh, np.load(fh, allow_pickle=False) as z:
-            return {int(name[3:]): np.asarray(z[name]) for name in z.files if name.startswith("arm") and name[3:].isdigit()}
-    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:
-        raise RunDirError(f"{path} is not a readable kernels file ({e})") from None
+    if not np.isfinite(k).all():
+        return "a value that is not finite"
+    largest = float(np.abs(k).max()) if k.size else 0.0
+    return f"a weight of {largest:.3g}" if largest > MAX_WEIGHT else None
+
+
+def model_parameters(meta: dict[str, Any]) -> int:
+    """Trainable parameters of one arm's model, as run.json implies them: the study's network's exactly, a
+    user's model's as recorded (DEFAULT_PARAMETERS when it is not; at most MAX_PARAMETERS)."""
+    study = _study_shapes(meta)
+    if study:
+        return sum(math.prod(s) for s in study)
+    recorded = (meta.get("model") or {}).get("parameters")
+    ok = isinstance(recorded, int) and not isinstance(recorded, bool) and recorded >= 1
+    return min(recorded, MAX_PARAMETERS) if ok else DEFAULT_PARAMETERS
+
+
+def _study_shapes(meta: dict[str, Any]) -> list[tuple[int, ...]]:
+    """The study's network's trainable shapes (hidden kernel first) for run.json's data; [] for a user's model."""
+    if (meta.get("config") or {}).get("model"):
+        return []
+    data = DataInfo.from_dict(meta["data"])
+    d, k = math.prod(data.input_shape), data.n_classes
+    return [(d, HIDDEN_UNITS), (HIDDEN_UNITS,), (HIDDEN_UNITS, k), (k,)]
+
+
+def _checked_shapes(meta: dict[str, Any]) -> list[tuple[int, ...]]:
+    """The shapes the study's network's arrays must have, where run.json says that is its model (`model`, which
+    every run since user models has); [] otherwise: only `model_parameters` bounds them."""
+    return _study_shapes(meta) if isinstance(meta.get("model"), dict) else []
 
 
 # ---------------------------------------------------------------- final weights
@@ -274,48 +346,75 @@ def write_weights(run_dir: Path, weights: dict[int, FinalWeights]) -> None:
     write_atomic(Path(run_dir) / WEIGHTS_NPZ, _stored_npz(arrays))
 
 
-def weights_kept(run_dir: str | Path) -> list[int] | None:
-    """The arm indices RUN_DIR/weights.npz holds; None for a record without the file."""
-    with _weights_file(Path(run_dir)) as z:
-        return None if z is None else [int(a) for a in z["kept"]]
+def weights_kept(run_dir: str | Path, meta: dict[str, Any] | None = None) -> list[int] | None:
+    """The arm indices RUN_DIR/weights.npz holds; None for a record without the file. `meta`: run.json's
+    contents when already read."""
+    run_dir = Path(run_dir)
+    if not os.path.lexists(run_dir / WEIGHTS_NPZ):
+        return None
+    kept = _read_weights(run_dir, meta, "kept")["kept"]
+    return [int(a) for a in kept]
 
 
-def read_weights(run_dir: str | Path, arm: int) -> FinalWeights | None:
+def read_weights(run_dir: str | Path, arm: int, meta: dict[str, Any] | None = None) -> FinalWeights | None:
     """One arm's final weights from RUN_DIR/weights.npz; None when the file does not hold that arm. A damaged
     file gets one `RunDirError` line naming it."""
-    path = Path(run_dir) / WEIGHTS_NPZ
-    with _weights_file(Path(run_dir)) as z:
-        if z is None or arm not in {int(a) for a in z["kept"]}:
-            return None
-        try:
-            parts: tuple[list[Any], list[Any]] = ([], [])
-            for part, key in zip(parts, "tn"):
-                while f"arm{arm}_{key}{len(part)}" in z.files:
-                    part.append(z[f"arm{arm}_{key}{len(part)}"])
-        except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error) as e:
-            raise RunDirError(f"{path}: not a readable weights file ({' '.join(str(e).split())[:200]})") from None
+    run_dir = Path(run_dir)
+    if not os.path.lexists(run_dir / WEIGHTS_NPZ):
+        return None
+    arrays = _read_weights(run_dir, meta, "kept", f"arm{arm}_")
+    if arm not in {int(a) for a in arrays["kept"]}:
+        return None
+    parts: tuple[list[Any], list[Any]] = ([], [])
+    for part, key in zip(parts, "tn"):
+        while f"arm{arm}_{key}{len(part)}" in arrays:
+            part.append(arrays[f"arm{arm}_{key}{len(part)}"])
     return FinalWeights(*parts)
 
 
-@contextlib.contextmanager
-def _weights_file(run_dir: Path) -> Iterator[Any]:
-    """RUN_DIR/weights.npz as numpy's lazy `NpzFile` (members are read when asked for), or None when there is
-    none; a file that is not one reglab wrote gets one `RunDirError` line naming it."""
+_WEIGHT_NAME = re.compile(r"arm(\d{1,9})_([tn])(\d{1,6})")
+
+
+def _read_weights(run_dir: Path, meta: dict[str, Any] | None, *prefixes: str) -> dict[str, Any]:
+    """The arrays of RUN_DIR/weights.npz whose names start with one of `prefixes`, read bounded and checked
+    against run.json (`weights_check`); `kept` must list distinct arms of the run."""
     import numpy as np
 
     path = run_dir / WEIGHTS_NPZ
-    if not os.path.lexists(path):
-        yield None
-        return
-    with open_regular(path, "weights file", 1 << 40, RunDirError) as fh:
-        try:
-            z = np.load(fh, allow_pickle=False)
-            if not isinstance(z, np.lib.npyio.NpzFile) or "kept" not in z.files:
-                raise ValueError("not an .npz archive with a list of kept arms")
-        except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error) as e:
-            raise RunDirError(f"{path}: not a readable weights file ({' '.join(str(e).split())[:200]})") from None
-        with z:
-            yield z
+    meta = meta if meta is not None else read_run_meta(run_dir)
+    check, budget = weights_check(meta)
+    arrays = read_npz(path, "weights file", check, budget, required=["kept"], select=lambda name: name.startswith(prefixes))
+    kept = arrays["kept"]
+    if len(set(kept.tolist())) != len(kept) or not np.all((kept >= 0) & (kept < len(meta["arms"]))):
+        raise RunDirError(f"{path}: array 'kept' does not list distinct arms of the run's {len(meta['arms'])}")
+    return arrays
+
+
+def weights_check(meta: dict[str, Any]) -> tuple[MemberCheck, int]:
+    """What weights.npz may hold for the run `meta` describes (a `MemberCheck`) and how many bytes at most:
+    `kept`, a list of arm indices, and each arm's arrays: the study's network's exact shapes (float32), or for
+    a user's model numeric arrays of at most its parameter count each (trainable ones floating-point)."""
+    n_arms, params = len(meta["arms"]), model_parameters(meta)
+    study = _checked_shapes(meta)
+
+    def check(name: str, dtype: Any, shape: tuple[int, ...]) -> str | None:
+        if name == "kept":
+            ok = dtype.kind in "iu" and len(shape) == 1 and shape[0] <= n_arms
+            return None if ok else f"is {dtype.str} {shape}, not a list of at most {n_arms} arm indices"
+        m = _WEIGHT_NAME.fullmatch(name)
+        if not m or int(m[1]) >= n_arms:
+            return "is not one reglab writes"
+        k = int(m[3])
+        if study:
+            if m[2] == "n" or k >= len(study):
+                return "is not one reglab writes (the study's network has 4 trainable arrays and no others)"
+            ok, want = dtype.str == "<f4" and shape == study[k], f"<f4 {study[k]}"
+        else:
+            ok = math.prod(shape) <= params and (dtype.kind == "f" or m[2] == "n")
+            want = f"{'a floating-point' if m[2] == 't' else 'a numeric'} array of at most {params:,} values"
+        return None if ok else f"is {dtype.str} {shape}, but {RUN_JSON} calls for {want}"
+
+    return check, n_arms * (8 * params + 64 * KiB) + 8 * n_arms
 
 
 # ---------------------------------------------------------------- per-example validation values
@@ -489,44 +588,38 @@ def read_validation(run_dir: str | Path, meta: dict[str, Any] | None = None) -> 
     config = SweepConfig.from_mapping(meta["config"], where=str(run_dir / RUN_JSON))
     n_arms, epochs, n_val = len(meta["arms"]), config.epochs, int(meta["data"]["n_val"])
     layout = validation_layout(n_arms, epochs, n_val)
-    budget = sum(np.dtype(d).itemsize * math.prod(shape) for d, shape, _ in layout.values()) + MiB
-    arrays: dict[str, Any] = {}
-    try:
-        with open_regular(path, "validation file", budget, RunDirError) as fh:
-            if fh.read(4) not in (b"PK\x03\x04", b"PK\x05\x06"):
-                raise RunDirError(f"{path}: not a readable validation file (not an .npz archive)")
-            fh.seek(0)
-            with zipfile.ZipFile(fh) as z:
-                members = {i.filename.removesuffix(".npy"): i for i in z.infolist()}
-                for name in members:
-                    if name not in layout:
-                        raise RunDirError(f"{path}: array {name!r} is not one reglab writes")
-                for name, (dtype, shape, required) in layout.items():
-                    if name not in members:
-                        if required:
-                            raise RunDirError(f"{path}: array {name!r} is missing")
-                        continue
-                    with z.open(members[name]) as m:  # the header first: nothing is allocated for a wrong shape
-                        version = np.lib.format.read_magic(m)
-                        read_header = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
-                        if version not in read_header:
-                            raise RunDirError(f"{path}: array {name!r} is in .npy format {version}, which reglab does not read")
-                        got_shape, _fortran, got_dtype = read_header[version](m)
-                        if got_dtype.str != dtype or tuple(got_shape) != shape:
-                            raise RunDirError(
-                                f"{path}: array {name!r} is {got_dtype.str} {tuple(got_shape)}, but {RUN_JSON} calls for "
-                                f"{dtype} {shape} ({n_arms} arms, {epochs} epochs, {n_val} validation examples)")
-                    with z.open(members[name]) as m:
-                        arrays[name] = np.lib.format.read_array(m, allow_pickle=False)
-    except RunDirError:
-        raise
-    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error, NotImplementedError) as e:
-        text = " ".join(str(e).split())[:200] or type(e).__name__
-        raise RunDirError(f"{path}: not a readable validation file ({text})") from None
+    budget = sum(np.dtype(d).itemsize * math.prod(shape) + KiB for d, shape, _ in layout.values())
+    why = f" ({n_arms} arms, {epochs} epochs, {n_val} validation examples)"
+    check = exactly({name: (d, shape) for name, (d, shape, _) in layout.items()}, RUN_JSON, why)
+    arrays = read_npz(path, "validation file", check, budget, required=[n for n, (_, _, req) in layout.items() if req])
     problem = validation_problem(arrays)
     if problem:
         raise RunDirError(f"{path}: {problem}")
     return ValidationValues(arrays["final_loss"], arrays["correct"], arrays["has_values"], arrays.get("loss_by_epoch"))
+
+
+def checkpoint_validation(run_dir: Path, meta: dict[str, Any], rows: Sequence[EpochRecord]) -> ValidationValues | None:
+    """The per-example validation values an unfinished run's checkpoint holds (validation.npz is written when it
+    completes), for each arm whose last row in metrics.csv is the checkpoint's last epoch (others: no values);
+    None without a checkpoint or values in it. Read bounded; a damaged one gets one line naming it."""
+    from .checkpoint import CHECKPOINT_NPZ, read_checkpoint
+
+    checkpoint = read_checkpoint(run_dir, meta, only=ValidationStore.PREFIX)
+    if checkpoint is None:
+        return None
+    stored = ValidationStore.split_checkpoint(checkpoint[0])[0]
+    if not stored:
+        return None
+    config = SweepConfig.from_mapping(meta["config"], where=str(run_dir / RUN_JSON))
+    n_arms, n_val = len(meta["arms"]), int(meta["data"]["n_val"])
+    try:
+        done = {int(a): int(e) for a, e in checkpoint[1]["epochs_done"].items()}
+        store = ValidationStore.restore(stored, n_arms, config.epochs, n_val, done)
+    except (KeyError, TypeError, ValueError, AttributeError) as e:
+        raise RunDirError(f"{run_dir / CHECKPOINT_NPZ}: its validation values do not match this run ({e})") from None
+    last = {r.arm: r.epoch for r in rows}
+    newer = [a for a in range(n_arms) if int(store.last_epoch[a]) != last.get(a, 0)]  # rows the checkpoint missed
+    return store.values([i for i, a in enumerate(meta["arms"]) if a.get("status") == "diverged"] + newer)
 
 
 # ---------------------------------------------------------------- reading a run back
@@ -553,11 +646,15 @@ class RunRecord:
 
     def kernels(self) -> dict[int, Any]:
         """arm index → the arm's final regularized kernel (see `write_kernels`)."""
-        return read_kernels(self.run_dir)
+        return read_kernels(self.run_dir, self.meta)
 
     def validation(self) -> ValidationValues | None:
-        """Every arm's per-example validation values (see `ValidationValues`); None for a record without them."""
-        return read_validation(self.run_dir, self.meta)
+        """Every arm's per-example validation values (see `ValidationValues`); None for a record without them.
+        An unfinished run's are in its checkpoint until it completes: they are read from there."""
+        values = read_validation(self.run_dir, self.meta)
+        if values is None and self.meta.get("status") != "completed":
+            values = checkpoint_validation(self.run_dir, self.meta, self.epochs)
+        return values
 
     def _repr_html_(self) -> str:
         """In Jupyter: the answer block and the key figure of the run's analysis (see `notebook`)."""
@@ -598,8 +695,9 @@ def load_run(run_dir: str | Path) -> RunRecord:
     meta = read_run_meta(run_dir)
     config = SweepConfig.from_mapping(meta["config"], where=str(run_dir / RUN_JSON))
     data = DataInfo.from_dict(meta["data"])
-    epochs = tuple(read_metrics(run_dir / METRICS_CSV, n_arms=len(meta["arms"])))
+    epochs = tuple(read_metrics(run_dir / METRICS_CSV, n_arms=len(meta["arms"]), epochs=config.epochs))
     check_rows(epochs, config, run_dir / METRICS_CSV)
+    check_rows_against_meta(epochs, meta, run_dir / METRICS_CSV)
     return RunRecord(run_dir=run_dir, config=config, data=data, meta=meta, epochs=epochs)
 
 
@@ -608,12 +706,7 @@ def repair_metrics(run_dir: Path, n_arms: int, epochs_done: dict[int, int]) -> l
     drop the rest, including a last row cut short by a crash; metrics.csv is rewritten atomically.
     Any other malformed row means the file was edited, and is refused rather than guessed at."""
     path = run_dir / METRICS_CSV
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        text = ""
-    except (OSError, UnicodeDecodeError) as e:
-        raise RunDirError(f"{path} is not readable ({e})") from None
+    text = _metrics_text(path, n_arms, None) if os.path.lexists(path) else ""
     lines = text.replace("\r\n", "\n").split("\n")
     if lines and lines[-1] != "":
         lines = lines[:-1]  # a row the crash cut short (every complete row ends with a newline)
@@ -630,16 +723,47 @@ def repair_metrics(run_dir: Path, n_arms: int, epochs_done: dict[int, int]) -> l
     return keep
 
 
-def read_metrics(path: Path, n_arms: int) -> Iterable[EpochRecord]:
-    if path.exists() and not path.is_file():
-        raise RunDirError(f"{path} is not a regular file")
+#: metrics.csv's longest row, generously: 15 fields, the longest a float's repr (24 characters) or a family's name.
+MAX_ROW_BYTES = 1024
+
+
+def read_metrics(path: Path, n_arms: int, epochs: int | None = None) -> Iterable[EpochRecord]:
+    """metrics.csv's rows, read bounded: at most one row per arm and epoch (`epochs`: the run's; when not given,
+    run.json's beside it), each of at most MAX_ROW_BYTES."""
+    if not os.path.lexists(path):
+        raise RunDirError(f"{path} is missing")
+    return read_metrics_text(_metrics_text(path, n_arms, epochs), path, n_arms)
+
+
+def _metrics_text(path: Path, n_arms: int, epochs: int | None) -> str:
+    """metrics.csv's text, refused before it is read when it is larger than its run's rows can be."""
+    if epochs is None:
+        epochs = _epochs_beside(path)
+    cap = (n_arms * epochs + 2) * MAX_ROW_BYTES
+    with open_regular(path, "metrics file", 1 << 62, RunDirError) as fh:
+        size = os.fstat(fh.fileno()).st_size
+        if size > cap:
+            raise RunDirError(f"{path} is {size:,} bytes, more than {n_arms:,} arms × {epochs:,} epochs of rows can "
+                              f"take ({cap:,} bytes); it is not one reglab wrote")
+        try:
+            data = fh.read(cap + 1)
+        except OSError as e:
+            raise RunDirError(f"{path} is not readable ({e.strerror or e})") from None
+    if len(data) > cap:
+        raise RunDirError(f"{path} grew past {cap:,} bytes while being read")
     try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise RunDirError(f"{path} is missing") from None
-    except (OSError, UnicodeDecodeError) as e:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
         raise RunDirError(f"{path} is not readable ({e})") from None
-    return read_metrics_text(text, path, n_arms)
+
+
+def _epochs_beside(path: Path) -> int:
+    """The epochs of the run whose metrics.csv is `path` (run.json beside it); MAX_EPOCHS without one."""
+    from .config import MAX_EPOCHS
+
+    if not os.path.lexists(path.parent / RUN_JSON):
+        return MAX_EPOCHS
+    return int(read_run_meta(path.parent)["config"]["epochs"])
 
 
 def read_metrics_text(text: str, path: Path, n_arms: int) -> list[EpochRecord]:

@@ -9,10 +9,17 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Any, Sequence
+import struct
+import warnings
+import zipfile
+import zlib
+from pathlib import Path
+from tokenize import TokenError
+from typing import Any, Callable, Collection, Mapping, Sequence
 
 from .config import DEFAULT_LEARNING_RATE, ENGINES, SweepConfig
 from .errors import ConfigError, RunDirError
+from .inputs import MiB, brief, open_regular
 
 RUN_STATUSES = ("running", "completed", "interrupted", "failed")
 ARM_STATUSES = ("pending", "running", "completed", "diverged", "stopped", "interrupted", "failed")
@@ -220,6 +227,30 @@ def check_rows(rows: Sequence[Any], config: SweepConfig, path: Any, first_line: 
         last[r.arm] = r.epoch
 
 
+
+#: The loss columns of a row: finite in every row of an arm that trained to the end (a loss that is not finite
+#: is how an arm diverges, and it is then marked diverged).
+LOSSES = ("loss", "val_loss", "data_loss", "val_data_loss")
+
+
+def check_rows_against_meta(rows: Sequence[Any], meta: dict[str, Any], path: Any, first_line: int = 2) -> None:
+    """Rows against run.json's arms: an arm marked completed has finite losses in every row, and a completed run
+    has exactly `epochs_done` rows of each arm (a missing row would be compared as if it were not)."""
+    arms = meta["arms"]
+    count: dict[int, int] = {}
+    for line, r in enumerate(rows, start=first_line):
+        count[r.arm] = count.get(r.arm, 0) + 1
+        bad = next((c for c in LOSSES if not math.isfinite(getattr(r, c))), None)
+        if bad and arms[r.arm].get("status") == "completed":
+            raise RunDirError(f"{path}, line {line}: {bad} is {getattr(r, bad)!r}, but arm {r.arm} is marked completed "
+                              "in run.json (an arm whose loss is not finite is marked diverged)")
+    if meta.get("status") != "completed":
+        return  # an unfinished run's last rows may be newer than run.json (or cut short: `repair_metrics`)
+    for i, arm in enumerate(arms):
+        if count.get(i, 0) != arm["epochs_done"]:
+            raise RunDirError(f"{path}: arm {i} has {count.get(i, 0)} rows, but run.json says it recorded "
+                              f"{arm['epochs_done']} epochs in this completed run")
+
 # ---------------------------------------------------------------- validation.npz
 
 #: validation.npz keeps `loss_by_epoch` (n_arms × epochs × n_val float32) only up to this many values
@@ -258,3 +289,118 @@ def validation_problem(arrays: dict[str, Any]) -> str | None:
     if len(bad):
         return f"has_values says arm {int(bad[0])} has values, but its final_loss row is not all finite"
     return None
+
+
+# ---------------------------------------------------------------- .npz archives, read bounded
+
+#: A check of one .npz member from its .npy header alone (name without ".npy", dtype, shape), before any of its
+#: data is inflated: what is wrong with it in words that follow "array 'NAME' " (None when it fits).
+MemberCheck = Callable[[str, Any, "tuple[int, ...]"], "str | None"]
+
+_NPY_VERSIONS = ((1, 0), (2, 0))
+_ZIP_METHODS = (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED)  # numpy's; bzip2/lzma inflate unboundedly per read
+#: What a damaged archive raises from zipfile, zlib and numpy's header parser (a Python 2 header's tokenizer
+#: included): each becomes one line naming the file.
+_DAMAGE = (OSError, ValueError, EOFError, OverflowError, SyntaxError, UnicodeDecodeError,
+           NotImplementedError, Warning, zipfile.BadZipFile, zlib.error, struct.error, TokenError)
+
+
+def exactly(layout: Mapping[str, tuple[str, tuple[int, ...]]], source: str, why: str = "") -> MemberCheck:
+    """A MemberCheck for arrays whose names, dtypes and shapes are known: `source` calls for them (`why`)."""
+    def check(name: str, dtype: Any, shape: tuple[int, ...]) -> str | None:
+        if name not in layout:
+            return "is not one reglab writes"
+        want = layout[name]
+        if (dtype.str, shape) != (want[0], tuple(want[1])):
+            return f"is {dtype.str} {shape}, but {source} calls for {want[0]} {tuple(want[1])}{why}"
+        return None
+    return check
+
+
+class NpzError(RunDirError):
+    """An .npz archive `read_npz` refuses: `problem` says why, after the file's name."""
+
+    def __init__(self, path: Path, problem: str) -> None:
+        super().__init__(f"{path}: {problem}")
+        self.path, self.problem = path, problem
+
+
+def read_npz(path: Path, what: str, check: MemberCheck, max_bytes: int, *, required: Collection[str] = (),
+             select: Callable[[str], bool] | None = None) -> dict[str, Any]:
+    """The arrays of the .npz archive `path` (name → array; `select` picks which are inflated, the others are
+    only checked), never allocating more than the run implies. Before any array is inflated: the file is a
+    regular one of bounded size, a zip whose members are .npy arrays, stored or deflated; each member's .npy
+    header (inflated alone) gives a numeric dtype (never objects) and a shape that `check` accepts and that the
+    member's declared size holds; the declared sizes together stay within `max_bytes`. Anything else is one
+    `NpzError` line naming the file (`what`: "kernels file", …) and the array."""
+    import numpy as np
+
+    arrays: dict[str, Any] = {}
+    try:
+        with open_regular(path, what, max_bytes + max_bytes // 8 + MiB, RunDirError) as fh:
+            if fh.read(4) not in (b"PK\x03\x04", b"PK\x05\x06"):
+                raise zipfile.BadZipFile("not an .npz archive")
+            fh.seek(0)
+            with zipfile.ZipFile(fh) as z:
+                members = _members(path, z.infolist())
+                for name in required:
+                    if name not in members:
+                        raise NpzError(path, f"array {brief(name)} is missing")
+                for name, info in members.items():  # each header alone: a few hundred bytes inflated
+                    with z.open(info) as m:
+                        dtype, shape = _npy_header(path, name, m, info.file_size)
+                    problem = check(name, dtype, shape)
+                    if problem:
+                        raise NpzError(path, f"array {brief(name)} {problem}")
+                total = sum(i.file_size for i in members.values())
+                if total > max_bytes:
+                    raise NpzError(path, f"its arrays would take {total:,} bytes once inflated, more than this run's "
+                                         f"{what} can hold ({max_bytes:,} bytes); it is not one reglab wrote")
+                for name, info in members.items():
+                    if select is None or select(name):
+                        with z.open(info) as m, warnings.catch_warnings():
+                            warnings.simplefilter("error")
+                            arrays[name] = np.lib.format.read_array(m, allow_pickle=False)
+    except RunDirError:
+        raise
+    except _DAMAGE as e:
+        text = " ".join(str(e).split())[:200] or type(e).__name__
+        raise NpzError(path, f"not a readable {what} (damaged: {text})") from None
+    return arrays
+
+
+def _members(path: Path, infos: list[zipfile.ZipInfo]) -> dict[str, zipfile.ZipInfo]:
+    """The archive's members by array name, from the zip's directory alone: .npy entries, each once, stored or
+    deflated, not encrypted."""
+    members: dict[str, zipfile.ZipInfo] = {}
+    for info in infos:
+        name = info.filename.removesuffix(".npy")
+        if name == info.filename or info.is_dir():
+            raise NpzError(path, f"member {brief(info.filename)} is not an .npy array")
+        if name in members:
+            raise NpzError(path, f"array {brief(name)} is there twice")
+        if info.compress_type not in _ZIP_METHODS or info.flag_bits & 0x1:
+            raise NpzError(path, f"array {brief(name)} is encrypted or compressed with zip method {info.compress_type}, "
+                                 "which reglab does not read")
+        members[name] = info
+    return members
+
+
+def _npy_header(path: Path, name: str, m: Any, size: int) -> tuple[Any, tuple[int, ...]]:
+    """(dtype, shape) from an .npy member's header; refused when it holds objects or more than its `size`."""
+    import numpy as np
+
+    version = np.lib.format.read_magic(m)
+    if version not in _NPY_VERSIONS:
+        raise NpzError(path, f"array {brief(name)} is in .npy format {version}, which reglab does not read")
+    read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a Python 2 header: not one reglab wrote
+        shape, _fortran, dtype = read_header(m)
+    shape = tuple(shape)
+    if dtype.hasobject or dtype.kind not in "biuf" or dtype.fields is not None or dtype.subdtype is not None:
+        what = "Python objects" if dtype.hasobject else f"{dtype.str} values"
+        raise NpzError(path, f"array {brief(name)} holds {what}, not numbers; reglab reads only numeric arrays")
+    if any(n < 0 for n in shape) or dtype.itemsize * math.prod(shape) > size:
+        raise NpzError(path, f"array {brief(name)} claims {dtype.str} {shape}, more than its {size:,} bytes hold")
+    return dtype, shape
