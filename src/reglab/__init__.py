@@ -8,6 +8,9 @@ Notebook use::
     print(analysis.summary())        # the answer
     same = reglab.load_run("runs/try")
     model = reglab.load_model(run)   # the recommended setting's model, compiled, with its final weights
+
+    result = reglab.sweep(build_model, x, y, lambdas=[0, 1e-3], epochs=5)  # your own def and arrays, in fit's words
+    splits = reglab.run_splits(result.run)  # the exact arrays it trained, validated and tested on
 """
 
 from .aggregate import LambdaStats
@@ -25,6 +28,7 @@ from .record import COLUMNS, EpochRecord, RunRecord, load_run
 from .report import build_report
 from .runner import run_sweep
 from .settings import Family, Setting
+from .sweep import run_splits, sweep
 
 __version__ = "0.1.0"
 
@@ -33,5 +37,6 @@ __all__ = [
     "DataInfo", "Difference", "EpochRecord", "Family", "FamilyAnalysis", "FamilySummary", "LambdaStats",
     "Recommendation", "ReglabError", "RunAnalysis", "RunDirError", "RunRecord", "Setting", "Splits",
     "SweepConfig", "Trend", "WeightStats", "analyze", "arm_summaries", "build_report", "check_claims",
-    "compare_families", "family_view", "load_dataset", "load_model", "load_run", "parse_lambdas", "run_sweep",
+    "compare_families", "family_view", "load_dataset", "load_model", "load_run", "parse_lambdas", "run_splits",
+    "run_sweep", "sweep",
 ]

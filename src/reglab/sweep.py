@@ -1,0 +1,356 @@
+"""`reglab.sweep`: a sweep of a notebook's own model on its own arrays, in Keras's `fit` words; `run_splits`: the
+exact arrays any run trained, validated and tested on.
+
+A run must stay reproducible in a new process (`reglab run --resume`, `reglab report`, `reglab.load_model`),
+so nothing of the notebook is kept in memory only: the arrays are written, raw, to `data.npz` (the keys an
+.npz dataset has: x_train, y_train, x_test, y_test) and the model to `model.py` (`callable_source`), and the
+run's configuration names those files, as a `--dataset FILE.npz --model FILE.py:FUNCTION` run would.
+
+**Where**: in `RUN_DIR.inputs/`, beside the run directory, not in it: a run directory holds only what reglab
+records (run_sweep refuses a non-empty one, and `--force` removes only the files its manifest lists), and the
+inputs are what the run was *given*. The configuration names them by absolute path.
+
+**How the data are split**, by the rules of reglab's CSV tables (`tables`), so one table of samples is split
+the same way whichever door it came in by:
+- no `test_data`: a stratified, seeded fifth of x is held out for test (seed 0; reglab always measures the
+  recommended model on data no choice was made on), then, without `validation_data`, a stratified share
+  (`validation_split`, default a sixth) of the rest for validation (seed 1);
+- `test_data` given: validation is `validation_data`, or else the last share of x (`validation_split`, default a
+  sixth), as Keras's `validation_split` takes the last samples.
+In data.npz, x_train holds training then validation samples, and the run's `validation_split` is the share that
+takes exactly the validation ones back.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import io
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any, Iterator, NamedTuple
+
+import numpy as np
+from rich.console import Console
+
+from .analyze import RunAnalysis, analyze
+from .callable_source import ModelSource, model_source
+from .config import DEFAULT_LAMBDAS, DEFAULT_LEARNING_RATE, DEFAULT_SEEDS, SweepConfig
+from .datasets import Splits, load_dataset
+from .encoding import encode_labels, input_array, label_array
+from .errors import ConfigError, DataError, RunDirError
+from .fileio import write_atomic
+from .record import RUN_JSON, RunRecord, load_run
+from .rundir import check_run_dir, locked
+from .runner import check_arm_cap, run_sweep
+from .tables import TEST_FRACTION, held_out_split, stratified_holdout
+
+DATA_NPZ = "data.npz"
+MODEL_PY = "model.py"
+INPUTS_SUFFIX = ".inputs"
+SOURCE = "reglab.sweep"  # how the arrays are named in a data error
+
+
+class SweptArrays(NamedTuple):
+    """What data.npz holds (x_train: training samples, then the `n_val` validation ones) and the split, in words
+    (None: the loader's own words, which are right)."""
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    n_val: int | None  # None: the loader's share of x_train
+    validation_split: float | None
+    split: str | None
+
+    def npz(self) -> bytes:
+        buffer = io.BytesIO()
+        np.savez(buffer, x_train=self.x_train, y_train=self.y_train, x_test=self.x_test, y_test=self.y_test)
+        return buffer.getvalue()
+
+
+class Places(NamedTuple):
+    """Where a sweep writes: its run directory, the inputs folder beside it, and a temporary folder holding
+    both when the caller named none (None otherwise)."""
+
+    run_dir: Path
+    inputs: Path
+    temporary: Path | None
+
+
+# ---------------------------------------------------------------- the arrays
+
+def _labels(y: Any, what: str, n: int) -> np.ndarray:
+    """Labels as a plain array: text or integers held as Python objects (pandas) become str or int64, which an .npz
+    keeps without pickling; anything else is left for reglab's label check to name."""
+    y = np.asarray(y)
+    if y.dtype.kind == "O" and y.size:
+        if all(isinstance(v, str) for v in y.ravel()):
+            y = y.astype(str)
+        elif all(isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_)) for v in y.ravel()):
+            y = y.astype(np.int64)
+    return label_array(y, what, n, SOURCE)
+
+
+def _pair(data: Any, what: str) -> tuple[np.ndarray, np.ndarray]:
+    """(x, y) of `validation_data` or `test_data`, checked as reglab checks a dataset's arrays."""
+    if not isinstance(data, (tuple, list)) or len(data) != 2:
+        raise ConfigError(f"{what} must be a pair (x, y), got {type(data).__name__}"
+                          + (f" of {len(data)}" if isinstance(data, (tuple, list)) else ""))
+    x = input_array(np.asarray(data[0]), f"{what} x", SOURCE)
+    y = _labels(data[1], f"{what} y", len(x))
+    if len(x) == 0:
+        raise DataError(f"{SOURCE}: {what} is empty")
+    return x, y
+
+
+def exact_share(n_val: int, n_file: int) -> float:
+    """The `validation_split` that makes reglab's loader (Keras's rule: the last n − int(n·(1 − share)) samples)
+    take exactly the last `n_val` of `n_file`: n_val/n_file, unless float rounding takes one sample more."""
+    for share in (n_val / n_file, (n_val - 0.5) / n_file):
+        if n_file - int(n_file * (1.0 - share)) == n_val:
+            return share
+    raise AssertionError(f"no share takes {n_val} of {n_file}")  # pragma: no cover - (n_val − ½)/n_file always does
+
+
+def split_arrays(x: Any, y: Any, validation_data: Any = None, validation_split: float | None = None,
+                 test_data: Any = None) -> SweptArrays:
+    """The arrays of a sweep, split as the module's docstring says; one `DataError` line for arrays reglab refuses."""
+    if validation_data is not None and validation_split is not None:
+        raise ConfigError("give validation_data or validation_split, not both")
+    x = input_array(np.asarray(x), "x", SOURCE)
+    y = _labels(y, "y", len(x))
+    val = _pair(validation_data, "validation_data") if validation_data is not None else None
+    if test_data is not None:
+        x_test, y_test = _pair(test_data, "test_data")
+        if val is None:  # the loader's rule and words: the last share of x
+            return SweptArrays(x, y, x_test, y_test, None, validation_split, None)
+        return _with_validation(x, y, val, x_test, y_test, "validation_data and test_data as given")
+    (codes,), _ = encode_labels([("y", y)], SOURCE)  # for stratifying only; the loader numbers the labels again
+    if val is None:
+        train, held, test, words = held_out_split(codes, validation_split)
+        return _with_validation(x[train], y[train], (x[held], y[held]), x[test], y[test], words)
+    rest, test = stratified_holdout(codes, TEST_FRACTION, seed=0)
+    return _with_validation(x[rest], y[rest], val, x[test], y[test],
+                            "stratified and seeded: a fifth of x held out for test (seed 0); validation_data as given")
+
+
+def _with_validation(x: np.ndarray, y: np.ndarray, val: tuple[np.ndarray, np.ndarray], x_test: np.ndarray,
+                     y_test: np.ndarray, words: str) -> SweptArrays:
+    if val[0].shape[1:] != x.shape[1:]:
+        raise DataError(f"{SOURCE}: x samples are {x.shape[1:]} but validation samples are {val[0].shape[1:]}")
+    n_val = len(val[0])
+    if len(x) < 1:
+        raise DataError(f"{SOURCE}: no training samples are left once validation and test are held out")
+    x_file, y_file = np.concatenate([x, val[0]]), np.concatenate([y, val[1]])
+    return SweptArrays(x_file, y_file, x_test, y_test, n_val, exact_share(n_val, len(x_file)), words)
+
+
+# ---------------------------------------------------------------- the files
+
+def places(out: str | Path | None) -> Places:
+    """The run directory and its inputs folder; a new temporary folder holding both when `out` is None."""
+    if out is None:
+        root = Path(tempfile.mkdtemp(prefix="reglab-sweep-"))
+        return Places(root / "run", root / f"run{INPUTS_SUFFIX}", root)
+    if not str(out).strip():
+        raise RunDirError("out is empty: give the run directory a name, or None for a temporary one")
+    run_dir = Path(os.path.abspath(Path(out).expanduser()))  # absolute: the configuration names the inputs by path
+    return Places(run_dir, run_dir.with_name(run_dir.name + INPUTS_SUFFIX), None)
+
+
+def check_inputs_dir(inputs: Path, force: bool) -> None:
+    """The inputs folder may be new, or ours to overwrite with `force` (only data.npz and model.py are written)."""
+    if inputs.is_symlink() or (inputs.exists() and not inputs.is_dir()):
+        raise RunDirError(f"{inputs} exists and is not a folder; reglab.sweep keeps the run's data and model there")
+    if inputs.is_dir() and any(inputs.iterdir()) and not force:
+        raise RunDirError(f"{inputs} already exists (force=True replaces its {DATA_NPZ} and {MODEL_PY}, or choose "
+                          "another out)")
+
+
+def write_inputs(folder: Path, saved: ModelSource, arrays: SweptArrays) -> tuple[Path, Path]:
+    """data.npz and model.py in `folder` (created if need be), each whole or not at all."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        write_atomic(folder / MODEL_PY, saved.text)
+        write_atomic(folder / DATA_NPZ, arrays.npz())
+    except OSError as e:
+        raise RunDirError(f"cannot write {folder}: {e.strerror or e}") from None
+    return folder / DATA_NPZ, folder / MODEL_PY
+
+
+def remove_inputs(inputs: Path) -> None:
+    """Undo `write_inputs` when no run record came to refer to the files."""
+    for name in (DATA_NPZ, MODEL_PY):
+        (inputs / name).unlink(missing_ok=True)
+    if inputs.is_dir() and not any(inputs.iterdir()):
+        inputs.rmdir()
+
+
+def prepared(config: SweepConfig, data: Path, model: Path, saved: ModelSource,
+             arrays: SweptArrays) -> tuple[SweepConfig, Splits]:
+    """The run's configuration naming these files, and its data as reglab's loader prepares them; the user's model
+    built once for these data (a wrong input shape or class count is one `ConfigError` line, as for --model)."""
+    from .models import build_user_model
+
+    config = config.replace(dataset=str(data), model=f"{model}:{saved.name}", validation_split=arrays.validation_split)
+    splits = load_dataset(config.dataset, config.data_options)
+    if arrays.n_val is not None and len(splits.x_val) != arrays.n_val:  # pragma: no cover - exact_share guarantees it
+        raise AssertionError(f"the loader took {len(splits.x_val)} validation samples, not {arrays.n_val}")
+    build_user_model(config.model, splits.x_train.shape[1:], 0.0, n_classes=splits.info.n_classes,
+                     sample=splits.x_train[:8])
+    if arrays.split is not None:
+        info = dataclasses.replace(splits.info, split=arrays.split, source=f"arrays given to reglab.sweep, kept as "
+                                   f"{splits.info.source}")
+        splits = dataclasses.replace(splits, info=info)
+    return config, splits
+
+
+# ---------------------------------------------------------------- sweep
+
+def _grid(values: Any) -> Any:
+    """One number is a grid of one; a string is parsed as --lambdas is (SweepConfig.from_mapping)."""
+    return [values] if isinstance(values, (int, float)) and not isinstance(values, bool) else values
+
+
+def sweep_config(lambdas: Any, seeds: int, epochs: int, batch_size: int, regularizers: Any, learning_rates: Any,
+                 optimizer: str, validation_split: float | None) -> SweepConfig:
+    """The sweep's settings, validated before anything is built or written (data and model are named later)."""
+    config = SweepConfig.from_mapping({
+        "lambdas": _grid(lambdas), "seeds": seeds, "epochs": epochs, "batch_size": batch_size,
+        "regularizers": regularizers, "learning_rates": _grid(learning_rates), "optimizer": optimizer,
+        "validation_split": validation_split, "dataset": DATA_NPZ, "model": f"{MODEL_PY}:build_model"},
+        where="reglab.sweep")
+    check_arm_cap(config)
+    return config
+
+
+def sweep(build_model: Any, x: Any, y: Any, *, validation_data: Any = None, validation_split: float | None = None,
+          test_data: Any = None, lambdas: Any = DEFAULT_LAMBDAS, seeds: int = DEFAULT_SEEDS, epochs: int = 10,
+          batch_size: int = 32, regularizers: Any = ("l2",), learning_rates: Any = (DEFAULT_LEARNING_RATE,),
+          optimizer: str = "adam", out: str | Path | None = None, force: bool = False,
+          progress: bool | None = None) -> RunAnalysis:
+    """Sweep regularization strengths on your own Keras model and arrays; returns the run's analysis (in Jupyter it
+    shows the answer and the key figure; `.summary()` is the answer as text, `.run` the record).
+
+    `build_model`: a function with no arguments that returns a Keras model (compiled or not: reglab compiles
+    each arm as for --model, and puts each arm's regularizer on it), defined with def in a notebook cell or a
+    file, or an uncompiled Keras model (rebuilt per arm from its config, with fresh weights).
+    `x`, `y`: arrays, pandas objects or anything `np.asarray` takes; labels are integers or strings (reglab's rule:
+    0…K−1 as they are, anything else numbered in sorted order). Validation and test: see the module's docstring.
+    `out`: the run directory (None: a new temporary one, printed to stderr); `force`: overwrite a reglab run
+    there. `progress`: None for reglab's default display, True for a live bar, False for silence.
+    Everything is checked before anything is written: bad settings are a `ConfigError`, bad arrays a `DataError`.
+    """
+    config = sweep_config(lambdas, seeds, epochs, batch_size, regularizers, learning_rates, optimizer, validation_split)
+    saved = model_source(build_model)
+    arrays = split_arrays(x, y, validation_data, validation_split, test_data)
+    where = places(out)
+    try:
+        with notebook_backend_kept():
+            run = _run(config, saved, arrays, where, force, progress)
+    except BaseException:
+        if where.temporary is not None and not (where.run_dir / RUN_JSON).exists():
+            shutil.rmtree(where.temporary, ignore_errors=True)
+        raise
+    if where.temporary is not None:
+        print(f"reglab: run written to {where.run_dir}", file=sys.stderr)
+    return analyze(run)
+
+
+def progress_console(progress: bool | None) -> Console:
+    """Where the sweep's progress goes: stderr; in a notebook kernel, by default, as plain lines in one output (as
+    `fit` logs), not one rich HTML block per line nor a terminal's live bar."""
+    in_kernel = "ipykernel" in sys.modules
+    plain = in_kernel and progress is None
+    return Console(stderr=True, quiet=progress is False, force_jupyter=False if plain else None,
+                   force_terminal=False if plain else None)
+
+
+@contextlib.contextmanager
+def notebook_backend_kept() -> Iterator[None]:
+    """Put matplotlib's backend back as it was: drawing the report switches it to Agg (figures.axes.pyplot), which
+    would leave a notebook's own figures undrawn, whether it imported pyplot before the sweep or after."""
+    import matplotlib
+
+    # the backend as set (MPLBACKEND, matplotlib.use), not resolved: matplotlib.get_backend() would pick one now
+    before = dict.__getitem__(matplotlib.rcParams, "backend"), matplotlib.is_interactive()
+    try:
+        yield
+    finally:
+        if isinstance(before[0], str) and "matplotlib.pyplot" in sys.modules:  # not the "pick one" sentinel
+            restore_backend(*before)
+
+
+INLINE_BACKENDS = ("inline", "module://matplotlib_inline.backend_inline")
+
+
+def restore_backend(backend: str, interactive: bool) -> None:
+    """matplotlib's `backend` and interactive mode again; Jupyter's inline backend is set up as when its module is
+    first loaded (IPython's hooks that display figures at the end of a cell), which switching back alone does not redo."""
+    import matplotlib
+
+    if matplotlib.get_backend() == backend and matplotlib.is_interactive() == interactive:
+        return
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython is not None else None
+    if shell is not None and backend in INLINE_BACKENDS:
+        from IPython.core.pylabtools import activate_matplotlib
+        from matplotlib_inline.backend_inline import configure_inline_support
+
+        activate_matplotlib(backend)  # interactive, as the backend makes itself when first loaded
+        configure_inline_support(shell, backend)
+        return
+    matplotlib.use(backend)
+    matplotlib.interactive(interactive)
+
+
+def _run(config: SweepConfig, saved: ModelSource, arrays: SweptArrays, where: Places, force: bool,
+         progress: bool | None) -> RunRecord:
+    """Check the files as reglab will read them in a staging folder, then write them beside the run directory,
+    holding its lock, and train. The inputs are removed again when the run never started."""
+    check_run_dir(where.run_dir, force)
+    check_inputs_dir(where.inputs, force)
+    with tempfile.TemporaryDirectory(prefix="reglab-sweep-check-") as staging:  # `out` untouched until all is known good
+        data, model = write_inputs(Path(staging), saved, arrays)
+        try:
+            prepared(config, data, model, saved, arrays)
+        except DataError as e:  # name the arrays and the function, not the staging files
+            raise DataError(str(e).replace(f"npz file {data}", SOURCE)) from None
+        except ConfigError as e:
+            raise ConfigError(str(e).replace(f"--model {model}:{saved.name}", saved.name)) from None
+    console = progress_console(progress)
+    with locked(where.run_dir, create=True):
+        check_run_dir(where.run_dir, force)
+        files = write_inputs(where.inputs, saved, arrays)
+        try:
+            run_config, splits = prepared(config, *files, saved, arrays)
+            return run_sweep(run_config, out=where.run_dir, force=force, splits=splits, console=console,
+                             live=progress)
+        except BaseException:
+            if not (where.run_dir / RUN_JSON).exists():
+                remove_inputs(where.inputs)
+            raise
+
+
+# ---------------------------------------------------------------- the data back
+
+def run_splits(run: str | Path | RunRecord) -> Splits:
+    """The arrays `run` trained, validated and tested on, prepared (labels numbered, inputs scaled) exactly as it
+    used them: its dataset read again through reglab's loader with the run's options, and checked against the
+    sha256 run.json recorded. `info` is the run's own record of the data."""
+    run = run if isinstance(run, RunRecord) else load_run(run)
+    config = run.config.located(run.meta.get("paths"))  # the files where the run found them, from any directory
+    recorded = run.meta["data"]
+    name = recorded["name"] if recorded.get("fallback_reason") else config.dataset  # the data used, a fallback too
+    splits = load_dataset(name, config.data_options)
+    if splits.info.sha256 != run.data.sha256:
+        raise DataError(f"the data of {run.run_dir} have changed since the run (sha256 {run.data.sha256[:12]}… in "
+                        f"{RUN_JSON}, {splits.info.sha256[:12]}… now); these are not the arrays it used")
+    return dataclasses.replace(splits, info=run.data)
+
+
+__all__ = ["DATA_NPZ", "INPUTS_SUFFIX", "MODEL_PY", "run_splits", "split_arrays", "sweep"]

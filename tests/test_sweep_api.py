@@ -1,0 +1,290 @@
+"""`reglab.sweep`: a notebook's own def and arrays, in Keras's `fit` words; the run reruns in a new process from
+what it saved (model.py, data.npz beside it), and `run_splits` gives back the exact arrays it used."""
+
+from __future__ import annotations
+
+import linecache
+import re
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+import pytest
+from sklearn.datasets import load_wine
+
+import reglab
+from reglab._keras import keras
+from reglab.callable_source import ModelSource, check_saved, model_source, source_of
+from reglab.errors import ConfigError, DataError, RunDirError, RunFailed
+from reglab.kept import recommended_setting
+from reglab.record import read_run_meta
+from reglab.settings import setting_of
+from reglab.sweep import exact_share, split_arrays
+
+# ---------------------------------------------------------------- a model as a notebook defines it
+
+HIDDEN = (16,)
+WEIGHTS = np.ones(3)  # a live object: a builder that reads it cannot be saved as source
+
+
+def hidden_layer(units):
+    return keras.layers.Dense(units, activation="relu")
+
+
+def build_model():
+    inputs = keras.Input(shape=(13,))
+    x = inputs
+    for units in HIDDEN:
+        x = hidden_layer(int(np.sqrt(units) ** 2))(x)
+    return keras.Model(inputs, keras.layers.Dense(3, activation="softmax")(x))
+
+
+def build_from_array():
+    return keras.Sequential([keras.Input((13,)), keras.layers.Dense(int(WEIGHTS.sum()), activation="softmax")])
+
+
+def build_with_argument(units):
+    return keras.Sequential([keras.Input((13,)), keras.layers.Dense(units, activation="softmax")])
+
+
+def closure(units: int):
+    def build():
+        return keras.Sequential([keras.Input((13,)), keras.layers.Dense(units, activation="softmax")])
+    return build
+
+
+TINY = {"lambdas": [0, 1e-2], "seeds": 2, "epochs": 2, "progress": False}
+
+
+@pytest.fixture(scope="module")
+def wine():
+    return load_wine(return_X_y=True)
+
+
+@pytest.fixture(scope="module")
+def result(wine, tmp_path_factory):
+    x, y = wine
+    return reglab.sweep(build_model, x, y, out=tmp_path_factory.mktemp("sweep") / "run", **TINY)
+
+
+def recommended_arm(run) -> dict:
+    setting = recommended_setting(run)
+    return next(a for a in run.arms if setting_of(a) == setting and a["seed"] == run.config.seed_values[0])
+
+
+# ---------------------------------------------------------------- a sweep, and its record in a new process
+
+def test_a_notebook_function_is_saved_as_a_module_beside_the_run(result):
+    run = result.run
+    inputs = run.run_dir.with_name("run.inputs")
+    assert isinstance(result, reglab.RunAnalysis) and result.summary()
+    assert run.config.model == f"{inputs / 'model.py'}:build_model" and run.config.dataset == str(inputs / "data.npz")
+    assert not {"data.npz", "model.py"} & {p.name for p in run.run_dir.iterdir()}  # the run directory is reglab's record
+    source = (inputs / "model.py").read_text()
+    for line in ("import numpy as np", "import keras", "HIDDEN = (16,)", "def hidden_layer(units):", "def build_model():"):
+        assert line in source
+    assert run.data.split.startswith("stratified and seeded: a fifth held out for test")
+
+
+def test_the_run_reruns_in_a_new_process(result, tmp_path):
+    run_dir = result.run.run_dir
+    code = f"import reglab; print(reglab.load_model({str(run_dir)!r}).count_params())"
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert loaded.returncode == 0, loaded.stderr
+    assert int(loaded.stdout.split()[-1]) == build_model().count_params()
+    report = subprocess.run([sys.executable, "-m", "reglab", "report", str(run_dir)], capture_output=True, text=True,
+                            cwd=tmp_path, timeout=300)
+    assert report.returncode == 0, report.stderr
+    assert (run_dir / "report.html").is_file()
+
+
+def test_run_splits_and_the_saved_model_give_the_recorded_test_numbers(result, wine):
+    run = result.run
+    splits = reglab.run_splits(run.run_dir)
+    assert splits.info == run.data
+    sizes = (len(splits.x_train), len(splits.x_val), len(splits.x_test))
+    assert sizes == (run.data.n_train, run.data.n_val, run.data.n_test)
+    got = reglab.load_model(run).evaluate(splits.x_test, splits.y_test, batch_size=1000, return_dict=True, verbose=0)
+    want = recommended_arm(run)["test"]
+    assert got["loss"] == pytest.approx(want["loss"], abs=1e-5)
+    assert got["accuracy"] == pytest.approx(want["accuracy"], abs=1e-5)
+    with np.load(run.config.dataset) as raw:  # the arrays as given, each sample once: train, validation and test
+        rows = np.concatenate([raw["x_train"], raw["x_test"]])
+        labels = np.concatenate([raw["y_train"], raw["y_test"]])
+    x, y = wine
+    assert sorted(map(tuple, np.column_stack([rows, labels]))) == sorted(map(tuple, np.column_stack([x, y])))
+
+
+def test_run_splits_refuses_data_that_changed(result):
+    path = result.run.run_dir.with_name("run.inputs") / "data.npz"
+    original = path.read_bytes()
+    try:
+        with np.load(path) as raw:
+            arrays = dict(raw)
+        arrays["y_test"] = (arrays["y_test"] + 1) % 3
+        np.savez(path, **arrays)
+        with pytest.raises(DataError, match="have changed since the run") as e:
+            reglab.run_splits(result.run)
+        assert "\n" not in str(e.value)
+    finally:
+        path.write_bytes(original)
+
+
+def test_a_stopped_sweep_resumes_in_a_new_process(wine, tmp_path, monkeypatch):
+    monkeypatch.setattr("reglab.fileio._fault_count", {})
+    monkeypatch.setenv("REGLAB_FAULT", "checkpoint-disk-full:2")  # the second checkpoint fails, as on a full disk
+    with pytest.raises(RunFailed):
+        reglab.sweep(build_model, *wine, out=tmp_path / "run", **TINY)
+    monkeypatch.delenv("REGLAB_FAULT")
+    assert read_run_meta(tmp_path / "run")["status"] == "failed"
+    assert (tmp_path / "run.inputs" / "model.py").is_file()  # a record names them: kept
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    resumed = subprocess.run([sys.executable, "-m", "reglab", "run", "--resume", str(tmp_path / "run")],
+                             capture_output=True, text=True, cwd=elsewhere, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "arm-epochs of 8 already recorded" in resumed.stderr
+    assert reglab.load_run(tmp_path / "run").meta["status"] == "completed"
+
+
+def test_an_existing_run_is_not_overwritten_without_force(result, wine):
+    data = result.run.run_dir.with_name("run.inputs") / "data.npz"
+    before = data.read_bytes()
+    with pytest.raises(RunDirError, match="already exists"):
+        reglab.sweep(build_model, *wine, out=result.run.run_dir, **TINY)
+    assert data.read_bytes() == before
+
+
+# ---------------------------------------------------------------- callables that cannot be saved
+
+@pytest.mark.parametrize("build, words", [
+    (lambda: build_model(), "is a lambda"),
+    (closure(3), "uses its variables (units)"),
+    (build_from_array, "uses the global WEIGHTS (a numpy.ndarray)"),
+    (build_with_argument, "must take no arguments"),
+    (len, "is a built-in function"),
+])
+def test_a_builder_that_cannot_be_saved_is_one_clear_error_and_nothing_is_written(build, words, wine, tmp_path):
+    with pytest.raises(ConfigError) as e:
+        reglab.sweep(build, *wine, out=tmp_path / "run", **TINY)
+    message = str(e.value)
+    assert words in message and "\n" not in message
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_notebook_cell_with_a_class_and_constants_is_saved_whole():
+    """As Jupyter runs a cell: source kept by linecache under the cell's name, globals in `__main__`'s namespace."""
+    cell = ("import numpy as np\nfrom reglab._keras import keras\nfrom keras import layers as L\n"
+            "SIZES = [8, 4]\nRATE = 0.5\n\n"
+            "class Widths:\n    factor = 2\n\n    def of(self, n):\n        return n * self.factor\n\n"
+            "def block(units, rate=RATE):\n    return [L.Dense(units, activation='relu'), L.Dropout(rate)]\n\n"
+            "def build_model() -> keras.Model:\n    layers = [keras.Input((13,))]\n    for n in SIZES:\n"
+            "        layers += block(Widths().of(int(np.int64(n))))\n"
+            "    return keras.Sequential(layers + [L.Dense(3, activation='softmax')])\n")
+    name = "<ipython-input-7-reglab-test>"
+    linecache.cache[name] = (len(cell), None, cell.splitlines(True), name)
+    try:
+        namespace = {"__name__": "__main__"}
+        exec(compile(cell, name, "exec"), namespace)
+        text = source_of(namespace["build_model"])
+        saved = model_source(namespace["build_model"])  # run in a fresh namespace: the same Keras config
+    finally:
+        del linecache.cache[name]
+    assert saved.text == text
+    for line in ("import keras.layers as L", "SIZES = [8, 4]", "RATE = 0.5", "class Widths:",
+                 "def block(units, rate=RATE):"):
+        assert line in text
+    assert text.index("RATE = 0.5") < text.index("def block")  # what a def's defaults read comes first
+
+
+def test_a_saved_source_that_builds_another_model_is_refused():
+    original = build_model()
+    other = ModelSource("import keras\n\ndef build_model():\n    return keras.Sequential([keras.Input((13,)), "
+                        "keras.layers.Dense(3, activation='softmax')])\n", "build_model")
+    with pytest.raises(ConfigError, match="builds another model"):
+        check_saved(other, original, __name__)
+
+
+# ---------------------------------------------------------------- the data: labels, pandas, given splits
+
+def test_pandas_input_with_string_labels_in_a_temporary_run(wine, tmp_path, monkeypatch, capsys):
+    import pandas as pd
+
+    x, y = wine
+    names = np.array(["barolo", "grignolino", "barbera"])
+    frame = pd.DataFrame(x, columns=[f"feature {i}" for i in range(13)])
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    result = reglab.sweep(build_model, frame, pd.Series(names[y]), **TINY)
+    said = re.findall(r"reglab: run written to (.+)", capsys.readouterr().err)
+    assert said == [str(result.run.run_dir)] and result.run.run_dir.is_relative_to(tmp_path)
+    assert result.run.data.classes == ("barbera", "barolo", "grignolino") and result.run.data.labels_renumbered
+    splits = reglab.run_splits(result.run)
+    with np.load(result.run.config.dataset) as raw:
+        assert raw["y_test"].dtype.kind == "U"  # text in the file, as given; class indices once prepared
+        assert [result.run.data.classes[i] for i in splits.y_test] == raw["y_test"].tolist()
+
+
+def test_validation_and_test_data_as_given_and_a_model_object(wine, tmp_path):
+    x, y = wine
+    order = np.random.default_rng(0).permutation(len(x))
+    train, val, test = order[:120], order[120:150], order[150:]
+    model = build_model()
+    result = reglab.sweep(model, x[train], y[train], validation_data=(x[val], y[val]), test_data=(x[test], y[test]),
+                          out=tmp_path / "run", **TINY)
+    splits = reglab.run_splits(result.run)
+    for got, want in ((splits.y_train, y[train]), (splits.y_val, y[val]), (splits.y_test, y[test])):
+        np.testing.assert_array_equal(got, want)
+    mean, std = np.array(splits.info.feature_mean), np.array(splits.info.feature_std)
+    np.testing.assert_allclose(splits.x_val, (x[val] - mean) / std, rtol=1e-5, atol=1e-5)
+    assert splits.info.split == "validation_data and test_data as given"
+    assert "model_from_json" in (tmp_path / "run.inputs" / "model.py").read_text()
+
+
+def test_validation_data_alone_holds_out_a_stratified_fifth_of_x_for_test(wine):
+    x, y = wine
+    arrays = split_arrays(x[:150], y[:150], validation_data=(x[150:], y[150:]))
+    assert len(arrays.x_test) == 30 and arrays.n_val == 28
+    np.testing.assert_array_equal(arrays.y_train[-28:], y[150:])  # validation last, for the loader's share to take
+    per_class = np.bincount(arrays.y_test, minlength=3), np.bincount(y[:150], minlength=3)
+    assert all(abs(held - 0.2 * whole) <= 1 for held, whole in zip(*per_class))
+
+
+def test_test_data_alone_leaves_validation_to_the_loaders_last_share(wine):
+    x, y = wine
+    arrays = split_arrays(x[:150], y[:150], test_data=(x[150:], y[150:]), validation_split=0.2)
+    assert arrays.n_val is None and arrays.validation_split == 0.2 and arrays.split is None
+    assert len(arrays.x_train) == 150
+
+
+@pytest.mark.parametrize("bad, error, words", [
+    ({"validation_data": ([[1.0] * 13], [0]), "validation_split": 0.2}, ConfigError, "not both"),
+    ({"validation_data": ([[1.0] * 13], [0], [1.0])}, ConfigError, "must be a pair (x, y), got tuple of 3"),
+    ({"test_data": (np.ones((0, 13)), [])}, DataError, "test_data is empty"),
+])
+def test_given_splits_that_cannot_work_are_one_line(bad, error, words, wine):
+    with pytest.raises(error) as e:
+        split_arrays(*wine, **bad)
+    assert words in str(e.value) and "\n" not in str(e.value)
+
+
+def test_the_validation_share_takes_exactly_the_validation_samples():
+    for n_file in range(2, 400):
+        for n_val in range(1, n_file):
+            share = exact_share(n_val, n_file)
+            assert 0 < share < 1 and n_file - int(n_file * (1.0 - share)) == n_val
+
+
+def test_the_plotting_backend_is_put_back_after_the_report_switched_it():
+    import matplotlib
+    import matplotlib.pyplot  # noqa: F401 - in use, as in a notebook
+
+    from reglab.sweep import notebook_backend_kept
+
+    matplotlib.use("pdf")
+    try:
+        with notebook_backend_kept():
+            matplotlib.use("Agg")  # what drawing the report does
+        assert matplotlib.get_backend().lower() == "pdf"
+    finally:
+        matplotlib.use("Agg")
