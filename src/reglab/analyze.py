@@ -196,6 +196,10 @@ class RunAnalysis:
 
         return answer(self).text()
 
+    def __repr__(self) -> str:
+        """Short: a notebook stores the plain repr beside the HTML, and the dataclass's would be ~90 KB."""
+        return f"<RunAnalysis of {self.run.run_dir}: {len(self.families)} famil{'y' if len(self.families) == 1 else 'ies'}; .summary() for the answer>"
+
     def _repr_html_(self) -> str:
         """In Jupyter: the answer block and the key figure (see `notebook`)."""
         from .notebook import analysis_html

@@ -158,6 +158,20 @@ class Splits:
     y_test: np.ndarray
     info: DataInfo
 
+    @property
+    def train(self) -> tuple[np.ndarray, np.ndarray]:
+        """(x, y) as `fit` takes them: `model.fit(*splits.train)`."""
+        return self.x_train, self.y_train
+
+    @property
+    def val(self) -> tuple[np.ndarray, np.ndarray]:
+        return self.x_val, self.y_val
+
+    @property
+    def test(self) -> tuple[np.ndarray, np.ndarray]:
+        """`model.evaluate(*splits.test)`."""
+        return self.x_test, self.y_test
+
 
 # ---------------------------------------------------------------- public entry point
 
