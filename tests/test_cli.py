@@ -169,6 +169,7 @@ def test_mnist_falls_back_to_5k_offline_and_says_so(tmp_path):
                        "HTTP_PROXY": dead, "no_proxy": "", "NO_PROXY": ""})
     assert proc.returncode == 0, proc.stderr
     assert "no internet connection: could not download MNIST" in proc.stderr and "using mnist-5k instead" in proc.stderr
+    assert proc.stderr.count("instead") == 1 and "Downloading data from" not in proc.stderr + proc.stdout  # said once
     assert "note: trained on mnist-5k, not mnist" in proc.stdout
     meta = json.loads((out / "run.json").read_text())
     assert meta["data"]["requested"] == "mnist" and meta["data"]["name"] == "mnist-5k"
@@ -468,3 +469,10 @@ def test_a_run_imports_keras_without_pandas_and_scikit_learn_unless_already_ther
     integrations, real_modules = out.stdout.splitlines()
     assert integrations == ("True True True True" if before else "False False False False")
     assert real_modules == "type 178 jax"
+
+
+def test_run_help_shows_the_logspace_syntax(capsys):
+    with pytest.raises(SystemExit):
+        main(["run", "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert "logspace:START:STOP:N" in out and "original study" in out

@@ -9,7 +9,8 @@ import pytest
 from helpers import hand_made_run, row
 from reglab.analyze import analyze
 from reglab.config import SweepConfig
-from reglab.summary import summary_lines
+from reglab.diagnose import GOOD, IMPROVING, LESS_CONFIDENT, NO_DATA, OVERFITTING, TOO_FEW, UNDERFITTING, UNSETTLED
+from reglab.summary import SHORT_DIAGNOSIS, summary_lines
 
 
 def _run(epochs: int, seeds: int, families=("l2",), fallback: str | None = None):
@@ -27,7 +28,12 @@ def _run(epochs: int, seeds: int, families=("l2",), fallback: str | None = None)
 def test_the_summary_fits_80_columns_and_ends_with_the_answer(epochs, seeds, families):
     run = _run(epochs, seeds, families, fallback="no internet connection: could not download MNIST " * 3)
     lines = summary_lines(analyze(run, kernels={}))
-    assert max(len(line) for line in lines) <= 80
+    table = lines[2:2 + len(run.arms)]
+    assert max(len(line) for line in lines if line not in table) <= 80
+    assert max(len(line) for line in table) <= (80 if len(families) == 1 else 88)  # a family's name widens only its column
+    words = {*(SHORT_DIAGNOSIS.get(d, d) for d in (TOO_FEW, UNDERFITTING, OVERFITTING, IMPROVING, GOOD, NO_DATA,
+                                                      UNSETTLED, LESS_CONFIDENT)), "—"}
+    assert all(any(line.endswith("  " + w) for w in words) for line in table), table  # the fit column is never cut
     head = lines[0]
     assert (f"{epochs} epoch," if epochs == 1 else f"{epochs} epochs,") in head
     assert (f"{seeds} seed" + ("" if seeds == 1 else "s")) in head
@@ -40,3 +46,13 @@ def test_the_summary_fits_80_columns_and_ends_with_the_answer(epochs, seeds, fam
 def test_a_wider_terminal_gets_wider_lines():
     run = _run(3, 1, fallback="x " * 100)
     assert max(len(line) for line in summary_lines(analyze(run, kernels={}), 160)) > 80
+
+
+def test_a_learning_rate_sweep_keeps_the_fit_column_whole():
+    """`--learning-rates 1e-4,1e-3,1e-2 --lambdas 0,1e-5,1e-4,1e-3 --seeds 2 --epochs 3` cut "still impro"."""
+    config = SweepConfig(lambdas=(0.0, 1e-5, 1e-4, 1e-3), learning_rates=(1e-4, 1e-3, 1e-2), epochs=3, seeds=2, dataset="fake")
+    rows = [dataclasses.replace(row(a.index, a.lam, e, a.seed, val_data_loss=1.0 - 0.05 * e, data_loss=1.0 - 0.05 * e),
+                                learning_rate=a.learning_rate) for a in config.arms() for e in range(1, 4)]
+    lines = summary_lines(analyze(hand_made_run(rows, config), kernels={}))
+    table = lines[2:2 + len(config.arms())]
+    assert all(line.endswith(("  still improving", "  can't tell", "  good fit", "  too few epochs")) for line in table), table

@@ -42,13 +42,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser(
         "run", help="train a sweep of λ values × seeds and write a run directory",
-        description="Train the seed model (Flatten → Dense(128, relu, L2(λ)) → Dense(K, softmax) for the data's K classes, adam, "
+        description="Train the original study's network (Flatten → Dense(128, relu, L2(λ)) → Dense(K, softmax) for the data's K classes, adam, "
         "sparse categorical cross-entropy) once per arm = (λ, seed), and record everything in a run directory. "
         "Settings come from the defaults (the original study plus a λ = 0 baseline), then --config, then flags.",
     )
     run.add_argument("--config", metavar="FILE.toml", help="read settings from a TOML preset (e.g. configs/seed.toml); flags override it")
     run.add_argument("--lambdas", metavar="L1,L2,...", help="comma-separated L2 strengths; 0 is the unregularized baseline; "
-                     "any other value a normal float32 (1.2e-38 to 3.4e38), as training uses"
+                     "any other value a normal float32 (1.2e-38 to 3.4e38), as training uses; an item "
+                     "logspace:START:STOP:N adds N values evenly spaced in log (e.g. 0,logspace:1e-6:1e-1:16)"
                      + _flag_help(",".join(f"{x:g}" for x in DEFAULT_LAMBDAS)))
     run.add_argument("--seeds", type=int, metavar="N", help="number of seeds per λ; each (λ, seed) is one arm; one seed names the best but claims "
                      "nothing (seed noise unmeasured)" + _flag_help(DEFAULT_SEEDS))

