@@ -27,6 +27,9 @@ class Listener(Protocol):
     def batches_done(self, arms: list[Arm], epoch: int, step: int) -> None: ...
     def epoch_done(self, record: EpochRecord) -> None: ...
     def arm_finished(self, arm: Arm, status: str, test: dict[str, float]) -> None: ...
+    def arms_finished(self, finished: list[tuple[Arm, str, dict[str, float]]]) -> None:
+        """Optional. `arm_finished` for many arms that end together (the fused engine's), in one call: a
+        listener that rewrites a file per call (run.json) then rewrites it once, not once per arm."""
     def checkpoint(self, arrays: dict[str, Any], meta: dict[str, Any]) -> None:
         """Everything needed to continue after the epochs recorded so far. `meta["epochs_done"]` maps
         each arm index to its last recorded epoch; the rest is the engine's own."""
@@ -39,6 +42,9 @@ class Listener(Protocol):
         cross-entropy without the penalty (its mean is the epoch's `val_data_loss`), `correct` bool
         [len(arms), n_val] (argmax == label; its mean is `val_accuracy`). Engines send it only to a
         listener that has it (`wants_values`), and skip the work otherwise."""
+    def check_stop(self) -> None:
+        """Optional. Raises KeyboardInterrupt once a stop has been asked (a signal): engines call it between
+        units of work inside an epoch and while preparing, so a stop never waits for a whole pass over every arm."""
 
 
 #: The engine's own checkpoint (arrays, meta) from `reglab.checkpoint.read_checkpoint`, to continue from.
@@ -51,6 +57,12 @@ Engine = Callable[..., dict]
 def wants_values(listener: Any) -> bool:
     """Whether `listener` takes per-example validation values (`Listener.validation_values`)."""
     return callable(getattr(listener, "validation_values", None))
+
+
+def stop_check(listener: Any) -> Callable[[], None]:
+    """The listener's `check_stop`, or a check that never stops."""
+    check = getattr(listener, "check_stop", None)
+    return check if callable(check) else lambda: None
 
 
 def wants_kernels(listener: Any) -> bool:
@@ -93,4 +105,4 @@ def clipped_batch(batch_size: int, n_samples: int) -> int:
     return max(1, min(batch_size, n_samples))
 
 
-__all__: list[Any] = ["Engine", "FinalWeights", "Listener", "Resume", "check_checkpoint", "clipped_batch", "get_engine", "steps_per_epoch", "wants_values"]
+__all__: list[Any] = ["Engine", "FinalWeights", "Listener", "Resume", "check_checkpoint", "clipped_batch", "get_engine", "steps_per_epoch", "stop_check", "wants_values"]

@@ -8,7 +8,7 @@ chunk of batches, and worker threads (workers.py), one per CPU core, take the gr
 from __future__ import annotations
 
 import itertools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
 import jax
@@ -280,25 +280,32 @@ class PackedStrategy:
                     raise ConfigError("this model cannot be packed (only Flatten and Dense layers can)")
                 self.programs[g.stop - g.start] = GroupProgram(original, packed, flags)
         self.workers = worker_count()
+        self.n_seeds, self.n_settings = n_seeds, len(self.learning_rates)
+        #: raises KeyboardInterrupt once a stop is asked (the driver sets it): checked between groups
+        self.check: Callable[[], None] = lambda: None
         self._starts = [jnp.asarray([g.seed, g.start], dtype=jnp.int32) for g in self.groups]
+        # every program is one group's, compiled once per group size: a program over all groups grows with
+        # the arms (300 groups: 0.7 GB and 5 s of compilation, superlinear; see docs/engine-memory.md)
         self._train = jax.jit(self._group_chunk, donate_argnums=(0,), static_argnums=(8, 9))
         self._evaluate = jax.jit(self._group_evaluate, static_argnums=(4,))
-        self._grid_jit = jax.jit(self._grid)
-        self._kernel_stats = jax.jit(self._all_kernel_stats)
-        self._reset = jax.jit(lambda states: [st._replace(metrics=self.program(g).zero_metrics()) for g, st in enumerate(states)],
-                              donate_argnums=(0,))
-        self._select = jax.jit(lambda mask, a, b: [self.program(g).freeze(mask[gr.seed, gr.start:gr.stop], a[g], b[g])
-                                                   for g, gr in enumerate(self.groups)])
+        self._stats = jax.jit(self._group_kernel_stats, static_argnums=(3,))
+        self._zeros = jax.jit(lambda A: self.programs[A].zero_metrics(), static_argnums=(0,))
+        self._select = jax.jit(self._group_select, static_argnums=(4,))
 
     def program(self, g: int) -> GroupProgram:
-        return self.programs[self.groups[g].stop - self.groups[g].start]
+        return self.programs[self.size(g)]
+
+    def size(self, g: int) -> int:
+        return self.groups[g].stop - self.groups[g].start
 
     def _grid(self, per_group: list[Any]) -> Any:
-        """Per-group [group arms] vectors (or dicts of them) → [seeds, settings] arrays, in arm order."""
+        """Per-group [group arms, ...] values (or dicts of them), fetched → numpy [seeds, settings, ...] in arm
+        order (groups are in arm order: seed by seed, settings in order)."""
+        per_group = jax.device_get(per_group)
         if isinstance(per_group[0], dict):
             return {k: self._grid([d[k] for d in per_group]) for k in per_group[0]}
-        n_seeds = self.groups[-1].seed + 1
-        return jnp.stack([jnp.concatenate([v for g, v in zip(self.groups, per_group) if g.seed == seed]) for seed in range(n_seeds)])
+        values = np.concatenate(per_group)
+        return values.reshape((self.n_seeds, self.n_settings) + values.shape[1:])
 
     # ---- the compiled programs: one call per group; where its arms sit (`start`: seed, first setting)
     # is an input, so every group of `A` arms shares one compilation
@@ -324,7 +331,7 @@ class PackedStrategy:
         """One group through all evaluation chunks: its metrics, and each arm's per-example values,
         [A, chunks·rows] (the examples in order, then the last chunk's padding). The values cost next to
         nothing here, and one compilation serves validation and test sets of one size whether their
-        values are wanted or not."""
+        values are wanted or not (unwanted, they are never fetched)."""
         program = self.programs[A]
         coef_g = Coefficients(*(jax.lax.dynamic_slice(c, (start[0], start[1]), (1, A))[0] for c in coef))
 
@@ -336,26 +343,33 @@ class PackedStrategy:
         ce, ok = (jnp.reshape(a, (-1, A)).T for a in each)  # [chunks, rows, A] → [A, chunks·rows]
         return {**results(metrics), "example_loss": ce, "example_correct": ok}
 
-    def _all_kernel_stats(self, states: list[GroupState], coef: Coefficients) -> tuple[Any, Any]:
-        sumsq = [self.program(g).sumsq(st.trainable) for g, st in enumerate(states)]
-        penalty = [self.program(g).penalties(st.trainable, Coefficients(*(c[gr.seed, gr.start:gr.stop] for c in coef)))
-                   for g, (gr, st) in enumerate(zip(self.groups, states))]
-        return self._grid(sumsq), self._grid(penalty)
+    def _group_kernel_stats(self, trainable: list[Any], coef: Coefficients, start: Any, A: int) -> tuple[Any, Any]:
+        """One group's (ΣW², penalty), [A] each."""
+        coef_g = Coefficients(*(jax.lax.dynamic_slice(c, (start[0], start[1]), (1, A))[0] for c in coef))
+        return self.programs[A].sumsq(trainable), self.programs[A].penalties(trainable, coef_g)
+
+    def _group_select(self, mask: Any, a: GroupState, b: GroupState, start: Any, A: int) -> GroupState:
+        """One group's arms from `a` where `mask` ([seeds, settings]), else from `b`."""
+        return self.programs[A].freeze(jax.lax.dynamic_slice(mask, (start[0], start[1]), (1, A))[0], a, b)
 
     # ---- the Strategy interface
 
     def initial_state(self, starts: Sequence[SeedStart]) -> list[GroupState]:
         # the original model's non-trainable state: a Flatten/Dense stack has none to update, so each arm ends with its seed's
         self._non_trainable = [[np.array(v) for v in s.non_trainable] for s in starts]
-        return [self.program(g).start(starts[gr.seed], self.learning_rates[gr.start]) for g, gr in enumerate(self.groups)]
+        out: list[GroupState] = []
+        for g, gr in enumerate(self.groups):  # about 1.5 ms a group: 10,000 of them take a while, and a stop is heard here
+            self.check()
+            out.append(self.program(g).start(starts[gr.seed], self.learning_rates[gr.start]))
+        return out
 
     def train_chunk(self, state: list[GroupState], x_all: Any, y_all: Any, idx: np.ndarray, n_valid: np.ndarray | None,
                     coef: Coefficients, active: np.ndarray, freeze: bool) -> tuple[list[GroupState], Results]:
         idx, n_valid, active_dev = jnp.asarray(idx, dtype=jnp.int32), jnp.asarray(n_valid), jnp.asarray(active)
         outs = on_workers(lambda g: jax.block_until_ready(self._train(
-            state[g], x_all, y_all, idx, n_valid, coef, active_dev, self._starts[g], self.groups[g].stop - self.groups[g].start, freeze)),
-            len(self.groups), self.workers)
-        return [o[0] for o in outs], self._grid_jit([o[1] for o in outs])
+            state[g], x_all, y_all, idx, n_valid, coef, active_dev, self._starts[g], self.size(g), freeze)),
+            len(self.groups), self.workers, self.check)
+        return [o[0] for o in outs], self._grid([o[1] for o in outs])
 
     def eval_data(self, x: np.ndarray, y: np.ndarray, batch_size: int) -> PaddedChunks:
         """Chunks of EVAL_ROWS rows, the last one padded and masked: one compiled forward pass serves every
@@ -374,17 +388,19 @@ class PackedStrategy:
 
     def evaluate(self, state: list[GroupState], data: PaddedChunks, coef: Coefficients, examples: bool) -> Results:
         outs = on_workers(lambda g: jax.block_until_ready(self._evaluate(
-            state[g], data, coef, self._starts[g], self.groups[g].stop - self.groups[g].start)), len(self.groups), self.workers)
-        return self._grid_jit(outs)
+            state[g], data, coef, self._starts[g], self.size(g))), len(self.groups), self.workers, self.check)
+        return self._grid(outs if examples else [{k: v for k, v in o.items() if not k.startswith("example_")} for o in outs])
 
     def kernel_stats(self, state: list[GroupState], coef: Coefficients) -> tuple[Any, Any]:
-        return self._kernel_stats(state, coef)
+        stats = [self._stats(st.trainable, coef, self._starts[g], self.size(g)) for g, st in enumerate(state)]
+        return self._grid([s[0] for s in stats]), self._grid([s[1] for s in stats])
 
     def reset_metrics(self, state: list[GroupState]) -> list[GroupState]:
-        return self._reset(state)
+        return [st._replace(metrics=self._zeros(self.size(g))) for g, st in enumerate(state)]  # fresh buffers: donated
 
     def select(self, mask: np.ndarray, a: list[GroupState], b: list[GroupState]) -> list[GroupState]:
-        return self._select(jnp.asarray(mask), a, b)
+        mask_dev = jnp.asarray(mask)
+        return [self._select(mask_dev, a[g], b[g], self._starts[g], self.size(g)) for g in range(len(self.groups))]
 
     def final_weights(self, state: list[GroupState]) -> list[list[FinalWeights]]:
         out: list[list[FinalWeights]] = []

@@ -114,10 +114,12 @@ class PerArmStrategy:
         self.name = "per-arm-steps" if stepwise else "per-arm-chunks"
         self.programs = _Programs(steps)
         self.workers = worker_count()
+        #: raises KeyboardInterrupt once a stop is asked (the driver sets it): checked between arms
+        self.check: Callable[[], None] = lambda: None
 
     def _each(self, call: Callable[[int, int, int], Any]) -> list[Any]:
         """`call(arm, seed index, setting index)` for every arm, on the workers, in arm order."""
-        return on_workers(lambda g: jax.block_until_ready(call(g, *divmod(g, self.L))), self.S * self.L, self.workers)
+        return on_workers(lambda g: jax.block_until_ready(call(g, *divmod(g, self.L))), self.S * self.L, self.workers, self.check)
 
     def _grid(self, per_arm: list[dict[str, Any] | None], keys: Sequence[str]) -> Results:
         """Per-arm scalars → [seeds, settings] arrays (NaN for arms that did not run)."""

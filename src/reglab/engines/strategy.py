@@ -8,7 +8,7 @@ arms' work is laid out on the hardware (see `choose` in fused.py and docs/engine
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple, Protocol
 
 import jax.numpy as jnp
@@ -111,6 +111,9 @@ class Strategy(Protocol):
     #: whether `train_chunk` takes the epoch's partial last batch padded to full size (`n_valid` rows
     #: count) rather than as a batch of its own shape
     pads_last_batch: bool
+    #: raises KeyboardInterrupt once a stop is asked; the driver sets it, and a strategy that runs its
+    #: arms in several calls checks it between them (a stop lands within one call, not one pass over all)
+    check: Callable[[], None]
 
     def initial_state(self, starts: Sequence[SeedStart]) -> Any:
         """Every arm's state before its first step (the arms of a seed start alike, each at its setting's

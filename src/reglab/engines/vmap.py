@@ -8,7 +8,7 @@ convolutions run inside XLA's loop body, so there the per-arm strategy is used i
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
 import jax
@@ -56,6 +56,7 @@ class VmapStrategy:
     def __init__(self, steps: KerasSteps, learning_rates: Sequence[float]) -> None:
         self.steps, self.n_lams = steps, len(learning_rates)
         self.learning_rates = list(learning_rates)  # each setting's
+        self.check: Callable[[], None] = lambda: None  # one program for every arm: nothing to check between
         train_step = jax.vmap(jax.vmap(steps.train_step, in_axes=(0, None, None, 0)), in_axes=(0, 0, 0, 0))
         test_step = jax.vmap(jax.vmap(steps.test_step, in_axes=(0, None, None, 0)), in_axes=(0, None, None, 0))
         examples_step = jax.vmap(jax.vmap(steps.examples, in_axes=(0, 0, None, None)), in_axes=(0, 0, None, None))

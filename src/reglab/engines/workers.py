@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -41,14 +41,40 @@ def _pool(n: int) -> ThreadPoolExecutor:
     return _POOLS[n]
 
 
-def on_workers(call: Callable[[int], T], n_units: int, workers: int) -> list[T]:
+def on_workers(call: Callable[[int], T], n_units: int, workers: int, check: Callable[[], None] | None = None) -> list[T]:
     """`call(i)` for every unit i, results in unit order. `call` must wait for its own results
-    (`jax.block_until_ready`): that is the work done on that worker's thread, beside the others'."""
+    (`jax.block_until_ready`): that is the work done on that worker's thread, beside the others'.
+
+    `check` runs on the calling thread between units and may raise (a stop asked by a signal): the units
+    not started are then cancelled and the running ones finished (a unit takes at most seconds), so a stop
+    lands within one unit of work, not one pass over every arm."""
     import jax
 
+    check = check or (lambda: None)
     if workers <= 1 or n_units <= 1:  # dispatch every unit, then wait once (an accelerator queues them)
-        return jax.block_until_ready([call(i) for i in range(n_units)])
-    return list(_pool(workers).map(call, range(n_units)))
+        out: list[T] = []
+        for i in range(n_units):
+            check()
+            out.append(call(i))
+        return jax.block_until_ready(out)
+    pool = _pool(workers)
+    futures: list[Future[T]] = []
+    running: set[Future[T]] = set()
+    try:
+        for i in range(n_units):  # at most two units per worker queued: the rest wait for a stop check
+            while len(running) >= 2 * workers:
+                done, _ = wait(running, return_when=FIRST_COMPLETED)
+                running -= done
+                check()
+            check()
+            futures.append(pool.submit(call, i))
+            running.add(futures[-1])
+        return [f.result() for f in futures]
+    except BaseException:
+        for f in running:
+            f.cancel()
+        wait(running, timeout=60)  # the started units end in seconds; a second signal does not wait for them
+        raise
 
 
 __all__: list[Any] = ["WORKERS", "on_workers", "worker_count"]
