@@ -230,6 +230,7 @@ def test_resume_and_load_model_use_the_absolute_paths_from_any_directory(tmp_pat
     (out / "run.json").write_text(json.dumps(meta))
     capsys.readouterr()
     assert main(["run", "--resume", str(out), "--no-progress"]) == 0, capsys.readouterr().err
+    assert f"reglab: running model file {here.resolve() / 'model.py'} to rebuild the model" in capsys.readouterr().err
     meta = json.loads((out / "run.json").read_text())
     assert meta["status"] == "completed" and meta["config"]["dataset"] == "csv/train.csv"  # as given, for display
     real = here.resolve()

@@ -8,6 +8,7 @@ import json
 import math
 import signal
 import threading
+from errno import ENOSPC
 from pathlib import Path
 from typing import Any, Callable, NamedTuple
 
@@ -329,7 +330,11 @@ def resume_sweep(run_dir: str | Path, *, console: Console | None = None, live: b
         config = plan.config.located(plan.meta.get("paths"))  # the files where the run found them, from any directory
         engine = _engine(config, ex["name"], ex.get("blocks"),
                          address or (None if ex.get("address") in (None, "local") else ex["address"]))
+        if config.model:  # the only path, with load_model, that runs code a record names: said, never silent
+            console.print(f"reglab: running model file {config.model.rpartition(':')[0]} to rebuild the model",
+                          highlight=False, soft_wrap=True)
         _, kernel_indices = _describe_model(config, plan.splits, Console(quiet=True))
+
         def start() -> Recorder:  # once the engine has taken the checkpoint
             done = sum(plan.epochs_done.values())
             console.print(f"resuming {run_dir}: {done} arm-epochs of {len(config.arms()) * config.epochs} already "
@@ -526,8 +531,6 @@ def _train_and_report(config: SweepConfig, splits: Splits, engine: Any, record: 
 
 def _report_failed(error: OSError, run: RunRecord) -> str:
     """The one line for a report that could not be written: the file, why, and whether the record is complete."""
-    from errno import ENOSPC  # here, not at the top: this helper is the only user
-
     what = f"cannot write {error.filename or 'the report'} while drawing the report ({error.strerror or error})"
     if run.meta.get("status") != "completed":  # run.json could not be closed either (the disk was already full)
         return f"{what}; run.json does not record the end of the run in {run.run_dir}"
