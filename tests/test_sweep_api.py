@@ -1,10 +1,12 @@
 """`reglab.sweep`: a notebook's own def and arrays, in Keras's `fit` words; the run reruns in a new process from
-what it saved (model.py, data.npz beside it), and `run_splits` gives back the exact arrays it used."""
+what it saved (inputs/model.py, inputs/data.npz in the run directory, found there wherever the run
+directory is moved), and `run_splits` gives back the exact arrays it used."""
 
 from __future__ import annotations
 
 import linecache
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -19,6 +21,7 @@ from reglab.callable_source import ModelSource, check_saved, model_source, sourc
 from reglab.errors import ConfigError, DataError, RunDirError, RunFailed
 from reglab.kept import recommended_setting
 from reglab.record import read_run_meta
+from reglab.rundir import read_manifest
 from reglab.settings import setting_of
 from reglab.sweep import exact_share, split_arrays
 
@@ -75,12 +78,15 @@ def recommended_arm(run) -> dict:
 
 # ---------------------------------------------------------------- a sweep, and its record in a new process
 
-def test_a_notebook_function_is_saved_as_a_module_beside_the_run(result):
+def test_a_notebook_function_is_saved_as_a_module_in_the_run_directory(result):
     run = result.run
-    inputs = run.run_dir.with_name("run.inputs")
+    inputs = run.run_dir / "inputs"
     assert isinstance(result, reglab.RunAnalysis) and result.summary()
-    assert run.config.model == f"{inputs / 'model.py'}:build_model" and run.config.dataset == str(inputs / "data.npz")
-    assert not {"data.npz", "model.py"} & {p.name for p in run.run_dir.iterdir()}  # the run directory is reglab's record
+    assert run.config.model == "inputs/model.py:build_model" and run.config.dataset == "inputs/data.npz"
+    assert run.meta["inputs"] == ["inputs/data.npz", "inputs/model.py"]
+    assert not {"dataset", "model"} & set(run.meta["paths"])  # found from the run directory, not by absolute path
+    assert {"inputs/data.npz", "inputs/model.py"} <= set(read_manifest(run.run_dir))  # --force removes them
+    assert not run.run_dir.with_name("run.inputs").exists()
     source = (inputs / "model.py").read_text()
     for line in ("import numpy as np", "import keras", "HIDDEN = (16,)", "def hidden_layer(units):", "def build_model():"):
         assert line in source
@@ -109,7 +115,7 @@ def test_run_splits_and_the_saved_model_give_the_recorded_test_numbers(result, w
     want = recommended_arm(run)["test"]
     assert got["loss"] == pytest.approx(want["loss"], abs=1e-5)
     assert got["accuracy"] == pytest.approx(want["accuracy"], abs=1e-5)
-    with np.load(run.config.dataset) as raw:  # the arrays as given, each sample once: train, validation and test
+    with np.load(run.run_dir / run.config.dataset) as raw:  # the arrays as given, each sample once: train, validation and test
         rows = np.concatenate([raw["x_train"], raw["x_test"]])
         labels = np.concatenate([raw["y_train"], raw["y_test"]])
     x, y = wine
@@ -117,7 +123,7 @@ def test_run_splits_and_the_saved_model_give_the_recorded_test_numbers(result, w
 
 
 def test_run_splits_refuses_data_that_changed(result):
-    path = result.run.run_dir.with_name("run.inputs") / "data.npz"
+    path = result.run.run_dir / "inputs" / "data.npz"
     original = path.read_bytes()
     try:
         with np.load(path) as raw:
@@ -138,7 +144,7 @@ def test_a_stopped_sweep_resumes_in_a_new_process(wine, tmp_path, monkeypatch):
         reglab.sweep(build_model, *wine, out=tmp_path / "run", **TINY)
     monkeypatch.delenv("REGLAB_FAULT")
     assert read_run_meta(tmp_path / "run")["status"] == "failed"
-    assert (tmp_path / "run.inputs" / "model.py").is_file()  # a record names them: kept
+    assert (tmp_path / "run" / "inputs" / "model.py").is_file()  # a record names them: kept
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     resumed = subprocess.run([sys.executable, "-m", "reglab", "run", "--resume", str(tmp_path / "run")],
@@ -148,8 +154,53 @@ def test_a_stopped_sweep_resumes_in_a_new_process(wine, tmp_path, monkeypatch):
     assert reglab.load_run(tmp_path / "run").meta["status"] == "completed"
 
 
+def test_a_moved_run_directory_loads_reports_and_splits_in_a_new_process(wine, tmp_path):
+    reglab.sweep(build_model, *wine, out=tmp_path / "a", **TINY)
+    shutil.move(tmp_path / "a", tmp_path / "b")  # nothing else is touched: the inputs move with the run
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["b"]
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    moved = str(tmp_path / "b")
+    code = (f"import reglab; print(reglab.load_model({moved!r}).count_params()); "
+            f"s = reglab.run_splits({moved!r}); print(len(s.x_train), len(s.x_val), len(s.x_test))")
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=elsewhere, timeout=300)
+    assert loaded.returncode == 0, loaded.stderr
+    run = reglab.load_run(moved)
+    assert loaded.stdout.split()[-4:] == [str(build_model().count_params()), str(run.data.n_train),
+                                          str(run.data.n_val), str(run.data.n_test)]
+    (tmp_path / "b" / "report.html").unlink()
+    report = subprocess.run([sys.executable, "-m", "reglab", "report", moved], capture_output=True, text=True,
+                            cwd=elsewhere, timeout=300)
+    assert report.returncode == 0, report.stderr
+    assert (tmp_path / "b" / "report.html").is_file()
+
+
+def test_force_over_a_sweep_removes_its_inputs_and_keeps_the_users_files(wine, tmp_path):
+    run_dir = tmp_path / "run"
+    reglab.sweep(build_model, *wine, out=run_dir, **TINY)
+    (run_dir / "inputs" / "notes.txt").write_text("mine")
+    (run_dir / "inputs" / "model.py").write_text("# edited\n")
+    reglab.sweep(build_model, *wine, out=run_dir, force=True, **TINY)  # a fresh run's inputs, not the edited ones
+    assert "# edited" not in (run_dir / "inputs" / "model.py").read_text()
+    assert (run_dir / "inputs" / "notes.txt").read_text() == "mine"
+    from reglab.rundir import clear_run_dir
+
+    clear_run_dir(run_dir)  # what --force removes: every listed file, the inputs too
+    left = sorted(p.relative_to(run_dir).as_posix() for p in run_dir.rglob("*") if p.name != ".reglab.lock")
+    assert left == ["inputs", "inputs/notes.txt"]
+
+
+def test_inputs_reached_through_a_link_are_not_read(result, tmp_path):
+    moved = tmp_path / "run"
+    shutil.copytree(result.run.run_dir, moved)
+    shutil.move(moved / "inputs", tmp_path / "elsewhere")
+    (moved / "inputs").symlink_to(tmp_path / "elsewhere")
+    with pytest.raises(ConfigError, match="symbolic link"):
+        reglab.run_splits(moved)
+
+
 def test_an_existing_run_is_not_overwritten_without_force(result, wine):
-    data = result.run.run_dir.with_name("run.inputs") / "data.npz"
+    data = result.run.run_dir / "inputs" / "data.npz"
     before = data.read_bytes()
     with pytest.raises(RunDirError, match="already exists"):
         reglab.sweep(build_model, *wine, out=result.run.run_dir, **TINY)
@@ -220,7 +271,7 @@ def test_pandas_input_with_string_labels_in_a_temporary_run(wine, tmp_path, monk
     assert said == [str(result.run.run_dir)] and result.run.run_dir.is_relative_to(tmp_path)
     assert result.run.data.classes == ("barbera", "barolo", "grignolino") and result.run.data.labels_renumbered
     splits = reglab.run_splits(result.run)
-    with np.load(result.run.config.dataset) as raw:
+    with np.load(result.run.run_dir / result.run.config.dataset) as raw:
         assert raw["y_test"].dtype.kind == "U"  # text in the file, as given; class indices once prepared
         assert [result.run.data.classes[i] for i in splits.y_test] == raw["y_test"].tolist()
 
@@ -238,7 +289,7 @@ def test_validation_and_test_data_as_given_and_a_model_object(wine, tmp_path):
     mean, std = np.array(splits.info.feature_mean), np.array(splits.info.feature_std)
     np.testing.assert_allclose(splits.x_val, (x[val] - mean) / std, rtol=1e-5, atol=1e-5)
     assert splits.info.split == "validation_data and test_data as given"
-    assert "model_from_json" in (tmp_path / "run.inputs" / "model.py").read_text()
+    assert "model_from_json" in (tmp_path / "run" / "inputs" / "model.py").read_text()
 
 
 def test_validation_data_alone_holds_out_a_stratified_fifth_of_x_for_test(wine):

@@ -18,6 +18,7 @@ else:  # pragma: no cover
 
 from .errors import ConfigError
 from .inputs import MiB, brief, read_regular
+from .rundir import INPUT_FILES  # what `reglab.sweep` keeps inside a run directory (run.json's `inputs`)
 
 if TYPE_CHECKING:
     from .datasets import DataOptions
@@ -120,29 +121,51 @@ class SweepConfig:
 
         return DataOptions(self.target, self.test_file, self.validation_split)
 
-    def absolute_paths(self) -> dict[str, str]:
+    def absolute_paths(self, inputs: Any = ()) -> dict[str, str]:
         """The files this configuration reads, as absolute resolved paths (run.json's `paths`): the dataset
         when it is a file or folder, the test file, and the model file (`FILE.py:FUNCTION`). A resume or
-        `load_model` from another directory reads these, not the as-given ones."""
+        `load_model` from another directory reads these, not the as-given ones. Files named in `inputs`
+        (run.json's, kept inside the run directory: see `located`) are left out: they move with it."""
         from .datasets import LOADERS
 
+        kept = set(_input_names(inputs))
         out = {}
-        if self.dataset not in LOADERS and _absolute(self.dataset):
+        if self.dataset not in LOADERS and self.dataset not in kept and _absolute(self.dataset):
             out["dataset"] = _absolute(self.dataset)
-        if self.test_file and _absolute(self.test_file):
+        if self.test_file and self.test_file not in kept and _absolute(self.test_file):
             out["test_file"] = _absolute(self.test_file)
         file, _, function = self.model.rpartition(":")
-        if self.model and _absolute(file):
+        if self.model and file not in kept and _absolute(file):
             out["model"] = f"{_absolute(file)}:{function}"
         return out
 
-    def located(self, paths: Any) -> SweepConfig:
+    def located(self, paths: Any, run_dir: str | Path | None = None, inputs: Any = None) -> SweepConfig:
         """This configuration reading the files at `paths` (run.json's, see `absolute_paths`) instead of the
-        as-given ones; a record from before they were kept (or a damaged entry) keeps the as-given paths."""
-        if not isinstance(paths, Mapping):
-            return self
-        found = {k: v for k, v in paths.items() if k in ("dataset", "test_file", "model") and isinstance(v, str) and v
-                 and bool(getattr(self, k))}
+        as-given ones; a record from before they were kept (or a damaged entry) keeps the as-given paths.
+        Files named in `inputs` (run.json's: `inputs/data.npz`, `inputs/model.py`, kept in the run directory
+        by `reglab.sweep`) are read from `run_dir`, wherever it now is, before `paths`; never through a link."""
+        found: dict[str, str] = {}
+        if isinstance(paths, Mapping):
+            found = {k: v for k, v in paths.items() if k in ("dataset", "test_file", "model") and isinstance(v, str)
+                     and v and bool(getattr(self, k))}
+        kept = set(_input_names(inputs)) if run_dir is not None else set()
+        if kept:
+            from .fileio import link_in
+
+            def inside(name: str) -> str:
+                path = Path(run_dir).absolute() / name
+                link = path if path.is_symlink() else link_in(path, Path(run_dir).absolute())
+                if link is not None:
+                    raise ConfigError(f"{link} is a symbolic link; reglab reads a run's inputs only from its own folder")
+                return str(path)
+
+            if self.dataset in kept:
+                found["dataset"] = inside(self.dataset)
+            if self.test_file in kept:
+                found["test_file"] = inside(self.test_file)
+            file, _, function = self.model.rpartition(":")
+            if self.model and file in kept:
+                found["model"] = f"{inside(file)}:{function}"
         return self.replace(**found) if found else self
 
     def grid(self, family: str) -> tuple[float, ...]:
@@ -213,6 +236,11 @@ class SweepConfig:
 
     def replace(self, **changes: Any) -> SweepConfig:
         return SweepConfig.from_mapping({**self.to_dict(), **changes})
+
+
+def _input_names(inputs: Any) -> list[str]:
+    """run.json's `inputs`, only the names reglab writes there (a damaged entry names nothing)."""
+    return [n for n in inputs if n in INPUT_FILES] if isinstance(inputs, (list, tuple)) else []
 
 
 def _absolute(path: str) -> str:

@@ -129,7 +129,7 @@ def _check_model_file(run: RunRecord) -> None:
     recorded = (run.meta.get("model") or {}).get("sha256")
     if not run.config.model or not recorded:
         return
-    path = run.config.located(run.meta.get("paths")).model.rpartition(":")[0]  # absolute: from any directory
+    path = run.config.located(run.meta.get("paths"), run.run_dir, run.meta.get("inputs")).model.rpartition(":")[0]  # absolute: from any directory
     now = hashlib.sha256(read_regular(path, "model file", MAX_MODEL_BYTES)).hexdigest()
     if now != recorded:
         raise RunDirError(f"the model file {path} has changed since the run (sha256 {recorded[:12]}… then, {now[:12]}… now); "
@@ -170,7 +170,7 @@ def _load(run: RunRecord, setting: Setting | None, seed: int | None, say: bool) 
     _check_model_file(run)
     from .models import build_model
 
-    spec = run.config.located(run.meta.get("paths")).model  # the model file run.json names absolutely
+    spec = run.config.located(run.meta.get("paths"), run.run_dir, run.meta.get("inputs")).model  # the model file run.json names absolutely
     if spec and say:
         print(f"reglab: running model file {spec.rpartition(':')[0]} to rebuild the model", file=sys.stderr)
     model = build_model(spec, tuple(run.data.input_shape), setting.strength, setting.family,
@@ -246,7 +246,7 @@ def _not_rebuilt(run: RunRecord, path: Path) -> str:
     """Why the report leaves out a user's model it would have to build: that runs the model file run.json names."""
     state = "is missing" if not os.path.lexists(path) else "holds another arm"
     return (f"{RECOMMENDED_KERAS} {state}, and a report never runs the model file the record names "
-            f"({run.config.located(run.meta.get('paths')).model.rpartition(':')[0]}); `reglab.load_model(RUN_DIR)` "
+            f"({run.config.located(run.meta.get('paths'), run.run_dir, run.meta.get('inputs')).model.rpartition(':')[0]}); `reglab.load_model(RUN_DIR)` "
             "rebuilds it, running that file")
 
 

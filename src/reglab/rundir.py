@@ -39,6 +39,9 @@ RUN_FORMAT = "reglab-run/1"
 TOP_LEVEL = ("run.json", "config.toml", "metrics.csv", "kernels.npz", "validation.npz", "checkpoint.npz", "report.md",
              "report.html", "weights.npz", "recommended.keras")
 FIGURES = "figures"
+#: What `reglab.sweep` keeps in the run directory: the arrays and the model function it was given.
+INPUTS = "inputs"
+INPUT_FILES = (f"{INPUTS}/data.npz", f"{INPUTS}/model.py")
 _FIGURE_NAME = re.compile(r"[A-Za-z0-9_.=+-]{1,200}\.png")
 #: `--log tensorboard`'s default folder and its event files: `tensorboard/[ARM/[train|validation/]]events.out.tfevents.*`
 TENSORBOARD = "tensorboard"
@@ -129,7 +132,7 @@ def _allowed(name: Any) -> bool:
     """Only names reglab itself would write: the manifest can never point outside the folder."""
     if not isinstance(name, str):
         return False
-    if name in TOP_LEVEL:
+    if name in TOP_LEVEL or name in INPUT_FILES:
         return True
     folder, _, file = name.partition("/")
     if folder == TENSORBOARD:
@@ -257,7 +260,8 @@ def clear_run_dir(run_dir: Path) -> list[str]:
     figures = run_dir / FIGURES
     if figures.is_dir() and not figures.is_symlink() and not any(figures.iterdir()):
         figures.rmdir()
-    _remove_empty_folders(run_dir / TENSORBOARD)
+    for folder in (TENSORBOARD, INPUTS):
+        _remove_empty_folders(run_dir / folder)
     remove_file(run_dir / MANIFEST, run_dir)
     return removed
 

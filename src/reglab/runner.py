@@ -7,6 +7,7 @@ import hashlib
 import json
 import math
 import signal
+import tempfile
 import threading
 from errno import ENOSPC
 from pathlib import Path
@@ -24,6 +25,7 @@ from .config import MAX_ARMS, Arm, SweepConfig
 from .datasets import Splits, load_dataset
 from .engines import check_checkpoint, get_engine
 from .errors import ConfigError, RunDirError, RunFailed, RunInterrupted
+from .fileio import ensure_dir, write_atomic
 from .inputs import read_regular
 from .kept import keep_weights
 from .models import kernels_of
@@ -52,7 +54,7 @@ from .record import (
     write_validation,
 )
 from .recordcheck import check_rows
-from .rundir import check_run_dir, clear_run_dir, locked, reserve_default_run_dir
+from .rundir import check_run_dir, clear_run_dir, locked, register, reserve_default_run_dir
 
 
 class _StopFlag:
@@ -204,14 +206,39 @@ def run_sweep(
     blocks: int | None = None,
     address: str | None = None,
     max_arms: int = MAX_ARMS,
+    inputs: dict[str, bytes] | None = None,
 ) -> RunRecord:
     """Train every arm of `config`, record it in a run directory, draw figures, write the report.
 
     `executor`: "local" (one process, one program), "blocks" (the grid in `blocks` blocks, one after
     another) or "ray" (each block a Ray task; `address` of a cluster, else a local instance).
     `max_arms`: a sweep with more arms is refused (a safety limit, not part of the config).
+    `inputs`: files to keep in the run directory (names from `rundir.INPUT_FILES` → their bytes, as
+    `reglab.sweep` gives its data and model); `config` names them relative to the run directory, run.json's
+    `inputs` lists them, and they are read from the run directory wherever it is moved (`SweepConfig.located`).
     Bad settings or data fail before anything is written. Returns the run as read back from disk.
     """
+    inputs = dict(inputs or {})
+    if inputs:
+        with tempfile.TemporaryDirectory(prefix="reglab-inputs-") as staging:  # read before the run directory is touched
+            for name, payload in inputs.items():
+                ensure_dir(Path(staging, name).parent, parents=True, root=Path(staging))
+                write_atomic(Path(staging, name), payload, root=Path(staging))
+            return _run_sweep(config, out, force=force, splits=splits, console=console, live=live,
+                              make_report=make_report, executor=executor, blocks=blocks, address=address,
+                              max_arms=max_arms, inputs=inputs, staging=Path(staging))
+    return _run_sweep(config, out, force=force, splits=splits, console=console, live=live, make_report=make_report,
+                      executor=executor, blocks=blocks, address=address, max_arms=max_arms)
+
+
+def _run_sweep(config: SweepConfig, out: str | Path | None, *, force: bool, splits: Splits | None,
+               console: Console | None, live: bool | None, make_report: bool, executor: str, blocks: int | None,
+               address: str | None, max_arms: int, inputs: dict[str, bytes] | None = None,
+               staging: Path | None = None) -> RunRecord:
+    given = config  # as recorded: the inputs named relative to the run directory
+    names = list(inputs or {})
+    if staging is not None:
+        config = given.located(None, staging, names)  # before the lock: the staged copies
     check_arm_cap(config, max_arms)
     console = console or Console(stderr=True)
     run_dir = Path(out) if out is not None else None
@@ -224,6 +251,8 @@ def run_sweep(
     _say_fallback(console, splits)
     engine = _engine(config, executor, blocks, address)
     model_meta, kernel_indices = _describe_model(config, splits, console)  # a user's model that cannot work fails here
+    if names and given.model:
+        model_meta["name"] = given.model  # the run directory's copy, not the staged one
     if config.engine == "fused" and executor != "ray":  # a sweep that cannot fit is refused before anything is written
         from .engines.memory import check_memory
 
@@ -235,13 +264,28 @@ def run_sweep(
         check_run_dir(run_dir, force)  # again, now that no other reglab process can be writing here
         if force:
             clear_run_dir(run_dir)
-        recorder = Recorder(run_dir, config, splits.info)
-        recorder.update_run(model=model_meta, paths=config.absolute_paths(),  # a resume from anywhere reads these
+        if names:
+            _keep_inputs(run_dir, inputs or {})
+            config = given.located(None, run_dir, names)  # training reads the run directory's copies
+        recorder = Recorder(run_dir, given, splits.info)
+        recorder.update_run(model=model_meta, paths=given.absolute_paths(names),  # a resume from anywhere reads these
+                            **({"inputs": names} if names else {}),
                             **({"executor": executor_meta} if executor_meta else {}))
         record = _Record(run_dir, recorder)
         return _train(config, splits, engine, record, None, console, live, make_report,
-                      kernel_indices, fingerprint(config, splits.info.sha256, model_meta),
+                      kernel_indices, fingerprint(given, splits.info.sha256, model_meta),
                       ValidationStore(len(config.arms()), config.epochs, len(splits.x_val)))
+
+
+def _keep_inputs(run_dir: Path, inputs: dict[str, bytes]) -> None:
+    """Write the run's inputs into RUN_DIR (listed in the manifest first, as every file reglab writes there)."""
+    register(run_dir, inputs)
+    try:
+        for name, payload in inputs.items():
+            ensure_dir((run_dir / name).parent, parents=True, root=run_dir)
+            write_atomic(run_dir / name, payload, root=run_dir)
+    except OSError as e:
+        raise RunDirError(f"cannot write {e.filename or run_dir}: {e.strerror or e}") from None
 
 
 def check_arm_cap(config: SweepConfig, max_arms: int = MAX_ARMS) -> None:
@@ -327,7 +371,7 @@ def resume_sweep(run_dir: str | Path, *, console: Console | None = None, live: b
     with locked(run_dir):
         plan = _plan_resume(run_dir)
         ex = plan.meta.get("executor") or {"name": "local"}
-        config = plan.config.located(plan.meta.get("paths"))  # the files where the run found them, from any directory
+        config = plan.config.located(plan.meta.get("paths"), run_dir, plan.meta.get("inputs"))  # the files where the run found them, from any directory
         engine = _engine(config, ex["name"], ex.get("blocks"),
                          address or (None if ex.get("address") in (None, "local") else ex["address"]))
         if config.model:  # the only path, with load_model, that runs code a record names: said, never silent
@@ -385,7 +429,7 @@ def _plan_resume(run_dir: Path) -> _ResumePlan:
     epochs_done = _checkpoint_epochs(checkpoint[1], config) if checkpoint else {}
     # the data actually used (a fallback too), and exactly those arrays
     data = meta["data"]
-    located = config.located(meta.get("paths"))  # absolute paths; a record from before them: as given
+    located = config.located(meta.get("paths"), run_dir, meta.get("inputs"))  # absolute paths, or the run's own inputs
     splits = load_dataset(data["name"] if data.get("fallback_reason") else located.dataset, located.data_options)
     if splits.info.sha256 != data["sha256"]:
         raise RunDirError(f"the data of {run_dir} have changed since the run started (sha256 "

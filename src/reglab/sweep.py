@@ -6,9 +6,9 @@ so nothing of the notebook is kept in memory only: the arrays are written, raw, 
 .npz dataset has: x_train, y_train, x_test, y_test) and the model to `model.py` (`callable_source`), and the
 run's configuration names those files, as a `--dataset FILE.npz --model FILE.py:FUNCTION` run would.
 
-**Where**: in `RUN_DIR.inputs/`, beside the run directory, not in it: a run directory holds only what reglab
-records (run_sweep refuses a non-empty one, and `--force` removes only the files its manifest lists), and the
-inputs are what the run was *given*. The configuration names them by absolute path.
+**Where**: in the run directory, as `RUN_DIR/inputs/data.npz` and `RUN_DIR/inputs/model.py`, listed in its
+manifest (so `--force` removes them with the rest of the run) and named in run.json relative to the run
+directory (run.json's `inputs`): a run directory copied or moved elsewhere still resumes, reports and loads.
 
 **How the data are split**, by the rules of reglab's CSV tables (`tables`), so one table of samples is split
 the same way whichever door it came in by:
@@ -44,13 +44,13 @@ from .encoding import encode_labels, input_array, label_array
 from .errors import ConfigError, DataError, RunDirError
 from .fileio import write_atomic
 from .record import RUN_JSON, RunRecord, load_run
-from .rundir import check_run_dir, locked
+from .rundir import INPUT_FILES, check_run_dir
 from .runner import check_arm_cap, run_sweep
 from .tables import TEST_FRACTION, held_out_split, stratified_holdout
 
 DATA_NPZ = "data.npz"
 MODEL_PY = "model.py"
-INPUTS_SUFFIX = ".inputs"
+DATA_IN_RUN, MODEL_IN_RUN = INPUT_FILES  # inputs/data.npz, inputs/model.py: in the run directory
 SOURCE = "reglab.sweep"  # how the arrays are named in a data error
 
 
@@ -73,11 +73,10 @@ class SweptArrays(NamedTuple):
 
 
 class Places(NamedTuple):
-    """Where a sweep writes: its run directory, the inputs folder beside it, and a temporary folder holding
-    both when the caller named none (None otherwise)."""
+    """Where a sweep writes: its run directory, and the temporary folder holding it when the caller named none
+    (None otherwise)."""
 
     run_dir: Path
-    inputs: Path
     temporary: Path | None
 
 
@@ -152,61 +151,49 @@ def _with_validation(x: np.ndarray, y: np.ndarray, val: tuple[np.ndarray, np.nda
 # ---------------------------------------------------------------- the files
 
 def places(out: str | Path | None) -> Places:
-    """The run directory and its inputs folder; a new temporary folder holding both when `out` is None."""
+    """The run directory; in a new temporary folder when `out` is None."""
     if out is None:
         root = Path(tempfile.mkdtemp(prefix="reglab-sweep-"))
-        return Places(root / "run", root / f"run{INPUTS_SUFFIX}", root)
+        return Places(root / "run", root)
     if not str(out).strip():
         raise RunDirError("out is empty: give the run directory a name, or None for a temporary one")
-    run_dir = Path(os.path.abspath(Path(out).expanduser()))  # absolute: the configuration names the inputs by path
-    return Places(run_dir, run_dir.with_name(run_dir.name + INPUTS_SUFFIX), None)
+    return Places(Path(os.path.abspath(Path(out).expanduser())), None)
 
 
-def check_inputs_dir(inputs: Path, force: bool) -> None:
-    """The inputs folder may be new, or ours to overwrite with `force` (only data.npz and model.py are written)."""
-    if inputs.is_symlink() or (inputs.exists() and not inputs.is_dir()):
-        raise RunDirError(f"{inputs} exists and is not a folder; reglab.sweep keeps the run's data and model there")
-    if inputs.is_dir() and any(inputs.iterdir()) and not force:
-        raise RunDirError(f"{inputs} already exists (force=True replaces its {DATA_NPZ} and {MODEL_PY}, or choose "
-                          "another out)")
+def input_files(saved: ModelSource, arrays: SweptArrays) -> dict[str, bytes]:
+    """The files the run keeps, by name relative to its run directory (`run_sweep`'s `inputs`)."""
+    return {DATA_IN_RUN: arrays.npz(), MODEL_IN_RUN: saved.text.encode("utf-8")}
 
 
-def write_inputs(folder: Path, saved: ModelSource, arrays: SweptArrays) -> tuple[Path, Path]:
-    """data.npz and model.py in `folder` (created if need be), each whole or not at all."""
+def write_inputs(folder: Path, files: dict[str, bytes]) -> None:
+    """The inputs under `folder` (a staging folder), each whole or not at all."""
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        write_atomic(folder / MODEL_PY, saved.text)
-        write_atomic(folder / DATA_NPZ, arrays.npz())
+        for name, payload in files.items():
+            (folder / name).parent.mkdir(parents=True, exist_ok=True)
+            write_atomic(folder / name, payload)
     except OSError as e:
         raise RunDirError(f"cannot write {folder}: {e.strerror or e}") from None
-    return folder / DATA_NPZ, folder / MODEL_PY
 
 
-def remove_inputs(inputs: Path) -> None:
-    """Undo `write_inputs` when no run record came to refer to the files."""
-    for name in (DATA_NPZ, MODEL_PY):
-        (inputs / name).unlink(missing_ok=True)
-    if inputs.is_dir() and not any(inputs.iterdir()):
-        inputs.rmdir()
-
-
-def prepared(config: SweepConfig, data: Path, model: Path, saved: ModelSource,
-             arrays: SweptArrays) -> tuple[SweepConfig, Splits]:
-    """The run's configuration naming these files, and its data as reglab's loader prepares them; the user's model
-    built once for these data (a wrong input shape or class count is one `ConfigError` line, as for --model)."""
+def prepared(config: SweepConfig, staging: Path, saved: ModelSource, arrays: SweptArrays) -> tuple[SweepConfig, Splits]:
+    """The run's configuration naming the inputs relative to the run directory, and its data as reglab's loader
+    prepares them from the copies in `staging`; the user's model built once for these data (a wrong input shape or
+    class count is one `ConfigError` line, as for --model)."""
     from .models import build_user_model
 
-    config = config.replace(dataset=str(data), model=f"{model}:{saved.name}", validation_split=arrays.validation_split)
-    splits = load_dataset(config.dataset, config.data_options)
+    config = config.replace(dataset=DATA_IN_RUN, model=f"{MODEL_IN_RUN}:{saved.name}",
+                            validation_split=arrays.validation_split)
+    staged = config.located(None, staging, list(INPUT_FILES))
+    splits = load_dataset(staged.dataset, staged.data_options)
     if arrays.n_val is not None and len(splits.x_val) != arrays.n_val:  # pragma: no cover - exact_share guarantees it
         raise AssertionError(f"the loader took {len(splits.x_val)} validation samples, not {arrays.n_val}")
-    build_user_model(config.model, splits.x_train.shape[1:], 0.0, n_classes=splits.info.n_classes,
+    build_user_model(staged.model, splits.x_train.shape[1:], 0.0, n_classes=splits.info.n_classes,
                      sample=splits.x_train[:8])
-    if arrays.split is not None:
-        info = dataclasses.replace(splits.info, split=arrays.split, source=f"arrays given to reglab.sweep, kept as "
-                                   f"{splits.info.source}")
-        splits = dataclasses.replace(splits, info=info)
-    return config, splits
+    kept = f"npz file {DATA_IN_RUN} in the run directory"
+    source = kept if arrays.split is None else f"arrays given to reglab.sweep, kept as {kept}"
+    info = dataclasses.replace(splits.info, requested=DATA_IN_RUN, source=source,
+                               **({"split": arrays.split} if arrays.split is not None else {}))
+    return config, dataclasses.replace(splits, info=info)
 
 
 # ---------------------------------------------------------------- sweep
@@ -262,8 +249,9 @@ def sweep(build_model: Any, x: Any, y: Any, *, validation_data: Any = None, vali
 
 
 def progress_console(progress: bool | None) -> Console:
-    """Where the sweep's progress goes: stderr; in a notebook kernel, by default, as plain lines in one output (as
-    `fit` logs), not one rich HTML block per line nor a terminal's live bar."""
+    """Where the sweep's messages go: stderr; in a notebook kernel, by default, as plain lines in one output, not one
+    rich HTML block per line nor a terminal's live bar (the progress itself is one output updated in place there:
+    `progress.ProgressDisplay`)."""
     in_kernel = "ipykernel" in sys.modules
     plain = in_kernel and progress is None
     return Console(stderr=True, quiet=progress is False, force_jupyter=False if plain else None,
@@ -310,30 +298,21 @@ def restore_backend(backend: str, interactive: bool) -> None:
 
 def _run(config: SweepConfig, saved: ModelSource, arrays: SweptArrays, where: Places, force: bool,
          progress: bool | None) -> RunRecord:
-    """Check the files as reglab will read them in a staging folder, then write them beside the run directory,
-    holding its lock, and train. The inputs are removed again when the run never started."""
+    """Check the files as reglab will read them in a staging folder, then train: `run_sweep` writes them into the
+    run directory, holding its lock, once it is cleared (`force`) and before anything else of the run."""
     check_run_dir(where.run_dir, force)
-    check_inputs_dir(where.inputs, force)
+    files = input_files(saved, arrays)
     with tempfile.TemporaryDirectory(prefix="reglab-sweep-check-") as staging:  # `out` untouched until all is known good
-        data, model = write_inputs(Path(staging), saved, arrays)
+        write_inputs(Path(staging), files)
+        data, model = Path(staging, DATA_IN_RUN), Path(staging, MODEL_IN_RUN)
         try:
-            prepared(config, data, model, saved, arrays)
+            run_config, splits = prepared(config, Path(staging), saved, arrays)
         except DataError as e:  # name the arrays and the function, not the staging files
             raise DataError(str(e).replace(f"npz file {data}", SOURCE)) from None
         except ConfigError as e:
             raise ConfigError(str(e).replace(f"--model {model}:{saved.name}", saved.name)) from None
-    console = progress_console(progress)
-    with locked(where.run_dir, create=True):
-        check_run_dir(where.run_dir, force)
-        files = write_inputs(where.inputs, saved, arrays)
-        try:
-            run_config, splits = prepared(config, *files, saved, arrays)
-            return run_sweep(run_config, out=where.run_dir, force=force, splits=splits, console=console,
-                             live=progress)
-        except BaseException:
-            if not (where.run_dir / RUN_JSON).exists():
-                remove_inputs(where.inputs)
-            raise
+    return run_sweep(run_config, out=where.run_dir, force=force, splits=splits, console=progress_console(progress),
+                     live=progress, inputs=files)
 
 
 # ---------------------------------------------------------------- the data back
@@ -343,7 +322,7 @@ def run_splits(run: str | Path | RunRecord) -> Splits:
     used them: its dataset read again through reglab's loader with the run's options, and checked against the
     sha256 run.json recorded. `info` is the run's own record of the data."""
     run = run if isinstance(run, RunRecord) else load_run(run)
-    config = run.config.located(run.meta.get("paths"))  # the files where the run found them, from any directory
+    config = run.config.located(run.meta.get("paths"), run.run_dir, run.meta.get("inputs"))  # the files where the run found them, from any directory
     recorded = run.meta["data"]
     name = recorded["name"] if recorded.get("fallback_reason") else config.dataset  # the data used, a fallback too
     splits = load_dataset(name, config.data_options)
@@ -353,4 +332,4 @@ def run_splits(run: str | Path | RunRecord) -> Splits:
     return dataclasses.replace(splits, info=run.data)
 
 
-__all__ = ["DATA_NPZ", "INPUTS_SUFFIX", "MODEL_PY", "run_splits", "split_arrays", "sweep"]
+__all__ = ["DATA_NPZ", "MODEL_PY", "run_splits", "split_arrays", "sweep"]
