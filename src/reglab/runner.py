@@ -24,6 +24,7 @@ from .checkpoint import (
 from .config import MAX_ARMS, Arm, SweepConfig
 from .datasets import Splits, load_dataset
 from .engines import check_checkpoint, get_engine
+from .engines.memory import check_memory
 from .errors import ConfigError, RunDirError, RunFailed, RunInterrupted
 from .fileio import ensure_dir, write_atomic
 from .inputs import read_regular
@@ -254,8 +255,6 @@ def _run_sweep(config: SweepConfig, out: str | Path | None, *, force: bool, spli
     if names and given.model:
         model_meta["name"] = given.model  # the run directory's copy, not the staged one
     if config.engine == "fused" and executor != "ray":  # a sweep that cannot fit is refused before anything is written
-        from .engines.memory import check_memory
-
         check_memory(config, splits, model_meta.get("parameters"))
     executor_meta = _executor_meta(executor, blocks, address) if executor != "local" else None  # joins Ray: fails early
     check_extras(config)  # a --log target without its library: refused before anything is written
