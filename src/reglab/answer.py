@@ -7,10 +7,10 @@ report`, and `RunAnalysis.summary()` in a notebook, so all of them say the same 
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from .analyze import BETTER, EQUIVALENT, IS_BASELINE, NO_BASELINE, ONE_SEED
-from .claims import INCONCLUSIVE, NOT_SUPPORTED, SUPPORTED, diff_text
+from .claims import INCONCLUSIVE, NOT_SUPPORTED, SUPPORTED, diff_text, strength_words
 from .diagnose import GOOD, IMPROVING, NO_DATA, OVERFITTING, TOO_FEW, UNSETTLED
 from .formatting import lam_label
 from .stats import mean_ci
@@ -62,7 +62,7 @@ def headline(fa: FamilyAnalysis) -> str:
         return "No arm completed every epoch, so no strength can be recommended from this run."
     best = _setting(fa, rec.lam)
     if rec.benefit == IS_BASELINE:
-        return f"No {fa.label} strength tried measured better than no regularization (the best here is λ = 0{_flat(fa)})."
+        return f"No {strength_words(fa)} tried measured better than no regularization (the best here is λ = 0{_flat(fa)})."
     if rec.benefit == ONE_SEED:
         return f"Best in this one seed: {best} (one seed cannot show a benefit: run --seeds 3 or more)."
     if rec.benefit == BETTER:
@@ -76,7 +76,7 @@ def headline(fa: FamilyAnalysis) -> str:
             f"{_margin(rec)} of it (can't tell).")
 
 
-def family_lines(fa: FamilyAnalysis) -> list[str]:
+def family_lines(fa: FamilyAnalysis, analysis: RunAnalysis | None = None) -> list[str]:
     rec = fa.recommended
     if rec is None:
         return []
@@ -95,7 +95,7 @@ def family_lines(fa: FamilyAnalysis) -> list[str]:
                      f"×{mean_ci(shrink.values()).mean:.2f} of its unregularized norm")
     if rec.diverged:
         lines.append("diverged (in some seed, so never recommended): " + ", ".join(_setting(fa, d.strength) for d in rec.diverged))
-    lines.append(convergence(fa))
+    lines.append(convergence(fa, analysis))
     for c in fa.claims:
         lines.append(f"{MARKS[c.verdict]}: {c.statement[:-1] if c.statement.endswith('.') else c.statement}")
     return lines
@@ -105,11 +105,20 @@ def _seeds(seeds: tuple[int, ...]) -> str:
     return f"{len(seeds)} seed{'s' if len(seeds) != 1 else ''} ({', '.join(map(str, seeds))})"
 
 
-def convergence(fa: FamilyAnalysis) -> str:
+def convergence(fa: FamilyAnalysis, analysis: RunAnalysis | None = None) -> str:
     """Whether training converged: "converged" only when every comparable arm's validation data loss was shown
     to change by less than the stated margin over its late window (`diagnose`); otherwise what was shown and
-    what was not, each count out of the comparable arms (an underfitting arm counts by its trend)."""
-    trends = [t for t in fa.trends if t.arm in fa.comparable]
+    what was not, each count out of the comparable arms (an underfitting arm counts by its trend). Given the
+    analysis, the counts cover the comparable arms of every series of the run (each learning rate and family),
+    each arm once, so "of N arms" means the run's arms, not one learning rate's."""
+    series = list(analysis.families.values()) if analysis is not None else [fa]
+    by_arm: dict[Any, Any] = {}
+    for f in series:
+        ids = getattr(f.view, "arm_ids", ())
+        for t in f.trends:
+            if t.arm in f.comparable:
+                by_arm.setdefault(ids[t.arm] if t.arm < len(ids) else (f.name, t.arm), t)
+    trends = list(by_arm.values())
     n = len(trends)
     if not n:
         return "training: no comparable arm, so whether training converged cannot be told"
@@ -152,7 +161,7 @@ def conditions(analysis: RunAnalysis) -> list[str]:
 
 def answer(analysis: RunAnalysis) -> AnswerText:
     fa = analysis.main
-    lines = family_lines(fa)
+    lines = family_lines(fa, analysis)
     if analysis.run.config.several_learning_rates:
         lines.insert(0, _best_per_family(analysis))
         if analysis.couplings:

@@ -8,7 +8,8 @@ underfitting) must agree across seeds. Claims are made about one family at a tim
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, NamedTuple
+import math
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from .diagnose import IMPROVING, NO_DATA, OVERFITTING, TOO_FEW, UNDERFITTING, UNSETTLED, Criteria
 from .formatting import lam_label
@@ -33,12 +34,27 @@ class Claim(NamedTuple):
     rule: str  # how the verdict is decided
 
 
+def strength_words(fa: Any) -> str:
+    """"L2 strength", and the learning rate after it where the sweep has several: "L2 strength at lr = 0.001"
+    (never "L2 at lr = 0.001 strength")."""
+    base = fa.family.label
+    return f"{base} strength{fa.label[len(base):]}" if fa.label.startswith(base) else f"{fa.label} strength"
+
+
+def seeds_agree(e: Estimate, digits: int = 4) -> bool:
+    """Two or more finite values whose 95 % interval is 0 at the printed digits: "± 0.0000" is no spread worth
+    printing, so the value is said to agree over the seeds instead (one value: nothing to agree)."""
+    return (e.n >= 2 and math.isfinite(e.mean) and math.isfinite(e.half_width)
+            and round(e.half_width, digits) == 0)
+
+
 def pm(e: Estimate, digits: int = 4) -> str:
-    """'0.2840 ± 0.0123 (n = 3)', or the single value when there is no interval."""
+    """'0.2840 ± 0.0123 (n = 3)', or the single value when there is no interval (with "(the n seeds agree)"
+    when several values agree to the printed digits)."""
     if e.n == 0:
         return "—"
-    if not e.has_interval:
-        return f"{e.mean:.{digits}f}"
+    if not e.has_interval or round(e.half_width, digits) == 0:
+        return f"{e.mean:.{digits}f}" + (f" (the {e.n} seeds agree)" if seeds_agree(e, digits) else "")
     return f"{e.mean:.{digits}f} ± {e.half_width:.{digits}f} (n = {e.n})"
 
 

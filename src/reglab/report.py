@@ -16,7 +16,7 @@ from . import document as d
 from .analysis import NEAR_ZERO
 from .analyze import FamilyAnalysis, RunAnalysis, analyze
 from .answer import answer
-from .claims import diff_text, pm
+from .claims import diff_text, pm, seeds_agree, strength_words
 from .config import DEFAULT_LEARNING_RATE, SweepConfig
 from .datasets import DataInfo
 from .diagnose import criteria_text
@@ -34,10 +34,20 @@ REPORT_HTML = "report.html"
 
 
 def ci(e: Estimate | None, digits: int = 4) -> str:
-    """A table cell: 'mean ± half' with several seeds, the value alone with one."""
+    """A table cell: 'mean ± half' with several seeds, the value alone with one, and "(the seeds agree)" where
+    several seeds give a spread that is 0 at the printed digits (never "± 0.0000")."""
     if e is None or e.n == 0 or not math.isfinite(e.mean):
         return "—"
+    if seeds_agree(e, digits):
+        return f"{e.mean:.{digits}f} (the seeds agree)"
     return f"{e.mean:.{digits}f} ± {e.half_width:.{digits}f}" if e.has_interval else f"{e.mean:.{digits}f}"
+
+
+def split_words(data: DataInfo) -> str:
+    """How the data were split, without the sizes again where its description repeats them."""
+    sizes = f"{data.n_train:,} / {data.n_val:,} / {data.n_test:,} (train / validation / test)"
+    text = data.split.replace(" " + sizes, "").replace(sizes, "").strip()
+    return text or data.split
 
 
 def _image(fig: Any, caption: str) -> d.Image:
@@ -54,7 +64,7 @@ def answer_blocks(analysis: RunAnalysis, figures: Any) -> list[d.Block]:
     if figures is not None and getattr(figures, "which_strength", None) is not None:
         fa = analysis.main
         blocks.append(_image(figures.which_strength, (
-            f"Each {fa.label} strength minus the recommended one (95 % intervals, seeds and validation "
+            f"Each {strength_words(fa)} minus the recommended one (95 % intervals, seeds and validation "
             "examples); shaded: shown within the stated margin of it. Lower loss, higher accuracy is better.")))
     return blocks
 
@@ -151,7 +161,7 @@ def setup_rows(analysis: RunAnalysis) -> list[tuple[str, d.Inline]]:
         ("engine", str(run.meta.get("engine"))),
         ("data", str(data.name) + (f" (instead of {data.requested}: see the note under the answer)" if data.fallback_reason else "")),
         ("source", str(data.source)),
-        ("split", f"{data.n_train:,} train / {data.n_val:,} validation / {data.n_test:,} test ({data.split})"),
+        ("split", f"{data.n_train:,} train / {data.n_val:,} validation / {data.n_test:,} test ({split_words(data)})"),
         ("inputs", _inputs_words(data)),
         ("classes", _classes_words(data)),
         ("data checksum (sha256)", d.code(str(data.sha256))),
@@ -218,7 +228,7 @@ def results(analysis: RunAnalysis, figures: Any) -> list[d.Block]:
     mean = f", mean ± 95 % interval over {seeds} seeds" if seeds > 1 else ""
     blocks: list[d.Block] = [
         d.Heading(2, "Results", "results"),
-        d.Para(f"Final values by {fa.label} strength{mean}; data losses are the cross-entropy "
+        d.Para(f"Final values by {strength_words(fa)}{mean}; data losses are the cross-entropy "
                f"{fa.family.penalty_words}; the recommended strength is in bold."),
         d.Table(STRENGTH_HEADER, strength_rows(fa)),
     ]

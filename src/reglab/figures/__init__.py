@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, Callable, NamedTuple
 
 from ..analyze import FamilyAnalysis, RunAnalysis
+from ..claims import strength_words
 from ..families import sweep_config
 from ..fileio import ensure_dir
 from ..formatting import lam_label
@@ -136,8 +137,9 @@ class Display(NamedTuple):
 def figure_units(analysis: RunAnalysis) -> dict[str, Display]:
     """The report's figures other than the training curves, by file name (without `.png`), in report order."""
     fa = analysis.main
-    label, seeds = fa.label, fa.view.config.seeds
-    words = Words(label, fa.family.in_loss)
+    seeds = fa.view.config.seeds
+    strength = strength_words(fa)  # "L2 strength at lr = 0.001", never "L2 at lr = 0.001 strength"
+    words = Words(fa.family.label, fa.family.in_loss)  # "without L2 penalty", never "without L2 at lr = … penalty"
     two = {"nrows": 1, "ncols": 2}
     out: dict[str, Display] = {}
 
@@ -146,11 +148,11 @@ def figure_units(analysis: RunAnalysis) -> dict[str, Display]:
 
     ws = data.which_strength_data(fa)
     if ws is not None:
-        title = f"Which {label} strength: each one against the recommended λ = {lam_label(ws.loss.recommended)}"
+        title = f"Which {strength}: each one against the recommended λ = {lam_label(ws.loss.recommended)}"
         unit("which_strength", title, ws, draw.render_which_strength, (title,), {**two, "figsize": (12, 5.6)})
-    for column, title, ylabel in (("val_data_loss", f"Validation data loss by {label} strength",
+    for column, title, ylabel in (("val_data_loss", f"Validation data loss by {strength}",
                                    f"validation data loss ({words.data_loss})"),
-                                  ("kernel_norm", f"Norm of the regularized kernel by {label} strength",
+                                  ("kernel_norm", f"Norm of the regularized kernel by {strength}",
                                    "‖W‖ of the regularized kernel (Frobenius)")):
         ov = data.overlay_data(fa, column, title, ylabel)
         unit(column, ov.title, ov, draw.render_overlay, (), {"figsize": (10, 5)})
@@ -163,7 +165,7 @@ def figure_units(analysis: RunAnalysis) -> dict[str, Display]:
          {"figsize": (10, 5.5)})
     hd = data.histogram_data(fa)
     if hd is not None:
-        title = f"Final weights of the regularized kernel by {label} strength"
+        title = f"Final weights of the regularized kernel by {strength}"
         cols = min(len(hd.panels), 4)
         rows = -(-len(hd.panels) // cols)
         unit("weight_histograms", title, hd, draw.render_histograms, (title,),
