@@ -287,3 +287,12 @@ def test_a_two_output_model_is_told_so_in_a_sentence(tmp_path, capsys):
     data = write_csv(tmp_path / "t.csv", labels_of(3, 60))
     line = refused(capsys, tmp_path, "--dataset", str(data), "--target", "label", "--model", f"{tmp_path / 'two.py'}:build")
     assert "2 outputs" in line and "((" not in line and "(None" not in line
+
+
+def test_a_float_label_beyond_exact_integers_is_one_line():
+    """A float32 label of 2**63 (hypothesis found it) overflowed int64 in a cast: a warning, now a DataError."""
+    from reglab.encoding import encode_labels
+    from reglab.errors import DataError
+
+    with pytest.raises(DataError, match="too large to be a class number"):
+        encode_labels([("y_train", np.array([0, 1, 0], np.uint8)), ("y_test", np.array([2.0**63], np.float32))], "data.npz")

@@ -36,6 +36,8 @@ def _label_kind(y: np.ndarray, what: str, source: str) -> str:
     if np.issubdtype(y.dtype, np.floating):
         if not np.isfinite(y).all() or not (y == np.round(y)).all():
             raise DataError(f"{source}: {what} holds labels that are not integers")
+        if y.size and np.abs(y).max() >= 2.0**53:  # beyond this a float is no exact integer, and int64 may overflow
+            raise DataError(f"{source}: {what} holds a label of {np.abs(y).max():.4g}, too large to be a class number")
         return "int"
     if y.dtype.kind in "US" or (y.dtype.kind == "O" and all(isinstance(v, str) for v in y)):
         return "text"
