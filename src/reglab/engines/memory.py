@@ -100,7 +100,8 @@ def check_memory(config: SweepConfig, splits: Splits, parameters: int | None = N
     params = parameters if parameters is not None else model_parameters(config, splits)
     need = estimate(n_arms, params, data_bytes(config, splits))
     free = available()
-    if free is not None and need - resident_bytes() > free:
+    held = min(resident_bytes(), BASE_BYTES)  # what the base already holds; more (a notebook's own data) is not ours
+    if free is not None and need - held > free:
         raise ConfigError(f"this sweep needs about {_gb(need)} of memory ({n_arms:,} arms × {params:,} parameters, "
                           f"docs/engine-memory.md) and {_gb(free)} is available (MemAvailable); sweep fewer arms "
                           f"(--seeds, --lambdas) or a smaller model")
