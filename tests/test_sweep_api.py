@@ -326,16 +326,14 @@ def test_the_validation_share_takes_exactly_the_validation_samples():
             assert 0 < share < 1 and n_file - int(n_file * (1.0 - share)) == n_val
 
 
-def test_the_plotting_backend_is_put_back_after_the_report_switched_it():
+def test_drawing_a_report_leaves_the_plotting_backend_as_it_was(wine, tmp_path):
+    """A notebook's backend is its own: the report's figures are drawn without pyplot (figures.axes.figure)."""
     import matplotlib
     import matplotlib.pyplot  # noqa: F401 - in use, as in a notebook
 
-    from reglab.sweep import notebook_backend_kept
-
     matplotlib.use("pdf")
     try:
-        with notebook_backend_kept():
-            matplotlib.use("Agg")  # what drawing the report does
+        reglab.sweep(build_model, *wine, out=tmp_path / "run", **TINY)
         assert matplotlib.get_backend().lower() == "pdf"
     finally:
         matplotlib.use("Agg")

@@ -23,7 +23,6 @@ takes exactly the validation ones back.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import io
 import os
@@ -31,7 +30,7 @@ import shutil
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any, Iterator, NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 from rich.console import Console
@@ -237,8 +236,7 @@ def sweep(build_model: Any, x: Any, y: Any, *, validation_data: Any = None, vali
     arrays = split_arrays(x, y, validation_data, validation_split, test_data)
     where = places(out)
     try:
-        with notebook_backend_kept():
-            run = _run(config, saved, arrays, where, force, progress)
+        run = _run(config, saved, arrays, where, force, progress)
     except BaseException:
         if where.temporary is not None and not (where.run_dir / RUN_JSON).exists():
             shutil.rmtree(where.temporary, ignore_errors=True)
@@ -256,44 +254,6 @@ def progress_console(progress: bool | None) -> Console:
     plain = in_kernel and progress is None
     return Console(stderr=True, quiet=progress is False, force_jupyter=False if plain else None,
                    force_terminal=False if plain else None)
-
-
-@contextlib.contextmanager
-def notebook_backend_kept() -> Iterator[None]:
-    """Put matplotlib's backend back as it was: drawing the report switches it to Agg (figures.axes.pyplot), which
-    would leave a notebook's own figures undrawn, whether it imported pyplot before the sweep or after."""
-    import matplotlib
-
-    # the backend as set (MPLBACKEND, matplotlib.use), not resolved: matplotlib.get_backend() would pick one now
-    before = dict.__getitem__(matplotlib.rcParams, "backend"), matplotlib.is_interactive()
-    try:
-        yield
-    finally:
-        if isinstance(before[0], str) and "matplotlib.pyplot" in sys.modules:  # not the "pick one" sentinel
-            restore_backend(*before)
-
-
-INLINE_BACKENDS = ("inline", "module://matplotlib_inline.backend_inline")
-
-
-def restore_backend(backend: str, interactive: bool) -> None:
-    """matplotlib's `backend` and interactive mode again; Jupyter's inline backend is set up as when its module is
-    first loaded (IPython's hooks that display figures at the end of a cell), which switching back alone does not redo."""
-    import matplotlib
-
-    if matplotlib.get_backend() == backend and matplotlib.is_interactive() == interactive:
-        return
-    ipython = sys.modules.get("IPython")
-    shell = ipython.get_ipython() if ipython is not None else None
-    if shell is not None and backend in INLINE_BACKENDS:
-        from IPython.core.pylabtools import activate_matplotlib
-        from matplotlib_inline.backend_inline import configure_inline_support
-
-        activate_matplotlib(backend)  # interactive, as the backend makes itself when first loaded
-        configure_inline_support(shell, backend)
-        return
-    matplotlib.use(backend)
-    matplotlib.interactive(interactive)
 
 
 def _run(config: SweepConfig, saved: ModelSource, arrays: SweptArrays, where: Places, force: bool,
