@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import json
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -177,3 +179,26 @@ def assert_each_bad_input_is_one_line(cases: dict, tmp_path: Path, capsys, *extr
         assert len(lines) == 1 and lines[0].startswith("reglab: error:"), (name, err)
         assert expected in lines[0], (name, lines[0])
         assert not out.exists(), name
+
+
+def copy_run(run: Path, tmp: Path, name: str = "run") -> Path:
+    """A fresh copy of a finished run to tamper with (its lock file left behind), replacing an older one."""
+    d = tmp / name
+    if d.exists():
+        shutil.rmtree(d)
+    shutil.copytree(run, d, ignore=shutil.ignore_patterns(".reglab.lock"))
+    return d
+
+
+def jupyter_kernel(tmp_path: Path, monkeypatch, name: str) -> None:
+    """A kernelspec `name` that runs this very Python (the venv's, never a system one), found first through
+    JUPYTER_PATH; the kernel's temporary folder (where `reglab.sweep` puts a run without `out`) and IPython's
+    are the test's."""
+    spec = tmp_path / "jupyter" / "kernels" / name
+    spec.mkdir(parents=True)
+    (spec / "kernel.json").write_text(json.dumps({
+        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+        "display_name": "reglab tests", "language": "python", "env": {"TMPDIR": str(tmp_path)}}))
+    monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "jupyter"))
+    monkeypatch.setenv("JUPYTER_RUNTIME_DIR", str(tmp_path / "runtime"))
+    monkeypatch.setenv("IPYTHONDIR", str(tmp_path / "ipython"))

@@ -6,7 +6,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from helpers import copy_run
 from reglab.checkpoint import CHECKPOINT_NPZ, write_checkpoint
 from reglab.cli import build_parser, config_from_args, main
 from reglab.config import SweepConfig
@@ -30,14 +30,6 @@ def finished_run(tmp_path_factory) -> Path:
     return out
 
 
-def copy_of(run: Path, tmp: Path, name: str) -> Path:
-    d = tmp / name
-    if d.exists():
-        shutil.rmtree(d)
-    shutil.copytree(run, d)
-    return d
-
-
 def one_error_line(capsys) -> str:
     err = capsys.readouterr().err
     lines = [line for line in err.splitlines() if line.strip()]
@@ -48,7 +40,7 @@ def one_error_line(capsys) -> str:
 @SETTINGS
 @given(st.binary(max_size=400))
 def test_report_on_any_run_json(finished_run, tmp_path_factory, capsys, data):
-    d = copy_of(finished_run, tmp_path_factory.getbasetemp(), "json")
+    d = copy_run(finished_run, tmp_path_factory.getbasetemp(), "json")
     (d / "run.json").write_bytes(data)
     assert main(["report", str(d)]) == 2
     assert "run.json" in one_error_line(capsys)
@@ -58,7 +50,7 @@ def test_report_on_any_run_json(finished_run, tmp_path_factory, capsys, data):
 @SETTINGS
 @given(st.one_of(st.binary(max_size=400), st.text(alphabet="0123456789.,-e\nnaif", max_size=400).map(str.encode)))
 def test_report_on_any_metrics_csv(finished_run, tmp_path_factory, capsys, data):
-    d = copy_of(finished_run, tmp_path_factory.getbasetemp(), "csv")
+    d = copy_run(finished_run, tmp_path_factory.getbasetemp(), "csv")
     (d / "metrics.csv").write_bytes(data)
     code = main(["report", str(d), "--open"] if False else ["report", str(d)])
     if code != 0:
@@ -67,7 +59,7 @@ def test_report_on_any_metrics_csv(finished_run, tmp_path_factory, capsys, data)
 
 
 def interrupted(run: Path, tmp: Path, name: str) -> Path:
-    d = copy_of(run, tmp, name)
+    d = copy_run(run, tmp, name)
     meta = json.loads((d / "run.json").read_text())
     meta["status"] = "interrupted"
     (d / "run.json").write_text(json.dumps(meta))

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from helpers import copy_run
 from reglab.cli import main
 from reglab.fileio import ensure_dir, open_append, remove_file, safe_path, write_atomic
 from reglab.rundir import locked
@@ -25,12 +26,6 @@ def finished_run(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("links") / "run"
     assert main([*RUN, "--log", "tensorboard", "--out", str(out)]) == 0
     return out
-
-
-def copy_of(run: Path, tmp: Path) -> Path:
-    d = tmp / "run"
-    shutil.copytree(run, d)
-    return d
 
 
 def one_error_line(capsys) -> str:
@@ -71,7 +66,7 @@ def force_is_refused(run: Path, link: Path, capsys) -> None:
 # ---------------------------------------------------------------- --force never deletes through a link
 
 def test_force_removes_nothing_through_a_figures_link(finished_run, tmp_path, capsys):
-    run = copy_of(finished_run, tmp_path)
+    run = copy_run(finished_run, tmp_path)
     photos = tmp_path / "photos"
     replace_with_link(run / "figures", photos)  # the user's photos, named as the manifest lists figures
     (photos / "holiday.png").write_bytes(b"a photo")
@@ -82,7 +77,7 @@ def test_force_removes_nothing_through_a_figures_link(finished_run, tmp_path, ca
 
 
 def test_force_removes_nothing_through_a_tensorboard_link(finished_run, tmp_path, capsys):
-    run = copy_of(finished_run, tmp_path)
+    run = copy_run(finished_run, tmp_path)
     logs = tmp_path / "my-logs"
     replace_with_link(run / "tensorboard", logs)
     kept = files_of(logs)
@@ -92,7 +87,7 @@ def test_force_removes_nothing_through_a_tensorboard_link(finished_run, tmp_path
 
 
 def test_force_removes_nothing_through_a_link_two_levels_deep(finished_run, tmp_path, capsys):
-    run = copy_of(finished_run, tmp_path)
+    run = copy_run(finished_run, tmp_path)
     arm = next(p for p in (run / "tensorboard").iterdir() if p.is_dir())
     logs = tmp_path / "train-logs"
     replace_with_link(arm / "train", logs)  # tensorboard/ARM/train → a folder outside the run
@@ -104,7 +99,7 @@ def test_force_removes_nothing_through_a_link_two_levels_deep(finished_run, tmp_
 
 def test_force_through_a_linked_run_directory_is_fine(finished_run, tmp_path, capsys):
     """The run directory itself may be a link the user gave: only links inside it are refused."""
-    run = copy_of(finished_run, tmp_path)
+    run = copy_run(finished_run, tmp_path)
     mine = tmp_path / "mine.txt"
     mine.write_text("mine")
     (run / "notes.txt").write_text("the user's")
@@ -120,7 +115,7 @@ def test_force_through_a_linked_run_directory_is_fine(finished_run, tmp_path, ca
 def test_live_tensorboard_logs_are_not_written_through_a_link(finished_run, tmp_path, capsys):
     """A run whose manifest lists no TensorBoard files, but whose tensorboard/ is a link: the run completes,
     the logging stops with a warning naming the link, and the linked folder stays as it was."""
-    run = copy_of(finished_run, tmp_path)
+    run = copy_run(finished_run, tmp_path)
     shutil.rmtree(run / "tensorboard")
     manifest = json.loads((run / "manifest.json").read_text())
     manifest["files"] = [f for f in manifest["files"] if not f.startswith("tensorboard/")]

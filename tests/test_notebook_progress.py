@@ -3,13 +3,13 @@
 
 from __future__ import annotations
 
-import json
-import sys
 from pathlib import Path
 
 import nbformat
 import pytest
 from nbclient import NotebookClient
+
+from helpers import jupyter_kernel
 
 KERNEL = "reglab-progress-test"
 
@@ -27,18 +27,6 @@ result = reglab.sweep(build_model, x, y, lambdas=[0, 1e-2], seeds=1, epochs=3, b
 """
 
 
-def kernel_spec(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A kernelspec that runs this very Python, found first through JUPYTER_PATH (as test_quickstart_notebook's)."""
-    spec = tmp_path / "jupyter" / "kernels" / KERNEL
-    spec.mkdir(parents=True)
-    (spec / "kernel.json").write_text(json.dumps({
-        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-        "display_name": "reglab tests", "language": "python", "env": {"TMPDIR": str(tmp_path)}}))
-    monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "jupyter"))
-    monkeypatch.setenv("JUPYTER_RUNTIME_DIR", str(tmp_path / "runtime"))
-    monkeypatch.setenv("IPYTHONDIR", str(tmp_path / "ipython"))
-
-
 def run_cells(tmp_path: Path, *sources: str) -> list[dict]:
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(s) for s in sources])
     NotebookClient(nb, kernel_name=KERNEL, timeout=600, resources={"metadata": {"path": str(tmp_path)}}).execute()
@@ -47,7 +35,7 @@ def run_cells(tmp_path: Path, *sources: str) -> list[dict]:
 
 @pytest.mark.slow
 def test_progress_in_a_kernel_is_one_output_updated_in_place(tmp_path, monkeypatch):
-    kernel_spec(tmp_path, monkeypatch)
+    jupyter_kernel(tmp_path, monkeypatch, KERNEL)
     sweep, quiet = run_cells(tmp_path, CELL.format(out=str(tmp_path / "run"), extra=""),
                              CELL.format(out=str(tmp_path / "quiet"), extra=", progress=False"))
     shown = [o for o in sweep.outputs if o.get("output_type") == "display_data" and "text/plain" in o.get("data", {})]

@@ -5,7 +5,6 @@ data given back scores the test accuracy the run recorded."""
 from __future__ import annotations
 
 import html
-import json
 import re
 import sys
 from pathlib import Path
@@ -14,6 +13,8 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
+from helpers import jupyter_kernel
+
 import reglab
 from reglab.answer import answer
 from reglab.kept import recommended_setting
@@ -21,19 +22,6 @@ from reglab.settings import setting_of
 
 NOTEBOOK = Path(__file__).resolve().parents[1] / "examples" / "quickstart.ipynb"
 KERNEL = "reglab-quickstart-test"
-
-
-def kernel_spec(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A kernelspec that runs this very Python (the venv's, never a system one), found first through JUPYTER_PATH;
-    the kernel's temporary folder (where `reglab.sweep` puts a run without `out`) and IPython's are the test's."""
-    spec = tmp_path / "jupyter" / "kernels" / KERNEL
-    spec.mkdir(parents=True)
-    (spec / "kernel.json").write_text(json.dumps({
-        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-        "display_name": "reglab tests", "language": "python", "env": {"TMPDIR": str(tmp_path)}}))
-    monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "jupyter"))
-    monkeypatch.setenv("JUPYTER_RUNTIME_DIR", str(tmp_path / "runtime"))
-    monkeypatch.setenv("IPYTHONDIR", str(tmp_path / "ipython"))
 
 
 def outputs(cell: dict, kind: str) -> list[str]:
@@ -55,7 +43,7 @@ def cell_with(nb: dict, start: str, whole: bool = False) -> dict:
 
 @pytest.mark.slow
 def test_the_quickstart_notebook_runs_and_gets_the_recorded_numbers_back(tmp_path, monkeypatch):
-    kernel_spec(tmp_path, monkeypatch)
+    jupyter_kernel(tmp_path, monkeypatch, KERNEL)
     nb = nbformat.read(NOTEBOOK, as_version=4)
     nb.cells.append(nbformat.v4.new_code_cell("import sys\nprint(sys.executable)"))
     client = NotebookClient(nb, kernel_name=KERNEL, timeout=600, resources={"metadata": {"path": str(tmp_path)}})

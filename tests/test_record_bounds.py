@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import io
 import json
-import shutil
 import struct
 import tracemalloc
 import zipfile
@@ -19,6 +18,7 @@ import pytest
 from rich.console import Console
 
 import reglab
+from helpers import copy_run
 from reglab import models, runner
 from reglab.checkpoint import CHECKPOINT_NPZ, read_checkpoint, write_checkpoint
 from reglab.cli import main
@@ -46,12 +46,6 @@ def finished_run(tmp_path_factory) -> Path:
     assert main(["run", "--dataset", "mnist-5k", "--lambdas", "0,0.01", "--epochs", "2", "--seeds", "2", "--out", str(out),
                  "--no-progress"]) == 0
     return out
-
-
-def copy_of(run: Path, tmp_path: Path, name: str = "copy") -> Path:
-    d = tmp_path / name
-    shutil.copytree(run, d, ignore=shutil.ignore_patterns(".reglab.lock"))
-    return d
 
 
 def one_error_line(capsys) -> str:
@@ -131,7 +125,7 @@ def peak_of(call) -> int:
 # ---------------------------------------------------------------- 10. decompression bombs
 
 def test_a_kernels_bomb_is_refused_before_it_is_inflated(finished_run, tmp_path, capsys, bomb):
-    d = copy_of(finished_run, tmp_path)
+    d = copy_run(finished_run, tmp_path)
     (d / KERNELS_NPZ).write_bytes(npz_bytes({"arm0": bomb}))
     assert (d / KERNELS_NPZ).stat().st_size < 2 << 20
     codes = []
@@ -141,7 +135,7 @@ def test_a_kernels_bomb_is_refused_before_it_is_inflated(finished_run, tmp_path,
 
 
 def test_a_header_claiming_more_than_its_member_holds_is_refused(finished_run, tmp_path, capsys):
-    d = copy_of(finished_run, tmp_path)
+    d = copy_run(finished_run, tmp_path)
     (d / KERNELS_NPZ).write_bytes(npz_bytes({"arm0": npy_header("<f4", (10**12,))}))
     assert main(["report", str(d)]) == 2
     line = one_error_line(capsys)
@@ -149,7 +143,7 @@ def test_a_header_claiming_more_than_its_member_holds_is_refused(finished_run, t
 
 
 def test_a_checkpoint_bomb_is_refused_before_it_is_inflated(finished_run, tmp_path, capsys, bomb):
-    d = interrupted(copy_of(finished_run, tmp_path))
+    d = interrupted(copy_run(finished_run, tmp_path))
     meta = np.frombuffer(json.dumps({"engine": "fused", "layout": {"state0": ["<f4", [BOMB_BYTES // 4]]}}).encode(), np.uint8)
     (d / CHECKPOINT_NPZ).write_bytes(npz_bytes({"__meta__": npy_bytes(meta), "state0": bomb}))
     before = (d / METRICS_CSV).read_bytes()
@@ -161,7 +155,7 @@ def test_a_checkpoint_bomb_is_refused_before_it_is_inflated(finished_run, tmp_pa
 
 
 def test_a_weights_bomb_is_refused_before_it_is_inflated(finished_run, tmp_path, bomb):
-    d = copy_of(finished_run, tmp_path)
+    d = copy_run(finished_run, tmp_path)
     (d / WEIGHTS_NPZ).write_bytes(npz_bytes({"kept": npy_bytes(np.arange(4)), "arm0_t0": bomb}))
     errors = []
 
@@ -176,7 +170,7 @@ def test_a_weights_bomb_is_refused_before_it_is_inflated(finished_run, tmp_path,
 
 
 def test_a_validation_bomb_is_refused_before_it_is_inflated(finished_run, tmp_path, bomb):
-    d = copy_of(finished_run, tmp_path)
+    d = copy_run(finished_run, tmp_path)
     (d / VALIDATION_NPZ).write_bytes(npz_bytes({"final_loss": bomb}))
     run = load_run(d)
     errors = []
@@ -191,7 +185,7 @@ def test_a_validation_bomb_is_refused_before_it_is_inflated(finished_run, tmp_pa
 
 
 def test_a_huge_metrics_csv_is_refused_before_it_is_read(finished_run, tmp_path, capsys):
-    d = copy_of(finished_run, tmp_path)
+    d = copy_run(finished_run, tmp_path)
     with open(d / METRICS_CSV, "r+b") as f:
         f.truncate(1 << 30)  # sparse: 1 GiB that takes no disk
     codes = []
@@ -233,7 +227,7 @@ def unbalanced_header() -> bytes:
     ("header", "damaged"),
 ])
 def test_a_corrupt_compressed_kernels_file_is_one_line(finished_run, tmp_path, capsys, damage, needle):
-    d = copy_of(finished_run, tmp_path)
+    d = copy_run(finished_run, tmp_path)
     if damage == "header":
         data = bytearray(npz_bytes({"arm0": unbalanced_header()}))
     else:
@@ -250,7 +244,7 @@ def test_a_corrupt_compressed_kernels_file_is_one_line(finished_run, tmp_path, c
 
 
 def test_an_object_array_in_weights_npz_is_one_line(finished_run, tmp_path):
-    d = copy_of(finished_run, tmp_path)
+    d = copy_run(finished_run, tmp_path)
     with np.load(finished_run / WEIGHTS_NPZ) as z:
         members = {k: npy_bytes(z[k]) for k in z.files}
     members["arm0_t1"] = npy_bytes(np.array([{"run": "code"}] * 128, dtype=object))
@@ -262,7 +256,7 @@ def test_an_object_array_in_weights_npz_is_one_line(finished_run, tmp_path):
 
 
 def test_a_corrupt_checkpoint_is_one_line(finished_run, tmp_path, capsys):
-    d = interrupted(copy_of(finished_run, tmp_path))
+    d = interrupted(copy_run(finished_run, tmp_path))
     write_checkpoint(d, {"state0": np.linspace(0, 1, 20000, dtype=np.float32)}, {"engine": "fused"})
     arrays, meta = read_checkpoint(d)
     data = compressed({"__meta__": np.frombuffer(json.dumps(meta).encode(), np.uint8), **arrays})
@@ -291,7 +285,7 @@ def rewrite_kernels(d: Path, change) -> None:
      "arm 3's kernel holds a value that is not finite"),
 ])
 def test_kernels_that_do_not_fit_the_run_are_one_line(finished_run, tmp_path, capsys, change, needle):
-    d = copy_of(finished_run, tmp_path)
+    d = copy_run(finished_run, tmp_path)
     rewrite_kernels(d, change)
     assert main(["report", str(d)]) == 2
     line = one_error_line(capsys)
@@ -309,7 +303,7 @@ def edit_metrics(d: Path, line: int, column: str, value: str) -> None:
 
 @pytest.mark.parametrize("column, value", [("val_data_loss", "nan"), ("loss", "inf"), ("val_loss", "nan")])
 def test_a_completed_arm_with_a_loss_that_is_not_finite_is_one_line(finished_run, tmp_path, capsys, column, value):
-    d = copy_of(finished_run, tmp_path)
+    d = copy_run(finished_run, tmp_path)
     last = len((d / METRICS_CSV).read_text().splitlines())
     edit_metrics(d, last, column, value)
     assert main(["report", str(d)]) == 2
@@ -318,7 +312,7 @@ def test_a_completed_arm_with_a_loss_that_is_not_finite_is_one_line(finished_run
 
 
 def test_a_completed_run_missing_its_last_row_is_one_line(finished_run, tmp_path, capsys):
-    d = copy_of(finished_run, tmp_path)
+    d = copy_run(finished_run, tmp_path)
     lines = (d / METRICS_CSV).read_text().splitlines()
     arm = int(lines[-1].split(",")[0])
     (d / METRICS_CSV).write_text("\r\n".join(lines[:-1]) + "\r\n", newline="")
@@ -328,7 +322,7 @@ def test_a_completed_run_missing_its_last_row_is_one_line(finished_run, tmp_path
 
 
 def test_an_interrupted_runs_torn_last_row_is_still_repaired(finished_run, tmp_path):
-    d = interrupted(copy_of(finished_run, tmp_path))
+    d = interrupted(copy_run(finished_run, tmp_path))
     text = (d / METRICS_CSV).read_text()
     (d / METRICS_CSV).write_text(text[:-40], newline="")  # the last row cut short, as a crash leaves it
     rows = load_run(d).epochs
@@ -368,7 +362,7 @@ def user_run(tmp_path_factory) -> tuple[Path, Path]:
 
 def test_a_report_never_runs_the_model_file_of_a_record(user_run, tmp_path, capsys):
     run, marker = user_run
-    d = copy_of(run, tmp_path)
+    d = copy_run(run, tmp_path)
     (d / "recommended.keras").unlink()
     marker.unlink(missing_ok=True)
     models._load_builder.cache_clear()  # as in a fresh process: importing the file would run it again
@@ -382,7 +376,7 @@ def test_a_report_never_runs_the_model_file_of_a_record(user_run, tmp_path, caps
 
 def test_load_model_says_it_runs_the_model_file(user_run, tmp_path, capsys):
     run, marker = user_run
-    d = copy_of(run, tmp_path)
+    d = copy_run(run, tmp_path)
     capsys.readouterr()
     assert reglab.load_model(d) is not None
     err = capsys.readouterr().err
@@ -422,7 +416,7 @@ def test_an_interrupted_runs_values_are_read_from_its_checkpoint(tmp_path, monke
 
 
 def test_a_damaged_checkpoint_of_an_interrupted_run_is_one_line_in_its_report(finished_run, tmp_path, capsys):
-    d = interrupted(copy_of(finished_run, tmp_path))
+    d = interrupted(copy_run(finished_run, tmp_path))
     (d / VALIDATION_NPZ).unlink()
     (d / CHECKPOINT_NPZ).write_bytes(zlib.compress(b"not an archive"))
     assert main(["report", str(d)]) == 2

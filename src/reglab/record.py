@@ -32,7 +32,7 @@ from .config import DEFAULT_LEARNING_RATE, Arm, SweepConfig, dump_toml, parse_fa
 from .datasets import DataInfo
 from .errors import ConfigError, RunDirError
 from .fileio import open_append, write_atomic
-from .inputs import KiB, open_regular
+from .inputs import KiB, read_regular
 from .recordcheck import (
     MAX_EPOCH_VALUES,
     MemberCheck,
@@ -740,17 +740,14 @@ def _metrics_text(path: Path, n_arms: int, epochs: int | None) -> str:
     if epochs is None:
         epochs = _epochs_beside(path)
     cap = (n_arms * epochs + 2) * MAX_ROW_BYTES
-    with open_regular(path, "metrics file", 1 << 62, RunDirError) as fh:
-        size = os.fstat(fh.fileno()).st_size
-        if size > cap:
-            raise RunDirError(f"{path} is {size:,} bytes, more than {n_arms:,} arms × {epochs:,} epochs of rows can "
-                              f"take ({cap:,} bytes); it is not one reglab wrote")
-        try:
-            data = fh.read(cap + 1)
-        except OSError as e:
-            raise RunDirError(f"{path} is not readable ({e.strerror or e})") from None
-    if len(data) > cap:
-        raise RunDirError(f"{path} grew past {cap:,} bytes while being read")
+    try:
+        size = path.stat().st_size
+    except OSError:
+        size = 0  # read_regular says why it cannot be read
+    if size > cap:  # said in the run's terms before read_regular's own bound applies
+        raise RunDirError(f"{path} is {size:,} bytes, more than {n_arms:,} arms × {epochs:,} epochs of rows can "
+                          f"take ({cap:,} bytes); it is not one reglab wrote")
+    data = read_regular(path, "metrics file", cap, RunDirError)
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as e:
