@@ -10,7 +10,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from reglab._keras import keras
-from reglab.config import SweepConfig, parse_family, parse_strengths
+from reglab.config import SweepConfig, parse_strengths
+from reglab.settings import FAMILIES as FAMILY_NAMES, Family, parse_family
 from reglab.engines import fused, get_engine, packed
 from reglab.errors import ConfigError
 
@@ -120,11 +121,11 @@ def test_weight_decay_is_not_l2_under_adam():
 
 
 def test_family_specs():
-    assert parse_family("l2") == ("l2", 0.0, 1.0, 0.0)
-    assert parse_family("l1") == ("l1", 1.0, 0.0, 0.0)
-    assert parse_family("l1_l2") == ("l1_l2", 1.0, 1.0, 0.0)
-    assert parse_family("l1_l2:0.25") == ("l1_l2:0.25", 1.0, 0.25, 0.0)
-    assert parse_family("weight_decay") == ("weight_decay", 0.0, 0.0, 1.0)
+    assert parse_family("l2") == Family("l2", 0.0, 1.0, 0.0)
+    assert parse_family("l1") == Family("l1", 1.0, 0.0, 0.0)
+    assert parse_family("l1_l2") == Family("l1_l2", 1.0, 1.0, 0.0)
+    assert parse_family("l1_l2:0.25") == Family("l1_l2:0.25", 1.0, 0.25, 0.0)
+    assert parse_family("weight_decay") == Family("weight_decay", 0.0, 0.0, 1.0)
     for bad in ("l3", "", "l1_l2:", "l1_l2:-1", "l1_l2:nan", "l2:2", "weight_decay:1", "L2 "):
         with pytest.raises(ConfigError):
             parse_family(bad)
@@ -145,8 +146,8 @@ def test_strengths_parse_and_validate():
 @given(st.text(max_size=30))
 def test_any_family_spec_is_parsed_or_refused_in_one_line(text):
     try:
-        name, l1, l2, wd = parse_family(text)
+        family = parse_family(text)
     except ConfigError as e:
         assert "\n" not in str(e) and str(e)
     else:
-        assert name.split(":")[0] in ("l2", "l1", "l1_l2", "weight_decay") and min(l1, l2, wd) >= 0
+        assert family.name.split(":")[0] in FAMILY_NAMES and min(family.l1, family.l2, family.decay) >= 0

@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 from typing import NamedTuple
 
-from .config import DEFAULT_LEARNING_RATE
+from .settings import DEFAULT_LEARNING_RATE
 from .record import EpochRecord, RunRecord
 from .settings import Setting, setting_of
 

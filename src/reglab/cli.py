@@ -14,10 +14,11 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from .config import (
-    DEFAULT_LAMBDAS, DEFAULT_LEARNING_RATE, DEFAULT_SEEDS, ENGINES, MAX_ARMS, MAX_SEED, OPTIMIZERS, SweepConfig, load_toml,
+    DEFAULT_LAMBDAS, DEFAULT_SEEDS, ENGINES, MAX_ARMS, MAX_SEED, OPTIMIZERS, SweepConfig, load_toml,
     parse_families, parse_lambdas, parse_learning_rates, parse_strengths,
 )
 from .errors import ConfigError, ReglabError, RunFailed, RunInterrupted
+from .settings import DEFAULT_LEARNING_RATE
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130

@@ -25,7 +25,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from .config import DEFAULT_LEARNING_RATE, Arm, SweepConfig
+from .config import Arm, SweepConfig
+from .settings import DEFAULT_LEARNING_RATE
 from .datasets import Splits
 from .engines import wants_values
 from .errors import ConfigError, RunDirError

@@ -19,15 +19,14 @@ else:  # pragma: no cover
 from .errors import ConfigError
 from .inputs import MiB, brief, read_regular
 from .rundir import INPUT_FILES  # what `reglab.sweep` keeps inside a run directory (run.json's `inputs`)
+from .settings import DEFAULT_LEARNING_RATE, Setting, parse_family
 
 if TYPE_CHECKING:
     from .datasets import DataOptions
-    from .settings import Setting
 
 #: The original study's three strengths plus the λ = 0 baseline it compares them with.
 DEFAULT_LAMBDAS: tuple[float, ...] = (0.0, 1e-4, 1e-3, 1e-2)
-#: Keras's Adam default, the original study's learning rate ("adam" as a string).
-DEFAULT_LEARNING_RATE = 0.001
+#: The training engines: every arm in one compiled program, or Keras's own fit per arm.
 ENGINES: tuple[str, ...] = ("fused", "keras")
 #: Seeds per setting unless told: with one seed, seed-to-seed noise is unmeasured and nothing can be claimed.
 DEFAULT_SEEDS = 3
@@ -175,7 +174,6 @@ class SweepConfig:
     def settings(self) -> list[Setting]:
         """The settings of one seed's arms, in arm order: families as given, then learning rates, then
         strengths, both ascending (so each family × learning rate is a contiguous series of strengths)."""
-        from .settings import Setting
 
         return [Setting(family, lam, lr) for family in self.regularizers for lr in self.learning_rates
                 for lam in self.grid(family)]
@@ -268,7 +266,6 @@ class Arm:
 
     @property
     def setting(self) -> Setting:
-        from .settings import Setting
 
         return Setting(self.family, self.lam, self.learning_rate)
 
@@ -422,34 +419,6 @@ def parse_learning_rates(text: str) -> tuple[float, ...]:
     return parse_lambdas(text, LEARNING_RATE_GRID)
 
 
-#: Regularizer families; `l1_l2` may carry `:RATIO` (the L2 strength is RATIO × the L1 strength λ).
-FAMILIES: tuple[str, ...] = ("l2", "l1", "l1_l2", "weight_decay")
-
-
-def parse_family(spec: Any) -> tuple[str, float, float, float]:
-    """A family spec → (its canonical name, and the multipliers of the strength λ for the L1 term, the L2
-    term and decoupled weight decay). `l1_l2` alone is L1 and L2 both at λ; `l1_l2:0.5` is L1 at λ, L2 at λ/2."""
-    if not isinstance(spec, str):
-        raise ConfigError(f"a regularizer must be a name, got {brief(spec)}")
-    name, sep, ratio_text = spec.partition(":")
-    if name not in FAMILIES:
-        raise ConfigError(f"unknown regularizer {brief(spec)} (choose from: l2, l1, l1_l2, l1_l2:RATIO, weight_decay)")
-    if name != "l1_l2":
-        if sep:
-            raise ConfigError(f"regularizer {name} takes no :RATIO (only l1_l2 does), got {brief(spec)}")
-        return {"l2": ("l2", 0.0, 1.0, 0.0), "l1": ("l1", 1.0, 0.0, 0.0), "weight_decay": ("weight_decay", 0.0, 0.0, 1.0)}[name]
-    if not sep:
-        return ("l1_l2", 1.0, 1.0, 0.0)
-    try:
-        ratio = float(ratio_text)
-    except ValueError:
-        raise ConfigError(f"{brief(spec)}: RATIO (the L2 strength over the L1 one) must be a number") from None
-    if not math.isfinite(ratio) or ratio < 0:
-        raise ConfigError(f"{brief(spec)}: RATIO must be finite and non-negative")
-    ratio += 0.0
-    return ("l1_l2" if ratio == 1.0 else f"l1_l2:{ratio!r}", 1.0, ratio, 0.0)
-
-
 def parse_families(text: str) -> tuple[str, ...]:
     """`--regularizer l2,weight_decay` → the canonical family names, in the order given."""
     return validate_families([p.strip() for p in str(text).split(",")])
@@ -460,7 +429,7 @@ def validate_families(values: Any) -> tuple[str, ...]:
         raise ConfigError(f"regularizers must be a list of names, got {brief(values)}")
     out: list[str] = []
     for v in values:
-        name = parse_family(v)[0]
+        name = parse_family(v).name
         if name in out:
             raise ConfigError(f"regularizer {name} is given twice")
         out.append(name)
@@ -476,7 +445,7 @@ def parse_strengths(items: list[str]) -> tuple[tuple[str, tuple[float, ...]], ..
         family, sep, spec = str(item).partition("=")
         if not sep or not family.strip():
             raise ConfigError(f"--strengths takes FAMILY=VALUES (for example weight_decay=logspace:1e-4:1e-1:7), got {brief(item)}")
-        name = parse_family(family.strip())[0]
+        name = parse_family(family.strip()).name
         if name in dict(out):
             raise ConfigError(f"--strengths gives {name} twice")
         out.append((name, parse_lambdas(spec)))
@@ -494,7 +463,7 @@ def validate_strengths(values: Any, families: tuple[str, ...]) -> tuple[tuple[st
         if not isinstance(pair, (tuple, list)) or len(pair) != 2:
             raise ConfigError(f"strengths must map regularizers to lists of strengths, got {brief(pair)}")
         family, grid = pair
-        name = parse_family(family)[0]
+        name = parse_family(family).name
         if name not in families:
             raise ConfigError(f"strengths for {name}, which is not among the regularizers ({', '.join(families)})")
         if name in grids:

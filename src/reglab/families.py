@@ -17,7 +17,8 @@ import numpy as np
 
 from .aggregate import PerSeed
 from .analysis import NEAR_ZERO
-from .config import DEFAULT_LEARNING_RATE, SweepConfig
+from .config import SweepConfig
+from .settings import DEFAULT_LEARNING_RATE
 from .record import RunRecord, read_kernels
 from .settings import setting_of
 from .stats import Estimate, mean_ci

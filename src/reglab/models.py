@@ -10,7 +10,8 @@ import re
 from pathlib import Path
 from typing import Any, Callable
 
-from .config import DEFAULT_LEARNING_RATE, SGD_MOMENTUM, parse_family
+from .config import SGD_MOMENTUM
+from .settings import DEFAULT_LEARNING_RATE, parse_family
 from .datasets import NUM_CLASSES  # the original study's: MNIST's ten digits
 from .errors import ConfigError
 from .inputs import MiB, brief, read_regular
@@ -27,7 +28,8 @@ def family_regularizer(family: str, lam: float) -> Any:
     them as the ones the optimizer decays."""
     from ._keras import keras
 
-    name, l1, l2, _ = parse_family(family)
+    f = parse_family(family)
+    name, l1, l2 = f.name, f.l1, f.l2
     if name == "l2":
         return keras.regularizers.L2(lam)
     if name == "l1":
@@ -54,7 +56,7 @@ def compile_model(model: Any, family: str = "l2", lam: float = 0.0, learning_rat
     from ._keras import keras
 
     optimizer: Any = make_optimizer(optimizer_name, learning_rate)
-    if parse_family(family)[0] == "weight_decay":
+    if parse_family(family).name == "weight_decay":
         optimizer = make_optimizer(optimizer_name, learning_rate, lam)
         targets = {id(v) for v in regularized_variables(model)}
         optimizer.exclude_from_weight_decay(var_list=[v for v in model.trainable_variables if id(v) not in targets])

@@ -28,7 +28,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Collection, Iterable, Mapping, NamedTuple, Sequence
 
-from .config import DEFAULT_LEARNING_RATE, Arm, SweepConfig, dump_toml, parse_family
+from .config import Arm, SweepConfig, dump_toml
+from .settings import DEFAULT_LEARNING_RATE, parse_family
 from .datasets import DataInfo
 from .errors import ConfigError, RunDirError
 from .fileio import open_append, write_atomic
@@ -80,7 +81,7 @@ class EpochRecord:
     penalty: float
     kernel_norm: float
     seconds: float
-    regularizer: str = "l2"  # the arm's family (config.parse_family); `lam` is its strength
+    regularizer: str = "l2"  # the arm's family (settings.parse_family); `lam` is its strength
     learning_rate: float = DEFAULT_LEARNING_RATE  # the optimizer's
 
     @classmethod

@@ -17,7 +17,8 @@ from pathlib import Path
 from tokenize import TokenError
 from typing import Any, Callable, Collection, Mapping, Sequence
 
-from .config import DEFAULT_LEARNING_RATE, ENGINES, SweepConfig
+from .config import ENGINES, SweepConfig
+from .settings import DEFAULT_LEARNING_RATE
 from .errors import ConfigError, RunDirError
 from .inputs import MiB, brief, open_regular
 

@@ -17,7 +17,8 @@ from .analysis import NEAR_ZERO
 from .analyze import FamilyAnalysis, RunAnalysis, analyze
 from .answer import answer
 from .claims import diff_text, pm, seeds_agree, strength_words
-from .config import DEFAULT_LEARNING_RATE, SweepConfig
+from .config import SweepConfig
+from .settings import DEFAULT_LEARNING_RATE
 from .datasets import DataInfo
 from .diagnose import criteria_text
 from .families import best_against_best, sweep_config

@@ -11,7 +11,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .config import DEFAULT_LEARNING_RATE, parse_family
+import math
+from typing import Any
+
+from .errors import ConfigError
+from .formatting import lam_label
+from .inputs import brief
+
+#: Keras's Adam default, and the learning rate of every arm unless a sweep sets others.
+DEFAULT_LEARNING_RATE = 0.001
 
 
 @dataclass(frozen=True)
@@ -25,8 +33,7 @@ class Family:
 
     @classmethod
     def of(cls, name: str) -> "Family":
-        canonical, l1, l2, decay = parse_family(name)
-        return cls(canonical, l1, l2, decay)
+        return parse_family(name)
 
     @property
     def in_loss(self) -> bool:
@@ -74,6 +81,35 @@ class Family:
         return f"without the {self.label} penalty" if self.in_loss else "(weight decay adds no penalty to the loss)"
 
 
+#: Regularizer families; `l1_l2` may carry `:RATIO` (the L2 strength is RATIO × the L1 strength λ).
+FAMILIES: tuple[str, ...] = ("l2", "l1", "l1_l2", "weight_decay")
+
+
+def parse_family(spec: Any) -> Family:
+    """A family spec → its `Family`: the canonical name, and the multipliers of the strength λ for the L1 term,
+    the L2 term and decoupled weight decay. `l1_l2` alone is L1 and L2 both at λ; `l1_l2:0.5` is L1 at λ, L2 at λ/2."""
+    if not isinstance(spec, str):
+        raise ConfigError(f"a regularizer must be a name, got {brief(spec)}")
+    name, sep, ratio_text = spec.partition(":")
+    if name not in FAMILIES:
+        raise ConfigError(f"unknown regularizer {brief(spec)} (choose from: l2, l1, l1_l2, l1_l2:RATIO, weight_decay)")
+    if name != "l1_l2":
+        if sep:
+            raise ConfigError(f"regularizer {name} takes no :RATIO (only l1_l2 does), got {brief(spec)}")
+        return {"l2": Family("l2", 0.0, 1.0, 0.0), "l1": Family("l1", 1.0, 0.0, 0.0),
+                "weight_decay": Family("weight_decay", 0.0, 0.0, 1.0)}[name]
+    if not sep:
+        return Family("l1_l2", 1.0, 1.0, 0.0)
+    try:
+        ratio = float(ratio_text)
+    except ValueError:
+        raise ConfigError(f"{brief(spec)}: RATIO (the L2 strength over the L1 one) must be a number") from None
+    if not math.isfinite(ratio) or ratio < 0:
+        raise ConfigError(f"{brief(spec)}: RATIO must be finite and non-negative")
+    ratio += 0.0
+    return Family("l1_l2" if ratio == 1.0 else f"l1_l2:{ratio!r}", 1.0, ratio, 0.0)
+
+
 @dataclass(frozen=True, order=True)
 class Setting:
     """One setting: a family at a strength, trained at a learning rate. Arms are settings × seeds."""
@@ -93,8 +129,6 @@ class Setting:
 
     def label(self, with_learning_rate: bool = False) -> str:
         """"L2 λ = 1e-3", and ", lr = 1e-2" in a sweep of several learning rates."""
-        from .formatting import lam_label
-
         text = f"{self.regularizer.label} λ = {lam_label(self.strength)}"
         return text + f", lr = {lam_label(self.learning_rate)}" if with_learning_rate else text
 

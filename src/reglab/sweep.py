@@ -37,7 +37,8 @@ from rich.console import Console
 
 from .analyze import RunAnalysis, analyze
 from .callable_source import ModelSource, model_source
-from .config import DEFAULT_LAMBDAS, DEFAULT_LEARNING_RATE, DEFAULT_SEEDS, SweepConfig
+from .config import DEFAULT_LAMBDAS, DEFAULT_SEEDS, SweepConfig
+from .settings import DEFAULT_LEARNING_RATE
 from .datasets import Splits, load_dataset
 from .encoding import encode_labels, input_array, label_array
 from .errors import ConfigError, DataError, RunDirError

@@ -16,7 +16,8 @@ import numpy as np
 
 from .. import models
 from .._keras import keras
-from ..config import SweepConfig, parse_family
+from ..config import SweepConfig
+from ..settings import parse_family
 from ..errors import ConfigError
 from ..record import FinalWeights
 
@@ -32,7 +33,7 @@ class SeedStart(NamedTuple):
 
 class Coefficients(NamedTuple):
     """Each arm's regularization as three [seeds, settings] float32 arrays: the L1 and L2 strengths of its
-    penalty and its decoupled weight decay (see config.parse_family)."""
+    penalty and its decoupled weight decay (see settings.parse_family)."""
 
     l1: Any
     l2: Any
@@ -42,7 +43,8 @@ class Coefficients(NamedTuple):
     def of(config: SweepConfig) -> tuple[Coefficients, tuple[bool, bool]]:
         """The sweep's strengths, and which of them it uses at all (static: a pure L2 sweep compiles no
         L1 or decay arithmetic): (any L1 term, any weight decay)."""
-        parts = [parse_family(s.family)[1:] for s in config.settings()]
+        families = [parse_family(s.family) for s in config.settings()]
+        parts = [(f.l1, f.l2, f.decay) for f in families]
         lams = [s.strength for s in config.settings()]
         S = len(config.seed_values)
         # the Python-float products Keras's regularizers and optimizer hold, cast to float32 as they cast them
