@@ -23,7 +23,8 @@ import numpy as np
 from .errors import RunDirError
 from .fileio import remove_file, temporary_name, write_atomic
 from .inputs import KiB, brief
-from .record import RUN_JSON, model_parameters, read_run_meta
+from .record_arrays import model_parameters
+from .record_schema import RUN_JSON, read_run_meta
 from .recordcheck import MemberCheck, NpzError, read_npz, validation_layout
 
 CHECKPOINT_NPZ = "checkpoint.npz"

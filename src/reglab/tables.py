@@ -1,6 +1,6 @@
 """Data that are not ten-class image files: scikit-learn's bundled datasets (offline) and the user's CSV files.
 
-Both end in `datasets._finish`, like every loader, so labels are numbered and inputs scaled by one rule.
+Both end in `datasets.finish`, like every loader, so labels are numbered and inputs scaled by one rule.
 A dataset that comes as one table is split stratified and seeded, and the split is stated: a fifth for
 test (seed 0), then a share of the rest for validation (seed 1; a sixth unless `--validation-split`).
 A CSV given with `--test-file` keeps that file as its test set and holds out the last share of the
@@ -19,14 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from .datasets import (
-    LAST_SIXTH_SPLIT,
-    DataOptions,
-    Splits,
-    _finish,
-    _one_line,
-    stratified_holdout,
-)
+from .splits import LAST_SIXTH_SPLIT, DataOptions, Splits, finish, one_line, stratified_holdout
 from .encoding import encode_labels, label_array
 from .errors import DataError
 from .inputs import brief, open_regular
@@ -71,7 +64,7 @@ def load_bundled(name: str, requested: str, options: DataOptions) -> Splits:
         x = x.astype(np.float32) / np.float32(pixel_max)
         scaling = f"pixels 0–{pixel_max:g} divided by {pixel_max:g}"
     source = f"scikit-learn {sklearn.__version__} sklearn.datasets.{function}() ({what}; bundled, offline)"
-    return _finish(x[train], y[train], x[test], y[test], name=name, requested=requested, source=source, split=split,
+    return finish(x[train], y[train], x[test], y[test], name=name, requested=requested, source=source, split=split,
                    val=(x[val], y[val]), classes=names, scaling=scaling)
 
 
@@ -95,7 +88,7 @@ def _read_csv(path: Path, what: str, target: str) -> Any:
     except pd.errors.EmptyDataError:
         raise DataError(f"{path}: the {what} is empty (no header row, no data)") from None
     except (pd.errors.ParserError, UnicodeDecodeError, ValueError, OSError) as e:
-        raise DataError(f"{path}: not a readable CSV file ({_one_line(e)})") from None
+        raise DataError(f"{path}: not a readable CSV file ({one_line(e)})") from None
     if len(frame) == 0:
         raise DataError(f"{path}: the {what} has a header but no rows")
     return frame
@@ -163,13 +156,13 @@ def load_csv(path: Path, requested: str, options: DataOptions) -> Splits:
         test_path = Path(options.test_file).expanduser()
         x_test, y_test, _ = _table(_read_csv(test_path, "test file", options.target), test_path, options.target, columns)
         y, y_test = _labels_as_read([y, y_test])
-        return _finish(x, y, x_test, y_test, name=path.name, requested=requested, source=f"{source}; test file {test_path}",
+        return finish(x, y, x_test, y_test, name=path.name, requested=requested, source=f"{source}; test file {test_path}",
                        split=LAST_SIXTH_SPLIT, validation_split=options.validation_split, features=features,
                        label_names=("the training rows", "the validation rows (the training file's last)", "the test file"))
     (y,) = _labels_as_read([y])
     labels = label_array(y, options.target, len(y), str(path))
-    (codes,), _ = encode_labels([(options.target, labels)], str(path))  # for stratifying; _finish numbers them again
+    (codes,), _ = encode_labels([(options.target, labels)], str(path))  # for stratifying; finish numbers them again
     train, val, test, split = held_out_split(codes, options.validation_split)
-    return _finish(x[train], y[train], x[test], y[test], name=path.name, requested=requested, source=source,
+    return finish(x[train], y[train], x[test], y[test], name=path.name, requested=requested, source=source,
                    split=split, val=(x[val], y[val]), features=features,
                    label_names=("the training split", "the validation split", "the test split"))
