@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 from reglab.cli import main
-from reglab.families import compare_families, family_view
+from reglab.families import family_view
+from reglab.views import compare_families
 from reglab.record import load_run
 
 ARGS = ["--dataset", "mnist-5k", "--regularizer", "l2,l1,weight_decay", "--lambdas", "0,0.001,0.01",

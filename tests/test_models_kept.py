@@ -15,6 +15,7 @@ from rich.console import Console
 
 import reglab
 from reglab import kept
+from reglab.views import recommended_setting
 from reglab.engines import fused
 from reglab.errors import ConfigError, RunDirError
 from reglab.record import WEIGHTS_NPZ, read_kernels, read_weights, weights_kept
@@ -55,7 +56,7 @@ def assert_reproduces(run, setting, seed, model=None):
 def test_load_model_reproduces_the_recorded_test_metrics(runs, engine):
     run = runs[engine]
     assert weights_kept(run.run_dir) == [0, 1, 2, 3] and WEIGHTS_NPZ in read_manifest(run.run_dir)
-    setting = kept.recommended_setting(run)
+    setting = recommended_setting(run)
     for seed in run.config.seed_values:
         assert_reproduces(run, setting, seed)
     model = reglab.load_model(run)  # the recommended setting at the first seed, compiled as the arm was
@@ -84,9 +85,9 @@ def test_recommended_keras_is_a_plain_keras_file_named_by_the_report(runs):
     ours = reglab.load_model(run)
     x = small_splits().x_test
     np.testing.assert_array_equal(plain.predict(x, verbose=0), ours.predict(x, verbose=0))
-    assert_reproduces(run, kept.recommended_setting(run), 4, model=plain)  # compiled: loss, accuracy, data_loss
+    assert_reproduces(run, recommended_setting(run), 4, model=plain)  # compiled: loss, accuracy, data_loss
     report = (run.run_dir / "report.md").read_text()
-    setting = kept.recommended_setting(run)
+    setting = recommended_setting(run)
     assert f"The recommended model — {setting.label()}, seed 4 — is saved" in report and "recommended.keras" in report
     assert "reglab.load_model(RUN_DIR)" in report and "pixels 0–255 divided by 255" in report
     # drawn again, the report keeps the file that already holds the recommended arm (no Keras needed)
@@ -173,7 +174,7 @@ def test_a_large_sweep_keeps_the_recommended_settings_arms(runs, tmp_path, monke
     copy = shutil.copytree(run.run_dir, tmp_path / "copy")
     weights = {a["arm"]: read_weights(copy, a["arm"]) for a in run.arms}
     monkeypatch.setattr(kept, "MAX_WEIGHTS_BYTES", 1)
-    chosen = kept.recommended_setting(run)
+    chosen = recommended_setting(run)
     assert kept.keep_weights(copy, weights, [a["status"] for a in run.arms]) == [
         a["arm"] for a in run.arms if setting_of(a) == chosen]
     other = next(a for a in run.arms if setting_of(a) != chosen)

@@ -17,7 +17,7 @@ from helpers import jupyter_kernel
 
 import reglab
 from reglab.answer import answer
-from reglab.kept import recommended_setting
+from reglab.views import recommended_setting
 from reglab.settings import setting_of
 
 NOTEBOOK = Path(__file__).resolve().parents[1] / "examples" / "quickstart.ipynb"

@@ -19,7 +19,7 @@ import reglab
 from reglab._keras import keras
 from reglab.callable_source import ModelSource, check_saved, model_source, source_of
 from reglab.errors import ConfigError, DataError, RunDirError, RunFailed
-from reglab.kept import recommended_setting
+from reglab.views import recommended_setting
 from reglab.record import read_run_meta
 from reglab.rundir import read_manifest
 from reglab.settings import setting_of

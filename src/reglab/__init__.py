@@ -13,24 +13,24 @@ Notebook use::
     splits = reglab.run_splits(result.run)  # the exact arrays it trained, validated and tested on
 """
 
+from ._version import __version__  # noqa: F401  (reglab.__version__)
 from .aggregate import LambdaStats
 from .analysis import ArmSummary, arm_summaries
 from .analyze import FamilyAnalysis, Recommendation, RunAnalysis, WeightStats, analyze
-from .claims import Claim, check_claims
+from .claims import Claim
 from .config import DEFAULT_LAMBDAS, Arm, SweepConfig, parse_lambdas
 from .datasets import DataInfo, Splits, load_dataset
 from .diagnose import Criteria, Trend
 from .errors import ConfigError, DataError, ReglabError, RunDirError
-from .families import FamilySummary, compare_families, family_view
-from .kept import load_model
+from .families import FamilySummary, family_view
 from .noise import Difference
 from .record import COLUMNS, EpochRecord, RunRecord, load_run
 from .report import build_report
 from .runner import run_sweep
 from .settings import Family, Setting
 from .sweep import run_splits, sweep
+from .views import check_claims, compare_families, load_model
 
-__version__ = "0.1.0"
 
 __all__ = [
     "Arm", "ArmSummary", "COLUMNS", "Claim", "ConfigError", "Criteria", "DEFAULT_LAMBDAS", "DataError",

@@ -13,10 +13,11 @@ from .analyze import BETTER, EQUIVALENT, IS_BASELINE, NO_BASELINE, ONE_SEED
 from .claims import INCONCLUSIVE, NOT_SUPPORTED, SUPPORTED, diff_text, strength_words
 from .diagnose import GOOD, IMPROVING, NO_DATA, OVERFITTING, TOO_FEW, UNSETTLED
 from .formatting import lam_label
+from .rendering import register
 from .stats import mean_ci
 
 if TYPE_CHECKING:
-    from .analyze import FamilyAnalysis, RunAnalysis
+    from .results import FamilyAnalysis, RunAnalysis
 
 MARKS = {SUPPORTED: "supported", NOT_SUPPORTED: "not supported", INCONCLUSIVE: "inconclusive"}
 
@@ -194,3 +195,11 @@ def _best_per_family(analysis: RunAnalysis) -> str:
 
 def _finite(x: float) -> bool:
     return x is not None and math.isfinite(x)
+
+
+def answer_text(analysis: RunAnalysis) -> str:
+    """`RunAnalysis.summary()`: the answer in plain text."""
+    return answer(analysis).text()
+
+
+register("analysis_text", answer_text)

@@ -17,7 +17,7 @@ from .noise import seed_only_difference
 from .stats import Estimate, mean_ci
 
 if TYPE_CHECKING:
-    from .analyze import FamilyAnalysis
+    from .results import FamilyAnalysis
     from .record import RunRecord
 
 SUPPORTED, NOT_SUPPORTED, INCONCLUSIVE = "supported", "not supported", "inconclusive"
@@ -207,15 +207,7 @@ def family_claims(fa: "FamilyAnalysis", criteria: Criteria = Criteria()) -> list
             large_strength_underfits(fa)]
 
 
-def check_claims(run: "RunRecord", criteria: Criteria = Criteria(), family: str | None = None) -> list[Claim]:
-    """The claims about one family of a run (`family`: required when the run compares several)."""
-    from .analyze import analyze
-
-    analysis = analyze(run, criteria)
-    return list(analysis.families[_one_family(run, family)].claims)
-
-
-def _one_family(run: "RunRecord", family: str | None) -> str:
+def one_family(run: "RunRecord", family: str | None) -> str:
     families = run.config.regularizers
     if family is None:
         if len(families) > 1:

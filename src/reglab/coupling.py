@@ -27,7 +27,7 @@ from .settings import Family
 from .stats import mean_ci
 
 if TYPE_CHECKING:
-    from .analyze import FamilyAnalysis
+    from .results import FamilyAnalysis
 
 MIN_RATES = 3
 MIN_STRENGTHS = 3  # positive strengths: the slope is over log λ

@@ -22,6 +22,7 @@ from .settings import DEFAULT_LEARNING_RATE
 from .record import RunRecord, read_kernels
 from .settings import setting_of
 from .stats import Estimate, mean_ci
+from . import noise
 
 
 @dataclasses.dataclass(frozen=True)
@@ -138,14 +139,6 @@ def compare_analyses(analyses: list[Any]) -> list[FamilySummary]:
     return [summarize_analysis(fa) for fa in analyses]
 
 
-def compare_families(run: RunRecord, kernels: dict[int, Any] | None = None) -> list[FamilySummary]:
-    """Every family of the sweep, in the order given."""
-    from .analyze import analyze
-
-    analysis = analyze(run, kernels=kernels)
-    return compare_analyses(list(analysis.families.values()))
-
-
 class BestAgainstBest(NamedTuple):
     """One family's recommended strength against another's: final validation data loss a − b, paired on seeds
     (and on validation examples where recorded)."""
@@ -157,8 +150,6 @@ class BestAgainstBest(NamedTuple):
 
 def best_against_best(a: Any, b: Any) -> BestAgainstBest | None:
     """Family analyses `a` and `b`, each at its recommended strength."""
-    from . import noise
-
     if a.recommended is None or b.recommended is None:
         return None
     la, lb = a.per_example.loss.get(a.recommended.lam, {}), b.per_example.loss.get(b.recommended.lam, {})

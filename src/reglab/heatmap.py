@@ -22,7 +22,7 @@ from .settings import Family, Setting
 from .stats import mean_ci
 
 if TYPE_CHECKING:
-    from .analyze import FamilyAnalysis
+    from .results import FamilyAnalysis
 
 
 

@@ -16,7 +16,7 @@
   file is up to date never imports Keras. A user's model is rebuilt for it only by the process that trained
   the run: reading or reporting a record never runs the model file it names (run.json, and the checksum
   beside the name, can be edited); `load_model` does, and says so.
-- `load_model(run, setting=None, seed=None)`: an arm's model built and compiled exactly as the arm was
+- `load_arm_model(run, setting, seed=None)` (`reglab.load_model` with the recommended setting by default): an arm's model built and compiled exactly as the arm was
   (family, strength, learning rate, optimizer, class count, the user's model file), with its kept weights:
   `model.evaluate` on the test set gives the arm's recorded test metrics.
 """
@@ -31,7 +31,8 @@ import sys
 import tempfile
 import zipfile
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 from .errors import ConfigError, ReglabError, RunDirError
 from .fileio import write_atomic
@@ -48,8 +49,6 @@ from .record import (
 from .rundir import register
 from .settings import Setting, setting_of
 
-if TYPE_CHECKING:
-    from .analyze import RunAnalysis
 
 #: Above this total, weights.npz keeps only the recommended setting's arms (see the module's docstring).
 MAX_WEIGHTS_BYTES = 256 * MiB
@@ -66,26 +65,19 @@ _TRAINED_HERE: set[Path] = set()
 
 # ---------------------------------------------------------------- weights.npz, when the run completes
 
-def keep_weights(run_dir: Path, weights: dict[int, FinalWeights], statuses: list[str]) -> list[int]:
+def keep_weights(run_dir: Path, weights: dict[int, FinalWeights], statuses: list[str],
+                 recommended: Callable[[RunRecord], Setting | None]) -> list[int]:
     """Write RUN_DIR/weights.npz by the rule above; `statuses`: each arm's status in run.json (the arms'
-    test metrics recorded). Returns the arm indices kept."""
+    test metrics recorded); `recommended`: the run's recommended setting, asked only when a large sweep keeps
+    that setting's arms alone. Returns the arm indices kept."""
     _TRAINED_HERE.add(Path(run_dir).resolve())
     keep = {i: w for i, w in weights.items() if statuses[i] != "diverged" and w.non_trainable is not None}
     if sum(w.nbytes() for w in keep.values()) > MAX_WEIGHTS_BYTES:
         run = load_run(run_dir)
-        chosen = recommended_setting(run)
+        chosen = recommended(run)
         keep = {i: w for i, w in keep.items() if setting_of(run.arms[i]) == chosen}
     write_weights(run_dir, keep)
     return sorted(keep)
-
-
-def recommended_setting(run: RunRecord, analysis: RunAnalysis | None = None) -> Setting | None:
-    """The setting the report's answer recommends (the main series', by validation data loss); None when no
-    arm completed every epoch."""
-    from .analyze import analyze
-
-    rec = (analysis if analysis is not None else analyze(run)).main.recommended
-    return None if rec is None else rec.setting
 
 
 # ---------------------------------------------------------------- load_model
@@ -136,29 +128,16 @@ def _check_model_file(run: RunRecord) -> None:
                           "its weights belong to the model as it was")
 
 
-def load_model(run: str | Path | RunRecord, setting: Setting | None = None, seed: int | None = None) -> Any:
-    """The model of one arm of `run` (a run directory or a `RunRecord`), compiled as the arm was, with the
-    final weights kept in weights.npz (its trainable and non-trainable variables, exactly as trained).
-
-    `setting`: a `reglab.Setting` of the run (None: the recommended one, as the report's answer says);
-    `seed`: one of the run's seeds (None: its first). Anything that cannot be loaded is one `ReglabError` line.
-    A user's model is built by running its model file (the one run.json names, unchanged since the run):
-    a note on stderr says so.
-    """
-    return _load(run if isinstance(run, RunRecord) else load_run(run), setting, seed, say=True)
-
-
-def _load(run: RunRecord, setting: Setting | None, seed: int | None, say: bool) -> Any:
-    """`load_model`; `say`: print the note before running a user's model file."""
+def load_arm_model(run: RunRecord, setting: Setting, seed: int | None = None, say: bool = True) -> Any:
+    """The model of one arm of `run`, compiled as the arm was, with the final weights kept in weights.npz (its
+    trainable and non-trainable variables, exactly as trained); `seed`: one of the run's seeds (None: its
+    first). Anything that cannot be loaded is one `ReglabError` line. A user's model is built by running its
+    model file (the one run.json names, unchanged since the run); `say`: print a note on stderr first."""
     kept = weights_kept(run.run_dir, run.meta)
     if kept is None:
         why = ("it was recorded by a reglab that kept no weights" if run.meta.get("status") == "completed"
                else f"its weights are written when it completes, and its status is {run.meta.get('status')}")
         raise RunDirError(f"{run.run_dir} has no {WEIGHTS_NPZ}: {why}")
-    if setting is None:
-        setting = recommended_setting(run)
-        if setting is None:
-            raise RunDirError(f"{run.run_dir} has no recommended setting (no arm completed every epoch); pass setting=")
     seed = run.config.seed_values[0] if seed is None else seed
     arm = _arm_of(run, setting, seed)
     where = f"arm {arm} ({_label(run, setting)}, seed {seed})"
@@ -204,11 +183,10 @@ class KeptModel(NamedTuple):
     problem: str = ""
 
 
-def keep_recommended(run: RunRecord, analysis: RunAnalysis) -> KeptModel | None:
-    """Write RUN_DIR/recommended.keras (the recommended setting at the first seed kept) unless it already holds
-    that arm; None when the run keeps no weights or recommends nothing. A model that cannot be built or saved
-    is not a reason to stop the report: it gets a `KeptModel` without a path, saying why."""
-    setting = recommended_setting(run, analysis)
+def keep_recommended(run: RunRecord, setting: Setting | None) -> KeptModel | None:
+    """Write RUN_DIR/recommended.keras (`setting`, the recommended one, at the first seed kept) unless it already
+    holds that arm; None when the run keeps no weights or recommends nothing. A model that cannot be built or
+    saved is not a reason to stop the report: it gets a `KeptModel` without a path, saying why."""
     if setting is None:
         return None
     arms = {int(a["seed"]): int(a["arm"]) for a in run.arms if setting_of(a) == setting}
@@ -229,7 +207,7 @@ def keep_recommended(run: RunRecord, analysis: RunAnalysis) -> KeptModel | None:
     if run.config.model and run.run_dir.resolve() not in _TRAINED_HERE:
         return KeptModel(None, setting, seed, arms[seed], _not_rebuilt(run, path))
     try:
-        model = _load(run, setting, seed, say=False)
+        model = load_arm_model(run, setting, seed, say=False)
     except ReglabError as e:
         return KeptModel(None, setting, seed, arms[seed], str(e))
     try:
@@ -275,5 +253,5 @@ def _stamp_of(path: Path) -> dict[str, Any] | None:
     return stamp if isinstance(stamp, dict) else None
 
 
-__all__ = ["MAX_WEIGHTS_BYTES", "RECOMMENDED_KERAS", "KeptModel", "keep_recommended", "keep_weights", "load_model",
-           "recommended_setting"]
+__all__ = ["MAX_WEIGHTS_BYTES", "RECOMMENDED_KERAS", "KeptModel", "keep_recommended", "keep_weights", "load_arm_model",
+           ]

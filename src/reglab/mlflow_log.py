@@ -1,6 +1,6 @@
 """Publishing a sweep to MLflow: one parent run per sweep, one nested child run per arm.
 
-`MlflowPublisher` implements `publish.Publisher` with explicit `mlflow.MlflowClient` calls only: it never
+`MlflowPublisher` implements `tracking.base.Publisher` with explicit `mlflow.MlflowClient` calls only: it never
 touches MLflow's fluent state (active run, active experiment, autologging), so reglab may run inside a
 user's own MLflow session without joining or ending it. `export_mlflow` replays a finished (or stopped)
 record through it.
@@ -60,7 +60,8 @@ from typing import Any, NamedTuple
 from urllib.parse import unquote
 
 from .errors import ConfigError, ReglabError
-from .publish import ArmInfo, SweepStart, replay
+from ._version import __version__
+from .tracking_base import ArmInfo, SweepStart, replay
 from .record import EpochRecord, load_run
 
 MISSING_EXTRA = "MLflow logging needs the mlflow extra: pip install 'reglab[mlflow]'"
@@ -337,7 +338,7 @@ def _sqlite_artifact_root(uri: str) -> str | None:
 
 
 class MlflowPublisher:
-    """A `publish.Publisher` that logs a sweep to MLflow (see the module's docstring for what goes where).
+    """A `tracking.base.Publisher` that logs a sweep to MLflow (see the module's docstring for what goes where).
 
     `tracking_uri`: where to log, as MLflow takes it (`sqlite:///path/mlflow.db`, `http://host:5000`,
     `databricks`, a folder for the file store). None: wherever MLflow itself would log
@@ -460,7 +461,6 @@ class MlflowPublisher:
         parent = self._find_parent(started, sweep.resumed)
         params = config_params(sweep.config.to_dict())
         params.update({f"data.{k}": str(getattr(sweep.data, k)) for k in ("n_train", "n_val", "n_test")})
-        from . import __version__
 
         tags = {
             TAG_RUN_ID: self._run_key, TAG_KIND: "sweep", TAG_STATUS: "running",

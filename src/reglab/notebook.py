@@ -12,8 +12,13 @@ import html
 import io
 from typing import TYPE_CHECKING
 
+from .analyze import analyze
+from .answer import answer
+from .rendering import register
+
 if TYPE_CHECKING:
-    from .analyze import RunAnalysis
+    from .record import RunRecord
+    from .results import RunAnalysis
 
 
 def key_figure_png(analysis: RunAnalysis, dpi: int = 72) -> bytes | None:
@@ -41,8 +46,6 @@ def key_figure_png(analysis: RunAnalysis, dpi: int = 72) -> bytes | None:
 
 def analysis_html(analysis: RunAnalysis, figure: bool = True) -> str:
     """The answer (headline, evidence lines, conditions) and the key figure, as one HTML fragment."""
-    from .answer import answer
-
     a = answer(analysis)
     run = analysis.run
     parts = [f'<div class="reglab-run"><p style="font-weight:bold">{html.escape(a.headline)}</p>']
@@ -59,3 +62,12 @@ def analysis_html(analysis: RunAnalysis, figure: bool = True) -> str:
     parts.append(f"<p><small>{html.escape(str(run.run_dir))}: {len(run.arms)} arms, "
                  f"{run.meta.get('status')}; {html.escape(where)}</small></p></div>")
     return "".join(parts)
+
+
+def record_html(run: RunRecord) -> str:
+    """A record in Jupyter: its analysis, as `analysis_html`."""
+    return analysis_html(analyze(run))
+
+
+register("analysis_html", analysis_html)
+register("record_html", record_html)

@@ -22,6 +22,7 @@ from .checkpoint import CHECKPOINT_NPZ, read_checkpoint
 from .config import SweepConfig
 from .datasets import DataInfo
 from .errors import RunDirError
+from .rendering import render
 from .recordcheck import MAX_EPOCH_VALUES, check_rows, check_rows_against_meta
 from reglab.record_schema import COLUMNS, EpochRecord, METRICS_CSV, RUN_JSON, read_metrics, read_run_meta
 from reglab.record_arrays import ValidationStore, ValidationValues, read_kernels, read_validation
@@ -99,10 +100,7 @@ class RunRecord:
 
     def _repr_html_(self) -> str:
         """In Jupyter: the answer block and the key figure of the run's analysis (see `notebook`)."""
-        from .analyze import analyze
-        from .notebook import analysis_html
-
-        return analysis_html(analyze(self))
+        return render("record_html", self)
 
     def to_pandas(self) -> Any:
         import pandas as pd

@@ -550,7 +550,7 @@ def build_report(run: RunRecord, analysis: RunAnalysis | None = None) -> Path:
     with locked(run.run_dir):  # one writer at a time: a run in progress, or another report, is refused
         analysis = analyze(run) if analysis is None else analysis
         figures = draw_all(analysis)
-        kept = keep_recommended(run, analysis)  # recommended.keras, written only when missing or out of date
+        kept = keep_recommended(run, analysis.recommended_setting)  # recommended.keras, written only when missing or out of date
         blocks = build_blocks(analysis, figures, kept)
         register(run.run_dir, [REPORT_MD, REPORT_HTML])
         write_atomic(run.run_dir / REPORT_MD, d.to_markdown(blocks, run.run_dir))

@@ -29,12 +29,11 @@ from .errors import ConfigError, RunDirError, RunFailed, RunInterrupted
 from .fileio import ensure_dir, write_atomic
 from .inputs import read_regular
 from .kept import keep_weights
+from .views import recommended_setting
 from .models import kernels_of
 from .progress import ProgressDisplay
+from .tracking_base import Publishers, SweepStart, arm_infos
 from .publish import (
-    Publishers,
-    SweepStart,
-    arm_infos,
     check_extras,
     make_publishers,
     register_published,
@@ -534,7 +533,7 @@ def _train_and_report(config: SweepConfig, splits: Splits, engine: Any, record: 
             diverged = [i for i, arm in enumerate(recorder.meta["arms"]) if arm.get("status") == "diverged"]
             write_validation(run_dir, values.values(diverged))
             # weights.npz last: above its size limit, it asks the analysis (which reads the files above) what to keep
-            keep_weights(run_dir, weights, [arm.get("status") for arm in recorder.meta["arms"]])
+            keep_weights(run_dir, weights, [arm.get("status") for arm in recorder.meta["arms"]], recommended_setting)
             status = "completed"
     except OSError as e:  # a full disk, a read-only directory: say so, keep what is whole
         where = f": {e.filename}" if e.filename else ""

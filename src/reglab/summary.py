@@ -13,7 +13,7 @@ from .answer import answer
 from .formatting import fmt, lam_label, plural, setting_label
 
 if TYPE_CHECKING:
-    from .analyze import RunAnalysis
+    from .results import RunAnalysis
 
 SHORT_DIAGNOSIS = {"too few epochs to tell": "too few epochs"}
 

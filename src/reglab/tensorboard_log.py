@@ -37,7 +37,7 @@ import numpy as np
 
 from .errors import ConfigError, RunDirError
 from .fileio import ensure_dir
-from .publish import ArmInfo, SweepStart, replay
+from .tracking_base import ArmInfo, SweepStart, replay
 from .record import EpochRecord, load_run
 
 INSTALL_HINT = "TensorBoard logging needs the tensorboard extra: pip install 'reglab[tensorboard]'"
@@ -182,7 +182,7 @@ def _hparam_values(arm: ArmInfo) -> dict[str, Any]:
 
 
 class TensorBoardPublisher:
-    """A `publish.Publisher` writing TensorBoard logs under `logdir` (see the module's docstring)."""
+    """A `tracking.base.Publisher` writing TensorBoard logs under `logdir` (see the module's docstring)."""
 
     name = "tensorboard"
     wants_kernels = True  # a histogram of the regularized kernel at every epoch, when the engine sends it
@@ -336,7 +336,7 @@ class TensorBoardPublisher:
 
 def export_tensorboard(run_dir: str | Path, logdir: str | Path) -> Path:
     """Write a finished (or stopped) run's record as TensorBoard logs under `logdir`, as a live run with
-    TensorBoard logging would have (`publish.replay`). Returns `logdir`; TensorBoard: `tensorboard --logdir LOGDIR`."""
+    TensorBoard logging would have (`tracking.base.replay`). Returns `logdir`; TensorBoard: `tensorboard --logdir LOGDIR`."""
     publisher = TensorBoardPublisher(logdir)
     run = load_run(run_dir)
     try:

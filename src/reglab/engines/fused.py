@@ -33,7 +33,7 @@ from ..datasets import Splits
 from ..errors import RunDirError
 from ..models import build_model
 from ..record import EpochRecord, FinalWeights
-from . import (
+from .base import (
     Listener,
     Resume,
     clipped_batch,
