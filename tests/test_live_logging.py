@@ -12,7 +12,7 @@ from helpers import small_splits
 
 from reglab import SweepConfig, run_sweep
 from reglab.errors import RunInterrupted
-from reglab.publish import arm_infos
+from reglab.tracking_base import arm_infos
 from reglab.record import load_run
 from reglab.runner import _RecordingListener, resume_sweep
 

@@ -20,7 +20,7 @@ from reglab.mlflow_log import (
     export_mlflow,
     run_key,
 )
-from reglab.publish import SweepStart, arm_infos
+from reglab.tracking_base import SweepStart, arm_infos
 from reglab.record import load_run
 
 mlflow = pytest.importorskip("mlflow") if not os.environ.get("CI") else __import__("mlflow")  # CI installs reglab[mlflow]

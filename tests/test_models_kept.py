@@ -92,7 +92,7 @@ def test_recommended_keras_is_a_plain_keras_file_named_by_the_report(runs):
     assert "reglab.load_model(RUN_DIR)" in report and "pixels 0–255 divided by 255" in report
     # drawn again, the report keeps the file that already holds the recommended arm (no Keras needed)
     before = path.stat().st_ino
-    again = kept.keep_recommended(run, reglab.analyze(run))
+    again = kept.keep_recommended(run, reglab.analyze(run).recommended_setting)
     assert again.path == path and path.stat().st_ino == before
 
 
@@ -110,7 +110,7 @@ def test_the_report_says_how_to_prepare_a_standardized_tables_inputs(runs):
     assert failed.strip() == "The recommended model — L2 λ = 0.001, seed 4 — is not saved as a Keras file: Keras could not save it (…)."
 
 
-@pytest.mark.parametrize("strategy", ["per-arm-chunks", "vmap"])
+@pytest.mark.parametrize("strategy", ["per-arm-chunks", pytest.param("vmap", marks=pytest.mark.slow)])
 def test_batch_normalization_statistics_are_kept(strategy, tmp_path, monkeypatch):
     """A model with non-trainable state: its moving statistics come back with it (the fused engine's per-arm
     strategy on a CPU, and the vmap one it uses on an accelerator)."""
@@ -175,7 +175,7 @@ def test_a_large_sweep_keeps_the_recommended_settings_arms(runs, tmp_path, monke
     weights = {a["arm"]: read_weights(copy, a["arm"]) for a in run.arms}
     monkeypatch.setattr(kept, "MAX_WEIGHTS_BYTES", 1)
     chosen = recommended_setting(run)
-    assert kept.keep_weights(copy, weights, [a["status"] for a in run.arms]) == [
+    assert kept.keep_weights(copy, weights, [a["status"] for a in run.arms], recommended_setting) == [
         a["arm"] for a in run.arms if setting_of(a) == chosen]
     other = next(a for a in run.arms if setting_of(a) != chosen)
     with pytest.raises(RunDirError, match="keeps only the recommended setting's arms when all of them would take more than"):

@@ -31,7 +31,7 @@ from tensorboard.util import tensor_util
 import reglab
 from reglab.config import SweepConfig
 from reglab.errors import ConfigError
-from reglab.publish import SweepStart, arm_infos
+from reglab.tracking_base import SweepStart, arm_infos
 from reglab.record import RunRecord, load_run
 from reglab.tensorboard_log import (
     HPARAMS_METRICS,

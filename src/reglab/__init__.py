@@ -13,6 +13,7 @@ Notebook use::
     splits = reglab.run_splits(result.run)  # the exact arrays it trained, validated and tested on
 """
 
+from . import answer, notebook  # noqa: F401  (they register the renderers a result type asks for)
 from ._version import __version__  # noqa: F401  (reglab.__version__)
 from .aggregate import LambdaStats
 from .analysis import ArmSummary, arm_summaries

@@ -18,12 +18,15 @@ else:  # pragma: no cover
 
 from .errors import ConfigError
 from .inputs import MiB, brief, read_regular
-from .rundir import INPUT_FILES  # what `reglab.sweep` keeps inside a run directory (run.json's `inputs`)
 from .settings import DEFAULT_LEARNING_RATE, Setting, parse_family
 
 if TYPE_CHECKING:
     from .datasets import DataOptions
 
+#: What `reglab.sweep` keeps in the run directory (run.json's `inputs`): the arrays and the model function it
+#: was given.
+INPUTS = "inputs"
+INPUT_FILES = (f"{INPUTS}/data.npz", f"{INPUTS}/model.py")
 #: The original study's three strengths plus the λ = 0 baseline it compares them with.
 DEFAULT_LAMBDAS: tuple[float, ...] = (0.0, 1e-4, 1e-3, 1e-2)
 #: The training engines: every arm in one compiled program, or Keras's own fit per arm.

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 from .errors import RunDirError
+from .config import INPUT_FILES, INPUTS
 from .fileio import confined, link_in, remove_file, temporary_name, write_atomic
 
 LOCK = ".reglab.lock"
@@ -39,9 +40,6 @@ RUN_FORMAT = "reglab-run/1"
 TOP_LEVEL = ("run.json", "config.toml", "metrics.csv", "kernels.npz", "validation.npz", "checkpoint.npz", "report.md",
              "report.html", "weights.npz", "recommended.keras")
 FIGURES = "figures"
-#: What `reglab.sweep` keeps in the run directory: the arrays and the model function it was given.
-INPUTS = "inputs"
-INPUT_FILES = (f"{INPUTS}/data.npz", f"{INPUTS}/model.py")
 _FIGURE_NAME = re.compile(r"[A-Za-z0-9_.=+-]{1,200}\.png")
 #: `--log tensorboard`'s default folder and its event files: `tensorboard/[ARM/[train|validation/]]events.out.tfevents.*`
 TENSORBOARD = "tensorboard"
