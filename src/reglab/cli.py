@@ -19,6 +19,15 @@ from .config import (
 )
 from .errors import ConfigError, ReglabError, RunFailed, RunInterrupted
 from .settings import DEFAULT_LEARNING_RATE
+from .keras_import import import_keras_for_a_run
+from .runner import resume_sweep, run_sweep
+from .analyze import analyze
+from .record import load_run, read_run_meta
+from .report import build_report
+from .rundir import locked
+from .tensorboard_log import export_tensorboard
+from .mlflow_log import export_mlflow
+from .summary import summary_lines
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
@@ -170,11 +179,7 @@ EXPERIMENT_FLAGS = ("config", "lambdas", "seeds", "seed", "epochs", "batch_size"
 def cmd_run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from .keras_import import import_keras_for_a_run
-
     import_keras_for_a_run()
-
-    from .runner import resume_sweep, run_sweep
 
     err = Console(stderr=True)
     live = False if args.no_progress else None
@@ -196,11 +201,6 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from .analyze import analyze
-    from .record import load_run, read_run_meta
-    from .report import build_report
-    from .rundir import locked
-
     read_run_meta(args.run_dir)  # a folder that is not a reglab run is refused before anything is written into it
     with locked(Path(args.run_dir)):
         run = load_run(args.run_dir)
@@ -215,9 +215,6 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from .record import load_run, read_run_meta
-    from .rundir import locked
-
     if args.tensorboard is None and args.mlflow is None:
         raise ConfigError("reglab export needs --tensorboard DIR and/or --mlflow [URI]")
     if args.tensorboard is not None and not args.tensorboard.strip():
@@ -226,13 +223,9 @@ def cmd_export(args: argparse.Namespace) -> int:
     with locked(Path(args.run_dir)):
         run = load_run(args.run_dir)
     if args.tensorboard is not None:
-        from .tensorboard_log import export_tensorboard
-
         export_tensorboard(run.run_dir, Path(args.tensorboard))
         print(f"tensorboard: {args.tensorboard} (tensorboard --logdir {args.tensorboard})")
     if args.mlflow is not None:
-        from .mlflow_log import export_mlflow
-
         where = export_mlflow(run.run_dir, args.mlflow or None)
         print(f"mlflow: {where}")
     return 0
@@ -254,9 +247,6 @@ def open_in_browser(path: Path) -> bool:
 def print_summary(run: Any) -> None:
     """One line per arm and the answer, in at most 80 columns (more when the terminal is wider)."""
     import shutil
-
-    from .analyze import analyze
-    from .summary import summary_lines
 
     width = max(80, shutil.get_terminal_size((80, 24)).columns) if sys.stdout.isatty() else 80
     for line in summary_lines(analyze(run), width):

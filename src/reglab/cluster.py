@@ -32,6 +32,8 @@ from .engines import wants_values
 from .errors import ConfigError, RunDirError
 from .record import EpochRecord, FinalWeights
 from .settings import Setting
+from .engines import get_engine
+from .keras_import import import_keras_for_a_run
 
 EXECUTORS = ("local", "blocks", "ray")
 
@@ -134,7 +136,6 @@ def run_block(config: SweepConfig, splits: Splits, block: Block, resume: Any, se
     meta, values)) after each epoch and ("done", (finished, weights)) at the end (weights: block-local arm →
     `FinalWeights`, trainable and non-trainable). Records and values
     (`Listener.validation_values`' arguments, as tuples) use block-local arms."""
-    from .engines import get_engine
 
     events = _BlockEvents(send, stop)
     weights = get_engine("fused")(block_config(config, block), splits, events, resume=resume)
@@ -344,8 +345,6 @@ def _run_on_ray(ray: Any, config: SweepConfig, splits: Splits, blocks: list[Bloc
 def _ray_block(config_dict: dict, splits: Splits, block: Block, coordinator: Any) -> None:
     """One block on a Ray worker: resume from the coordinator's latest checkpoint of this block, if any."""
     import ray
-
-    from .keras_import import import_keras_for_a_run
 
     import_keras_for_a_run()  # a worker process starts as a `reglab run` does
 

@@ -9,7 +9,7 @@ import math
 import sys
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping, NamedTuple
+from typing import Any, Mapping, NamedTuple
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -19,9 +19,8 @@ else:  # pragma: no cover
 from .errors import ConfigError
 from .inputs import MiB, brief, read_regular
 from .settings import DEFAULT_LEARNING_RATE, Setting, parse_family
-
-if TYPE_CHECKING:
-    from .datasets import DataOptions
+from .datasets import LOADERS, DataOptions
+from .fileio import link_in
 
 #: What `reglab.sweep` keeps in the run directory (run.json's `inputs`): the arrays and the model function it
 #: was given.
@@ -119,7 +118,6 @@ class SweepConfig:
     @property
     def data_options(self) -> DataOptions:
         """What the data loader needs beyond the dataset's name."""
-        from .datasets import DataOptions
 
         return DataOptions(self.target, self.test_file, self.validation_split)
 
@@ -128,7 +126,6 @@ class SweepConfig:
         when it is a file or folder, the test file, and the model file (`FILE.py:FUNCTION`). A resume or
         `load_model` from another directory reads these, not the as-given ones. Files named in `inputs`
         (run.json's, kept inside the run directory: see `located`) are left out: they move with it."""
-        from .datasets import LOADERS
 
         kept = set(_input_names(inputs))
         out = {}
@@ -152,8 +149,6 @@ class SweepConfig:
                      and v and bool(getattr(self, k))}
         kept = set(_input_names(inputs)) if run_dir is not None else set()
         if kept:
-            from .fileio import link_in
-
             def inside(name: str) -> str:
                 path = Path(run_dir).absolute() / name
                 link = path if path.is_symlink() else link_in(path, Path(run_dir).absolute())
@@ -269,7 +264,6 @@ class Arm:
 
     @property
     def setting(self) -> Setting:
-
         return Setting(self.family, self.lam, self.learning_rate)
 
 

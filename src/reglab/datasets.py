@@ -24,6 +24,8 @@ from .errors import DataError
 from .splits import DIGIT_CLASSES, LAST_SIXTH_SPLIT, NO_OPTIONS, DataOptions, Splits, finish, one_line, stratified_holdout, stratified_split, with_info
 from .inputs import brief, open_regular
 from .splits import DataInfo, NUM_CLASSES, constant_inputs, last_sixth_split  # noqa: F401  (TEMPORARY re-export)
+from .tables import load_csv
+from .tables import load_bundled
 
 #: Where Debian's `dataset-fashion-mnist` package puts the IDX files.
 DEBIAN_FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
@@ -65,8 +67,6 @@ def load_dataset(name: str, options: DataOptions = NO_OPTIONS) -> Splits:
     if (options.target or options.test_file) and not is_csv:
         raise DataError(f"--target and --test-file are for a CSV file; dataset {brief(name)} is not one")
     if is_csv:
-        from .tables import load_csv
-
         return load_csv(Path(name).expanduser(), name, options)
     if name in LOADERS:
         return LOADERS[name](name, options)
@@ -186,8 +186,6 @@ def _exists(path: Path) -> bool:
 
 def _bundled(name: str) -> Callable[[str, DataOptions], Splits]:
     def load(requested: str, options: DataOptions) -> Splits:
-        from .tables import load_bundled
-
         return load_bundled(name, requested, options)
     return load
 

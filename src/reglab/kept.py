@@ -48,6 +48,8 @@ from .record import (
 )
 from .rundir import register
 from .settings import Setting, setting_of
+from .models import MAX_MODEL_BYTES
+from .models import build_model
 
 
 #: Above this total, weights.npz keeps only the recommended setting's arms (see the module's docstring).
@@ -116,7 +118,6 @@ def _why_not_kept(run: RunRecord, arm: int) -> str:
 
 def _check_model_file(run: RunRecord) -> None:
     """A user's model file edited since the run would get the arm's weights on another model: refused."""
-    from .models import MAX_MODEL_BYTES
 
     recorded = (run.meta.get("model") or {}).get("sha256")
     if not run.config.model or not recorded:
@@ -147,7 +148,6 @@ def load_arm_model(run: RunRecord, setting: Setting, seed: int | None = None, sa
     if weights is None:  # pragma: no cover - the file changed between the two reads
         raise RunDirError(f"{where} has no weights in {run.run_dir / WEIGHTS_NPZ}")
     _check_model_file(run)
-    from .models import build_model
 
     spec = run.config.located(run.meta.get("paths"), run.run_dir, run.meta.get("inputs")).model  # the model file run.json names absolutely
     if spec and say:

@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING
 from .analyze import analyze
 from .answer import answer
 from .rendering import register
+from .figures import figure_units
+from .figures.axes import RC
 
 if TYPE_CHECKING:
     from .record import RunRecord
@@ -25,9 +27,6 @@ def key_figure_png(analysis: RunAnalysis, dpi: int = 72) -> bytes | None:
     """The key figure as PNG bytes; None when there is nothing to recommend (no arm completed)."""
     import matplotlib
     from matplotlib.figure import Figure
-
-    from .figures import figure_units
-    from .figures.axes import RC
 
     units = figure_units(analysis)
     unit = units.get("which_strength") or next((u for name, u in units.items() if name.startswith("heat_map")), None)

@@ -16,6 +16,7 @@ from .fileio import write_atomic
 from .inputs import read_regular
 from .recordcheck import check_meta, row_problem
 from .settings import Setting
+from .config import MAX_EPOCHS
 if TYPE_CHECKING:
     import numpy as np
 
@@ -182,7 +183,6 @@ def _metrics_text(path: Path, n_arms: int, epochs: int | None) -> str:
 
 def _epochs_beside(path: Path) -> int:
     """The epochs of the run whose metrics.csv is `path` (run.json beside it); MAX_EPOCHS without one."""
-    from .config import MAX_EPOCHS
 
     if not os.path.lexists(path.parent / RUN_JSON):
         return MAX_EPOCHS

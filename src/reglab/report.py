@@ -29,6 +29,9 @@ from .record import RunRecord
 from .rundir import locked, register
 from .settings import Family
 from .stats import Estimate
+from .figures import heat_map_name
+from .coupling import MIN_RATES, MIN_STRENGTHS, RULE, tau_text
+from .figures import draw_all
 
 REPORT_MD = "report.md"
 REPORT_HTML = "report.html"
@@ -410,7 +413,6 @@ def learning_rate_section(analysis: RunAnalysis, figures: Any) -> list[d.Block]:
                f"this one describe {analysis.main.label}, the learning rate at which the "
                f"{analysis.main.family.label} arms did best."),
     ]
-    from .figures import heat_map_name
 
     files = {f.key: f for f in (figures.heat_maps if figures is not None else ())}
     for family, hm in analysis.heat_maps.items():
@@ -431,7 +433,6 @@ def learning_rate_section(analysis: RunAnalysis, figures: Any) -> list[d.Block]:
 
 def coupling_blocks(analysis: RunAnalysis) -> list[d.Block]:
     """The coupling question, with the rule, for each family whose grid is large enough."""
-    from .coupling import MIN_RATES, MIN_STRENGTHS, RULE, tau_text
 
     if not analysis.couplings:
         return [d.Para(f"The coupling question (does the best strength move with the learning rate?) needs at least "
@@ -545,7 +546,6 @@ def build_blocks(analysis: RunAnalysis, figures: Any, kept: KeptModel | None = N
 def build_report(run: RunRecord, analysis: RunAnalysis | None = None) -> Path:
     """Analyse the run (once), draw the figures, write the recommended model's recommended.keras (see kept.py),
     report.md and report.html; returns report.html's path."""
-    from .figures import draw_all
 
     with locked(run.run_dir):  # one writer at a time: a run in progress, or another report, is refused
         analysis = analyze(run) if analysis is None else analysis

@@ -55,6 +55,11 @@ from .record import (
 )
 from .recordcheck import check_rows
 from .rundir import check_run_dir, clear_run_dir, locked, register, reserve_default_run_dir
+from .models import build_user_model, regularized_indices
+from .models import MAX_MODEL_BYTES
+from .cluster import EXECUTORS, train_blocks
+from .cluster import _ray, cluster_shape
+from .report import build_report
 
 
 class _StopFlag:
@@ -303,7 +308,6 @@ def _describe_model(config: SweepConfig, splits: Splits, console: Console) -> tu
     """What run.json says of the model, and where its regularized kernels are among its trainable weights."""
     if not config.model:
         return {"name": "the study's network", "regularized": ["hidden/kernel"], "chosen_by_reglab": False}, [0]
-    from .models import build_user_model, regularized_indices
 
     model, paths, chosen = build_user_model(config.model, splits.x_train.shape[1:], 0.0, n_classes=splits.info.n_classes,
                                             sample=splits.x_train[:8])
@@ -318,7 +322,6 @@ def _describe_model(config: SweepConfig, splits: Splits, console: Console) -> tu
 
 def model_file_sha256(spec: str) -> str | None:
     """The sha256 of a user model's file (`FILE.py:FUNCTION`), recorded so a resume can tell it was edited."""
-    from .models import MAX_MODEL_BYTES
 
     try:
         return hashlib.sha256(read_regular(spec.rpartition(":")[0], "model file", MAX_MODEL_BYTES)).hexdigest()
@@ -330,7 +333,6 @@ def _engine(config: SweepConfig, executor: str, blocks: int | None, address: str
     """The engine, or the block executor wrapped around the fused engine."""
     if executor == "local":
         return get_engine(config.engine)
-    from .cluster import EXECUTORS, train_blocks
 
     if executor not in EXECUTORS:
         raise ConfigError(f"unknown executor {executor!r} (choose from {', '.join(EXECUTORS)})")
@@ -344,8 +346,6 @@ def _engine(config: SweepConfig, executor: str, blocks: int | None, address: str
 def _executor_meta(executor: str, blocks: int | None, address: str | None) -> dict[str, Any]:
     meta: dict[str, Any] = {"name": executor, "blocks": blocks}
     if executor == "ray":
-        from .cluster import _ray, cluster_shape
-
         _ray(address)
         meta["address"] = address or "local"
         meta["cluster"] = cluster_shape()
@@ -557,8 +557,6 @@ def _train_and_report(config: SweepConfig, splits: Splits, engine: Any, record: 
     remove_checkpoint(run_dir)  # a completed run is never resumed; its final kernels are in kernels.npz
     run = load_run(run_dir)
     if make_report:
-        from .report import build_report
-
         with _StopFlag() as stop:  # a signal now stops the report at once: the run itself is complete
             stop.requested = True
             try:

@@ -47,6 +47,7 @@ from .record import RUN_JSON, RunRecord, load_run
 from .rundir import INPUT_FILES, check_run_dir
 from .runner import check_arm_cap, run_sweep
 from .tables import TEST_FRACTION, held_out_split, stratified_holdout
+from .models import build_user_model
 
 DATA_NPZ = "data.npz"
 MODEL_PY = "model.py"
@@ -179,7 +180,6 @@ def prepared(config: SweepConfig, staging: Path, saved: ModelSource, arrays: Swe
     """The run's configuration naming the inputs relative to the run directory, and its data as reglab's loader
     prepares them from the copies in `staging`; the user's model built once for these data (a wrong input shape or
     class count is one `ConfigError` line, as for --model)."""
-    from .models import build_user_model
 
     config = config.replace(dataset=DATA_IN_RUN, model=f"{MODEL_IN_RUN}:{saved.name}",
                             validation_split=arrays.validation_split)

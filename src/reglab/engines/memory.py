@@ -27,6 +27,7 @@ from ..config import SweepConfig
 from ..datasets import Splits
 from ..errors import ConfigError
 from ..recordcheck import keeps_epochs, validation_layout
+from ..models import build_model
 
 MiB = 1 << 20
 
@@ -45,7 +46,6 @@ DATA_COPIES = 3
 
 def model_parameters(config: SweepConfig, splits: Splits) -> int:
     """Trainable parameters of one arm's model (built once, as the engine builds it)."""
-    from ..models import build_model
 
     model = build_model(config.model, splits.x_train.shape[1:], 0.0, optimizer=config.optimizer, n_classes=splits.info.n_classes)
     return int(sum(math.prod(v.shape) for v in model.trainable_variables))
