@@ -158,6 +158,7 @@ def test_seed_config_is_the_original_experiment():
     assert overridden.epochs == 3 and overridden.lambdas == config.lambdas
 
 
+@pytest.mark.slow
 def test_mnist_falls_back_to_5k_offline_and_says_so(tmp_path):
     """An empty Keras cache and no network (a proxy that refuses): the run uses mnist-5k, plainly."""
     out = tmp_path / "run"
@@ -256,6 +257,7 @@ def test_existing_run_dir_is_refused_unless_force(e2e_run, tmp_path, capsys):
     assert (foreign / "thesis.tex").read_text() == "precious"
 
 
+@pytest.mark.slow
 def test_force_replaces_a_previous_run(tmp_path, capsys):
     g = good_arrays(n=60)
     data = _npz(tmp_path / "tiny.npz", **g)
@@ -294,7 +296,7 @@ def test_help_documents_every_option():
     assert seeds_help.endswith("(default: 3)") and "claims nothing" in seeds_help  # three seeds unless told; one claims nothing
 
 
-@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("engine", ["fused", pytest.param("keras", marks=pytest.mark.slow)])
 def test_ctrl_c_keeps_finished_epochs_and_a_consistent_record(tmp_path, engine):
     import signal
     import time
@@ -459,7 +461,7 @@ print(type(pandas.DataFrame).__name__, len(sklearn.datasets.load_wine().target),
 """
 
 
-@pytest.mark.parametrize("before", ["", "import pandas, sklearn"])
+@pytest.mark.parametrize("before", ["", pytest.param("import pandas, sklearn", marks=pytest.mark.slow)])
 def test_a_run_imports_keras_without_pandas_and_scikit_learn_unless_already_there(before):
     """Keras's optional integrations cost a run 2 s of start-up and serve nothing reglab does; a process that
     already holds pandas and scikit-learn keeps them, and both import normally afterwards."""

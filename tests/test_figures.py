@@ -240,7 +240,7 @@ def test_log_limits_hold_every_finite_lambda(lams):
     ((0.0, 3.4e38), 1),
     ((1e-3,), 2),
     ((0.0, float(np.finfo(np.float32).tiny), float(np.finfo(np.float32).max)), 1),
-    ((0.0,) + tuple(10.0 ** e for e in range(-35, 36, 5)), 2),  # 15 λ > 0 from 1e-35 to 1e35: a colour bar
+    pytest.param((0.0,) + tuple(10.0 ** e for e in range(-35, 36, 5)), 2, marks=pytest.mark.slow),  # 15 λ > 0 from 1e-35 to 1e35: a colour bar
 ])
 def test_every_finite_lambda_draws(tmp_path, lams, seeds):
     """Every strength a config admits (float32's whole range: training is in float32) draws; the axes are
@@ -256,6 +256,7 @@ def test_every_finite_lambda_draws(tmp_path, lams, seeds):
     assert plt.get_fignums() == []
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("seeds", [2])  # one seed's large grid: tests/test_scale.py draws 60 arms through the report
 def test_a_large_grid_draws_a_bounded_set_of_figures(tmp_path, seeds):
     """200 strengths: at most MAX_CURVE_FIGURES curves figures (the ends and the recommended among them), at most

@@ -24,7 +24,8 @@ def run_fused(lambdas=LAMBDAS, seeds=2, epochs=2, strategy="auto", splits=None):
     return config, listener, weights
 
 
-@pytest.mark.parametrize("strategy, group", [("packed", None), ("packed", 25), ("packed", 2), ("vmap", None)])
+@pytest.mark.parametrize("strategy, group", [("packed", None), *(pytest.param(*p, marks=pytest.mark.slow)
+                                                                for p in [("packed", 25), ("packed", 2), ("vmap", None)])])
 def test_every_arm_matches_keras_fit_step_for_step(strategy, group, monkeypatch):
     """Same seeds → same initial weights and the same shuffled batches as `fit`; after 2 epochs of
     300 samples (10 steps each, the last one partial), weights agree to 1e-5 of each tensor's scale.
@@ -89,7 +90,7 @@ def test_models_with_other_layers_are_not_packed():
     assert packing.pack_model(model, 2) is None
 
 
-@pytest.mark.parametrize("group", [None, 2])
+@pytest.mark.parametrize("group", [None, pytest.param(2, marks=pytest.mark.slow)])
 def test_the_record_does_not_depend_on_how_many_cores_share_the_work(group, monkeypatch):
     """Workers only schedule groups' calls on threads: 1 or 3 workers give the same record and weights, bit
     for bit (with 3, the 5 or 3 groups per seed go to whichever worker is free)."""
@@ -135,6 +136,7 @@ def _plain_fit(splits, lam: float, seed: int, epochs: int, batch_size: int):
     return model, history, test
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("strategy", ["packed", "vmap"])
 def test_a_batch_above_the_data_size_is_kerass_one_batch_of_every_sample(strategy):
     """batch_size = 10 × n_train: Keras's `fit` trains one batch of all samples per epoch (and validates and
@@ -155,6 +157,7 @@ def test_a_batch_above_the_data_size_is_kerass_one_batch_of_every_sample(strateg
         np.testing.assert_allclose([ours["loss"], ours["accuracy"]], [test["loss"], test["accuracy"]], atol=1e-5)
 
 
+@pytest.mark.slow
 def test_the_keras_engine_with_a_batch_above_the_data_size_is_bit_for_bit_fit():
     """The reference engine clips its batch (training, validation, test) to each set's size: the same
     batches as `fit(batch_size=10 × n_train)`, so the same numbers to the bit."""

@@ -71,6 +71,7 @@ def test_feature_values_beyond_1e154_standardize_to_finite_values(tmp_path):
     assert np.std(s.x_train[:, 1]) > 0.5  # standardized, not zeroed
 
 
+@pytest.mark.slow
 def test_a_run_on_huge_values_records_a_valid_run_json(tmp_path):
     x = np.random.default_rng(1).normal(size=(60, 2)) * np.array([1.0, 1e300])
     data = write_csv(tmp_path / "big.csv", labels_of(2, 60), x)
@@ -208,6 +209,7 @@ def build():
 '''
 
 
+@pytest.mark.slow
 def test_resume_and_load_model_use_the_absolute_paths_from_any_directory(tmp_path, monkeypatch, capsys):
     import reglab
 
@@ -238,6 +240,7 @@ def test_resume_and_load_model_use_the_absolute_paths_from_any_directory(tmp_pat
                              "model": f"{real / 'model.py'}:build"}
 
 
+@pytest.mark.slow
 def test_a_record_without_absolute_paths_resumes_from_where_it_was_started(tmp_path, monkeypatch, capsys):
     write_csv(tmp_path / "csv" / "train.csv", labels_of(3, 60))
     monkeypatch.chdir(tmp_path)

@@ -72,6 +72,7 @@ def test_stronger_lambda_leaves_a_smaller_kernel_on_the_seed_grid():
     assert norms == sorted(norms, reverse=True) and len(set(norms)) == 4, norms
 
 
+@pytest.mark.slow
 @settings(max_examples=4, deadline=None, derandomize=True)
 @given(
     small=st.one_of(st.just(0.0), st.floats(min_value=FLOAT32_TINY, max_value=1e-3)),  # what a config admits

@@ -58,6 +58,7 @@ def family_config(engine: str) -> SweepConfig:
                        regularizers=FAMILIES, strengths=(("weight_decay", (0.0, 0.05)),))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("engine, strategy", [("fused", "auto"), ("fused", "vmap"), ("keras", None)])
 def test_every_family_matches_keras_fit_step_for_step(engine, strategy, monkeypatch):
     """All four families in one sweep (λ = 0 and one strength each, a partial last batch): every weight
@@ -83,8 +84,9 @@ def test_every_family_matches_keras_fit_step_for_step(engine, strategy, monkeypa
 
 
 @pytest.mark.parametrize("engine, strategy, optimizer", [
-    ("fused", "auto", "adam"), ("fused", "per-arm-chunks", "adam"), ("fused", "vmap", "adam"), ("keras", None, "adam"),
-    ("fused", "auto", "sgd"), ("fused", "per-arm-chunks", "sgd"), ("keras", None, "sgd"),
+    ("fused", "auto", "adam"), *(pytest.param(*p, marks=pytest.mark.slow) for p in [
+        ("fused", "per-arm-chunks", "adam"), ("fused", "vmap", "adam"), ("keras", None, "adam"),
+        ("fused", "auto", "sgd"), ("fused", "per-arm-chunks", "sgd"), ("keras", None, "sgd")]),
 ])
 def test_each_learning_rate_matches_keras_fit_step_for_step(engine, strategy, optimizer, monkeypatch):
     """L2 and weight decay, each at two strengths × two learning rates (the optimizer's `learning_rate`;

@@ -50,7 +50,8 @@ class StopAfter(Collect):
 
 # fused: one checkpoint per epoch (all arms); keras: one per epoch of the arm in progress, one as an arm ends
 # (5 = arm 0 finished, arm 1 one epoch in)
-@pytest.mark.parametrize("engine, stop_after", [("fused", 1), ("fused", 2), ("keras", 2), ("keras", 5)])
+@pytest.mark.parametrize("engine, stop_after", [("fused", 1), ("fused", 2), ("keras", 2),
+                                               pytest.param("keras", 5, marks=pytest.mark.slow)])
 def test_resuming_from_any_checkpoint_gives_the_uninterrupted_record(engine, stop_after):
     # two learning rates: each arm's rate is in its checkpointed optimizer state
     config = SweepConfig(lambdas=(0.0, 1e-2), seeds=1, seed=3, epochs=3, dataset="mnist-5k", engine=engine,

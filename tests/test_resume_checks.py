@@ -148,6 +148,7 @@ def test_an_untouched_stopped_run_resumes(stopped, tmp_path, capsys):
     capsys.readouterr()
 
 
+@pytest.mark.slow
 def test_sigterm_is_an_interruption_with_the_resume_command(tmp_path):
     """`kill` (SIGTERM) stops at the next batch like Ctrl-C: status interrupted, the resume command printed,
     exit 143 (128 + SIGTERM, as a shell reports it); the run then resumes."""

@@ -48,6 +48,7 @@ def keras_records(spec: str) -> dict:
     return {(r.arm, r.epoch): r for r in listener.records}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("model", ["cnn.py", "mlp_dropout.py", "batchnorm"])
 @pytest.mark.parametrize("strategy", ["vmap", "per-arm-steps", "per-arm-chunks"])
 def test_every_strategy_trains_as_fit_does_with_two_seeds_and_two_strengths(model, strategy, tmp_path_factory):
@@ -90,7 +91,7 @@ def test_the_rule_picks_a_strategy_by_model_and_backend():
     assert [fused.strategy_for(m, "gpu") for m in (original, cnn, mlp)] == ["packed", "vmap", "vmap"]
 
 
-@pytest.mark.parametrize("strategy", ["per-arm-chunks", "vmap"])
+@pytest.mark.parametrize("strategy", ["per-arm-chunks", pytest.param("vmap", marks=pytest.mark.slow)])
 def test_a_checkpoint_resumes_bit_for_bit_and_only_with_its_own_strategy(strategy, tmp_path_factory):
     """Dropout's RNG state travels in the checkpoint: epoch 2 after a resume is epoch 2 without one."""
     from reglab.errors import RunDirError

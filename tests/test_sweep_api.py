@@ -93,6 +93,7 @@ def test_a_notebook_function_is_saved_as_a_module_in_the_run_directory(result):
     assert run.data.split.startswith("stratified and seeded: a fifth held out for test")
 
 
+@pytest.mark.slow
 def test_the_run_reruns_in_a_new_process(result, tmp_path):
     run_dir = result.run.run_dir
     code = f"import reglab; print(reglab.load_model({str(run_dir)!r}).count_params())"
@@ -154,6 +155,7 @@ def test_a_stopped_sweep_resumes_in_a_new_process(wine, tmp_path, monkeypatch):
     assert reglab.load_run(tmp_path / "run").meta["status"] == "completed"
 
 
+@pytest.mark.slow
 def test_a_moved_run_directory_loads_reports_and_splits_in_a_new_process(wine, tmp_path):
     reglab.sweep(build_model, *wine, out=tmp_path / "a", **TINY)
     shutil.move(tmp_path / "a", tmp_path / "b")  # nothing else is touched: the inputs move with the run
@@ -175,6 +177,7 @@ def test_a_moved_run_directory_loads_reports_and_splits_in_a_new_process(wine, t
     assert (tmp_path / "b" / "report.html").is_file()
 
 
+@pytest.mark.slow
 def test_force_over_a_sweep_removes_its_inputs_and_keeps_the_users_files(wine, tmp_path):
     run_dir = tmp_path / "run"
     reglab.sweep(build_model, *wine, out=run_dir, **TINY)
@@ -276,6 +279,7 @@ def test_pandas_input_with_string_labels_in_a_temporary_run(wine, tmp_path, monk
         assert [result.run.data.classes[i] for i in splits.y_test] == raw["y_test"].tolist()
 
 
+@pytest.mark.slow
 def test_validation_and_test_data_as_given_and_a_model_object(wine, tmp_path):
     x, y = wine
     order = np.random.default_rng(0).permutation(len(x))

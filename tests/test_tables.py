@@ -253,7 +253,7 @@ RUNS = {
 }
 
 
-@pytest.mark.parametrize("engine", ["fused", "keras"])
+@pytest.mark.parametrize("engine", ["fused", pytest.param("keras", marks=pytest.mark.slow)])
 @pytest.mark.parametrize("case", list(RUNS))
 def test_every_kind_of_data_runs_offline_and_the_report_reads_right(tmp_path, engine, case, capsys):
     args, expected = RUNS[case]
@@ -272,6 +272,7 @@ def test_every_kind_of_data_runs_offline_and_the_report_reads_right(tmp_path, en
     assert all(0.0 <= arm["test"]["accuracy"] <= 1.0 for arm in meta["arms"])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("dataset", ["wine", "breast_cancer"])
 def test_the_fused_engine_trains_k_classes_and_tables_as_fit_does(tmp_path, dataset):
     """Three classes and two, standardized tables: the default engine's record is fit's (the same metrics)."""

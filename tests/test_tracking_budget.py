@@ -171,6 +171,7 @@ def test_export_to_an_unreachable_server_is_one_line(sweep, capsys, monkeypatch)
                        capsys, "gave no answer within 2 s", limit=10)
 
 
+@pytest.mark.slow
 def test_a_stall_during_training_costs_one_warning_never_the_run(tmp_path):
     """A real `reglab run` whose server passes the probe, then stalls: the run completes, its record whole, after
     one warning line; the stall cost the budget once."""
@@ -187,6 +188,7 @@ def test_a_stall_during_training_costs_one_warning_never_the_run(tmp_path):
     assert "Traceback" not in stderr
 
 
+@pytest.mark.slow
 def test_sigterm_during_a_stall_ends_the_run_within_seconds(tmp_path):
     """The budget is a minute here: only the signal can cut the wait short."""
     out = tmp_path / "run"

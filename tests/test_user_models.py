@@ -15,6 +15,7 @@ from reglab.cli import main
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
 
+@pytest.mark.slow
 def test_a_model_without_regularizers_gets_l2_on_every_kernel_and_says_so(tmp_path, capsys):
     out = tmp_path / "run"
     assert main(["run", "--dataset", "mnist-5k", "--lambdas", "0.001", "--epochs", "1", "--seeds", "1", "--no-progress", "--out", str(out),

@@ -77,7 +77,8 @@ def assert_values_match_records(listener: Values, n_val: int) -> None:
 
 # ---------------------------------------------------------------- engines
 
-@pytest.mark.parametrize("strategy, group", [("packed", None), ("packed", 2), ("vmap", None)])
+@pytest.mark.parametrize("strategy, group", [("packed", None), pytest.param("packed", 2, marks=pytest.mark.slow),
+                                             pytest.param("vmap", None, marks=pytest.mark.slow)])
 def test_fused_values_are_its_metrics_per_example_and_keras_s(strategy, group, monkeypatch):
     if group:
         monkeypatch.setattr(packed, "MAX_PACKED_ARMS", group)
@@ -158,7 +159,7 @@ def npz(path: Path) -> dict[str, np.ndarray]:
         return {k: z[k] for k in z.files}
 
 
-@pytest.mark.parametrize("engine, executor", [("fused", "local"), ("keras", "local"), ("fused", "blocks")])
+@pytest.mark.parametrize("engine, executor", [("fused", "local"), pytest.param("keras", "local", marks=pytest.mark.slow), ("fused", "blocks")])
 def test_validation_npz_holds_every_arm_s_values_as_metrics_csv_says(engine, executor, tmp_path):
     kwargs = {"executor": "blocks", "blocks": 2} if executor == "blocks" else {}
     record = run(sweep(engine, seeds=2), tmp_path / "run", **kwargs)
@@ -237,7 +238,8 @@ def interrupted_run(config: SweepConfig, out: Path, before_checkpoint: int, monk
 
 # fused: one checkpoint per epoch; keras: one per epoch of the arm in progress and one as each arm ends
 # (the SIGKILL tests of test_resume.py also compare validation.npz after resuming from random moments)
-@pytest.mark.parametrize("engine, executor, stop", [("fused", "local", 2), ("keras", "local", 3), ("fused", "blocks", 3)])
+@pytest.mark.parametrize("engine, executor, stop", [("fused", "local", 2), pytest.param("keras", "local", 3, marks=pytest.mark.slow),
+                                                         ("fused", "blocks", 3)])
 def test_a_resumed_run_writes_the_validation_npz_of_an_uninterrupted_one(engine, executor, stop, tmp_path, monkeypatch):
     kwargs = {"executor": "blocks", "blocks": 2} if executor == "blocks" else {}
     if executor == "blocks":
