@@ -41,10 +41,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from synthetic import write_synthetic_run  # noqa: E402
-
 import reglab  # noqa: E402
-from reglab.diagnose import GOOD, OVERFITTING  # noqa: E402
+from reglab.analysis.diagnose import GOOD, OVERFITTING  # noqa: E402
+from synthetic import write_synthetic_run  # noqa: E402
 
 #: 10 strengths including λ = 0, log-spaced as a user's grid would be.
 LAMBDAS = (0.0,) + tuple(float(x) for x in np.logspace(-5, -1, 9))

@@ -21,7 +21,7 @@ from reglab.engines import workers  # noqa: E402
 from reglab.engines.keras_steps import KerasSteps  # noqa: E402
 from reglab.engines.per_arm import PerArmStrategy  # noqa: E402
 from reglab.engines.strategy import Coefficients, SeedStart  # noqa: E402
-from reglab.models import build_model  # noqa: E402
+from reglab.model.build import build_model  # noqa: E402
 
 CNN = f"{Path(__file__).resolve().parents[1] / 'examples' / 'cnn.py'}:build_model"
 

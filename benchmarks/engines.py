@@ -27,7 +27,8 @@ HERE = Path(__file__).resolve()
 
 
 def load_data() -> tuple[object, str]:
-    from reglab.datasets import DEBIAN_FASHION_DIR, DataInfo, Splits, load_dataset
+    from reglab.data.datasets import DEBIAN_FASHION_DIR, load_dataset
+    from reglab.data.splits import DataInfo, Splits
 
     if DEBIAN_FASHION_DIR.is_dir():
         return load_dataset("fashion_mnist"), "Fashion-MNIST (Debian dataset-fashion-mnist)"

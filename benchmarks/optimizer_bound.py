@@ -18,7 +18,7 @@ import numpy as np
 import reglab._keras  # noqa: F401  (sets the JAX backend before Keras loads)
 from reglab.engines.packed import PackedStrategy
 from reglab.engines.strategy import Coefficients, SeedStart
-from reglab.models import build_seed_model
+from reglab.model.build import build_seed_model
 
 STEPS = 521  # the fused engine's chunk on a 50,000-image epoch at batch 32 (three chunks per epoch)
 ROUNDS = 15

@@ -32,20 +32,12 @@ from typing import Collection, Mapping, Sequence, Union
 import numpy as np
 
 from reglab.config import SweepConfig
-from reglab.datasets import DataInfo
+from reglab.data.splits import DataInfo
 from reglab.fileio import write_atomic
-from reglab.record import (
-    COLUMNS,
-    METRICS_CSV,
-    EpochRecord,
-    Recorder,
-    ValidationStore,
-    record_to_row,
-    utc_now,
-    write_kernels,
-    write_validation,
-)
-from reglab.rundir import check_run_dir, locked
+from reglab.record.arrays import ValidationStore, write_kernels, write_validation
+from reglab.record.rundir import check_run_dir, locked
+from reglab.record.schema import COLUMNS, METRICS_CSV, EpochRecord, record_to_row
+from reglab.record.writer import Recorder, utc_now
 
 #: `diverged`: a collection of (k, s) arms (each diverges at DEFAULT_DIVERGE_EPOCH), or (k, s) → the epoch
 #: (from 1) whose training loss was the first non-finite one.
@@ -104,7 +96,7 @@ def write_synthetic_run(
       has none (`ValidationValues.loss_by_epoch` is None, as in a run too large to keep them) and every
       epoch's `val_data_loss` in metrics.csv is the final one (a flat validation curve: the diagnosis then
       sees no rise and no recent fall). Left out, as reglab leaves it out, when K·S·E·n exceeds
-      `reglab.record.MAX_EPOCH_VALUES`.
+      `reglab.record.reader.MAX_EPOCH_VALUES`.
     Values are stored as float32, like a real run's; everything derived from them uses the stored float32
     values.
 

@@ -47,7 +47,7 @@ def _atomic_cache_writes() -> None:
 _atomic_cache_writes()
 sys.path.insert(0, str(Path(__file__).parent))
 
-from hypothesis import settings
+from hypothesis import settings  # noqa: E402  (after the cache patch above)
 
 # CI gets the same examples on every run (a red CI must be reproducible); locally, new ones each run.
 settings.register_profile("ci", derandomize=True, print_blob=True)

@@ -15,8 +15,10 @@ from pathlib import Path
 import numpy as np
 
 from reglab.config import SweepConfig
-from reglab.datasets import DataInfo, Splits, load_dataset
-from reglab.record import COLUMNS, EpochRecord, RunRecord
+from reglab.data.datasets import load_dataset
+from reglab.data.splits import DataInfo, Splits
+from reglab.record.reader import RunRecord
+from reglab.record.schema import COLUMNS, EpochRecord
 
 
 @functools.lru_cache(maxsize=None)

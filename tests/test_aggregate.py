@@ -9,10 +9,17 @@ import numpy as np
 import pytest
 
 from helpers import hand_made_run, row
-from reglab.aggregate import comparable_arms, epoch_bands, excluded_arms, final_values, gap_against_norm, weight_histograms
-from reglab.analyze import analyze
+from reglab.analysis.aggregate import (
+    comparable_arms,
+    epoch_bands,
+    excluded_arms,
+    final_values,
+    gap_against_norm,
+    weight_histograms,
+)
+from reglab.analysis.analyze import analyze
+from reglab.analysis.diagnose import Criteria
 from reglab.config import SweepConfig
-from reglab.diagnose import Criteria
 
 CONFIG = SweepConfig(lambdas=(0.0, 0.001, 0.01), seeds=3, epochs=2, dataset="fake")
 # final validation data loss per (λ, seed): λ = 0.001 is best in every seed, by a seed-independent margin

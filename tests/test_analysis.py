@@ -8,8 +8,8 @@ import math
 import pytest
 
 from helpers import hand_made_run, row
-from reglab.analysis import arm_summaries
-from reglab.analyze import analyze
+from reglab.analysis.analyze import analyze
+from reglab.analysis.arms import arm_summaries
 from reglab.config import SweepConfig
 
 CONFIG = SweepConfig(lambdas=(0.0, 0.001), seeds=1, epochs=3, dataset="fake")
@@ -43,7 +43,7 @@ def test_an_arm_without_epochs_or_with_nan_losses():
 def test_weight_statistics_against_the_baseline():
     import numpy as np
 
-    from reglab.analysis import NEAR_ZERO
+    from reglab.analysis.arms import NEAR_ZERO
 
     config = SweepConfig(lambdas=(0.0, 0.001, 0.01), seeds=2, epochs=1, dataset="fake")
     run = hand_made_run([], config)

@@ -11,14 +11,27 @@ import numpy as np
 import pytest
 
 from helpers import fake_info, hand_made_run, row
-from reglab.aggregate import lambda_stats
-from reglab.analyze import analyze
-from reglab.config import SweepConfig
-from reglab.diagnose import (
-    GOOD, IMPROVING, LESS_CONFIDENT, OVERFITTING, TOO_FEW, UNDERFITTING, UNSETTLED, ArmValidation, Criteria,
-    Reference, Trend, criteria_text, diagnose,
+from reglab.analysis.aggregate import lambda_stats
+from reglab.analysis.analyze import analyze
+from reglab.analysis.diagnose import (
+    GOOD,
+    IMPROVING,
+    LESS_CONFIDENT,
+    OVERFITTING,
+    TOO_FEW,
+    UNDERFITTING,
+    UNSETTLED,
+    ArmValidation,
+    Criteria,
+    Reference,
+    Trend,
+    criteria_text,
+    diagnose,
 )
-from reglab.record import EpochRecord, RunRecord, ValidationValues
+from reglab.config import SweepConfig
+from reglab.record.arrays import ValidationValues
+from reglab.record.reader import RunRecord
+from reglab.record.schema import EpochRecord
 from reglab.settings import Family, Setting
 
 
@@ -178,8 +191,8 @@ def test_within_noise_of_no_regularization_is_no_measurable_benefit():
 
 
 def test_dead_inputs_are_set_apart_in_the_weight_statistics():
-    from reglab.analyze import _weight_stats
-    from reglab.families import family_view
+    from reglab.analysis.analyze import _weight_stats
+    from reglab.analysis.families import family_view
 
     config = SweepConfig(lambdas=(0.0, 1e-3), seeds=1, epochs=1, dataset="fake")
     run = hand_made_run([row(0, 0.0, 1), row(1, 1e-3, 1)], config)

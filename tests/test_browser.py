@@ -11,6 +11,7 @@ import struct
 import zlib
 
 import pytest
+
 from browser import check_page, find_chromium
 from helpers import hand_made_run, row
 
@@ -68,7 +69,7 @@ def test_clean_page_has_no_errors(chromium, tmp_path):
 
 def test_report_html_renders(chromium, tmp_path):
     from reglab.config import SweepConfig
-    from reglab.report import build_report
+    from reglab.report.build import build_report
 
     config = SweepConfig(lambdas=(0.0, 0.01), epochs=3, seeds=2, dataset="fake")
     rows = [
@@ -102,8 +103,8 @@ def test_the_answer_is_on_the_first_screen_and_nothing_scrolls_sideways(chromium
     import numpy as np
 
     from reglab.config import SweepConfig
-    from reglab.record import write_kernels
-    from reglab.report import build_report
+    from reglab.record.arrays import write_kernels
+    from reglab.report.build import build_report
 
     config = SweepConfig(lambdas=(0.0, 1e-4, 1e-3, 1e-2), epochs=10, seeds=seeds, dataset="fake")
     rows = [row(a.index, a.lam, e, seed=a.seed, val_data_loss=0.3 + 3 * (a.lam - 1e-3) ** 2 * 1e4 / e + a.seed / 100,

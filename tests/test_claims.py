@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from helpers import hand_made_run, row
-from reglab.diagnose import Criteria
-from reglab.claims import INCONCLUSIVE, NOT_SUPPORTED, SUPPORTED
-from reglab.views import check_claims
+from reglab.analysis.claims import INCONCLUSIVE, NOT_SUPPORTED, SUPPORTED
+from reglab.analysis.diagnose import Criteria
+from reglab.analysis.views import check_claims
 from reglab.config import SweepConfig
 
 # the textbook picture, per λ: validation data loss by epoch, final training data loss, training accuracy, ‖W‖

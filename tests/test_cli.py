@@ -7,17 +7,17 @@ import json
 import os
 import subprocess
 import sys
-import tomllib
 from pathlib import Path
 
 import numpy as np
 import pytest
+import tomllib
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from helpers import assert_each_bad_input_is_one_line, spawned
 from reglab.cli import main
-from reglab.record import COLUMNS
+from reglab.record.schema import COLUMNS
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -450,7 +450,7 @@ def test_control_characters_in_an_error_line_are_shown_escaped(tmp_path, capsys)
 KERAS_IMPORT_CHECK = """
 import sys
 {before}
-from reglab.keras_import import import_keras_for_a_run
+from reglab.model.keras_import import import_keras_for_a_run
 import_keras_for_a_run()
 from keras.src.trainers.data_adapters import array_slicing
 from keras.src.wrappers import fixes

@@ -12,18 +12,10 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import metric_values, reglab_argv, spawned
 
-from reglab.cluster import (
-    Block,
-    _Driver,
-    _layout,
-    block_config,
-    blocks_of,
-    global_arm,
-    make_blocks,
-)
+from helpers import metric_values, reglab_argv, spawned
 from reglab.config import SweepConfig
+from reglab.run.cluster import Block, _Driver, _layout, block_config, blocks_of, global_arm, make_blocks
 from reglab.settings import Setting
 
 ray = pytest.importorskip("ray") if not os.environ.get("CI") else __import__("ray")  # CI installs reglab[ray]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import json
 import os
 import pickle
 import struct
@@ -15,27 +16,17 @@ import tempfile
 import time
 import tracemalloc
 import zipfile
-import json
 from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, assume, example, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-import reglab.datasets as ds
-from reglab.datasets import (
-    IDX_FILES,
-    last_sixth_split,
-    MAX_IDX_BYTES,
-    MNIST_5K_SPLIT,
-    DataInfo,
-    Splits,
-    load_dataset,
-    read_idx,
-    stratified_split,
-)
+import reglab.data.datasets as ds
+from reglab.data.datasets import IDX_FILES, MAX_IDX_BYTES, MNIST_5K_SPLIT, load_dataset, read_idx
+from reglab.data.splits import DataInfo, Splits, last_sixth_split, stratified_split
 from reglab.errors import DataError, ReglabError
 
 FAST = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])

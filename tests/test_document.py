@@ -9,7 +9,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from markdown_it import MarkdownIt  # rich's own dependency: GFM tables as GitHub renders them
 
-from reglab.document import Table, code, em, strong, to_markdown
+from reglab.report.document import Table, code, em, strong, to_markdown
 
 
 def cells(line: str) -> list[str]:

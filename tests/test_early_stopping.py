@@ -7,7 +7,7 @@ import dataclasses
 import numpy as np
 import pytest
 
-from helpers import Collect, original_study_fit, small_splits
+from helpers import Collect, small_splits
 from reglab._keras import keras
 from reglab.config import SweepConfig
 from reglab.engines import get_engine
@@ -22,7 +22,7 @@ def stopped_epochs(listener: Collect) -> dict[int, int]:
 
 def keras_reference(splits, lam: float, seed: int):
     """The original study's code with Keras's EarlyStopping on the penalty-free validation loss."""
-    from reglab.models import build_seed_model
+    from reglab.model.build import build_seed_model
 
     keras.utils.set_random_seed(seed)
     model = build_seed_model(splits.x_train.shape[1:], lam)

@@ -10,10 +10,10 @@ import statistics
 import numpy as np
 import pytest
 
+from reglab.analysis.families import family_view
+from reglab.analysis.views import compare_families
 from reglab.cli import main
-from reglab.families import family_view
-from reglab.views import compare_families
-from reglab.record import load_run
+from reglab.record.reader import load_run
 
 ARGS = ["--dataset", "mnist-5k", "--regularizer", "l2,l1,weight_decay", "--lambdas", "0,0.001,0.01",
         "--strengths", "weight_decay=0,0.05", "--seeds", "2", "--epochs", "2", "--no-progress"]

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from helpers import hand_made_run, row
-from reglab.analyze import analyze
+from reglab.analysis.analyze import analyze
 from reglab.config import SweepConfig
 from reglab.figures import MAX_CURVE_FIGURES, Figures, data, draw_all
 from reglab.figures.axes import arm_figure_name, curves_figure_name, lam_token, log_limits, spread_picks

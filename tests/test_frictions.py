@@ -8,14 +8,14 @@ from dataclasses import fields
 import pytest
 
 from helpers import hand_made_run, row
-from reglab.analyze import analyze
-from reglab.answer import answer
-from reglab.claims import pm
+from reglab.analysis.analyze import analyze
+from reglab.analysis.claims import pm
+from reglab.analysis.stats import Estimate, mean_ci
 from reglab.config import SweepConfig
 from reglab.errors import ConfigError
 from reglab.figures import figure_units
-from reglab.report import ci, setup_rows
-from reglab.stats import Estimate, mean_ci
+from reglab.report.answer import answer
+from reglab.report.build import ci, setup_rows
 
 LR_SWEEP = SweepConfig(lambdas=(0.0, 1e-5, 1e-4, 1e-3), learning_rates=(1e-4, 1e-3, 1e-2), epochs=10, seeds=2,
                        dataset="fake")
@@ -36,7 +36,7 @@ def test_figure_titles_put_the_learning_rate_after_strength():
     titles = [u.title for u in figure_units(analysis).values()]
     assert not any(" strength" in t and "at lr = " in t.split(" strength")[0] for t in titles), titles
     which = figure_units(analysis)["which_strength"].title
-    assert which.startswith(f"Which L2 strength at lr = "), which
+    assert which.startswith("Which L2 strength at lr = "), which
 
 
 def test_a_zero_spread_over_seeds_is_not_printed_as_plus_minus_zero():
@@ -52,7 +52,7 @@ def test_a_zero_spread_over_seeds_is_not_printed_as_plus_minus_zero():
 
 
 def test_the_report_tables_never_print_plus_minus_zero(tmp_path):
-    from reglab.report import build_report
+    from reglab.report.build import build_report
 
     run = dataclasses.replace(_lr_sweep(), run_dir=tmp_path / "run")
     (tmp_path / "run").mkdir()

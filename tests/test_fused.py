@@ -6,13 +6,13 @@ import dataclasses
 
 import numpy as np
 import pytest
-from helpers import Collect, assert_trains_like_fit, original_study_fit, small_splits
 
+from helpers import Collect, assert_trains_like_fit, original_study_fit, small_splits
 from reglab._keras import keras
 from reglab.config import SweepConfig
 from reglab.engines import fused, packed, packing
 from reglab.engines import workers as engine_workers
-from reglab.models import build_seed_model
+from reglab.model.build import build_seed_model
 
 LAMBDAS = (0.0, 1e-3, 1e-2)
 

@@ -14,10 +14,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from helpers import copy_run
-from reglab.checkpoint import CHECKPOINT_NPZ, write_checkpoint
 from reglab.cli import build_parser, config_from_args, main
 from reglab.config import SweepConfig
 from reglab.errors import ConfigError
+from reglab.record.checkpoint import CHECKPOINT_NPZ, write_checkpoint
 
 SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 

@@ -22,9 +22,10 @@ import pytest
 
 from reglab.cli import build_parser, main
 from reglab.config import SweepConfig, parse_lambdas, parse_learning_rates
-from reglab.datasets import DataOptions, load_dataset
+from reglab.data.datasets import load_dataset
+from reglab.data.splits import DataOptions
 from reglab.errors import ConfigError, DataError
-from reglab.record import load_run
+from reglab.record.reader import load_run
 
 FAST = ["--epochs", "1", "--seeds", "1", "--lambdas", "0,0.01", "--no-progress"]
 
@@ -275,7 +276,7 @@ def test_a_model_that_does_not_end_in_softmax_is_one_line(tmp_path, capsys, last
                                   "keras.layers.Dense(3), keras.layers.Activation('softmax')",
                                   "keras.layers.Dense(3), keras.layers.Lambda(keras.ops.softmax)"])
 def test_a_model_that_ends_in_softmax_is_accepted(tmp_path, last):
-    from reglab.models import build_user_model
+    from reglab.model.build import build_user_model
 
     sample = np.random.default_rng(0).normal(size=(8, 2)).astype(np.float32)
     model, _, _ = build_user_model(model_file(tmp_path, last), (2,), 0.0, n_classes=3, sample=sample)
@@ -294,7 +295,7 @@ def test_a_two_output_model_is_told_so_in_a_sentence(tmp_path, capsys):
 
 def test_a_float_label_beyond_exact_integers_is_one_line():
     """A float32 label of 2**63 (hypothesis found it) overflowed int64 in a cast: a warning, now a DataError."""
-    from reglab.encoding import encode_labels
+    from reglab.data.encoding import encode_labels
     from reglab.errors import DataError
 
     with pytest.raises(DataError, match="too large to be a class number"):

@@ -12,7 +12,6 @@ from hypothesis import strategies as st
 from helpers import Collect, original_study_fit, small_splits
 from reglab.config import FLOAT32_TINY, Arm, SweepConfig
 from reglab.engines.keras_fit import train_arm
-from reglab._keras import keras
 
 
 def run_arm(lam: float, seed: int = 0, epochs: int = 2, splits=None):

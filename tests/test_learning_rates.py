@@ -8,13 +8,14 @@ import math
 
 import numpy as np
 import pytest
-from helpers import hand_made_run, row
 
-from reglab.analyze import analyze
+from helpers import hand_made_run, row
+from reglab.analysis.analyze import analyze
+from reglab.analysis.coupling import COUPLED, DECOUPLED, INCONCLUSIVE, slope, verdict
 from reglab.cli import main
 from reglab.config import SweepConfig
-from reglab.coupling import COUPLED, DECOUPLED, INCONCLUSIVE, slope, verdict
-from reglab.record import METRICS_CSV, load_run
+from reglab.record.reader import load_run
+from reglab.record.schema import METRICS_CSV
 from reglab.settings import Setting
 
 RATES = (1e-4, 1e-3, 1e-2)

@@ -8,18 +8,19 @@ import json
 import os
 
 import pytest
-from helpers import small_splits
 
+from helpers import small_splits
 from reglab import SweepConfig, run_sweep
 from reglab.errors import RunInterrupted
-from reglab.tracking_base import arm_infos
-from reglab.record import load_run
-from reglab.runner import _RecordingListener, resume_sweep
+from reglab.record.reader import load_run
+from reglab.run.runner import _RecordingListener, resume_sweep
+from reglab.tracking.base import arm_infos
 
 if not os.environ.get("CI"):  # CI installs both extras: there a missing package fails
     pytest.importorskip("tensorboard")
     pytest.importorskip("mlflow")
 import mlflow
+
 from test_mlflow_log import EPOCH_METRICS
 from test_tensorboard_log import assert_scalars_match, read_logs, values
 

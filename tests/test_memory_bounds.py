@@ -19,7 +19,7 @@ import pytest
 
 from helpers import assert_each_bad_input_is_one_line, reglab_argv
 from reglab.config import SweepConfig
-from reglab.datasets import load_dataset
+from reglab.data.datasets import load_dataset
 from reglab.engines import memory
 from reglab.engines.workers import on_workers
 from reglab.errors import ConfigError

@@ -8,20 +8,14 @@ import shutil
 import sys
 
 import pytest
-from helpers import small_splits
 
 import reglab
+from helpers import small_splits
 from reglab.config import SweepConfig
 from reglab.errors import ConfigError
-from reglab.mlflow_log import (
-    EPOCH_METRICS,
-    MISSING_EXTRA,
-    MlflowPublisher,
-    export_mlflow,
-    run_key,
-)
-from reglab.tracking_base import SweepStart, arm_infos
-from reglab.record import load_run
+from reglab.record.reader import load_run
+from reglab.tracking.base import SweepStart, arm_infos
+from reglab.tracking.mlflow import EPOCH_METRICS, MISSING_EXTRA, MlflowPublisher, export_mlflow, run_key
 
 mlflow = pytest.importorskip("mlflow") if not os.environ.get("CI") else __import__("mlflow")  # CI installs reglab[mlflow]
 

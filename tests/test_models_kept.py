@@ -10,16 +10,17 @@ import shutil
 
 import numpy as np
 import pytest
-from helpers import BATCHNORM_MODEL, small_splits
 from rich.console import Console
 
 import reglab
-from reglab import kept
-from reglab.views import recommended_setting
+from helpers import BATCHNORM_MODEL, small_splits
+from reglab.analysis.views import recommended_setting
 from reglab.engines import fused
 from reglab.errors import ConfigError, RunDirError
-from reglab.record import WEIGHTS_NPZ, read_kernels, read_weights, weights_kept
-from reglab.rundir import read_manifest
+from reglab.model import kept
+from reglab.record.arrays import read_kernels, read_weights, weights_kept
+from reglab.record.rundir import read_manifest
+from reglab.record.schema import WEIGHTS_NPZ
 from reglab.settings import Setting, setting_of
 
 CONFIG = reglab.SweepConfig(lambdas=(0.0, 1e-3), seeds=2, seed=4, epochs=2, dataset="mnist-5k")
@@ -97,8 +98,8 @@ def test_recommended_keras_is_a_plain_keras_file_named_by_the_report(runs):
 
 
 def test_the_report_says_how_to_prepare_a_standardized_tables_inputs(runs):
-    from reglab import document as d
-    from reglab.report import kept_model_blocks
+    from reglab.report import document as d
+    from reglab.report.build import kept_model_blocks
 
     run = runs["fused"]
     table = dataclasses.replace(run, data=dataclasses.replace(run.data, input_shape=(3,), feature_mean=(0.5, 1.0, 2.0),

@@ -15,7 +15,7 @@ import pytest
 from helpers import copy_run
 from reglab.cli import main
 from reglab.fileio import ensure_dir, open_append, remove_file, safe_path, write_atomic
-from reglab.rundir import locked
+from reglab.record.rundir import locked
 
 RUN = ["run", "--dataset", "mnist-5k", "--lambdas", "0,0.01", "--epochs", "1", "--seeds", "1", "--no-progress"]
 

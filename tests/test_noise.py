@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
-from reglab import noise
+from reglab.analysis import noise
 
 
 def simulate(rng, n_seeds: int, n: int, effect: float, seed_sd: float, example_sd: float):

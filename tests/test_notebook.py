@@ -9,11 +9,11 @@ import re
 
 import matplotlib
 import pytest
-from helpers import small_splits
 
+from helpers import small_splits
 from reglab import SweepConfig, run_sweep
-from reglab.analyze import analyze
-from reglab.answer import answer
+from reglab.analysis.analyze import analyze
+from reglab.report.answer import answer
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from reglab.cli import main
 from reglab.config import LOG_KINDS, LogTarget, SweepConfig, validate_log
 from reglab.errors import ConfigError
-from reglab.tracking_base import Publishers
+from reglab.tracking.base import Publishers
 
 
 @settings(max_examples=80, deadline=None)

@@ -13,11 +13,10 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from helpers import jupyter_kernel
-
 import reglab
-from reglab.answer import answer
-from reglab.views import recommended_setting
+from helpers import jupyter_kernel
+from reglab.analysis.views import recommended_setting
+from reglab.report.answer import answer
 from reglab.settings import setting_of
 
 NOTEBOOK = Path(__file__).resolve().parents[1] / "examples" / "quickstart.ipynb"

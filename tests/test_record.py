@@ -6,11 +6,13 @@ import json
 from pathlib import Path
 
 import pytest
-from helpers import fake_info, row
 
+from helpers import fake_info, row
 from reglab.config import SweepConfig
 from reglab.errors import RunDirError
-from reglab.record import COLUMNS, METRICS_CSV, RUN_JSON, Recorder, load_run
+from reglab.record.reader import load_run
+from reglab.record.schema import COLUMNS, METRICS_CSV, RUN_JSON
+from reglab.record.writer import Recorder
 
 CONFIG = SweepConfig(lambdas=(0.0, 0.01), seeds=1, epochs=2, dataset="fake")
 

@@ -19,19 +19,13 @@ from rich.console import Console
 
 import reglab
 from helpers import copy_run
-from reglab import models, runner
-from reglab.checkpoint import CHECKPOINT_NPZ, read_checkpoint, write_checkpoint
 from reglab.cli import main
 from reglab.errors import RunDirError, RunInterrupted
-from reglab.record import (
-    KERNELS_NPZ,
-    METRICS_CSV,
-    RUN_JSON,
-    VALIDATION_NPZ,
-    WEIGHTS_NPZ,
-    load_run,
-    repair_metrics,
-)
+from reglab.model import build as models
+from reglab.record.checkpoint import CHECKPOINT_NPZ, read_checkpoint, write_checkpoint
+from reglab.record.reader import load_run
+from reglab.record.schema import KERNELS_NPZ, METRICS_CSV, RUN_JSON, VALIDATION_NPZ, WEIGHTS_NPZ, repair_metrics
+from reglab.run import runner
 
 #: A member this large once inflated is beyond every budget of the test runs (the checkpoint's is ~90 MB),
 #: and deflates to about 256 KB.

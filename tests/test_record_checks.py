@@ -14,7 +14,9 @@ from helpers import fake_info, row
 from reglab.cli import main
 from reglab.config import SweepConfig
 from reglab.errors import RunDirError
-from reglab.record import METRICS_CSV, RUN_JSON, Recorder, load_run
+from reglab.record.reader import load_run
+from reglab.record.schema import METRICS_CSV, RUN_JSON
+from reglab.record.writer import Recorder
 
 CONFIG = SweepConfig(lambdas=(0.0, 0.01), seeds=2, epochs=2, dataset="fake")
 

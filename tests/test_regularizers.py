@@ -5,15 +5,16 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from helpers import Collect, assert_trains_like_fit, small_splits
 from hypothesis import given
 from hypothesis import strategies as st
 
+from helpers import Collect, assert_trains_like_fit, small_splits
 from reglab._keras import keras
 from reglab.config import SweepConfig, parse_strengths
-from reglab.settings import FAMILIES as FAMILY_NAMES, Family, parse_family
 from reglab.engines import fused, get_engine, packed
 from reglab.errors import ConfigError
+from reglab.settings import FAMILIES as FAMILY_NAMES
+from reglab.settings import Family, parse_family
 
 FAMILIES = ("l2", "l1", "l1_l2:0.5", "weight_decay")
 

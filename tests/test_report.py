@@ -10,11 +10,11 @@ import statistics
 import numpy as np
 
 from helpers import hand_made_run, row
+from reglab.analysis.stats import t_critical
 from reglab.config import SweepConfig
-from reglab.document import Heading, Image, Para, Span, Table, code, md_escape, strong, to_html, to_markdown
-from reglab.record import write_kernels
-from reglab.report import build_report
-from reglab.stats import t_critical
+from reglab.record.arrays import write_kernels
+from reglab.report.build import build_report
+from reglab.report.document import Heading, Image, Para, Span, Table, code, md_escape, strong, to_html, to_markdown
 
 CONFIG = SweepConfig(lambdas=(0.0, 0.001, 0.01), seeds=2, epochs=3, dataset="fake")
 

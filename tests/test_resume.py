@@ -16,11 +16,11 @@ import numpy as np
 import pytest
 
 from helpers import Collect, metric_values, reglab_argv, small_splits, spawned
-from reglab.checkpoint import CHECKPOINT_NPZ, read_checkpoint, write_checkpoint
 from reglab.config import SweepConfig
 from reglab.engines import get_engine
 from reglab.errors import RunDirError
-from reglab.record import COLUMNS, EpochRecord, record_to_row, repair_metrics
+from reglab.record.checkpoint import CHECKPOINT_NPZ, read_checkpoint, write_checkpoint
+from reglab.record.schema import COLUMNS, EpochRecord, record_to_row, repair_metrics
 
 ENGINES = ("fused", "keras")
 
@@ -285,7 +285,7 @@ def test_the_same_config_gives_the_same_record_to_the_last_bit(engine, reference
 
 
 def test_a_reader_never_sees_a_torn_row(tmp_path):
-    from reglab.record import read_metrics
+    from reglab.record.schema import read_metrics
 
     rows = [_row(0, 1), _row(0, 2)]
     (tmp_path / "metrics.csv").write_text(_metrics_text(rows, tail="0,0.0,0,3,0.9"), newline="")

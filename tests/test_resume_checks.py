@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from helpers import reglab_argv, spawned
-from reglab.checkpoint import CHECKPOINT_NPZ, _META, read_checkpoint
 from reglab.cli import main
+from reglab.record.checkpoint import _META, CHECKPOINT_NPZ, read_checkpoint
 
 MODEL = """
 import keras

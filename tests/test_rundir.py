@@ -15,10 +15,18 @@ from helpers import fake_info, reglab_argv, row, spawned
 from reglab.cli import main
 from reglab.config import SweepConfig
 from reglab.errors import RunDirError
-from reglab.record import Recorder, load_run
-from reglab.rundir import (
-    LOCK, MANIFEST, check_run_dir, clear_run_dir, locked, read_manifest, register, reserve_default_run_dir,
+from reglab.record.reader import load_run
+from reglab.record.rundir import (
+    LOCK,
+    MANIFEST,
+    check_run_dir,
+    clear_run_dir,
+    locked,
+    read_manifest,
+    register,
+    reserve_default_run_dir,
 )
+from reglab.record.writer import Recorder
 
 CONFIG = SweepConfig(lambdas=(0.0, 0.01), seeds=1, epochs=1, dataset="fake")
 
@@ -143,7 +151,7 @@ def test_a_symlinked_report_temporary_is_not_written_through(tmp_path, capsys):
 
 # ---------------------------------------------------------------- one process at a time
 
-HOLD = ("import sys; from pathlib import Path; from reglab.rundir import locked\n"
+HOLD = ("import sys; from pathlib import Path; from reglab.record.rundir import locked\n"
         "with locked(Path(sys.argv[1])):\n    print('locked', flush=True); sys.stdin.read()\n")
 
 

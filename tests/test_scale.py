@@ -5,12 +5,12 @@ from __future__ import annotations
 import numpy as np
 
 from helpers import hand_made_run, row
-from reglab import document as d
-from reglab.analyze import analyze
+from reglab.analysis.analyze import analyze
 from reglab.config import SweepConfig
 from reglab.figures import MAX_CURVE_FIGURES
-from reglab.record import write_kernels
-from reglab.report import build_report, setup
+from reglab.record.arrays import write_kernels
+from reglab.report import document as d
+from reglab.report.build import build_report, setup
 
 
 def _rows(config: SweepConfig) -> list:

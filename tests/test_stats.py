@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from reglab.stats import Estimate, mean_ci, paired_difference, t_critical
+from reglab.analysis.stats import Estimate, mean_ci, paired_difference, t_critical
 
 
 def test_known_interval():

@@ -13,8 +13,7 @@ import pytest
 
 from helpers import BATCHNORM_MODEL, Collect, small_splits
 from reglab.config import SweepConfig
-from reglab.engines import get_engine
-from reglab.engines import fused
+from reglab.engines import fused, get_engine
 from reglab.engines import workers as engine_workers
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
@@ -82,7 +81,7 @@ def test_per_arm_records_do_not_depend_on_how_many_workers_share_the_arms(strate
 
 
 def test_the_rule_picks_a_strategy_by_model_and_backend():
-    from reglab.models import build_model
+    from reglab.model.build import build_model
 
     cnn = build_model(f"{EXAMPLES / 'cnn.py'}:build_model", (28, 28), 0.0)
     mlp = build_model(f"{EXAMPLES / 'mlp_dropout.py'}:build_model", (28, 28), 0.0)

@@ -7,10 +7,19 @@ import dataclasses
 import pytest
 
 from helpers import hand_made_run, row
-from reglab.analyze import analyze
+from reglab.analysis.analyze import analyze
+from reglab.analysis.diagnose import (
+    GOOD,
+    IMPROVING,
+    LESS_CONFIDENT,
+    NO_DATA,
+    OVERFITTING,
+    TOO_FEW,
+    UNDERFITTING,
+    UNSETTLED,
+)
 from reglab.config import SweepConfig
-from reglab.diagnose import GOOD, IMPROVING, LESS_CONFIDENT, NO_DATA, OVERFITTING, TOO_FEW, UNDERFITTING, UNSETTLED
-from reglab.summary import SHORT_DIAGNOSIS, summary_lines
+from reglab.report.summary import SHORT_DIAGNOSIS, summary_lines
 
 
 def _run(epochs: int, seeds: int, families=("l2",), fallback: str | None = None):

@@ -17,13 +17,13 @@ from sklearn.datasets import load_wine
 
 import reglab
 from reglab._keras import keras
-from reglab.callable_source import ModelSource, check_saved, model_source, source_of
+from reglab.analysis.views import recommended_setting
 from reglab.errors import ConfigError, DataError, RunDirError, RunFailed
-from reglab.views import recommended_setting
-from reglab.record import read_run_meta
-from reglab.rundir import read_manifest
+from reglab.model.callable_source import ModelSource, check_saved, model_source, source_of
+from reglab.record.rundir import read_manifest
+from reglab.record.schema import read_run_meta
+from reglab.run.on_arrays import exact_share, split_arrays
 from reglab.settings import setting_of
-from reglab.sweep import exact_share, split_arrays
 
 # ---------------------------------------------------------------- a model as a notebook defines it
 
@@ -186,7 +186,7 @@ def test_force_over_a_sweep_removes_its_inputs_and_keeps_the_users_files(wine, t
     reglab.sweep(build_model, *wine, out=run_dir, force=True, **TINY)  # a fresh run's inputs, not the edited ones
     assert "# edited" not in (run_dir / "inputs" / "model.py").read_text()
     assert (run_dir / "inputs" / "notes.txt").read_text() == "mine"
-    from reglab.rundir import clear_run_dir
+    from reglab.record.rundir import clear_run_dir
 
     clear_run_dir(run_dir)  # what --force removes: every listed file, the inputs too
     left = sorted(p.relative_to(run_dir).as_posix() for p in run_dir.rglob("*") if p.name != ".reglab.lock")

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import reglab
-from reglab.record import read_validation
+from reglab.record.arrays import read_validation
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 

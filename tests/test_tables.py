@@ -12,18 +12,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import reglab.datasets as ds
+import reglab.data.datasets as ds
 from helpers import assert_each_bad_input_is_one_line
 from reglab.cli import main
 from reglab.config import SweepConfig
-from reglab.datasets import (
-    CIFAR10_CLASSES,
-    DataOptions,
-    load_dataset,
-    stratified_holdout,
-)
+from reglab.data.datasets import CIFAR10_CLASSES, load_dataset
+from reglab.data.splits import DataOptions, stratified_holdout
+from reglab.data.tables import BUNDLED, held_out_split
 from reglab.errors import ConfigError, DataError
-from reglab.tables import BUNDLED, held_out_split
 
 FAST = settings(max_examples=60, deadline=None)
 

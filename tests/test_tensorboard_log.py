@@ -1,4 +1,4 @@
-"""TensorBoard logs of a sweep (reglab.tensorboard_log), read back with TensorBoard's own readers and server."""
+"""TensorBoard logs of a sweep (reglab.tracking.tensorboard), read back with TensorBoard's own readers and server."""
 
 from __future__ import annotations
 
@@ -19,7 +19,6 @@ import pytest
 if not os.environ.get("CI"):  # CI installs reglab[tensorboard]: there a missing package fails
     pytest.importorskip("tensorboard")
 
-from helpers import small_splits
 from tensorboard.backend.event_processing import (
     plugin_event_accumulator,
     plugin_event_multiplexer,
@@ -29,11 +28,12 @@ from tensorboard.plugins.hparams import api_pb2, metadata, metrics
 from tensorboard.util import tensor_util
 
 import reglab
+from helpers import small_splits
 from reglab.config import SweepConfig
 from reglab.errors import ConfigError
-from reglab.tracking_base import SweepStart, arm_infos
-from reglab.record import RunRecord, load_run
-from reglab.tensorboard_log import (
+from reglab.record.reader import RunRecord, load_run
+from reglab.tracking.base import SweepStart, arm_infos
+from reglab.tracking.tensorboard import (
     HPARAMS_METRICS,
     INSTALL_HINT,
     SCALARS,
@@ -207,9 +207,9 @@ def test_a_new_sweep_into_used_logs_is_refused(exported):
 def test_without_tensorboard_one_line_naming_the_extra(monkeypatch, tmp_path):
     for name in [m for m in sys.modules if m == "tensorboard" or m.startswith("tensorboard.")]:
         monkeypatch.setitem(sys.modules, name, None)  # `import tensorboard...` now fails, as when not installed
-    monkeypatch.delitem(sys.modules, "reglab.tensorboard_log")
+    monkeypatch.delitem(sys.modules, "reglab.tracking.tensorboard")
     monkeypatch.delattr(reglab, "tensorboard_log", raising=False)  # both restored after the test
-    module = importlib.import_module("reglab.tensorboard_log")  # importing reglab's module needs no tensorboard
+    module = importlib.import_module("reglab.tracking.tensorboard")  # importing reglab's module needs no tensorboard
     with pytest.raises(ConfigError) as info:
         module.TensorBoardPublisher(tmp_path / "tb")
     assert str(info.value) == INSTALL_HINT == "TensorBoard logging needs the tensorboard extra: pip install 'reglab[tensorboard]'"

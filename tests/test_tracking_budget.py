@@ -16,16 +16,16 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from helpers import reglab_argv, small_splits, spawned
 
 import reglab
+from helpers import reglab_argv, small_splits, spawned
 from reglab.cli import main
 from reglab.config import SweepConfig
 from reglab.errors import ConfigError
 
 pytest.importorskip("mlflow") if not os.environ.get("CI") else __import__("mlflow")  # CI installs reglab[mlflow]
 
-from reglab.mlflow_log import TrackingError, bounded, tracking_budget  # noqa: E402 - after the skip
+from reglab.tracking.mlflow import TrackingError, bounded, tracking_budget  # noqa: E402 - after the skip
 
 RUN = ["run", "--dataset", "mnist-5k", "--lambdas", "0,0.01", "--epochs", "2", "--seeds", "1", "--no-progress"]
 
@@ -243,7 +243,7 @@ def test_a_bad_budget_is_one_line(monkeypatch, value):
 def test_a_resume_checks_its_store_before_anything_is_written(tmp_path):
     """A resume has no `check_extras` before it: its publishers refuse an unreachable store themselves (nothing
     of the run is written yet), where a new run's already checked store is taken as checked."""
-    from reglab.publish import check_extras, make_publishers
+    from reglab.tracking.publish import check_extras, make_publishers
 
     config = SweepConfig(log=(f"mlflow={url(refused_port())}",))
     with pytest.raises(ConfigError, match="Connection refused; nothing was trained"):

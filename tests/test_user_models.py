@@ -93,7 +93,7 @@ def test_a_model_file_calling_sys_exit_is_an_error_not_a_success(case, tmp_path,
 
 
 def test_ctrl_c_in_the_builder_still_interrupts(tmp_path):
-    from reglab.models import build_user_model
+    from reglab.model.build import build_user_model
 
     model = tmp_path / "m.py"
     model.write_text("def build():\n    raise KeyboardInterrupt\n")
@@ -119,7 +119,7 @@ def test_a_device_as_the_model_file_is_refused(tmp_path, capsys):
 
 
 def test_a_model_file_over_the_cap_is_never_run(tmp_path, capsys):
-    from reglab.models import MAX_MODEL_BYTES
+    from reglab.model.build import MAX_MODEL_BYTES
 
     marker = tmp_path / "ran"
     model = tmp_path / "m.py"

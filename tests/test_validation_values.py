@@ -11,27 +11,24 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import Collect, mnist5k
 
-from reglab import recordcheck, runner
+from helpers import Collect, mnist5k
 from reglab._keras import keras
-from reglab.checkpoint import CHECKPOINT_NPZ, read_checkpoint, write_checkpoint
 from reglab.config import Arm, SweepConfig
-from reglab.datasets import DataInfo, Splits, load_dataset
-from reglab.engines import fused, packed, packing
+from reglab.data.datasets import load_dataset
+from reglab.data.splits import DataInfo, Splits
+from reglab.engines import fused, packed
 from reglab.engines.keras_fit import train_arm
 from reglab.errors import RunDirError, RunInterrupted
-from reglab.models import build_seed_model
-from reglab.record import (
-    VALIDATION_NPZ,
-    ValidationStore,
-    ValidationValues,
-    load_run,
-    read_metrics,
-    read_validation,
-)
-from reglab.recordcheck import check_meta
-from reglab.rundir import TOP_LEVEL, read_manifest
+from reglab.model.build import build_seed_model
+from reglab.record import checks as recordcheck
+from reglab.record.arrays import ValidationStore, ValidationValues, read_validation
+from reglab.record.checkpoint import CHECKPOINT_NPZ, read_checkpoint, write_checkpoint
+from reglab.record.checks import check_meta
+from reglab.record.reader import load_run
+from reglab.record.rundir import TOP_LEVEL, read_manifest
+from reglab.record.schema import VALIDATION_NPZ, read_metrics
+from reglab.run import runner
 
 
 def mixed_splits(n_train: int = 300, n_val: int = 100, n_test: int = 64) -> Splits:
@@ -243,7 +240,7 @@ def interrupted_run(config: SweepConfig, out: Path, before_checkpoint: int, monk
 def test_a_resumed_run_writes_the_validation_npz_of_an_uninterrupted_one(engine, executor, stop, tmp_path, monkeypatch):
     kwargs = {"executor": "blocks", "blocks": 2} if executor == "blocks" else {}
     if executor == "blocks":
-        monkeypatch.setattr("reglab.cluster.CHECKPOINT_SECONDS", 0.0)  # the combined checkpoint after every epoch
+        monkeypatch.setattr("reglab.run.cluster.CHECKPOINT_SECONDS", 0.0)  # the combined checkpoint after every epoch
     config = sweep(engine)
     run(config, tmp_path / "whole", **kwargs)
     interrupted_run(config, tmp_path / "part", stop, monkeypatch, **kwargs)

@@ -13,25 +13,27 @@ Notebook use::
     splits = reglab.run_splits(result.run)  # the exact arrays it trained, validated and tested on
 """
 
-from . import answer, notebook  # noqa: F401  (they register the renderers a result type asks for)
-from ._version import __version__  # noqa: F401  (reglab.__version__)
-from .aggregate import LambdaStats
-from .analysis import ArmSummary, arm_summaries
-from .analyze import FamilyAnalysis, Recommendation, RunAnalysis, WeightStats, analyze
-from .claims import Claim
-from .config import DEFAULT_LAMBDAS, Arm, SweepConfig, parse_lambdas
-from .datasets import DataInfo, Splits, load_dataset
-from .diagnose import Criteria, Trend
-from .errors import ConfigError, DataError, ReglabError, RunDirError
-from .families import FamilySummary, family_view
-from .noise import Difference
-from .record import COLUMNS, EpochRecord, RunRecord, load_run
-from .report import build_report
-from .runner import run_sweep
-from .settings import Family, Setting
-from .sweep import run_splits, sweep
-from .views import check_claims, compare_families, load_model
-
+from reglab._version import __version__  # noqa: F401  (reglab.__version__)
+from reglab.analysis.aggregate import LambdaStats
+from reglab.analysis.analyze import analyze
+from reglab.analysis.arms import ArmSummary, arm_summaries
+from reglab.analysis.claims import Claim
+from reglab.analysis.diagnose import Criteria, Trend
+from reglab.analysis.families import FamilySummary, family_view
+from reglab.analysis.noise import Difference
+from reglab.analysis.results import FamilyAnalysis, Recommendation, RunAnalysis, WeightStats
+from reglab.analysis.views import check_claims, compare_families, load_model
+from reglab.config import DEFAULT_LAMBDAS, Arm, SweepConfig, parse_lambdas
+from reglab.data.datasets import load_dataset
+from reglab.data.splits import DataInfo, Splits
+from reglab.errors import ConfigError, DataError, ReglabError, RunDirError
+from reglab.record.reader import RunRecord, load_run
+from reglab.record.schema import COLUMNS, EpochRecord
+from reglab.report import answer, notebook  # noqa: F401  (they register the renderers a result type asks for)
+from reglab.report.build import build_report
+from reglab.run.on_arrays import run_splits, sweep
+from reglab.run.runner import run_sweep
+from reglab.settings import Family, Setting
 
 __all__ = [
     "Arm", "ArmSummary", "COLUMNS", "Claim", "ConfigError", "Criteria", "DEFAULT_LAMBDAS", "DataError",

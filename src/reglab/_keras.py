@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import sys
 
-from .errors import ReglabError
+from reglab.errors import ReglabError
 
 _backend = os.environ.get("KERAS_BACKEND")
 if _backend not in (None, "", "jax"):

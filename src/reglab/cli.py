@@ -13,21 +13,32 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
-from .config import (
-    DEFAULT_LAMBDAS, DEFAULT_SEEDS, ENGINES, MAX_ARMS, MAX_SEED, OPTIMIZERS, SweepConfig, load_toml,
-    parse_families, parse_lambdas, parse_learning_rates, parse_strengths,
+from reglab.analysis.analyze import analyze
+from reglab.config import (
+    DEFAULT_LAMBDAS,
+    DEFAULT_SEEDS,
+    ENGINES,
+    MAX_ARMS,
+    MAX_SEED,
+    OPTIMIZERS,
+    SweepConfig,
+    load_toml,
+    parse_families,
+    parse_lambdas,
+    parse_learning_rates,
+    parse_strengths,
 )
-from .errors import ConfigError, ReglabError, RunFailed, RunInterrupted
-from .settings import DEFAULT_LEARNING_RATE
-from .keras_import import import_keras_for_a_run
-from .runner import resume_sweep, run_sweep
-from .analyze import analyze
-from .record import load_run, read_run_meta
-from .report import build_report
-from .rundir import locked
-from .tensorboard_log import export_tensorboard
-from .mlflow_log import export_mlflow
-from .summary import summary_lines
+from reglab.errors import ConfigError, ReglabError, RunFailed, RunInterrupted
+from reglab.model.keras_import import import_keras_for_a_run
+from reglab.record.reader import load_run
+from reglab.record.rundir import locked
+from reglab.record.schema import read_run_meta
+from reglab.report.build import build_report
+from reglab.report.summary import summary_lines
+from reglab.run.runner import resume_sweep, run_sweep
+from reglab.settings import DEFAULT_LEARNING_RATE
+from reglab.tracking.mlflow import export_mlflow
+from reglab.tracking.tensorboard import export_tensorboard
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130

@@ -16,11 +16,12 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-from .errors import ConfigError
-from .inputs import MiB, brief, read_regular
-from .settings import DEFAULT_LEARNING_RATE, Setting, parse_family
-from .datasets import LOADERS, DataOptions
-from .fileio import link_in
+from reglab.data.datasets import LOADERS
+from reglab.data.splits import DataOptions
+from reglab.errors import ConfigError
+from reglab.fileio import link_in
+from reglab.inputs import MiB, brief, read_regular
+from reglab.settings import DEFAULT_LEARNING_RATE, Setting, parse_family
 
 #: What `reglab.sweep` keeps in the run directory (run.json's `inputs`): the arrays and the model function it
 #: was given.

@@ -15,7 +15,7 @@ import stat
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from .errors import ConfigError, ReglabError
+from reglab.errors import ConfigError, ReglabError
 
 KiB = 1 << 10
 MiB = 1 << 20

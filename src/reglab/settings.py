@@ -9,14 +9,13 @@ compared with each other explicitly (`analyze.FamilyComparison`).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import math
+from dataclasses import dataclass
 from typing import Any
 
-from .errors import ConfigError
-from .formatting import lam_label
-from .inputs import brief
+from reglab.errors import ConfigError
+from reglab.formatting import lam_label
+from reglab.inputs import brief
 
 #: Keras's Adam default, and the learning rate of every arm unless a sweep sets others.
 DEFAULT_LEARNING_RATE = 0.001

@@ -8,18 +8,27 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..config import SweepConfig
-from ..record import FinalWeights
-from .base import Engine, Listener, Resume, clipped_batch, steps_per_epoch, stop_check, wants_kernels, wants_values
+from reglab.config import SweepConfig
+from reglab.engines.base import (
+    Engine,
+    Listener,
+    Resume,
+    clipped_batch,
+    steps_per_epoch,
+    stop_check,
+    wants_kernels,
+    wants_values,
+)
+from reglab.record.arrays import FinalWeights
 
 
 def get_engine(name: str) -> Engine:
     if name == "keras":
-        from .keras_fit import train
+        from reglab.engines.keras_fit import train
 
         return train
     if name == "fused":
-        from .fused import train
+        from reglab.engines.fused import train
 
         return train
     raise ValueError(f"unknown engine {name!r}")  # config validation makes this unreachable
@@ -28,10 +37,13 @@ def get_engine(name: str) -> Engine:
 def check_checkpoint(engine: str, meta: dict[str, Any], config: SweepConfig) -> None:
     """Raises ValueError (or KeyError, TypeError) unless `meta` has `engine`'s own checkpoint layout for `config`."""
     if engine == "fused":
-        from .fused import check_checkpoint as check
+        from reglab.engines.fused import check_checkpoint as check
     else:
-        from .keras_fit import check_checkpoint as check
+        from reglab.engines.keras_fit import check_checkpoint as check
     check(meta, config)
 
 
-__all__: list[Any] = ["Engine", "FinalWeights", "Listener", "Resume", "check_checkpoint", "clipped_batch", "get_engine", "steps_per_epoch", "stop_check", "wants_kernels", "wants_values"]
+__all__ = [
+    "Engine", "FinalWeights", "Listener", "Resume", "check_checkpoint", "clipped_batch", "get_engine",
+    "steps_per_epoch", "stop_check", "wants_kernels", "wants_values",
+]

@@ -2,11 +2,14 @@
 batch arithmetic."""
 
 from __future__ import annotations
+
 from collections.abc import Callable
 from typing import Any, Protocol
+
 import numpy as np
-from ..config import Arm
-from ..record import EpochRecord
+
+from reglab.config import Arm
+from reglab.record.schema import EpochRecord
 
 
 class Listener(Protocol):
@@ -40,7 +43,7 @@ class Listener(Protocol):
         units of work inside an epoch and while preparing, so a stop never waits for a whole pass over every arm."""
 
 
-#: The engine's own checkpoint (arrays, meta) from `reglab.checkpoint.read_checkpoint`, to continue from.
+#: The engine's own checkpoint (arrays, meta) from `reglab.record.checkpoint.read_checkpoint`, to continue from.
 Resume = tuple[dict[str, Any], dict[str, Any]]
 
 

@@ -26,14 +26,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .._keras import keras
-from ..checkpoint import rng_from_arrays, rng_to_arrays
-from ..config import SweepConfig
-from ..datasets import Splits
-from ..errors import RunDirError
-from ..models import build_model
-from ..record import EpochRecord, FinalWeights
-from .base import (
+from reglab._keras import keras
+from reglab.config import SweepConfig
+from reglab.data.splits import Splits
+from reglab.engines.base import (
     Listener,
     Resume,
     clipped_batch,
@@ -42,10 +38,15 @@ from .base import (
     wants_kernels,
     wants_values,
 )
-from .keras_steps import KerasSteps
-from .per_arm import PerArmStrategy, has_convolution
-from .strategy import Coefficients, SeedStart, Strategy, regularized_variables
-from .vmap import VmapStrategy
+from reglab.engines.keras_steps import KerasSteps
+from reglab.engines.per_arm import PerArmStrategy, has_convolution
+from reglab.engines.strategy import Coefficients, SeedStart, Strategy, regularized_variables
+from reglab.engines.vmap import VmapStrategy
+from reglab.errors import RunDirError
+from reglab.model.build import build_model
+from reglab.record.arrays import FinalWeights
+from reglab.record.checkpoint import rng_from_arrays, rng_to_arrays
+from reglab.record.schema import EpochRecord
 
 #: About this many batches per compiled scan call: progress and Ctrl-C are handled between chunks.
 CHUNK_STEPS = 128
@@ -88,7 +89,7 @@ def strategy_for(model: Any, backend: str) -> str:
     every other model is vmapped (one wide program for every arm); on a CPU each arm runs its own program
     on the worker threads, step by step when the model has convolutions (XLA's CPU backend runs them
     about 3× slower inside a loop body), in scanned chunks otherwise. See docs/engines.md."""
-    from .packing import pack_model
+    from reglab.engines.packing import pack_model
 
     if pack_model(model, 1) is not None:
         return "packed"
@@ -102,7 +103,7 @@ def make_strategy(model: Any, learning_rates: Sequence[float], n_seeds: int, sam
     """The strategy named (`auto`: `strategy_for` this model on this backend), for settings at
     `learning_rates` (each setting's, in setting order). `flags`: whether any arm has an L1 term, any a
     weight decay."""
-    from .packed import PackedStrategy
+    from reglab.engines.packed import PackedStrategy
 
     name = strategy_for(model, jax.default_backend()) if strategy == "auto" else strategy
     if name == "packed":

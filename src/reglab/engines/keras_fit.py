@@ -14,21 +14,15 @@ from typing import Any
 
 import numpy as np
 
-from .._keras import keras
-from ..checkpoint import rng_from_arrays, rng_to_arrays
-from ..config import Arm, SweepConfig
-from ..datasets import Splits
-from ..errors import RunDirError
-from ..models import build_model, penalty_and_norm
-from ..record import EpochRecord, FinalWeights
-from .base import (
-    Listener,
-    Resume,
-    clipped_batch,
-    steps_per_epoch,
-    wants_kernels,
-    wants_values,
-)
+from reglab._keras import keras
+from reglab.config import Arm, SweepConfig
+from reglab.data.splits import Splits
+from reglab.engines.base import Listener, Resume, clipped_batch, steps_per_epoch, wants_kernels, wants_values
+from reglab.errors import RunDirError
+from reglab.model.build import build_model, penalty_and_norm
+from reglab.record.arrays import FinalWeights
+from reglab.record.checkpoint import rng_from_arrays, rng_to_arrays
+from reglab.record.schema import EpochRecord
 
 
 def train(config: SweepConfig, splits: Splits, listener: Listener, resume: Resume | None = None) -> dict[int, FinalWeights]:

@@ -13,8 +13,8 @@ from typing import Any, NamedTuple
 import jax.numpy as jnp
 import numpy as np
 
-from .._keras import keras
-from .strategy import (
+from reglab._keras import keras
+from reglab.engines.strategy import (
     Coefficients,
     SeedStart,
     TracedPenalty,

@@ -23,11 +23,11 @@ from typing import Any
 
 import numpy as np
 
-from ..config import SweepConfig
-from ..datasets import Splits
-from ..errors import ConfigError
-from ..recordcheck import keeps_epochs, validation_layout
-from ..models import build_model
+from reglab.config import SweepConfig
+from reglab.data.splits import Splits
+from reglab.errors import ConfigError
+from reglab.model.build import build_model
+from reglab.record.checks import keeps_epochs, validation_layout
 
 MiB = 1 << 20
 

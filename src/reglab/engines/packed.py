@@ -15,18 +15,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .._keras import keras
-from ..errors import ConfigError
-from ..record import FinalWeights
-from .packing import PackedModel, PackedVariable, pack_model
-from .strategy import (
-    Coefficients,
-    Results,
-    SeedStart,
-    learning_rate_index,
-    with_learning_rate,
-)
-from .workers import on_workers, worker_count
+from reglab._keras import keras
+from reglab.engines.packing import PackedModel, PackedVariable, pack_model
+from reglab.engines.strategy import Coefficients, Results, SeedStart, learning_rate_index, with_learning_rate
+from reglab.engines.workers import on_workers, worker_count
+from reglab.errors import ConfigError
+from reglab.record.arrays import FinalWeights
 
 #: Arms per packed group on a CPU: one. Each arm's state (first kernel, gradient and Adam moments,
 #: ≈1.6 MB) then fits in one core's L2 cache (2 MB per core here) while the 521 steps of a chunk run,

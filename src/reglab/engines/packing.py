@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from .._keras import keras
+from reglab._keras import keras
 
 
 @dataclass(frozen=True)

@@ -22,11 +22,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .._keras import keras
-from ..record import FinalWeights
-from .keras_steps import ArmState, KerasSteps
-from .strategy import Coefficients, Results, SeedStart
-from .workers import on_workers, worker_count
+from reglab._keras import keras
+from reglab.engines.keras_steps import ArmState, KerasSteps
+from reglab.engines.strategy import Coefficients, Results, SeedStart
+from reglab.engines.workers import on_workers, worker_count
+from reglab.record.arrays import FinalWeights
 
 #: Rows per evaluation call (validation and test): few large calls run faster than Keras's batches of
 #: `batch_size`; the means are the same (sums of per-example values over the same examples).

@@ -14,12 +14,12 @@ from typing import Any, NamedTuple, Protocol
 import jax.numpy as jnp
 import numpy as np
 
-from .. import models
-from .._keras import keras
-from ..config import SweepConfig
-from ..settings import parse_family
-from ..errors import ConfigError
-from ..record import FinalWeights
+from reglab._keras import keras
+from reglab.config import SweepConfig
+from reglab.errors import ConfigError
+from reglab.model import build as models
+from reglab.record.arrays import FinalWeights
+from reglab.settings import parse_family
 
 
 class SeedStart(NamedTuple):

@@ -15,9 +15,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..record import FinalWeights
-from .keras_steps import ArmState, KerasSteps
-from .strategy import Coefficients, Results, SeedStart
+from reglab.engines.keras_steps import ArmState, KerasSteps
+from reglab.engines.strategy import Coefficients, Results, SeedStart
+from reglab.record.arrays import FinalWeights
 
 
 class KerasBatches(NamedTuple):

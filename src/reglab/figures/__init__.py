@@ -11,17 +11,26 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Callable, NamedTuple
 
-from ..analyze import FamilyAnalysis, RunAnalysis
-from ..claims import strength_words
-from ..families import sweep_config
-from ..fileio import ensure_dir
-from ..formatting import lam_label
-from . import data, draw
-from .axes import FIGURES, RC, arm_figure_name, curves_figure_name, figure, pyplot, shared_limits, spread_picks
-from .data import MAX_CURVE_FIGURES
-from .draw import Words, draw_arm_curves, draw_strength_curves
+from reglab.analysis.claims import strength_words
+from reglab.analysis.families import sweep_config
+from reglab.analysis.results import FamilyAnalysis, RunAnalysis
+from reglab.figures import data, draw
+from reglab.figures.axes import (
+    FIGURES,
+    RC,
+    arm_figure_name,
+    curves_figure_name,
+    figure,
+    pyplot,
+    shared_limits,
+    spread_picks,
+)
+from reglab.figures.data import MAX_CURVE_FIGURES
+from reglab.figures.draw import Words, draw_arm_curves, draw_strength_curves
+from reglab.fileio import ensure_dir
+from reglab.formatting import lam_label
 
-__all__ = ["Display", "FigureFile", "Figures", "displays", "draw_all", "figure_units", "MAX_CURVE_FIGURES"]
+__all__ = ["Display", "FigureFile", "Figures", "MAX_CURVE_FIGURES", "displays", "draw_all", "figure_units"]
 
 
 class FigureFile(NamedTuple):

@@ -12,8 +12,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
-from ..fileio import write_atomic
-from ..rundir import register
+from reglab.fileio import write_atomic
+from reglab.record.rundir import register
 
 FIGURES = "figures"
 DPI = 100

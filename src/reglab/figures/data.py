@@ -10,10 +10,10 @@ from __future__ import annotations
 import math
 from typing import Any, NamedTuple
 
-from ..analyze import FamilyAnalysis, RunAnalysis
-from ..formatting import lam_label
-from ..stats import Estimate
-from .axes import NAN, dense_grid, spread_picks
+from reglab.analysis.results import FamilyAnalysis, RunAnalysis
+from reglab.analysis.stats import Estimate
+from reglab.figures.axes import NAN, dense_grid, spread_picks
+from reglab.formatting import lam_label
 
 #: Curve figures drawn at most (one per arm with one seed, one per strength with several): each costs ~0.2 s
 #: and ~90 kB. Beyond it an evenly spaced choice over the grid, the ends and the recommended strength included.
@@ -183,7 +183,8 @@ def _differences(fa: FamilyAnalysis, metric: str, ylabel: str, scale: float) -> 
     low = [0.0 if lam == rec.lam else scale * diffs[lam].low for lam in lams]
     high = [0.0 if lam == rec.lam else scale * diffs[lam].high for lam in lams]
     return StrengthDifferences(
-        metric, ylabel, lams, [scale * diffs[lam].mean for lam in lams], low, high, rec.lam, point(e) if e is not None else Point(NAN, NAN, NAN, 0), scale)
+        metric, ylabel, lams, [scale * diffs[lam].mean for lam in lams], low, high, rec.lam,
+        point(e) if e is not None else Point(NAN, NAN, NAN, 0), scale)
 
 
 def which_strength_data(fa: FamilyAnalysis) -> WhichStrength | None:

@@ -10,14 +10,30 @@ import math
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from ..formatting import lam_label
-from .axes import (
-    band, dense_grid, epoch_ticks, figure, finite, lam_colorbar, lam_colors, log_lambda_axis, markers, yerr,
+from reglab.figures.axes import (
+    band,
+    dense_grid,
+    epoch_ticks,
+    figure,
+    finite,
+    lam_colorbar,
+    lam_colors,
+    log_lambda_axis,
+    markers,
+    yerr,
 )
-from .data import (
-    ArmCurves, FamilyCurves, GapNormData, HeatMapData, HistogramData, Overlay, StrengthCurves, StrengthDifferences,
+from reglab.figures.data import (
+    ArmCurves,
+    FamilyCurves,
+    GapNormData,
+    HeatMapData,
+    HistogramData,
+    Overlay,
+    StrengthCurves,
+    StrengthDifferences,
     WhichStrength,
 )
+from reglab.formatting import lam_label
 
 
 class Words(NamedTuple):

@@ -1,0 +1,561 @@
+"""`run_sweep`: config → data → engine → record → figures and report. The only place they meet."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import math
+import signal
+import tempfile
+import threading
+from errno import ENOSPC
+from pathlib import Path
+from typing import Any, Callable, NamedTuple
+
+from rich.console import Console
+
+from reglab.analysis.views import recommended_setting
+from reglab.config import MAX_ARMS, Arm, SweepConfig
+from reglab.data.datasets import load_dataset
+from reglab.data.splits import Splits
+from reglab.engines import check_checkpoint, get_engine
+from reglab.engines.memory import check_memory
+from reglab.errors import ConfigError, RunDirError, RunFailed, RunInterrupted
+from reglab.fileio import ensure_dir, write_atomic
+from reglab.inputs import read_regular
+from reglab.model.build import MAX_MODEL_BYTES, build_user_model, kernels_of, regularized_indices
+from reglab.model.kept import keep_weights
+from reglab.record.arrays import ValidationStore, write_kernels, write_validation
+from reglab.record.checkpoint import CHECKPOINT_NPZ, read_checkpoint, remove_checkpoint, write_checkpoint
+from reglab.record.checks import check_rows
+from reglab.record.reader import RunRecord, load_run
+from reglab.record.rundir import check_run_dir, clear_run_dir, locked, register, reserve_default_run_dir
+from reglab.record.schema import METRICS_CSV, RUN_JSON, EpochRecord, read_metrics, read_run_meta, repair_metrics
+from reglab.record.writer import Recorder, utc_now
+from reglab.report.build import build_report
+from reglab.run.cluster import EXECUTORS, _ray, cluster_shape, train_blocks
+from reglab.run.progress import ProgressDisplay
+from reglab.tracking.base import Publishers, SweepStart, arm_infos
+from reglab.tracking.publish import check_extras, make_publishers, register_published
+
+
+class _StopFlag:
+    """Ctrl-C (SIGINT) or SIGTERM sets a flag that the training loop checks at the next batch, from Python
+    code we control.
+
+    A KeyboardInterrupt raised wherever the main thread happens to be (inside a finalizer or a library's
+    broad `except`) can be swallowed; asked for at a batch boundary it never is. A second signal
+    interrupts at once. SIGTERM (what `kill`, a scheduler or a container stop sends) is treated as Ctrl-C,
+    so the record says `interrupted` and the resume command is printed.
+    """
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self) -> None:
+        self.requested = False
+        self.signum: int | None = None
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> "_StopFlag":
+        if threading.current_thread() is threading.main_thread():
+            for signum in self.SIGNALS:
+                if signal.getsignal(signum) in (signal.default_int_handler, signal.SIG_DFL):
+                    self._previous[signum] = signal.signal(signum, self._handle)
+        return self
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        self.signum = self.signum or signum
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def check(self) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+
+    def __exit__(self, *exc: Any) -> None:
+        for signum, previous in self._previous.items():
+            signal.signal(signum, previous)
+
+
+class _RecordingListener:
+    """Fans engine events out to the Recorder and the progress display; stops at a batch boundary on a signal.
+
+    The record is opened on the first event, not before: a resumed run writes nothing until its engine
+    has taken the checkpoint (a checkpoint that does not fit the model is refused with the record untouched).
+    Every checkpoint carries the run's fingerprint (configuration, data, model file), checked on resume, and
+    the per-example validation values gathered so far (`values`), which validation.npz is written from.
+    """
+
+    def __init__(self, record: "_Record", display: ProgressDisplay, stop: _StopFlag, fingerprint: dict[str, Any],
+                 values: ValidationStore, publishers: Publishers, kernel_indices: list[int]) -> None:
+        self.record, self.display, self.stop, self.fingerprint, self.values = record, display, stop, fingerprint, values
+        self.publishers, self.kernel_indices = publishers, kernel_indices
+        self._kernels: dict[int, Any] = {}  # arm → its regularized kernel at the epoch being recorded
+
+    @property
+    def wants_kernels(self) -> bool:
+        return self.publishers.wants_kernels
+
+    def epoch_kernels(self, epoch: int, weights: dict[int, list[Any]]) -> None:
+        self._kernels = {arm: kernels_of(w, self.kernel_indices) for arm, w in weights.items()}
+
+    @property
+    def recorder(self) -> Recorder:
+        return self.record.open()
+
+    def arms_started(self, arms: list[Arm], steps_per_epoch: int) -> None:
+        self.recorder.update_arms([arm.index for arm in arms], status="running", started_at=utc_now())
+        self.display.arms_started(arms, steps_per_epoch)
+
+    def batches_done(self, arms: list[Arm], epoch: int, step: int) -> None:
+        self.stop.check()  # an unfinished epoch is discarded: it never reaches the record
+        self.display.batches_done(arms, epoch, step)
+
+    def check_stop(self) -> None:
+        """Between an engine's units of work (a group of arms, a seed's model): the same stop as at a batch."""
+        self.stop.check()
+
+    def epoch_done(self, record: EpochRecord) -> None:
+        self.recorder.append(record)
+        self.display.epoch_done(record)
+        self.publishers.epoch(record, self._kernels.pop(record.arm, None))  # after the record has it: the source of truth
+
+    def arm_finished(self, arm: Arm, status: str, test: dict[str, float]) -> None:
+        self.recorder.update_arm(arm.index, status=status, test=test, ended_at=utc_now())
+        self.display.arm_finished(arm, status, test)
+        self.publishers.arm_finished(arm.index, status, test)
+
+    def arms_finished(self, finished: list[tuple[Arm, str, dict[str, float]]]) -> None:
+        """Arms that end together, with one rewrite of run.json: one per arm costs arms² bytes (1,000 arms: 65 s)."""
+        recorder, ended = self.recorder, utc_now()
+        for arm, status, test in finished:
+            recorder.meta["arms"][arm.index].update(status=status, test=test, ended_at=ended)
+        recorder.update_arms([])  # the one atomic rewrite
+        for arm, status, test in finished:
+            self.display.arm_finished(arm, status, test)
+            self.publishers.arm_finished(arm.index, status, test)
+
+    def strategy_chosen(self, name: str) -> None:
+        self.recorder.update_run(engine_strategy=name)
+
+    def validation_values(self, epoch: int, arms: list[int], loss: Any, correct: Any) -> None:
+        self.values.add(epoch, arms, loss, correct)  # kept in memory; on disk with the epoch's checkpoint
+
+    def checkpoint(self, arrays: dict[str, Any], meta: dict[str, Any]) -> None:
+        write_checkpoint(self.recorder.run_dir, {**arrays, **self.values.arrays()}, {**meta, "fingerprint": self.fingerprint})
+        register_published(self.recorder.run_dir)
+
+    def note(self, text: str) -> None:
+        self.display.note(text)
+
+
+class _Record:
+    """The run's Recorder, opened when first needed (`opener`), or already open (a new run); `on_open` runs once
+    when it is (the publishers' start)."""
+
+    def __init__(self, run_dir: Path, recorder: Recorder | None = None, opener: Callable[[], Recorder] | None = None) -> None:
+        self.run_dir, self.recorder, self.opener = run_dir, recorder, opener
+        self.on_open: Callable[[], None] | None = None
+
+    def open(self) -> Recorder:
+        if self.recorder is None:
+            assert self.opener is not None
+            self.recorder = self.opener()
+        if self.on_open is not None:
+            call, self.on_open = self.on_open, None
+            call()
+        return self.recorder
+
+
+def fingerprint(config: SweepConfig, data_sha256: str, model_meta: dict[str, Any] | None) -> dict[str, Any]:
+    """What a checkpoint must have been written for: this configuration, these data, this model file."""
+    canonical = json.dumps(config.to_dict(), sort_keys=True, allow_nan=True)
+    return {"config": hashlib.sha256(canonical.encode()).hexdigest(), "data": data_sha256,
+            "model": (model_meta or {}).get("sha256")}
+
+
+def run_sweep(
+    config: SweepConfig,
+    out: str | Path | None = None,
+    *,
+    force: bool = False,
+    splits: Splits | None = None,
+    console: Console | None = None,
+    live: bool | None = None,
+    make_report: bool = True,
+    executor: str = "local",
+    blocks: int | None = None,
+    address: str | None = None,
+    max_arms: int = MAX_ARMS,
+    inputs: dict[str, bytes] | None = None,
+) -> RunRecord:
+    """Train every arm of `config`, record it in a run directory, draw figures, write the report.
+
+    `executor`: "local" (one process, one program), "blocks" (the grid in `blocks` blocks, one after
+    another) or "ray" (each block a Ray task; `address` of a cluster, else a local instance).
+    `max_arms`: a sweep with more arms is refused (a safety limit, not part of the config).
+    `inputs`: files to keep in the run directory (names from `rundir.INPUT_FILES` → their bytes, as
+    `reglab.sweep` gives its data and model); `config` names them relative to the run directory, run.json's
+    `inputs` lists them, and they are read from the run directory wherever it is moved (`SweepConfig.located`).
+    Bad settings or data fail before anything is written. Returns the run as read back from disk.
+    """
+    inputs = dict(inputs or {})
+    if inputs:
+        with tempfile.TemporaryDirectory(prefix="reglab-inputs-") as staging:  # read before the run directory is touched
+            for name, payload in inputs.items():
+                ensure_dir(Path(staging, name).parent, parents=True, root=Path(staging))
+                write_atomic(Path(staging, name), payload, root=Path(staging))
+            return _run_sweep(config, out, force=force, splits=splits, console=console, live=live,
+                              make_report=make_report, executor=executor, blocks=blocks, address=address,
+                              max_arms=max_arms, inputs=inputs, staging=Path(staging))
+    return _run_sweep(config, out, force=force, splits=splits, console=console, live=live, make_report=make_report,
+                      executor=executor, blocks=blocks, address=address, max_arms=max_arms)
+
+
+def _run_sweep(config: SweepConfig, out: str | Path | None, *, force: bool, splits: Splits | None,
+               console: Console | None, live: bool | None, make_report: bool, executor: str, blocks: int | None,
+               address: str | None, max_arms: int, inputs: dict[str, bytes] | None = None,
+               staging: Path | None = None) -> RunRecord:
+    given = config  # as recorded: the inputs named relative to the run directory
+    names = list(inputs or {})
+    if staging is not None:
+        config = given.located(None, staging, names)  # before the lock: the staged copies
+    check_arm_cap(config, max_arms)
+    console = console or Console(stderr=True)
+    run_dir = Path(out) if out is not None else None
+    if run_dir is not None:
+        if not str(out).strip():
+            raise RunDirError("--out is empty: give the run directory a name")
+        check_run_dir(run_dir, force)  # refuse early: nothing is written before the data are known good
+    if splits is None:
+        splits = load_dataset(config.dataset, config.data_options)
+    _say_fallback(console, splits)
+    engine = _engine(config, executor, blocks, address)
+    model_meta, kernel_indices = _describe_model(config, splits, console)  # a user's model that cannot work fails here
+    if names and given.model:
+        model_meta["name"] = given.model  # the run directory's copy, not the staged one
+    if config.engine == "fused" and executor != "ray":  # a sweep that cannot fit is refused before anything is written
+        check_memory(config, splits, model_meta.get("parameters"))
+    executor_meta = _executor_meta(executor, blocks, address) if executor != "local" else None  # joins Ray: fails early
+    check_extras(config)  # a --log target without its library: refused before anything is written
+    run_dir = run_dir if run_dir is not None else reserve_default_run_dir()
+    with locked(run_dir, create=True):
+        check_run_dir(run_dir, force)  # again, now that no other reglab process can be writing here
+        if force:
+            clear_run_dir(run_dir)
+        if names:
+            _keep_inputs(run_dir, inputs or {})
+            config = given.located(None, run_dir, names)  # training reads the run directory's copies
+        recorder = Recorder(run_dir, given, splits.info)
+        recorder.update_run(model=model_meta, paths=given.absolute_paths(names),  # a resume from anywhere reads these
+                            **({"inputs": names} if names else {}),
+                            **({"executor": executor_meta} if executor_meta else {}))
+        record = _Record(run_dir, recorder)
+        return _train(config, splits, engine, record, None, console, live, make_report,
+                      kernel_indices, fingerprint(given, splits.info.sha256, model_meta),
+                      ValidationStore(len(config.arms()), config.epochs, len(splits.x_val)))
+
+
+def _keep_inputs(run_dir: Path, inputs: dict[str, bytes]) -> None:
+    """Write the run's inputs into RUN_DIR (listed in the manifest first, as every file reglab writes there)."""
+    register(run_dir, inputs)
+    try:
+        for name, payload in inputs.items():
+            ensure_dir((run_dir / name).parent, parents=True, root=run_dir)
+            write_atomic(run_dir / name, payload, root=run_dir)
+    except OSError as e:
+        raise RunDirError(f"cannot write {e.filename or run_dir}: {e.strerror or e}") from None
+
+
+def check_arm_cap(config: SweepConfig, max_arms: int = MAX_ARMS) -> None:
+    """Refuse a sweep of more than `max_arms` arms before anything is loaded or written: a grid that large
+    is more often a typo (a logspace count, a seeds count) than a plan, and it costs memory and time."""
+    if isinstance(max_arms, bool) or not isinstance(max_arms, int) or max_arms < 1:
+        raise ConfigError(f"--max-arms must be a positive integer, got {max_arms!r}")
+    settings = config.n_settings
+    n = settings * config.seeds  # counted, not listed: 10,000 seeds × 20,001 λ would be 200 million arms
+    if n > max_arms:
+        plural = lambda k, word: f"{k:,} {word}" + ("s" if k != 1 else "")  # noqa: E731
+        raise ConfigError(f"this sweep has {n:,} arms ({plural(settings, 'setting')} × {plural(config.seeds, 'seed')}), "
+                          f"more than the cap of {max_arms:,}; pass --max-arms {n} to allow it")
+
+
+def _describe_model(config: SweepConfig, splits: Splits, console: Console) -> tuple[dict[str, Any], list[int]]:
+    """What run.json says of the model, and where its regularized kernels are among its trainable weights."""
+    if not config.model:
+        return {"name": "the study's network", "regularized": ["hidden/kernel"], "chosen_by_reglab": False}, [0]
+
+    model, paths, chosen = build_user_model(config.model, splits.x_train.shape[1:], 0.0, n_classes=splits.info.n_classes,
+                                            sample=splits.x_train[:8])
+    if chosen:
+        what = "L2(λ)" if config.regularizers == ("l2",) else "each arm's regularizer (" + ", ".join(config.regularizers) + ")"
+        console.print(f"note: {config.model} declares no kernel_regularizer; {what} goes on every Dense/Conv kernel: "
+                      + ", ".join(paths), highlight=False, soft_wrap=True)
+    meta = {"name": config.model, "sha256": model_file_sha256(config.model), "regularized": paths,
+            "chosen_by_reglab": chosen, "parameters": int(sum(math.prod(v.shape) for v in model.trainable_variables))}
+    return meta, regularized_indices(model)
+
+
+def model_file_sha256(spec: str) -> str | None:
+    """The sha256 of a user model's file (`FILE.py:FUNCTION`), recorded so a resume can tell it was edited."""
+
+    try:
+        return hashlib.sha256(read_regular(spec.rpartition(":")[0], "model file", MAX_MODEL_BYTES)).hexdigest()
+    except ConfigError:
+        return None
+
+
+def _engine(config: SweepConfig, executor: str, blocks: int | None, address: str | None) -> Any:
+    """The engine, or the block executor wrapped around the fused engine."""
+    if executor == "local":
+        return get_engine(config.engine)
+
+    if executor not in EXECUTORS:
+        raise ConfigError(f"unknown executor {executor!r} (choose from {', '.join(EXECUTORS)})")
+    if config.engine != "fused":
+        raise ConfigError(f"--executor {executor} trains blocks with the fused engine; --engine {config.engine} cannot be used with it")
+    if blocks is not None and blocks < 1:
+        raise ConfigError("--blocks must be at least 1")
+    return functools.partial(train_blocks, executor=executor, n_blocks=blocks, address=address)
+
+
+def _executor_meta(executor: str, blocks: int | None, address: str | None) -> dict[str, Any]:
+    meta: dict[str, Any] = {"name": executor, "blocks": blocks}
+    if executor == "ray":
+        _ray(address)
+        meta["address"] = address or "local"
+        meta["cluster"] = cluster_shape()
+        if blocks is None:
+            meta["blocks"] = int(meta["cluster"]["CPU"]) or 1
+    return meta
+
+
+def resume_sweep(run_dir: str | Path, *, console: Console | None = None, live: bool | None = None,
+                 make_report: bool = True, address: str | None = None) -> RunRecord:
+    """Continue a stopped run from its last checkpoint with the settings stored in it: finished arms are
+    not trained again, and the numbers are the ones an uninterrupted run would have recorded.
+
+    Everything is checked against everything else before anything is written: run.json's configuration
+    and arms, the checkpoint (its layout, and the configuration, data and model file it was written for),
+    the data and the model file now, and metrics.csv's rows. A mismatch is refused with one line naming
+    the file and the field."""
+    console = console or Console(stderr=True)
+    run_dir = Path(run_dir)
+    read_run_meta(run_dir)  # a folder that is not a reglab run gets no lock file
+    with locked(run_dir):
+        plan = _plan_resume(run_dir)
+        ex = plan.meta.get("executor") or {"name": "local"}
+        # the files where the run found them, from any directory
+        config = plan.config.located(plan.meta.get("paths"), run_dir, plan.meta.get("inputs"))
+        engine = _engine(config, ex["name"], ex.get("blocks"),
+                         address or (None if ex.get("address") in (None, "local") else ex["address"]))
+        if config.model:  # the only path, with load_model, that runs code a record names: said, never silent
+            console.print(f"reglab: running model file {config.model.rpartition(':')[0]} to rebuild the model",
+                          highlight=False, soft_wrap=True)
+        _, kernel_indices = _describe_model(config, plan.splits, Console(quiet=True))
+
+        def start() -> Recorder:  # once the engine has taken the checkpoint
+            done = sum(plan.epochs_done.values())
+            console.print(f"resuming {run_dir}: {done} arm-epochs of {len(config.arms()) * config.epochs} already "
+                          "recorded", highlight=False)
+            return plan.open_recorder()
+
+        return _train(config, plan.splits, engine, _Record(run_dir, opener=start), plan.checkpoint, console,
+                      live, make_report, kernel_indices, fingerprint(plan.config, plan.splits.info.sha256, plan.meta.get("model")),
+                      plan.values, plan.epochs_done)
+
+
+class _ResumePlan(NamedTuple):
+    """A stopped run, checked whole and ready to continue; nothing of it has been written yet."""
+
+    run_dir: Path
+    meta: dict[str, Any]
+    config: SweepConfig
+    splits: Splits
+    checkpoint: Any  # the engine's part of checkpoint.npz (arrays, meta), or None
+    epochs_done: dict[int, int]
+    values: ValidationStore  # the per-example validation values the checkpoint covers
+
+    def open_recorder(self) -> Recorder:
+        """Drop the rows the checkpoint does not cover, reset unfinished arms, and reopen the record."""
+        repair_metrics(self.run_dir, len(self.config.arms()), self.epochs_done)
+        finished = set(self.epochs_done) & {int(a["arm"]) for a in self.meta["arms"]
+                                            if a.get("status") in ("completed", "diverged", "stopped") and a.get("test")}
+        for arm in self.meta["arms"]:
+            arm["epochs_done"] = self.epochs_done.get(int(arm["arm"]), 0)
+            if int(arm["arm"]) not in finished:
+                arm.update(status="pending", test=None)
+        return Recorder.reopen(self.run_dir, self.meta)
+
+
+def _plan_resume(run_dir: Path) -> _ResumePlan:
+    meta = read_run_meta(run_dir)
+    config = SweepConfig.from_mapping(meta["config"], where=str(run_dir / RUN_JSON))
+    if meta.get("status") == "completed":
+        missing = [name for name in ("report.html", "report.md") if not (run_dir / name).is_file()]
+        if missing:
+            raise RunDirError(f"{run_dir} is a completed run whose report was not written ({', '.join(missing)} missing): "
+                              f"`reglab report {run_dir}` draws it")
+        raise RunDirError(f"{run_dir} is a completed run: there is nothing to resume")
+    checkpoint = read_checkpoint(run_dir)
+    where = run_dir / CHECKPOINT_NPZ
+    if checkpoint is not None and checkpoint[1].get("engine") != config.engine:
+        raise RunDirError(f"{where}: field engine is {checkpoint[1].get('engine')!r}, but the run's engine is {config.engine}")
+    epochs_done = _checkpoint_epochs(checkpoint[1], config) if checkpoint else {}
+    # the data actually used (a fallback too), and exactly those arrays
+    data = meta["data"]
+    located = config.located(meta.get("paths"), run_dir, meta.get("inputs"))  # absolute paths, or the run's own inputs
+    splits = load_dataset(data["name"] if data.get("fallback_reason") else located.dataset, located.data_options)
+    if splits.info.sha256 != data["sha256"]:
+        raise RunDirError(f"the data of {run_dir} have changed since the run started (sha256 "
+                          f"{data['sha256'][:12]}… then, {splits.info.sha256[:12]}… now); it cannot be resumed exactly")
+    model = meta.get("model") or {}
+    if config.model and model.get("sha256"):
+        now = model_file_sha256(located.model)
+        if now != model["sha256"]:
+            raise RunDirError(f"the model file {located.model.rpartition(':')[0]} has changed since the run started "
+                              f"(sha256 {model['sha256'][:12]}… in {RUN_JSON}, {str(now)[:12]}… now); it cannot be resumed exactly")
+    if checkpoint is not None and "fingerprint" in checkpoint[1]:
+        written_for = checkpoint[1]["fingerprint"]
+        now = fingerprint(config, data["sha256"], model)
+        for field, what in (("config", "configuration"), ("data", "data"), ("model", "model file")):
+            if not isinstance(written_for, dict) or written_for.get(field) != now[field]:
+                raise RunDirError(f"{where}: field fingerprint.{field} does not match {RUN_JSON}: the checkpoint was "
+                                  f"written for another {what}")
+    rows = list(read_metrics(run_dir / METRICS_CSV, n_arms=len(config.arms())))
+    check_rows(rows, config, run_dir / METRICS_CSV)
+    recorded: dict[int, int] = {}
+    for r in rows:
+        recorded[r.arm] = r.epoch
+    for arm, epochs in sorted(epochs_done.items()):
+        if recorded.get(arm, 0) < epochs:
+            raise RunDirError(f"{run_dir / METRICS_CSV}: arm {arm} has {recorded.get(arm, 0)} epochs recorded, but the "
+                              f"checkpoint covers {epochs}: rows are missing")
+    values = ValidationStore(len(config.arms()), config.epochs, len(splits.x_val))
+    if checkpoint is not None:
+        stored, engine_arrays = ValidationStore.split_checkpoint(checkpoint[0])
+        try:
+            values = ValidationStore.restore(stored, len(config.arms()), config.epochs, len(splits.x_val), epochs_done)
+        except ValueError as e:
+            raise RunDirError(f"{where}: its validation values do not match this run ({e})") from None
+        checkpoint = (engine_arrays, checkpoint[1])
+    return _ResumePlan(run_dir, meta, config, splits, checkpoint, epochs_done, values)
+
+
+def _checkpoint_epochs(meta: dict[str, Any], config: SweepConfig) -> dict[int, int]:
+    """arm → epochs the checkpoint covers, checked against the run's configuration."""
+    try:
+        done = {int(a): int(e) for a, e in meta["epochs_done"].items()}
+        if not all(0 <= a < len(config.arms()) and 0 <= e <= config.epochs for a, e in done.items()):
+            raise ValueError("arms or epochs out of range")
+        if meta.get("executor") is None:  # the engine's own layout, checked before anything is printed or repaired
+            check_checkpoint(config.engine, meta, config)
+    except (KeyError, TypeError, ValueError, AttributeError) as e:
+        raise RunDirError(f"the checkpoint does not match this run ({type(e).__name__}: {e})") from None
+    return done
+
+
+def _say_fallback(console: Console, splits: Splits) -> None:
+    if splits.info.fallback_reason:
+        console.print(
+            f"[bold yellow]note:[/] {splits.info.fallback_reason} "
+            f"({splits.info.n_train:,} train / {splits.info.n_val:,} validation / {splits.info.n_test:,} test).",
+            soft_wrap=True,
+        )
+
+
+def _train(config: SweepConfig, splits: Splits, engine: Any, record: _Record, checkpoint: Any, console: Console,
+           live: bool | None, make_report: bool, kernel_indices: list[int], fingerprint: dict[str, Any],
+           values: ValidationStore, done: dict[int, int] | None = None) -> RunRecord:
+    """`done`: on a resume, the epochs each arm has recorded (the publishers continue after them)."""
+    run_dir = record.run_dir
+    status = "failed"
+    publishers = make_publishers(config, run_dir, lambda line: console.print(line, highlight=False, markup=False,
+                                                                             soft_wrap=True))
+
+    def start_publishing() -> None:  # once the record is open: a resume that fails before it starts nothing
+        publishers.start(SweepStart(run_dir, config, splits.info, arm_infos(config), done is not None, dict(done or {})))
+        register_published(run_dir)
+
+    record.on_open = start_publishing
+    try:
+        return _train_and_report(config, splits, engine, record, checkpoint, console, live, make_report, kernel_indices,
+                                 fingerprint, values, publishers)
+    finally:  # whatever ended the run: the publishers close with the status run.json now says
+        if record.recorder is not None:
+            try:
+                final = str(read_run_meta(run_dir).get("status"))
+            except (RunDirError, OSError):
+                final = status
+            publishers.finish(run_dir, final)
+            try:
+                register_published(run_dir)
+            except OSError:
+                pass
+
+
+def _train_and_report(config: SweepConfig, splits: Splits, engine: Any, record: _Record, checkpoint: Any,
+                      console: Console, live: bool | None, make_report: bool, kernel_indices: list[int],
+                      fingerprint: dict[str, Any], values: ValidationStore, publishers: Publishers) -> RunRecord:
+    run_dir = record.run_dir
+    status = "failed"
+    stop = _StopFlag()
+    try:
+        with stop, ProgressDisplay(console, n_arms=len(config.arms()), epochs=config.epochs, live=live,
+                             several_learning_rates=config.several_learning_rates) as display:
+            listener = _RecordingListener(record, display, stop, fingerprint, values, publishers, kernel_indices)
+            weights = engine(config, splits, listener) if checkpoint is None else engine(config, splits, listener, resume=checkpoint)
+            recorder = record.open()
+            write_kernels(run_dir, {arm: kernels_of(w.trainable, kernel_indices) for arm, w in weights.items()})
+            diverged = [i for i, arm in enumerate(recorder.meta["arms"]) if arm.get("status") == "diverged"]
+            write_validation(run_dir, values.values(diverged))
+            # weights.npz last: above its size limit, it asks the analysis (which reads the files above) what to keep
+            keep_weights(run_dir, weights, [arm.get("status") for arm in recorder.meta["arms"]], recommended_setting)
+            status = "completed"
+    except OSError as e:  # a full disk, a read-only directory: say so, keep what is whole
+        where = f": {e.filename}" if e.filename else ""
+        raise RunFailed(
+            f"cannot write the record ({e.strerror or e}{where}); every epoch up to the last checkpoint is kept; "
+            f"`reglab run --resume {run_dir}` continues once the disk has room"
+        ) from None
+    except KeyboardInterrupt:
+        status = "interrupted"
+        raise RunInterrupted(
+            f"{_stopped_by(stop.signum)}; finished epochs are kept in {run_dir / METRICS_CSV} ({RUN_JSON} says where "
+            f"each arm stopped); `reglab run --resume {run_dir}` continues the run, `reglab report {run_dir}` draws what is done",
+            signum=stop.signum,
+        ) from None
+    finally:
+        if record.recorder is not None:  # a resume that failed before its engine started has written nothing
+            try:
+                record.recorder.finish(status)
+            except OSError:  # the disk is still full: run.json keeps its last whole version ("running")
+                pass
+    remove_checkpoint(run_dir)  # a completed run is never resumed; its final kernels are in kernels.npz
+    run = load_run(run_dir)
+    if make_report:
+        with _StopFlag() as stop:  # a signal now stops the report at once: the run itself is complete
+            stop.requested = True
+            try:
+                build_report(run)
+            except KeyboardInterrupt:
+                raise RunInterrupted(f"{_stopped_by(stop.signum)} while drawing the report; the run is complete and "
+                                     f"recorded: `reglab report {run_dir}` draws it", signum=stop.signum) from None
+            except OSError as e:  # a full disk while drawing: say which file, and that the record itself is whole
+                raise RunFailed(_report_failed(e, run)) from None
+    return run
+
+
+def _report_failed(error: OSError, run: RunRecord) -> str:
+    """The one line for a report that could not be written: the file, why, and whether the record is complete."""
+    what = f"cannot write {error.filename or 'the report'} while drawing the report ({error.strerror or error})"
+    if run.meta.get("status") != "completed":  # run.json could not be closed either (the disk was already full)
+        return f"{what}; run.json does not record the end of the run in {run.run_dir}"
+    room = " once the disk has room" if error.errno == ENOSPC else ""
+    return f"{what}; the run is complete and recorded: `reglab report {run.run_dir}` draws it{room}"
+
+
+def _stopped_by(signum: int | None) -> str:
+    return "terminated (SIGTERM)" if signum == signal.SIGTERM else "interrupted"
