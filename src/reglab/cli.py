@@ -11,9 +11,10 @@ import os
 import re
 import sys
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, NoReturn, Sequence
 
 from reglab.analysis.analyze import analyze
+from reglab.analysis.results import RunAnalysis
 from reglab.config import (
     DEFAULT_LAMBDAS,
     DEFAULT_SEEDS,
@@ -35,7 +36,7 @@ from reglab.record.rundir import locked
 from reglab.record.schema import read_run_meta
 from reglab.report.build import build_report
 from reglab.report.summary import summary_lines
-from reglab.run.runner import resume_sweep, run_sweep
+from reglab.run.runner import report_run, resume_sweep, run_sweep
 from reglab.settings import DEFAULT_LEARNING_RATE
 from reglab.tracking.mlflow import export_mlflow
 from reglab.tracking.tensorboard import export_tensorboard
@@ -47,7 +48,7 @@ EXIT_INTERRUPTED = 130
 class _Parser(argparse.ArgumentParser):
     """argparse that raises instead of printing usage: every error becomes one line."""
 
-    def error(self, message: str) -> Any:  # type: ignore[override]
+    def error(self, message: str) -> NoReturn:
         raise ConfigError(message)
 
 
@@ -199,15 +200,15 @@ def cmd_run(args: argparse.Namespace) -> int:
         if given:
             flag = "--" + given[0].replace("_", "-")
             raise ConfigError(f"{flag} cannot be used with --resume: a resumed run keeps the settings it was started with")
-        run = resume_sweep(args.resume, console=err, live=live, address=args.address)
+        run = resume_sweep(args.resume, console=err, live=live, address=args.address, make_report=False)
     else:
         config = config_from_args(args)
         if (args.blocks is not None or args.address) and args.executor in (None, "local"):
             raise ConfigError("--blocks and --address need --executor blocks or --executor ray")
         run = run_sweep(config, out=args.out, force=args.force, console=err, live=live,
                         executor=args.executor or "local", blocks=args.blocks, address=args.address,
-                        max_arms=MAX_ARMS if args.max_arms is None else args.max_arms)
-    print_summary(run)
+                        max_arms=MAX_ARMS if args.max_arms is None else args.max_arms, make_report=False)
+    print_summary(report_run(run))
     return 0
 
 
@@ -255,12 +256,12 @@ def open_in_browser(path: Path) -> bool:
     return opened
 
 
-def print_summary(run: Any) -> None:
+def print_summary(analysis: RunAnalysis) -> None:
     """One line per arm and the answer, in at most 80 columns (more when the terminal is wider)."""
     import shutil
 
     width = max(80, shutil.get_terminal_size((80, 24)).columns) if sys.stdout.isatty() else 80
-    for line in summary_lines(analyze(run), width):
+    for line in summary_lines(analysis, width):
         print(line)
 
 

@@ -149,7 +149,7 @@ class SweepConfig:
             found = {k: v for k, v in paths.items() if k in ("dataset", "test_file", "model") and isinstance(v, str)
                      and v and bool(getattr(self, k))}
         kept = set(_input_names(inputs)) if run_dir is not None else set()
-        if kept:
+        if kept and run_dir is not None:  # kept is empty without a run_dir; the check narrows it for mypy
             def inside(name: str) -> str:
                 path = Path(run_dir).absolute() / name
                 link = path if path.is_symlink() else link_in(path, Path(run_dir).absolute())
@@ -192,7 +192,7 @@ class SweepConfig:
 
     def arms(self) -> list[Arm]:
         """Seeds outer, λ inner: arms that share a seed are neighbours, as they share an initialization."""
-        arms = []
+        arms: list[Arm] = []
         for s in self.seed_values:
             for setting in self.settings():
                 arms.append(Arm(index=len(arms), lam=setting.strength, seed=s, family=setting.family,

@@ -1,12 +1,11 @@
-"""The one analysis of a run (`analyze(run) -> RunAnalysis`): statistics with noise from seeds and validation
+"""The one analysis of a run (`analyze.analyze(run) -> RunAnalysis`, `reglab.analyze` for short): statistics with noise from seeds and validation
 examples (`noise`, `stats`), the recommended setting confirmed against no regularization, per-arm
 diagnoses, claims, families compared, heat maps and coupling. Result types live in `results`; figures and
-report read them and compute nothing of their own.
+report read them and compute nothing of their own. (The submodule `analyze` is not shadowed by its function
+here, so `reglab.analysis.analyze` stays a module, as monkeypatching and `import … as` need.)
 """
 
-
 from reglab.analysis.aggregate import LambdaStats
-from reglab.analysis.analyze import analyze, analyze_family
 from reglab.analysis.arms import ArmSummary, arm_summaries
 from reglab.analysis.claims import Claim
 from reglab.analysis.diagnose import Criteria, Trend
@@ -17,6 +16,6 @@ from reglab.analysis.views import check_claims, compare_families, load_model, re
 
 __all__ = [
     "ArmSummary", "Claim", "Comparison", "Criteria", "Difference", "FamilyAnalysis", "FamilySummary",
-    "LambdaStats", "Recommendation", "RunAnalysis", "Trend", "WeightStats", "analyze", "analyze_family",
+    "LambdaStats", "Recommendation", "RunAnalysis", "Trend", "WeightStats",
     "arm_summaries", "check_claims", "compare_families", "family_view", "load_model", "recommended_setting",
 ]

@@ -215,7 +215,7 @@ def weight_histograms(run: RunRecord, kernels: dict[int, object], bins: int = 81
     top = max(float(np.max(np.abs(np.asarray(kernels[i])))) if np.asarray(kernels[i]).size else 0.0 for i in keep)
     top = top if top > 0 else 1.0
     edges = np.linspace(-top, top, bins + 1)
-    by_lam: dict[float, list[object]] = {}
+    by_lam: dict[float, list[np.ndarray]] = {}
     for i in keep:
         by_lam.setdefault(float(run.arms[i]["lambda"]), []).append(np.asarray(kernels[i]).ravel())
     out = []

@@ -49,6 +49,7 @@ from reglab.analysis.results import (
     WeightStats,
 )
 from reglab.analysis.stats import mean_ci
+from reglab.engines.base import clipped_batch, steps_per_epoch
 from reglab.record.reader import RunRecord
 from reglab.record.schema import EpochRecord
 from reglab.settings import Family, Setting
@@ -328,21 +329,15 @@ def primary_series(run: RunRecord, series: dict[str, FamilyAnalysis]) -> str:
     """The series the report's single-family sections describe: the primary family's, at the learning rate
     whose recommended strength has the lowest validation data loss (the first rate when none has one)."""
     own = [fa for fa in series.values() if fa.family.name == primary_family(run)]
-    scored = [fa for fa in own if fa.recommended is not None]
-    return min(scored, key=lambda fa: fa.recommended.estimate.mean).name if scored else own[0].name
+    scored = [(fa, fa.recommended) for fa in own if fa.recommended is not None]  # each with its (checked) recommendation
+    return min(scored, key=lambda p: p[1].estimate.mean)[0].name if scored else own[0].name
 
 
 #: The last analysis of a record object read from disk: `reglab run` draws the report and prints the summary
 #: from one analysis. Keyed by the very RunRecord object (held here, so its id cannot be reused) and criteria.
-_last: list[tuple[RunRecord, Criteria, RunAnalysis]] = []
-
-
 def analyze(run: RunRecord, criteria: Criteria = Criteria(), kernels: dict[int, Any] | None = None) -> RunAnalysis:
-    """The whole analysis of a run, computed once (kernels.npz and validation.npz read once)."""
-
-    if kernels is None and _last and _last[0][0] is run and _last[0][1] == criteria:
-        return _last[0][2]
-    from_disk = kernels is None
+    """The whole analysis of a run (kernels.npz and validation.npz read once). Callers that need it twice keep
+    the one they got (see `run.runner.report_run`): nothing is cached here."""
     kernels = run.kernels() if kernels is None else kernels
     validation = run.validation()  # record.ValidationValues, or None for a record without them
     families = {}
@@ -351,11 +346,9 @@ def analyze(run: RunRecord, criteria: Criteria = Criteria(), kernels: dict[int, 
             fa = analyze_family(run, f, kernels, validation, criteria, lr)
             families[fa.name] = fa
     compared = tuple(compare_analyses(list(families.values()))) if len(families) > 1 else ()
-    steps = -(-run.data.n_train // max(1, min(run.config.batch_size, run.data.n_train)))
+    steps = steps_per_epoch(run.data.n_train, clipped_batch(run.config.batch_size, run.data.n_train))
     maps = heat_maps(families, {m: criteria.margin(m) for m in LOWER_IS_BETTER})
     analysis = RunAnalysis(run, criteria, families, primary_series(run, families), compared, maps,
                            couplings(families, steps) if run.config.several_learning_rates else {})
-    if from_disk:
-        _last[:] = [(run, criteria, analysis)]
     return analysis
 

@@ -128,8 +128,9 @@ def coupling(series: list[FamilyAnalysis], steps_per_epoch: int) -> Coupling | N
         best.append(b)
     point = float(slope(rates, np.array(best)))
     interval = None
-    if all(d is not None for d in draws):
-        s = slope(rates, grid[np.stack(draws, axis=1)])  # [n_boot]
+    drawn = [d for d in draws if d is not None]
+    if len(drawn) == len(draws):  # every rate has its draws
+        s = slope(rates, grid[np.stack(drawn, axis=1)])  # [n_boot]
         lo, hi = np.quantile(s, [0.025, 0.975])
         interval = (float(lo), float(hi))
     taus = [r.tau_epochs for r in per_rate if r.tau_epochs is not None]

@@ -48,7 +48,7 @@ says so. Underfitting takes precedence over the trend; the arm's `converged` and
 from __future__ import annotations
 
 import math
-from typing import Callable, NamedTuple, Sequence
+from typing import Any, Callable, NamedTuple, Sequence
 
 import numpy as np
 
@@ -217,18 +217,18 @@ def diagnose(arm: int, setting: Setting, seed: int, rows: Sequence[EpochRecord],
                      "no epoch with a finite validation loss was recorded", margin=criteria.trend_margin, trend=NO_DATA)
     last = rows[-1]
     best = min(rows, key=lambda r: (r.val_data_loss, r.epoch))
-    common = dict(arm=arm, setting=setting, seed=seed, epochs=len(rows), best_epoch=best.epoch,
+    common: dict[str, Any] = dict(arm=arm, setting=setting, seed=seed, epochs=len(rows), best_epoch=best.epoch,
                   best_val_data_loss=best.val_data_loss, final_val_data_loss=last.val_data_loss,
                   final_loss_gap=last.val_data_loss - last.data_loss, final_accuracy_gap=last.accuracy - last.val_accuracy,
                   margin=criteria.trend_margin)
-    untested = dict(rise=NAN, rise_noise=NAN, recent_fall=NAN, fall_noise=NAN)
+    untested: dict[str, Any] = dict(rise=NAN, rise_noise=NAN, recent_fall=NAN, fall_noise=NAN)
     if len(rows) < criteria.min_epochs:
         return Trend(**common, **untested, diagnosis=TOO_FEW, converged=None, trend=TOO_FEW,
                      reason=f"{len(rows)} epoch recorded: a trend needs at least {criteria.min_epochs}")
     need = max(criteria.window, 3)
     test = _trend_test(rows, criteria) if len(rows) >= need else _paired_test(rows, values, need)
     if test is None:
-        trend = dict(common, **untested, trend=TOO_FEW)
+        trend: dict[str, Any] = dict(common, **untested, trend=TOO_FEW)
         verdict, converged = TOO_FEW, None
         why = (f"{len(rows)} epochs: the trend test needs at least {need}, and no per-example validation values at "
                f"epochs {rows[0].epoch} and {last.epoch} to pair")

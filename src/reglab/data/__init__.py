@@ -3,7 +3,6 @@ or CSV files, validated, split and scaled once (`Splits`, with `DataInfo` saying
 from). Nothing here is ever unpickled.
 """
 
-
 from reglab.data.datasets import LOADERS, load_dataset, mnist_5k_path
 from reglab.data.splits import NUM_CLASSES, DataInfo, DataOptions, Splits
 from reglab.data.tables import load_csv

@@ -16,7 +16,7 @@ import sys
 import zipfile
 import zlib
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
@@ -35,6 +35,9 @@ from reglab.data.splits import (
 from reglab.data.tables import load_bundled, load_csv
 from reglab.errors import DataError
 from reglab.inputs import brief, open_regular
+
+if TYPE_CHECKING:
+    from numpy.typing import DTypeLike
 
 #: Where Debian's `dataset-fashion-mnist` package puts the IDX files.
 DEBIAN_FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
@@ -245,7 +248,7 @@ def _read_npz(path: Path) -> tuple[np.ndarray, ...]:
                 if declared > MAX_NPZ_BYTES:
                     raise DataError(f"{path}: the archive's members declare {declared:,} bytes uncompressed, more than "
                                     f"reglab reads ({MAX_NPZ_BYTES:,})")
-                members = {}
+                members: dict[str, zipfile.ZipInfo] = {}
                 for i in infos:  # numpy's names: "x_train.npy", or "x_train" as written
                     members.setdefault(i.filename.removesuffix(".npy"), i)
                 missing = [k for k in IDX_FILES if k not in members]
@@ -308,7 +311,7 @@ def _read_idx_folder(folder: Path) -> tuple[np.ndarray, ...]:
     return tuple(arrays)
 
 
-_IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+_IDX_DTYPES: dict[int, DTypeLike] = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 
 
 def read_idx(path: Path) -> np.ndarray:
@@ -329,8 +332,10 @@ def read_idx(path: Path) -> np.ndarray:
                 raise DataError(f"{path}: IDX header is truncated")
             dims = tuple(int(d) for d in np.frombuffer(dims_raw, dtype=">u4"))
             nbytes = int(np.prod(dims, dtype=object)) * dtype.itemsize
-            if nbytes > MAX_IDX_BYTES:
-                raise DataError(f"{path}: IDX header declares {nbytes:,} bytes of data, more than reglab reads")
+            # a zero dimension makes the payload empty, but the others must still make a shape numpy can hold
+            nominal = int(np.prod([d for d in dims if d] or [1], dtype=object)) * dtype.itemsize
+            if max(nbytes, nominal) > MAX_IDX_BYTES:
+                raise DataError(f"{path}: IDX header declares {max(nbytes, nominal):,} bytes of data, more than reglab reads")
             payload = _read_at_most(f, nbytes + 1)
     except DataError:
         raise

@@ -24,13 +24,13 @@ from reglab.record.arrays import FinalWeights
 
 def get_engine(name: str) -> Engine:
     if name == "keras":
-        from reglab.engines.keras_fit import train
+        from reglab.engines.keras_fit import train as keras_train  # two names: the engines' signatures differ
 
-        return train
+        return keras_train
     if name == "fused":
-        from reglab.engines.fused import train
+        from reglab.engines.fused import train as fused_train
 
-        return train
+        return fused_train
     raise ValueError(f"unknown engine {name!r}")  # config validation makes this unreachable
 
 

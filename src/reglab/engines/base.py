@@ -38,6 +38,9 @@ class Listener(Protocol):
         cross-entropy without the penalty (its mean is the epoch's `val_data_loss`), `correct` bool
         [len(arms), n_val] (argmax == label; its mean is `val_accuracy`). Engines send it only to a
         listener that has it (`wants_values`), and skip the work otherwise."""
+    def epoch_kernels(self, epoch: int, weights: dict[int, list[Any]]) -> None:
+        """Optional. Each arm's trainable weights at `epoch`'s end, by arm index, before that epoch's
+        `epoch_done`s; engines send them only to a listener that asks (`wants_kernels`)."""
     def check_stop(self) -> None:
         """Optional. Raises KeyboardInterrupt once a stop has been asked (a signal): engines call it between
         units of work inside an epoch and while preparing, so a stop never waits for a whole pass over every arm."""

@@ -342,6 +342,7 @@ def train(config: SweepConfig, splits: Splits, listener: Listener, strategy: str
         listener.checkpoint(*_checkpoint(strat, state, rngs, status, epochs_done, epoch, es, best_state))
 
     if config.restore_best and best_state is not None:  # as Keras's restore_best_weights at the end of fit
+        assert es is not None  # restore_best needs early stopping (SweepConfig checks it)
         state = strat.select(es.has_best, best_state, state)
     test_data = strat.eval_data(splits.x_test, splits.y_test, clipped_batch(B, len(splits.x_test)))
     test = jax.device_get(_without_examples(strat.evaluate(state, test_data, coef, False)))

@@ -359,9 +359,9 @@ class PackedStrategy:
 
     def train_chunk(self, state: list[GroupState], x_all: Any, y_all: Any, idx: np.ndarray, n_valid: np.ndarray | None,
                     coef: Coefficients, active: np.ndarray, freeze: bool) -> tuple[list[GroupState], Results]:
-        idx, n_valid, active_dev = jnp.asarray(idx, dtype=jnp.int32), jnp.asarray(n_valid), jnp.asarray(active)
+        idx_dev, n_valid_dev, active_dev = jnp.asarray(idx, dtype=jnp.int32), jnp.asarray(n_valid), jnp.asarray(active)
         outs = on_workers(lambda g: jax.block_until_ready(self._train(
-            state[g], x_all, y_all, idx, n_valid, coef, active_dev, self._starts[g], self.size(g), freeze)),
+            state[g], x_all, y_all, idx_dev, n_valid_dev, coef, active_dev, self._starts[g], self.size(g), freeze)),
             len(self.groups), self.workers, self.check)
         return [o[0] for o in outs], self._grid([o[1] for o in outs])
 

@@ -74,7 +74,7 @@ def _curves(fa: FamilyAnalysis, out: Path) -> tuple[list[FigureFile], int]:
     seeds = fa.view.config.seeds
     rec = fa.recommended.lam if fa.recommended else None
     label = fa.label
-    jobs = []
+    jobs: list[tuple[Any, Path, str]] = []  # (ArmCurves with one seed, else StrengthCurves; file; title)
     if seeds == 1:
         total = len(fa.view.arms)
         must = tuple(i for i, a in enumerate(fa.view.arms) if float(a["lambda"]) == rec)[:1]
@@ -86,11 +86,11 @@ def _curves(fa: FamilyAnalysis, out: Path) -> tuple[list[FigureFile], int]:
         total = len(grid)
         must = (grid.index(rec),) if rec in grid else ()
         for lam in [grid[i] for i in spread_picks(total, MAX_CURVE_FIGURES, must)]:
-            c = data.strength_curves_data(fa, lam)
-            of = f"{c.n} of {c.n_arms} seeds" if c.n != c.n_arms else f"{c.n} seeds"
-            title = (f"{label} λ = {lam_label(lam)} — mean of {of}, band = 95 % CI" if c.n else
+            sc = data.strength_curves_data(fa, lam)
+            of = f"{sc.n} of {sc.n_arms} seeds" if sc.n != sc.n_arms else f"{sc.n} seeds"
+            title = (f"{label} λ = {lam_label(lam)} — mean of {of}, band = 95 % CI" if sc.n else
                      f"{label} λ = {lam_label(lam)} — no seed completed every epoch")
-            jobs.append((c, out / curves_figure_name(lam), title))
+            jobs.append((sc, out / curves_figure_name(lam), title))
     loss, acc = data.curve_limits([c for c, _, _ in jobs])
     ylim = (shared_limits(loss), shared_limits(acc))
     files = []

@@ -10,10 +10,13 @@ import math
 import sys
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 from reglab.fileio import write_atomic
 from reglab.record.rundir import register
+
+if TYPE_CHECKING:
+    from matplotlib.typing import RcKeyType
 
 FIGURES = "figures"
 DPI = 100
@@ -23,7 +26,7 @@ LEGEND_PT = 8.5
 #: Up to this many strengths > 0, a figure names each in its legend; beyond, colour follows log λ along a bar.
 MAX_LEGEND_LAMBDAS = 12
 #: Text sizes of every figure (points).
-RC = {"legend.fontsize": LEGEND_PT, "legend.title_fontsize": LEGEND_PT, "xtick.labelsize": 9, "ytick.labelsize": 9,
+RC: dict[RcKeyType, Any] = {"legend.fontsize": LEGEND_PT, "legend.title_fontsize": LEGEND_PT, "xtick.labelsize": 9, "ytick.labelsize": 9,
       "axes.labelsize": 10, "axes.titlesize": 11, "figure.titlesize": 12}
 
 def spread_picks(n: int, k: int, must: tuple[int, ...] = ()) -> list[int]:

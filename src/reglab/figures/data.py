@@ -176,9 +176,10 @@ class WhichStrength(NamedTuple):
 
 def _differences(fa: FamilyAnalysis, metric: str, ylabel: str, scale: float) -> StrengthDifferences:
     rec = fa.recommended
+    assert rec is not None  # which_strength_data checks it
     diffs = fa.against_recommended.get(metric, {})
     lams = sorted(diffs)
-    e = next((s[metric] for s in fa.stats if s.lam == rec.lam), None)
+    e = next((s.values[metric] for s in fa.stats if s.lam == rec.lam), None)  # s[metric]: mypy reads a NamedTuple's [] as the tuple's
     # the recommended strength against itself is exactly 0 (drawn as a point, not as a missing interval)
     low = [0.0 if lam == rec.lam else scale * diffs[lam].low for lam in lams]
     high = [0.0 if lam == rec.lam else scale * diffs[lam].high for lam in lams]
@@ -193,11 +194,12 @@ def which_strength_data(fa: FamilyAnalysis) -> WhichStrength | None:
     if rec is None:
         return None
     present = {s.lam for s in fa.stats}
+    accuracy_flat = fa.equivalent.get("val_accuracy", (rec.setting, rec.setting))
     return WhichStrength(
         _differences(fa, "val_data_loss", f"val data loss − recommended's ({fa.family.penalty_words})", 1.0),
         _differences(fa, "val_accuracy", "val accuracy − recommended's (points)", 100.0),
         (rec.flat[0].strength, rec.flat[1].strength),
-        tuple(s.strength for s in fa.equivalent.get("val_accuracy", (rec.setting, rec.setting))),
+        (accuracy_flat[0].strength, accuracy_flat[1].strength),
         (rec.interval[0].strength, rec.interval[1].strength) if rec.interval else None,
         fa.family.strength_axis, fa.noise_method,
         [lam for lam in fa.view.config.lambdas if lam not in present],
@@ -225,7 +227,7 @@ class GapNormData(NamedTuple):
 
 def gap_norm_data(fa: FamilyAnalysis) -> GapNormData:
     g = fa.gap_norm
-    means = [GapNormMean(s.lam, point(s["kernel_norm"]), point(s["loss_gap"])) for s in fa.stats]
+    means = [GapNormMean(s.lam, point(s.values["kernel_norm"]), point(s.values["loss_gap"])) for s in fa.stats]  # s.values[m]: see _differences
     return GapNormData([p[0] for p in g.points], [p[1] for p in g.points], [p[2] for p in g.points],
                        [p[3] for p in g.points], means, g.correlation)
 
@@ -268,8 +270,8 @@ class FamilyCurves(NamedTuple):
 
 
 def _family_panel(fa: FamilyAnalysis, metric: str) -> FamilyPanel:
-    pos = [(s.lam, point(s[metric])) for s in fa.stats if s.lam > 0]
-    base = next((point(s[metric]) for s in fa.stats if s.lam == 0), None)
+    pos = [(s.lam, point(s.values[metric])) for s in fa.stats if s.lam > 0]  # s.values[m]: see _differences
+    base = next((point(s.values[metric]) for s in fa.stats if s.lam == 0), None)
     return FamilyPanel([lam for lam, _ in pos], [p.mean for _, p in pos], [p.low for _, p in pos],
                        [p.high for _, p in pos], base)
 

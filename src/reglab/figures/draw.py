@@ -240,8 +240,9 @@ def render_family_curves(fig: Any, axes: Any, d: FamilyCurves, title: str) -> No
                 any_positive = True
                 ax.errorbar(lams, mean, yerr=yerr(mean, [p.low[i] for i in idx], [p.high[i] for i in idx]),
                             fmt="o-", color=color, capsize=3, label=family + (", 95 % CI" if d.seeds > 1 else ""))
-                if d.best.get(family) in lams:
-                    ax.plot([d.best[family]], [mean[lams.index(d.best[family])]], marker="*", markersize=15,
+                best = d.best.get(family)  # None (nothing recommended) is never in lams
+                if best is not None and best in lams:
+                    ax.plot([best], [mean[lams.index(best)]], marker="*", markersize=15,
                             color=color, markeredgecolor="k", linestyle="none", label=f"{family}: recommended")
             if p.baseline is not None and math.isfinite(p.baseline.mean):
                 ax.axhline(p.baseline.mean, color=color, linestyle="--", linewidth=1, alpha=0.8,
@@ -284,9 +285,9 @@ def render_gap_vs_norm(fig: Any, axes: Any, d: GapNormData, title: str, seeds: i
             if not (math.isfinite(m.norm.mean) and math.isfinite(m.gap.mean)):
                 continue
             c = colors[m.lam]
-            pts = [(x, y) for lam, x, y in zip(d.lams, d.norms, d.gaps)
+            own = [(x, y) for lam, x, y in zip(d.lams, d.norms, d.gaps)  # this strength's arms
                    if lam == m.lam and math.isfinite(x) and math.isfinite(y)]
-            ax.scatter([p[0] for p in pts], [p[1] for p in pts], color=c, alpha=0.45, s=22, linewidths=0)
+            ax.scatter([p[0] for p in own], [p[1] for p in own], color=c, alpha=0.45, s=22, linewidths=0)
             ax.errorbar([m.norm.mean], [m.gap.mean], xerr=yerr([m.norm.mean], [m.norm.low], [m.norm.high]),
                         yerr=yerr([m.gap.mean], [m.gap.low], [m.gap.high]), fmt="D", color=c, markersize=7,
                         markeredgecolor="black", capsize=4,

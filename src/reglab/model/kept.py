@@ -147,6 +147,7 @@ def load_arm_model(run: RunRecord, setting: Setting, seed: int | None = None, sa
         print(f"reglab: running model file {spec.rpartition(':')[0]} to rebuild the model", file=sys.stderr)
     model = build_model(spec, tuple(run.data.input_shape), setting.strength, setting.family,
                         setting.learning_rate, run.config.optimizer, run.data.n_classes)
+    assert weights.non_trainable is not None  # read_weights reads both parts (only an engine's may lack it)
     for what, variables, values in (("trainable", model.trainable_variables, weights.trainable),
                                     ("non-trainable", model.non_trainable_variables, weights.non_trainable)):
         if len(variables) != len(values):

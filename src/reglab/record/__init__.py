@@ -4,7 +4,6 @@ manifest and lock (`rundir`), the checkpoint a resume continues from (`checkpoin
 (`reader`: `load_run` → `RunRecord`).
 """
 
-
 from reglab.record.arrays import FinalWeights, ValidationValues, read_kernels, read_validation, read_weights
 from reglab.record.reader import RunRecord, load_run
 from reglab.record.schema import COLUMNS, METRICS_CSV, RUN_JSON, EpochRecord, read_run_meta

@@ -30,7 +30,8 @@ def write_kernels(run_dir: Path, kernels: dict[int, Any]) -> None:
     import numpy as np
 
     arrays = {f"arm{i}": np.asarray(k, dtype=np.float32) for i, k in sorted(kernels.items())}
-    write_atomic(run_dir / KERNELS_NPZ, lambda f: np.savez(f, **arrays))
+    # numpy's stub types **kwds beside allow_pickle: bool, and mypy cannot see that no name here is allow_pickle
+    write_atomic(run_dir / KERNELS_NPZ, lambda f: np.savez(f, **arrays))  # type: ignore[arg-type]
 
 
 #: A weight beyond this (in absolute value) in an arm that did not diverge is not one training left: the record
@@ -100,8 +101,9 @@ def model_parameters(meta: dict[str, Any]) -> int:
     if study:
         return sum(math.prod(s) for s in study)
     recorded = (meta.get("model") or {}).get("parameters")
-    ok = isinstance(recorded, int) and not isinstance(recorded, bool) and recorded >= 1
-    return min(recorded, MAX_PARAMETERS) if ok else DEFAULT_PARAMETERS
+    if isinstance(recorded, int) and not isinstance(recorded, bool) and recorded >= 1:  # checked here, where mypy narrows it
+        return min(recorded, MAX_PARAMETERS)
+    return DEFAULT_PARAMETERS
 
 
 def _study_shapes(meta: dict[str, Any]) -> list[tuple[int, ...]]:

@@ -15,7 +15,7 @@ import zipfile
 import zlib
 from pathlib import Path
 from tokenize import TokenError
-from typing import Any, Callable, Collection, Mapping, Sequence
+from typing import Any, Callable, Collection, Literal, Mapping, Sequence, TypeGuard, cast, overload
 
 from reglab.config import ENGINES, SweepConfig
 from reglab.errors import ConfigError, RunDirError
@@ -28,7 +28,7 @@ TEST_METRICS = ("loss", "accuracy", "data_loss")
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
-def _is_int(v: Any) -> bool:
+def _is_int(v: Any) -> TypeGuard[int]:
     return isinstance(v, int) and not isinstance(v, bool)
 
 
@@ -44,6 +44,11 @@ class _Fields:
 
     def fail(self, field: str, problem: str) -> RunDirError:
         return RunDirError(f"{self.where}: field {self.prefix}{field} {problem}")
+
+    @overload
+    def mapping(self, d: Any, field: str, optional: Literal[False] = False) -> dict[str, Any]: ...
+    @overload
+    def mapping(self, d: Any, field: str, optional: bool) -> dict[str, Any] | None: ...
 
     def mapping(self, d: Any, field: str, optional: bool = False) -> dict[str, Any] | None:
         if d is None and optional:
@@ -72,7 +77,7 @@ class _Fields:
         v = d.get(field)
         if v not in choices:
             raise self.fail(field, f"must be one of {', '.join(choices)}; got {_short(v)}")
-        return v
+        return cast(str, v)  # one of `choices`
 
 
 def _short(v: Any) -> str:

@@ -208,7 +208,7 @@ def read_metrics_text(text: str, path: Path, n_arms: int) -> list[EpochRecord]:
         if len(row) != len(columns):
             raise RunDirError(f"{path}, line {line_no}: expected {len(columns)} fields, got {len(row)}")
         try:
-            values = [int(v) if c in _INT_COLUMNS else v if c in _STR_COLUMNS else float(v) for c, v in zip(columns, row)]
+            values: list[Any] = [int(v) if c in _INT_COLUMNS else v if c in _STR_COLUMNS else float(v) for c, v in zip(columns, row)]
         except ValueError:
             raise RunDirError(f"{path}, line {line_no}: a field is not a number") from None
         family = values[_REGULARIZER]

@@ -17,7 +17,7 @@ from reglab.formatting import lam_label
 from reglab.rendering import register
 
 if TYPE_CHECKING:
-    from reglab.analysis.results import FamilyAnalysis, RunAnalysis
+    from reglab.analysis.results import FamilyAnalysis, Recommendation, RunAnalysis
 
 MARKS = {SUPPORTED: "supported", NOT_SUPPORTED: "not supported", INCONCLUSIVE: "inconclusive"}
 
@@ -42,8 +42,14 @@ def _setting(fa: FamilyAnalysis, lam: float) -> str:
     return fa.setting(lam).label(with_learning_rate=several)
 
 
+def _recommended(fa: FamilyAnalysis) -> Recommendation:
+    """`fa.recommended` where the caller has made sure there is one."""
+    assert fa.recommended is not None
+    return fa.recommended
+
+
 def _flat(fa: FamilyAnalysis) -> str:
-    rec = fa.recommended
+    rec = _recommended(fa)
     lo, hi = rec.flat
     if lo == hi:
         return ""
@@ -173,9 +179,9 @@ def answer(analysis: RunAnalysis) -> AnswerText:
     elif len(analysis.families) > 1:
         ranked = [f for f in analysis.families.values() if f.recommended is not None]
         if ranked:
-            best = min(ranked, key=lambda f: f.recommended.estimate.mean)
+            best = min(ranked, key=lambda f: _recommended(f).estimate.mean)
             lines.insert(0, "families compared: " + "; ".join(
-                f"{f.family.label} best at λ = {lam_label(f.recommended.lam)} ({f.recommended.estimate.mean:.4f})"
+                f"{f.family.label} best at λ = {lam_label(_recommended(f).lam)} ({_recommended(f).estimate.mean:.4f})"
                 for f in ranked) + f" — lowest: {best.family.label}")
     return AnswerText(headline(fa), tuple(x for x in lines if x), tuple(conditions(analysis)))
 
@@ -185,12 +191,12 @@ def _best_per_family(analysis: RunAnalysis) -> str:
     best: dict[str, FamilyAnalysis] = {}
     for f in analysis.families.values():
         if f.recommended is not None and (f.family.name not in best
-                                          or f.recommended.estimate.mean < best[f.family.name].recommended.estimate.mean):
+                                          or f.recommended.estimate.mean < _recommended(best[f.family.name]).estimate.mean):
             best[f.family.name] = f
     if not best:
         return ""
     return f"best over {len(analysis.run.config.learning_rates)} learning rates: " + "; ".join(
-        f"{_setting(f, f.recommended.lam)} ({f.recommended.estimate.mean:.4f})" for f in best.values())
+        f"{_setting(f, _recommended(f).lam)} ({_recommended(f).estimate.mean:.4f})" for f in best.values())
 
 
 def _finite(x: float) -> bool:

@@ -209,9 +209,10 @@ STRENGTH_HEADER = ["λ", "seeds", "val data loss", "val accuracy", "train data l
 
 def strength_rows(fa: FamilyAnalysis) -> list[list[d.Inline]]:
     rec = fa.recommended.lam if fa.recommended else None
-    return [[d.strong(lam_label(s.lam)) if s.lam == rec else lam_label(s.lam), str(len(s.seeds)), ci(s["val_data_loss"]),
-             ci(s["val_accuracy"]), ci(s["data_loss"]), ci(s["accuracy"]), ci(s["kernel_norm"], 2), ci(s["shrink"], 3),
-             ci(s["test_accuracy"])] for s in fa.stats]
+    # s.values[m], not s[m]: mypy types a NamedTuple's [] as the tuple's, not as LambdaStats.__getitem__
+    return [[d.strong(lam_label(s.lam)) if s.lam == rec else lam_label(s.lam), str(len(s.seeds)), ci(s.values["val_data_loss"]),
+             ci(s.values["val_accuracy"]), ci(s.values["data_loss"]), ci(s.values["accuracy"]), ci(s.values["kernel_norm"], 2),
+             ci(s.values["shrink"], 3), ci(s.values["test_accuracy"])] for s in fa.stats]
 
 
 ARM_HEADER = ["λ", "seed", "status", "epochs", "val data loss", "val accuracy", "train data loss", "train accuracy",
@@ -260,8 +261,8 @@ def weight_section(fa: FamilyAnalysis, figures: Any) -> list[d.Block]:
     blocks: list[d.Block] = [d.Heading(3, "Weights", "weights")]
     stats = fa.stats
     blocks.append(d.Para("Final ‖W‖ by strength: " + "; ".join(
-        f"λ = {lam_label(s.lam)}: {pm(s['kernel_norm'], 2)}"
-        + (f" (×{s['shrink'].mean:.2f})" if s.lam > 0 and s["shrink"].n else "") for s in stats)
+        f"λ = {lam_label(s.lam)}: {pm(s.values['kernel_norm'], 2)}"  # s.values[m]: see strength_rows
+        + (f" (×{s.values['shrink'].mean:.2f})" if s.lam > 0 and s.values["shrink"].n else "") for s in stats)
         + " (× the same seed's ‖W‖ at λ = 0)."))
     if fa.weights:
         dead = max(w.dead_rows for w in fa.weights)
@@ -295,7 +296,7 @@ def generalization_section(fa: FamilyAnalysis, figures: Any) -> list[d.Block]:
     blocks: list[d.Block] = [
         d.Heading(3, "Generalization", "generalization"),
         d.Para("Final generalization gap (validation minus training data loss, both penalty-free): " + "; ".join(
-            f"λ = {lam_label(s.lam)}: {pm(s['loss_gap'])}" for s in fa.stats) + "."),
+            f"λ = {lam_label(s.lam)}: {pm(s.values['loss_gap'])}" for s in fa.stats) + "."),  # s.values[m]: see strength_rows
     ]
     gn = fa.gap_norm
     if math.isfinite(gn.correlation):

@@ -3,7 +3,6 @@ model function → a record), the progress display, and the executor that spread
 processes or a Ray cluster.
 """
 
-
 from reglab.run.on_arrays import run_splits, sweep
 from reglab.run.runner import resume_sweep, run_sweep
 

@@ -27,7 +27,7 @@ import numpy as np
 
 from reglab.config import Arm, SweepConfig
 from reglab.data.splits import Splits
-from reglab.engines import get_engine, wants_values
+from reglab.engines import clipped_batch, get_engine, steps_per_epoch, wants_values
 from reglab.errors import ConfigError, RunDirError
 from reglab.model.keras_import import import_keras_for_a_run
 from reglab.record.arrays import FinalWeights
@@ -41,7 +41,7 @@ CHECKPOINT_SECONDS = 5.0
 
 
 class Block(NamedTuple):
-    index: int
+    index: int  # type: ignore[assignment]  # the field shadows tuple.index on purpose: block.index is the block's number
     seeds: tuple[int, ...]  # contiguous seed values
     settings: tuple[Setting, ...]  # each of a seed's arms in the block, in sweep order
 
@@ -278,7 +278,7 @@ def train_blocks(config: SweepConfig, splits: Splits, listener: Any, resume: Any
     """Engine-shaped: train the sweep as blocks, reporting to `listener` in global arm indices."""
     if config.engine != "fused":
         raise ConfigError("blocks and Ray run the fused engine; use --engine fused")
-    steps = -(-len(splits.x_train) // config.batch_size)
+    steps = steps_per_epoch(len(splits.x_train), clipped_batch(config.batch_size, len(splits.x_train)))
     if executor == "ray":
         ray = _ray(address)
     if blocks is None:

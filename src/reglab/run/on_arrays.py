@@ -35,7 +35,6 @@ from typing import Any, NamedTuple
 import numpy as np
 from rich.console import Console
 
-from reglab.analysis.analyze import analyze
 from reglab.analysis.results import RunAnalysis
 from reglab.config import DEFAULT_LAMBDAS, DEFAULT_SEEDS, INPUT_FILES, SweepConfig
 from reglab.data.datasets import load_dataset
@@ -49,7 +48,7 @@ from reglab.model.callable_source import ModelSource, model_source
 from reglab.record.reader import RunRecord, load_run
 from reglab.record.rundir import check_run_dir
 from reglab.record.schema import RUN_JSON
-from reglab.run.runner import check_arm_cap, run_sweep
+from reglab.run.runner import check_arm_cap, report_run, run_sweep
 from reglab.settings import DEFAULT_LEARNING_RATE
 
 DATA_NPZ = "data.npz"
@@ -195,7 +194,7 @@ def prepared(config: SweepConfig, staging: Path, saved: ModelSource, arrays: Swe
     kept = f"npz file {DATA_IN_RUN} in the run directory"
     source = kept if arrays.split is None else f"arrays given to reglab.sweep, kept as {kept}"
     info = dataclasses.replace(splits.info, requested=DATA_IN_RUN, source=source,
-                               **({"split": arrays.split} if arrays.split is not None else {}))
+                               split=arrays.split if arrays.split is not None else splits.info.split)
     return config, dataclasses.replace(splits, info=info)
 
 
@@ -247,7 +246,7 @@ def sweep(build_model: Any, x: Any, y: Any, *, validation_data: Any = None, vali
         raise
     if where.temporary is not None:
         print(f"reglab: run written to {where.run_dir}", file=sys.stderr)
-    return analyze(run)
+    return report_run(run)
 
 
 def progress_console(progress: bool | None) -> Console:
@@ -276,7 +275,7 @@ def _run(config: SweepConfig, saved: ModelSource, arrays: SweptArrays, where: Pl
         except ConfigError as e:
             raise ConfigError(str(e).replace(f"--model {model}:{saved.name}", saved.name)) from None
     return run_sweep(run_config, out=where.run_dir, force=force, splits=splits, console=progress_console(progress),
-                     live=progress, inputs=files)
+                     live=progress, inputs=files, make_report=False)
 
 
 # ---------------------------------------------------------------- the data back

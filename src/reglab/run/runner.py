@@ -15,6 +15,8 @@ from typing import Any, Callable, NamedTuple
 
 from rich.console import Console
 
+from reglab.analysis.analyze import analyze
+from reglab.analysis.results import RunAnalysis
 from reglab.analysis.views import recommended_setting
 from reglab.config import MAX_ARMS, Arm, SweepConfig
 from reglab.data.datasets import load_dataset
@@ -419,9 +421,9 @@ def _plan_resume(run_dir: Path) -> _ResumePlan:
                               f"(sha256 {model['sha256'][:12]}… in {RUN_JSON}, {str(now)[:12]}… now); it cannot be resumed exactly")
     if checkpoint is not None and "fingerprint" in checkpoint[1]:
         written_for = checkpoint[1]["fingerprint"]
-        now = fingerprint(config, data["sha256"], model)
+        expected = fingerprint(config, data["sha256"], model)
         for field, what in (("config", "configuration"), ("data", "data"), ("model", "model file")):
-            if not isinstance(written_for, dict) or written_for.get(field) != now[field]:
+            if not isinstance(written_for, dict) or written_for.get(field) != expected[field]:
                 raise RunDirError(f"{where}: field fingerprint.{field} does not match {RUN_JSON}: the checkpoint was "
                                   f"written for another {what}")
     rows = list(read_metrics(run_dir / METRICS_CSV, n_arms=len(config.arms())))
@@ -536,16 +538,25 @@ def _train_and_report(config: SweepConfig, splits: Splits, engine: Any, record: 
     remove_checkpoint(run_dir)  # a completed run is never resumed; its final kernels are in kernels.npz
     run = load_run(run_dir)
     if make_report:
-        with _StopFlag() as stop:  # a signal now stops the report at once: the run itself is complete
-            stop.requested = True
-            try:
-                build_report(run)
-            except KeyboardInterrupt:
-                raise RunInterrupted(f"{_stopped_by(stop.signum)} while drawing the report; the run is complete and "
-                                     f"recorded: `reglab report {run_dir}` draws it", signum=stop.signum) from None
-            except OSError as e:  # a full disk while drawing: say which file, and that the record itself is whole
-                raise RunFailed(_report_failed(e, run)) from None
+        report_run(run)
     return run
+
+
+def report_run(run: RunRecord) -> RunAnalysis:
+    """Analyse a completed run, once, and write its figures and report from that analysis, which it returns (a
+    caller that also prints the answer reads the same one). A signal stops the report at once: the run itself
+    is complete and recorded."""
+    with _StopFlag() as stop:
+        stop.requested = True
+        try:
+            analysis = analyze(run)
+            build_report(run, analysis)
+        except KeyboardInterrupt:
+            raise RunInterrupted(f"{_stopped_by(stop.signum)} while drawing the report; the run is complete and "
+                                 f"recorded: `reglab report {run.run_dir}` draws it", signum=stop.signum) from None
+        except OSError as e:  # a full disk while drawing: say which file, and that the record itself is whole
+            raise RunFailed(_report_failed(e, run)) from None
+    return analysis
 
 
 def _report_failed(error: OSError, run: RunRecord) -> str:

@@ -3,7 +3,6 @@ from a record (`reglab export`). The interface and fan-out are in `base`; reglab
 source of truth.
 """
 
-
 from reglab.tracking.base import ArmInfo, Publisher, Publishers, SweepStart, replay
 from reglab.tracking.mlflow import MlflowPublisher, export_mlflow
 from reglab.tracking.publish import check_extras, make_publishers

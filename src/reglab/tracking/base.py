@@ -16,7 +16,7 @@ from reglab.record.schema import EpochRecord
 class ArmInfo(NamedTuple):
     """One arm as publishers name it: its index, setting fields and seed."""
 
-    index: int
+    index: int  # type: ignore[assignment]  # the field shadows tuple.index on purpose: arm.index is the arm's number
     family: str
     strength: float
     learning_rate: float

@@ -175,7 +175,7 @@ def _noticing_signals() -> Iterator[_Grace]:
     holds up a stop by the whole budget. Handlers that are not Python's (the default SIGTERM, which ends the
     process at once) are left alone."""
     grace = _Grace()
-    installed: dict[int, Any] = {}
+    installed: dict[signal.Signals, Any] = {}
     if threading.current_thread() is threading.main_thread():
         for signum in (signal.SIGINT, signal.SIGTERM):
             previous = signal.getsignal(signum)
@@ -259,7 +259,7 @@ class _BoundedClient:
 
 class _NotFromWorkers(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
-        return not record.threadName.startswith(WORKER)
+        return not (record.threadName or "").startswith(WORKER)  # None where logging.logThreads is off
 
 
 def _drop_worker_retry_logs() -> None:

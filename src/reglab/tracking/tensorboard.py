@@ -99,7 +99,7 @@ def histogram_buckets(values: Any, bucket_count: int = HISTOGRAM_BUCKETS) -> np.
     lo, hi = np.min(data), np.max(data)
     if hi - lo == 0:
         edges = np.full(bucket_count, lo)
-        counts = np.zeros(bucket_count)
+        counts: np.ndarray = np.zeros(bucket_count)  # float here, bincount's integers below
         counts[-1] = data.size
         return np.array([edges, edges, counts]).transpose()
     index = np.minimum(np.floor((data - lo) / ((hi - lo) / bucket_count)).astype(int), bucket_count - 1)
@@ -111,6 +111,8 @@ def histogram_buckets(values: Any, bucket_count: int = HISTOGRAM_BUCKETS) -> np.
 class _EventFile:
     """One event file of one TensorBoard run (folder), created at its first write. Each `write` appends
     whole records and closes the file again: readers see every finished epoch, and no handle stays open."""
+
+    path: Path | None  # None until the first write creates the file
 
     def __init__(self, tb: Any, folder: Path, logdir: Path) -> None:
         self.tb, self.folder, self.logdir, self.path = tb, folder, logdir, None

@@ -257,7 +257,7 @@ def test_every_finite_lambda_draws(tmp_path, lams, seeds):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("seeds", [2])  # one seed's large grid: tests/test_scale.py draws 60 arms through the report
+@pytest.mark.parametrize("seeds", [2])  # one seed's large grid: tests/figures/test_scale.py draws 60 arms through the report
 def test_a_large_grid_draws_a_bounded_set_of_figures(tmp_path, seeds):
     """200 strengths: at most MAX_CURVE_FIGURES curves figures (the ends and the recommended among them), at most
     MAX_HISTOGRAM_PANELS histogram panels, and the overlays with a colour bar."""

@@ -13,7 +13,7 @@ import pytest
 import reglab
 from reglab.record.arrays import read_validation
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 
 from synthetic import write_synthetic_run  # noqa: E402
 

@@ -19,7 +19,7 @@ from reglab.analysis.views import recommended_setting
 from reglab.report.answer import answer
 from reglab.settings import setting_of
 
-NOTEBOOK = Path(__file__).resolve().parents[1] / "examples" / "quickstart.ipynb"
+NOTEBOOK = Path(__file__).resolve().parents[2] / "examples" / "quickstart.ipynb"
 KERNEL = "reglab-quickstart-test"
 
 

@@ -213,15 +213,27 @@ def test_every_family_is_described_as_itself():
     assert l1.label == "L1 + 0.5·L2" and "0.5·λ·ΣW²" in l1.formula
 
 
-def test_one_record_object_is_analysed_once(tmp_path):
-    """`reglab run` draws the report and prints the summary from one analysis of the record it just read."""
-    config = SweepConfig(lambdas=(0.0, 1e-3), seeds=1, epochs=2, dataset="fake")
-    run = hand_made_run(family_rows(config, lambda a, e: dict(val_data_loss=0.3 + a.lam)), config, run_dir=tmp_path)
-    first = analyze(run)
-    assert analyze(run) is first
-    assert analyze(run, kernels={}) is not first  # given kernels: computed from them
-    same_files = hand_made_run(list(run.epochs), config, run_dir=tmp_path)
-    assert analyze(same_files) is not first  # another record object (it may have been read again): analysed anew
+def test_reglab_run_analyses_its_record_once(tmp_path, monkeypatch, capsys):
+    """`reglab run` draws the report and prints the summary from one analysis of the record it just read (there is
+    no cache: the runner hands the report's analysis to the summary)."""
+    import reglab.analysis.analyze as analyze_module
+    from reglab import cli
+    from reglab.analysis import views
+    from reglab.report import build, notebook
+    from reglab.run import runner
+
+    calls = []
+
+    def counting(run, *args, **kwargs):
+        calls.append(run.run_dir)
+        return analyze_module.analyze(run, *args, **kwargs)
+
+    for module in (cli, views, build, notebook, runner):
+        monkeypatch.setattr(module, "analyze", counting)
+    out = tmp_path / "run"
+    assert cli.main(["run", "--dataset", "wine", "--lambdas", "0,1e-3", "--seeds", "2", "--epochs", "1", "--out", str(out),
+                     "--no-progress"]) == 0
+    assert calls == [out] and "report:" in capsys.readouterr().out
 
 
 # ---------------------------------------------------------------- the trend test, on simulated arms

@@ -16,7 +16,7 @@ from reglab.config import SweepConfig
 from reglab.engines import fused, get_engine
 from reglab.engines import workers as engine_workers
 
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 
 #: Per-arm strategies run Keras's own step, unbatched: training metrics bit for bit, evaluation means

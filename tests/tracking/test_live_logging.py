@@ -20,7 +20,6 @@ if not os.environ.get("CI"):  # CI installs both extras: there a missing package
     pytest.importorskip("tensorboard")
     pytest.importorskip("mlflow")
 import mlflow
-
 from test_mlflow_log import EPOCH_METRICS
 from test_tensorboard_log import assert_scalars_match, read_logs, values
 

@@ -409,6 +409,13 @@ def test_read_idx_random_headers(code, dims, ndim_delta, extra, gz, filler):
     assert a.shape == dims_f
 
 
+
+def test_an_empty_idx_file_with_huge_other_dimensions_is_one_line(tmp_path):
+    """Found by the property test above: 0 × 3e9 × 3e9 bytes is an empty payload, but no shape numpy can make."""
+    p = write_idx(tmp_path / "h-idx", header(0x08, (0, 3_036_988_439, 3_037_012_561)), gz=False)
+    with pytest.raises(DataError, match="more than reglab reads"):
+        read_idx(p)
+
 @FAST
 @given(st.sampled_from(list(IDX_FILES)), st.binary(max_size=80), st.booleans())
 def test_idx_folder_with_one_random_file(key, data, gz):
