@@ -17,6 +17,7 @@ import numpy as np
 from reglab.config import SweepConfig
 from reglab.data.datasets import load_dataset
 from reglab.data.splits import DataInfo, Splits
+from reglab.engines.base import Listener
 from reglab.record.reader import RunRecord
 from reglab.record.schema import COLUMNS, EpochRecord
 
@@ -90,7 +91,7 @@ def assert_trains_like_fit(arm, weights, records, model, history) -> None:
         np.testing.assert_allclose([getattr(r, key) for r in records], history.history[key], atol=1e-5, err_msg=f"{arm} {key}")
 
 
-class Collect:
+class Collect(Listener):
     """A Listener that keeps what the engine reports."""
 
     def __init__(self) -> None:

@@ -15,6 +15,7 @@ import pytest
 
 from helpers import metric_values, reglab_argv, spawned
 from reglab.config import SweepConfig
+from reglab.engines.base import Listener
 from reglab.run.cluster import Block, _Driver, _layout, block_config, blocks_of, global_arm, make_blocks
 from reglab.settings import Setting
 
@@ -52,12 +53,12 @@ def test_global_arm_maps_block_arms_to_the_sweep():
 def test_the_driver_names_every_strategy_its_blocks_used_once():
     said = []
 
-    class Listener:
+    class Said(Listener):
         def strategy_chosen(self, name: str) -> None:
             said.append(name)
 
     config = SweepConfig(lambdas=(0.0, 0.1), seeds=2, dataset="x")
-    driver = _Driver(config, make_blocks(config, 3), Listener(), None)
+    driver = _Driver(config, make_blocks(config, 3), Said(), None)
     for index, name in [(0, "packed"), (1, "packed"), (2, "vmap"), (0, "packed")]:
         driver.handle(index, "strategy", name)
     assert said == ["packed", "packed, vmap"]  # run.json keeps the last: both, in the order first used

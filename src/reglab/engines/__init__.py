@@ -15,9 +15,6 @@ from reglab.engines.base import (
     Resume,
     clipped_batch,
     steps_per_epoch,
-    stop_check,
-    wants_kernels,
-    wants_values,
 )
 from reglab.record.arrays import FinalWeights
 
@@ -45,5 +42,5 @@ def check_checkpoint(engine: str, meta: dict[str, Any], config: SweepConfig) -> 
 
 __all__ = [
     "Engine", "FinalWeights", "Listener", "Resume", "check_checkpoint", "clipped_batch", "get_engine",
-    "steps_per_epoch", "stop_check", "wants_kernels", "wants_values",
+    "steps_per_epoch",
 ]

@@ -1,10 +1,10 @@
-"""What every engine shares: the `Listener` it reports to, the optional hooks it probes for, and Keras's
-batch arithmetic."""
+"""What every engine shares: the `Listener` it reports to (a base class whose hooks do nothing, as Keras's
+`Callback`), and Keras's batch arithmetic."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 
@@ -12,38 +12,68 @@ from reglab.config import Arm
 from reglab.record.schema import EpochRecord
 
 
-class Listener(Protocol):
-    """What an engine reports. `arms` is the group training together: one arm for `keras`, all for `fused`.
+class Listener:
+    """What an engine reports, as Keras's `Callback`: every hook does nothing here, and a listener overrides the
+    ones it takes. `arms` is the group training together: one arm for `keras`, all for `fused`.
 
     `batches_done` may raise KeyboardInterrupt (Ctrl-C, checked at batch boundaries); the engine lets it
     propagate, and the unfinished epoch never reaches the record.
     """
 
-    def arms_started(self, arms: list[Arm], steps_per_epoch: int) -> None: ...
-    def batches_done(self, arms: list[Arm], epoch: int, step: int) -> None: ...
-    def epoch_done(self, record: EpochRecord) -> None: ...
-    def arm_finished(self, arm: Arm, status: str, test: dict[str, float]) -> None: ...
+    def arms_started(self, arms: list[Arm], steps_per_epoch: int) -> None:
+        """The group starts training; `steps_per_epoch` batches each epoch."""
+
+    def batches_done(self, arms: list[Arm], epoch: int, step: int) -> None:
+        """`step` batches of `epoch` are done."""
+
+    def epoch_done(self, record: EpochRecord) -> None:
+        """One arm's epoch, as metrics.csv records it."""
+
+    def arm_finished(self, arm: Arm, status: str, test: dict[str, float]) -> None:
+        """One arm has ended (`status` as run.json says) with its test metrics."""
+
     def arms_finished(self, finished: list[tuple[Arm, str, dict[str, float]]]) -> None:
-        """Optional. `arm_finished` for many arms that end together (the fused engine's), in one call: a
-        listener that rewrites a file per call (run.json) then rewrites it once, not once per arm."""
+        """`arm_finished` for many arms that end together (the fused engine's), in one call: a listener that
+        rewrites a file per call (run.json) overrides it to rewrite it once, not once per arm."""
+        for arm, status, test in finished:
+            self.arm_finished(arm, status, test)
+
     def checkpoint(self, arrays: dict[str, Any], meta: dict[str, Any]) -> None:
         """Everything needed to continue after the epochs recorded so far. `meta["epochs_done"]` maps
         each arm index to its last recorded epoch; the rest is the engine's own."""
+
     def strategy_chosen(self, name: str) -> None:
-        """Optional. How the engine lays the arms out (the fused engine's strategy, see fused.strategy_for),
-        said once before training starts; run.json keeps it as `engine_strategy`."""
+        """How the engine lays the arms out (the fused engine's strategy, see fused.strategy_for), said once
+        before training starts; run.json keeps it as `engine_strategy`."""
+
     def validation_values(self, epoch: int, arms: list[int], loss: np.ndarray, correct: np.ndarray) -> None:
-        """Optional. The per-example validation values of `arms` (arm indices) at `epoch`, sent after the
-        epoch's records and before its checkpoint: `loss` float32 [len(arms), n_val], each example's
-        cross-entropy without the penalty (its mean is the epoch's `val_data_loss`), `correct` bool
-        [len(arms), n_val] (argmax == label; its mean is `val_accuracy`). Engines send it only to a
-        listener that has it (`wants_values`), and skip the work otherwise."""
+        """The per-example validation values of `arms` (arm indices) at `epoch`, sent after the epoch's records
+        and before its checkpoint: `loss` float32 [len(arms), n_val], each example's cross-entropy without the
+        penalty (its mean is the epoch's `val_data_loss`), `correct` bool [len(arms), n_val] (argmax == label;
+        its mean is `val_accuracy`). Engines compute them only for a listener that overrides this hook
+        (`wants_values`)."""
+
+    @property
+    def wants_values(self) -> bool:
+        """Whether this listener takes per-example validation values: it overrides `validation_values`."""
+        return type(self).validation_values is not Listener.validation_values
+
     def epoch_kernels(self, epoch: int, weights: dict[int, list[Any]]) -> None:
-        """Optional. Each arm's trainable weights at `epoch`'s end, by arm index, before that epoch's
-        `epoch_done`s; engines send them only to a listener that asks (`wants_kernels`)."""
+        """Each arm's trainable weights at `epoch`'s end, by arm index, before that epoch's `epoch_done`s;
+        engines send them only to a listener that asks (`wants_kernels`): it costs a transfer of every arm's
+        weights per epoch."""
+
+    @property
+    def wants_kernels(self) -> bool:
+        """Whether this listener takes `epoch_kernels` (a TensorBoard histogram per epoch)."""
+        return False
+
     def check_stop(self) -> None:
-        """Optional. Raises KeyboardInterrupt once a stop has been asked (a signal): engines call it between
-        units of work inside an epoch and while preparing, so a stop never waits for a whole pass over every arm."""
+        """Raises KeyboardInterrupt once a stop has been asked (a signal): engines call it between units of work
+        inside an epoch and while preparing, so a stop never waits for a whole pass over every arm."""
+
+    def note(self, text: str) -> None:
+        """A line about the sweep's progress (the block executor's), for the progress display."""
 
 
 #: The engine's own checkpoint (arrays, meta) from `reglab.record.checkpoint.read_checkpoint`, to continue from.
@@ -52,24 +82,6 @@ Resume = tuple[dict[str, Any], dict[str, Any]]
 
 #: (config, splits, listener, resume=None) → each arm's `FinalWeights` (trainable and non-trainable), by arm index
 Engine = Callable[..., dict]
-
-
-def wants_values(listener: Any) -> bool:
-    """Whether `listener` takes per-example validation values (`Listener.validation_values`)."""
-    return callable(getattr(listener, "validation_values", None))
-
-
-def stop_check(listener: Any) -> Callable[[], None]:
-    """The listener's `check_stop`, or a check that never stops."""
-    check = getattr(listener, "check_stop", None)
-    return check if callable(check) else lambda: None
-
-
-def wants_kernels(listener: Any) -> bool:
-    """Whether `listener` takes each arm's trainable weights at every epoch's end (`epoch_kernels(epoch,
-    {arm: weights})`, called before that epoch's `epoch_done`s): a TensorBoard histogram per epoch. Engines
-    fetch them only then: it costs a transfer of every arm's weights per epoch."""
-    return bool(getattr(listener, "wants_kernels", False)) and callable(getattr(listener, "epoch_kernels", None))
 
 
 def steps_per_epoch(n_samples: int, batch_size: int) -> int:

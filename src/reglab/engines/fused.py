@@ -34,9 +34,6 @@ from reglab.engines.base import (
     Resume,
     clipped_batch,
     steps_per_epoch,
-    stop_check,
-    wants_kernels,
-    wants_values,
 )
 from reglab.engines.keras_steps import KerasSteps
 from reglab.engines.per_arm import PerArmStrategy, has_convolution
@@ -252,7 +249,7 @@ def train(config: SweepConfig, splits: Splits, listener: Listener, strategy: str
     B = clipped_batch(config.batch_size, n)  # above n: Keras's one batch of every sample, without padding to the request
     steps = steps_per_epoch(n, B)
 
-    check = stop_check(listener)
+    check = listener.check_stop
     rngs, starts = [], []
     model = None
     for s in seeds:  # about 4 ms a seed: 10,000 seeds take a while, and a stop is heard here too
@@ -270,15 +267,13 @@ def train(config: SweepConfig, splits: Splits, listener: Listener, strategy: str
     progress = Progress(rngs, np.full((S, L), "completed", dtype=object), np.zeros((S, L), dtype=int), 0, None)
     if resume is not None:
         state, progress = _restore(resume, strat, state, S, L, es)
-    announce = getattr(listener, "strategy_chosen", None)
-    if callable(announce):  # once the checkpoint, if any, is accepted: a refused resume leaves the record as it was
-        announce(strat.name)
+    listener.strategy_chosen(strat.name)  # once the checkpoint, if any, is accepted: a refused resume leaves the record as it was
     rngs, status, epochs_done, best_state = progress.rngs, progress.status, progress.epochs_done, progress.best_state
     active = status == "completed"  # diverged and early-stopped arms train no more
 
     x_train, y_train = jnp.asarray(splits.x_train), jnp.asarray(splits.y_train)
     val_data = strat.eval_data(splits.x_val, splits.y_val, clipped_batch(B, len(splits.x_val)))
-    send_values, n_val = wants_values(listener), len(splits.x_val)  # per-example validation values, when the listener takes them
+    send_values, n_val = listener.wants_values, len(splits.x_val)  # per-example validation values, when the listener takes them
 
     listener.arms_started(arms, steps)
     pad = strat.pads_last_batch
@@ -314,7 +309,7 @@ def train(config: SweepConfig, splits: Splits, listener: Listener, strategy: str
         logs, val, sumsq, penalty = jax.device_get((logs, val, sumsq, penalty))  # one transfer for every arm
         seconds = time.perf_counter() - t0
         recorded, val_metrics = [], _without_examples(val)
-        if wants_kernels(listener):
+        if listener.wants_kernels:
             weights = strat.final_weights(state)
             listener.epoch_kernels(epoch, {arm.index: weights[arm.index // L][arm.index % L].trainable for arm in arms
                                            if status[divmod(arm.index, L)] == "completed"})
@@ -349,10 +344,5 @@ def train(config: SweepConfig, splits: Splits, listener: Listener, strategy: str
     weights = strat.final_weights(state)
     finished = [(arm, str(status[divmod(arm.index, L)]), {k: float(test[k][divmod(arm.index, L)]) for k in ("loss", "accuracy", "data_loss")})
                 for arm in arms]
-    finish_all = getattr(listener, "arms_finished", None)
-    if callable(finish_all):  # every arm ends at once here: one call, so the record is rewritten once, not per arm
-        finish_all(finished)
-    else:
-        for arm, arm_status, arm_test in finished:
-            listener.arm_finished(arm, arm_status, arm_test)
+    listener.arms_finished(finished)  # every arm ends at once here: one call, so the record is rewritten once
     return {arm.index: weights[arm.index // L][arm.index % L] for arm in arms}

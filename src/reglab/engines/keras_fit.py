@@ -17,7 +17,7 @@ import numpy as np
 from reglab._keras import keras
 from reglab.config import Arm, SweepConfig
 from reglab.data.splits import Splits
-from reglab.engines.base import Listener, Resume, clipped_batch, steps_per_epoch, wants_kernels, wants_values
+from reglab.engines.base import Listener, Resume, clipped_batch, steps_per_epoch
 from reglab.errors import RunDirError
 from reglab.model.build import build_model, penalty_and_norm
 from reglab.record.arrays import FinalWeights
@@ -70,7 +70,7 @@ def train_arm(config: SweepConfig, splits: Splits, arm: Arm, listener: Listener,
     listener.arms_started([arm], steps_per_epoch(len(splits.x_train), batch))
     stopper = _EarlyStopping(config.early_stopping, config.restore_best, es_state) if config.early_stopping else None
     examples = (_ValidationExamples(splits.x_val, splits.y_val, clipped_batch(config.batch_size, len(splits.x_val)))
-                if wants_values(listener) else None)
+                if listener.wants_values else None)
     watcher = _EpochWatcher(arm, listener, progress, stopper, examples)
     watcher.diverged = diverged
     history = keras.callbacks.History()
@@ -257,7 +257,7 @@ class _EpochWatcher(keras.callbacks.Callback):
         penalty, norm = penalty_and_norm(self.model)  # λ·ΣW² as Keras adds it; ‖W‖ in float64
         val = {k[len("val_"):]: v for k, v in logs.items() if k.startswith("val_")}
         record = EpochRecord.of(self.arm, epoch + 1, logs, val, penalty, norm, seconds)
-        if wants_kernels(self.listener):
+        if self.listener.wants_kernels:
             self.listener.epoch_kernels(epoch + 1, {self.arm.index: [np.asarray(v.value) for v in self.model.trainable_variables]})
         self.listener.epoch_done(record)
         if self.examples is not None:

@@ -27,7 +27,7 @@ import numpy as np
 
 from reglab.config import Arm, SweepConfig
 from reglab.data.splits import Splits
-from reglab.engines import clipped_batch, get_engine, steps_per_epoch, wants_values
+from reglab.engines import Listener, clipped_batch, get_engine, steps_per_epoch
 from reglab.errors import ConfigError, RunDirError
 from reglab.model.keras_import import import_keras_for_a_run
 from reglab.record.arrays import FinalWeights
@@ -96,7 +96,7 @@ def global_arm(config: SweepConfig, block: Block, local: int) -> int:
     return config.seed_values.index(block.seeds[si]) * len(settings) + settings.index(block.settings[li])
 
 
-class _BlockEvents:
+class _BlockEvents(Listener):
     """The listener inside a block's training: buffers what the engine reports and hands it on at each
     checkpoint (records and the checkpoint that covers them travel together) and at the end."""
 
@@ -105,8 +105,6 @@ class _BlockEvents:
         self.records: list[EpochRecord] = []
         self.values: list[tuple[int, list[int], np.ndarray, np.ndarray]] = []
         self.finished: list[tuple[int, str, dict]] = []
-
-    def arms_started(self, arms: list[Arm], steps: int) -> None: ...
 
     def strategy_chosen(self, name: str) -> None:
         self.send("strategy", name)
@@ -147,7 +145,7 @@ class _Driver:
     """Turns block events into the sweep's listener calls, with global arm indices, and keeps every
     block's latest checkpoint for the run's combined one."""
 
-    def __init__(self, config: SweepConfig, blocks: list[Block], listener: Any, resume: Any) -> None:
+    def __init__(self, config: SweepConfig, blocks: list[Block], listener: Listener, resume: Any) -> None:
         self.config, self.blocks, self.listener = config, blocks, listener
         self.block_ckpt: dict[int, tuple[dict, dict]] = {}
         self.done: dict[int, tuple[list, dict]] = {}
@@ -165,12 +163,12 @@ class _Driver:
                 g = global_arm(self.config, block, r.arm)
                 self.listener.epoch_done(dataclasses.replace(r, arm=g))
                 self.latest[g] = r
-            if wants_values(self.listener):  # before the checkpoint that covers them, as an engine sends them
+            if self.listener.wants_values:  # before the checkpoint that covers them, as an engine sends them
                 for epoch, arms, loss, correct in values:
                     self.listener.validation_values(epoch, [global_arm(self.config, block, a) for a in arms], loss, correct)
             self.block_ckpt[index] = (arrays, meta)
             self.save_checkpoint(force=False)
-            if records and hasattr(self.listener, "note"):
+            if records:
                 self.listener.note(self.summary(index))
         elif kind == "strategy":
             self.strategy_said(payload)
@@ -183,9 +181,7 @@ class _Driver:
         if name in self.strategies:
             return
         self.strategies.append(name)
-        announce = getattr(self.listener, "strategy_chosen", None)
-        if callable(announce):
-            announce(", ".join(self.strategies))
+        self.listener.strategy_chosen(", ".join(self.strategies))
 
     def summary(self, index: int) -> str:
         """Progress of the whole sweep, and the best λ so far by validation data loss (latest epochs)."""
@@ -273,7 +269,7 @@ def default_blocks(executor: str) -> int:
     return 2
 
 
-def train_blocks(config: SweepConfig, splits: Splits, listener: Any, resume: Any = None, *, executor: str = "blocks",
+def train_blocks(config: SweepConfig, splits: Splits, listener: Listener, resume: Any = None, *, executor: str = "blocks",
                  n_blocks: int | None = None, address: str | None = None, blocks: list[Block] | None = None) -> dict:
     """Engine-shaped: train the sweep as blocks, reporting to `listener` in global arm indices."""
     if config.engine != "fused":
@@ -316,7 +312,7 @@ def _ray(address: str | None) -> Any:
     return ray
 
 
-def _run_on_ray(ray: Any, config: SweepConfig, splits: Splits, blocks: list[Block], driver: _Driver, listener: Any) -> None:
+def _run_on_ray(ray: Any, config: SweepConfig, splits: Splits, blocks: list[Block], driver: _Driver, listener: Listener) -> None:
     coordinator = _coordinator_class(ray).remote({i: c for i, c in driver.block_ckpt.items()})
     splits_ref = ray.put(splits)
     gpus = ray.cluster_resources().get("GPU", 0)

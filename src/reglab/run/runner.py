@@ -21,7 +21,7 @@ from reglab.analysis.views import recommended_setting
 from reglab.config import MAX_ARMS, Arm, SweepConfig
 from reglab.data.datasets import load_dataset
 from reglab.data.splits import Splits
-from reglab.engines import check_checkpoint, get_engine
+from reglab.engines import Listener, check_checkpoint, get_engine
 from reglab.engines.memory import check_memory
 from reglab.errors import ConfigError, RunDirError, RunFailed, RunInterrupted
 from reglab.fileio import ensure_dir, write_atomic
@@ -81,7 +81,7 @@ class _StopFlag:
             signal.signal(signum, previous)
 
 
-class _RecordingListener:
+class _RecordingListener(Listener):
     """Fans engine events out to the Recorder and the progress display; stops at a batch boundary on a signal.
 
     The record is opened on the first event, not before: a resumed run writes nothing until its engine
