@@ -29,8 +29,7 @@ from reglab.data.splits import DataInfo, Splits
 from reglab.errors import ConfigError, DataError, ReglabError, RunDirError
 from reglab.record.reader import RunRecord, load_run
 from reglab.record.schema import COLUMNS, EpochRecord
-from reglab.report import answer, notebook  # noqa: F401  (they register the renderers a result type asks for)
-from reglab.report.build import build_report
+from reglab.report.build import build_report  # importing reglab.report registers the renderers result types ask for
 from reglab.run.on_arrays import run_splits, sweep
 from reglab.run.runner import run_sweep
 from reglab.settings import Family, Setting
