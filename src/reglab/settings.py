@@ -131,8 +131,3 @@ class Setting:
         text = f"{self.regularizer.label} λ = {lam_label(self.strength)}"
         return text + f", lr = {lam_label(self.learning_rate)}" if with_learning_rate else text
 
-
-def setting_of(arm_meta: dict) -> Setting:
-    """The setting of one arm of run.json (records from before learning rates were swept: Adam's default)."""
-    return Setting(str(arm_meta.get("regularizer", "l2")), float(arm_meta["lambda"]),
-                   float(arm_meta.get("learning_rate", DEFAULT_LEARNING_RATE)))

@@ -20,8 +20,8 @@ from reglab.errors import ConfigError, RunDirError
 from reglab.model import kept
 from reglab.record.arrays import read_kernels, read_weights, weights_kept
 from reglab.record.rundir import read_manifest
-from reglab.record.schema import WEIGHTS_NPZ
-from reglab.settings import Setting, setting_of
+from reglab.record.schema import WEIGHTS_NPZ, ArmRecord
+from reglab.settings import Setting
 
 CONFIG = reglab.SweepConfig(lambdas=(0.0, 1e-3), seeds=2, seed=4, epochs=2, dataset="mnist-5k")
 
@@ -40,7 +40,7 @@ def runs(tmp_path_factory):
 
 
 def arm_of(run, setting, seed):
-    return next(a for a in run.arms if setting_of(a) == setting and a["seed"] == seed)
+    return next(a for a in run.arms if ArmRecord.of(a).setting == setting and a["seed"] == seed)
 
 
 def assert_reproduces(run, setting, seed, model=None):
@@ -126,7 +126,7 @@ def test_batch_normalization_statistics_are_kept(strategy, tmp_path, monkeypatch
     for arm in run.arms:
         w = read_weights(run.run_dir, arm["arm"])
         assert len(w.non_trainable) == 2 and np.any(w.non_trainable[0] != 0)  # moving mean, moving variance: trained
-        assert_reproduces(run, setting_of(arm), arm["seed"])
+        assert_reproduces(run, ArmRecord.of(arm).setting, arm["seed"])
 
 
 def test_blocks_keep_every_arm_as_one_program_does(runs, tmp_path):
@@ -177,9 +177,9 @@ def test_a_large_sweep_keeps_the_recommended_settings_arms(runs, tmp_path, monke
     monkeypatch.setattr(kept, "MAX_WEIGHTS_BYTES", 1)
     chosen = recommended_setting(run)
     assert kept.keep_weights(copy, weights, [a["status"] for a in run.arms], recommended_setting) == [
-        a["arm"] for a in run.arms if setting_of(a) == chosen]
-    other = next(a for a in run.arms if setting_of(a) != chosen)
+        a["arm"] for a in run.arms if ArmRecord.of(a).setting == chosen]
+    other = next(a for a in run.arms if ArmRecord.of(a).setting != chosen)
     with pytest.raises(RunDirError, match="keeps only the recommended setting's arms when all of them would take more than"):
-        reglab.load_model(copy, setting_of(other), other["seed"])
+        reglab.load_model(copy, ArmRecord.of(other).setting, other["seed"])
     assert_reproduces(reglab.load_run(copy), chosen, 5)
     assert json.loads((copy / "run.json").read_text())["status"] == "completed"

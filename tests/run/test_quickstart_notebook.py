@@ -16,8 +16,8 @@ from nbclient import NotebookClient
 import reglab
 from helpers import jupyter_kernel
 from reglab.analysis.views import recommended_setting
+from reglab.record.schema import ArmRecord
 from reglab.report.answer import answer
-from reglab.settings import setting_of
 
 NOTEBOOK = Path(__file__).resolve().parents[2] / "examples" / "quickstart.ipynb"
 KERNEL = "reglab-quickstart-test"
@@ -60,6 +60,6 @@ def test_the_quickstart_notebook_runs_and_gets_the_recorded_numbers_back(tmp_pat
     got = re.fullmatch(r"test accuracy (\S+), test loss (\S+)\n", printed)
     assert got, printed
     setting = recommended_setting(run)
-    arm = next(a for a in run.arms if setting_of(a) == setting and a["seed"] == run.config.seed_values[0])
+    arm = next(a for a in run.arms if ArmRecord.of(a).setting == setting and a["seed"] == run.config.seed_values[0])
     assert float(got[1]) == pytest.approx(arm["test"]["accuracy"], abs=1e-5)
     assert float(got[2]) == pytest.approx(arm["test"]["loss"], abs=1e-5)

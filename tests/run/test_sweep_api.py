@@ -21,9 +21,8 @@ from reglab.analysis.views import recommended_setting
 from reglab.errors import ConfigError, DataError, RunDirError, RunFailed
 from reglab.model.callable_source import ModelSource, check_saved, model_source, source_of
 from reglab.record.rundir import read_manifest
-from reglab.record.schema import read_run_meta
+from reglab.record.schema import ArmRecord, read_run_meta
 from reglab.run.on_arrays import exact_share, split_arrays
-from reglab.settings import setting_of
 
 # ---------------------------------------------------------------- a model as a notebook defines it
 
@@ -73,7 +72,7 @@ def result(wine, tmp_path_factory):
 
 def recommended_arm(run) -> dict:
     setting = recommended_setting(run)
-    return next(a for a in run.arms if setting_of(a) == setting and a["seed"] == run.config.seed_values[0])
+    return next(a for a in run.arms if ArmRecord.of(a).setting == setting and a["seed"] == run.config.seed_values[0])
 
 
 # ---------------------------------------------------------------- a sweep, and its record in a new process

@@ -54,10 +54,10 @@ def comparable_arms(run: RunRecord) -> list[int]:
     with finite losses."""
     rows = _rows_by_arm(run)
     out = []
-    for a in run.arms:
-        i = int(a["arm"])
+    for a in run.arm_records:
+        i = a.index
         r = rows.get(i, [])
-        done = (a.get("status") == "completed" and len(r) == run.config.epochs) or (a.get("status") == "stopped" and r)
+        done = (a.status == "completed" and len(r) == run.config.epochs) or (a.status == "stopped" and r)
         if done and all(math.isfinite(x.loss) for x in r):
             out.append(i)
     return out
@@ -68,11 +68,11 @@ def excluded_arms(run: RunRecord) -> list[tuple[int, float, int, str]]:
     keep = set(comparable_arms(run))
     rows = _rows_by_arm(run)
     out = []
-    for a in run.arms:
-        i = int(a["arm"])
+    for a in run.arm_records:
+        i = a.index
         if i not in keep:
             done = len(rows.get(i, []))
-            out.append((i, float(a["lambda"]), int(a["seed"]), f"{a.get('status')} after {done} of {run.config.epochs} epochs"))
+            out.append((i, a.strength, a.seed, f"{a.status} after {done} of {run.config.epochs} epochs"))
     return out
 
 
@@ -85,10 +85,10 @@ def final_values(run: RunRecord) -> dict[str, PerSeed]:
     out: dict[str, PerSeed] = {m: {} for m in METRICS}
     baseline_norm: dict[int, float] = {}
     for i in comparable_arms(run):
-        meta = run.arms[i]
-        lam, seed = float(meta["lambda"]), int(meta["seed"])
+        arm = run.arm_records[i]
+        lam, seed = arm.strength, arm.seed
         last = rows[i][-1]
-        test = meta.get("test") or {}
+        test = arm.test
         values = {
             "val_data_loss": last.val_data_loss, "val_accuracy": last.val_accuracy,
             "data_loss": last.data_loss, "accuracy": last.accuracy, "val_loss": last.val_loss, "loss": last.loss,
@@ -158,7 +158,7 @@ def epoch_bands(run: RunRecord, column: str) -> list[Band]:
     rows = _rows_by_arm(run)
     by_lam: dict[float, list[list[EpochRecord]]] = {}
     for i in comparable_arms(run):
-        by_lam.setdefault(float(run.arms[i]["lambda"]), []).append(rows[i])
+        by_lam.setdefault(run.arm_records[i].strength, []).append(rows[i])
     out = []
     for lam in sorted(by_lam):
         arms = [{r.epoch: r for r in rows_of_arm} for rows_of_arm in by_lam[lam]]
@@ -217,7 +217,7 @@ def weight_histograms(run: RunRecord, kernels: dict[int, object], bins: int = 81
     edges = np.linspace(-top, top, bins + 1)
     by_lam: dict[float, list[np.ndarray]] = {}
     for i in keep:
-        by_lam.setdefault(float(run.arms[i]["lambda"]), []).append(np.asarray(kernels[i]).ravel())
+        by_lam.setdefault(run.arm_records[i].strength, []).append(np.asarray(kernels[i]).ravel())
     out = []
     for lam in sorted(by_lam):
         w = np.concatenate(by_lam[lam])

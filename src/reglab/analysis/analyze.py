@@ -77,8 +77,8 @@ def _per_example(values: Any, view: FamilyRun, comparable: list[int]) -> _Values
     correct: dict[float, dict[int, np.ndarray]] = {}
     complete = values is not None
     for i in comparable:
-        meta = view.arms[i]
-        lam, seed, full = float(meta["lambda"]), int(meta["seed"]), view.arm_ids[i]
+        arm = view.arm_records[i]
+        lam, seed, full = arm.strength, arm.seed, view.arm_ids[i]
         if values is None or not values.has_values[full]:
             complete = False
             continue
@@ -113,10 +113,10 @@ def _difference(values: _Values, finals: dict[str, PerSeed], metric: str, a: flo
 def _diverged_strengths(view: FamilyRun, rows: dict[int, list[EpochRecord]]) -> set[float]:
     """Strengths with an arm that diverged (or failed) in some seed: a result to name, never a recommendation."""
     out = set()
-    for a in view.arms:
-        bad_rows = any(not np.isfinite(r.loss) for r in rows.get(int(a["arm"]), []))
-        if a.get("status") in ("diverged", "failed") or bad_rows:
-            out.add(float(a["lambda"]))
+    for a in view.arm_records:
+        bad_rows = any(not np.isfinite(r.loss) for r in rows.get(a.index, []))
+        if a.status in ("diverged", "failed") or bad_rows:
+            out.add(a.strength)
     return out
 
 
@@ -233,10 +233,10 @@ def _best_interval(lams: list[float], values: _Values, metric: str, per: PerSeed
 
 def _weight_stats(view: FamilyRun, kernels: dict[int, Any], dead: tuple[int, ...], n_features: int) -> tuple[WeightStats, ...]:
     norms = {i: float(np.linalg.norm(np.asarray(k, dtype=np.float64))) for i, k in kernels.items()}
-    baseline = {int(a["seed"]): norms.get(int(a["arm"])) for a in view.arms if float(a["lambda"]) == 0.0}
+    baseline = {a.seed: norms.get(a.index) for a in view.arm_records if a.strength == 0.0}
     out = []
-    for a in view.arms:
-        i = int(a["arm"])
+    for a in view.arm_records:
+        i = a.index
         if i not in kernels:
             continue
         k = np.abs(np.asarray(kernels[i], dtype=np.float64))
@@ -246,9 +246,9 @@ def _weight_stats(view: FamilyRun, kernels: dict[int, Any], dead: tuple[int, ...
             mask[list(dead)] = True
         live = k[~mask] if rows_are_inputs else k.ravel()
         dead_w = k[mask] if rows_are_inputs else np.empty(0)
-        base = baseline.get(int(a["seed"]))
+        base = baseline.get(a.seed)
         out.append(WeightStats(
-            i, Setting(view.family, float(a["lambda"]), view.learning_rate), int(a["seed"]), norms[i], norms[i] / base if base else NAN,
+            i, Setting(view.family, a.strength, view.learning_rate), a.seed, norms[i], norms[i] / base if base else NAN,
             float(np.mean(live < NEAR_ZERO)) if live.size else NAN, float(np.mean(live == 0.0)) if live.size else NAN,
             int(mask.sum()) if rows_are_inputs else 0, float(np.mean(dead_w < NEAR_ZERO)) if dead_w.size else NAN,
         ))
@@ -278,16 +278,16 @@ def analyze_family(run: RunRecord, family: str, kernels: dict[int, Any], validat
                for m in LOWER_IS_BETTER} if recommended is not None else {}
     references: dict[int, Reference] = {}
     if recommended is not None:
-        for a in view.arms:
-            i = int(a["arm"])
-            if float(a["lambda"]) == recommended.lam and i in comparable:
+        for a in view.arm_records:
+            i = a.index
+            if a.strength == recommended.lam and i in comparable:
                 last = sorted(rows[i], key=lambda r: r.epoch)[-1]
-                references[int(a["seed"])] = Reference(recommended.setting, last.accuracy, last.data_loss)
+                references[a.seed] = Reference(recommended.setting, last.accuracy, last.data_loss)
     trends = tuple(
-        diagnose(int(a["arm"]), Setting(fam.name, float(a["lambda"]), view.learning_rate), int(a["seed"]),
-                 sorted(rows.get(int(a["arm"]), []), key=lambda r: r.epoch), _arm_validation(validation, view.arm_ids[int(a["arm"])]),
-                 references.get(int(a["seed"])), run.data.n_train, criteria)
-        for a in view.arms)
+        diagnose(a.index, Setting(fam.name, a.strength, view.learning_rate), a.seed,
+                 sorted(rows.get(a.index, []), key=lambda r: r.epoch), _arm_validation(validation, view.arm_ids[a.index]),
+                 references.get(a.seed), run.data.n_train, criteria)
+        for a in view.arm_records)
     own = view.own(kernels)
     dead = tuple(getattr(run.data, "constant_inputs", ()) or ())
     weights = _weight_stats(view, own, dead, int(np.prod(run.data.input_shape)))

@@ -9,7 +9,7 @@ from typing import NamedTuple
 
 from reglab.record.reader import RunRecord
 from reglab.record.schema import EpochRecord
-from reglab.settings import DEFAULT_LEARNING_RATE, Setting, setting_of
+from reglab.settings import DEFAULT_LEARNING_RATE, Setting
 
 NAN = float("nan")
 
@@ -56,10 +56,10 @@ def _argbest(rows: list[EpochRecord], key: str, lowest: bool) -> tuple[float, in
 
 
 def arm_summary(run: RunRecord, arm: int) -> ArmSummary:
-    meta = run.arms[arm]
+    record = run.arm_records[arm]
     rows = sorted((r for r in run.epochs if r.arm == arm), key=lambda r: r.epoch)
     last = rows[-1] if rows else None
-    test = meta.get("test") or {}
+    test = record.test
     best_loss, best_loss_epoch = _argbest(rows, "val_data_loss", lowest=True)
     best_acc, best_acc_epoch = _argbest(rows, "val_accuracy", lowest=False)
 
@@ -67,7 +67,7 @@ def arm_summary(run: RunRecord, arm: int) -> ArmSummary:
         return getattr(last, name) if last else NAN
 
     return ArmSummary(
-        arm=arm, lam=float(meta["lambda"]), seed=int(meta["seed"]), status=str(meta["status"]),
+        arm=arm, lam=record.strength, seed=record.seed, status=record.status,
         epochs_done=last.epoch if last else 0,
         final_loss=final("loss"), final_val_loss=final("val_loss"),
         final_accuracy=final("accuracy"), final_val_accuracy=final("val_accuracy"),
@@ -76,13 +76,13 @@ def arm_summary(run: RunRecord, arm: int) -> ArmSummary:
         best_val_accuracy=best_acc, best_val_accuracy_epoch=best_acc_epoch,
         final_kernel_norm=final("kernel_norm"), final_penalty=final("penalty"),
         test_loss=float(test.get("loss", NAN)), test_accuracy=float(test.get("accuracy", NAN)),
-        test_data_loss=float(test.get("data_loss", NAN)), family=str(meta.get("regularizer", "l2")),
-        learning_rate=setting_of(meta).learning_rate,
+        test_data_loss=float(test.get("data_loss", NAN)), family=record.setting.family,
+        learning_rate=record.setting.learning_rate,
     )
 
 
 def arm_summaries(run: RunRecord) -> list[ArmSummary]:
-    return [arm_summary(run, i) for i in range(len(run.arms))]
+    return [arm_summary(run, i) for i in range(len(run.arm_records))]
 
 
 #: A weight counts as near zero below this magnitude (glorot_uniform starts the 784×128 kernel in ±0.08).

@@ -22,7 +22,7 @@ from reglab.analysis.stats import Estimate, mean_ci
 from reglab.config import SweepConfig
 from reglab.record.arrays import read_kernels
 from reglab.record.reader import RunRecord
-from reglab.settings import DEFAULT_LEARNING_RATE, setting_of
+from reglab.settings import DEFAULT_LEARNING_RATE
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,8 +50,8 @@ def family_view(run: RunRecord, family: str, learning_rate: float | None = None)
         if run.config.several_learning_rates:
             raise ValueError("a sweep of several learning rates has one series per family and learning rate")
         learning_rate = run.config.learning_rates[0]
-    ids = tuple(int(a["arm"]) for a in run.arms
-                if a.get("regularizer", "l2") == family and setting_of(a).learning_rate == learning_rate)
+    ids = tuple(a.index for a in run.arm_records
+                if a.setting.family == family and a.setting.learning_rate == learning_rate)
     new_index = {old: new for new, old in enumerate(ids)}
     arms = [{**run.arms[old], "arm": new} for new, old in enumerate(ids)]
     epochs = tuple(dataclasses.replace(r, arm=new_index[r.arm]) for r in run.epochs if r.arm in new_index)

@@ -77,7 +77,7 @@ def _curves(fa: FamilyAnalysis, out: Path) -> tuple[list[FigureFile], int]:
     jobs: list[tuple[Any, Path, str]] = []  # (ArmCurves with one seed, else StrengthCurves; file; title)
     if seeds == 1:
         total = len(fa.view.arms)
-        must = tuple(i for i, a in enumerate(fa.view.arms) if float(a["lambda"]) == rec)[:1]
+        must = tuple(i for i, a in enumerate(fa.view.arm_records) if a.strength == rec)[:1]
         for i in spread_picks(total, MAX_CURVE_FIGURES, must):
             c = data.arm_curves_data(fa, i)
             jobs.append((c, out / arm_figure_name(c.lam, c.seed, c.arm), f"{label} λ = {lam_label(c.lam)}  (seed {c.seed})"))

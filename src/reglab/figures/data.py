@@ -41,11 +41,11 @@ class ArmCurves(NamedTuple):
 
 
 def arm_curves_data(fa: FamilyAnalysis, arm: int) -> ArmCurves:
-    """`arm` indexes the family's arms (`fa.view.arms`)."""
-    meta = fa.view.arms[arm]
+    """`arm` indexes the family's arms (`fa.view.arm_records`)."""
+    record = fa.view.arm_records[arm]
     rows = sorted((r for r in fa.view.epochs if r.arm == arm), key=lambda r: r.epoch)
     col = lambda name: [getattr(r, name) for r in rows]  # noqa: E731
-    return ArmCurves(fa.view.arm_ids[arm], float(meta["lambda"]), int(meta["seed"]), col("epoch"), col("loss"),
+    return ArmCurves(fa.view.arm_ids[arm], record.strength, record.seed, col("epoch"), col("loss"),
                      col("val_loss"), col("data_loss"), col("val_data_loss"), col("accuracy"), col("val_accuracy"))
 
 
@@ -74,7 +74,7 @@ class StrengthCurves(NamedTuple):
 
 def strength_curves_data(fa: FamilyAnalysis, lam: float) -> StrengthCurves:
     """Mean and 95 % band per epoch of every curve of one strength (empty when no seed of it completed)."""
-    n_arms = sum(1 for a in fa.view.arms if float(a["lambda"]) == lam)
+    n_arms = sum(1 for a in fa.view.arm_records if a.strength == lam)
     bands: dict[str, CurveBand] = {}
     epochs: list[int] = []
     n = 0

@@ -43,7 +43,7 @@ from reglab.record.arrays import FinalWeights, read_weights, weights_kept, write
 from reglab.record.reader import RunRecord, load_run
 from reglab.record.rundir import register
 from reglab.record.schema import WEIGHTS_NPZ
-from reglab.settings import Setting, setting_of
+from reglab.settings import Setting
 
 #: Above this total, weights.npz keeps only the recommended setting's arms (see the module's docstring).
 MAX_WEIGHTS_BYTES = 256 * MiB
@@ -70,7 +70,7 @@ def keep_weights(run_dir: Path, weights: dict[int, FinalWeights], statuses: list
     if sum(w.nbytes() for w in keep.values()) > MAX_WEIGHTS_BYTES:
         run = load_run(run_dir)
         chosen = recommended(run)
-        keep = {i: w for i, w in keep.items() if setting_of(run.arms[i]) == chosen}
+        keep = {i: w for i, w in keep.items() if run.arm_records[i].setting == chosen}
     write_weights(run_dir, keep)
     return sorted(keep)
 
@@ -83,7 +83,7 @@ def _arm_of(run: RunRecord, setting: Setting, seed: int) -> int:
         raise ConfigError(f"setting must be a reglab.Setting (family, strength, learning rate), got {type(setting).__name__}")
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise ConfigError(f"seed must be an integer, got {type(seed).__name__}")
-    settings = list(dict.fromkeys(setting_of(a) for a in run.arms))
+    settings = list(dict.fromkeys(a.setting for a in run.arm_records))
     if setting not in settings:
         shown = ", ".join(s.label(with_learning_rate=run.config.several_learning_rates) for s in settings[:8])
         raise ConfigError(f"{_label(run, setting)} is not a setting of {run.run_dir} (it has {len(settings)}: {shown}"
@@ -91,7 +91,7 @@ def _arm_of(run: RunRecord, setting: Setting, seed: int) -> int:
     if seed not in run.config.seed_values:
         raise ConfigError(f"seed {seed} is not a seed of {run.run_dir} (its seeds: "
                           + ", ".join(str(s) for s in run.config.seed_values) + ")")
-    return next(int(a["arm"]) for a in run.arms if setting_of(a) == setting and int(a["seed"]) == seed)
+    return next(a.index for a in run.arm_records if a.setting == setting and a.seed == seed)
 
 
 def _label(run: RunRecord, setting: Setting) -> str:
@@ -99,10 +99,10 @@ def _label(run: RunRecord, setting: Setting) -> str:
 
 
 def _why_not_kept(run: RunRecord, arm: int) -> str:
-    meta = run.arms[arm]
-    status = meta.get("status")
+    record = run.arm_records[arm]
+    status = record.status
     if status == "diverged":
-        return f"it diverged (loss not finite at epoch {meta.get('epochs_done')}), so it has no model worth loading"
+        return f"it diverged (loss not finite at epoch {record.epochs_done}), so it has no model worth loading"
     if status not in ("completed", "stopped"):
         return f"it did not finish (status {status})"
     return (f"{WEIGHTS_NPZ} keeps only the recommended setting's arms when all of them would take more than "
@@ -183,7 +183,7 @@ def keep_recommended(run: RunRecord, setting: Setting | None) -> KeptModel | Non
     saved is not a reason to stop the report: it gets a `KeptModel` without a path, saying why."""
     if setting is None:
         return None
-    arms = {int(a["seed"]): int(a["arm"]) for a in run.arms if setting_of(a) == setting}
+    arms = {a.seed: a.index for a in run.arm_records if a.setting == setting}
     first = run.config.seed_values[0]
     try:
         kept = weights_kept(run.run_dir, run.meta)

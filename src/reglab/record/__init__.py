@@ -6,10 +6,10 @@ manifest and lock (`rundir`), the checkpoint a resume continues from (`checkpoin
 
 from reglab.record.arrays import FinalWeights, ValidationValues, read_kernels, read_validation, read_weights
 from reglab.record.reader import RunRecord, load_run
-from reglab.record.schema import COLUMNS, METRICS_CSV, RUN_JSON, EpochRecord, read_run_meta
+from reglab.record.schema import COLUMNS, METRICS_CSV, RUN_JSON, ArmRecord, EpochRecord, read_run_meta
 from reglab.record.writer import Recorder
 
 __all__ = [
-    "COLUMNS", "EpochRecord", "FinalWeights", "METRICS_CSV", "RUN_JSON", "Recorder", "RunRecord",
+    "ArmRecord", "COLUMNS", "EpochRecord", "FinalWeights", "METRICS_CSV", "RUN_JSON", "Recorder", "RunRecord",
     "ValidationValues", "load_run", "read_kernels", "read_run_meta", "read_validation", "read_weights",
 ]

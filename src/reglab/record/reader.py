@@ -14,6 +14,7 @@ Loss columns, since Keras mixes two things under one name:
 
 from __future__ import annotations
 
+import functools
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
@@ -24,7 +25,7 @@ from reglab.errors import RunDirError
 from reglab.record.arrays import ValidationStore, ValidationValues, read_kernels, read_validation
 from reglab.record.checkpoint import CHECKPOINT_NPZ, read_checkpoint
 from reglab.record.checks import MAX_EPOCH_VALUES, check_rows, check_rows_against_meta
-from reglab.record.schema import COLUMNS, METRICS_CSV, RUN_JSON, EpochRecord, read_metrics, read_run_meta
+from reglab.record.schema import COLUMNS, METRICS_CSV, RUN_JSON, ArmRecord, EpochRecord, read_metrics, read_run_meta
 from reglab.record.writer import Recorder
 from reglab.rendering import render
 
@@ -74,7 +75,13 @@ class RunRecord:
 
     @property
     def arms(self) -> list[dict[str, Any]]:
+        """run.json's arms as it holds them (dicts), for code that writes or checks run.json; readers use `arm_records`."""
         return self.meta["arms"]
+
+    @functools.cached_property
+    def arm_records(self) -> tuple[ArmRecord, ...]:
+        """Every arm, typed (`ArmRecord`), read once from run.json's arms; `arm_records[i].index == i`."""
+        return tuple(ArmRecord.of(a) for a in self.arms)
 
     def history(self, arm: int) -> dict[str, list[float]]:
         """Like Keras's `History.history`: metric name → list over epochs, for one arm."""

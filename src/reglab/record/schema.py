@@ -7,7 +7,7 @@ import csv
 import io
 import json
 import os
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
@@ -86,6 +86,34 @@ class EpochRecord:
     @property
     def setting(self) -> Setting:
         return Setting(self.regularizer, self.lam, self.learning_rate)
+
+
+@dataclass(frozen=True)
+class ArmRecord:
+    """One arm of run.json, read once into typed fields, so that readers never look into its dict (`RunRecord.arms`
+    keeps the dicts for code that writes or checks run.json)."""
+
+    index: int
+    setting: Setting
+    seed: int
+    status: str  # "" when absent (run.json as reglab writes and checks it always has one)
+    epochs_done: int = 0
+    test: dict[str, float] = field(default_factory=dict, hash=False)  # test metrics; empty before the arm finished
+
+    @classmethod
+    def of(cls, meta: Mapping[str, Any]) -> ArmRecord:
+        """An arm's dict of run.json; records from before learning rates were swept have Adam's default."""
+        return cls(
+            index=int(meta["arm"]),
+            setting=Setting(str(meta.get("regularizer", "l2")), float(meta["lambda"]),
+                            float(meta.get("learning_rate", DEFAULT_LEARNING_RATE))),
+            seed=int(meta["seed"]), status=str(meta.get("status", "")), epochs_done=int(meta.get("epochs_done", 0)),
+            test=dict(meta.get("test") or {}),
+        )
+
+    @property
+    def strength(self) -> float:
+        return self.setting.strength
 
 
 #: metrics.csv header; `lam` is written as `lambda`.

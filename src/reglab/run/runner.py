@@ -33,7 +33,7 @@ from reglab.record.checkpoint import CHECKPOINT_NPZ, read_checkpoint, remove_che
 from reglab.record.checks import check_rows
 from reglab.record.reader import RunRecord, load_run
 from reglab.record.rundir import check_run_dir, clear_run_dir, locked, register, reserve_default_run_dir
-from reglab.record.schema import METRICS_CSV, RUN_JSON, EpochRecord, read_metrics, read_run_meta, repair_metrics
+from reglab.record.schema import METRICS_CSV, RUN_JSON, ArmRecord, EpochRecord, read_metrics, read_run_meta, repair_metrics
 from reglab.record.writer import Recorder, utc_now
 from reglab.report.build import build_report
 from reglab.run.cluster import EXECUTORS, _ray, cluster_shape, train_blocks
@@ -383,8 +383,8 @@ class _ResumePlan(NamedTuple):
     def open_recorder(self) -> Recorder:
         """Drop the rows the checkpoint does not cover, reset unfinished arms, and reopen the record."""
         repair_metrics(self.run_dir, len(self.config.arms()), self.epochs_done)
-        finished = set(self.epochs_done) & {int(a["arm"]) for a in self.meta["arms"]
-                                            if a.get("status") in ("completed", "diverged", "stopped") and a.get("test")}
+        finished = set(self.epochs_done) & {a.index for a in map(ArmRecord.of, self.meta["arms"])
+                                            if a.status in ("completed", "diverged", "stopped") and a.test}
         for arm in self.meta["arms"]:
             arm["epochs_done"] = self.epochs_done.get(int(arm["arm"]), 0)
             if int(arm["arm"]) not in finished:
@@ -511,10 +511,11 @@ def _train_and_report(config: SweepConfig, splits: Splits, engine: Any, record: 
             weights = engine(config, splits, listener) if checkpoint is None else engine(config, splits, listener, resume=checkpoint)
             recorder = record.open()
             write_kernels(run_dir, {arm: kernels_of(w.trainable, kernel_indices) for arm, w in weights.items()})
-            diverged = [i for i, arm in enumerate(recorder.meta["arms"]) if arm.get("status") == "diverged"]
+            arms = [ArmRecord.of(arm) for arm in recorder.meta["arms"]]  # the arms as run.json now records them
+            diverged = [i for i, arm in enumerate(arms) if arm.status == "diverged"]
             write_validation(run_dir, values.values(diverged))
             # weights.npz last: above its size limit, it asks the analysis (which reads the files above) what to keep
-            keep_weights(run_dir, weights, [arm.get("status") for arm in recorder.meta["arms"]], recommended_setting)
+            keep_weights(run_dir, weights, [arm.status for arm in arms], recommended_setting)
             status = "completed"
     except OSError as e:  # a full disk, a read-only directory: say so, keep what is whole
         where = f": {e.filename}" if e.filename else ""

@@ -75,9 +75,9 @@ def replay(run: RunRecord, publishers: Iterable[Publisher]) -> None:
         p.start(start)
         for row in run.epochs:
             p.epoch(row, kernels.get(row.arm) if last.get(row.arm) == row.epoch else None)
-        for arm in run.arms:
-            if arm.get("test"):
-                p.arm_finished(int(arm["arm"]), str(arm.get("status")), dict(arm["test"]))
+        for arm in run.arm_records:
+            if arm.test:
+                p.arm_finished(arm.index, arm.status, dict(arm.test))
         p.finish(run.run_dir, str(run.meta.get("status")))
 
 
