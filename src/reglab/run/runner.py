@@ -254,10 +254,9 @@ def _run_sweep(config: SweepConfig, out: str | Path | None, *, force: bool, spli
         recorder.update_run(model=model_meta, paths=given.absolute_paths(names),  # a resume from anywhere reads these
                             **({"inputs": names} if names else {}),
                             **({"executor": executor_meta} if executor_meta else {}))
-        record = _Record(run_dir, recorder)
-        return _train(config, splits, engine, record, None, console, live, make_report,
-                      kernel_indices, fingerprint(given, splits.info.sha256, model_meta),
-                      ValidationStore(len(config.arms()), config.epochs, len(splits.x_val)))
+        return _train(_Training(config, splits, engine, _Record(run_dir, recorder), None, console, live, make_report,
+                                kernel_indices, fingerprint(given, splits.info.sha256, model_meta),
+                                ValidationStore(len(config.arms()), config.epochs, len(splits.x_val))))
 
 
 def _keep_inputs(run_dir: Path, inputs: dict[str, bytes]) -> None:
@@ -364,9 +363,10 @@ def resume_sweep(run_dir: str | Path, *, console: Console | None = None, live: b
                           "recorded", highlight=False)
             return plan.open_recorder()
 
-        return _train(config, plan.splits, engine, _Record(run_dir, opener=start), plan.checkpoint, console,
-                      live, make_report, kernel_indices, fingerprint(plan.config, plan.splits.info.sha256, plan.meta.get("model")),
-                      plan.values, plan.epochs_done)
+        return _train(_Training(config, plan.splits, engine, _Record(run_dir, opener=start), plan.checkpoint, console,
+                                live, make_report, kernel_indices,
+                                fingerprint(plan.config, plan.splits.info.sha256, plan.meta.get("model")),
+                                plan.values, plan.epochs_done))
 
 
 class _ResumePlan(NamedTuple):
@@ -468,10 +468,26 @@ def _say_fallback(console: Console, splits: Splits) -> None:
         )
 
 
-def _train(config: SweepConfig, splits: Splits, engine: Any, record: _Record, checkpoint: Any, console: Console,
-           live: bool | None, make_report: bool, kernel_indices: list[int], fingerprint: dict[str, Any],
-           values: ValidationStore, done: dict[int, int] | None = None) -> RunRecord:
-    """`done`: on a resume, the epochs each arm has recorded (the publishers continue after them)."""
+class _Training(NamedTuple):
+    """Everything one training of a sweep needs, new or resumed, named (it was 12 positional parameters)."""
+
+    config: SweepConfig  # as training reads it (the run directory's copies of the inputs)
+    splits: Splits
+    engine: Any  # engines.Engine
+    record: _Record
+    checkpoint: Any  # the engine's own checkpoint to continue from (engines.Resume), or None
+    console: Console
+    live: bool | None
+    make_report: bool
+    kernel_indices: list[int]  # which trainable variables are the regularized kernels kept in kernels.npz
+    fingerprint: dict[str, Any]  # configuration, data and model file, checked on resume
+    values: ValidationStore  # the per-example validation values gathered so far
+    done: dict[int, int] | None = None  # on a resume, the epochs each arm has recorded (publishers continue after them)
+
+
+def _train(t: _Training) -> RunRecord:
+    """Train with the publishers open, and close them with the status run.json ends with."""
+    config, splits, console, done, record = t.config, t.splits, t.console, t.done, t.record
     run_dir = record.run_dir
     status = "failed"
     publishers = make_publishers(config, run_dir, lambda line: console.print(line, highlight=False, markup=False,
@@ -483,8 +499,7 @@ def _train(config: SweepConfig, splits: Splits, engine: Any, record: _Record, ch
 
     record.on_open = start_publishing
     try:
-        return _train_and_report(config, splits, engine, record, checkpoint, console, live, make_report, kernel_indices,
-                                 fingerprint, values, publishers)
+        return _train_and_report(t, publishers)
     finally:  # whatever ended the run: the publishers close with the status run.json now says
         if record.recorder is not None:
             try:
@@ -498,16 +513,16 @@ def _train(config: SweepConfig, splits: Splits, engine: Any, record: _Record, ch
                 pass
 
 
-def _train_and_report(config: SweepConfig, splits: Splits, engine: Any, record: _Record, checkpoint: Any,
-                      console: Console, live: bool | None, make_report: bool, kernel_indices: list[int],
-                      fingerprint: dict[str, Any], values: ValidationStore, publishers: Publishers) -> RunRecord:
+def _train_and_report(t: _Training, publishers: Publishers) -> RunRecord:
+    config, splits, engine, record, checkpoint, values, kernel_indices = (t.config, t.splits, t.engine, t.record,
+                                                                          t.checkpoint, t.values, t.kernel_indices)
     run_dir = record.run_dir
     status = "failed"
     stop = _StopFlag()
     try:
-        with stop, ProgressDisplay(console, n_arms=len(config.arms()), epochs=config.epochs, live=live,
+        with stop, ProgressDisplay(t.console, n_arms=len(config.arms()), epochs=config.epochs, live=t.live,
                              several_learning_rates=config.several_learning_rates) as display:
-            listener = _RecordingListener(record, display, stop, fingerprint, values, publishers, kernel_indices)
+            listener = _RecordingListener(record, display, stop, t.fingerprint, values, publishers, kernel_indices)
             weights = engine(config, splits, listener) if checkpoint is None else engine(config, splits, listener, resume=checkpoint)
             recorder = record.open()
             write_kernels(run_dir, {arm: kernels_of(w.trainable, kernel_indices) for arm, w in weights.items()})
@@ -538,7 +553,7 @@ def _train_and_report(config: SweepConfig, splits: Splits, engine: Any, record: 
                 pass
     remove_checkpoint(run_dir)  # a completed run is never resumed; its final kernels are in kernels.npz
     run = load_run(run_dir)
-    if make_report:
+    if t.make_report:
         report_run(run)
     return run
 
