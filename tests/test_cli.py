@@ -30,23 +30,26 @@ def reglab(*args: str, env: dict | None = None, cwd: Path | None = None) -> subp
 ENGINES = ("fused", "keras")
 
 
-@pytest.fixture(scope="module")
-def e2e_runs(tmp_path_factory) -> dict[str, tuple[Path, subprocess.CompletedProcess]]:
-    runs = {}
-    for engine in ENGINES:
-        out = tmp_path_factory.mktemp("e2e") / f"run-{engine}"
-        engine_flag = [] if engine == "fused" else ["--engine", engine]  # fused is the default
-        proc = reglab("run", "--dataset", "mnist-5k", "--lambdas", "0,0.01", "--epochs", "2", "--seeds", "1", "--out", str(out),
-                      *engine_flag)
-        runs[engine] = (out, proc)
-    return runs
+def _e2e(tmp_path_factory, engine: str) -> tuple[Path, subprocess.CompletedProcess]:
+    out = tmp_path_factory.mktemp("e2e") / f"run-{engine}"
+    engine_flag = [] if engine == "fused" else ["--engine", engine]  # fused is the default
+    return out, reglab("run", "--dataset", "mnist-5k", "--lambdas", "0,0.01", "--epochs", "2", "--seeds", "1", "--out", str(out),
+                       *engine_flag)
 
 
 @pytest.fixture(scope="module")
-def e2e_run(e2e_runs) -> tuple[Path, subprocess.CompletedProcess]:
-    return e2e_runs["fused"]
+def e2e_run(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
+    """One real `reglab run` in a process (the fused engine): what the fast tests read."""
+    return _e2e(tmp_path_factory, "fused")
 
 
+@pytest.fixture(scope="module")
+def e2e_runs(e2e_run, tmp_path_factory) -> dict[str, tuple[Path, subprocess.CompletedProcess]]:
+    """The same run with each engine (the keras one only for the slow tests that compare them)."""
+    return {"fused": e2e_run, "keras": _e2e(tmp_path_factory, "keras")}
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("engine", ENGINES)
 def test_run_writes_the_whole_record(e2e_runs, engine):
     out, proc = e2e_runs[engine]
@@ -102,6 +105,7 @@ def test_run_writes_the_whole_record(e2e_runs, engine):
     assert page.count('src="data:image/png;base64,') == len(figures) and "<script" not in page
 
 
+@pytest.mark.slow
 def test_both_engines_leave_the_same_record(e2e_runs):
     """Same seeds, same batches: the fused engine's numbers are Keras's to float32 precision."""
     from reglab import load_run
@@ -133,6 +137,7 @@ def test_report_rebuilds_figures_and_report_from_the_record(e2e_run):
     assert f"report: {out / 'report.html'}" in proc.stdout
 
 
+@pytest.mark.slow
 def test_report_open_hands_the_page_to_the_browser(e2e_run, monkeypatch, capsys):
     import webbrowser
 
@@ -234,6 +239,7 @@ def test_every_bad_input_gets_one_line_and_writes_nothing(tmp_path, capsys):
     assert_each_bad_input_is_one_line(bad_inputs(tmp_path), tmp_path, capsys, "--seeds", "1")  # "seeds < 1" overrides it
 
 
+@pytest.mark.slow
 def test_bad_input_in_a_real_process_has_no_traceback(tmp_path):
     proc = reglab("run", "--lambdas", "-1", "--out", str(tmp_path / "x"))
     assert proc.returncode == 2
@@ -277,6 +283,7 @@ def test_report_on_something_that_is_not_a_run(tmp_path, capsys):
     assert "not a reglab run directory" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_other_image_sizes_follow_the_data(tmp_path, capsys):
     data = _npz(tmp_path / "small.npz", **good_arrays(n=60, side=8))
     out = tmp_path / "run"
@@ -296,6 +303,7 @@ def test_help_documents_every_option():
     assert seeds_help.endswith("(default: 3)") and "claims nothing" in seeds_help  # three seeds unless told; one claims nothing
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("engine", ["fused", pytest.param("keras", marks=pytest.mark.slow)])
 def test_ctrl_c_keeps_finished_epochs_and_a_consistent_record(tmp_path, engine):
     import signal
@@ -394,6 +402,7 @@ def test_a_config_over_1_mib_is_refused(tmp_path, capsys):
     assert len(line) <= 300
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("what", ["config", "dataset"])
 def test_a_fifo_never_hangs_a_real_process(tmp_path, what):
     fifo = tmp_path / ("x.toml" if what == "config" else "x.npz")
@@ -461,6 +470,7 @@ print(type(pandas.DataFrame).__name__, len(sklearn.datasets.load_wine().target),
 """
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("before", ["", pytest.param("import pandas, sklearn", marks=pytest.mark.slow)])
 def test_a_run_imports_keras_without_pandas_and_scikit_learn_unless_already_there(before):
     """Keras's optional integrations cost a run 2 s of start-up and serve nothing reglab does; a process that

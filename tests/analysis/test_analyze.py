@@ -213,6 +213,7 @@ def test_every_family_is_described_as_itself():
     assert l1.label == "L1 + 0.5·L2" and "0.5·λ·ΣW²" in l1.formula
 
 
+@pytest.mark.slow
 def test_reglab_run_analyses_its_record_once(tmp_path, monkeypatch, capsys):
     """`reglab run` draws the report and prints the summary from one analysis of the record it just read (there is
     no cache: the runner hands the report's analysis to the summary)."""

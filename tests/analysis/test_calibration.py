@@ -49,6 +49,7 @@ def test_the_best_setting_interval_holds_the_true_best():
     assert cal.rate(partial(cal.covered, seeds=3, gains=gains, noise=cal.LIKE_REAL_RUNS), 20, 2003) >= 0.9
 
 
+@pytest.mark.slow
 def test_a_plateau_with_jitter_is_not_called_overfitting():
     """Was 28–58 % with a little jitter, when the best epoch was chosen on the examples that tested the rise.
     The test's own rate is 2.5 % (one-sided); 120 arms pin it only roughly (these draws: 7 and 2 of 120), the

@@ -38,6 +38,7 @@ def finals_from_csv(out):
     return table
 
 
+@pytest.mark.slow
 def test_the_record_says_which_family_each_arm_is(family_run):
     meta = json.loads((family_run / "run.json").read_text())
     got = [(a["regularizer"], a["lambda"], a["seed"]) for a in meta["arms"]]

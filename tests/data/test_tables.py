@@ -222,6 +222,7 @@ def build_model():
 MODEL_10 = MODEL_3.replace("Dense(3,", "Dense(10,")
 
 
+@pytest.mark.slow
 def test_a_user_model_s_outputs_must_match_the_class_count(tmp_path, capsys):
     (tmp_path / "m3.py").write_text(MODEL_3)
     (tmp_path / "m10.py").write_text(MODEL_10)
@@ -249,6 +250,7 @@ RUNS = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("engine", ["fused", pytest.param("keras", marks=pytest.mark.slow)])
 @pytest.mark.parametrize("case", list(RUNS))
 def test_every_kind_of_data_runs_offline_and_the_report_reads_right(tmp_path, engine, case, capsys):

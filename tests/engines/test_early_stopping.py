@@ -66,6 +66,7 @@ def test_test_metrics_use_the_restored_weights(runs):
         assert fused[arm.index]["data_loss"] == pytest.approx(keras_[arm.index]["data_loss"], abs=1e-5)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("engine", ["fused", "keras"])
 def test_early_stopping_survives_a_resume(runs, engine):
     from test_resume import StopAfter, values

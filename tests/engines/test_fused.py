@@ -26,6 +26,7 @@ def run_fused(lambdas=LAMBDAS, seeds=2, epochs=2, strategy="auto", splits=None):
 
 @pytest.mark.parametrize("strategy, group", [("packed", None), *(pytest.param(*p, marks=pytest.mark.slow)
                                                                 for p in [("packed", 25), ("packed", 2), ("vmap", None)])])
+@pytest.mark.slow
 def test_every_arm_matches_keras_fit_step_for_step(strategy, group, monkeypatch):
     """Same seeds → same initial weights and the same shuffled batches as `fit`; after 2 epochs of
     300 samples (10 steps each, the last one partial), weights agree to 1e-5 of each tensor's scale.
@@ -90,6 +91,7 @@ def test_models_with_other_layers_are_not_packed():
     assert packing.pack_model(model, 2) is None
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("group", [None, pytest.param(2, marks=pytest.mark.slow)])
 def test_the_record_does_not_depend_on_how_many_cores_share_the_work(group, monkeypatch):
     """Workers only schedule groups' calls on threads: 1 or 3 workers give the same record and weights, bit

@@ -22,6 +22,7 @@ def run_arm(lam: float, seed: int = 0, epochs: int = 2, splits=None):
     return listener, history
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("lam", [0.0, 1e-3, 1e-2])
 def test_record_equals_history_of_a_bare_fit(lam):
     splits = small_splits()

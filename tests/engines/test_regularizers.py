@@ -89,6 +89,7 @@ def test_every_family_matches_keras_fit_step_for_step(engine, strategy, monkeypa
         ("fused", "per-arm-chunks", "adam"), ("fused", "vmap", "adam"), ("keras", None, "adam"),
         ("fused", "auto", "sgd"), ("fused", "per-arm-chunks", "sgd"), ("keras", None, "sgd")]),
 ])
+@pytest.mark.slow
 def test_each_learning_rate_matches_keras_fit_step_for_step(engine, strategy, optimizer, monkeypatch):
     """L2 and weight decay, each at two strengths × two learning rates (the optimizer's `learning_rate`;
     weight decay scales with it), under Adam and under SGD(momentum=0.9): every arm as a bare `fit` with

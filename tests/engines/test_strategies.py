@@ -64,6 +64,7 @@ def test_every_strategy_trains_as_fit_does_with_two_seeds_and_two_strengths(mode
         assert a.kernel_norm == pytest.approx(b.kernel_norm, rel=1e-5)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("strategy", ["per-arm-steps", "per-arm-chunks"])
 def test_per_arm_records_do_not_depend_on_how_many_workers_share_the_arms(strategy, monkeypatch, tmp_path_factory):
     """Workers only schedule arms on threads: 1 or 3 workers give the same record and weights, bit for bit."""
@@ -90,6 +91,7 @@ def test_the_rule_picks_a_strategy_by_model_and_backend():
     assert [fused.strategy_for(m, "gpu") for m in (original, cnn, mlp)] == ["packed", "vmap", "vmap"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("strategy", ["per-arm-chunks", pytest.param("vmap", marks=pytest.mark.slow)])
 def test_a_checkpoint_resumes_bit_for_bit_and_only_with_its_own_strategy(strategy, tmp_path_factory):
     """Dropout's RNG state travels in the checkpoint: epoch 2 after a resume is epoch 2 without one."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from helpers import hand_made_run, row
 from reglab.analysis.analyze import analyze
@@ -29,6 +30,7 @@ def test_the_setup_says_when_the_batch_was_clipped_to_the_data(tmp_path):
     assert "one batch of" not in d.to_markdown(setup(analyze(hand_made_run(_rows(small), small, run_dir=tmp_path))), tmp_path)
 
 
+@pytest.mark.slow
 def test_a_large_one_seed_grid_draws_some_arms_and_says_where_the_others_are(tmp_path):
     config = SweepConfig(lambdas=(0.0,) + tuple(np.logspace(-6, -1, 59)), epochs=2, seeds=1, dataset="fake")
     run = hand_made_run(_rows(config), config, run_dir=tmp_path)

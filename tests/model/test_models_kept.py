@@ -53,6 +53,7 @@ def assert_reproduces(run, setting, seed, model=None):
     assert got["data_loss"] == pytest.approx(want["data_loss"], abs=1e-5), (setting, seed)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("engine", ["fused", "keras"])
 def test_load_model_reproduces_the_recorded_test_metrics(runs, engine):
     run = runs[engine]
@@ -70,6 +71,7 @@ def test_load_model_reproduces_the_recorded_test_metrics(runs, engine):
         np.testing.assert_array_equal(kernels[arm], read_weights(run.run_dir, arm).trainable[0])
 
 
+@pytest.mark.slow
 def test_the_engines_keep_the_same_weights(runs):
     for arm in range(4):
         for a, b in zip(read_weights(runs["fused"].run_dir, arm).trainable, read_weights(runs["keras"].run_dir, arm).trainable):
@@ -111,6 +113,7 @@ def test_the_report_says_how_to_prepare_a_standardized_tables_inputs(runs):
     assert failed.strip() == "The recommended model — L2 λ = 0.001, seed 4 — is not saved as a Keras file: Keras could not save it (…)."
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("strategy", ["per-arm-chunks", pytest.param("vmap", marks=pytest.mark.slow)])
 def test_batch_normalization_statistics_are_kept(strategy, tmp_path, monkeypatch):
     """A model with non-trainable state: its moving statistics come back with it (the fused engine's per-arm

@@ -48,6 +48,7 @@ BAD = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", sorted(BAD))
 def test_a_builder_that_cannot_work_gets_one_line_and_writes_nothing(case, tmp_path, capsys, monkeypatch):
     spec, code, message = BAD[case]

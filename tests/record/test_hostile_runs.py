@@ -37,6 +37,7 @@ def one_error_line(capsys) -> str:
     return lines[0]
 
 
+@pytest.mark.slow
 @SETTINGS
 @given(st.binary(max_size=400))
 def test_report_on_any_run_json(finished_run, tmp_path_factory, capsys, data):
@@ -57,6 +58,14 @@ def test_report_on_any_metrics_csv(finished_run, tmp_path_factory, capsys, data)
         assert code == 2 and "metrics.csv" in one_error_line(capsys)
     assert (d / "metrics.csv").read_bytes() == data
 
+
+
+@pytest.mark.parametrize("data", [b"\r", b"\r\x00"])
+def test_a_metrics_csv_that_is_a_stray_carriage_return_is_one_line(finished_run, tmp_path_factory, capsys, data):
+    """Found by the property test above: the csv module's own error is one line naming the file, not an internal error."""
+    d = copy_run(finished_run, tmp_path_factory.getbasetemp(), "cr")
+    (d / "metrics.csv").write_bytes(data)
+    assert main(["report", str(d)]) == 2 and "metrics.csv" in one_error_line(capsys)
 
 def interrupted(run: Path, tmp: Path, name: str) -> Path:
     d = copy_run(run, tmp, name)

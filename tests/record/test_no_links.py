@@ -65,6 +65,7 @@ def force_is_refused(run: Path, link: Path, capsys) -> None:
 
 # ---------------------------------------------------------------- --force never deletes through a link
 
+@pytest.mark.slow
 def test_force_removes_nothing_through_a_figures_link(finished_run, tmp_path, capsys):
     run = copy_run(finished_run, tmp_path)
     photos = tmp_path / "photos"

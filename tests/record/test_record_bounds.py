@@ -118,6 +118,7 @@ def peak_of(call) -> int:
 
 # ---------------------------------------------------------------- 10. decompression bombs
 
+@pytest.mark.slow
 def test_a_kernels_bomb_is_refused_before_it_is_inflated(finished_run, tmp_path, capsys, bomb):
     d = copy_run(finished_run, tmp_path)
     (d / KERNELS_NPZ).write_bytes(npz_bytes({"arm0": bomb}))
@@ -354,6 +355,7 @@ def user_run(tmp_path_factory) -> tuple[Path, Path]:
     return out, marker
 
 
+@pytest.mark.slow
 def test_a_report_never_runs_the_model_file_of_a_record(user_run, tmp_path, capsys):
     run, marker = user_run
     d = copy_run(run, tmp_path)
@@ -380,6 +382,7 @@ def test_load_model_says_it_runs_the_model_file(user_run, tmp_path, capsys):
 
 # ---------------------------------------------------------------- 17b. an interrupted run's per-example values
 
+@pytest.mark.slow
 def test_an_interrupted_runs_values_are_read_from_its_checkpoint(tmp_path, monkeypatch, capsys):
     """The keras engine trains arm after arm: stopped just before arm 1's first checkpoint, the checkpoint holds
     arm 0's values (complete) and none of arm 1's (whose first row is already in metrics.csv)."""

@@ -52,6 +52,7 @@ class StopAfter(Collect):
 # (5 = arm 0 finished, arm 1 one epoch in)
 @pytest.mark.parametrize("engine, stop_after", [("fused", 1), ("fused", 2), ("keras", 2),
                                                pytest.param("keras", 5, marks=pytest.mark.slow)])
+@pytest.mark.slow
 def test_resuming_from_any_checkpoint_gives_the_uninterrupted_record(engine, stop_after):
     # two learning rates: each arm's rate is in its checkpointed optimizer state
     config = SweepConfig(lambdas=(0.0, 1e-2), seeds=1, seed=3, epochs=3, dataset="mnist-5k", engine=engine,
@@ -219,6 +220,7 @@ def test_killed_while_writing_a_checkpoint_then_resume(engine, reference, tmp_pa
     assert same_validation(d, reference[engine][0])
 
 
+@pytest.mark.slow
 def test_resume_refuses_what_it_cannot_continue(tmp_path, reference, capsys):
     from reglab.cli import main
 
@@ -295,6 +297,7 @@ def test_a_reader_never_sees_a_torn_row(tmp_path):
     assert [r.epoch for r in read_metrics(tmp_path / "metrics.csv", n_arms=1)] == [1, 2]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("engine", ENGINES)
 def test_a_diverged_arm_stays_diverged_and_is_not_trained_again(engine):
     config = SweepConfig(lambdas=(1e-3, 1e38), seeds=1, seed=3, epochs=3, dataset="mnist-5k", engine=engine)

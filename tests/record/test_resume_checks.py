@@ -23,26 +23,38 @@ def build():
 """
 
 
+class StoppedRuns:
+    """Runs killed while writing their third checkpoint (two whole ones on disk), one per case, each started the
+    first time a test asks for it (a fast test that needs only the fused case pays for that one)."""
+
+    CASES = ("fused", "keras", "model")
+
+    def __init__(self, root: Path) -> None:
+        self.root, self.runs = root, {}
+        rng = np.random.default_rng(0)
+        self.data = root / "tiny.npz"
+        np.savez(self.data, x_train=rng.integers(0, 256, (240, 28, 28), dtype=np.uint8), y_train=np.arange(240) % 10,
+                 x_test=rng.integers(0, 256, (40, 28, 28), dtype=np.uint8), y_test=np.arange(40) % 10)
+        (root / "model.py").write_text(MODEL.format(activation="relu"))
+
+    def __getitem__(self, name: str) -> Path:
+        if name == "model_file":
+            return self.root / "model.py"
+        if name not in self.runs:
+            extra = {"fused": [], "keras": ["--engine", "keras"], "model": ["--model", f"{self.root / 'model.py'}:build"]}[name]
+            out = self.root / name
+            argv = reglab_argv("run", "--dataset", str(self.data), "--lambdas", "0,0.01", "--epochs", "5", "--seeds", "1",
+                               "--no-progress", "--out", str(out), *extra)
+            with spawned(argv, env={"REGLAB_FAULT": "checkpoint-write:3"}) as proc:
+                proc.communicate(timeout=600)
+            assert proc.returncode == -9 and read_checkpoint(out) is not None
+            self.runs[name] = out
+        return self.runs[name]
+
+
 @pytest.fixture(scope="module")
-def stopped(tmp_path_factory) -> dict[str, Path]:
-    """Runs killed while writing their third checkpoint (two whole ones on disk), one per case."""
-    root = tmp_path_factory.mktemp("stopped")
-    rng = np.random.default_rng(0)
-    data = root / "tiny.npz"
-    np.savez(data, x_train=rng.integers(0, 256, (240, 28, 28), dtype=np.uint8), y_train=np.arange(240) % 10,
-             x_test=rng.integers(0, 256, (40, 28, 28), dtype=np.uint8), y_test=np.arange(40) % 10)
-    (root / "model.py").write_text(MODEL.format(activation="relu"))
-    runs = {}
-    for name, extra in {"fused": [], "keras": ["--engine", "keras"], "model": ["--model", f"{root / 'model.py'}:build"]}.items():
-        out = root / name
-        argv = reglab_argv("run", "--dataset", str(data), "--lambdas", "0,0.01", "--epochs", "5", "--seeds", "1", "--no-progress",
-                           "--out", str(out), *extra)
-        with spawned(argv, env={"REGLAB_FAULT": "checkpoint-write:3"}) as proc:
-            proc.communicate(timeout=600)
-        assert proc.returncode == -9 and read_checkpoint(out) is not None
-        runs[name] = out
-    runs["model_file"] = root / "model.py"
-    return runs
+def stopped(tmp_path_factory) -> StoppedRuns:
+    return StoppedRuns(tmp_path_factory.mktemp("stopped"))
 
 
 def copy_run(src: Path, tmp_path: Path) -> Path:
@@ -71,6 +83,7 @@ def edit_json(path: Path, change) -> None:
     path.write_text(json.dumps(meta))
 
 
+@pytest.mark.slow
 def test_an_edited_model_file_is_refused(stopped, tmp_path, capsys):
     run_dir = copy_run(stopped["model"], tmp_path)
     model_file = stopped["model_file"]
@@ -101,7 +114,7 @@ def test_a_lambda_edited_everywhere_in_run_json_is_refused_by_the_checkpoint(sto
     refused(run_dir, capsys, "checkpoint.npz: field fingerprint.config")
 
 
-@pytest.mark.parametrize("engine", ["fused", "keras"])
+@pytest.mark.parametrize("engine", ["fused", pytest.param("keras", marks=pytest.mark.slow)])
 def test_an_emptied_metrics_file_is_refused(stopped, tmp_path, capsys, engine):
     run_dir = copy_run(stopped[engine], tmp_path)
     header = (run_dir / "metrics.csv").read_text().splitlines()[0]
@@ -141,6 +154,7 @@ def test_a_consistently_reshaped_checkpoint_is_refused_before_the_record_changes
     refused(run_dir, capsys, "the checkpoint does not match this run")
 
 
+@pytest.mark.slow
 def test_an_untouched_stopped_run_resumes(stopped, tmp_path, capsys):
     run_dir = copy_run(stopped["keras"], tmp_path)
     assert main(["run", "--resume", str(run_dir), "--no-progress"]) == 0
@@ -173,6 +187,7 @@ def test_sigterm_is_an_interruption_with_the_resume_command(tmp_path):
     assert meta["status"] == "interrupted" and {a["status"] for a in meta["arms"]} == {"interrupted"}
 
 
+@pytest.mark.slow
 def test_a_completed_run_without_its_report_says_how_to_draw_it(stopped, tmp_path, capsys):
     run_dir = copy_run(stopped["keras"], tmp_path)
     assert main(["run", "--resume", str(run_dir), "--no-progress"]) == 0

@@ -100,6 +100,7 @@ def test_a_manifest_cannot_point_outside_the_run(tmp_path):
         register(run_dir, ["../escape.png"])
 
 
+@pytest.mark.slow
 def test_force_replaces_a_run_and_keeps_the_users_files(tmp_path, capsys):
     data = tiny_npz(tmp_path / "tiny.npz")
     out = tmp_path / "run"

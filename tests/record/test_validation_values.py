@@ -76,6 +76,7 @@ def assert_values_match_records(listener: Values, n_val: int) -> None:
 
 @pytest.mark.parametrize("strategy, group", [("packed", None), pytest.param("packed", 2, marks=pytest.mark.slow),
                                              pytest.param("vmap", None, marks=pytest.mark.slow)])
+@pytest.mark.slow
 def test_fused_values_are_its_metrics_per_example_and_keras_s(strategy, group, monkeypatch):
     if group:
         monkeypatch.setattr(packed, "MAX_PACKED_ARMS", group)
@@ -103,6 +104,7 @@ def test_fused_sends_nothing_to_a_listener_without_the_hook():
     assert strip(plain.records) == strip(with_values.records)  # the values change no metric
 
 
+@pytest.mark.slow
 def test_keras_values_are_keras_s_on_predict_and_leave_fit_untouched():
     """Per-example values from the model's own forward pass equal Keras's loss on `model.predict`, their means
     are the History's val_data_loss and val_accuracy, and the training is bit for bit a bare fit's."""

@@ -94,6 +94,7 @@ def test_report_html_renders(chromium, tmp_path):
     assert (tmp_path / "report.png").read_bytes()[:4] == b"\x89PNG"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("seeds", [1, 3])
 def test_the_answer_is_on_the_first_screen_and_nothing_scrolls_sideways(chromium, tmp_path, seeds):
     """At 390 px (a phone) and 1280 px: the page never scrolls sideways (wide tables scroll in their own box),

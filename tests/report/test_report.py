@@ -8,6 +8,7 @@ import re
 import statistics
 
 import numpy as np
+import pytest
 
 from helpers import hand_made_run, row
 from reglab.analysis.stats import t_critical
@@ -86,6 +87,7 @@ def test_html_is_self_contained_and_runs_no_code(tmp_path):
     assert '<meta name="viewport"' in page
 
 
+@pytest.mark.slow
 def test_report_is_rebuilt_identically(tmp_path):
     run, _ = make_run(tmp_path)
     first = (build_report(run).parent / "report.md").read_text()

@@ -77,6 +77,7 @@ def recommended_arm(run) -> dict:
 
 # ---------------------------------------------------------------- a sweep, and its record in a new process
 
+@pytest.mark.slow
 def test_a_notebook_function_is_saved_as_a_module_in_the_run_directory(result):
     run = result.run
     inputs = run.run_dir / "inputs"
@@ -137,6 +138,7 @@ def test_run_splits_refuses_data_that_changed(result):
         path.write_bytes(original)
 
 
+@pytest.mark.slow
 def test_a_stopped_sweep_resumes_in_a_new_process(wine, tmp_path, monkeypatch):
     monkeypatch.setattr("reglab.fileio._fault_count", {})
     monkeypatch.setenv("REGLAB_FAULT", "checkpoint-disk-full:2")  # the second checkpoint fails, as on a full disk

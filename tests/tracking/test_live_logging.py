@@ -49,6 +49,7 @@ def resumed(tmp_path_factory):
     return run, uri, mid
 
 
+@pytest.mark.slow
 def test_tensorboard_has_every_epoch_and_kernel_histogram_once_after_a_resume(resumed):
     run, _, mid = resumed
     assert run.meta["status"] == "completed"
@@ -64,6 +65,7 @@ def test_tensorboard_has_every_epoch_and_kernel_histogram_once_after_a_resume(re
     assert on_disk and on_disk <= set(listed)  # --force may remove them
 
 
+@pytest.mark.slow
 def test_mlflow_has_one_parent_one_child_per_arm_and_every_step_once(resumed):
     run, uri, _ = resumed
     client = mlflow.MlflowClient(uri)
@@ -104,6 +106,7 @@ def test_a_tracking_failure_is_one_warning_and_the_run_completes(tmp_path, capsy
     assert len(warnings) == 1 and "reglab's own record is unaffected" in warnings[0]
 
 
+@pytest.mark.slow
 def test_the_keras_engine_sends_each_epoch_s_kernel_too(tmp_path):
     config = SweepConfig(lambdas=(1e-3,), seeds=1, epochs=2, dataset="wine", engine="keras", log=("tensorboard",))
     run = run_sweep(config, out=tmp_path / "run", live=False, make_report=False)

@@ -65,6 +65,7 @@ def assert_metrics_once(client, run, kids):
             assert history == [(r.epoch, getattr(r, key)) for r in rows], (arm, key)
 
 
+@pytest.mark.slow
 def test_export_publishes_a_parent_and_a_child_per_arm(exported, sweep, store):
     client, parent_id = exported
     run = sweep

@@ -162,6 +162,7 @@ def sweep(tmp_path_factory):
     return reglab.run_sweep(config, out=tmp_path_factory.mktemp("sweep") / "run", splits=small_splits(), live=False)
 
 
+@pytest.mark.slow
 def test_export_to_an_unreachable_server_is_one_line(sweep, capsys, monkeypatch):
     monkeypatch.setenv("REGLAB_MLFLOW_TIMEOUT", "2")
     assert_refused(["export", str(sweep.run_dir), "--mlflow", url(refused_port())], Path("/nonexistent"), capsys,

@@ -227,7 +227,10 @@ def read_metrics_text(text: str, path: Path, n_arms: int) -> list[EpochRecord]:
             read_metrics_text(head + "\n" + tail + "\n", path, n_arms)
         except RunDirError:
             text = head + "\n" if head else ""
-    rows = list(csv.reader(io.StringIO(text)))
+    try:
+        rows = list(csv.reader(io.StringIO(text)))
+    except csv.Error as e:  # a stray carriage return or NUL byte: not rows reglab wrote
+        raise RunDirError(f"{path}: not CSV as reglab writes it ({e})") from None
     if not rows or tuple(rows[0]) not in (COLUMNS, LEGACY_COLUMNS):
         raise RunDirError(f"{path}: header is not reglab's ({','.join(COLUMNS)})")
     columns = tuple(rows[0])  # a legacy file's rows get the default learning rate (EpochRecord's)
