@@ -30,7 +30,7 @@ from reglab.analysis.arms import NEAR_ZERO, arm_summaries
 from reglab.analysis.claims import family_claims
 from reglab.analysis.coupling import couplings
 from reglab.analysis.diagnose import ArmValidation, Criteria, Reference, diagnose
-from reglab.analysis.families import FamilyRun, compare_analyses, family_view
+from reglab.analysis.families import FamilyRun, compare_analyses, family_view, primary_family
 from reglab.analysis.heatmap import heat_maps
 from reglab.analysis.noise import LOWER_IS_BETTER
 from reglab.analysis.results import (
@@ -320,10 +320,6 @@ def _equivalent(rec: Recommendation | None, against: dict[str, dict[float, noise
 
 
 # ---------------------------------------------------------------- the run
-
-def primary_family(run: RunRecord) -> str:
-    return "l2" if "l2" in run.config.regularizers else run.config.regularizers[0]
-
 
 def primary_series(run: RunRecord, series: dict[str, FamilyAnalysis]) -> str:
     """The series the report's single-family sections describe: the primary family's, at the learning rate
