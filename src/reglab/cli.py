@@ -49,7 +49,8 @@ class _Parser(argparse.ArgumentParser):
     """argparse that raises instead of printing usage: every error becomes one line."""
 
     def error(self, message: str) -> NoReturn:
-        raise ConfigError(message)
+        # argparse quotes what it was given as is: a newline in an argument must not break the one line
+        raise ConfigError(message.replace("\r", "\\r").replace("\n", "\\n"))
 
 
 def _flag_help(default: Any) -> str:

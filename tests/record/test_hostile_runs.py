@@ -127,3 +127,10 @@ def test_any_flag_values_give_a_config_or_one_config_error(pairs):
         assert "\n" not in str(e) and str(e)
     else:
         assert config.arms() and config.epochs >= 1
+
+
+def test_an_unknown_flag_with_a_newline_in_its_value_is_one_line():
+    """Found by the property test above: argparse quotes the raw argument, newline and all."""
+    with pytest.raises(ConfigError) as e:
+        build_parser().parse_args(["run", "--bogus", "\n"])
+    assert "\n" not in str(e.value) and "--bogus" in str(e.value)
