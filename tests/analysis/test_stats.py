@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from reglab.analysis.stats import Estimate, mean_ci, paired_difference, t_critical
+from reglab.analysis.stats import Estimate, mean_ci, seed_paired_difference, t_critical
 
 
 def test_known_interval():
@@ -36,10 +36,10 @@ def test_one_value_has_no_interval_and_non_finite_values_are_left_out():
     assert mean_ci([]).n == 0 and math.isnan(mean_ci([]).mean)
 
 
-def test_paired_difference_uses_shared_seeds_only():
+def test_seed_paired_difference_uses_shared_seeds_only():
     a = {0: 1.0, 1: 2.0, 2: 3.0, 3: 9.0}
     b = {0: 0.5, 1: 1.5, 2: 2.5}
-    e = paired_difference(a, b)
+    e = seed_paired_difference(a, b)
     assert e.n == 3 and e.mean == pytest.approx(0.5) and e.half_width == pytest.approx(0.0, abs=1e-12)
     assert not e.excludes_zero()  # a constant shift has no measured noise: no interval, never "beyond noise"
 

@@ -25,7 +25,7 @@ from reglab.model import build as models
 from reglab.record.checkpoint import CHECKPOINT_NPZ, read_checkpoint, write_checkpoint
 from reglab.record.reader import load_run
 from reglab.record.schema import KERNELS_NPZ, METRICS_CSV, RUN_JSON, VALIDATION_NPZ, WEIGHTS_NPZ, repair_metrics
-from reglab.run import runner
+from reglab.run.listeners import RecordListener
 
 #: A member this large once inflated is beyond every budget of the test runs (the checkpoint's is ~90 MB),
 #: and deflates to about 256 KB.
@@ -388,7 +388,7 @@ def test_an_interrupted_runs_values_are_read_from_its_checkpoint(tmp_path, monke
     arm 0's values (complete) and none of arm 1's (whose first row is already in metrics.csv)."""
     config = reglab.SweepConfig(lambdas=(0.0, 1e-3), seeds=1, epochs=2, dataset="mnist-5k", engine="keras")
     calls = {"n": 0}
-    original = runner._RecordingListener.checkpoint
+    original = RecordListener.checkpoint
 
     def checkpoint(self, arrays, meta):
         calls["n"] += 1
@@ -398,7 +398,7 @@ def test_an_interrupted_runs_values_are_read_from_its_checkpoint(tmp_path, monke
 
     d = tmp_path / "run"
     with monkeypatch.context() as m:
-        m.setattr(runner._RecordingListener, "checkpoint", checkpoint)
+        m.setattr(RecordListener, "checkpoint", checkpoint)
         with pytest.raises(RunInterrupted):
             reglab.run_sweep(config, out=d, console=Console(file=io.StringIO()), live=False)
     run = load_run(d)

@@ -29,6 +29,7 @@ from reglab.record.reader import load_run
 from reglab.record.rundir import TOP_LEVEL, read_manifest
 from reglab.record.schema import VALIDATION_NPZ, read_metrics
 from reglab.run import runner
+from reglab.run.listeners import RecordListener
 
 
 def mixed_splits(n_train: int = 300, n_val: int = 100, n_test: int = 64) -> Splits:
@@ -220,7 +221,7 @@ def interrupted_run(config: SweepConfig, out: Path, before_checkpoint: int, monk
     """Stop the run as a kill would, just before its n-th checkpoint is written: that epoch's rows are already
     in metrics.csv and its values in memory, the checkpoint on disk is the previous one."""
     calls = {"n": 0}
-    original = runner._RecordingListener.checkpoint
+    original = RecordListener.checkpoint
 
     def checkpoint(self, arrays, meta):
         calls["n"] += 1
@@ -229,7 +230,7 @@ def interrupted_run(config: SweepConfig, out: Path, before_checkpoint: int, monk
         original(self, arrays, meta)
 
     with monkeypatch.context() as m:
-        m.setattr(runner._RecordingListener, "checkpoint", checkpoint)
+        m.setattr(RecordListener, "checkpoint", checkpoint)
         with pytest.raises(RunInterrupted):
             run(config, out, **kwargs)
     assert not (out / VALIDATION_NPZ).exists()

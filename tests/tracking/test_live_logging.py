@@ -13,7 +13,8 @@ from helpers import small_splits
 from reglab import SweepConfig, run_sweep
 from reglab.errors import RunInterrupted
 from reglab.record.reader import load_run
-from reglab.run.runner import _RecordingListener, resume_sweep
+from reglab.run.listeners import RecordListener
+from reglab.run.runner import _StopFlag, resume_sweep
 from reglab.tracking.base import arm_infos
 
 if not os.environ.get("CI"):  # CI installs both extras: there a missing package fails
@@ -31,17 +32,22 @@ def resumed(tmp_path_factory):
     uri = f"sqlite:///{tmp}/mlflow.db"
     config = SweepConfig(lambdas=(0.0, 1e-3), seeds=2, epochs=3, dataset="wine", log=("tensorboard", f"mlflow={uri}"))
     out = tmp / "run"
-    original = _RecordingListener.epoch_done
-    rows = []
+    original, original_check = RecordListener.epoch_done, _StopFlag.check
+    rows, stop_asked = [], []
 
     def stop_after_epoch_2(self, record):
         original(self, record)
         rows.append(record)
-        if len(rows) == 8:  # every arm's second epoch: the next batch stops the run, as Ctrl-C would
-            self.stop.requested = True
+        if len(rows) == 8:  # every arm's second epoch: a stop asked, as Ctrl-C asks it, taken at the next batch
+            stop_asked.append(True)
+
+    def check(self):
+        self.requested = self.requested or bool(stop_asked)
+        original_check(self)
 
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(_RecordingListener, "epoch_done", stop_after_epoch_2)
+        mp.setattr(RecordListener, "epoch_done", stop_after_epoch_2)
+        mp.setattr(_StopFlag, "check", check)
         with pytest.raises(RunInterrupted):
             run_sweep(config, out=out, live=False, make_report=False)  # resumable: the data by name
     mid = read_logs(out / "tensorboard")

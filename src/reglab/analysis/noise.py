@@ -34,8 +34,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from reglab.analysis.stats import Z975, Estimate, t_critical
-from reglab.analysis.stats import paired_difference as seed_paired_difference
+from reglab.analysis.stats import Z975, Estimate, seed_paired_difference, t_critical
 
 #: Resamples of the best-setting bootstrap; its seed is fixed, so a rebuilt report gives the same intervals.
 N_BOOT = 2000

@@ -2,7 +2,7 @@
 
 Seeds are independent replications of an arm, so a per-λ figure is a mean over seeds with a Student-t
 interval. Arms of one seed share their initialization and batch order (common random numbers), so a
-difference between two λ values is best judged per seed: `paired_difference` gives the mean of the
+difference between two λ values is best judged per seed: `seed_paired_difference` gives the mean of the
 per-seed differences with its own interval, which is far tighter than comparing two intervals (used
 through `noise.seed_only_difference`).
 """
@@ -71,9 +71,10 @@ def mean_ci(values: Iterable[float]) -> Estimate:
     return Estimate(mean, t_critical(n - 1) * math.sqrt(var / n), n)
 
 
-def paired_difference(a: dict[int, float], b: dict[int, float]) -> Estimate:
+def seed_paired_difference(a: dict[int, float], b: dict[int, float]) -> Estimate:
     """Mean of a[seed] − b[seed] over the seeds both have (finite), with its 95 % interval.
 
-    The one seeds-only paired difference: callers use it through `noise.seed_only_difference`, which gives
-    it as a `noise.Difference` beside the per-example `noise.paired_difference`."""
+    The one seeds-only paired difference (no per-example values): callers use it through
+    `noise.seed_only_difference`, which gives it as a `noise.Difference` like the per-example
+    `noise.paired_difference`."""
     return mean_ci(a[s] - b[s] for s in sorted(set(a) & set(b)) if math.isfinite(a[s]) and math.isfinite(b[s]))

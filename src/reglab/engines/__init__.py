@@ -1,7 +1,7 @@
 """Training engines: each turns (config, splits) into a stream of per-epoch records for every arm.
 
-An engine reports through a `Listener` and never writes files or plots; the runner wires a listener
-to the Recorder and the progress display.
+An engine reports through a `Listener` and never writes files or plots; the runner hands it a
+`ListenerList` of the record's, the progress display's and the publishers' listeners.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from reglab.config import SweepConfig
 from reglab.engines.base import (
     Engine,
     Listener,
+    ListenerList,
     Resume,
     clipped_batch,
     steps_per_epoch,
@@ -41,6 +42,6 @@ def check_checkpoint(engine: str, meta: dict[str, Any], config: SweepConfig) -> 
 
 
 __all__ = [
-    "Engine", "FinalWeights", "Listener", "Resume", "check_checkpoint", "clipped_batch", "get_engine",
+    "Engine", "FinalWeights", "Listener", "ListenerList", "Resume", "check_checkpoint", "clipped_batch", "get_engine",
     "steps_per_epoch",
 ]

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import numpy as np
@@ -74,6 +74,69 @@ class Listener:
 
     def note(self, text: str) -> None:
         """A line about the sweep's progress (the block executor's), for the progress display."""
+
+
+class ListenerList(Listener):
+    """Several listeners as one, as Keras's `CallbackList`: every event goes to each in order (so a listener
+    that writes the record comes before one that publishes what the record holds). Values and kernels go only
+    to the listeners that ask for them, and an engine computes them only when one does."""
+
+    def __init__(self, listeners: Iterable[Listener]) -> None:
+        self.listeners = list(listeners)
+
+    def arms_started(self, arms: list[Arm], steps_per_epoch: int) -> None:
+        for listener in self.listeners:
+            listener.arms_started(arms, steps_per_epoch)
+
+    def batches_done(self, arms: list[Arm], epoch: int, step: int) -> None:
+        for listener in self.listeners:
+            listener.batches_done(arms, epoch, step)
+
+    def epoch_done(self, record: EpochRecord) -> None:
+        for listener in self.listeners:
+            listener.epoch_done(record)
+
+    def arm_finished(self, arm: Arm, status: str, test: dict[str, float]) -> None:
+        for listener in self.listeners:
+            listener.arm_finished(arm, status, test)
+
+    def arms_finished(self, finished: list[tuple[Arm, str, dict[str, float]]]) -> None:
+        for listener in self.listeners:
+            listener.arms_finished(finished)
+
+    def checkpoint(self, arrays: dict[str, Any], meta: dict[str, Any]) -> None:
+        for listener in self.listeners:
+            listener.checkpoint(arrays, meta)
+
+    def strategy_chosen(self, name: str) -> None:
+        for listener in self.listeners:
+            listener.strategy_chosen(name)
+
+    def validation_values(self, epoch: int, arms: list[int], loss: np.ndarray, correct: np.ndarray) -> None:
+        for listener in self.listeners:
+            if listener.wants_values:
+                listener.validation_values(epoch, arms, loss, correct)
+
+    @property
+    def wants_values(self) -> bool:
+        return any(listener.wants_values for listener in self.listeners)
+
+    def epoch_kernels(self, epoch: int, weights: dict[int, list[Any]]) -> None:
+        for listener in self.listeners:
+            if listener.wants_kernels:
+                listener.epoch_kernels(epoch, weights)
+
+    @property
+    def wants_kernels(self) -> bool:
+        return any(listener.wants_kernels for listener in self.listeners)
+
+    def check_stop(self) -> None:
+        for listener in self.listeners:
+            listener.check_stop()
+
+    def note(self, text: str) -> None:
+        for listener in self.listeners:
+            listener.note(text)
 
 
 #: The engine's own checkpoint (arrays, meta) from `reglab.record.checkpoint.read_checkpoint`, to continue from.

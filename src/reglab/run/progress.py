@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from reglab.config import Arm
+from reglab.engines import Listener
 from reglab.formatting import fmt, setting_label
 from reglab.record.schema import EpochRecord
 
@@ -59,7 +60,7 @@ class NotebookLine:
         self._shown, self._at = self._text, time.monotonic()
 
 
-class ProgressDisplay:
+class ProgressDisplay(Listener):
     """A `Listener` that reports to a rich Console (stderr by default), or in a Jupyter kernel to one output that
     is updated in place (unless the console is quiet: no progress)."""
 

@@ -11,7 +11,7 @@ import tempfile
 import threading
 from errno import ENOSPC
 from pathlib import Path
-from typing import Any, Callable, NamedTuple
+from typing import Any, NamedTuple
 
 from rich.console import Console
 
@@ -21,7 +21,7 @@ from reglab.analysis.views import recommended_setting
 from reglab.config import MAX_ARMS, Arm, SweepConfig
 from reglab.data.datasets import load_dataset
 from reglab.data.splits import Splits
-from reglab.engines import Listener, check_checkpoint, get_engine
+from reglab.engines import Listener, ListenerList, check_checkpoint, get_engine
 from reglab.engines.memory import check_memory
 from reglab.errors import ConfigError, RunDirError, RunFailed, RunInterrupted
 from reglab.fileio import ensure_dir, write_atomic
@@ -29,22 +29,24 @@ from reglab.inputs import read_regular
 from reglab.model.build import MAX_MODEL_BYTES, build_user_model, kernels_of, regularized_indices
 from reglab.model.kept import keep_weights
 from reglab.record.arrays import ValidationStore, write_kernels, write_validation
-from reglab.record.checkpoint import CHECKPOINT_NPZ, read_checkpoint, remove_checkpoint, write_checkpoint
+from reglab.record.checkpoint import CHECKPOINT_NPZ, read_checkpoint, remove_checkpoint
 from reglab.record.checks import check_rows
 from reglab.record.reader import RunRecord, load_run
 from reglab.record.rundir import check_run_dir, clear_run_dir, locked, register, reserve_default_run_dir
-from reglab.record.schema import METRICS_CSV, RUN_JSON, ArmRecord, EpochRecord, read_metrics, read_run_meta, repair_metrics
-from reglab.record.writer import Recorder, utc_now
+from reglab.record.schema import METRICS_CSV, RUN_JSON, ArmRecord, read_metrics, read_run_meta, repair_metrics
+from reglab.record.writer import Recorder
 from reglab.report.build import build_report
 from reglab.run.cluster import EXECUTORS, _ray, cluster_shape, train_blocks
+from reglab.run.listeners import LazyRecorder, PublishingListener, RecordListener
 from reglab.run.progress import ProgressDisplay
 from reglab.tracking.base import Publishers, SweepStart, arm_infos
 from reglab.tracking.publish import check_extras, make_publishers, register_published
 
 
-class _StopFlag:
-    """Ctrl-C (SIGINT) or SIGTERM sets a flag that the training loop checks at the next batch, from Python
-    code we control.
+class _StopFlag(Listener):
+    """Ctrl-C (SIGINT) or SIGTERM sets a flag that the training loop checks at the next batch (and between an
+    engine's units of work), from Python code we control: the first listener the engine tells, so a stop comes
+    before anything else hears of that batch.
 
     A KeyboardInterrupt raised wherever the main thread happens to be (inside a finalizer or a library's
     broad `except`) can be swallowed; asked for at a batch boundary it never is. A second signal
@@ -76,99 +78,15 @@ class _StopFlag:
         if self.requested:
             raise KeyboardInterrupt
 
+    def batches_done(self, arms: list[Arm], epoch: int, step: int) -> None:
+        self.check()  # an unfinished epoch is discarded: it never reaches the record
+
+    def check_stop(self) -> None:
+        self.check()
+
     def __exit__(self, *exc: Any) -> None:
         for signum, previous in self._previous.items():
             signal.signal(signum, previous)
-
-
-class _RecordingListener(Listener):
-    """Fans engine events out to the Recorder and the progress display; stops at a batch boundary on a signal.
-
-    The record is opened on the first event, not before: a resumed run writes nothing until its engine
-    has taken the checkpoint (a checkpoint that does not fit the model is refused with the record untouched).
-    Every checkpoint carries the run's fingerprint (configuration, data, model file), checked on resume, and
-    the per-example validation values gathered so far (`values`), which validation.npz is written from.
-    """
-
-    def __init__(self, record: "_Record", display: ProgressDisplay, stop: _StopFlag, fingerprint: dict[str, Any],
-                 values: ValidationStore, publishers: Publishers, kernel_indices: list[int]) -> None:
-        self.record, self.display, self.stop, self.fingerprint, self.values = record, display, stop, fingerprint, values
-        self.publishers, self.kernel_indices = publishers, kernel_indices
-        self._kernels: dict[int, Any] = {}  # arm → its regularized kernel at the epoch being recorded
-
-    @property
-    def wants_kernels(self) -> bool:
-        return self.publishers.wants_kernels
-
-    def epoch_kernels(self, epoch: int, weights: dict[int, list[Any]]) -> None:
-        self._kernels = {arm: kernels_of(w, self.kernel_indices) for arm, w in weights.items()}
-
-    @property
-    def recorder(self) -> Recorder:
-        return self.record.open()
-
-    def arms_started(self, arms: list[Arm], steps_per_epoch: int) -> None:
-        self.recorder.update_arms([arm.index for arm in arms], status="running", started_at=utc_now())
-        self.display.arms_started(arms, steps_per_epoch)
-
-    def batches_done(self, arms: list[Arm], epoch: int, step: int) -> None:
-        self.stop.check()  # an unfinished epoch is discarded: it never reaches the record
-        self.display.batches_done(arms, epoch, step)
-
-    def check_stop(self) -> None:
-        """Between an engine's units of work (a group of arms, a seed's model): the same stop as at a batch."""
-        self.stop.check()
-
-    def epoch_done(self, record: EpochRecord) -> None:
-        self.recorder.append(record)
-        self.display.epoch_done(record)
-        self.publishers.epoch(record, self._kernels.pop(record.arm, None))  # after the record has it: the source of truth
-
-    def arm_finished(self, arm: Arm, status: str, test: dict[str, float]) -> None:
-        self.recorder.update_arm(arm.index, status=status, test=test, ended_at=utc_now())
-        self.display.arm_finished(arm, status, test)
-        self.publishers.arm_finished(arm.index, status, test)
-
-    def arms_finished(self, finished: list[tuple[Arm, str, dict[str, float]]]) -> None:
-        """Arms that end together, with one rewrite of run.json: one per arm costs arms² bytes (1,000 arms: 65 s)."""
-        recorder, ended = self.recorder, utc_now()
-        for arm, status, test in finished:
-            recorder.meta["arms"][arm.index].update(status=status, test=test, ended_at=ended)
-        recorder.update_arms([])  # the one atomic rewrite
-        for arm, status, test in finished:
-            self.display.arm_finished(arm, status, test)
-            self.publishers.arm_finished(arm.index, status, test)
-
-    def strategy_chosen(self, name: str) -> None:
-        self.recorder.update_run(engine_strategy=name)
-
-    def validation_values(self, epoch: int, arms: list[int], loss: Any, correct: Any) -> None:
-        self.values.add(epoch, arms, loss, correct)  # kept in memory; on disk with the epoch's checkpoint
-
-    def checkpoint(self, arrays: dict[str, Any], meta: dict[str, Any]) -> None:
-        write_checkpoint(self.recorder.run_dir, {**arrays, **self.values.arrays()}, {**meta, "fingerprint": self.fingerprint})
-        register_published(self.recorder.run_dir)
-
-    def note(self, text: str) -> None:
-        self.display.note(text)
-
-
-class _Record:
-    """The run's Recorder, opened when first needed (`opener`), or already open (a new run); `on_open` runs once
-    when it is (the publishers' start)."""
-
-    def __init__(self, run_dir: Path, recorder: Recorder | None = None, opener: Callable[[], Recorder] | None = None) -> None:
-        self.run_dir, self.recorder, self.opener = run_dir, recorder, opener
-        self.on_open: Callable[[], None] | None = None
-
-    def open(self) -> Recorder:
-        if self.recorder is None:
-            assert self.opener is not None
-            self.recorder = self.opener()
-        if self.on_open is not None:
-            call, self.on_open = self.on_open, None
-            call()
-        return self.recorder
 
 
 def fingerprint(config: SweepConfig, data_sha256: str, model_meta: dict[str, Any] | None) -> dict[str, Any]:
@@ -254,7 +172,7 @@ def _run_sweep(config: SweepConfig, out: str | Path | None, *, force: bool, spli
         recorder.update_run(model=model_meta, paths=given.absolute_paths(names),  # a resume from anywhere reads these
                             **({"inputs": names} if names else {}),
                             **({"executor": executor_meta} if executor_meta else {}))
-        return _train(_Training(config, splits, engine, _Record(run_dir, recorder), None, console, live, make_report,
+        return _train(_Training(config, splits, engine, LazyRecorder(run_dir, recorder), None, console, live, make_report,
                                 kernel_indices, fingerprint(given, splits.info.sha256, model_meta),
                                 ValidationStore(len(config.arms()), config.epochs, len(splits.x_val))))
 
@@ -363,7 +281,7 @@ def resume_sweep(run_dir: str | Path, *, console: Console | None = None, live: b
                           "recorded", highlight=False)
             return plan.open_recorder()
 
-        return _train(_Training(config, plan.splits, engine, _Record(run_dir, opener=start), plan.checkpoint, console,
+        return _train(_Training(config, plan.splits, engine, LazyRecorder(run_dir, opener=start), plan.checkpoint, console,
                                 live, make_report, kernel_indices,
                                 fingerprint(plan.config, plan.splits.info.sha256, plan.meta.get("model")),
                                 plan.values, plan.epochs_done))
@@ -474,7 +392,7 @@ class _Training(NamedTuple):
     config: SweepConfig  # as training reads it (the run directory's copies of the inputs)
     splits: Splits
     engine: Any  # engines.Engine
-    record: _Record
+    record: LazyRecorder
     checkpoint: Any  # the engine's own checkpoint to continue from (engines.Resume), or None
     console: Console
     live: bool | None
@@ -522,7 +440,8 @@ def _train_and_report(t: _Training, publishers: Publishers) -> RunRecord:
     try:
         with stop, ProgressDisplay(t.console, n_arms=len(config.arms()), epochs=config.epochs, live=t.live,
                              several_learning_rates=config.several_learning_rates) as display:
-            listener = _RecordingListener(record, display, stop, t.fingerprint, values, publishers, kernel_indices)
+            listener = ListenerList([stop, RecordListener(record, t.fingerprint, values), display,
+                                     PublishingListener(publishers, kernel_indices)])
             weights = engine(config, splits, listener) if checkpoint is None else engine(config, splits, listener, resume=checkpoint)
             recorder = record.open()
             write_kernels(run_dir, {arm: kernels_of(w.trainable, kernel_indices) for arm, w in weights.items()})
