@@ -11,7 +11,7 @@ other only in `RunAnalysis.families_compared`.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 
@@ -33,6 +33,7 @@ from reglab.analysis.diagnose import ArmValidation, Criteria, Reference, diagnos
 from reglab.analysis.families import FamilyRun, compare_analyses, family_view, primary_family
 from reglab.analysis.heatmap import heat_maps
 from reglab.analysis.noise import LOWER_IS_BETTER
+from reglab.analysis.per_example import PerExampleValues
 from reglab.analysis.results import (
     BETTER,
     CANT_TELL,
@@ -50,6 +51,7 @@ from reglab.analysis.results import (
 )
 from reglab.analysis.stats import mean_ci
 from reglab.engines.base import clipped_batch, steps_per_epoch
+from reglab.record.arrays import ValidationValues
 from reglab.record.reader import RunRecord
 from reglab.record.schema import EpochRecord
 from reglab.settings import Family, Setting
@@ -64,15 +66,7 @@ SIMULTANEOUS_LEVEL = 0.90
 
 # ---------------------------------------------------------------- per-example values, by setting and seed
 
-class _Values(NamedTuple):
-    """Per-example validation values of the comparable arms: strength → seed → (losses, correct)."""
-
-    loss: dict[float, dict[int, np.ndarray]]
-    correct: dict[float, dict[int, np.ndarray]]
-    complete: bool  # every comparable arm has them
-
-
-def _per_example(values: Any, view: FamilyRun, comparable: list[int]) -> _Values:
+def _per_example(values: ValidationValues | None, view: FamilyRun, comparable: list[int]) -> PerExampleValues:
     loss: dict[float, dict[int, np.ndarray]] = {}
     correct: dict[float, dict[int, np.ndarray]] = {}
     complete = values is not None
@@ -84,17 +78,17 @@ def _per_example(values: Any, view: FamilyRun, comparable: list[int]) -> _Values
             continue
         loss.setdefault(lam, {})[seed] = np.asarray(values.loss[full], dtype=np.float64)
         correct.setdefault(lam, {})[seed] = np.asarray(values.correct[full], dtype=np.float64)
-    return _Values(loss, correct, complete and bool(comparable))
+    return PerExampleValues(loss, correct, complete and bool(comparable))
 
 
-def _arm_validation(values: Any, full_index: int) -> ArmValidation:
+def _arm_validation(values: ValidationValues | None, full_index: int) -> ArmValidation:
     if values is None or not values.has_values[full_index]:
         return ArmValidation()
     return ArmValidation(final=np.asarray(values.loss[full_index], dtype=np.float64),
                          by_epoch=lambda epoch: values.at(full_index, epoch))
 
 
-def _difference(values: _Values, finals: dict[str, PerSeed], metric: str, a: float, b: float,
+def _difference(values: PerExampleValues, finals: dict[str, PerSeed], metric: str, a: float, b: float,
                 seeds: tuple[int, ...] | None = None) -> noise.Difference:
     """a − b for `metric`, paired on seeds (and on examples, where recorded); only `seeds` when given."""
     table = values.loss if metric == "val_data_loss" else values.correct
@@ -120,7 +114,7 @@ def _diverged_strengths(view: FamilyRun, rows: dict[int, list[EpochRecord]]) -> 
     return out
 
 
-def _recommend(family: Family, learning_rate: float, finals: dict[str, PerSeed], values: _Values, metric: str,
+def _recommend(family: Family, learning_rate: float, finals: dict[str, PerSeed], values: PerExampleValues, metric: str,
                diverged: set[float], margin: float) -> Recommendation | None:
     per = finals[metric]
     setting = lambda lam: Setting(family.name, lam, learning_rate)  # noqa: E731
@@ -172,7 +166,7 @@ def _within_margin(d: noise.Difference, metric: str, margin: float) -> bool:
     return noise.within_margin(d, LOWER_IS_BETTER[metric], margin)
 
 
-def _against_baseline(base: Setting, lams: list[float], best: float, values: _Values, finals: dict[str, PerSeed], metric: str,
+def _against_baseline(base: Setting, lams: list[float], best: float, values: PerExampleValues, finals: dict[str, PerSeed], metric: str,
                       seeds: tuple[int, ...], margin: float) -> tuple[Comparison | None, str, int]:
     """The best − strength 0 on intervals that hold for every strength at once, and the verdict they give."""
     if best == 0.0:
@@ -192,7 +186,7 @@ def _against_baseline(base: Setting, lams: list[float], best: float, values: _Va
     return Comparison(base, d), verdict, len(others)
 
 
-def _simultaneous(others: list[float], values: _Values, finals: dict[str, PerSeed], metric: str,
+def _simultaneous(others: list[float], values: PerExampleValues, finals: dict[str, PerSeed], metric: str,
                   seeds: tuple[int, ...]) -> dict[float, noise.Difference]:
     """strength → its − strength 0 on simultaneous intervals: per-example values where recorded, else each
     arm's final value (the paired t over seeds, at the same level; a difference without spread is left out)."""
@@ -208,7 +202,7 @@ def _simultaneous(others: list[float], values: _Values, finals: dict[str, PerSee
     return {lam: d for lam, d in zip(others, sim.differences) if have or d.has_interval}
 
 
-def _best_interval(lams: list[float], values: _Values, metric: str, per: PerSeed) -> tuple[int, int] | None:
+def _best_interval(lams: list[float], values: PerExampleValues, metric: str, per: PerSeed) -> tuple[int, int] | None:
     """Grid indices of the 2.5 % and 97.5 % quantiles of the best strength under resampling: seeds and
     examples where per-example values exist, seeds alone otherwise (None with one seed and no examples)."""
     table = values.loss if metric == "val_data_loss" else values.correct

@@ -83,7 +83,7 @@ def verdict(interval: tuple[float, float] | None) -> str:
 def _draws(fa: FamilyAnalysis, lams: list[float], seeds: list[int], design: noise.Design | None) -> np.ndarray | None:
     """The best strength's index among `lams` in each resample (None when nothing can be resampled)."""
     values = fa.per_example
-    if design is not None:
+    if design is not None and values is not None:  # a design is made only where every series has its values
         x = np.stack([np.stack([values.loss[lam][s] for s in seeds]) for lam in lams])
         return noise.best_setting_draws(x, True, design)
     if len(seeds) < 2:
@@ -106,9 +106,9 @@ def coupling(series: list[FamilyAnalysis], steps_per_epoch: int) -> Coupling | N
         return None
     complete = all(fa.per_example is not None and fa.per_example.complete
                    and all(s in fa.per_example.loss.get(lam, {}) for lam in lams for s in seeds) for fa in series)
-    design = None
-    if complete:
-        n = len(series[0].per_example.loss[lams[0]][seeds[0]])
+    design, first = None, series[0].per_example
+    if complete and first is not None:
+        n = len(first.loss[lams[0]][seeds[0]])
         design = noise.Design(len(seeds), n)
     rates = np.array([fa.learning_rate for fa in series])
     grid = np.array(lams)

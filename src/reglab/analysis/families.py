@@ -145,7 +145,7 @@ class BestAgainstBest(NamedTuple):
 
     a: str
     b: str
-    difference: Any  # noise.Difference
+    difference: noise.Difference
 
 
 def best_against_best(a: Any, b: Any) -> BestAgainstBest | None:

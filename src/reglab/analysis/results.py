@@ -5,13 +5,17 @@ know nothing of how they are drawn or written (`summary()` and `_repr_html_` ask
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 from reglab.analysis import noise
 from reglab.analysis.aggregate import Band, GapNorm, Histogram, LambdaStats, PerSeed
 from reglab.analysis.arms import ArmSummary
+from reglab.analysis.claims import Claim
+from reglab.analysis.coupling import Coupling
 from reglab.analysis.diagnose import Criteria, Trend
-from reglab.analysis.families import FamilyRun, series_key, sweep_config
+from reglab.analysis.families import FamilyRun, FamilySummary, series_key, sweep_config
+from reglab.analysis.heatmap import HeatMap
+from reglab.analysis.per_example import PerExampleValues
 from reglab.analysis.stats import Estimate
 from reglab.formatting import lam_label
 from reglab.record.reader import RunRecord
@@ -111,8 +115,8 @@ class FamilyAnalysis:
     bands: dict[str, tuple[Band, ...]]
     gap_norm: GapNorm
     histograms: tuple[Histogram, ...]
-    per_example: Any = None  # _Values: per-example validation values by strength and seed
-    claims: tuple[Any, ...] = ()
+    per_example: PerExampleValues | None = None
+    claims: tuple[Claim, ...] = ()
     #: metric → the contiguous strengths shown within that metric's margin of the recommended one (by loss)
     equivalent: dict[str, tuple[Setting, Setting]] = field(default_factory=dict)
 
@@ -153,9 +157,9 @@ class RunAnalysis:
     criteria: Criteria
     families: dict[str, FamilyAnalysis]
     primary: str
-    families_compared: tuple[Any, ...] = field(default=())
-    heat_maps: dict[str, Any] = field(default_factory=dict)  # family → heatmap.HeatMap (several learning rates)
-    couplings: dict[str, Any] = field(default_factory=dict)  # family → coupling.Coupling (≥ 3 rates × 3 strengths)
+    families_compared: tuple[FamilySummary, ...] = field(default=())
+    heat_maps: dict[str, HeatMap] = field(default_factory=dict)  # family → its heat map (several learning rates)
+    couplings: dict[str, Coupling] = field(default_factory=dict)  # family → its coupling verdict (≥ 3 rates × 3 strengths)
 
     @property
     def main(self) -> FamilyAnalysis:
