@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+import faults
 from reglab.config import SweepConfig
 from reglab.data.datasets import load_dataset
 from reglab.data.splits import DataInfo, Splits
@@ -131,7 +132,12 @@ def metric_values(run_dir: Path) -> list[list[str]]:
 @contextlib.contextmanager
 def spawned(argv: list[str], env: dict | None = None, **popen) -> Iterator[subprocess.Popen]:
     """A child process with piped, text-mode stdout and stderr that is killed (if still running), reaped and
-    has its pipes closed on every way out of the block, so no test leaks a process or a file descriptor."""
+    has its pipes closed on every way out of the block, so no test leaks a process or a file descriptor.
+
+    An `env` holding REGLAB_FAULT=<point>:<n> runs a `reglab_argv` command through tests/faults.py, which
+    makes that process's n-th checkpoint write fail (reglab itself has no fault hook)."""
+    if env and faults.ENV in env:
+        argv = with_faults(argv)
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env={**os.environ, **(env or {})}, **popen)
     try:
@@ -148,6 +154,15 @@ def spawned(argv: list[str], env: dict | None = None, **popen) -> Iterator[subpr
 
 def reglab_argv(*args: str) -> list[str]:
     return [sys.executable, "-m", "reglab", *args]
+
+
+def with_faults(argv: list[str]) -> list[str]:
+    """`reglab_argv(ARGS)` as `python tests/faults.py ARGS`: the same command, with REGLAB_FAULT from its
+    environment installed (see tests/faults.py)."""
+    head = reglab_argv()
+    if list(argv[:len(head)]) != head:
+        raise ValueError(f"{faults.ENV} applies to reglab_argv(...) commands only, not {argv!r}")
+    return [sys.executable, faults.__file__, *argv[len(head):]]
 
 
 #: A model with non-trainable state (BatchNormalization's moving statistics), shared by the tests that need one

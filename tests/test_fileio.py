@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from reglab.fileio import ensure_dir, open_append, temporary_name, write_atomic
@@ -99,3 +100,56 @@ def test_every_module_writes_through_the_helper():
                # in memory (a BytesIO), which write_atomic then puts in place
                'model/kept.py: with zipfile.ZipFile(buffer, "a") as z:'}
     assert set(offenders) <= allowed, sorted(set(offenders) - allowed)
+
+
+# ---------------------------------------------------------------- tests/faults.py: checkpoint writes that fail
+
+def test_a_disk_full_fault_fails_only_the_nth_checkpoint_write(tmp_path, monkeypatch):
+    import errno
+
+    import faults
+    from reglab.record.checkpoint import CHECKPOINT_NPZ, write_checkpoint
+
+    faults.install("checkpoint-disk-full:2", monkeypatch)
+    write_checkpoint(tmp_path, {"w": np.zeros(3)}, {"epoch": 1})
+    with pytest.raises(OSError) as e:
+        write_checkpoint(tmp_path, {"w": np.ones(3)}, {"epoch": 2})
+    assert e.value.errno == errno.ENOSPC and e.value.filename == str(temporary_name(tmp_path / CHECKPOINT_NPZ))
+    assert [p.name for p in tmp_path.iterdir()] == [CHECKPOINT_NPZ]  # the old one, and no temporary
+    with np.load(tmp_path / CHECKPOINT_NPZ) as z:
+        np.testing.assert_array_equal(z["w"], np.zeros(3))
+    write_checkpoint(tmp_path, {"w": np.full(3, 2.0)}, {"epoch": 3})  # the third write is untouched
+    with np.load(tmp_path / CHECKPOINT_NPZ) as z:
+        np.testing.assert_array_equal(z["w"], np.full(3, 2.0))
+
+
+def test_a_write_fault_kills_the_process_with_the_nth_checkpoint_written_but_not_in_place(tmp_path):
+    import signal
+    import subprocess
+    import sys
+
+    import faults
+    from reglab.record.checkpoint import CHECKPOINT_NPZ
+
+    code = ("import sys, numpy as np; sys.path.insert(0, sys.argv[1]); import faults; faults.install('checkpoint-write:2'); "
+            "from reglab.record.checkpoint import write_checkpoint\n"
+            "for i in range(3): write_checkpoint(sys.argv[2], {'w': np.full(3, float(i))}, {'epoch': i})")
+    proc = subprocess.run([sys.executable, "-c", code, str(Path(faults.__file__).parent), str(tmp_path)], timeout=300)
+    assert proc.returncode == -signal.SIGKILL
+    with np.load(tmp_path / CHECKPOINT_NPZ) as z:
+        np.testing.assert_array_equal(z["w"], np.zeros(3))  # the first checkpoint, still in place
+    with np.load(temporary_name(tmp_path / CHECKPOINT_NPZ)) as z:
+        np.testing.assert_array_equal(z["w"], np.ones(3))  # the second, complete beside it
+
+
+def test_a_fault_in_the_env_runs_a_reglab_command_through_tests_faults():
+    import sys
+
+    import faults
+    from helpers import reglab_argv, with_faults
+
+    assert with_faults(reglab_argv("run", "--out", "x")) == [sys.executable, faults.__file__, "run", "--out", "x"]
+    with pytest.raises(ValueError, match="REGLAB_FAULT"):
+        with_faults([sys.executable, "-c", "pass"])
+    with pytest.raises(ValueError, match="expected <point>:<n>"):
+        faults.parse("checkpoint-write")

@@ -19,7 +19,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
-import signal
 import stat
 import threading
 from pathlib import Path
@@ -125,12 +124,10 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def write_atomic(path: Path, data: Payload, *, fault: str | None = None, root: Path | None = None) -> None:
+def write_atomic(path: Path, data: Payload, *, root: Path | None = None) -> None:
     """Replace `path` with `data` (bytes, text as UTF-8, or a function that writes to a binary file).
 
     A failure names `path` (a full disk mid-write says only "No space left on device" otherwise).
-    `fault` names a test-only fault-injection point (see `_fault`): `<fault>-disk-full` fails the write
-    as a full disk would, `<fault>-write` kills the process with the temporary file written but not in place.
     """
     path = refuse_links(Path(path), root)
     tmp = temporary_name(path)
@@ -138,15 +135,11 @@ def write_atomic(path: Path, data: Payload, *, fault: str | None = None, root: P
     fd = os.open(tmp, _CREATE, 0o644)
     try:
         with os.fdopen(fd, "wb") as f:
-            if fault and _fault(f"{fault}-disk-full", kill=False):
-                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(tmp))
             if callable(data):
                 data(f)
             else:
                 f.write(data.encode("utf-8") if isinstance(data, str) else data)
             f.flush()
-            if fault:
-                _fault(f"{fault}-write")  # the temporary file is complete, the old one still in place
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException as e:
@@ -219,21 +212,3 @@ def _remove_entry(path: Path) -> None:
         os.unlink(path)
     except FileNotFoundError:
         pass
-
-
-_fault_count: dict[str, int] = {}
-
-
-def _fault(point: str, kill: bool = True) -> bool:
-    """Test-only fault injection: REGLAB_FAULT=<point>:<n> makes the n-th passage through that point fail:
-    SIGKILL for this process (a crash in the middle of a write), or True for the caller to fail a write
-    (a full disk)."""
-    want = os.environ.get("REGLAB_FAULT", "")
-    if not want.startswith(point + ":"):
-        return False
-    _fault_count[point] = _fault_count.get(point, 0) + 1
-    if str(_fault_count[point]) != want.split(":", 1)[1]:
-        return False
-    if kill:
-        os.kill(os.getpid(), signal.SIGKILL)
-    return True

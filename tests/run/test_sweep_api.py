@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 from sklearn.datasets import load_wine
 
+import faults
 import reglab
 from reglab._keras import keras
 from reglab.analysis.views import recommended_setting
@@ -140,11 +141,10 @@ def test_run_splits_refuses_data_that_changed(result):
 
 @pytest.mark.slow
 def test_a_stopped_sweep_resumes_in_a_new_process(wine, tmp_path, monkeypatch):
-    monkeypatch.setattr("reglab.fileio._fault_count", {})
-    monkeypatch.setenv("REGLAB_FAULT", "checkpoint-disk-full:2")  # the second checkpoint fails, as on a full disk
-    with pytest.raises(RunFailed):
-        reglab.sweep(build_model, *wine, out=tmp_path / "run", **TINY)
-    monkeypatch.delenv("REGLAB_FAULT")
+    with monkeypatch.context() as patched:
+        faults.install("checkpoint-disk-full:2", patched)  # the second checkpoint fails, as on a full disk
+        with pytest.raises(RunFailed):
+            reglab.sweep(build_model, *wine, out=tmp_path / "run", **TINY)
     assert read_run_meta(tmp_path / "run")["status"] == "failed"
     assert (tmp_path / "run" / "inputs" / "model.py").is_file()  # a record names them: kept
     elsewhere = tmp_path / "elsewhere"

@@ -7,6 +7,7 @@ number of workers.
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -16,8 +17,6 @@ T = TypeVar("T")
 
 #: Overrides the number of workers chosen by backend (tests check that records do not depend on it).
 WORKERS: int | None = None
-
-_POOLS: dict[int, ThreadPoolExecutor] = {}
 
 
 def worker_count() -> int:
@@ -34,11 +33,11 @@ def worker_count() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+@functools.cache
 def _pool(n: int) -> ThreadPoolExecutor:
-    """A process-wide pool of `n` worker threads (kept: one sweep after another reuses them)."""
-    if n not in _POOLS:
-        _POOLS[n] = ThreadPoolExecutor(n, thread_name_prefix="reglab-worker")
-    return _POOLS[n]
+    """A process-wide pool of `n` worker threads, made on first use and kept (cached): one sweep after
+    another reuses them."""
+    return ThreadPoolExecutor(n, thread_name_prefix="reglab-worker")
 
 
 def on_workers(call: Callable[[int], T], n_units: int, workers: int, check: Callable[[], None] | None = None) -> list[T]:

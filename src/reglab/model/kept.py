@@ -55,6 +55,11 @@ _MAX_COMMENT = 1024
 
 #: Runs this process trained (it ran their model file already): only their report may build a user's model
 #: again. Reading or reporting any other record never runs code it names (see `keep_recommended`).
+#: Process state on purpose: "this process already ran that model file" is a fact about the process, not the
+#: record (run.json can be edited, so the record cannot vouch for it), and it must hold for every way this
+#: process reports the run afterwards: the report `reglab run` / `reglab.sweep` draws, and a later
+#: `reglab.build_report(reglab.load_run(RUN_DIR))` in the same notebook, whose RunRecord is read fresh from
+#: disk. Only `keep_weights` (a run that finished training here) adds to it; it grows by one path a run.
 _TRAINED_HERE: set[Path] = set()
 
 

@@ -40,7 +40,7 @@ def write_checkpoint(run_dir: Path, arrays: dict[str, Any], meta: dict[str, Any]
     meta = {**meta, "layout": {k: [v.dtype.str, list(v.shape)] for k, v in payload.items()}}
     payload[_META] = np.frombuffer(json.dumps(meta, allow_nan=True).encode("utf-8"), dtype=np.uint8)
     # numpy's stub types **kwds beside allow_pickle: bool, and mypy cannot see that no name here is allow_pickle
-    write_atomic(Path(run_dir) / CHECKPOINT_NPZ, lambda f: np.savez(f, **payload), fault="checkpoint")  # type: ignore[arg-type]
+    write_atomic(Path(run_dir) / CHECKPOINT_NPZ, lambda f: np.savez(f, **payload))  # type: ignore[arg-type]
 
 
 def remove_checkpoint(run_dir: Path) -> None:

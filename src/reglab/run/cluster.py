@@ -19,6 +19,7 @@ a width-dependent order).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import time
 from typing import Any, NamedTuple
@@ -313,7 +314,7 @@ def _ray(address: str | None) -> Any:
 
 
 def _run_on_ray(ray: Any, config: SweepConfig, splits: Splits, blocks: list[Block], driver: _Driver, listener: Listener) -> None:
-    coordinator = _coordinator_class(ray).remote({i: c for i, c in driver.block_ckpt.items()})
+    coordinator = _coordinator_class().remote({i: c for i, c in driver.block_ckpt.items()})
     splits_ref = ray.put(splits)
     gpus = ray.cluster_resources().get("GPU", 0)
     task = ray.remote(_ray_block).options(num_cpus=1, num_gpus=1 if gpus >= len(blocks) else 0, max_retries=3,
@@ -349,40 +350,39 @@ def _ray_block(config_dict: dict, splits: Splits, block: Block, coordinator: Any
     run_block(config, splits, block, resume, lambda kind, payload: ray.get(coordinator.put.remote(block.index, kind, payload)))
 
 
-_COORDINATOR = None
+@functools.cache
+def _coordinator_class() -> Any:
+    """The Ray actor class of a run's coordinator: made on first use (Ray is imported only for
+    `--executor ray`), then cached, so every run of this process uses the one class Ray registered."""
+    import ray
 
+    class Coordinator:
+        """Holds each block's latest checkpoint (for retried tasks) and the events the driver has not read."""
 
-def _coordinator_class(ray: Any) -> Any:
-    global _COORDINATOR
-    if _COORDINATOR is None:
-        class Coordinator:
-            """Holds each block's latest checkpoint (for retried tasks) and the events the driver has not read."""
+        def __init__(self, checkpoints: dict) -> None:
+            self.checkpoints = dict(checkpoints)
+            self.events: list = []
+            self.pids: dict[int, list[int]] = {}
 
-            def __init__(self, checkpoints: dict) -> None:
-                self.checkpoints = dict(checkpoints)
-                self.events: list = []
-                self.pids: dict[int, list[int]] = {}
+        def started(self, index: int, pid: int) -> None:
+            self.pids.setdefault(index, []).append(pid)
 
-            def started(self, index: int, pid: int) -> None:
-                self.pids.setdefault(index, []).append(pid)
+        def worker_pids(self) -> dict[int, list[int]]:
+            return self.pids
 
-            def worker_pids(self) -> dict[int, list[int]]:
-                return self.pids
+        def checkpoint_of(self, index: int) -> Any:
+            return self.checkpoints.get(index)
 
-            def checkpoint_of(self, index: int) -> Any:
-                return self.checkpoints.get(index)
+        def put(self, index: int, kind: str, payload: Any) -> None:
+            if kind == "epoch":
+                self.checkpoints[index] = (payload[1], payload[2])
+            self.events.append((index, kind, payload))
 
-            def put(self, index: int, kind: str, payload: Any) -> None:
-                if kind == "epoch":
-                    self.checkpoints[index] = (payload[1], payload[2])
-                self.events.append((index, kind, payload))
+        def drain(self) -> list:
+            out, self.events = self.events, []
+            return out
 
-            def drain(self) -> list:
-                out, self.events = self.events, []
-                return out
-
-        _COORDINATOR = ray.remote(num_cpus=0)(Coordinator)
-    return _COORDINATOR
+    return ray.remote(num_cpus=0)(Coordinator)
 
 
 def cluster_shape() -> dict[str, Any]:
