@@ -16,7 +16,7 @@ import pytest
 from helpers import metric_values, reglab_argv, spawned
 from reglab.config import SweepConfig
 from reglab.engines.base import Listener
-from reglab.run.cluster import Block, _Driver, _layout, block_config, blocks_of, global_arm, make_blocks
+from reglab.run.cluster import Block, StrategyChosen, _Driver, _layout, block_config, blocks_of, global_arm, make_blocks
 from reglab.settings import Setting
 
 ray = pytest.importorskip("ray") if not os.environ.get("CI") else __import__("ray")  # CI installs reglab[ray]
@@ -60,7 +60,7 @@ def test_the_driver_names_every_strategy_its_blocks_used_once():
     config = SweepConfig(lambdas=(0.0, 0.1), seeds=2, dataset="x")
     driver = _Driver(config, make_blocks(config, 3), Said(), None)
     for index, name in [(0, "packed"), (1, "packed"), (2, "vmap"), (0, "packed")]:
-        driver.handle(index, "strategy", name)
+        driver.handle(index, StrategyChosen(name))
     assert said == ["packed", "packed, vmap"]  # run.json keeps the last: both, in the order first used
 
 

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from reglab.config import Arm
+from reglab.record.checkpoint import Checkpoint
 from reglab.record.schema import EpochRecord
 
 
@@ -139,8 +140,9 @@ class ListenerList(Listener):
             listener.note(text)
 
 
-#: The engine's own checkpoint (arrays, meta) from `reglab.record.checkpoint.read_checkpoint`, to continue from.
-Resume = tuple[dict[str, Any], dict[str, Any]]
+#: What an engine continues from: its own part of the run's checkpoint (`read_checkpoint`'s, less the record's
+#: per-example values).
+Resume = Checkpoint
 
 
 #: (config, splits, listener, resume=None) → each arm's `FinalWeights` (trainable and non-trainable), by arm index

@@ -16,7 +16,7 @@ import json
 import math
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -29,6 +29,14 @@ from reglab.record.schema import RUN_JSON, read_run_meta
 
 CHECKPOINT_NPZ = "checkpoint.npz"
 _META = "__meta__"
+
+
+class Checkpoint(NamedTuple):
+    """What continues a run: the arrays (weights, optimizer state, per-example values, …) and the JSON-able
+    metadata that says what they are (`epochs_done`: arm → its last recorded epoch; the rest the engine's own)."""
+
+    arrays: dict[str, Any]
+    meta: dict[str, Any]
 
 
 def write_checkpoint(run_dir: Path, arrays: dict[str, Any], meta: dict[str, Any]) -> None:
@@ -49,8 +57,8 @@ def remove_checkpoint(run_dir: Path) -> None:
 
 
 def read_checkpoint(run_dir: Path, meta: dict[str, Any] | None = None,
-                    only: str | None = None) -> tuple[dict[str, np.ndarray], dict[str, Any]] | None:
-    """(arrays, meta), or None when the run has no checkpoint yet (it stopped during its first epoch). Read
+                    only: str | None = None) -> Checkpoint | None:
+    """The run's checkpoint, or None when the run has no checkpoint yet (it stopped during its first epoch). Read
     bounded (`recordcheck.read_npz`): its metadata first, then every array checked against the layout the
     metadata gives, within what the run implies (`checkpoint_budget`; `meta`: run.json's contents, read when
     not given), before it is inflated. `only`: inflate only the arrays whose names start with it."""
@@ -71,7 +79,7 @@ def read_checkpoint(run_dir: Path, meta: dict[str, Any] | None = None,
                           select=lambda name: name != _META and (only is None or name.startswith(only)))
     except NpzError as e:
         raise RunDirError(f"{path} is damaged: {e.problem}") from None
-    return arrays, written
+    return Checkpoint(arrays, written)
 
 
 #: The most bytes a checkpoint's metadata may take (its JSON, as a uint8 array).

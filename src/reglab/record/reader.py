@@ -46,13 +46,13 @@ def checkpoint_validation(run_dir: Path, meta: dict[str, Any], rows: Sequence[Ep
     checkpoint = read_checkpoint(run_dir, meta, only=ValidationStore.PREFIX)
     if checkpoint is None:
         return None
-    stored = ValidationStore.split_checkpoint(checkpoint[0])[0]
+    stored = ValidationStore.split_checkpoint(checkpoint.arrays)[0]
     if not stored:
         return None
     config = SweepConfig.from_mapping(meta["config"], where=str(run_dir / RUN_JSON))
     n_arms, n_val = len(meta["arms"]), int(meta["data"]["n_val"])
     try:
-        done = {int(a): int(e) for a, e in checkpoint[1]["epochs_done"].items()}
+        done = {int(a): int(e) for a, e in checkpoint.meta["epochs_done"].items()}
         store = ValidationStore.restore(stored, n_arms, config.epochs, n_val, done)
     except (KeyError, TypeError, ValueError, AttributeError) as e:
         raise RunDirError(f"{run_dir / CHECKPOINT_NPZ}: its validation values do not match this run ({e})") from None

@@ -22,6 +22,7 @@ import dataclasses
 import functools
 import os
 import time
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -32,6 +33,7 @@ from reglab.engines import Listener, clipped_batch, get_engine, steps_per_epoch
 from reglab.errors import ConfigError, RunDirError
 from reglab.model.keras_import import import_keras_for_a_run
 from reglab.record.arrays import FinalWeights
+from reglab.record.checkpoint import Checkpoint
 from reglab.record.schema import EpochRecord
 from reglab.settings import DEFAULT_LEARNING_RATE, Setting
 
@@ -97,18 +99,61 @@ def global_arm(config: SweepConfig, block: Block, local: int) -> int:
     return config.seed_values.index(block.seeds[si]) * len(settings) + settings.index(block.settings[li])
 
 
+class FinishedArm(NamedTuple):
+    """An arm's end as a block reports it (its block-local index)."""
+
+    arm: int
+    status: str
+    test: dict[str, float]
+
+
+class BlockValues(NamedTuple):
+    """`Listener.validation_values`' arguments, with block-local arm indices."""
+
+    epoch: int
+    arms: list[int]
+    loss: np.ndarray
+    correct: np.ndarray
+
+
+class StrategyChosen(NamedTuple):
+    """The fused strategy a block's engine chose."""
+
+    name: str
+
+
+class EpochsReported(NamedTuple):
+    """A block's records and values since its last checkpoint, with that checkpoint: they travel together, so
+    the driver never holds rows that no checkpoint covers from a block that then dies."""
+
+    records: list[EpochRecord]
+    checkpoint: Checkpoint
+    values: list[BlockValues]
+
+
+class BlockDone(NamedTuple):
+    """A block's end: how each arm finished and its final weights (block-local arm → `FinalWeights`)."""
+
+    finished: list[FinishedArm]
+    weights: dict[int, FinalWeights]
+
+
+#: What a block sends the driver (through the Ray coordinator, or directly for local blocks).
+BlockEvent = StrategyChosen | EpochsReported | BlockDone
+
+
 class _BlockEvents(Listener):
     """The listener inside a block's training: buffers what the engine reports and hands it on at each
     checkpoint (records and the checkpoint that covers them travel together) and at the end."""
 
-    def __init__(self, send: Any, stop: Any = None) -> None:
+    def __init__(self, send: Callable[[BlockEvent], None], stop: Callable[[], None] | None = None) -> None:
         self.send, self.stop = send, stop
         self.records: list[EpochRecord] = []
-        self.values: list[tuple[int, list[int], np.ndarray, np.ndarray]] = []
-        self.finished: list[tuple[int, str, dict]] = []
+        self.values: list[BlockValues] = []
+        self.finished: list[FinishedArm] = []
 
     def strategy_chosen(self, name: str) -> None:
-        self.send("strategy", name)
+        self.send(StrategyChosen(name))
 
     def batches_done(self, arms: list[Arm], epoch: int, step: int) -> None:
         if self.stop is not None:
@@ -118,26 +163,25 @@ class _BlockEvents(Listener):
         self.records.append(record)
 
     def arm_finished(self, arm: Arm, status: str, test: dict[str, float]) -> None:
-        self.finished.append((arm.index, status, test))
+        self.finished.append(FinishedArm(arm.index, status, test))
 
     def validation_values(self, epoch: int, arms: list[int], loss: np.ndarray, correct: np.ndarray) -> None:
-        self.values.append((epoch, list(arms), loss, correct))
+        self.values.append(BlockValues(epoch, list(arms), loss, correct))
 
     def checkpoint(self, arrays: dict[str, Any], meta: dict[str, Any]) -> None:
         records, self.records = self.records, []
         values, self.values = self.values, []
-        self.send("epoch", (records, arrays, meta, values))
+        self.send(EpochsReported(records, Checkpoint(arrays, meta), values))
 
 
-def run_block(config: SweepConfig, splits: Splits, block: Block, resume: Any, send: Any, stop: Any = None) -> None:
-    """Train one block with the fused engine; `send(kind, payload)` gets ("epoch", (records, arrays,
-    meta, values)) after each epoch and ("done", (finished, weights)) at the end (weights: block-local arm →
-    `FinalWeights`, trainable and non-trainable). Records and values
-    (`Listener.validation_values`' arguments, as tuples) use block-local arms."""
+def run_block(config: SweepConfig, splits: Splits, block: Block, resume: Checkpoint | None,
+              send: Callable[[BlockEvent], None], stop: Callable[[], None] | None = None) -> None:
+    """Train one block with the fused engine; `send` gets an `EpochsReported` after each epoch and a
+    `BlockDone` at the end, in block-local arm indices."""
 
     events = _BlockEvents(send, stop)
     weights = get_engine("fused")(block_config(config, block), splits, events, resume=resume)
-    send("done", (events.finished, dict(weights)))
+    send(BlockDone(events.finished, dict(weights)))
 
 
 # ---------------------------------------------------------------- the driver side
@@ -146,35 +190,34 @@ class _Driver:
     """Turns block events into the sweep's listener calls, with global arm indices, and keeps every
     block's latest checkpoint for the run's combined one."""
 
-    def __init__(self, config: SweepConfig, blocks: list[Block], listener: Listener, resume: Any) -> None:
+    def __init__(self, config: SweepConfig, blocks: list[Block], listener: Listener, resume: Checkpoint | None) -> None:
         self.config, self.blocks, self.listener = config, blocks, listener
-        self.block_ckpt: dict[int, tuple[dict, dict]] = {}
-        self.done: dict[int, tuple[list, dict]] = {}
+        self.block_ckpt: dict[int, Checkpoint] = {}
+        self.done: dict[int, BlockDone] = {}
         self.latest: dict[int, EpochRecord] = {}  # global arm → its latest record
         self.saved_at = -float("inf")
         self.strategies: list[str] = []  # each block's fused strategy, in the order first said
         if resume is not None:
             self.block_ckpt = split_checkpoint(resume, blocks)
 
-    def handle(self, index: int, kind: str, payload: Any) -> None:
+    def handle(self, index: int, event: BlockEvent) -> None:
         block = self.blocks[index]
-        if kind == "epoch":
-            records, arrays, meta, values = payload
-            for r in records:
+        if isinstance(event, EpochsReported):
+            for r in event.records:
                 g = global_arm(self.config, block, r.arm)
                 self.listener.epoch_done(dataclasses.replace(r, arm=g))
                 self.latest[g] = r
             if self.listener.wants_values:  # before the checkpoint that covers them, as an engine sends them
-                for epoch, arms, loss, correct in values:
-                    self.listener.validation_values(epoch, [global_arm(self.config, block, a) for a in arms], loss, correct)
-            self.block_ckpt[index] = (arrays, meta)
+                for v in event.values:
+                    self.listener.validation_values(v.epoch, [global_arm(self.config, block, a) for a in v.arms], v.loss, v.correct)
+            self.block_ckpt[index] = event.checkpoint
             self.save_checkpoint(force=False)
-            if records:
+            if event.records:
                 self.listener.note(self.summary(index))
-        elif kind == "strategy":
-            self.strategy_said(payload)
-        elif kind == "done":
-            self.done[index] = payload
+        elif isinstance(event, StrategyChosen):
+            self.strategy_said(event.name)
+        else:
+            self.done[index] = event
 
     def strategy_said(self, name: str) -> None:
         """Blocks on one kind of machine choose alike; Ray workers on different hardware may not, and
@@ -211,16 +254,16 @@ class _Driver:
         self.save_checkpoint(force=True)  # before any arm is marked finished
         weights = {}
         arms = self.config.arms()
-        for index, (finished, block_weights) in sorted(self.done.items()):
+        for index, done in sorted(self.done.items()):
             block = self.blocks[index]
-            for local, status, test in finished:
-                self.listener.arm_finished(arms[global_arm(self.config, block, local)], status, test)
-            for local, w in block_weights.items():
+            for arm in done.finished:
+                self.listener.arm_finished(arms[global_arm(self.config, block, arm.arm)], arm.status, arm.test)
+            for local, w in done.weights.items():
                 weights[global_arm(self.config, block, local)] = w
         return weights
 
 
-def combine_checkpoints(config: SweepConfig, blocks: list[Block], per_block: dict[int, tuple[dict, dict]]) -> tuple[dict, dict]:
+def combine_checkpoints(config: SweepConfig, blocks: list[Block], per_block: dict[int, Checkpoint]) -> Checkpoint:
     """One checkpoint for the run: every block's arrays under `b<i>:`, its meta under `blocks`, and the
     sweep's `epochs_done` in global arm indices (what `--resume` keeps of metrics.csv)."""
     arrays: dict[str, Any] = {}
@@ -233,7 +276,7 @@ def combine_checkpoints(config: SweepConfig, blocks: list[Block], per_block: dic
             epochs_done[str(global_arm(config, blocks[i], int(local)))] = int(e)
     meta = {"engine": config.engine, "executor": "blocks", "epochs_done": epochs_done, "blocks": metas,
             "block_layout": _layout(blocks)}
-    return arrays, meta
+    return Checkpoint(arrays, meta)
 
 
 def _layout(blocks: list[Block]) -> list[list[Any]]:
@@ -248,7 +291,7 @@ def blocks_of(layout: list[list[Any]]) -> list[Block]:
             for i, (seeds, settings) in enumerate(layout)]
 
 
-def split_checkpoint(resume: tuple[dict, dict], blocks: list[Block]) -> dict[int, tuple[dict, dict]]:
+def split_checkpoint(resume: Checkpoint, blocks: list[Block]) -> dict[int, Checkpoint]:
     arrays, meta = resume
     try:
         if meta.get("executor") != "blocks" or blocks_of(meta.get("block_layout") or []) != blocks:
@@ -256,7 +299,7 @@ def split_checkpoint(resume: tuple[dict, dict], blocks: list[Block]) -> dict[int
         out = {}
         for i, m in meta["blocks"].items():
             prefix = f"b{int(i)}:"
-            out[int(i)] = ({k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)}, m)
+            out[int(i)] = Checkpoint({k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)}, m)
         return out
     except (KeyError, TypeError, ValueError, AttributeError) as e:
         raise RunDirError(f"the checkpoint does not match this run ({e})") from None
@@ -270,7 +313,7 @@ def default_blocks(executor: str) -> int:
     return 2
 
 
-def train_blocks(config: SweepConfig, splits: Splits, listener: Listener, resume: Any = None, *, executor: str = "blocks",
+def train_blocks(config: SweepConfig, splits: Splits, listener: Listener, resume: Checkpoint | None = None, *, executor: str = "blocks",
                  n_blocks: int | None = None, address: str | None = None, blocks: list[Block] | None = None) -> dict:
     """Engine-shaped: train the sweep as blocks, reporting to `listener` in global arm indices."""
     if config.engine != "fused":
@@ -279,8 +322,8 @@ def train_blocks(config: SweepConfig, splits: Splits, listener: Listener, resume
     if executor == "ray":
         ray = _ray(address)
     if blocks is None:
-        if resume is not None and resume[1].get("block_layout"):
-            blocks = blocks_of(resume[1]["block_layout"])
+        if resume is not None and resume.meta.get("block_layout"):
+            blocks = blocks_of(resume.meta["block_layout"])
         else:
             blocks = make_blocks(config, n_blocks or default_blocks(executor))
     driver = _Driver(config, blocks, listener, resume)
@@ -290,7 +333,7 @@ def train_blocks(config: SweepConfig, splits: Splits, listener: Listener, resume
     else:
         for block in blocks:
             run_block(config, splits, block, driver.block_ckpt.get(block.index),
-                      lambda kind, payload, i=block.index: driver.handle(i, kind, payload),
+                      functools.partial(driver.handle, block.index),
                       stop=lambda: listener.batches_done(config.arms(), 0, 0))
     return driver.finish()
 
@@ -323,15 +366,15 @@ def _run_on_ray(ray: Any, config: SweepConfig, splits: Splits, blocks: list[Bloc
     pending = list(refs)
     try:
         while True:
-            for index, kind, payload in ray.get(coordinator.drain.remote()):
-                driver.handle(index, kind, payload)
+            for index, event in ray.get(coordinator.drain.remote()):
+                driver.handle(index, event)
             listener.batches_done(config.arms(), 0, 0)  # Ctrl-C lands here
             if not pending:
                 break
             done, pending = ray.wait(pending, num_returns=len(pending), timeout=0.5)
             ray.get(done)  # a task that failed for good raises here
-        for index, kind, payload in ray.get(coordinator.drain.remote()):
-            driver.handle(index, kind, payload)
+        for index, event in ray.get(coordinator.drain.remote()):
+            driver.handle(index, event)
     except BaseException:
         for ref in refs:
             ray.cancel(ref, force=True)
@@ -347,7 +390,7 @@ def _ray_block(config_dict: dict, splits: Splits, block: Block, coordinator: Any
     config = SweepConfig.from_mapping(config_dict)
     ray.get(coordinator.started.remote(block.index, os.getpid()))
     resume = ray.get(coordinator.checkpoint_of.remote(block.index))
-    run_block(config, splits, block, resume, lambda kind, payload: ray.get(coordinator.put.remote(block.index, kind, payload)))
+    run_block(config, splits, block, resume, lambda event: ray.get(coordinator.put.remote(block.index, event)))
 
 
 @functools.cache
@@ -373,10 +416,10 @@ def _coordinator_class() -> Any:
         def checkpoint_of(self, index: int) -> Any:
             return self.checkpoints.get(index)
 
-        def put(self, index: int, kind: str, payload: Any) -> None:
-            if kind == "epoch":
-                self.checkpoints[index] = (payload[1], payload[2])
-            self.events.append((index, kind, payload))
+        def put(self, index: int, event: BlockEvent) -> None:
+            if isinstance(event, EpochsReported):
+                self.checkpoints[index] = event.checkpoint
+            self.events.append((index, event))
 
         def drain(self) -> list:
             out, self.events = self.events, []

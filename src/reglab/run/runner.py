@@ -21,7 +21,7 @@ from reglab.analysis.views import recommended_setting
 from reglab.config import MAX_ARMS, Arm, SweepConfig
 from reglab.data.datasets import load_dataset
 from reglab.data.splits import Splits
-from reglab.engines import Listener, ListenerList, check_checkpoint, get_engine
+from reglab.engines import Engine, Listener, ListenerList, check_checkpoint, get_engine
 from reglab.engines.memory import check_memory
 from reglab.errors import ConfigError, RunDirError, RunFailed, RunInterrupted
 from reglab.fileio import ensure_dir, write_atomic
@@ -29,7 +29,7 @@ from reglab.inputs import read_regular
 from reglab.model.build import MAX_MODEL_BYTES, build_user_model, kernels_of, regularized_indices
 from reglab.model.kept import keep_weights
 from reglab.record.arrays import ValidationStore, write_kernels, write_validation
-from reglab.record.checkpoint import CHECKPOINT_NPZ, read_checkpoint, remove_checkpoint
+from reglab.record.checkpoint import CHECKPOINT_NPZ, Checkpoint, read_checkpoint, remove_checkpoint
 from reglab.record.checks import check_rows
 from reglab.record.reader import RunRecord, load_run
 from reglab.record.rundir import check_run_dir, clear_run_dir, locked, register, reserve_default_run_dir
@@ -294,7 +294,7 @@ class _ResumePlan(NamedTuple):
     meta: dict[str, Any]
     config: SweepConfig
     splits: Splits
-    checkpoint: Any  # the engine's part of checkpoint.npz (arrays, meta), or None
+    checkpoint: Checkpoint | None  # the engine's part of checkpoint.npz
     epochs_done: dict[int, int]
     values: ValidationStore  # the per-example validation values the checkpoint covers
 
@@ -321,9 +321,9 @@ def _plan_resume(run_dir: Path) -> _ResumePlan:
         raise RunDirError(f"{run_dir} is a completed run: there is nothing to resume")
     checkpoint = read_checkpoint(run_dir)
     where = run_dir / CHECKPOINT_NPZ
-    if checkpoint is not None and checkpoint[1].get("engine") != config.engine:
-        raise RunDirError(f"{where}: field engine is {checkpoint[1].get('engine')!r}, but the run's engine is {config.engine}")
-    epochs_done = _checkpoint_epochs(checkpoint[1], config) if checkpoint else {}
+    if checkpoint is not None and checkpoint.meta.get("engine") != config.engine:
+        raise RunDirError(f"{where}: field engine is {checkpoint.meta.get('engine')!r}, but the run's engine is {config.engine}")
+    epochs_done = _checkpoint_epochs(checkpoint.meta, config) if checkpoint else {}
     # the data actually used (a fallback too), and exactly those arrays
     data = meta["data"]
     located = config.located(meta.get("paths"), run_dir, meta.get("inputs"))  # absolute paths, or the run's own inputs
@@ -337,8 +337,8 @@ def _plan_resume(run_dir: Path) -> _ResumePlan:
         if now != model["sha256"]:
             raise RunDirError(f"the model file {located.model.rpartition(':')[0]} has changed since the run started "
                               f"(sha256 {model['sha256'][:12]}… in {RUN_JSON}, {str(now)[:12]}… now); it cannot be resumed exactly")
-    if checkpoint is not None and "fingerprint" in checkpoint[1]:
-        written_for = checkpoint[1]["fingerprint"]
+    if checkpoint is not None and "fingerprint" in checkpoint.meta:
+        written_for = checkpoint.meta["fingerprint"]
         expected = fingerprint(config, data["sha256"], model)
         for field, what in (("config", "configuration"), ("data", "data"), ("model", "model file")):
             if not isinstance(written_for, dict) or written_for.get(field) != expected[field]:
@@ -355,12 +355,12 @@ def _plan_resume(run_dir: Path) -> _ResumePlan:
                               f"checkpoint covers {epochs}: rows are missing")
     values = ValidationStore(len(config.arms()), config.epochs, len(splits.x_val))
     if checkpoint is not None:
-        stored, engine_arrays = ValidationStore.split_checkpoint(checkpoint[0])
+        stored, engine_arrays = ValidationStore.split_checkpoint(checkpoint.arrays)
         try:
             values = ValidationStore.restore(stored, len(config.arms()), config.epochs, len(splits.x_val), epochs_done)
         except ValueError as e:
             raise RunDirError(f"{where}: its validation values do not match this run ({e})") from None
-        checkpoint = (engine_arrays, checkpoint[1])
+        checkpoint = Checkpoint(engine_arrays, checkpoint.meta)
     return _ResumePlan(run_dir, meta, config, splits, checkpoint, epochs_done, values)
 
 
@@ -391,9 +391,9 @@ class _Training(NamedTuple):
 
     config: SweepConfig  # as training reads it (the run directory's copies of the inputs)
     splits: Splits
-    engine: Any  # engines.Engine
+    engine: Engine
     record: LazyRecorder
-    checkpoint: Any  # the engine's own checkpoint to continue from (engines.Resume), or None
+    checkpoint: Checkpoint | None  # the engine's own checkpoint to continue from
     console: Console
     live: bool | None
     make_report: bool
