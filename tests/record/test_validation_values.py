@@ -237,7 +237,7 @@ def interrupted_run(config: SweepConfig, out: Path, before_checkpoint: int, monk
 
 
 # fused: one checkpoint per epoch; keras: one per epoch of the arm in progress and one as each arm ends
-# (the SIGKILL tests of test_resume.py also compare validation.npz after resuming from random moments)
+# (the SIGKILL tests of test_resume_fused.py and test_resume_keras.py also compare validation.npz after resuming from random moments)
 @pytest.mark.parametrize("engine, executor, stop", [("fused", "local", 2), pytest.param("keras", "local", 3, marks=pytest.mark.slow),
                                                          ("fused", "blocks", 3)])
 def test_a_resumed_run_writes_the_validation_npz_of_an_uninterrupted_one(engine, executor, stop, tmp_path, monkeypatch):
