@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import json
 import os
@@ -119,6 +120,24 @@ class Collect(Listener):
         for r in self.records:
             out.setdefault(r.arm, []).append(r)
         return out
+
+
+def record_values(r: EpochRecord) -> tuple:
+    """Every column of a row but the wall-clock seconds."""
+    return dataclasses.astuple(dataclasses.replace(r, seconds=0.0))
+
+
+class StopAfter(Collect):
+    """Stops training (as a kill would) once `n` checkpoints have been taken."""
+
+    def __init__(self, n: int) -> None:
+        super().__init__()
+        self.n = n
+
+    def batches_done(self, arms, epoch, step):
+        super().batches_done(arms, epoch, step)
+        if getattr(self, "checkpoints", 0) >= self.n:
+            raise KeyboardInterrupt
 
 
 def metric_values(run_dir: Path) -> list[list[str]]:

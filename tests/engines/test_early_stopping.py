@@ -7,7 +7,8 @@ import dataclasses
 import numpy as np
 import pytest
 
-from helpers import Collect, small_splits
+from helpers import Collect, StopAfter, small_splits
+from helpers import record_values as values
 from reglab._keras import keras
 from reglab.config import SweepConfig
 from reglab.engines import get_engine
@@ -69,8 +70,6 @@ def test_test_metrics_use_the_restored_weights(runs):
 @pytest.mark.slow
 @pytest.mark.parametrize("engine", ["fused", "keras"])
 def test_early_stopping_survives_a_resume(runs, engine):
-    from test_resume import StopAfter, values
-
     splits, out = runs
     whole = out[engine][0]
     config = dataclasses.replace(CONFIG, engine=engine)

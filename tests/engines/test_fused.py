@@ -12,6 +12,7 @@ from reglab._keras import keras
 from reglab.config import SweepConfig
 from reglab.engines import fused, packed, packing
 from reglab.engines import workers as engine_workers
+from reglab.engines.arm_status import ArmStatus, ArmStatuses
 from reglab.model.build import build_seed_model
 
 LAMBDAS = (0.0, 1e-3, 1e-2)
@@ -67,6 +68,52 @@ def test_a_diverging_arm_stops_and_leaves_the_others_untouched():
     assert len(diverged) == 1 and not np.isfinite(diverged[0].loss)
     strip = lambda rs: [dataclasses.replace(r, seconds=0.0) for r in rs if r.arm == 0]  # noqa: E731
     assert strip(wild.records) == strip(calm.records)
+
+
+def test_arm_statuses_are_spelled_as_run_json_and_old_checkpoints_spell_them():
+    """Checkpoints have always written an arm still training as "completed": such rows still resume, the
+    arm training; the listener hears the same strings as ever."""
+    assert [s.recorded for s in ArmStatus] == ["completed", "completed", "diverged", "stopped"]
+    old = [["completed", "diverged"], ["stopped", "completed"]]
+    statuses = ArmStatuses.from_recorded(old, (2, 2))
+    assert statuses[0, 0] is ArmStatus.TRAINING and statuses[1, 0] is ArmStatus.STOPPED_EARLY
+    assert statuses.training_mask().tolist() == [[True, False], [False, True]]
+    assert statuses.to_recorded() == old
+    statuses.mark(np.array([[False, False], [False, True]]), ArmStatus.STOPPED_EARLY)
+    statuses.finish()
+    assert [[statuses[i, j] for j in range(2)] for i in range(2)] == [
+        [ArmStatus.COMPLETED, ArmStatus.DIVERGED], [ArmStatus.STOPPED_EARLY, ArmStatus.STOPPED_EARLY]]
+    assert statuses.to_recorded() == [["completed", "diverged"], ["stopped", "stopped"]]
+    for bad in (["completed"], [["training", "completed"], ["completed", "completed"]]):
+        with pytest.raises(ValueError):
+            ArmStatuses.from_recorded(bad, (2, 2))
+
+
+def test_the_checkpoint_writes_statuses_as_strings_and_a_diverged_arm_stays_diverged_on_resume():
+    """The checkpoint's `status` rows are the strings they always were; resuming from one gives the rest of
+    the run, the diverged arm included, exactly as the uninterrupted run."""
+    config = SweepConfig(lambdas=(1e-3, 1e38), seeds=1, seed=5, epochs=3, dataset="mnist-5k", engine="fused")
+    splits = small_splits()
+
+    class Keep(Collect):
+        def __init__(self):
+            super().__init__()
+            self.kept = []
+
+        def checkpoint(self, arrays, meta):
+            self.kept.append((arrays, meta))
+
+    whole = Keep()
+    fused.train(config, splits, whole)
+    arrays, meta = whole.kept[0]
+    assert meta["status"] == [["completed", "diverged"]] and meta["epochs_done"] == {"0": 1, "1": 1}
+    rest = Collect()
+    fused.train(config, splits, rest, resume=(arrays, meta))
+    strip = lambda rs: [dataclasses.replace(r, seconds=0.0) for r in rs]  # noqa: E731
+    assert strip(rest.records) == strip([r for r in whole.records if r.epoch > 1])
+    assert [(a, s) for a, s, _ in rest.finished] == [(a, s) for a, s, _ in whole.finished]
+    assert [s for _, s, _ in rest.finished] == ["completed", "diverged"]
+    np.testing.assert_equal([t for _, _, t in rest.finished], [t for _, _, t in whole.finished])  # NaN for the diverged arm
 
 
 def test_packing_round_trips_and_computes_what_each_arm_computes():

@@ -4,35 +4,15 @@ again."""
 
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 import pytest
 
-from helpers import Collect, small_splits
+from helpers import Collect, StopAfter, small_splits
+from helpers import record_values as values
 from reglab.config import SweepConfig
 from reglab.engines import get_engine
-from reglab.record.schema import EpochRecord
 
 ENGINES = ("fused", "keras")
-
-
-def values(r: EpochRecord) -> tuple:
-    """Every column but the wall-clock seconds."""
-    return dataclasses.astuple(dataclasses.replace(r, seconds=0.0))
-
-
-class StopAfter(Collect):
-    """Stops training (as a kill would) once `n` checkpoints have been taken."""
-
-    def __init__(self, n: int) -> None:
-        super().__init__()
-        self.n = n
-
-    def batches_done(self, arms, epoch, step):
-        super().batches_done(arms, epoch, step)
-        if getattr(self, "checkpoints", 0) >= self.n:
-            raise KeyboardInterrupt
 
 
 # fused: one checkpoint per epoch (all arms); keras: one per epoch of the arm in progress, one as an arm ends

@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import jax
@@ -27,8 +28,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from reglab._keras import keras
-from reglab.config import SweepConfig
+from reglab.config import Arm, SweepConfig
 from reglab.data.splits import Splits
+from reglab.engines.arm_status import ArmStatus, ArmStatuses
 from reglab.engines.base import (
     Listener,
     Resume,
@@ -152,26 +154,40 @@ class EarlyStopping:
             setattr(self, k, value.astype(getattr(self, k).dtype))
 
 
-def _checkpoint(strategy: Strategy, state: Any, rngs: list[np.random.RandomState], status: np.ndarray, epochs_done: np.ndarray,
-                epoch: int, es: EarlyStopping | None = None, best_state: Any = None) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-    """The whole training state after `epoch`: every leaf of the strategy's state, each seed's shuffling RNG,
-    and with early stopping its per-arm state and the best-epoch weights kept for restoring."""
-    leaves = jax.device_get(jax.tree_util.tree_leaves(state))
+@dataclass
+class Progress:
+    """Where training stands, everything that changes from epoch to epoch (and all a checkpoint holds
+    besides early stopping's state): the strategy's state, each seed's shuffling RNG, each arm's status and
+    last epoch ([seeds, settings]), the last epoch done, and with `restore_best` each arm's best weights so far."""
+
+    state: Any
+    rngs: list[np.random.RandomState]
+    status: ArmStatuses
+    epochs_done: np.ndarray
+    epoch: int = 0
+    best_state: Any = None
+
+
+def _checkpoint(strategy: Strategy, progress: Progress, es: EarlyStopping | None = None) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """The whole training state after `progress.epoch`: every leaf of the strategy's state, each seed's shuffling
+    RNG, and with early stopping its per-arm state and the best-epoch weights kept for restoring. Statuses are
+    written as strings, as they always were (`ArmStatus.recorded`)."""
+    leaves = jax.device_get(jax.tree_util.tree_leaves(progress.state))
     arrays = {f"state{i}": np.asarray(leaf) for i, leaf in enumerate(leaves)}
     if es is not None:
         arrays.update(es.to_arrays())
-    if best_state is not None:
-        arrays.update({f"best{i}": np.asarray(leaf) for i, leaf in enumerate(jax.device_get(jax.tree_util.tree_leaves(best_state)))})
+    if progress.best_state is not None:
+        arrays.update({f"best{i}": np.asarray(leaf) for i, leaf in enumerate(jax.device_get(jax.tree_util.tree_leaves(progress.best_state)))})
     rng_meta = []
-    for i, rng in enumerate(rngs):
+    for i, rng in enumerate(progress.rngs):
         a, m = rng_to_arrays(rng, f"rng{i}_")
         arrays.update(a)
         rng_meta.append(m)
-    L = status.shape[1]
+    S, L = progress.status.shape
     meta = {
-        "engine": "fused", "strategy": strategy.name, "epoch": epoch, "n_state": len(leaves), "rng": rng_meta,
-        "status": status.tolist(),
-        "epochs_done": {str(si * L + li): int(epochs_done[si, li]) for si in range(status.shape[0]) for li in range(L)},
+        "engine": "fused", "strategy": strategy.name, "epoch": progress.epoch, "n_state": len(leaves), "rng": rng_meta,
+        "status": progress.status.to_recorded(),
+        "epochs_done": {str(si * L + li): int(progress.epochs_done[si, li]) for si in range(S) for li in range(L)},
     }
     return arrays, meta
 
@@ -196,20 +212,10 @@ def _leaves_like(arrays: dict[str, np.ndarray], prefix: str, like: Any) -> Any:
     return jax.tree_util.tree_unflatten(treedef, restored)
 
 
-class Progress(NamedTuple):
-    """Where training stands: each seed's shuffling RNG, each arm's status and last epoch ([seeds,
-    settings]), the last epoch done, and with `restore_best` each arm's best weights so far."""
 
-    rngs: list[np.random.RandomState]
-    status: np.ndarray
-    epochs_done: np.ndarray
-    epoch: int
-    best_state: Any
-
-
-def _restore(resume: Resume, strategy: Strategy, state: Any, S: int, L: int, es: EarlyStopping | None) -> tuple[Any, Progress]:
-    """The state and progress (and early-stopping state) of a fused checkpoint, checked against this
-    run's own layout and strategy."""
+def _restore(resume: Resume, strategy: Strategy, state: Any, S: int, L: int, es: EarlyStopping | None) -> Progress:
+    """The progress (and early-stopping state) of a fused checkpoint, checked against this run's own layout
+    and strategy; `state` is this run's initial state, the layout the checkpoint's leaves must have."""
     arrays, meta = resume
     try:
         if meta.get("engine") != "fused":
@@ -224,12 +230,12 @@ def _restore(resume: Resume, strategy: Strategy, state: Any, S: int, L: int, es:
         if es is not None:
             es.load(arrays)
         rngs = [rng_from_arrays(arrays, f"rng{i}_", meta["rng"][i]) for i in range(S)]
-        status = np.array(meta["status"], dtype=object).reshape(S, L)
+        status = ArmStatuses.from_recorded(meta["status"], (S, L))
         epochs_done = np.array([[int(meta["epochs_done"][str(si * L + li)]) for li in range(L)] for si in range(S)])
         epoch = int(meta["epoch"])
     except (KeyError, ValueError, TypeError, IndexError) as e:
         raise RunDirError(f"the checkpoint does not match this run ({e})") from None
-    return restored, Progress(rngs, status, epochs_done, epoch, best_state)
+    return Progress(restored, rngs, status, epochs_done, epoch, best_state)
 
 
 def _without_examples(results: dict[str, Any]) -> dict[str, Any]:
@@ -237,112 +243,240 @@ def _without_examples(results: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in results.items() if not k.startswith("example_")}
 
 
-def train(config: SweepConfig, splits: Splits, listener: Listener, strategy: str = "auto",
-          resume: Resume | None = None) -> dict[int, FinalWeights]:
-    """Train every arm at once; returns each arm's final weights (original layout). With `resume`
-    (a checkpoint this engine wrote), training continues after the checkpoint's epoch, exactly."""
-    arms = config.arms()
-    seeds = config.seed_values
-    S, L = len(seeds), config.n_settings
-    shape = splits.x_train.shape[1:]
-    n = len(splits.x_train)
-    B = clipped_batch(config.batch_size, n)  # above n: Keras's one batch of every sample, without padding to the request
-    steps = steps_per_epoch(n, B)
+@dataclass(frozen=True, eq=False)
+class _Batches:
+    """How each epoch's shuffled rows become steps of `size` rows: `batched` full-size steps in compiled calls
+    of `chunk` steps (one compilation serves them all); a strategy that pads takes the partial last batch as a
+    full one (`n_valid` counts each step's real rows), any other gets it in a call of its own shape."""
 
-    check = listener.check_stop
-    rngs, starts = [], []
-    model = None
-    for s in seeds:  # about 4 ms a seed: 10,000 seeds take a while, and a stop is heard here too
+    n: int
+    size: int
+    steps: int
+    pad: bool
+    batched: int
+    n_valid: np.ndarray
+    chunk: int
+
+    @classmethod
+    def of(cls, n: int, size: int, pad: bool) -> _Batches:
+        steps = steps_per_epoch(n, size)
+        batched = steps if pad else n // size  # steps run as full-size batches (a padded last one included)
+        n_valid = np.full(batched, size, dtype=np.int32)
+        if pad and n % size:
+            n_valid[-1] = n % size
+        return cls(n, size, steps, pad, batched, n_valid, chunk_length(batched))
+
+    def shuffled(self, rngs: list[np.random.RandomState]) -> np.ndarray:
+        """(seeds, rows): Keras's shuffle, per seed, with masked rows after it to fill a padded last batch."""
+        perms = np.stack([rng.permutation(self.n).astype(np.int32) for rng in rngs])
+        if self.pad and self.n % self.size:
+            perms = np.concatenate([perms, np.zeros((len(rngs), self.size - self.n % self.size), dtype=perms.dtype)], axis=1)
+        return perms
+
+    def chunks(self, perms: np.ndarray) -> Iterator[tuple[np.ndarray, np.ndarray | None, int]]:
+        """Each call's rows ([steps, seeds, batch]), its steps' real row counts (padding strategies only), and
+        the steps done once it has run."""
+        S, B, done = perms.shape[0], self.size, 0
+        while done < self.batched:
+            k = min(self.chunk, self.batched - done)
+            yield perms[:, done * B:(done + k) * B].reshape(S, k, B).transpose(1, 0, 2), self.n_valid[done:done + k] if self.pad else None, done + k
+            done += k
+        if not self.pad and self.n % B:  # the partial last batch, in its own shape
+            yield perms[:, self.n_full * B:][None], None, self.steps
+
+    @property
+    def n_full(self) -> int:
+        return self.n // self.size
+
+
+@dataclass(frozen=True, eq=False)
+class _Run:
+    """What a run trains with, fixed once it is set up (what changes is `Progress`)."""
+
+    config: SweepConfig
+    listener: Listener
+    arms: list[Arm]
+    strat: Strategy
+    coef: Coefficients
+    es: EarlyStopping | None
+    batches: _Batches
+    x_train: Any
+    y_train: Any
+    val_data: Any
+    send_values: bool  # per-example validation values, when the listener takes them
+    n_val: int
+
+    def place(self, arm: Arm) -> tuple[int, int]:
+        """The arm's (seed, setting) place on the grid: arm index = si·L + li."""
+        return divmod(arm.index, self.config.n_settings)
+
+
+class _EpochResults(NamedTuple):
+    """An epoch's numbers, fetched from the device in one transfer: training logs, validation results,
+    each arm's ΣW² and penalty."""
+
+    logs: dict[str, Any]
+    val: dict[str, Any]
+    sumsq: np.ndarray
+    penalty: np.ndarray
+
+
+def _seed_starts(config: SweepConfig, splits: Splits, check: Callable[[], None]) -> tuple[Any, list[SeedStart], list[np.random.RandomState]]:
+    """Each seed's initial weights and shuffling RNG as the keras engine has them, and a model (the last
+    seed's) standing for every arm's. About 4 ms a seed: 10,000 seeds take a while, so a stop is heard here too."""
+    shape, n = splits.x_train.shape[1:], len(splits.x_train)
+    model, starts, rngs = None, [], []
+    for s in config.seed_values:
         check()
         model, start, rng = _initial_weights(shape, s, n, config.model, config.optimizer, splits.info.n_classes)
         starts.append(start)
         rngs.append(rng)
+    return model, starts, rngs
+
+
+def _start(strat: Strategy, starts: list[SeedStart], rngs: list[np.random.RandomState], es: EarlyStopping | None,
+           resume: Resume | None, shape: tuple[int, int]) -> Progress:
+    """The progress before the first epoch, or the checkpoint's (refused before the listener hears anything)."""
+    state = strat.initial_state(starts)
+    if resume is None:
+        return Progress(state, rngs, ArmStatuses.training(shape), np.zeros(shape, dtype=int))
+    return _restore(resume, strat, state, *shape, es)
+
+
+def _set_up(config: SweepConfig, splits: Splits, listener: Listener, strategy: str, resume: Resume | None) -> tuple[_Run, Progress]:
+    """The strategy compiled for this run, its state (fresh or resumed) and the data on the device; tells the
+    listener the strategy once the checkpoint, if any, is accepted (a refused resume leaves the record as it was)."""
+    S, L, n = len(config.seed_values), config.n_settings, len(splits.x_train)
+    B = clipped_batch(config.batch_size, n)  # above n: Keras's one batch of every sample, without padding to the request
+    model, starts, rngs = _seed_starts(config, splits, listener.check_stop)
     regularized_variables(model)  # refuse unsupported regularizers before compiling anything
     coef, flags = Coefficients.of(config)  # each arm's (l1, l2, weight decay), an input of the compiled program
     strat = make_strategy(model, [s.learning_rate for s in config.settings()], S, (splits.x_val[:1], splits.y_val[:1]),
                           strategy, flags)
-    strat.check = check
-    state = strat.initial_state(starts)
+    strat.check = listener.check_stop
     es = EarlyStopping(config.early_stopping, (S, L)) if config.early_stopping else None
-    progress = Progress(rngs, np.full((S, L), "completed", dtype=object), np.zeros((S, L), dtype=int), 0, None)
-    if resume is not None:
-        state, progress = _restore(resume, strat, state, S, L, es)
-    listener.strategy_chosen(strat.name)  # once the checkpoint, if any, is accepted: a refused resume leaves the record as it was
-    rngs, status, epochs_done, best_state = progress.rngs, progress.status, progress.epochs_done, progress.best_state
-    active = status == "completed"  # diverged and early-stopped arms train no more
-
+    progress = _start(strat, starts, rngs, es, resume, (S, L))
+    listener.strategy_chosen(strat.name)
     x_train, y_train = jnp.asarray(splits.x_train), jnp.asarray(splits.y_train)
     val_data = strat.eval_data(splits.x_val, splits.y_val, clipped_batch(B, len(splits.x_val)))
-    send_values, n_val = listener.wants_values, len(splits.x_val)  # per-example validation values, when the listener takes them
+    run = _Run(config, listener, config.arms(), strat, coef, es, _Batches.of(n, B, strat.pads_last_batch),
+               x_train, y_train, val_data, listener.wants_values, len(splits.x_val))
+    listener.arms_started(run.arms, run.batches.steps)
+    return run, progress
 
-    listener.arms_started(arms, steps)
-    pad = strat.pads_last_batch
-    n_full = n // B
-    batched = steps if pad else n_full  # steps run as full-size batches (a padded last one included)
-    n_valid = np.full(batched, B, dtype=np.int32)
-    if pad and n % B:
-        n_valid[-1] = n % B
-    chunk = chunk_length(batched)
+
+def _train_chunks(run: _Run, p: Progress, epoch: int) -> dict[str, Any]:
+    """The epoch's steps for every arm still training (the others keep their state), chunk by chunk so that
+    progress and Ctrl-C are handled between compiled calls; returns the metrics' running values at its end."""
+    perms = run.batches.shuffled(p.rngs)
+    p.state = run.strat.reset_metrics(p.state)
+    active = p.status.training_mask()
+    freeze = not active.all()
+    logs: Any = None
+    for idx, n_valid, done in run.batches.chunks(perms):
+        p.state, logs = run.strat.train_chunk(p.state, run.x_train, run.y_train, idx, n_valid, run.coef, active, freeze)
+        run.listener.batches_done(run.arms, epoch, done)
+    return logs
+
+
+def _evaluate(run: _Run, p: Progress, logs: dict[str, Any]) -> _EpochResults:
+    """Validation and kernel statistics for every arm, fetched with the training logs in one transfer; the
+    per-example values only when the listener takes them (a strategy may compute them anyway: not fetched)."""
+    val = run.strat.evaluate(p.state, run.val_data, run.coef, run.send_values)
+    val = val if run.send_values else _without_examples(val)
+    sumsq, penalty = run.strat.kernel_stats(p.state, run.coef)
+    return _EpochResults(*jax.device_get((logs, val, sumsq, penalty)))
+
+
+def _send_kernels(run: _Run, p: Progress, epoch: int) -> None:
+    """Each training arm's trainable weights at the epoch's end, before its records (a transfer of every
+    arm's weights: only for a listener that asks)."""
+    weights = run.strat.final_weights(p.state)
+    kernels = {}
+    for arm in run.arms:
+        si, li = run.place(arm)
+        if p.status[si, li] is ArmStatus.TRAINING:
+            kernels[arm.index] = weights[si][li].trainable
+    run.listener.epoch_kernels(epoch, kernels)
+
+
+def _record_epoch(run: _Run, p: Progress, epoch: int, r: _EpochResults, seconds: float) -> list[int]:
+    """Each training arm's EpochRecord to the listener, in arm order; an arm whose loss is not finite has
+    diverged and trains no more. Returns the indices of the arms recorded."""
+    recorded, val_metrics = [], _without_examples(r.val)
+    for arm in run.arms:
+        si, li = run.place(arm)
+        if p.status[si, li] is not ArmStatus.TRAINING:  # diverged or stopped early: no more epochs
+            continue
+        recorded.append(arm.index)
+        arm_logs, arm_val = ({k: v[si, li] for k, v in d.items()} for d in (r.logs, val_metrics))
+        record = EpochRecord.of(arm, epoch, arm_logs, arm_val, r.penalty[si, li], math.sqrt(float(r.sumsq[si, li])), seconds)
+        run.listener.epoch_done(record)
+        p.epochs_done[si, li] = epoch
+        if not math.isfinite(record.loss):
+            p.status.mark((si, li), ArmStatus.DIVERGED)
+    return recorded
+
+
+def _send_values(run: _Run, epoch: int, val: dict[str, Any], recorded: list[int]) -> None:
+    """The recorded arms' per-example validation values: rows of the flattened [seeds, settings] grid
+    (arm index = si·L + li), cut to the validation set (a strategy may pad past it)."""
+    n_arms = len(run.config.seed_values) * run.config.n_settings
+    each = [np.asarray(val[k]).reshape(n_arms, -1)[recorded, :run.n_val] for k in ("example_loss", "example_correct")]
+    run.listener.validation_values(epoch, recorded, each[0].astype(np.float32), each[1].astype(bool))
+
+
+def _stop_early(run: _Run, es: EarlyStopping, p: Progress, epoch: int, data_loss: np.ndarray) -> None:
+    """Early stopping's decisions for the arms still training (diverged ones no longer count); with
+    `restore_best`, keeps a copy of each improved arm's weights."""
+    improved, stop = es.update(epoch, data_loss, p.status.training_mask())
+    if run.config.restore_best and improved.any():
+        p.best_state = run.strat.select(improved, p.state, p.state if p.best_state is None else p.best_state)
+    p.status.mark(stop, ArmStatus.STOPPED_EARLY)
+
+
+def _run_epoch(run: _Run, p: Progress, epoch: int) -> None:
+    """One epoch, told to the listener in the order it expects: batches, kernels, records, per-example
+    validation values, then (after early stopping's decisions) the checkpoint."""
+    t0 = time.perf_counter()
+    logs = _train_chunks(run, p, epoch)
+    results = _evaluate(run, p, logs)
+    seconds = time.perf_counter() - t0
+    if run.listener.wants_kernels:
+        _send_kernels(run, p, epoch)
+    recorded = _record_epoch(run, p, epoch, results, seconds)
+    if run.send_values and recorded:
+        _send_values(run, epoch, results.val, recorded)
+    if run.es is not None:
+        _stop_early(run, run.es, p, epoch, results.val["data_loss"])
+    p.epoch = epoch
+    run.listener.checkpoint(*_checkpoint(run.strat, p, run.es))
+
+
+def _finish(run: _Run, p: Progress, splits: Splits) -> dict[int, FinalWeights]:
+    """Ends every arm at once: best weights restored (as Keras's restore_best_weights at the end of `fit`),
+    test metrics and statuses told in one call (the record is rewritten once); each arm's final weights."""
+    state = p.state
+    if run.config.restore_best and p.best_state is not None:
+        assert run.es is not None  # restore_best needs early stopping (SweepConfig checks it)
+        state = run.strat.select(run.es.has_best, p.best_state, state)
+    test_data = run.strat.eval_data(splits.x_test, splits.y_test, clipped_batch(run.batches.size, len(splits.x_test)))
+    test = jax.device_get(_without_examples(run.strat.evaluate(state, test_data, run.coef, False)))
+    weights = run.strat.final_weights(state)
+    p.status.finish()
+    finished = [(arm, p.status[run.place(arm)].recorded, {k: float(test[k][run.place(arm)]) for k in ("loss", "accuracy", "data_loss")})
+                for arm in run.arms]
+    run.listener.arms_finished(finished)
+    return {arm.index: weights[arm.index // run.config.n_settings][arm.index % run.config.n_settings] for arm in run.arms}
+
+
+def train(config: SweepConfig, splits: Splits, listener: Listener, strategy: str = "auto",
+          resume: Resume | None = None) -> dict[int, FinalWeights]:
+    """Train every arm at once; returns each arm's final weights (original layout). With `resume`
+    (a checkpoint this engine wrote), training continues after the checkpoint's epoch, exactly."""
+    run, progress = _set_up(config, splits, listener, strategy, resume)
     for epoch in range(progress.epoch + 1, config.epochs + 1):
-        if not active.any():
+        if not progress.status.training_mask().any():  # diverged and early-stopped arms train no more
             break
-        t0 = time.perf_counter()
-        perms = np.stack([rng.permutation(n).astype(np.int32) for rng in rngs])  # (seeds, n): Keras's shuffle, per seed
-        if pad and n % B:
-            perms = np.concatenate([perms, np.zeros((S, B - n % B), dtype=perms.dtype)], axis=1)  # masked rows
-        state = strat.reset_metrics(state)
-        freeze = not active.all()
-        done = 0
-        logs = None
-        while done < batched:
-            k = min(chunk, batched - done)
-            idx = perms[:, done * B:(done + k) * B].reshape(S, k, B).transpose(1, 0, 2)
-            state, logs = strat.train_chunk(state, x_train, y_train, idx, n_valid[done:done + k] if pad else None, coef, active, freeze)
-            done += k
-            listener.batches_done(arms, epoch, done)
-        if not pad and n % B:  # the partial last batch, in its own shape
-            state, logs = strat.train_chunk(state, x_train, y_train, perms[:, n_full * B:][None], None, coef, active, freeze)
-            listener.batches_done(arms, epoch, steps)
-        val = strat.evaluate(state, val_data, coef, send_values)
-        val = val if send_values else _without_examples(val)  # a strategy may compute them anyway: not fetched
-        sumsq, penalty = strat.kernel_stats(state, coef)
-        logs, val, sumsq, penalty = jax.device_get((logs, val, sumsq, penalty))  # one transfer for every arm
-        seconds = time.perf_counter() - t0
-        recorded, val_metrics = [], _without_examples(val)
-        if listener.wants_kernels:
-            weights = strat.final_weights(state)
-            listener.epoch_kernels(epoch, {arm.index: weights[arm.index // L][arm.index % L].trainable for arm in arms
-                                           if status[divmod(arm.index, L)] == "completed"})
-        for arm in arms:
-            si, li = divmod(arm.index, L)
-            if status[si, li] != "completed":  # diverged or stopped early: no more epochs
-                continue
-            recorded.append(arm.index)
-            arm_logs, arm_val = ({k: v[si, li] for k, v in d.items()} for d in (logs, val_metrics))
-            record = EpochRecord.of(arm, epoch, arm_logs, arm_val, penalty[si, li], math.sqrt(float(sumsq[si, li])), seconds)
-            listener.epoch_done(record)
-            epochs_done[si, li] = epoch
-            if not math.isfinite(record.loss):
-                status[si, li] = "diverged"
-                active[si, li] = False
-        if send_values and recorded:  # arm index = si·L + li: the flattened [seeds, settings] grid
-            each = [np.asarray(val[k]).reshape(S * L, -1)[recorded, :n_val] for k in ("example_loss", "example_correct")]
-            listener.validation_values(epoch, recorded, each[0].astype(np.float32), each[1].astype(bool))
-        if es is not None:
-            improved, stop = es.update(epoch, val["data_loss"], active)
-            if config.restore_best and improved.any():
-                best_state = strat.select(improved, state, state if best_state is None else best_state)
-            status[stop] = "stopped"
-            active &= ~stop
-        listener.checkpoint(*_checkpoint(strat, state, rngs, status, epochs_done, epoch, es, best_state))
-
-    if config.restore_best and best_state is not None:  # as Keras's restore_best_weights at the end of fit
-        assert es is not None  # restore_best needs early stopping (SweepConfig checks it)
-        state = strat.select(es.has_best, best_state, state)
-    test_data = strat.eval_data(splits.x_test, splits.y_test, clipped_batch(B, len(splits.x_test)))
-    test = jax.device_get(_without_examples(strat.evaluate(state, test_data, coef, False)))
-    weights = strat.final_weights(state)
-    finished = [(arm, str(status[divmod(arm.index, L)]), {k: float(test[k][divmod(arm.index, L)]) for k in ("loss", "accuracy", "data_loss")})
-                for arm in arms]
-    listener.arms_finished(finished)  # every arm ends at once here: one call, so the record is rewritten once
-    return {arm.index: weights[arm.index // L][arm.index % L] for arm in arms}
+        _run_epoch(run, progress, epoch)
+    return _finish(run, progress, splits)
