@@ -28,7 +28,7 @@ def per_lambda(run, column: str) -> dict[float, list[float]]:
     final = {}
     for r in run.epochs:
         if r.epoch == run.config.epochs:
-            final.setdefault(r.lam, []).append(getattr(r, column))
+            final.setdefault(r.strength, []).append(getattr(r, column))
     return final
 
 

@@ -158,7 +158,7 @@ def curve(gain: float) -> np.ndarray:
 def true_use(rng: np.random.Generator, seeds: int, gains: np.ndarray, noise: Noise) -> bool:
     """"Use" naming a strength that truly gains."""
     a = analyse(draw(rng, len(LAMBDAS), seeds, N_EXAMPLES, noise, gains))
-    return says_use(a) and gains[LAMBDAS.index(a.main.recommended.lam)] > 0
+    return says_use(a) and gains[LAMBDAS.index(a.main.recommended.strength)] > 0
 
 
 def covered(rng: np.random.Generator, seeds: int, gains: np.ndarray, noise: Noise) -> bool:

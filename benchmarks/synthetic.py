@@ -140,7 +140,7 @@ def write_synthetic_run(
         raise ValueError(f"lambdas must be ascending without repeats (reglab's order), got {list(lambdas)}")
     K, S, E = len(config.lambdas), seeds, epochs
     arms = config.arms()
-    assert [(a.seed - seed, config.lambdas.index(a.lam)) for a in arms] == [(s, k) for s in range(S) for k in range(K)]
+    assert [(a.seed - seed, config.lambdas.index(a.strength)) for a in arms] == [(s, k) for s in range(S) for k in range(K)]
 
     # ---- the per-example values, checked
     if loss_by_epoch is not None:

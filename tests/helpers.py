@@ -49,7 +49,7 @@ def hand_made_run(rows: list[EpochRecord], config: SweepConfig, statuses: list[s
         "format": "reglab-run/1", "status": "completed", "engine": config.engine, "config": config.to_dict(),
         "data": fake_info().to_dict(), "versions": {},
         "arms": [
-            {"arm": a.index, "lambda": a.lam, "regularizer": a.family, "learning_rate": a.learning_rate, "seed": a.seed,
+            {"arm": a.index, "lambda": a.strength, "regularizer": a.family, "learning_rate": a.learning_rate, "seed": a.seed,
              "status": (statuses or ["completed"] * len(arms))[a.index],
              "epochs_done": 0, "test": (tests[a.index] if tests else None)}
             for a in arms
@@ -62,7 +62,7 @@ def row(arm: int, lam: float, epoch: int, seed: int = 0, **values: float) -> Epo
     base = dict(loss=1.0, val_loss=1.0, accuracy=0.5, val_accuracy=0.5, data_loss=1.0, val_data_loss=1.0,
                 penalty=0.0, kernel_norm=1.0, seconds=0.1)
     base.update(values)
-    return EpochRecord(arm=arm, lam=lam, seed=seed, epoch=epoch, **base)
+    return EpochRecord(arm=arm, strength=lam, seed=seed, epoch=epoch, **base)
 
 
 def original_study_fit(splits, lam: float, seed: int, epochs: int):

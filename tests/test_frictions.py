@@ -24,7 +24,7 @@ LR_SWEEP = SweepConfig(lambdas=(0.0, 1e-5, 1e-4, 1e-3), learning_rates=(1e-4, 1e
 def _lr_sweep(improving: bool = True):
     """24 arms; every arm's validation data loss still falls when `improving`."""
     slope = 0.05 if improving else 0.0
-    rows = [dataclasses.replace(row(a.index, a.lam, e, a.seed, val_data_loss=0.9 + 10 * a.lam + 0.01 * a.seed - slope * e
+    rows = [dataclasses.replace(row(a.index, a.strength, e, a.seed, val_data_loss=0.9 + 10 * a.strength + 0.01 * a.seed - slope * e
                                     + 0.002 * ((7 * e + 3 * a.seed) % 5), data_loss=0.8 - slope * e),
                                 learning_rate=a.learning_rate) for a in LR_SWEEP.arms() for e in range(1, 11)]
     tests = [{"accuracy": 0.905, "data_loss": 0.3, "loss": 0.3} for _ in LR_SWEEP.arms()]  # every seed agrees

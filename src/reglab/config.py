@@ -195,7 +195,7 @@ class SweepConfig:
         arms: list[Arm] = []
         for s in self.seed_values:
             for setting in self.settings():
-                arms.append(Arm(index=len(arms), lam=setting.strength, seed=s, family=setting.family,
+                arms.append(Arm(index=len(arms), strength=setting.strength, seed=s, family=setting.family,
                                 learning_rate=setting.learning_rate))
         return arms
 
@@ -258,14 +258,14 @@ class Arm:
     """One training: a setting and a seed. The seed fixes initialization and batch order."""
 
     index: int
-    lam: float
+    strength: float
     seed: int
     family: str = "l2"
     learning_rate: float = DEFAULT_LEARNING_RATE
 
     @property
     def setting(self) -> Setting:
-        return Setting(self.family, self.lam, self.learning_rate)
+        return Setting(self.family, self.strength, self.learning_rate)
 
 
 def _check_int(name: str, value: Any, lo: int, hi: int) -> None:

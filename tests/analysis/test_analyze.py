@@ -64,7 +64,7 @@ def family_rows(config: SweepConfig, curve) -> list[EpochRecord]:
     for a in config.arms():
         for e in range(1, config.epochs + 1):
             values = curve(a, e)
-            rows.append(dataclasses.replace(row(a.index, a.lam, e, seed=a.seed, **values), regularizer=a.family))
+            rows.append(dataclasses.replace(row(a.index, a.strength, e, seed=a.seed, **values), regularizer=a.family))
     return rows
 
 
@@ -135,7 +135,7 @@ def test_a_rise_beyond_noise_is_overfitting_and_within_noise_is_not():
 
 def test_too_few_epochs_is_said_and_nothing_is_nan():
     config = SweepConfig(lambdas=(0.0, 1e-3), seeds=1, epochs=1, dataset="fake")
-    run = hand_made_run(family_rows(config, lambda a, e: dict(val_data_loss=0.3 + a.lam, data_loss=0.2)), config)
+    run = hand_made_run(family_rows(config, lambda a, e: dict(val_data_loss=0.3 + a.strength, data_loss=0.2)), config)
     analysis = analyze(run, kernels={})
     assert {t.diagnosis for t in analysis.main.trends} == {TOO_FEW}
     text = analysis.summary()
@@ -146,14 +146,14 @@ def test_underfitting_is_measured_against_the_recommended_setting():
     config = SweepConfig(lambdas=(0.0, 1e-3, 1e-1), seeds=1, epochs=3, dataset="fake")
     acc = {0.0: 0.99, 1e-3: 0.985, 1e-1: 0.90}
     val = {0.0: 0.31, 1e-3: 0.30, 1e-1: 0.45}
-    run = hand_made_run(family_rows(config, lambda a, e: dict(val_data_loss=val[a.lam] + 0.01 * (3 - e) ** 2,
-                                                              data_loss=1 - acc[a.lam], accuracy=acc[a.lam])), config)
+    run = hand_made_run(family_rows(config, lambda a, e: dict(val_data_loss=val[a.strength] + 0.01 * (3 - e) ** 2,
+                                                              data_loss=1 - acc[a.strength], accuracy=acc[a.strength])), config)
     run = dataclasses.replace(run, data=dataclasses.replace(fake_info(), n_train=3000))
     rng = np.random.default_rng(2)
     analysis = analyze(with_values(run, rng.gamma(0.5, 0.6, (3, 1000)), rng.random((3, 1000)) < 0.9), kernels={})
     fa = analysis.main
     assert fa.recommended.setting == Setting("l2", 1e-3)
-    by_lam = {t.lam: t.diagnosis for t in fa.trends}
+    by_lam = {t.strength: t.diagnosis for t in fa.trends}
     assert by_lam[1e-1] == UNDERFITTING and by_lam[0.0] != UNDERFITTING and by_lam[1e-3] != UNDERFITTING
 
 
@@ -161,8 +161,8 @@ def test_one_seed_decides_a_large_weight_shrink_and_names_the_best_without_claim
     config = SweepConfig(lambdas=(0.0, 1e-4, 1e-3, 1e-2), seeds=1, epochs=4, dataset="fake")
     norms = {0.0: 20.0, 1e-4: 15.0, 1e-3: 10.0, 1e-2: 4.0}
     val = {0.0: 0.36, 1e-4: 0.33, 1e-3: 0.25, 1e-2: 0.40}
-    run = hand_made_run(family_rows(config, lambda a, e: dict(val_data_loss=val[a.lam] + 0.04 * (4 - e), data_loss=0.1,
-                                                              kernel_norm=norms[a.lam], accuracy=0.95)), config)
+    run = hand_made_run(family_rows(config, lambda a, e: dict(val_data_loss=val[a.strength] + 0.04 * (4 - e), data_loss=0.1,
+                                                              kernel_norm=norms[a.strength], accuracy=0.95)), config)
     rng = np.random.default_rng(3)
     base = rng.gamma(0.5, 0.6, 1000)
     loss = np.stack([base * val[lam] / base.mean() for lam in config.lambdas])  # exact means, shared difficulty
@@ -179,11 +179,11 @@ def test_one_seed_decides_a_large_weight_shrink_and_names_the_best_without_claim
 def test_within_noise_of_no_regularization_is_no_measurable_benefit():
     config = SweepConfig(lambdas=(0.0, 1e-4, 1e-3), seeds=3, epochs=3, dataset="fake")
     val = {0.0: 0.300, 1e-4: 0.299, 1e-3: 0.33}
-    run = hand_made_run(family_rows(config, lambda a, e: dict(val_data_loss=val[a.lam] + 0.003 * a.seed + 0.01 * (3 - e),
+    run = hand_made_run(family_rows(config, lambda a, e: dict(val_data_loss=val[a.strength] + 0.003 * a.seed + 0.01 * (3 - e),
                                                               data_loss=0.1)), config)
     rng = np.random.default_rng(4)
     base = rng.gamma(0.5, 0.6, 1000)
-    loss = np.stack([base * (val[a.lam] + 0.003 * a.seed) / base.mean() + rng.normal(0, 0.05, 1000)
+    loss = np.stack([base * (val[a.strength] + 0.003 * a.seed) / base.mean() + rng.normal(0, 0.05, 1000)
                      for a in config.arms()])
     analysis = analyze(with_values(run, loss, loss < 1), kernels={})
     assert analysis.main.recommended.beats_baseline is False

@@ -23,14 +23,14 @@ def scenario(seeds: int = 3, tweak=None):
     config = SweepConfig(lambdas=tuple(TEXTBOOK), seeds=seeds, epochs=4, dataset="fake")
     rows = []
     for a in config.arms():
-        c = {k: (list(v) if isinstance(v, list) else v) for k, v in TEXTBOOK[a.lam].items()}
+        c = {k: (list(v) if isinstance(v, list) else v) for k, v in TEXTBOOK[a.strength].items()}
         if tweak:
-            tweak(a.lam, a.seed, c)
+            tweak(a.strength, a.seed, c)
         jitter = 0.004 * a.seed
         # each arm's own small deviation: paired differences need some spread (a zero-variance one has no interval)
         own = 0.002 * ((a.index * a.index * 37) % 11 - 5) / 5
         for e, val in enumerate(c["val"], start=1):
-            rows.append(row(a.index, a.lam, e, seed=a.seed, val_data_loss=val + jitter + own, data_loss=c["train"] + jitter,
+            rows.append(row(a.index, a.strength, e, seed=a.seed, val_data_loss=val + jitter + own, data_loss=c["train"] + jitter,
                             accuracy=c["acc"] - jitter / 10, val_accuracy=c["acc"] - 0.02, kernel_norm=c["norm"] + 0.3 * a.seed + 50 * own))
     return check_claims(hand_made_run(rows, config), Criteria())
 

@@ -62,7 +62,7 @@ def test_each_family_best_strength_is_what_metrics_csv_says(family_run):
     for family, s in summaries.items():
         means = {lam: statistics.fmean(v.values()) for (f, lam), v in table.items() if f == family}
         best = min(means, key=lambda lam: (means[lam], lam))
-        assert s.recommended.lam == best and s.recommended.setting.family == family
+        assert s.recommended.strength == best and s.recommended.setting.family == family
         assert s.recommended.estimate.mean == pytest.approx(means[best], abs=1e-12)
         assert s.loss_range == pytest.approx(max(means.values()) - min(means.values()), abs=1e-12)
 
@@ -108,7 +108,7 @@ def test_the_report_compares_the_families_side_by_side(family_run):
     section = md.split("## Regularizers compared")[1].split("\n## ")[0]
     table = [line.replace("\\_", "_") for line in section.splitlines() if line.startswith("| ")][1:]  # rows, no header
     assert [line.split("|")[1].strip() for line in table] == ["L2", "L1", "weight decay"]
-    best = {s.family: s.recommended.lam for s in compare_families(load_run(family_run))}
+    best = {s.family: s.recommended.strength for s in compare_families(load_run(family_run))}
     for line, family in zip(table, ("l2", "l1", "weight_decay")):
         assert line.split("|")[3].strip().startswith(f"{best[family]:g}" if best[family] else "0 (baseline)")
     assert "Weight decay at its best minus L2 at its best" in section

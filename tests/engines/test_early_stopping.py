@@ -48,7 +48,7 @@ def runs():
 def test_both_engines_stop_where_keras_early_stopping_stops(runs):
     splits, out = runs
     for arm in CONFIG.arms():
-        model, history = keras_reference(splits, arm.lam, arm.seed)
+        model, history = keras_reference(splits, arm.strength, arm.seed)
         want = len(history.history["loss"])
         for engine, (listener, weights) in out.items():
             assert stopped_epochs(listener)[arm.index] == want, (engine, arm)

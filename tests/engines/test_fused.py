@@ -39,7 +39,7 @@ def test_every_arm_matches_keras_fit_step_for_step(strategy, group, monkeypatch)
     records = listener.by_arm()
     assert len(weights) == len(config.arms()) == 6
     for arm in config.arms():
-        model, history = original_study_fit(splits, arm.lam, arm.seed, epochs=2)
+        model, history = original_study_fit(splits, arm.strength, arm.seed, epochs=2)
         assert_trains_like_fit((arm, strategy), weights[arm.index].trainable, records[arm.index], model, history)
 
 
@@ -47,7 +47,7 @@ def test_val_loss_is_data_loss_plus_penalty_and_test_metrics_are_kept():
     config, listener, _ = run_fused(seeds=1)
     for r in listener.records:
         assert r.val_loss == pytest.approx(r.val_data_loss + r.penalty, rel=2e-6, abs=1e-6)
-        assert r.penalty == pytest.approx(r.lam * r.kernel_norm**2, rel=1e-5)
+        assert r.penalty == pytest.approx(r.strength * r.kernel_norm**2, rel=1e-5)
     assert [status for _, status, _ in listener.finished] == ["completed"] * 3
     assert all(0 < test["accuracy"] <= 1 and test["data_loss"] > 0 for _, _, test in listener.finished)
 
@@ -200,7 +200,7 @@ def test_a_batch_above_the_data_size_is_kerass_one_batch_of_every_sample(strateg
     assert listener.steps == 1
     records = listener.by_arm()
     for arm in config.arms():
-        model, history, test = _plain_fit(splits, arm.lam, arm.seed, 3, big)
+        model, history, test = _plain_fit(splits, arm.strength, arm.seed, 3, big)
         assert_trains_like_fit(arm, weights[arm.index].trainable, records[arm.index], model, history)
         _, _, ours = listener.finished[arm.index]
         np.testing.assert_allclose([ours["loss"], ours["accuracy"]], [test["loss"], test["accuracy"]], atol=1e-5)

@@ -36,9 +36,9 @@ def synthetic_run(noise: float = 1e-4):
     rows = []
     for a in config.arms():
         best = best_l2(a.learning_rate) if a.family == "l2" else 1e-3
-        loss = 1.0 if a.lam == 0 else 0.3 + 0.1 * (math.log10(a.lam) - math.log10(best)) ** 2
+        loss = 1.0 if a.strength == 0 else 0.3 + 0.1 * (math.log10(a.strength) - math.log10(best)) ** 2
         loss += noise * rng.standard_normal()
-        rows.append(row(a.index, a.lam, 1, seed=a.seed, val_data_loss=loss, val_accuracy=1 - loss / 2,
+        rows.append(row(a.index, a.strength, 1, seed=a.seed, val_data_loss=loss, val_accuracy=1 - loss / 2,
                         regularizer=a.family, learning_rate=a.learning_rate))
     return hand_made_run(rows, config)
 
@@ -93,7 +93,7 @@ def test_heat_maps_mark_the_best_cell_and_the_cells_within_the_margin():
 
 def test_a_small_grid_gets_no_coupling_verdict():
     config = SweepConfig(lambdas=(0.0, 1e-3, 1e-2), seeds=1, epochs=1, dataset="fake", learning_rates=(1e-3, 1e-2))
-    rows = [row(a.index, a.lam, 1, seed=a.seed, learning_rate=a.learning_rate) for a in config.arms()]
+    rows = [row(a.index, a.strength, 1, seed=a.seed, learning_rate=a.learning_rate) for a in config.arms()]
     analysis = analyze(hand_made_run(rows, config), kernels={})
     assert analysis.couplings == {} and set(analysis.heat_maps) == {"l2"}
 

@@ -40,7 +40,7 @@ for _hook in HOOKS:
 
 def call_each_hook(listener: Listener) -> None:
     arm = SweepConfig(lambdas=(0.0,), seeds=1, epochs=1).arms()[0]
-    record = EpochRecord(arm=0, lam=0.0, seed=0, epoch=1, loss=1.0, val_loss=1.0, accuracy=0.5, val_accuracy=0.5,
+    record = EpochRecord(arm=0, strength=0.0, seed=0, epoch=1, loss=1.0, val_loss=1.0, accuracy=0.5, val_accuracy=0.5,
                          data_loss=1.0, val_data_loss=1.0, penalty=0.0, kernel_norm=1.0, seconds=0.1)
     args = {
         "arms_started": ([arm], 3), "batches_done": ([arm], 1, 1), "epoch_done": (record,),

@@ -68,7 +68,7 @@ def test_every_family_matches_keras_fit_step_for_step(engine, strategy, monkeypa
     splits = small_splits()
     config = family_config(engine)
     arms = config.arms()
-    assert [(a.family, a.lam) for a in arms] == [(f, lam) for f in FAMILIES for lam in ((0.0, 0.05) if f == "weight_decay" else (0.0, 3e-3))]
+    assert [(a.family, a.strength) for a in arms] == [(f, lam) for f in FAMILIES for lam in ((0.0, 0.05) if f == "weight_decay" else (0.0, 3e-3))]
     listener = Collect()
     if engine == "fused":
         weights = fused.train(config, splits, listener, strategy=strategy)
@@ -76,7 +76,7 @@ def test_every_family_matches_keras_fit_step_for_step(engine, strategy, monkeypa
         weights = get_engine(engine)(config, splits, listener)
     by_arm = listener.by_arm()
     for arm in arms:
-        model, history = reference_fit(splits, arm.family, arm.lam, arm.seed, epochs=2)
+        model, history = reference_fit(splits, arm.family, arm.strength, arm.seed, epochs=2)
         assert_trains_like_fit(arm, weights[arm.index].trainable, by_arm[arm.index], model, history)
         rows = by_arm[arm.index]
         assert all(r.regularizer == arm.family for r in rows)
@@ -101,14 +101,14 @@ def test_each_learning_rate_matches_keras_fit_step_for_step(engine, strategy, op
                          learning_rates=(3e-3, 1e-3) if optimizer == "adam" else (3e-2, 1e-2), optimizer=optimizer)
     rates = config.learning_rates
     arms = config.arms()
-    assert [(a.family, a.learning_rate, a.lam) for a in arms] == [
+    assert [(a.family, a.learning_rate, a.strength) for a in arms] == [
         (f, lr, lam) for f in ("l2", "weight_decay") for lr in rates for lam in ((0.0, 0.05) if f == "weight_decay" else (0.0, 3e-3))]
     listener = Collect()
     weights = (fused.train(config, splits, listener, strategy=strategy) if engine == "fused"
                else get_engine(engine)(config, splits, listener))
     by_arm = listener.by_arm()
     for arm in arms:
-        model, history = reference_fit(splits, arm.family, arm.lam, arm.seed, epochs=1, learning_rate=arm.learning_rate,
+        model, history = reference_fit(splits, arm.family, arm.strength, arm.seed, epochs=1, learning_rate=arm.learning_rate,
                                        optimizer=optimizer)
         assert_trains_like_fit(arm, weights[arm.index].trainable, by_arm[arm.index], model, history)
         assert all(r.learning_rate == arm.learning_rate for r in by_arm[arm.index])

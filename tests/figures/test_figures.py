@@ -29,11 +29,11 @@ def rows(config: SweepConfig = CONFIG, nan_arms: tuple[int, ...] = ()):
             s = arm.seed - config.seed
             values = dict(loss=1.0 / epoch + s / 10, val_loss=1.2 / epoch + s / 10, data_loss=0.9 / epoch + s / 10,
                           val_data_loss=0.5 + arm.index / 10, accuracy=0.5 + epoch / 10 + s / 20,
-                          val_accuracy=0.4 + epoch / 10 + s / 20 + arm.lam,
-                          kernel_norm=10.0 - arm.lam * 100 - epoch - s)
+                          val_accuracy=0.4 + epoch / 10 + s / 20 + arm.strength,
+                          kernel_norm=10.0 - arm.strength * 100 - epoch - s)
             if arm.index in nan_arms:
                 values = {k: float("nan") for k in values}
-            out.append(row(arm.index, arm.lam, epoch, seed=arm.seed, **values))
+            out.append(row(arm.index, arm.strength, epoch, seed=arm.seed, **values))
     return out
 
 
@@ -44,13 +44,13 @@ def main(run, kernels=None):
 def test_arm_curves_are_sorted_by_epoch():
     fa = main(hand_made_run(rows(), CONFIG))
     c = data.arm_curves_data(fa, 1)
-    assert (c.lam, c.seed, c.epochs, c.loss) == (0.01, 0, [1, 2], [1.0, 0.5])
+    assert (c.strength, c.seed, c.epochs, c.loss) == (0.01, 0, [1, 2], [1.0, 0.5])
     assert data.arm_curves_data(fa, 3).seed == 1
 
 
 def test_strength_curves_are_means_over_seeds_with_bands_that_bracket_them():
     c = data.strength_curves_data(main(hand_made_run(rows(), CONFIG)), 0.01)
-    assert (c.lam, c.n, c.n_arms, c.epochs) == (0.01, 2, 2, [1, 2])
+    assert (c.strength, c.n, c.n_arms, c.epochs) == (0.01, 2, 2, [1, 2])
     assert c.loss.mean == pytest.approx([1.05, 0.55])  # seeds 0 and 1 differ by 0.1
     assert c.val_data_loss.mean == pytest.approx([0.7, 0.7])  # arms 1 and 3: 0.6 and 0.8
     assert c.val_data_loss.high[0] - c.val_data_loss.mean[0] == pytest.approx(T1 * 0.1)
@@ -92,7 +92,7 @@ def test_which_strength_draws_the_differences_the_text_uses():
     fa = main(hand_made_run(rows(config), config))
     w = data.which_strength_data(fa)
     # arms: seed 0 → 0, 1, 2; seed 1 → 3, 4, 5; val data loss 0.5 + arm / 10: λ = 0 is best
-    assert w.loss.recommended == 0.0 == fa.recommended.lam
+    assert w.loss.recommended == 0.0 == fa.recommended.strength
     assert w.loss.lams == [0.0, 0.001, 0.01] and w.loss.mean == pytest.approx([0.0, 0.1, 0.2])
     for i, lam in enumerate(w.loss.lams):
         d = fa.against_recommended["val_data_loss"][lam]
@@ -126,7 +126,7 @@ def test_histogram_data_shares_bins_and_pools_seeds():
     kernels = {0: np.array([[0.5, -1.0]]), 1: np.array([[0.1, 0.0]]),
                2: np.array([[2.0, -0.5]]), 3: np.array([[0.2, 0.3]])}
     d = data.histogram_data(main(run, kernels))
-    assert [h.lam for h in d.panels] == [0.0, 0.01]
+    assert [h.strength for h in d.panels] == [0.0, 0.01]
     assert d.edges[0] == -2.0 and d.edges[-1] == 2.0 and all(h.edges == d.edges for h in d.panels)
     assert [h.n_weights for h in d.panels] == [4, 4] and [sum(h.counts) for h in d.panels] == [4, 4]
     assert data.histogram_data(main(run)) is None
@@ -212,7 +212,7 @@ def _grid_rows(config: SweepConfig) -> list:
     for a in config.arms():
         k = a.index % n
         for epoch in range(1, config.epochs + 1):
-            out.append(row(a.index, a.lam, epoch, seed=a.seed, val_data_loss=0.5 + ((k - n / 3) / n) ** 2 + a.seed / 100 - epoch / 50,
+            out.append(row(a.index, a.strength, epoch, seed=a.seed, val_data_loss=0.5 + ((k - n / 3) / n) ** 2 + a.seed / 100 - epoch / 50,
                            data_loss=0.4 - epoch / 40, val_accuracy=0.8 + k / (10 * n) + epoch / 100, accuracy=0.85,
                            kernel_norm=10.0 - 5 * k / n - epoch / 10 + a.seed / 10))
     return out
@@ -267,11 +267,11 @@ def test_a_large_grid_draws_a_bounded_set_of_figures(tmp_path, seeds):
     analysis = analyze(run, kernels={a.index: rng.normal(size=(6, 4)) for a in config.arms()})
     hd = data.histogram_data(analysis.main)
     assert len(hd.panels) == MAX_HISTOGRAM_PANELS and hd.n_lams == 200
-    assert hd.panels[0].lam == 0.0 and hd.panels[-1].lam == config.lambdas[-1]
+    assert hd.panels[0].strength == 0.0 and hd.panels[-1].strength == config.lambdas[-1]
     figures = draw_all(analysis)
     _assert_whole_pngs(figures, tmp_path / "figures")
     assert len(figures.curves) == MAX_CURVE_FIGURES and figures.curves_total == 200
-    chosen = analysis.main.recommended.lam
+    chosen = analysis.main.recommended.strength
     named = [f.path.name for f in figures.curves]
     want = ([arm_figure_name(lam, 0, i) for i, lam in ((0, 0.0), (199, config.lambdas[-1]))] if seeds == 1 else
             [curves_figure_name(0.0), curves_figure_name(config.lambdas[-1])])

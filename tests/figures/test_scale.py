@@ -16,7 +16,7 @@ from reglab.report.build import build_report, setup
 
 def _rows(config: SweepConfig) -> list:
     n = len(config.settings())
-    return [row(a.index, a.lam, epoch, seed=a.seed, val_data_loss=0.5 + ((a.index % n - n / 3) / n) ** 2 - epoch / 50,
+    return [row(a.index, a.strength, epoch, seed=a.seed, val_data_loss=0.5 + ((a.index % n - n / 3) / n) ** 2 - epoch / 50,
                 kernel_norm=10.0 - 5 * (a.index % n) / n - epoch / 10 + a.seed / 10)
             for a in config.arms() for epoch in (1, 2)]
 

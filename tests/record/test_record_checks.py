@@ -26,7 +26,7 @@ def recorded_run(tmp_path: Path) -> Path:
     rec = Recorder(run_dir, CONFIG, fake_info())
     for arm in CONFIG.arms():
         for epoch in (1, 2):
-            rec.append(row(arm.index, arm.lam, epoch, seed=arm.seed, loss=0.5 - 0.1 * epoch, val_data_loss=0.6 + arm.lam,
+            rec.append(row(arm.index, arm.strength, epoch, seed=arm.seed, loss=0.5 - 0.1 * epoch, val_data_loss=0.6 + arm.strength,
                            kernel_norm=10.0 - epoch, accuracy=0.8, val_accuracy=0.7))
         rec.update_arm(arm.index, status="completed", test={"loss": 0.5, "accuracy": 0.9, "data_loss": 0.4}, epochs_done=2)
     rec.finish("completed")

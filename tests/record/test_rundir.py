@@ -41,7 +41,7 @@ def tiny_npz(path: Path, n: int = 60) -> str:
 def recorded(run_dir: Path) -> Path:
     rec = Recorder(run_dir, CONFIG, fake_info())
     for arm in CONFIG.arms():
-        rec.append(row(arm.index, arm.lam, 1))
+        rec.append(row(arm.index, arm.strength, 1))
     rec.finish("completed")
     return run_dir
 

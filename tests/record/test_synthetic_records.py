@@ -59,7 +59,7 @@ def test_means_are_the_values_given(tmp_path):
                 assert r.val_loss == pytest.approx(r.val_data_loss + r.penalty, rel=1e-12)
             assert rows[(s * K + k, E)].val_accuracy == pytest.approx(correct[k, s].mean())
     main = reglab.analyze(run).main
-    stats = {st.lam: st for st in main.stats}
+    stats = {st.strength: st for st in main.stats}
     for k, lam in enumerate(LAMBDAS):
         want = by_epoch[k, :, -1].mean(axis=1, dtype=np.float64).mean()
         assert stats[lam]["val_data_loss"].mean == pytest.approx(want, rel=1e-6)  # float32 precision
@@ -86,7 +86,7 @@ def test_diverged_arms(tmp_path):
     main = reglab.analyze(run).main
     assert {x[0] for x in main.excluded} == set(gone)
     assert not set(gone) & set(main.comparable)
-    assert {st.lam: st.seeds for st in main.stats}[LAMBDAS[3]] == (0, 2)
+    assert {st.strength: st.seeds for st in main.stats}[LAMBDAS[3]] == (0, 2)
     # a plain set of arms: each diverges at the middle epoch
     loss, correct = _values(K, S, n, seed=3)
     run = reglab.load_run(write_synthetic_run(tmp_path / "set", lambdas=LAMBDAS, seeds=S, epochs=E, val_loss=loss,
@@ -132,7 +132,7 @@ def test_a_strength_that_diverged_in_one_seed_is_named_and_never_recommended(tmp
                                               val_loss=loss, val_correct=loss < 0.4, diverged={(2, 1)}))
     analysis = reglab.analyze(run)
     rec = analysis.main.recommended
-    assert rec.lam != 1e-3 and [s.strength for s in rec.diverged] == [1e-3]
+    assert rec.strength != 1e-3 and [s.strength for s in rec.diverged] == [1e-3]
     assert rec.seeds == (0, 1, 2)  # every strength still compared completed all three seeds
     text = analysis.summary()
     assert "diverged (in some seed, so never recommended): L2 λ = 0.001" in text
@@ -148,6 +148,6 @@ def test_a_moderate_strength_is_not_called_best_without_a_strength_0_arm(tmp_pat
                                               val_loss=loss, val_correct=loss < 0.4))
     analysis = reglab.analyze(run)
     moderate = next(c for c in analysis.main.claims if c.key == "moderate")
-    assert analysis.main.recommended.lam == 1e-3
+    assert analysis.main.recommended.strength == 1e-3
     assert moderate.verdict == "inconclusive" and "no strength-0 arm" in moderate.evidence
     assert analysis.summary().startswith("Best here: L2 λ = 0.001") and "no λ = 0 arm" in analysis.summary()

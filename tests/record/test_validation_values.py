@@ -88,7 +88,7 @@ def test_fused_values_are_its_metrics_per_example_and_keras_s(strategy, group, m
     assert_values_match_records(listener, len(splits.x_val))
     assert 0.3 < np.mean([r.val_accuracy for r in listener.records]) < 1.0  # a real mix of right and wrong
     for arm in config.arms():
-        model = build_seed_model(splits.x_train.shape[1:], arm.lam)
+        model = build_seed_model(splits.x_train.shape[1:], arm.strength)
         model.set_weights(weights[arm.index].trainable)
         want_loss, want_correct = keras_values(splits, model)
         loss, correct = listener.values[(arm.index, 2)]

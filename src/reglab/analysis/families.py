@@ -126,7 +126,7 @@ def summarize_analysis(fa: Any) -> FamilySummary:
     top = grid[-1] if grid else None
     shrink = fa.finals["shrink"].get(top) if top is not None else None
     rec = fa.recommended
-    best = rec.lam if rec else None
+    best = rec.strength if rec else None
     return FamilySummary(
         fa.name, fa.label, len(fa.view.arms), rec,
         mean_ci(fa.finals["val_accuracy"][best].values()) if best is not None else None,
@@ -152,10 +152,10 @@ def best_against_best(a: Any, b: Any) -> BestAgainstBest | None:
     """Family analyses `a` and `b`, each at its recommended strength."""
     if a.recommended is None or b.recommended is None:
         return None
-    la, lb = a.per_example.loss.get(a.recommended.lam, {}), b.per_example.loss.get(b.recommended.lam, {})
+    la, lb = a.per_example.loss.get(a.recommended.strength, {}), b.per_example.loss.get(b.recommended.strength, {})
     seeds = sorted(set(la) & set(lb))
     if a.per_example.complete and b.per_example.complete and seeds:
         d = noise.paired_difference(np.stack([la[s] for s in seeds]), np.stack([lb[s] for s in seeds]))
     else:
-        d = noise.seed_only_difference(a.finals["val_data_loss"][a.recommended.lam], b.finals["val_data_loss"][b.recommended.lam])
+        d = noise.seed_only_difference(a.finals["val_data_loss"][a.recommended.strength], b.finals["val_data_loss"][b.recommended.strength])
     return BestAgainstBest(a.name, b.name, d)

@@ -63,7 +63,7 @@ class Recommendation(NamedTuple):
     n_compared: int = 0  # strengths compared with strength 0 at once
 
     @property
-    def lam(self) -> float:
+    def strength(self) -> float:
         return self.setting.strength
 
     @property

@@ -59,7 +59,7 @@ def train_arm(config: SweepConfig, splits: Splits, arm: Arm, listener: Listener,
     """Train one arm with `fit` (from a checkpoint's epoch with `start`); returns Keras's History."""
     progress = progress if progress is not None else _Progress()
     keras.utils.set_random_seed(arm.seed)  # initialization and fit's shuffling (numpy's global RNG)
-    model = build_model(config.model, splits.x_train.shape[1:], arm.lam, arm.family, arm.learning_rate, config.optimizer,
+    model = build_model(config.model, splits.x_train.shape[1:], arm.strength, arm.family, arm.learning_rate, config.optimizer,
                         splits.info.n_classes)
     initial_epoch, diverged = 0, False
     es_state = None

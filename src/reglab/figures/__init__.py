@@ -72,7 +72,7 @@ def _curves(fa: FamilyAnalysis, out: Path) -> tuple[list[FigureFile], int]:
     loss and accuracy across all of them."""
     words = Words(fa.family.label, fa.family.in_loss)
     seeds = fa.view.config.seeds
-    rec = fa.recommended.lam if fa.recommended else None
+    rec = fa.recommended.strength if fa.recommended else None
     label = fa.label
     jobs: list[tuple[Any, Path, str]] = []  # (ArmCurves with one seed, else StrengthCurves; file; title)
     if seeds == 1:
@@ -80,7 +80,7 @@ def _curves(fa: FamilyAnalysis, out: Path) -> tuple[list[FigureFile], int]:
         must = tuple(i for i, a in enumerate(fa.view.arm_records) if a.strength == rec)[:1]
         for i in spread_picks(total, MAX_CURVE_FIGURES, must):
             c = data.arm_curves_data(fa, i)
-            jobs.append((c, out / arm_figure_name(c.lam, c.seed, c.arm), f"{label} λ = {lam_label(c.lam)}  (seed {c.seed})"))
+            jobs.append((c, out / arm_figure_name(c.strength, c.seed, c.arm), f"{label} λ = {lam_label(c.strength)}  (seed {c.seed})"))
     else:
         grid = list(fa.view.config.lambdas)
         total = len(grid)

@@ -29,7 +29,7 @@ class ArmCurves(NamedTuple):
     """One arm's raw curves (one-seed runs): what metrics.csv holds, sorted by epoch. `arm` is the run's index."""
 
     arm: int
-    lam: float
+    strength: float
     seed: int
     epochs: list[int]
     loss: list[float]
@@ -60,7 +60,7 @@ class CurveBand(NamedTuple):
 class StrengthCurves(NamedTuple):
     """One strength's curves over its comparable seeds (`n` of `n_arms`; the others diverged or stopped)."""
 
-    lam: float
+    strength: float
     n: int
     n_arms: int
     epochs: list[int]
@@ -79,7 +79,7 @@ def strength_curves_data(fa: FamilyAnalysis, lam: float) -> StrengthCurves:
     epochs: list[int] = []
     n = 0
     for column in CURVE_COLUMNS:
-        b = next((b for b in fa.bands[column] if b.lam == lam), None)
+        b = next((b for b in fa.bands[column] if b.strength == lam), None)
         if b is None:
             bands[column] = CurveBand([], [], [])
         else:
@@ -104,7 +104,7 @@ def curve_limits(curves: list[ArmCurves] | list[StrengthCurves]) -> tuple[list[l
 # ---------------------------------------------------------------- one line per strength
 
 class BandSeries(NamedTuple):
-    lam: float
+    strength: float
     label: str
     epochs: list[int]
     mean: list[float]
@@ -125,11 +125,11 @@ class Overlay(NamedTuple):
 
 def overlay_data(fa: FamilyAnalysis, column: str, title: str, ylabel: str) -> Overlay:
     seeds = fa.view.config.seeds
-    series = [BandSeries(b.lam, f"λ = {lam_label(b.lam)}" + (f", n = {b.n}" if b.n != seeds else ""), list(b.epochs),
+    series = [BandSeries(b.strength, f"λ = {lam_label(b.strength)}" + (f", n = {b.n}" if b.n != seeds else ""), list(b.epochs),
                          list(b.mean), list(b.low), list(b.high), b.n) for b in fa.bands[column]]
     note = ""
     if seeds > 1:
-        note = f" — mean of {seeds} seeds" + ("" if dense_grid(s.lam for s in series) else ", band = 95 % CI")
+        note = f" — mean of {seeds} seeds" + ("" if dense_grid(s.strength for s in series) else ", band = 95 % CI")
     return Overlay(column, title + note, ylabel, series, seeds)
 
 
@@ -179,12 +179,12 @@ def _differences(fa: FamilyAnalysis, metric: str, ylabel: str, scale: float) -> 
     assert rec is not None  # which_strength_data checks it
     diffs = fa.against_recommended.get(metric, {})
     lams = sorted(diffs)
-    e = next((s.values[metric] for s in fa.stats if s.lam == rec.lam), None)  # s[metric]: mypy reads a NamedTuple's [] as the tuple's
+    e = next((s.values[metric] for s in fa.stats if s.strength == rec.strength), None)  # s[metric]: mypy reads a NamedTuple's [] as the tuple's
     # the recommended strength against itself is exactly 0 (drawn as a point, not as a missing interval)
-    low = [0.0 if lam == rec.lam else scale * diffs[lam].low for lam in lams]
-    high = [0.0 if lam == rec.lam else scale * diffs[lam].high for lam in lams]
+    low = [0.0 if lam == rec.strength else scale * diffs[lam].low for lam in lams]
+    high = [0.0 if lam == rec.strength else scale * diffs[lam].high for lam in lams]
     return StrengthDifferences(
-        metric, ylabel, lams, [scale * diffs[lam].mean for lam in lams], low, high, rec.lam,
+        metric, ylabel, lams, [scale * diffs[lam].mean for lam in lams], low, high, rec.strength,
         point(e) if e is not None else Point(NAN, NAN, NAN, 0), scale)
 
 
@@ -193,7 +193,7 @@ def which_strength_data(fa: FamilyAnalysis) -> WhichStrength | None:
     rec = fa.recommended
     if rec is None:
         return None
-    present = {s.lam for s in fa.stats}
+    present = {s.strength for s in fa.stats}
     accuracy_flat = fa.equivalent.get("val_accuracy", (rec.setting, rec.setting))
     return WhichStrength(
         _differences(fa, "val_data_loss", f"val data loss − recommended's ({fa.family.penalty_words})", 1.0),
@@ -209,7 +209,7 @@ def which_strength_data(fa: FamilyAnalysis) -> WhichStrength | None:
 # ---------------------------------------------------------------- gap against norm
 
 class GapNormMean(NamedTuple):
-    lam: float
+    strength: float
     norm: Point
     gap: Point
 
@@ -227,7 +227,7 @@ class GapNormData(NamedTuple):
 
 def gap_norm_data(fa: FamilyAnalysis) -> GapNormData:
     g = fa.gap_norm
-    means = [GapNormMean(s.lam, point(s.values["kernel_norm"]), point(s.values["loss_gap"])) for s in fa.stats]  # s.values[m]: see _differences
+    means = [GapNormMean(s.strength, point(s.values["kernel_norm"]), point(s.values["loss_gap"])) for s in fa.stats]  # s.values[m]: see _differences
     return GapNormData([p[0] for p in g.points], [p[1] for p in g.points], [p[2] for p in g.points],
                        [p[3] for p in g.points], means, g.correlation)
 
@@ -270,8 +270,8 @@ class FamilyCurves(NamedTuple):
 
 
 def _family_panel(fa: FamilyAnalysis, metric: str) -> FamilyPanel:
-    pos = [(s.lam, point(s.values[metric])) for s in fa.stats if s.lam > 0]  # s.values[m]: see _differences
-    base = next((point(s.values[metric]) for s in fa.stats if s.lam == 0), None)
+    pos = [(s.strength, point(s.values[metric])) for s in fa.stats if s.strength > 0]  # s.values[m]: see _differences
+    base = next((point(s.values[metric]) for s in fa.stats if s.strength == 0), None)
     return FamilyPanel([lam for lam, _ in pos], [p.mean for _, p in pos], [p.low for _, p in pos],
                        [p.high for _, p in pos], base)
 
@@ -280,7 +280,7 @@ def family_curves_data(analysis: RunAnalysis) -> FamilyCurves:
     panels, best = {}, {}
     for fa in analysis.families.values():
         panels[fa.label] = (_family_panel(fa, "val_data_loss"), _family_panel(fa, "val_accuracy"))
-        best[fa.label] = fa.recommended.lam if fa.recommended else None
+        best[fa.label] = fa.recommended.strength if fa.recommended else None
     return FamilyCurves(panels, best, analysis.run.config.seeds)
 
 

@@ -149,21 +149,21 @@ def render_overlay(fig: Any, axes: Any, ov: Overlay) -> None:
     """One line per strength with its band; a dense grid (see `dense_grid`): lines only, coloured along a colour
     bar, and only strength 0 in the legend, so the figure's cost and legibility do not grow with the grid."""
     ax = axes
-    lams = [s.lam for s in ov.series]
+    lams = [s.strength for s in ov.series]
     dense = dense_grid(lams)
     colors = lam_colors(lams)
     if dense:  # every strength > 0 in one LineCollection: one artist, not one per strength
         from matplotlib.collections import LineCollection
 
-        pos = [s for s in ov.series if s.lam > 0]
+        pos = [s for s in ov.series if s.strength > 0]
         ax.add_collection(LineCollection([list(zip(s.epochs, finite(s.mean))) for s in pos],
-                                         colors=[colors[s.lam] for s in pos], linewidths=0.8))
+                                         colors=[colors[s.strength] for s in pos], linewidths=0.8))
         ax.autoscale_view()
     for s in ov.series:
         if not dense:
-            band(ax, s.epochs, s.mean, s.low, s.high, colors[s.lam], "-", s.label, markers(s.epochs))
-        elif s.lam == 0:
-            ax.plot(s.epochs, finite(s.mean), color=colors[s.lam], linewidth=1.6, label=s.label, zorder=3)
+            band(ax, s.epochs, s.mean, s.low, s.high, colors[s.strength], "-", s.label, markers(s.epochs))
+        elif s.strength == 0:
+            ax.plot(s.epochs, finite(s.mean), color=colors[s.strength], linewidth=1.6, label=s.label, zorder=3)
     if not ov.series:
         ax.text(0.5, 0.5, "no arm completed every epoch", ha="center", va="center", transform=ax.transAxes)
     ax.set(title=ov.title, xlabel="epoch", ylabel=ov.ylabel)
@@ -268,7 +268,7 @@ def draw_family_curves(d: FamilyCurves, path: Path, title: str) -> None:
 def render_gap_vs_norm(fig: Any, axes: Any, d: GapNormData, title: str, seeds: int, xlabel: str, ylabel: str) -> None:
     """One dot per arm coloured by strength, per-strength means with 95 % CI bars; a dense grid: all dots in one
     scatter, means as diamonds without bars, and a colour bar in place of a legend of every strength."""
-    lams = d.lams + [m.lam for m in d.means]
+    lams = d.lams + [m.strength for m in d.means]
     colors = lam_colors(lams)
     ax = axes
     if dense_grid(lams):
@@ -277,21 +277,21 @@ def render_gap_vs_norm(fig: Any, axes: Any, d: GapNormData, title: str, seeds: i
                    s=14 if seeds > 1 else 18, linewidths=0)
         if seeds > 1:
             ms = [m for m in d.means if math.isfinite(m.norm.mean) and math.isfinite(m.gap.mean)]
-            ax.scatter([m.norm.mean for m in ms], [m.gap.mean for m in ms], c=[colors[m.lam] for m in ms], marker="D",
+            ax.scatter([m.norm.mean for m in ms], [m.gap.mean for m in ms], c=[colors[m.strength] for m in ms], marker="D",
                        s=30, edgecolors="black", linewidths=0.5)
         lam_colorbar(fig, ax, lams)
     else:
         for m in d.means:
             if not (math.isfinite(m.norm.mean) and math.isfinite(m.gap.mean)):
                 continue
-            c = colors[m.lam]
+            c = colors[m.strength]
             own = [(x, y) for lam, x, y in zip(d.lams, d.norms, d.gaps)  # this strength's arms
-                   if lam == m.lam and math.isfinite(x) and math.isfinite(y)]
+                   if lam == m.strength and math.isfinite(x) and math.isfinite(y)]
             ax.scatter([p[0] for p in own], [p[1] for p in own], color=c, alpha=0.45, s=22, linewidths=0)
             ax.errorbar([m.norm.mean], [m.gap.mean], xerr=yerr([m.norm.mean], [m.norm.low], [m.norm.high]),
                         yerr=yerr([m.gap.mean], [m.gap.low], [m.gap.high]), fmt="D", color=c, markersize=7,
                         markeredgecolor="black", capsize=4,
-                        label=f"λ = {lam_label(m.lam)}" + (f", n = {m.norm.n}" if m.norm.n != seeds else ""))
+                        label=f"λ = {lam_label(m.strength)}" + (f", n = {m.norm.n}" if m.norm.n != seeds else ""))
         _legend(ax, loc="upper left", bbox_to_anchor=(1.01, 1.0),
                 title="dots: arms\n◆: mean, 95 % CI" if seeds > 1 else None)
     if not d.means:
@@ -305,13 +305,13 @@ def render_gap_vs_norm(fig: Any, axes: Any, d: GapNormData, title: str, seeds: i
 def render_histograms(fig: Any, axes: Any, d: HistogramData, title: str) -> None:
     n = len(d.panels)
     cols = min(n, 4)
-    colors = lam_colors(h.lam for h in d.panels)
+    colors = lam_colors(h.strength for h in d.panels)
     centers = [(a + b) / 2 for a, b in zip(d.edges[:-1], d.edges[1:])]
     for ax, h in zip(axes.flat, d.panels):
-        ax.hist(centers, bins=d.edges, weights=h.counts, log=True, histtype="stepfilled", color=colors[h.lam],
+        ax.hist(centers, bins=d.edges, weights=h.counts, log=True, histtype="stepfilled", color=colors[h.strength],
                 alpha=0.85)
         ax.axvline(0.0, color="0.5", linewidth=0.6)
-        ax.set_title(f"λ = {lam_label(h.lam)}  ({h.n_weights:,} weights)", fontsize=9)
+        ax.set_title(f"λ = {lam_label(h.strength)}  ({h.n_weights:,} weights)", fontsize=9)
         ax.grid(alpha=0.3)
     for k, ax in enumerate(axes.flat):
         if k >= n:

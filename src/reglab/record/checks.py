@@ -158,8 +158,8 @@ def _check_arms(arms: Any, config: SweepConfig, where: str) -> None:
             raise RunDirError(f"{where}: field arms[{i}] must be a mapping, got {_short(arm)}")
         if arm.get("arm") != i or not _is_int(arm.get("arm")):
             raise f.fail("arm", f"must be {i}, got {_short(arm.get('arm'))}")
-        if not _is_number(arm.get("lambda")) or float(arm["lambda"]) != want.lam:
-            raise f.fail("lambda", f"is {_short(arm.get('lambda'))}, but the configuration's arm {i} has {want.lam!r}")
+        if not _is_number(arm.get("lambda")) or float(arm["lambda"]) != want.strength:
+            raise f.fail("lambda", f"is {_short(arm.get('lambda'))}, but the configuration's arm {i} has {want.strength!r}")
         if arm.get("seed") != want.seed or not _is_int(arm.get("seed")):
             raise f.fail("seed", f"is {_short(arm.get('seed'))}, but the configuration's arm {i} has seed {want.seed}")
         if arm.get("regularizer", "l2") != want.family:
@@ -198,8 +198,8 @@ def row_problem(values: dict[str, Any]) -> str | None:
             return f"{c} is not between 0 and 1 ({values[c]!r})"
     if not (math.isfinite(values["seconds"]) and values["seconds"] >= 0):
         return f"seconds is not a duration ({values['seconds']!r})"
-    if not (math.isfinite(values["lam"]) and values["lam"] >= 0):
-        return f"lambda is not a finite strength ≥ 0 ({values['lam']!r})"
+    if not (math.isfinite(values["strength"]) and values["strength"] >= 0):
+        return f"lambda is not a finite strength ≥ 0 ({values['strength']!r})"
     if not (math.isfinite(values["learning_rate"]) and values["learning_rate"] > 0):
         return f"learning_rate is not a finite rate > 0 ({values['learning_rate']!r})"
     return None
@@ -213,8 +213,8 @@ def check_rows(rows: Sequence[Any], config: SweepConfig, path: Any, first_line: 
     for line, r in enumerate(rows, start=first_line):
         arm = arms[r.arm]
         where = f"{path}, line {line}"
-        if r.lam != arm.lam:
-            raise RunDirError(f"{where}: lambda is {r.lam!r}, but arm {r.arm} has λ = {arm.lam!r} in run.json")
+        if r.strength != arm.strength:
+            raise RunDirError(f"{where}: lambda is {r.strength!r}, but arm {r.arm} has λ = {arm.strength!r} in run.json")
         if r.seed != arm.seed:
             raise RunDirError(f"{where}: seed is {r.seed}, but arm {r.arm} has seed {arm.seed} in run.json")
         if r.regularizer != arm.family:

@@ -86,7 +86,7 @@ class RunRecord:
     def history(self, arm: int) -> dict[str, list[float]]:
         """Like Keras's `History.history`: metric name → list over epochs, for one arm."""
         rows = [r for r in self.epochs if r.arm == arm]
-        names = [f.name for f in fields(EpochRecord) if f.name not in ("arm", "lam", "seed", "epoch")]
+        names = [f.name for f in fields(EpochRecord) if f.name not in ("arm", "strength", "seed", "epoch")]
         return {n: [getattr(r, n) for r in rows] for n in names}
 
     def kernels(self) -> dict[int, Any]:
@@ -108,7 +108,7 @@ class RunRecord:
     def to_pandas(self) -> Any:
         import pandas as pd
 
-        return pd.DataFrame([asdict(r) for r in self.epochs]).rename(columns={"lam": "lambda"})
+        return pd.DataFrame([asdict(r) for r in self.epochs]).rename(columns={"strength": "lambda"})
 
 
 def load_run(run_dir: str | Path) -> RunRecord:

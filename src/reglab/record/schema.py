@@ -54,7 +54,7 @@ class EpochRecord:
     """One row of metrics.csv: what one arm measured at the end of one epoch (epochs count from 1)."""
 
     arm: int
-    lam: float
+    strength: float
     seed: int
     epoch: int
     loss: float
@@ -66,7 +66,7 @@ class EpochRecord:
     penalty: float
     kernel_norm: float
     seconds: float
-    regularizer: str = "l2"  # the arm's family (settings.parse_family); `lam` is its strength
+    regularizer: str = "l2"  # the arm's family (settings.parse_family); `strength` is its strength λ
     learning_rate: float = DEFAULT_LEARNING_RATE  # the optimizer's
 
     @classmethod
@@ -75,7 +75,7 @@ class EpochRecord:
         """The row of `arm` from an epoch's metrics as Keras names them (`loss`, `accuracy`,
         `data_loss`): `train`'s are the running means over the epoch's batches, `val`'s the validation set's."""
         return cls(
-            arm=arm.index, lam=arm.lam, seed=arm.seed, epoch=epoch,
+            arm=arm.index, strength=arm.strength, seed=arm.seed, epoch=epoch,
             loss=float(train["loss"]), val_loss=float(val["loss"]),
             accuracy=float(train["accuracy"]), val_accuracy=float(val["accuracy"]),
             data_loss=float(train["data_loss"]), val_data_loss=float(val["data_loss"]),
@@ -85,7 +85,7 @@ class EpochRecord:
 
     @property
     def setting(self) -> Setting:
-        return Setting(self.regularizer, self.lam, self.learning_rate)
+        return Setting(self.regularizer, self.strength, self.learning_rate)
 
 
 @dataclass(frozen=True)
@@ -116,8 +116,8 @@ class ArmRecord:
         return self.setting.strength
 
 
-#: metrics.csv header; `lam` is written as `lambda`.
-COLUMNS: tuple[str, ...] = tuple("lambda" if f.name == "lam" else f.name for f in fields(EpochRecord))
+#: metrics.csv header; `strength` is written as `lambda`.
+COLUMNS: tuple[str, ...] = tuple("lambda" if f.name == "strength" else f.name for f in fields(EpochRecord))
 
 
 _INT_COLUMNS = {"arm", "seed", "epoch"}

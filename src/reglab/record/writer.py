@@ -59,7 +59,7 @@ class Recorder:
             "started_at": utc_now(),
             "ended_at": None,
             "arms": [
-                {"arm": a.index, "lambda": a.lam, "regularizer": a.family, "learning_rate": a.learning_rate, "seed": a.seed,
+                {"arm": a.index, "lambda": a.strength, "regularizer": a.family, "learning_rate": a.learning_rate, "seed": a.seed,
                  "status": "pending",
                  "epochs_done": 0, "test": None}
                 for a in config.arms()

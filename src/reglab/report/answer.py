@@ -67,7 +67,7 @@ def headline(fa: FamilyAnalysis) -> str:
     rec = fa.recommended
     if rec is None:
         return "No arm completed every epoch, so no strength can be recommended from this run."
-    best = _setting(fa, rec.lam)
+    best = _setting(fa, rec.strength)
     if rec.benefit == IS_BASELINE:
         return f"No {strength_words(fa)} tried measured better than no regularization (the best here is λ = 0{_flat(fa)})."
     if rec.benefit == ONE_SEED:
@@ -96,9 +96,9 @@ def family_lines(fa: FamilyAnalysis, analysis: RunAnalysis | None = None) -> lis
     if _finite(rec.test_accuracy.mean):
         val += f"; test accuracy {100 * rec.test_accuracy.mean:.2f} % (did not choose)"
     lines.append(val)
-    shrink = fa.finals["shrink"].get(rec.lam)
-    if shrink and rec.lam > 0:
-        lines.append(f"weights: {_setting(fa, rec.lam)} left the kernel at "
+    shrink = fa.finals["shrink"].get(rec.strength)
+    if shrink and rec.strength > 0:
+        lines.append(f"weights: {_setting(fa, rec.strength)} left the kernel at "
                      f"×{mean_ci(shrink.values()).mean:.2f} of its unregularized norm")
     if rec.diverged:
         lines.append("diverged (in some seed, so never recommended): " + ", ".join(_setting(fa, d.strength) for d in rec.diverged))
@@ -181,7 +181,7 @@ def answer(analysis: RunAnalysis) -> AnswerText:
         if ranked:
             best = min(ranked, key=lambda f: _recommended(f).estimate.mean)
             lines.insert(0, "families compared: " + "; ".join(
-                f"{f.family.label} best at λ = {lam_label(_recommended(f).lam)} ({_recommended(f).estimate.mean:.4f})"
+                f"{f.family.label} best at λ = {lam_label(_recommended(f).strength)} ({_recommended(f).estimate.mean:.4f})"
                 for f in ranked) + f" — lowest: {best.family.label}")
     return AnswerText(headline(fa), tuple(x for x in lines if x), tuple(conditions(analysis)))
 
@@ -196,7 +196,7 @@ def _best_per_family(analysis: RunAnalysis) -> str:
     if not best:
         return ""
     return f"best over {len(analysis.run.config.learning_rates)} learning rates: " + "; ".join(
-        f"{_setting(f, _recommended(f).lam)} ({_recommended(f).estimate.mean:.4f})" for f in best.values())
+        f"{_setting(f, _recommended(f).strength)} ({_recommended(f).estimate.mean:.4f})" for f in best.values())
 
 
 def _finite(x: float) -> bool:

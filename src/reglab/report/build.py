@@ -208,9 +208,9 @@ STRENGTH_HEADER = ["λ", "seeds", "val data loss", "val accuracy", "train data l
 
 
 def strength_rows(fa: FamilyAnalysis) -> list[list[d.Inline]]:
-    rec = fa.recommended.lam if fa.recommended else None
+    rec = fa.recommended.strength if fa.recommended else None
     # s.values[m], not s[m]: mypy types a NamedTuple's [] as the tuple's, not as LambdaStats.__getitem__
-    return [[d.strong(lam_label(s.lam)) if s.lam == rec else lam_label(s.lam), str(len(s.seeds)), ci(s.values["val_data_loss"]),
+    return [[d.strong(lam_label(s.strength)) if s.strength == rec else lam_label(s.strength), str(len(s.seeds)), ci(s.values["val_data_loss"]),
              ci(s.values["val_accuracy"]), ci(s.values["data_loss"]), ci(s.values["accuracy"]), ci(s.values["kernel_norm"], 2),
              ci(s.values["shrink"], 3), ci(s.values["test_accuracy"])] for s in fa.stats]
 
@@ -221,7 +221,7 @@ ARM_HEADER = ["λ", "seed", "status", "epochs", "val data loss", "val accuracy",
 
 def arm_rows(fa: FamilyAnalysis) -> list[list[d.Inline]]:
     trends = {t.arm: t for t in fa.trends}
-    return [[lam_label(s.lam), str(s.seed), s.status, str(s.epochs_done), fmt(s.final_val_data_loss), fmt(s.final_val_accuracy),
+    return [[lam_label(s.strength), str(s.seed), s.status, str(s.epochs_done), fmt(s.final_val_data_loss), fmt(s.final_val_accuracy),
              fmt(s.final_data_loss), fmt(s.final_accuracy), fmt(s.test_accuracy), fmt(s.final_kernel_norm, 2),
              trends[s.arm].diagnosis if s.arm in trends else "—"] for s in fa.arms]
 
@@ -261,8 +261,8 @@ def weight_section(fa: FamilyAnalysis, figures: Any) -> list[d.Block]:
     blocks: list[d.Block] = [d.Heading(3, "Weights", "weights")]
     stats = fa.stats
     blocks.append(d.Para("Final ‖W‖ by strength: " + "; ".join(
-        f"λ = {lam_label(s.lam)}: {pm(s.values['kernel_norm'], 2)}"  # s.values[m]: see strength_rows
-        + (f" (×{s.values['shrink'].mean:.2f})" if s.lam > 0 and s.values["shrink"].n else "") for s in stats)
+        f"λ = {lam_label(s.strength)}: {pm(s.values['kernel_norm'], 2)}"  # s.values[m]: see strength_rows
+        + (f" (×{s.values['shrink'].mean:.2f})" if s.strength > 0 and s.values["shrink"].n else "") for s in stats)
         + " (× the same seed's ‖W‖ at λ = 0)."))
     if fa.weights:
         dead = max(w.dead_rows for w in fa.weights)
@@ -296,7 +296,7 @@ def generalization_section(fa: FamilyAnalysis, figures: Any) -> list[d.Block]:
     blocks: list[d.Block] = [
         d.Heading(3, "Generalization", "generalization"),
         d.Para("Final generalization gap (validation minus training data loss, both penalty-free): " + "; ".join(
-            f"λ = {lam_label(s.lam)}: {pm(s.values['loss_gap'])}" for s in fa.stats) + "."),  # s.values[m]: see strength_rows
+            f"λ = {lam_label(s.strength)}: {pm(s.values['loss_gap'])}" for s in fa.stats) + "."),  # s.values[m]: see strength_rows
     ]
     gn = fa.gap_norm
     if math.isfinite(gn.correlation):
@@ -314,7 +314,7 @@ def diagnosis_section(analysis: RunAnalysis) -> list[d.Block]:
     for t in fa.trends:
         change = "—" if not math.isfinite(t.rise) else (
             f"{t.rise:+.4f}" + (f" (±{t.rise_noise:.4f})" if math.isfinite(t.rise_noise) else ""))
-        rows.append([lam_label(t.lam), str(t.seed), str(t.best_epoch or "—"), change, d.strong(t.diagnosis), t.reason])
+        rows.append([lam_label(t.strength), str(t.seed), str(t.best_epoch or "—"), change, d.strong(t.diagnosis), t.reason])
     return [
         d.Heading(3, "Convergence and fit", "fit"),
         d.Bullets(criteria_text(analysis.criteria)),
@@ -373,7 +373,7 @@ def recommendation_section(fa: FamilyAnalysis) -> list[d.Block]:
     for r, what in ((rec, "validation data loss"), (fa.by_accuracy, "validation accuracy")):
         if r is None:
             continue
-        line = f"By {what}: λ = {lam_label(r.lam)} ({pm(r.estimate)})"
+        line = f"By {what}: λ = {lam_label(r.strength)} ({pm(r.estimate)})"
         if r.interval:
             line += f"; under resampling the best falls in {lam_label(r.interval[0].strength)} … {lam_label(r.interval[1].strength)}"
         line += (f"; shown within {r.margin:g} of it: {lam_label(r.flat[0].strength)} … {lam_label(r.flat[1].strength)}"
@@ -422,7 +422,7 @@ def learning_rate_section(analysis: RunAnalysis, figures: Any) -> list[d.Block]:
         rows: list[list[d.Inline]] = []
         for fa in (f for f in analysis.families.values() if f.family.name == family):
             r = fa.recommended
-            rows.append([lam_label(fa.learning_rate), lam_label(r.lam) if r else "—",
+            rows.append([lam_label(fa.learning_rate), lam_label(r.strength) if r else "—",
                          f"{lam_label(r.interval[0].strength)} … {lam_label(r.interval[1].strength)}" if r and r.interval else "—",
                          f"{lam_label(r.flat[0].strength)} … {lam_label(r.flat[1].strength)}" if r else "—",
                          ci(r.estimate) if r else "—", ci(r.test_accuracy) if r else "—"])
@@ -462,7 +462,7 @@ def families_section(analysis: RunAnalysis, figures: Any) -> list[d.Block]:
     rows: list[list[d.Inline]] = []
     for s in analysis.families_compared:
         r = s.recommended
-        rows.append([s.label, str(s.n_arms), lam_label(r.lam) if r else "—",
+        rows.append([s.label, str(s.n_arms), lam_label(r.strength) if r else "—",
                      f"{lam_label(r.flat[0].strength)} … {lam_label(r.flat[1].strength)}" if r else "—",
                      fmt(s.loss_range), ci(r.estimate) if r else "—", ci(r.test_accuracy) if r else "—",
                      ci(s.shrink_at_max, 3) if s.shrink_at_max else "—",

@@ -31,9 +31,9 @@ def summary_lines(analysis: "RunAnalysis", width: int = 80) -> list[str]:
         trends = {t.arm: t.diagnosis for t in fa.trends}
         for s in fa.arms:
             if rates:
-                label = setting_label(fa.family.name, s.lam, fa.learning_rate)
+                label = setting_label(fa.family.name, s.strength, fa.learning_rate)
             else:
-                label = f"{fa.label} {lam_label(s.lam)}" if several else lam_label(s.lam)
+                label = f"{fa.label} {lam_label(s.strength)}" if several else lam_label(s.strength)
             rows.append((label, s, SHORT_DIAGNOSIS.get(trends.get(s.arm, "—"), trends.get(s.arm, "—"))))
     title = "setting" if several or rates else "λ"
     setting_w = min(max([len(title)] + [len(label) for label, _, _ in rows]), 38 if rates else 20 if several else 12)

@@ -234,7 +234,7 @@ class _Driver:
         by_lam: dict[float, list[float]] = {}
         for r in self.latest.values():
             if r.val_data_loss == r.val_data_loss:  # not NaN
-                by_lam.setdefault(r.lam, []).append(r.val_data_loss)
+                by_lam.setdefault(r.strength, []).append(r.val_data_loss)
         text = f"block {index + 1}/{len(self.blocks)} reported; {done}/{total} arm-epochs done"
         if by_lam:
             lam, losses = min(by_lam.items(), key=lambda kv: sum(kv[1]) / len(kv[1]))

@@ -109,7 +109,7 @@ class ProgressDisplay(Listener):
     def _describe(self, arms: list[Arm], epoch: int) -> str:
         if len(arms) == 1:
             a = arms[0]
-            who = f"arm {a.index + 1}/{self.n_arms}  {self._label(a.family, a.lam, a.learning_rate)}  seed {a.seed}"
+            who = f"arm {a.index + 1}/{self.n_arms}  {self._label(a.family, a.strength, a.learning_rate)}  seed {a.seed}"
         else:
             who = f"{len(arms)} arms at once"
         return f"{who}  epoch {epoch}/{self.epochs}"
@@ -131,7 +131,8 @@ class ProgressDisplay(Listener):
             self._progress.update(self._task, completed=step, description=self._describe(arms, epoch))
 
     def epoch_done(self, r: EpochRecord) -> None:
-        line = (f"arm {r.arm + 1}/{self.n_arms} {self._label(r.regularizer, r.lam, r.learning_rate)} seed {r.seed} epoch {r.epoch}/{self.epochs}: "
+        setting = self._label(r.regularizer, r.strength, r.learning_rate)
+        line = (f"arm {r.arm + 1}/{self.n_arms} {setting} seed {r.seed} epoch {r.epoch}/{self.epochs}: "
                 f"loss {fmt(r.loss)} val_loss {fmt(r.val_loss)} acc {fmt(r.accuracy)} val_acc {fmt(r.val_accuracy)} "
                 f"val_data_loss {fmt(r.val_data_loss)} ‖W‖ {fmt(r.kernel_norm, 2)} ({r.seconds:.1f} s)")
         if self._notebook is not None:  # one output updated in place, not a line per epoch
@@ -143,7 +144,7 @@ class ProgressDisplay(Listener):
             self._progress.update(self._task, completed=0, description=self._describe(self._arms, min(r.epoch + 1, self.epochs)))
 
     def arm_finished(self, arm: Arm, status: str, test: dict[str, float]) -> None:
-        line = (f"arm {arm.index + 1}/{self.n_arms} {self._label(arm.family, arm.lam, arm.learning_rate)} seed {arm.seed} {status}: "
+        line = (f"arm {arm.index + 1}/{self.n_arms} {self._label(arm.family, arm.strength, arm.learning_rate)} seed {arm.seed} {status}: "
                 f"test accuracy {fmt(test['accuracy'])}, test data loss {fmt(test['data_loss'])}")
         if self._notebook is not None:
             self._finished = line

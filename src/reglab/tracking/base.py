@@ -60,7 +60,7 @@ class Publisher(Protocol):
 
 
 def arm_infos(config: SweepConfig) -> list[ArmInfo]:
-    return [ArmInfo(a.index, a.family, a.lam, a.learning_rate, a.seed) for a in config.arms()]
+    return [ArmInfo(a.index, a.family, a.strength, a.learning_rate, a.seed) for a in config.arms()]
 
 
 def replay(run: RunRecord, publishers: Iterable[Publisher]) -> None:
