@@ -141,8 +141,8 @@ def _terminate(proc: subprocess.Popen, ready: Callable[[], bool]) -> float:
 def test_sigterm_mid_epoch_of_a_large_run_exits_within_seconds_and_the_run_resumes(tmp_path):
     out = tmp_path / "run"
     err_file = tmp_path / "stderr.txt"
-    with _running(reglab_argv("run", *BIG_RUN, "--epochs", "3", "--out", str(out)), err_file) as proc:
-        seconds = _terminate(proc, (out / "checkpoint.npz").exists)  # the first epoch is recorded: the second is under way
+    with _running(reglab_argv("run", *BIG_RUN, "--epochs", "2", "--out", str(out)), err_file) as proc:
+        seconds = _terminate(proc, (out / "checkpoint.npz").exists)  # the first epoch is recorded: the second (last) is under way
     assert seconds < 15, f"{seconds:.1f} s from SIGTERM to exit"
     assert proc.returncode == 128 + signal.SIGTERM, err_file.read_text()[-2000:]
     meta = json.loads((out / "run.json").read_text())
@@ -150,7 +150,7 @@ def test_sigterm_mid_epoch_of_a_large_run_exits_within_seconds_and_the_run_resum
     done = subprocess.run(reglab_argv("run", "--resume", str(out), "--no-progress"), capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-2000:]
     assert json.loads((out / "run.json").read_text())["status"] == "completed"
-    assert (out / "metrics.csv").read_text().count("\n") == 1 + 1000 * 3
+    assert (out / "metrics.csv").read_text().count("\n") == 1 + 1000 * 2
 
 
 @pytest.mark.slow
