@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any, NoReturn, Sequence
 
+from reglab.analysis.adaptive import AdaptiveOptions
 from reglab.analysis.analyze import analyze
 from reglab.analysis.results import RunAnalysis
 from reglab.config import (
@@ -36,6 +37,7 @@ from reglab.record.rundir import locked
 from reglab.record.schema import read_run_meta
 from reglab.report.build import build_report
 from reglab.report.summary import summary_lines
+from reglab.run.adaptive import AdaptiveRun, is_adaptive, load_adaptive, resume_adaptive, run_adaptive
 from reglab.run.runner import report_run, resume_sweep, run_sweep
 from reglab.settings import DEFAULT_LEARNING_RATE
 from reglab.tracking.mlflow import export_mlflow
@@ -130,6 +132,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--blocks", type=int, metavar="N", help="number of blocks for --executor blocks|ray "
                      "(default: the Ray cluster's CPUs, or 2)")
     run.add_argument("--address", metavar="auto|HOST:PORT", help="the Ray cluster to join (default: start a local one)")
+    run.add_argument("--adaptive", action="store_true", help="choose the strengths and seeds in rounds: start from λ = 0 and a "
+                     "coarse log grid at 2 seeds, extend and refine where the best is still open, add seeds to the "
+                     "contenders, then confirm the chosen strength against λ = 0 on fresh seeds scored on the test set")
+    run.add_argument("--budget", type=int, metavar="ARM_EPOCHS", help="with --adaptive: stop once this many arm-epochs are "
+                     "spent (the confirmation round is always kept within it)")
     run.add_argument("--resume", metavar="RUN_DIR", help="continue a stopped run (killed, interrupted, out of disk) from its "
                      "last complete epoch, with the settings stored in it; finished arms are not trained again")
 
@@ -186,7 +193,7 @@ def config_from_args(args: argparse.Namespace) -> SweepConfig:
 #: flags that define the experiment: a resumed run keeps its own
 EXPERIMENT_FLAGS = ("config", "lambdas", "seeds", "seed", "epochs", "batch_size", "dataset", "engine", "out", "force",
                     "executor", "blocks", "early_stopping", "restore_best", "model", "regularizers", "strengths",
-                    "learning_rates", "optimizer", "target", "test_file", "validation_split", "log")
+                    "learning_rates", "optimizer", "target", "test_file", "validation_split", "log", "adaptive", "budget")
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -201,8 +208,16 @@ def cmd_run(args: argparse.Namespace) -> int:
         if given:
             flag = "--" + given[0].replace("_", "-")
             raise ConfigError(f"{flag} cannot be used with --resume: a resumed run keeps the settings it was started with")
+        if is_adaptive(args.resume):
+            print(resume_adaptive(args.resume, console=err, live=live).summary())
+            return 0
         run = resume_sweep(args.resume, console=err, live=live, address=args.address, make_report=False)
+    elif args.adaptive:
+        print(_run_adaptive(args, err, live).summary())
+        return 0
     else:
+        if args.budget is not None:
+            raise ConfigError("--budget is for --adaptive sweeps")
         config = config_from_args(args)
         if (args.blocks is not None or args.address) and args.executor in (None, "local"):
             raise ConfigError("--blocks and --address need --executor blocks or --executor ray")
@@ -213,7 +228,20 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_adaptive(args: argparse.Namespace, err: Any, live: bool | None) -> AdaptiveRun:
+    for flag in ("lambdas", "seeds", "seed", "executor", "blocks", "address"):
+        if getattr(args, flag) is not None:
+            raise ConfigError(f"--{flag} cannot be used with --adaptive: the sweep chooses its own strengths and seeds "
+                              "and trains each round in one program")
+    config = config_from_args(args)
+    options = AdaptiveOptions(epochs=config.epochs, budget=args.budget)
+    return run_adaptive(config, options, out=args.out, force=args.force, console=err, live=live)
+
+
 def cmd_report(args: argparse.Namespace) -> int:
+    if is_adaptive(args.run_dir):
+        print(load_adaptive(args.run_dir).summary())
+        return 0
     read_run_meta(args.run_dir)  # a folder that is not a reglab run is refused before anything is written into it
     with locked(Path(args.run_dir)):
         run = load_run(args.run_dir)

@@ -71,6 +71,7 @@ class SweepConfig:
     test_file: str = ""  # a CSV dataset's test set ("" = a stated stratified fifth of the file)
     validation_split: float | None = None  # share held out for validation (None: the dataset's stated split)
     log: tuple[str, ...] = ()  # where the sweep is also published, live: "tensorboard[=DIR]", "mlflow[=URI]"
+    score_on: str = "validation"  # whose per-example values are recorded: "test" in an adaptive sweep's confirmation round
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "lambdas", validate_lambdas(self.lambdas))
@@ -111,6 +112,10 @@ class SweepConfig:
                 raise ConfigError(f"validation_split must be a number between 0 and 1 (exclusive), got {brief(v)}")
             object.__setattr__(self, "validation_split", float(v))
         object.__setattr__(self, "log", tuple(t.spec for t in validate_log(self.log)))
+        if self.score_on not in SCORED_ON:
+            raise ConfigError(f"score_on must be one of {', '.join(SCORED_ON)}, got {brief(self.score_on)}")
+        if self.score_on == "test" and self.early_stopping:
+            raise ConfigError("early stopping cannot watch the test set: score_on = 'test' needs early_stopping = 0")
 
     @property
     def log_targets(self) -> tuple[LogTarget, ...]:
@@ -120,7 +125,7 @@ class SweepConfig:
     def data_options(self) -> DataOptions:
         """What the data loader needs beyond the dataset's name."""
 
-        return DataOptions(self.target, self.test_file, self.validation_split)
+        return DataOptions(self.target, self.test_file, self.validation_split, self.score_on == "test")
 
     def absolute_paths(self, inputs: Any = ()) -> dict[str, str]:
         """The files this configuration reads, as absolute resolved paths (run.json's `paths`): the dataset
@@ -250,7 +255,10 @@ def _absolute(path: str) -> str:
 
 
 #: Fields added after records were first written, and their defaults (see `SweepConfig.to_dict`).
-_NEWER_FIELDS: dict[str, Any] = {"target": "", "test_file": "", "validation_split": None, "log": []}
+_NEWER_FIELDS: dict[str, Any] = {"target": "", "test_file": "", "validation_split": None, "log": [], "score_on": "validation"}
+
+#: What `SweepConfig.score_on` may name: the held-out set whose per-example values a run records.
+SCORED_ON = ("validation", "test")
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,20 @@ report read them and compute nothing of their own. (The submodule `analyze` is n
 here, so `reglab.analysis.analyze` stays a module, as monkeypatching and `import … as` need.)
 """
 
+from reglab.analysis.adaptive import (
+    CONFIRM_SEED,
+    EXPLORE_SEED,
+    WHY,
+    AdaptiveOptions,
+    Addition,
+    Assessment,
+    Evidence,
+    Finished,
+    Round,
+    assess,
+    first_round,
+    next_round,
+)
 from reglab.analysis.aggregate import LambdaStats
 from reglab.analysis.arms import ArmSummary, arm_summaries
 from reglab.analysis.claims import Claim
@@ -15,7 +29,9 @@ from reglab.analysis.results import Comparison, FamilyAnalysis, Recommendation, 
 from reglab.analysis.views import check_claims, compare_families, load_model, recommended_setting
 
 __all__ = [
-    "ArmSummary", "Claim", "Comparison", "Criteria", "Difference", "FamilyAnalysis", "FamilySummary",
-    "LambdaStats", "Recommendation", "RunAnalysis", "Trend", "WeightStats",
-    "arm_summaries", "check_claims", "compare_families", "family_view", "load_model", "recommended_setting",
+    "AdaptiveOptions", "Addition", "ArmSummary", "Assessment", "CONFIRM_SEED", "Claim", "Comparison", "Criteria",
+    "Difference", "EXPLORE_SEED", "Evidence", "FamilyAnalysis", "FamilySummary", "Finished", "LambdaStats",
+    "Recommendation", "Round", "RunAnalysis", "Trend", "WHY", "WeightStats",
+    "arm_summaries", "assess", "check_claims", "compare_families", "family_view", "first_round", "load_model",
+    "next_round", "recommended_setting",
 ]

@@ -28,6 +28,7 @@ from reglab.data.splits import (
     Splits,
     finish,
     one_line,
+    scored_on_test,
     stratified_holdout,
     stratified_split,
     with_info,
@@ -74,7 +75,13 @@ def plain_reason(e: BaseException, what: str) -> str:
 # ---------------------------------------------------------------- public entry point
 
 def load_dataset(name: str, options: DataOptions = NO_OPTIONS) -> Splits:
-    """Resolve a dataset name or path; `mnist` falls back to `mnist-5k` when Keras cannot load it."""
+    """Resolve a dataset name or path; `mnist` falls back to `mnist-5k` when Keras cannot load it. With
+    `options.scored_on_test` the test set takes the validation set's place (`scored_on_test`)."""
+    splits = _load(name, options)
+    return scored_on_test(splits) if options.scored_on_test else splits
+
+
+def _load(name: str, options: DataOptions) -> Splits:
     is_csv = Path(name).suffix.lower() == ".csv"
     if (options.target or options.test_file) and not is_csv:
         raise DataError(f"--target and --test-file are for a CSV file; dataset {brief(name)} is not one")

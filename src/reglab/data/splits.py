@@ -47,6 +47,7 @@ class DataOptions(NamedTuple):
     target: str = ""
     test_file: str = ""
     validation_split: float | None = None
+    scored_on_test: bool = False  # the per-example "validation" values are the test set's (a confirmation round)
 
 
 NO_OPTIONS = DataOptions()
@@ -245,6 +246,14 @@ def constant_inputs(x_train: np.ndarray) -> tuple[int, ...]:
 def with_info(splits: Splits, **changes: Any) -> Splits:
     info = DataInfo(**{**asdict(splits.info), **changes})
     return Splits(splits.x_train, splits.y_train, splits.x_val, splits.y_val, splits.x_test, splits.y_test, info)
+
+
+def scored_on_test(splits: Splits) -> Splits:
+    """The test set in the validation set's place: an adaptive sweep's confirmation round scores its fresh seeds
+    on examples the choice never saw. The validation examples still train nothing; they are simply not scored."""
+    info = DataInfo(**{**asdict(splits.info), "n_val": splits.info.n_test,
+                       "split": f"{splits.info.split}; per-example values scored on the test set"})
+    return Splits(splits.x_train, splits.y_train, splits.x_test, splits.y_test, splits.x_test, splits.y_test, info)
 
 
 def one_line(e: BaseException) -> str:

@@ -37,7 +37,7 @@ MANIFEST = "manifest.json"
 MANIFEST_FORMAT = "reglab-manifest/1"
 RUN_FORMAT = "reglab-run/1"
 #: Top-level files reglab writes; figures go to figures/NAME.png.
-TOP_LEVEL = ("run.json", "config.toml", "metrics.csv", "kernels.npz", "validation.npz", "checkpoint.npz", "report.md",
+TOP_LEVEL = ("run.json", "adaptive.json", "config.toml", "metrics.csv", "kernels.npz", "validation.npz", "checkpoint.npz", "report.md",
              "report.html", "weights.npz", "recommended.keras")
 FIGURES = "figures"
 _FIGURE_NAME = re.compile(r"[A-Za-z0-9_.=+-]{1,200}\.png")

@@ -1,0 +1,314 @@
+"""An adaptive sweep (`reglab run --adaptive`): rounds of ordinary runs in one directory, each planned from the
+rounds before it (`reglab.analysis.adaptive`), and a final confirmation round whose fresh seeds are scored on
+the test set, so the answer's claim rests on evidence the adaptation never looked at.
+
+The directory holds `adaptive.json` (the plan: every round, its arms and why, and the answer) and
+`rounds/NN/`, each a complete reglab run record (`reglab report rounds/NN` draws it). Planning reads only
+completed rounds and is deterministic, so a resumed sweep plans the very rounds an uninterrupted one did, and
+each round's own record resumes bit-identically.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import re
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import numpy as np
+from rich.console import Console
+
+from reglab.analysis.adaptive import AdaptiveOptions, Addition, Evidence, Finished, Round, first_round, next_round
+from reglab.analysis.analyze import analyze
+from reglab.analysis.results import BETTER, CANT_TELL, EQUIVALENT, WORSE, RunAnalysis
+from reglab.config import SweepConfig
+from reglab.errors import ConfigError, RunDirError
+from reglab.fileio import ensure_dir, write_atomic
+from reglab.formatting import lam_label
+from reglab.record.reader import RunRecord, load_run
+from reglab.record.rundir import check_run_dir, clear_run_dir, locked, register, reserve_default_run_dir
+from reglab.record.schema import RUN_JSON, read_run_meta
+from reglab.run.runner import resume_sweep, run_sweep
+
+ADAPTIVE_JSON = "adaptive.json"
+ADAPTIVE_FORMAT = "reglab-adaptive/1"
+ROUNDS = "rounds"
+_ROUND_NAME = re.compile(r"\d{2,3}")
+
+
+class Verdict(NamedTuple):
+    """The confirmation round's answer: the chosen strength − λ = 0 on fresh seeds scored on the test set."""
+
+    chosen: float
+    benefit: str  # BETTER, EQUIVALENT, WORSE or CANT_TELL
+    mean: float  # chosen − λ = 0, test data loss per example
+    low: float
+    high: float
+    seeds: tuple[int, ...]
+    margin: float
+
+
+@dataclasses.dataclass(frozen=True)
+class AdaptiveRun:
+    """An adaptive sweep as recorded: its base configuration, its options, the rounds so far and the answer."""
+
+    run_dir: Path
+    config: SweepConfig  # the base: every round is this with its own strengths and seeds
+    options: AdaptiveOptions
+    rounds: tuple[Round, ...]
+    status: str  # "running", "interrupted" or "completed"
+    finished: Finished | None = None
+    verdict: Verdict | None = None
+
+    @property
+    def arm_epochs(self) -> int:
+        return sum(r.arm_epochs(self.options.epochs) for r in self.rounds)
+
+    def round_dir(self, r: Round) -> Path:
+        return self.run_dir / ROUNDS / f"{r.number:02d}"
+
+    def summary(self) -> str:
+        return adaptive_summary(self)
+
+
+# ---------------------------------------------------------------- configuration of each round
+
+def check_adaptive(config: SweepConfig) -> None:
+    """What an adaptive sweep chooses itself, or cannot mix with, refused in one line before anything is written."""
+    if len(config.regularizers) != 1 or config.strengths:
+        raise ConfigError("--adaptive tunes one regularizer family's strength: give one family (--regularizers)")
+    if len(config.learning_rates) != 1:
+        raise ConfigError("--adaptive tunes the strength at one learning rate: give one (--learning-rates)")
+    if config.early_stopping:
+        raise ConfigError("--adaptive trains every arm fully (no early stopping: early epochs favour weak "
+                          "regularization); drop --early-stopping")
+    if config.score_on != "validation":
+        raise ConfigError("--adaptive chooses what each round scores on; leave score_on at 'validation'")
+
+
+def round_config(config: SweepConfig, r: Round) -> SweepConfig:
+    return config.replace(lambdas=list(r.strengths), seed=r.seeds[0], seeds=len(r.seeds),
+                          score_on="test" if r.confirming else "validation")
+
+
+# ---------------------------------------------------------------- adaptive.json
+
+def _round_json(r: Round) -> dict[str, Any]:
+    return {"number": r.number, "additions": [[a.strength, a.why] for a in r.additions], "seeds": list(r.seeds),
+            "note": r.note, "dir": f"{ROUNDS}/{r.number:02d}"}
+
+
+def _write(run: AdaptiveRun) -> None:
+    meta: dict[str, Any] = {
+        "format": ADAPTIVE_FORMAT, "status": run.status, "config": run.config.to_dict(),
+        "options": dataclasses.asdict(run.options), "arm_epochs": run.arm_epochs,
+        "rounds": [_round_json(r) for r in run.rounds],
+    }
+    if run.finished is not None:
+        meta["finished"] = {"chosen": run.finished.chosen, "open": list(run.finished.open)}
+    if run.verdict is not None:
+        meta["verdict"] = {**run.verdict._asdict(), "seeds": list(run.verdict.seeds)}
+    register(run.run_dir, [ADAPTIVE_JSON])
+    write_atomic(run.run_dir / ADAPTIVE_JSON, json.dumps(meta, indent=1, allow_nan=True) + "\n")
+
+
+def is_adaptive(run_dir: str | Path) -> bool:
+    return (Path(run_dir) / ADAPTIVE_JSON).is_file()
+
+
+def load_adaptive(run_dir: str | Path) -> AdaptiveRun:
+    """RUN_DIR/adaptive.json, checked: a damaged file is one `RunDirError` line naming it."""
+    run_dir = Path(run_dir)
+    path = run_dir / ADAPTIVE_JSON
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(meta, dict) or meta.get("format") != ADAPTIVE_FORMAT:
+            raise ValueError(f"not a {ADAPTIVE_FORMAT} file")
+        config = SweepConfig.from_mapping(meta["config"], where=str(path))
+        options = AdaptiveOptions(**meta["options"])
+        rounds = tuple(Round(int(r["number"]), tuple(Addition(float(s), str(w)) for s, w in r["additions"]),
+                             tuple(int(s) for s in r["seeds"]), str(r["note"])) for r in meta["rounds"])
+        if [r.number for r in rounds] != list(range(1, len(rounds) + 1)):
+            raise ValueError("rounds are not numbered 1, 2, …")
+        finished = (Finished(meta["finished"]["chosen"], tuple(meta["finished"]["open"])) if "finished" in meta else None)
+        verdict = None
+        if "verdict" in meta:
+            v = meta["verdict"]
+            verdict = Verdict(float(v["chosen"]), str(v["benefit"]), float(v["mean"]), float(v["low"]), float(v["high"]),
+                              tuple(int(s) for s in v["seeds"]), float(v["margin"]))
+        status = str(meta["status"])
+    except FileNotFoundError:
+        raise RunDirError(f"{run_dir} is not an adaptive sweep (no {ADAPTIVE_JSON})") from None
+    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError, ConfigError) as e:
+        raise RunDirError(f"{path}: unreadable ({' '.join(str(e).split())[:200]})") from None
+    return AdaptiveRun(run_dir, config, options, rounds, status, finished, verdict)
+
+
+# ---------------------------------------------------------------- evidence and the answer
+
+def evidence_of(records: list[RunRecord]) -> Evidence:
+    """strength → seed → per-example validation data loss at the final epoch, over exploration rounds; arms
+    without values (diverged, failed) are left out, so the planner never builds on them."""
+    out: dict[float, dict[int, np.ndarray]] = {}
+    for run in records:
+        values = run.validation()
+        if values is None:
+            continue
+        for arm in run.arm_records:
+            if values.has_values[arm.index]:
+                out.setdefault(arm.strength, {})[arm.seed] = np.asarray(values.final_loss[arm.index], dtype=np.float64)
+    return out
+
+
+def verdict_of(analysis: RunAnalysis, chosen: float, margin: float) -> Verdict:
+    """chosen − λ = 0 in the confirmation round: one comparison named before its data existed, so its interval
+    (the analysis's own, at the level every claim uses) needs no correction for the rounds that chose it."""
+    family = analysis.main
+    rec = family.recommended
+    seeds = rec.seeds if rec is not None else ()
+    if rec is not None and rec.setting.strength == chosen and rec.baseline is not None:
+        b = rec.baseline.difference
+        return Verdict(chosen, rec.benefit if rec.benefit in (BETTER, EQUIVALENT, WORSE) else CANT_TELL,
+                       b.mean, b.low, b.high, seeds, margin)
+    d = family.against_recommended.get("val_data_loss", {}).get(chosen)
+    if d is None or not d.has_interval:
+        return Verdict(chosen, CANT_TELL, math.nan if d is None else d.mean, math.nan, math.nan, seeds, margin)
+    if -margin < d.low and d.high < margin:
+        benefit = EQUIVALENT
+    elif d.low > 0:
+        benefit = WORSE
+    else:
+        benefit = CANT_TELL
+    return Verdict(chosen, benefit, d.mean, d.low, d.high, seeds, margin)
+
+
+def adaptive_summary(run: AdaptiveRun) -> str:
+    """The answer in plain text, and how it was reached."""
+    n_arms = sum(len(r.additions) * len(r.seeds) for r in run.rounds)
+    lines = [f"Adaptive sweep: {len(run.rounds)} rounds, {n_arms} arms, {run.arm_epochs} arm-epochs"
+             + (f" of a budget of {run.options.budget}" if run.options.budget else "") + "."]
+    for r in run.rounds:
+        what = ", ".join(f"{lam_label(a.strength)} ({a.why})" for a in r.additions)
+        lines.append(f"  round {r.number}: {what} × seeds {r.seeds[0]}–{r.seeds[-1]}. {r.note}")
+    v = run.verdict
+    if v is not None:
+        label = f"λ = {lam_label(v.chosen)}"
+        seeds = f"{len(v.seeds)} fresh seeds scored on the test set"
+        interval = f"test data loss {v.mean:+.4f} [{v.low:+.4f}, {v.high:+.4f}] against λ = 0"
+        if v.benefit == BETTER:
+            lines.append(f"Use {label}: it beats no regularization, confirmed on {seeds} ({interval}).")
+        elif v.benefit == EQUIVALENT:
+            lines.append(f"No measurable benefit: {label}, the best found, is within {v.margin:g} of λ = 0 on {seeds} "
+                         f"({interval}).")
+        elif v.benefit == WORSE:
+            lines.append(f"Best found: {label}, but on {seeds} it is worse than no regularization ({interval}).")
+        else:
+            lines.append(f"Best found: {label}, not confirmed: can't tell whether it beats no regularization on {seeds} "
+                         f"({interval}).")
+    elif run.finished is not None and run.finished.open:
+        lines.append("Stopped before the answer was decided: " + " ".join(run.finished.open))
+    elif run.status != "completed":
+        lines.append(f"The sweep is {run.status}: `reglab run --resume {run.run_dir}` continues it.")
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------- running and resuming
+
+def _train_round(run: AdaptiveRun, r: Round, console: Console, live: bool | None) -> RunRecord:
+    """The round's record, trained, resumed or simply read: whatever state an interruption left it in."""
+    d = run.round_dir(r)
+    if (d / RUN_JSON).is_file():
+        if read_run_meta(d).get("status") == "completed":
+            return load_run(d)
+        return resume_sweep(d, console=console, live=live, make_report=r.confirming)
+    ensure_dir(d, parents=True, root=run.run_dir)
+    return run_sweep(round_config(run.config, r), d, console=console, live=live, make_report=r.confirming)
+
+
+def _exploration(run: AdaptiveRun, trained: dict[int, RunRecord]) -> list[RunRecord]:
+    return [trained[r.number] for r in run.rounds if not r.confirming]
+
+
+def _continue(run: AdaptiveRun, console: Console, live: bool | None) -> AdaptiveRun:
+    trained: dict[int, RunRecord] = {}
+    try:
+        for r in run.rounds:  # what an interruption left: finished, resumed or started over
+            trained[r.number] = _train_round(run, r, console, live)
+        if not run.rounds:
+            run = dataclasses.replace(run, rounds=(first_round(run.options),))
+            _write(run)
+            trained[1] = _train_round(run, run.rounds[0], console, live)
+        while True:
+            step = next_round(evidence_of(_exploration(run, trained)), run.rounds, run.options)
+            if isinstance(step, Finished):
+                run = dataclasses.replace(run, finished=step)
+                break
+            console.print(f"adaptive round {step.number}: {step.note}", highlight=False, soft_wrap=True)
+            run = dataclasses.replace(run, rounds=(*run.rounds, step))
+            _write(run)  # the plan first: a resume finds the round it was training
+            trained[step.number] = _train_round(run, step, console, live)
+    except BaseException:
+        _write(dataclasses.replace(run, status="interrupted"))
+        raise
+    confirming = [r for r in run.rounds if r.confirming]
+    verdict = None
+    if confirming and run.finished is not None and run.finished.chosen is not None:
+        verdict = verdict_of(analyze(trained[confirming[-1].number]), run.finished.chosen, run.options.margin)
+    run = dataclasses.replace(run, status="completed", verdict=verdict)
+    _write(run)
+    return run
+
+
+def run_adaptive(config: SweepConfig, options: AdaptiveOptions, out: str | Path | None = None, *, force: bool = False,
+                 console: Console | None = None, live: bool | None = None) -> AdaptiveRun:
+    """Plan, train and confirm rounds until the answer is decided or the budget is spent."""
+    check_adaptive(config)
+    console = console or Console(stderr=True)
+    run_dir = Path(out) if out is not None else reserve_default_run_dir()
+    _check_adaptive_dir(run_dir, force)
+    with locked(run_dir, create=True):
+        _check_adaptive_dir(run_dir, force)
+        if force:
+            clear_adaptive_dir(run_dir)
+        run = AdaptiveRun(run_dir, config, options, (), "running")
+        _write(run)
+        return _continue(run, console, live)
+
+
+def resume_adaptive(run_dir: str | Path, *, console: Console | None = None, live: bool | None = None) -> AdaptiveRun:
+    """Continue a stopped adaptive sweep: finished rounds are read, the interrupted one resumes, and the rounds
+    after it are the ones an uninterrupted sweep would have planned."""
+    console = console or Console(stderr=True)
+    run = load_adaptive(run_dir)
+    if run.status == "completed":
+        raise RunDirError(f"{run_dir} is a completed adaptive sweep: there is nothing to resume")
+    with locked(Path(run_dir)):
+        run = dataclasses.replace(load_adaptive(run_dir), status="running")
+        _write(run)
+        return _continue(run, console, live)
+
+
+def _check_adaptive_dir(run_dir: Path, force: bool) -> None:
+    if force and is_adaptive(run_dir):
+        return
+    check_run_dir(run_dir, force)
+
+
+def clear_adaptive_dir(run_dir: Path) -> None:
+    """--force on an adaptive sweep: every round's record as `clear_run_dir` removes one, then its own files."""
+    if not is_adaptive(run_dir):
+        clear_run_dir(run_dir)
+        return
+    rounds = run_dir / ROUNDS
+    if rounds.is_dir() and not rounds.is_symlink():
+        for d in sorted(rounds.iterdir()):
+            if _ROUND_NAME.fullmatch(d.name) and d.is_dir() and not d.is_symlink():
+                check_run_dir(d, True)
+                clear_run_dir(d)
+                if not any(d.iterdir()):
+                    d.rmdir()
+        if not any(rounds.iterdir()):
+            rounds.rmdir()
+    clear_run_dir(run_dir)
