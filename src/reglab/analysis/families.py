@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any, NamedTuple
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, NamedTuple, TypeVar
 
 import numpy as np
 
@@ -24,6 +25,12 @@ from reglab.record.arrays import read_kernels
 from reglab.record.reader import RunRecord
 from reglab.settings import DEFAULT_LEARNING_RATE
 
+if TYPE_CHECKING:
+    from reglab.analysis.results import FamilyAnalysis, Recommendation
+
+#: A kernel as the caller holds it (`FamilyRun.own` keeps whatever the whole run's mapping holds).
+K = TypeVar("K")
+
 
 @dataclasses.dataclass(frozen=True)
 class FamilyRun(RunRecord):
@@ -35,10 +42,10 @@ class FamilyRun(RunRecord):
     sweep: SweepConfig | None = None  # the whole sweep's configuration, every family in it
     learning_rate: float = DEFAULT_LEARNING_RATE  # the series' (one family at one learning rate)
 
-    def kernels(self) -> dict[int, Any]:
+    def kernels(self) -> dict[int, np.ndarray]:
         return self.own(read_kernels(self.run_dir))
 
-    def own(self, kernels: dict[int, Any]) -> dict[int, Any]:
+    def own(self, kernels: dict[int, K]) -> dict[int, K]:
         """The whole run's kernels (by its arm index) → this family's, by the view's arm index."""
         return {new: kernels[old] for new, old in enumerate(self.arm_ids) if old in kernels}
 
@@ -61,9 +68,9 @@ def family_view(run: RunRecord, family: str, learning_rate: float | None = None)
                      sweep=run.config, learning_rate=learning_rate)
 
 
-def by_family(series: Any) -> dict[str, list[Any]]:
+def by_family(series: Iterable[FamilyAnalysis]) -> dict[str, list[FamilyAnalysis]]:
     """A run's series analyses (`RunAnalysis.families` values) grouped by family name, in order."""
-    out: dict[str, list[Any]] = {}
+    out: dict[str, list[FamilyAnalysis]] = {}
     for fa in series:
         out.setdefault(fa.family.name, []).append(fa)
     return out
@@ -84,7 +91,7 @@ def primary_family(run: RunRecord) -> str:
     return "l2" if "l2" in run.config.regularizers else run.config.regularizers[0]
 
 
-def sparsity(kernels: list[Any]) -> tuple[float, float]:
+def sparsity(kernels: list[np.ndarray]) -> tuple[float, float]:
     """(fraction of weights exactly 0, fraction within NEAR_ZERO of 0) over the given kernels. Both: Adam moves
     a weight by about its learning rate (0.001) per step, so an L1-pinned weight hovers within ±0.001 of 0
     rather than landing on it."""
@@ -102,7 +109,7 @@ class FamilySummary(NamedTuple):
     family: str
     label: str
     n_arms: int
-    recommended: Any  # analyze.Recommendation by validation data loss, or None
+    recommended: Recommendation | None  # by validation data loss
     val_accuracy: Estimate | None  # at the recommended strength
     loss_range: float  # worst − best mean final validation data loss over the grid: sensitivity to the strength
     shrink_at_max: Estimate | None  # ‖W‖ at the largest strength over the same seed's strength-0 arm's
@@ -111,14 +118,14 @@ class FamilySummary(NamedTuple):
     best_per_seed: dict[int, float]  # seed → final validation data loss at the recommended strength
 
 
-def _zeros(fa: Any, lam: float | None) -> tuple[float, float]:
+def _zeros(fa: FamilyAnalysis, lam: float | None) -> tuple[float, float]:
     ws = [w for w in fa.weights if lam is not None and w.setting.strength == lam]
     if not ws:
         return math.nan, math.nan
     return float(sum(w.exactly_zero for w in ws) / len(ws)), float(sum(w.near_zero for w in ws) / len(ws))
 
 
-def summarize_analysis(fa: Any) -> FamilySummary:
+def summarize_analysis(fa: FamilyAnalysis) -> FamilySummary:
     """A family's line in the comparison, read from its analysis (nothing recomputed but means)."""
     per: PerSeed = fa.finals["val_data_loss"]
     means = [mean_ci(v.values()).mean for v in per.values() if v]
@@ -135,7 +142,7 @@ def summarize_analysis(fa: Any) -> FamilySummary:
     )
 
 
-def compare_analyses(analyses: list[Any]) -> list[FamilySummary]:
+def compare_analyses(analyses: list[FamilyAnalysis]) -> list[FamilySummary]:
     return [summarize_analysis(fa) for fa in analyses]
 
 
@@ -148,9 +155,9 @@ class BestAgainstBest(NamedTuple):
     difference: noise.Difference
 
 
-def best_against_best(a: Any, b: Any) -> BestAgainstBest | None:
+def best_against_best(a: FamilyAnalysis, b: FamilyAnalysis) -> BestAgainstBest | None:
     """Family analyses `a` and `b`, each at its recommended strength."""
-    if a.recommended is None or b.recommended is None:
+    if a.recommended is None or b.recommended is None or a.per_example is None or b.per_example is None:
         return None
     la, lb = a.per_example.loss.get(a.recommended.strength, {}), b.per_example.loss.get(b.recommended.strength, {})
     seeds = sorted(set(la) & set(lb))

@@ -39,7 +39,7 @@ class Listener:
         for arm, status, test in finished:
             self.arm_finished(arm, status, test)
 
-    def checkpoint(self, arrays: dict[str, Any], meta: dict[str, Any]) -> None:
+    def checkpoint(self, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> None:
         """Everything needed to continue after the epochs recorded so far. `meta["epochs_done"]` maps
         each arm index to its last recorded epoch; the rest is the engine's own."""
 
@@ -59,7 +59,7 @@ class Listener:
         """Whether this listener takes per-example validation values: it overrides `validation_values`."""
         return type(self).validation_values is not Listener.validation_values
 
-    def epoch_kernels(self, epoch: int, weights: dict[int, list[Any]]) -> None:
+    def epoch_kernels(self, epoch: int, weights: dict[int, list[np.ndarray]]) -> None:
         """Each arm's trainable weights at `epoch`'s end, by arm index, before that epoch's `epoch_done`s;
         engines send them only to a listener that asks (`wants_kernels`): it costs a transfer of every arm's
         weights per epoch."""
@@ -105,7 +105,7 @@ class ListenerList(Listener):
         for listener in self.listeners:
             listener.arms_finished(finished)
 
-    def checkpoint(self, arrays: dict[str, Any], meta: dict[str, Any]) -> None:
+    def checkpoint(self, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> None:
         for listener in self.listeners:
             listener.checkpoint(arrays, meta)
 
@@ -122,7 +122,7 @@ class ListenerList(Listener):
     def wants_values(self) -> bool:
         return any(listener.wants_values for listener in self.listeners)
 
-    def epoch_kernels(self, epoch: int, weights: dict[int, list[Any]]) -> None:
+    def epoch_kernels(self, epoch: int, weights: dict[int, list[np.ndarray]]) -> None:
         for listener in self.listeners:
             if listener.wants_kernels:
                 listener.epoch_kernels(epoch, weights)

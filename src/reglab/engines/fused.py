@@ -21,7 +21,7 @@ import math
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar, Union
 
 import jax
 import jax.numpy as jnp
@@ -37,15 +37,26 @@ from reglab.engines.base import (
     clipped_batch,
     steps_per_epoch,
 )
-from reglab.engines.keras_steps import KerasSteps
-from reglab.engines.per_arm import PerArmStrategy, has_convolution
+from reglab.engines.keras_steps import ArmState, KerasSteps
+from reglab.engines.per_arm import EvalChunks, PerArmStrategy, has_convolution
 from reglab.engines.strategy import Coefficients, SeedStart, Strategy, regularized_variables
-from reglab.engines.vmap import VmapStrategy
+from reglab.engines.vmap import KerasBatches, VmapStrategy
 from reglab.errors import RunDirError
 from reglab.model.build import build_model
 from reglab.record.arrays import FinalWeights
 from reglab.record.checkpoint import rng_from_arrays, rng_to_arrays
 from reglab.record.schema import EpochRecord
+
+if TYPE_CHECKING:
+    from reglab.engines.packed import GroupState, PaddedChunks
+
+#: Every arm's training state as its strategy holds it (the driver only passes it back): vmap's one `ArmState` of
+#: [seeds, settings, ...] leaves, per-arm's `ArmState` per arm, packed's `GroupState` per group.
+StrategyState = Union[ArmState, "list[ArmState]", "list[GroupState]"]
+#: An evaluation set in its strategy's layout (`Strategy.eval_data`).
+EvalData = Union[KerasBatches, EvalChunks, "PaddedChunks"]
+#: A pytree of arrays (`_leaves_like` rebuilds one of the same structure).
+Tree = TypeVar("Tree")
 
 #: About this many batches per compiled scan call: progress and Ctrl-C are handled between chunks.
 CHUNK_STEPS = 128
@@ -160,12 +171,12 @@ class Progress:
     besides early stopping's state): the strategy's state, each seed's shuffling RNG, each arm's status and
     last epoch ([seeds, settings]), the last epoch done, and with `restore_best` each arm's best weights so far."""
 
-    state: Any
+    state: StrategyState
     rngs: list[np.random.RandomState]
     status: ArmStatuses
     epochs_done: np.ndarray
     epoch: int = 0
-    best_state: Any = None
+    best_state: StrategyState | None = None
 
 
 def _checkpoint(strategy: Strategy, progress: Progress, es: EarlyStopping | None = None) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
@@ -201,7 +212,7 @@ def check_checkpoint(meta: dict[str, Any], config: SweepConfig) -> None:
         raise ValueError("its layout is not this run's")
 
 
-def _leaves_like(arrays: dict[str, np.ndarray], prefix: str, like: Any) -> Any:
+def _leaves_like(arrays: dict[str, np.ndarray], prefix: str, like: Tree) -> Tree:
     leaves, treedef = jax.tree_util.tree_flatten(like)
     restored = []
     for i, leaf in enumerate(leaves):
@@ -213,7 +224,7 @@ def _leaves_like(arrays: dict[str, np.ndarray], prefix: str, like: Any) -> Any:
 
 
 
-def _restore(resume: Resume, strategy: Strategy, state: Any, S: int, L: int, es: EarlyStopping | None) -> Progress:
+def _restore(resume: Resume, strategy: Strategy, state: StrategyState, S: int, L: int, es: EarlyStopping | None) -> Progress:
     """The progress (and early-stopping state) of a fused checkpoint, checked against this run's own layout
     and strategy; `state` is this run's initial state, the layout the checkpoint's leaves must have."""
     arrays, meta = resume
@@ -302,7 +313,7 @@ class _Run:
     batches: _Batches
     x_train: Any
     y_train: Any
-    val_data: Any
+    val_data: EvalData
     send_values: bool  # per-example validation values, when the listener takes them
     n_val: int
 
@@ -315,8 +326,8 @@ class _EpochResults(NamedTuple):
     """An epoch's numbers, fetched from the device in one transfer: training logs, validation results,
     each arm's ΣW² and penalty."""
 
-    logs: dict[str, Any]
-    val: dict[str, Any]
+    logs: dict[str, np.ndarray]
+    val: dict[str, np.ndarray]
     sumsq: np.ndarray
     penalty: np.ndarray
 
@@ -418,7 +429,7 @@ def _record_epoch(run: _Run, p: Progress, epoch: int, r: _EpochResults, seconds:
     return recorded
 
 
-def _send_values(run: _Run, epoch: int, val: dict[str, Any], recorded: list[int]) -> None:
+def _send_values(run: _Run, epoch: int, val: dict[str, np.ndarray], recorded: list[int]) -> None:
     """The recorded arms' per-example validation values: rows of the flattened [seeds, settings] grid
     (arm index = si·L + li), cut to the validation set (a strategy may pad past it)."""
     n_arms = len(run.config.seed_values) * run.config.n_settings

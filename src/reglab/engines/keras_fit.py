@@ -108,7 +108,7 @@ class _Progress:
         self.arrays: dict[str, np.ndarray] = {}
 
     def checkpoint(self, model: Any, arm: int = -1, epoch: int = 0, diverged: bool = False,
-                   stopper: Any = None) -> tuple[dict, dict]:
+                   stopper: _EarlyStopping | None = None) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         arrays: dict[str, np.ndarray] = {}
         meta: dict[str, Any] = {"engine": "keras", "finished": {}, "current": None,
                                 "epochs_done": {str(a): e for a, e in sorted(self.epochs_done.items())}}
@@ -236,7 +236,7 @@ class _EpochWatcher(keras.callbacks.Callback):
     values); stops an arm whose loss is no longer finite. Called after `fit`'s validation, before the
     checkpoint of the epoch is taken."""
 
-    def __init__(self, arm: Arm, listener: Listener, progress: _Progress, stopper: Any = None,
+    def __init__(self, arm: Arm, listener: Listener, progress: _Progress, stopper: _EarlyStopping | None = None,
                  examples: _ValidationExamples | None = None) -> None:
         super().__init__()
         self.arm, self.listener, self.progress, self.stopper, self.examples = arm, listener, progress, stopper, examples

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 import os
-from typing import Any
+from collections.abc import Callable
 
 import numpy as np
 
@@ -92,7 +92,7 @@ def _gb(n: float) -> str:
     return f"{n / 1e9:.1f} GB"
 
 
-def check_memory(config: SweepConfig, splits: Splits, parameters: int | None = None, available: Any = available_bytes) -> int:
+def check_memory(config: SweepConfig, splits: Splits, parameters: int | None = None, available: Callable[[], int | None] = available_bytes) -> int:
     """Refuse a fused sweep whose estimated peak would not fit in the memory available, before anything is
     written: the kernel would kill it part way (24 GB asked on a 24 GB machine), with nothing resumable.
     Returns the estimate. `available`: MemAvailable's reader (None where unknown: nothing is refused)."""
@@ -108,4 +108,4 @@ def check_memory(config: SweepConfig, splits: Splits, parameters: int | None = N
     return need
 
 
-__all__: list[Any] = ["BASE_BYTES", "BYTES_PER_ARM", "BYTES_PER_PARAMETER", "DATA_COPIES", "check_memory", "estimate"]
+__all__: list[str] = ["BASE_BYTES", "BYTES_PER_ARM", "BYTES_PER_PARAMETER", "DATA_COPIES", "check_memory", "estimate"]

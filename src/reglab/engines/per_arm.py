@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Sequence
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 import jax
 import jax.numpy as jnp
@@ -27,6 +27,9 @@ from reglab.engines.keras_steps import ArmState, KerasSteps
 from reglab.engines.strategy import Coefficients, Results, SeedStart
 from reglab.engines.workers import on_workers, worker_count
 from reglab.record.arrays import FinalWeights
+
+#: What one arm's call returns (`PerArmStrategy._each`).
+T = TypeVar("T")
 
 #: Rows per evaluation call (validation and test): few large calls run faster than Keras's batches of
 #: `batch_size`; the means are the same (sums of per-example values over the same examples).
@@ -117,11 +120,11 @@ class PerArmStrategy:
         #: raises KeyboardInterrupt once a stop is asked (the driver sets it): checked between arms
         self.check: Callable[[], None] = lambda: None
 
-    def _each(self, call: Callable[[int, int, int], Any]) -> list[Any]:
+    def _each(self, call: Callable[[int, int, int], T]) -> list[T]:
         """`call(arm, seed index, setting index)` for every arm, on the workers, in arm order."""
         return on_workers(lambda g: jax.block_until_ready(call(g, *divmod(g, self.L))), self.S * self.L, self.workers, self.check)
 
-    def _grid(self, per_arm: list[dict[str, Any] | None], keys: Sequence[str]) -> Results:
+    def _grid(self, per_arm: list[dict[str, np.ndarray] | None], keys: Sequence[str]) -> Results:
         """Per-arm scalars → [seeds, settings] arrays (NaN for arms that did not run)."""
         out = {}
         for k in keys:
@@ -180,7 +183,7 @@ class PerArmStrategy:
             results["example_correct"] = np.concatenate([np.concatenate([e[1] for e in o[1]]) for o in outs]).reshape(shape)
         return results
 
-    def kernel_stats(self, state: list[ArmState], coef: Coefficients) -> tuple[Any, Any]:
+    def kernel_stats(self, state: list[ArmState], coef: Coefficients) -> tuple[np.ndarray, np.ndarray]:
         stats = []
         for g, st in enumerate(state):
             c = coef.arm(*divmod(g, self.L))

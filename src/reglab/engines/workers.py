@@ -11,7 +11,7 @@ import functools
 import os
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from typing import Any, TypeVar
+from typing import TypeVar
 
 T = TypeVar("T")
 
@@ -76,4 +76,4 @@ def on_workers(call: Callable[[int], T], n_units: int, workers: int, check: Call
         raise
 
 
-__all__: list[Any] = ["WORKERS", "on_workers", "worker_count"]
+__all__: list[str] = ["WORKERS", "on_workers", "worker_count"]

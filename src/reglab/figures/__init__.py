@@ -25,7 +25,7 @@ from reglab.figures.axes import (
     shared_limits,
     spread_picks,
 )
-from reglab.figures.data import MAX_CURVE_FIGURES
+from reglab.figures.data import MAX_CURVE_FIGURES, FigureData
 from reglab.figures.draw import Words, draw_arm_curves, draw_strength_curves
 from reglab.fileio import ensure_dir
 from reglab.formatting import lam_label
@@ -121,7 +121,7 @@ class Display(NamedTuple):
 
     name: str
     title: str
-    data: Any
+    data: FigureData
     render: Callable[..., None]
     args: tuple
     layout: dict
@@ -152,7 +152,7 @@ def figure_units(analysis: RunAnalysis) -> dict[str, Display]:
     two = {"nrows": 1, "ncols": 2}
     out: dict[str, Display] = {}
 
-    def unit(name: str, title: str, unit_data: Any, render: Callable[..., None], args: tuple, layout: dict) -> None:
+    def unit(name: str, title: str, unit_data: FigureData, render: Callable[..., None], args: tuple, layout: dict) -> None:
         out[name] = Display(name, title, unit_data, render, args, layout)
 
     ws = data.which_strength_data(fa)

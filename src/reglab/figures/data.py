@@ -8,8 +8,10 @@ functions only pick and arrange them for one figure each.
 from __future__ import annotations
 
 import math
-from typing import Any, NamedTuple
+from typing import NamedTuple, Union
 
+from reglab.analysis.aggregate import Histogram
+from reglab.analysis.heatmap import HeatMap
 from reglab.analysis.results import FamilyAnalysis, RunAnalysis
 from reglab.analysis.stats import Estimate
 from reglab.figures.axes import NAN, dense_grid, spread_picks
@@ -239,7 +241,7 @@ class HistogramData(NamedTuple):
     strengths, `panels` holds an evenly spaced choice of them and `n_lams` says how many there were."""
 
     edges: list[float]
-    panels: list[Any]  # aggregate.Histogram
+    panels: list[Histogram]
     n_lams: int = 0
 
 
@@ -308,7 +310,7 @@ class HeatMapData(NamedTuple):
     seeds: int
 
 
-def heat_map_data(hm: Any, seeds: int) -> HeatMapData:
+def heat_map_data(hm: HeatMap, seeds: int) -> HeatMapData:
     """A `heatmap.HeatMap` as two panels (validation data loss, validation accuracy)."""
     panels = []
     for metric, name in (("val_data_loss", "Validation data loss (without penalty)"), ("val_accuracy", "Validation accuracy")):
@@ -319,3 +321,7 @@ def heat_map_data(hm: Any, seeds: int) -> HeatMapData:
             [(i, j) for i, row in enumerate(g.cells) for j, c in enumerate(row) if c.within_margin], metric == "val_data_loss",
         ))
     return HeatMapData(hm.family.label, (panels[0], panels[1]), seeds)
+
+
+#: What one figure unit shows (`figures.Display.data`): one of the NamedTuples above.
+FigureData = Union[ArmCurves, StrengthCurves, WhichStrength, Overlay, GapNormData, HistogramData, FamilyCurves, HeatMapData]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Optional
 
 from reglab.figures.axes import (
     band,
@@ -53,6 +53,10 @@ class Words(NamedTuple):
         return f"without {self.label} penalty" if self.in_loss else "no penalty in the loss"
 
 
+#: The loss panel's and the accuracy panel's y-range (`axes.shared_limits`); None: matplotlib's own.
+YLimits = tuple[Optional[tuple[float, float]], Optional[tuple[float, float]]]
+
+
 BAND_NOTE = "shaded: 95 % CI over seeds"
 
 
@@ -74,7 +78,7 @@ def _legend(ax, extra: list[Any] | None = None, **kwargs: Any) -> None:
 # ---------------------------------------------------------------- training curves
 
 def render_arm_curves(fig: Any, axes: Any, c: ArmCurves, title: str, words: Words,
-                      ylim: tuple[Any, Any] = (None, None)) -> None:
+                      ylim: YLimits = (None, None)) -> None:
     """The original study's layout: loss (train vs validation) left, accuracy right; y-ranges shared by
     every curve figure of the run (`ylim`), so arms compare by eye."""
     ax_loss, ax_acc = axes
@@ -98,14 +102,14 @@ def render_arm_curves(fig: Any, axes: Any, c: ArmCurves, title: str, words: Word
     fig.suptitle(title)
 
 
-def draw_arm_curves(c: ArmCurves, path: Path, title: str, words: Words, ylim: tuple[Any, Any] = (None, None)) -> None:
+def draw_arm_curves(c: ArmCurves, path: Path, title: str, words: Words, ylim: YLimits = (None, None)) -> None:
     """Draw into a new figure written to `path` (see `render_arm_curves`)."""
     with figure(path, 1, 2, figsize=(12, 4.9)) as (fig, axes):
         render_arm_curves(fig, axes, c, title, words, ylim)
 
 
 def render_strength_curves(fig: Any, axes: Any, c: StrengthCurves, title: str, words: Words,
-                           ylim: tuple[Any, Any] = (None, None)) -> None:
+                           ylim: YLimits = (None, None)) -> None:
     """The same layout for several seeds: mean lines with 95 % bands."""
     ax_loss, ax_acc = axes
     m = markers(c.epochs)
@@ -137,7 +141,7 @@ def render_strength_curves(fig: Any, axes: Any, c: StrengthCurves, title: str, w
 
 
 def draw_strength_curves(c: StrengthCurves, path: Path, title: str, words: Words,
-                         ylim: tuple[Any, Any] = (None, None)) -> None:
+                         ylim: YLimits = (None, None)) -> None:
     """Draw into a new figure written to `path` (see `render_strength_curves`)."""
     with figure(path, 1, 2, figsize=(12, 4.9)) as (fig, axes):
         render_strength_curves(fig, axes, c, title, words, ylim)

@@ -8,13 +8,16 @@ import functools
 import importlib.util
 import re
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from reglab.config import SGD_MOMENTUM
 from reglab.data.splits import NUM_CLASSES  # the original study's: MNIST's ten digits
 from reglab.errors import ConfigError
 from reglab.inputs import MiB, brief, read_regular
 from reglab.settings import DEFAULT_LEARNING_RATE, parse_family
+
+if TYPE_CHECKING:
+    import numpy as np
 
 #: The seed model's regularized layer (the kernel `kernel_norm` and `penalty` measure).
 REGULARIZED_LAYER = "hidden"
@@ -143,7 +146,7 @@ def _kernels(model: Any) -> list[Any]:
 
 def build_user_model(spec: str, input_shape: tuple[int, ...], lam: float, family: str = "l2",
                      learning_rate: float = DEFAULT_LEARNING_RATE, optimizer: str = "adam",
-                     n_classes: int = NUM_CLASSES, sample: Any = None) -> tuple[Any, list[str], bool]:
+                     n_classes: int = NUM_CLASSES, sample: np.ndarray | None = None) -> tuple[Any, list[str], bool]:
     """The user's model with every regularized kernel's regularizer replaced by the family's at λ — or, when
     it declares none, put on every Dense/Conv kernel — compiled as the study compiles. Returns (model, the paths of
     the kernels that carry the penalty, whether reglab chose them). Anything that cannot work is a
@@ -197,7 +200,7 @@ def _io_shapes(model: Any, spec: str) -> tuple[tuple[Any, ...], tuple[Any, ...]]
     return tuple(shapes[0][1:]), tuple(shapes[1][1:])
 
 
-def check_probabilities(model: Any, spec: str, sample: Any = None) -> None:
+def check_probabilities(model: Any, spec: str, sample: np.ndarray | None = None) -> None:
     """The model must output class probabilities, or every loss reglab records is meaningless: its last layer
     ends in softmax (a Softmax layer, or a Dense/EinsumDense/Activation layer whose activation is softmax); for
     any other last layer, its outputs on `sample` (a few training inputs) must be non-negative and sum to 1
@@ -226,7 +229,7 @@ def _output_layer(model: Any) -> Any:
     return model.layers[-1] if model.layers else None
 
 
-def _are_probabilities(model: Any, sample: Any, spec: str) -> bool:
+def _are_probabilities(model: Any, sample: np.ndarray, spec: str) -> bool:
     import numpy as np
 
     try:
@@ -267,7 +270,7 @@ def penalty_and_norm(model: Any) -> tuple[float, float]:
     return penalty, float(np.sqrt(sumsq))
 
 
-def kernels_of(weights: list[Any], indices: list[int]) -> Any:
+def kernels_of(weights: list[np.ndarray], indices: list[int]) -> np.ndarray:
     """What kernels.npz keeps of an arm: its regularized kernel (several: flattened and concatenated)."""
     import numpy as np
 

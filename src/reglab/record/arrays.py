@@ -9,7 +9,7 @@ import os
 import re
 import zipfile
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Collection, NamedTuple
+from typing import IO, TYPE_CHECKING, Any, Callable, Collection, NamedTuple
 
 from reglab.config import SweepConfig
 from reglab.data.splits import DataInfo
@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 from reglab.record.schema import HIDDEN_UNITS, KERNELS_NPZ, RUN_JSON, VALIDATION_NPZ, WEIGHTS_NPZ, read_run_meta
 
 
-def write_kernels(run_dir: Path, kernels: dict[int, Any]) -> None:
+def write_kernels(run_dir: Path, kernels: dict[int, np.ndarray]) -> None:
     """Each arm's final regularized kernel (float32) as `armN` in kernels.npz, written atomically:
     the weight distributions the analysis reads back without retraining."""
     import numpy as np
@@ -47,7 +47,7 @@ DEFAULT_PARAMETERS = 1 << 24
 MAX_PARAMETERS = 1 << 28
 
 
-def read_kernels(run_dir: str | Path, meta: dict[str, Any] | None = None) -> dict[int, Any]:
+def read_kernels(run_dir: str | Path, meta: dict[str, Any] | None = None) -> dict[int, np.ndarray]:
     """arm index → final regularized kernel; {} for a run that has none (stopped before the end). Read bounded
     (`recordcheck.read_npz`) and checked against run.json (`meta`: its contents when already read): each arm's
     kernel of the shape its model gives it, of finite weights within ±MAX_WEIGHT unless the arm diverged."""
@@ -59,7 +59,7 @@ def read_kernels(run_dir: str | Path, meta: dict[str, Any] | None = None) -> dic
     study = _checked_shapes(meta)
     names = {f"arm{i}": i for i in range(n_arms)}
 
-    def check(name: str, dtype: Any, shape: tuple[int, ...]) -> str | None:
+    def check(name: str, dtype: np.dtype, shape: tuple[int, ...]) -> str | None:
         if name not in names:
             return "is not one reglab writes"
         fits = _fits_study(shape, study[0]) if study else 1 <= len(shape) <= 5 and math.prod(shape) <= params
@@ -84,7 +84,7 @@ def _fits_study(shape: tuple[int, ...], hidden: tuple[int, ...]) -> bool:
     return len(shape) == 2 and shape[0] == hidden[0] and 1 <= shape[1] <= hidden[1]
 
 
-def _untrained_value(k: Any) -> str | None:
+def _untrained_value(k: np.ndarray) -> str | None:
     """A value no training that kept its loss finite leaves in a kernel, in words; None when there is none."""
     import numpy as np
 
@@ -128,14 +128,14 @@ class FinalWeights(NamedTuple):
     `non_trainable` is None where it is not known: an arm the keras engine finished before a resume from a
     checkpoint of an older reglab, which kept only trainable weights (such an arm is not kept in weights.npz)."""
 
-    trainable: list[Any]
-    non_trainable: list[Any] | None
+    trainable: list[np.ndarray]
+    non_trainable: list[np.ndarray] | None
 
     def nbytes(self) -> int:
         return sum(int(getattr(a, "nbytes", 0)) for part in self for a in (part or ()))
 
 
-def _weight_names(arm: int, weights: FinalWeights) -> dict[str, Any]:
+def _weight_names(arm: int, weights: FinalWeights) -> dict[str, np.ndarray]:
     return {**{f"arm{arm}_t{k}": w for k, w in enumerate(weights.trainable)},
             **{f"arm{arm}_n{k}": w for k, w in enumerate(weights.non_trainable or ())}}
 
@@ -146,7 +146,7 @@ def write_weights(run_dir: Path, weights: dict[int, FinalWeights]) -> None:
     manifest, written atomically (the same weights give the same bytes)."""
     import numpy as np
 
-    arrays: dict[str, Any] = {"kept": np.asarray(sorted(weights), dtype=np.int64)}
+    arrays: dict[str, np.ndarray] = {"kept": np.asarray(sorted(weights), dtype=np.int64)}
     for arm, w in sorted(weights.items()):
         arrays.update({name: np.asarray(a) for name, a in _weight_names(arm, w).items()})
     register(run_dir, [WEIGHTS_NPZ])
@@ -172,7 +172,7 @@ def read_weights(run_dir: str | Path, arm: int, meta: dict[str, Any] | None = No
     arrays = _read_weights(run_dir, meta, "kept", f"arm{arm}_")
     if arm not in {int(a) for a in arrays["kept"]}:
         return None
-    parts: tuple[list[Any], list[Any]] = ([], [])
+    parts: tuple[list[np.ndarray], list[np.ndarray]] = ([], [])
     for part, key in zip(parts, "tn"):
         while f"arm{arm}_{key}{len(part)}" in arrays:
             part.append(arrays[f"arm{arm}_{key}{len(part)}"])
@@ -182,7 +182,7 @@ def read_weights(run_dir: str | Path, arm: int, meta: dict[str, Any] | None = No
 _WEIGHT_NAME = re.compile(r"arm(\d{1,9})_([tn])(\d{1,6})")
 
 
-def _read_weights(run_dir: Path, meta: dict[str, Any] | None, *prefixes: str) -> dict[str, Any]:
+def _read_weights(run_dir: Path, meta: dict[str, Any] | None, *prefixes: str) -> dict[str, np.ndarray]:
     """The arrays of RUN_DIR/weights.npz whose names start with one of `prefixes`, read bounded and checked
     against run.json (`weights_check`); `kept` must list distinct arms of the run."""
     import numpy as np
@@ -204,7 +204,7 @@ def weights_check(meta: dict[str, Any]) -> tuple[MemberCheck, int]:
     n_arms, params = len(meta["arms"]), model_parameters(meta)
     study = _checked_shapes(meta)
 
-    def check(name: str, dtype: Any, shape: tuple[int, ...]) -> str | None:
+    def check(name: str, dtype: np.dtype, shape: tuple[int, ...]) -> str | None:
         if name == "kept":
             ok = dtype.kind in "iu" and len(shape) == 1 and shape[0] <= n_arms
             return None if ok else f"is {dtype.str} {shape}, not a list of at most {n_arms} arm indices"
@@ -287,7 +287,7 @@ class ValidationStore:
         self.loss_by_epoch = (np.full((n_arms, epochs, n_val), np.nan, dtype=np.float32)
                               if keeps_epochs(n_arms, epochs, n_val) else None)
 
-    def add(self, epoch: int, arms: list[int], loss: Any, correct: Any) -> None:
+    def add(self, epoch: int, arms: list[int], loss: np.ndarray, correct: np.ndarray) -> None:
         import numpy as np
 
         index = np.asarray(arms, dtype=np.intp)
@@ -301,7 +301,7 @@ class ValidationStore:
         if self.loss_by_epoch is not None:
             self.loss_by_epoch[index, epoch - 1] = loss
 
-    def arrays(self) -> dict[str, Any]:
+    def arrays(self) -> dict[str, np.ndarray]:
         """The store's arrays for checkpoint.npz (under PREFIX)."""
         out = {"final_loss": self.final_loss, "correct": self.correct, "last_epoch": self.last_epoch}
         if self.loss_by_epoch is not None:
@@ -309,13 +309,13 @@ class ValidationStore:
         return {self.PREFIX + k: v for k, v in out.items()}
 
     @classmethod
-    def split_checkpoint(cls, arrays: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    def split_checkpoint(cls, arrays: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
         """(the store's arrays, the engine's arrays) of a checkpoint."""
         mine = {k: v for k, v in arrays.items() if k.startswith(cls.PREFIX)}
         return mine, {k: v for k, v in arrays.items() if not k.startswith(cls.PREFIX)}
 
     @classmethod
-    def restore(cls, arrays: dict[str, Any], n_arms: int, epochs: int, n_val: int,
+    def restore(cls, arrays: dict[str, np.ndarray], n_arms: int, epochs: int, n_val: int,
                 epochs_done: dict[int, int]) -> ValidationStore:
         """The store a checkpoint holds (its own arrays, from `split_checkpoint`), checked against the run and
         against the epochs the checkpoint covers; ValueError says what does not fit. A checkpoint from before
@@ -366,12 +366,12 @@ def write_validation(run_dir: Path, values: ValidationValues) -> None:
     write_atomic(Path(run_dir) / VALIDATION_NPZ, _stored_npz(arrays))
 
 
-def _stored_npz(arrays: dict[str, Any]) -> Any:
+def _stored_npz(arrays: dict[str, np.ndarray]) -> Callable[[IO[bytes]], None]:
     """A writer of `arrays` as an .npz archive whose members are stored uncompressed with a fixed time stamp:
     the same values give the same bytes."""
     import numpy as np
 
-    def save(f: Any) -> None:
+    def save(f: IO[bytes]) -> None:
         with zipfile.ZipFile(f, "w", zipfile.ZIP_STORED) as z:
             for name, a in arrays.items():
                 with z.open(zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0)), "w", force_zip64=True) as m:

@@ -35,11 +35,11 @@ class Checkpoint(NamedTuple):
     """What continues a run: the arrays (weights, optimizer state, per-example values, …) and the JSON-able
     metadata that says what they are (`epochs_done`: arm → its last recorded epoch; the rest the engine's own)."""
 
-    arrays: dict[str, Any]
+    arrays: dict[str, np.ndarray]
     meta: dict[str, Any]
 
 
-def write_checkpoint(run_dir: Path, arrays: dict[str, Any], meta: dict[str, Any]) -> None:
+def write_checkpoint(run_dir: Path, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> None:
     """Replace RUN_DIR/checkpoint.npz atomically with `arrays` and `meta`. The meta gains `layout`, each
     array's dtype and shape, so a reader notices an array that was swapped for another before using it."""
     if _META in arrays:
@@ -111,7 +111,7 @@ def _run_meta(run_dir: Path) -> dict[str, Any] | None:
     return read_run_meta(run_dir) if os.path.lexists(run_dir / RUN_JSON) else None
 
 
-def _metadata_check(name: str, dtype: Any, shape: tuple[int, ...]) -> str | None:
+def _metadata_check(name: str, dtype: np.dtype, shape: tuple[int, ...]) -> str | None:
     """A `MemberCheck` for the first reading, of the metadata alone: its JSON bytes, bounded (arrays: any)."""
     if name == _META and (dtype.str != "|u1" or len(shape) != 1 or shape[0] > MAX_META_BYTES):
         return f"is {dtype.str} {shape}, not the checkpoint's metadata (at most {MAX_META_BYTES:,} bytes of JSON)"
@@ -120,7 +120,7 @@ def _metadata_check(name: str, dtype: Any, shape: tuple[int, ...]) -> str | None
 
 def _layout_check(layout: dict[str, Any]) -> MemberCheck:
     """A `MemberCheck`: every array as the checkpoint's own metadata describes it, none added or reshaped."""
-    def check(name: str, dtype: Any, shape: tuple[int, ...]) -> str | None:
+    def check(name: str, dtype: np.dtype, shape: tuple[int, ...]) -> str | None:
         if name == _META:
             return _metadata_check(name, dtype, shape)
         if name not in layout:

@@ -15,12 +15,17 @@ import zipfile
 import zlib
 from pathlib import Path
 from tokenize import TokenError
-from typing import Any, Callable, Collection, Literal, Mapping, Sequence, TypeGuard, cast, overload
+from typing import IO, TYPE_CHECKING, Any, Callable, Collection, Literal, Mapping, Sequence, TypeGuard, cast, overload
 
 from reglab.config import ENGINES, SweepConfig
 from reglab.errors import ConfigError, RunDirError
 from reglab.inputs import MiB, brief, open_regular
 from reglab.settings import DEFAULT_LEARNING_RATE
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from reglab.record.schema import EpochRecord
 
 RUN_STATUSES = ("running", "completed", "interrupted", "failed")
 ARM_STATUSES = ("pending", "running", "completed", "diverged", "stopped", "interrupted", "failed")
@@ -205,7 +210,7 @@ def row_problem(values: dict[str, Any]) -> str | None:
     return None
 
 
-def check_rows(rows: Sequence[Any], config: SweepConfig, path: Any, first_line: int = 2) -> None:
+def check_rows(rows: Sequence[EpochRecord], config: SweepConfig, path: Path, first_line: int = 2) -> None:
     """Rows (EpochRecords, in file order) against the configuration: each arm's setting and seed, and its
     epochs 1, 2, … with none repeated, skipped or beyond the run's epochs."""
     arms = config.arms()
@@ -239,7 +244,7 @@ def check_rows(rows: Sequence[Any], config: SweepConfig, path: Any, first_line: 
 LOSSES = ("loss", "val_loss", "data_loss", "val_data_loss")
 
 
-def check_rows_against_meta(rows: Sequence[Any], meta: dict[str, Any], path: Any, first_line: int = 2) -> None:
+def check_rows_against_meta(rows: Sequence[EpochRecord], meta: dict[str, Any], path: Path, first_line: int = 2) -> None:
     """Rows against run.json's arms: an arm marked completed has finite losses in every row, and a completed run
     has exactly `epochs_done` rows of each arm (a missing row would be compared as if it were not)."""
     arms = meta["arms"]
@@ -280,7 +285,7 @@ def keeps_epochs(n_arms: int, epochs: int, n_val: int) -> bool:
     return n_arms * epochs * n_val <= MAX_EPOCH_VALUES
 
 
-def validation_problem(arrays: dict[str, Any]) -> str | None:
+def validation_problem(arrays: dict[str, np.ndarray]) -> str | None:
     """What is impossible about validation.npz's values (arrays already of `validation_layout`'s shapes):
     a negative loss, or an arm said to have values whose final losses are not all finite numbers."""
     import numpy as np
@@ -301,7 +306,7 @@ def validation_problem(arrays: dict[str, Any]) -> str | None:
 
 #: A check of one .npz member from its .npy header alone (name without ".npy", dtype, shape), before any of its
 #: data is inflated: what is wrong with it in words that follow "array 'NAME' " (None when it fits).
-MemberCheck = Callable[[str, Any, "tuple[int, ...]"], "str | None"]
+MemberCheck = Callable[[str, "np.dtype", "tuple[int, ...]"], "str | None"]
 
 _NPY_VERSIONS = ((1, 0), (2, 0))
 _ZIP_METHODS = (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED)  # numpy's; bzip2/lzma inflate unboundedly per read
@@ -313,7 +318,7 @@ _DAMAGE = (OSError, ValueError, EOFError, OverflowError, SyntaxError, UnicodeDec
 
 def exactly(layout: Mapping[str, tuple[str, tuple[int, ...]]], source: str, why: str = "") -> MemberCheck:
     """A MemberCheck for arrays whose names, dtypes and shapes are known: `source` calls for them (`why`)."""
-    def check(name: str, dtype: Any, shape: tuple[int, ...]) -> str | None:
+    def check(name: str, dtype: np.dtype, shape: tuple[int, ...]) -> str | None:
         if name not in layout:
             return "is not one reglab writes"
         want = layout[name]
@@ -332,7 +337,7 @@ class NpzError(RunDirError):
 
 
 def read_npz(path: Path, what: str, check: MemberCheck, max_bytes: int, *, required: Collection[str] = (),
-             select: Callable[[str], bool] | None = None) -> dict[str, Any]:
+             select: Callable[[str], bool] | None = None) -> dict[str, np.ndarray]:
     """The arrays of the .npz archive `path` (name → array; `select` picks which are inflated, the others are
     only checked), never allocating more than the run implies. Before any array is inflated: the file is a
     regular one of bounded size, a zip whose members are .npy arrays, stored or deflated; each member's .npy
@@ -341,7 +346,7 @@ def read_npz(path: Path, what: str, check: MemberCheck, max_bytes: int, *, requi
     `NpzError` line naming the file (`what`: "kernels file", …) and the array."""
     import numpy as np
 
-    arrays: dict[str, Any] = {}
+    arrays: dict[str, np.ndarray] = {}
     try:
         with open_regular(path, what, max_bytes + max_bytes // 8 + MiB, RunDirError) as fh:
             if fh.read(4) not in (b"PK\x03\x04", b"PK\x05\x06"):
@@ -392,7 +397,7 @@ def _members(path: Path, infos: list[zipfile.ZipInfo]) -> dict[str, zipfile.ZipI
     return members
 
 
-def _npy_header(path: Path, name: str, m: Any, size: int) -> tuple[Any, tuple[int, ...]]:
+def _npy_header(path: Path, name: str, m: IO[bytes], size: int) -> tuple[np.dtype, tuple[int, ...]]:
     """(dtype, shape) from an .npy member's header; refused when it holds objects or more than its `size`."""
     import numpy as np
 

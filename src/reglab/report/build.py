@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any
+from typing import cast
 
 from reglab.analysis.analyze import analyze
 from reglab.analysis.arms import NEAR_ZERO
@@ -18,11 +18,11 @@ from reglab.analysis.claims import diff_text, pm, seeds_agree, strength_words
 from reglab.analysis.coupling import MIN_RATES, MIN_STRENGTHS, RULE, tau_text
 from reglab.analysis.diagnose import criteria_text
 from reglab.analysis.families import best_against_best, sweep_config
-from reglab.analysis.results import FamilyAnalysis, RunAnalysis
+from reglab.analysis.results import FamilyAnalysis, RunAnalysis, WeightStats
 from reglab.analysis.stats import Estimate
-from reglab.config import SweepConfig
+from reglab.config import Arm, SweepConfig
 from reglab.data.splits import DataInfo
-from reglab.figures import draw_all, heat_map_name
+from reglab.figures import FigureFile, Figures, draw_all, heat_map_name
 from reglab.fileio import write_atomic
 from reglab.formatting import fmt, lam_label, plural
 from reglab.model.kept import RECOMMENDED_KERAS, KeptModel, keep_recommended
@@ -53,20 +53,20 @@ def split_words(data: DataInfo) -> str:
     return text or data.split
 
 
-def _image(fig: Any, caption: str) -> d.Image:
+def _image(fig: FigureFile, caption: str) -> d.Image:
     return d.Image(fig.path, fig.title, caption)
 
 
 # ---------------------------------------------------------------- the answer
 
-def answer_blocks(analysis: RunAnalysis, figures: Any) -> list[d.Block]:
+def answer_blocks(analysis: RunAnalysis, figures: Figures | None) -> list[d.Block]:
     a = answer(analysis)
     blocks: list[d.Block] = [d.Answer(a.headline, list(a.lines))]
     if a.conditions:
         blocks.append(d.Note([d.strong("For the whole run:"), " " + "; ".join(a.conditions) + "."]))
     if figures is not None and getattr(figures, "which_strength", None) is not None:
         fa = analysis.main
-        blocks.append(_image(figures.which_strength, (
+        blocks.append(_image(cast(FigureFile, figures.which_strength), (  # not None (checked above; mypy does not narrow getattr)
             f"Each {strength_words(fa)} minus the recommended one (95 % intervals, seeds and validation "
             "examples); shaded: shown within the stated margin of it. Lower loss, higher accuracy is better.")))
     return blocks
@@ -79,7 +79,7 @@ def kept_model_blocks(run: RunRecord, kept: KeptModel | None) -> list[d.Block]:
     what = f"{kept.setting.label(with_learning_rate=run.config.several_learning_rates)}, seed {kept.seed}"
     if kept.path is None:
         return [d.Para(f"The recommended model — {what} — is not saved as a Keras file: {kept.problem.rstrip('.')}.")]
-    content: list[Any] = [
+    content: list[str | d.Span] = [
         f"The recommended model — {what} — is saved, compiled, with its final weights, in ", d.code(RECOMMENDED_KERAS),
         ": load it with ", d.code(f'keras.models.load_model("{RECOMMENDED_KERAS}")'), " or ", d.code("reglab.load_model(RUN_DIR)"),
         " (any arm: ", d.code("reglab.load_model(RUN_DIR, setting=reglab.Setting(…), seed=…)"), ").",
@@ -175,7 +175,7 @@ def setup_rows(analysis: RunAnalysis) -> list[tuple[str, d.Inline]]:
     return rows
 
 
-def sweep_arms(run: RunRecord) -> list[Any]:
+def sweep_arms(run: RunRecord) -> list[Arm]:
     return sweep_config(run).arms()
 
 
@@ -226,7 +226,7 @@ def arm_rows(fa: FamilyAnalysis) -> list[list[d.Inline]]:
              trends[s.arm].diagnosis if s.arm in trends else "—"] for s in fa.arms]
 
 
-def results(analysis: RunAnalysis, figures: Any) -> list[d.Block]:
+def results(analysis: RunAnalysis, figures: Figures | None) -> list[d.Block]:
     fa = analysis.main
     seeds = analysis.run.config.seeds
     mean = f", mean ± 95 % interval over {seeds} seeds" if seeds > 1 else ""
@@ -257,7 +257,7 @@ def results(analysis: RunAnalysis, figures: Any) -> list[d.Block]:
 
 # ---------------------------------------------------------------- analysis
 
-def weight_section(fa: FamilyAnalysis, figures: Any) -> list[d.Block]:
+def weight_section(fa: FamilyAnalysis, figures: Figures | None) -> list[d.Block]:
     blocks: list[d.Block] = [d.Heading(3, "Weights", "weights")]
     stats = fa.stats
     blocks.append(d.Para("Final ‖W‖ by strength: " + "; ".join(
@@ -266,7 +266,7 @@ def weight_section(fa: FamilyAnalysis, figures: Any) -> list[d.Block]:
         + " (× the same seed's ‖W‖ at λ = 0)."))
     if fa.weights:
         dead = max(w.dead_rows for w in fa.weights)
-        by_lam: dict[float, list[Any]] = {}
+        by_lam: dict[float, list[WeightStats]] = {}
         for w in fa.weights:
             by_lam.setdefault(w.setting.strength, []).append(w)
         share = "; ".join(f"λ = {lam_label(lam)}: {100 * sum(w.near_zero for w in ws) / len(ws):.1f} %"
@@ -292,7 +292,7 @@ def weight_section(fa: FamilyAnalysis, figures: Any) -> list[d.Block]:
     return blocks
 
 
-def generalization_section(fa: FamilyAnalysis, figures: Any) -> list[d.Block]:
+def generalization_section(fa: FamilyAnalysis, figures: Figures | None) -> list[d.Block]:
     blocks: list[d.Block] = [
         d.Heading(3, "Generalization", "generalization"),
         d.Para("Final generalization gap (validation minus training data loss, both penalty-free): " + "; ".join(
@@ -399,7 +399,7 @@ def takeaway(analysis: RunAnalysis) -> list[d.Block]:
 
 # ---------------------------------------------------------------- learning rate × strength
 
-def learning_rate_section(analysis: RunAnalysis, figures: Any) -> list[d.Block]:
+def learning_rate_section(analysis: RunAnalysis, figures: Figures | None) -> list[d.Block]:
     """A sweep of several learning rates: each family's grid, and its best strength at each learning rate."""
     if not analysis.heat_maps:
         return []
@@ -456,7 +456,7 @@ def coupling_blocks(analysis: RunAnalysis) -> list[d.Block]:
 
 # ---------------------------------------------------------------- several families
 
-def families_section(analysis: RunAnalysis, figures: Any) -> list[d.Block]:
+def families_section(analysis: RunAnalysis, figures: Figures | None) -> list[d.Block]:
     header = ["regularizer", "arms", "best λ", "flat region", "spread over grid", "val data loss at best",
               "test accuracy at best", "‖W‖ at largest / at 0", f"|w| < {NEAR_ZERO:g} at best (live inputs)"]
     rows: list[list[d.Inline]] = []
@@ -476,7 +476,7 @@ def families_section(analysis: RunAnalysis, figures: Any) -> list[d.Block]:
         d.Table(header, rows),
     ]
     if figures is not None and getattr(figures, "families", None) is not None:
-        blocks.append(_image(figures.families, "Each family's final validation data loss against its own strength; "
+        blocks.append(_image(cast(FigureFile, figures.families), "Each family's final validation data loss against its own strength; "
                                                "a star marks its recommended strength."))
     fams = analysis.families
     l2 = next((f for f in fams.values() if f.family.label == "L2"), None)
@@ -514,7 +514,7 @@ def keras_notes(analysis: RunAnalysis) -> list[d.Block]:
 
 # ---------------------------------------------------------------- the whole report
 
-def build_blocks(analysis: RunAnalysis, figures: Any, kept: KeptModel | None = None) -> list[d.Block]:
+def build_blocks(analysis: RunAnalysis, figures: Figures | None, kept: KeptModel | None = None) -> list[d.Block]:
     run = analysis.run
     fa = analysis.main
     blocks: list[d.Block] = [d.Heading(1, f"reglab report: {run.run_dir.name}")]

@@ -5,12 +5,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, NamedTuple, Protocol
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from reglab.config import SweepConfig
 from reglab.data.splits import DataInfo
 from reglab.record.reader import RunRecord
 from reglab.record.schema import EpochRecord
+
+if TYPE_CHECKING:
+    import numpy as np
 
 
 class ArmInfo(NamedTuple):
@@ -49,7 +52,7 @@ class Publisher(Protocol):
 
     def start(self, sweep: SweepStart) -> None: ...
 
-    def epoch(self, row: EpochRecord, kernel: Any | None) -> None:
+    def epoch(self, row: EpochRecord, kernel: np.ndarray | None) -> None:
         """One arm's epoch, as metrics.csv records it; `kernel` the arm's regularized kernel after that epoch
         when the engine provides it (for a histogram), else None."""
 
@@ -108,7 +111,7 @@ class Publishers:
         self.started = True
         self._each("start", sweep)
 
-    def epoch(self, row: EpochRecord, kernel: Any | None = None) -> None:
+    def epoch(self, row: EpochRecord, kernel: np.ndarray | None = None) -> None:
         self._each("epoch", row, kernel)
 
     def arm_finished(self, arm: int, status: str, test: dict[str, float]) -> None:

@@ -56,7 +56,7 @@ import time
 import warnings
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 from urllib.parse import unquote
 
 from reglab._version import __version__
@@ -64,6 +64,9 @@ from reglab.errors import ConfigError, ReglabError
 from reglab.record.reader import load_run
 from reglab.record.schema import EpochRecord
 from reglab.tracking.base import ArmInfo, SweepStart, replay
+
+if TYPE_CHECKING:
+    import numpy as np
 
 MISSING_EXTRA = "MLflow logging needs the mlflow extra: pip install 'reglab[mlflow]'"
 EXPERIMENT = "reglab"
@@ -372,7 +375,7 @@ class MlflowPublisher:
             if sqlite_file is not None:
                 bounded(functools.partial(_check_sqlite, sqlite_file, self.budget_s), self.budget_s, store)
             client = bounded(functools.partial(mlflow.MlflowClient, tracking_uri=store), self.budget_s, store)
-            self.client: Any = _BoundedClient(client, self.budget_s, store)
+            self.client = _BoundedClient(client, self.budget_s, store)
         self.experiment = experiment
         self.experiment_id: str | None = None
         self.parent_id: str | None = None
@@ -395,7 +398,7 @@ class MlflowPublisher:
         with _quiet():
             self._start(sweep)
 
-    def epoch(self, row: EpochRecord, kernel: Any | None) -> None:
+    def epoch(self, row: EpochRecord, kernel: np.ndarray | None) -> None:
         """One row as `EPOCH_METRICS` at step = epoch; a row the child already holds is skipped. The
         kernel is not logged (MLflow has no histograms)."""
         if row.epoch <= self._logged.get(row.arm, 0):

@@ -22,7 +22,7 @@ from reglab.config import SweepConfig
 from reglab.errors import ConfigError
 from reglab.record.rundir import register
 from reglab.tracking.base import Publisher, Publishers
-from reglab.tracking.mlflow import TrackingError, check_store
+from reglab.tracking.mlflow import MlflowPublisher, TrackingError, check_store
 from reglab.tracking.tensorboard import TensorBoardPublisher
 
 #: What a missing extra says (one line), by log kind.
@@ -31,6 +31,7 @@ EXTRA_HINTS = {"tensorboard": "TensorBoard logging needs the tensorboard extra: 
 
 
 #: MLflow publishers whose store `check_extras` reached, by --log spec, for the `make_publishers` that follows.
+#: Values are MlflowPublishers; typed so, mypy rejects `_CHECKED.pop(spec, None) or …` in `make_publishers`.
 _CHECKED: dict[str, Any] = {}
 
 
@@ -48,7 +49,7 @@ def check_extras(config: SweepConfig) -> None:
             _CHECKED[target.spec] = _checked_mlflow(target.where)
 
 
-def _checked_mlflow(where: str) -> Any:
+def _checked_mlflow(where: str) -> MlflowPublisher:
     """An MLflow publisher whose store answered; its failure as one ConfigError line naming the --log flag."""
     try:
         return check_store(where or None)

@@ -88,7 +88,7 @@ def _tensorboard() -> Any:
         scalar_summary=scalar_summary, tensor_util=tensor_util, RecordWriter=RecordWriter, masked_crc32c=masked_crc32c)
 
 
-def histogram_buckets(values: Any, bucket_count: int = HISTOGRAM_BUCKETS) -> np.ndarray:
+def histogram_buckets(values: np.ndarray, bucket_count: int = HISTOGRAM_BUCKETS) -> np.ndarray:
     """[bucket_count, 3] (left edge, right edge, count) of the finite values, bucketed exactly as
     `tensorboard.plugins.histogram.summary_v2.histogram_pb` does, in O(n) memory (that function builds an
     n × buckets matrix: 3 GB for a 100-million-weight kernel)."""
@@ -230,7 +230,7 @@ class TensorBoardPublisher:
                 self._file(self._folder(a)).write([self._event(pb, 0)])
                 self._session_tags[a.index].add(start_tag)
 
-    def epoch(self, row: EpochRecord, kernel: Any | None) -> None:
+    def epoch(self, row: EpochRecord, kernel: np.ndarray | None) -> None:
         arm = self._arm(row.arm)
         for sub, tags in SCALARS.items():
             if row.epoch <= self._written[(row.arm, sub)]:
@@ -283,7 +283,7 @@ class TensorBoardPublisher:
     def _event(self, summary: Any, step: int) -> Any:
         return self.tb.event_pb2.Event(wall_time=time.time(), step=int(step), summary=summary)
 
-    def _histogram(self, tag: str, values: Any) -> Any:
+    def _histogram(self, tag: str, values: np.ndarray) -> Any:
         tensor = self.tb.tensor_util.make_tensor_proto(histogram_buckets(values), dtype=np.float64)
         summary = self.tb.summary_pb2.Summary()
         summary.value.add(tag=tag, tensor=tensor, metadata=self.tb.histogram_metadata.create_summary_metadata(
