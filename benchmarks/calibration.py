@@ -11,6 +11,8 @@ as a user's record is. What it prints:
   the design itself has, measured by simulation) is declared "Use" at 3 seeds;
 - coverage: how often the best-setting interval ("under resampling the best falls in …") holds the truly
   best strength;
+- the adaptive design (`reglab run --adaptive`, simulated by `adaptive_verdict` on a `World` drawn as the
+  planner asks for arms): false "Use" when every strength equals λ = 0, and power at a true optimum;
 - false "overfitting" on a plateau (the validation loss flat in truth) at 8, 20 and 50 epochs, with and
   without epoch-to-epoch jitter; and how often an arm still falling 0.002 an epoch is called converged.
 
@@ -42,7 +44,10 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import reglab  # noqa: E402
+from reglab.analysis.adaptive import AdaptiveOptions, Finished, Round, next_round  # noqa: E402
 from reglab.analysis.diagnose import GOOD, OVERFITTING  # noqa: E402
+from reglab.analysis.results import BETTER  # noqa: E402
+from reglab.run.adaptive import verdict_of  # noqa: E402
 from synthetic import write_synthetic_run  # noqa: E402
 
 #: 10 strengths including λ = 0, log-spaced as a user's grid would be.
@@ -186,6 +191,80 @@ def power_gains(gain_se: float, seeds: int = 3, noise: Noise = LIKE_REAL_RUNS) -
     return curve(gain_se * design_se(seeds, noise))
 
 
+# ---------------------------------------------------------------- the adaptive design
+
+class World:
+    """One experiment's truth for an adaptive sweep, drawn lazily as the planner asks for arms: every value of
+    a (strength, seed, example) cell is fixed once drawn, the same noise model as `draw` (example difficulty,
+    a seed effect, each arm's luck, each cell's noise, each strength × example effect), on two sets of examples
+    (validation, which the planner reads, and test, which only the confirmation round scores)."""
+
+    def __init__(self, rng: np.random.Generator, noise: Noise, gain: Callable[[float], float] = lambda lam: 0.0,
+                 n: int = N_EXAMPLES) -> None:
+        self.rng, self.noise, self.gain, self.n = rng, noise, gain, n
+        self.difficulty = {part: rng.gamma(0.6, 0.5, n) + 0.02 for part in ("val", "test")}
+        self._seed: dict[int, float] = {}
+        self._strength: dict[tuple[str, float], np.ndarray] = {}
+
+    def values(self, part: str, lam: float, seed: int) -> np.ndarray:
+        nz = self.noise
+        if seed not in self._seed:
+            self._seed[seed] = self.rng.normal(0, nz.seed)
+        if (part, lam) not in self._strength:
+            self._strength[part, lam] = self.rng.normal(0, nz.example, self.n) if nz.example else np.zeros(self.n)
+        arm = self.rng.normal(0, nz.arm)
+        cell = self.rng.normal(0, nz.cell, self.n)
+        scale = np.exp(self._seed[seed] + arm - nz.arm ** 2 / 2 + cell - nz.cell ** 2 / 2 + self._strength[part, lam]
+                       - nz.example ** 2 / 2)
+        return self.difficulty[part] * scale * (1 - self.gain(lam))
+
+
+def adaptive_verdict(rng: np.random.Generator, noise: Noise, gain: Callable[[float], float] = lambda lam: 0.0,
+                     epochs: int = 10) -> tuple[str, float | None]:
+    """An adaptive sweep on a synthetic world: the planner (`reglab.analysis.adaptive`) reads the validation
+    values of every exploration arm it asks for; the confirmation round's fresh seeds are scored on the test
+    examples, written as a record, read back and analysed (`reglab.analyze`) and judged by the runner's own
+    `verdict_of`. Returns the verdict and the strength it is about."""
+    world = World(rng, noise, gain)
+    options = AdaptiveOptions(epochs=epochs)
+    evidence: dict[float, dict[int, np.ndarray]] = {}
+    rounds: list[Round] = []
+    while True:
+        step = next_round(evidence, rounds, options)
+        if isinstance(step, Finished):
+            return "", None
+        rounds.append(step)
+        if not step.confirming:
+            for lam in step.strengths:
+                for seed in step.seeds:
+                    evidence.setdefault(lam, {})[seed] = world.values("val", lam, seed)
+            continue
+        lams = step.strengths
+        chosen = max(lams)
+        values = np.array([[world.values("test", lam, seed) for seed in step.seeds] for lam in lams])
+        with tempfile.TemporaryDirectory() as d:
+            run_dir = write_synthetic_run(Path(d) / "run", lambdas=lams, seeds=len(step.seeds), epochs=1, val_loss=values,
+                                          val_correct=values < math.log(2), n_test=N_EXAMPLES)
+            analysis = reglab.analyze(reglab.load_run(run_dir))
+        return verdict_of(analysis, chosen, options.margin).benefit, chosen
+
+
+def adaptive_false_use(rng: np.random.Generator, noise: Noise) -> bool:
+    """Every strength truly as good as λ = 0: a confirmed benefit is false."""
+    return adaptive_verdict(rng, noise)[0] == BETTER
+
+
+def valley(depth: float, at: float = 1e-3, width: float = 1.0) -> Callable[[float], float]:
+    """A true optimum at `at`: a relative gain of `depth` there, falling off over `width` decades (log-Gaussian)."""
+    return lambda lam: 0.0 if lam <= 0 else depth * math.exp(-((math.log10(lam) - math.log10(at)) / width) ** 2)
+
+
+def adaptive_true_use(rng: np.random.Generator, noise: Noise, depth: float) -> bool:
+    """A true gain of `depth` at 1e-3: "Use" a strength that truly gains at least half of it."""
+    benefit, chosen = adaptive_verdict(rng, noise, valley(depth))
+    return benefit == BETTER and chosen is not None and valley(depth)(chosen) >= depth / 2
+
+
 # ---------------------------------------------------------------- the diagnoses
 
 PLATEAU_LAMBDAS = (0.0, 1e-3)
@@ -224,6 +303,14 @@ def main(argv: list[str] | None = None) -> int:
     print("\ncoverage of the best-setting interval at 3 seeds (target ≥ 93 %)")
     for g in (3, 6):
         print(f"  true gain {g} SE: {pct(partial(covered, seeds=3, gains=power_gains(g, 3, LIKE_REAL_RUNS), noise=LIKE_REAL_RUNS), 2000 + g)}")
+    print("\nthe adaptive design (reglab run --adaptive defaults; confirmation on 3 fresh seeds scored on test examples)")
+    for i, (name, noise) in enumerate(REGIMES.items()):
+        print(f"  {name}: false \"Use\" {pct(partial(adaptive_false_use, noise=noise), 5000 + i)} (target ≤ 5 %)")
+    print("  power: \"Use\" a strength gaining ≥ half of a true gain of g design standard errors at 1e-3 (3 seeds' SE)")
+    for i, (name, noise) in enumerate(REGIMES.items()):
+        se = design_se(3, noise)
+        cells = [f"{g} SE: {pct(partial(adaptive_true_use, noise=noise, depth=g * se), 5100 + 10 * i + g)}" for g in (2, 3, 4)]
+        print(f"    {name}: " + "; ".join(cells))
     few = max(1, runs // 4)
     print(f"\nfalse \"overfitting\" on a plateau, {few} experiments × 6 arms (target ≤ 5 %)")
     for jitter in (0.0, 0.01):

@@ -254,3 +254,28 @@ def test_invalid_options_are_config_errors(kwargs, words):
 
 def test_labels_read_like_the_notes():
     assert [label(x) for x in (0.0, 1e-3, 3.16e-4, 1e-7, 10.0, 0.1)] == ["0", "1e-3", "3.16e-4", "1e-7", "10", "1e-1"]
+
+
+def test_a_contender_shown_equivalent_gets_no_more_seeds():
+    """Seeds go where they can still change the answer: the undecided, the best and λ = 0; a strength shown within
+    the margin of the best is decided."""
+    effect = lambda s: {0.0: 1.0, 5e-4: 1.0, 1e-3: 0.0, 1.41e-3: 0.0, 2e-3: 0.005, 4e-3: 1.0}[s]  # noqa: E731
+    grid = (0.0, 5e-4, 1e-3, 1.41e-3, 2e-3, 4e-3)
+    ev = evidence(effect, grid, (0, 1), seed_sd=0.0005, example_sd=0.001)
+    ev[2e-3] = {k: v + np.random.default_rng(k).normal(0, 0.02) for k, v in ev[2e-3].items()}  # its seeds disagree
+    a = assess(ev, OPTIONS)
+    undecided = [s for s, v in a.verdicts.items() if v == UNDECIDED]
+    equivalent = [s for s, v in a.verdicts.items() if v == EQUIVALENT]
+    assert undecided == [2e-3] and equivalent, a.verdicts
+    r = next_round(ev, [explored(grid)], OPTIONS)
+    assert isinstance(r, Round) and set(r.strengths) == {0.0, a.best, 2e-3}
+    assert not set(equivalent) & set(r.strengths)
+
+
+def test_the_gaps_beside_an_interior_best_are_not_refined():
+    """Only the region's edges need resolving: the flat bottom around the best is already equivalent."""
+    ev = evidence(u_shape(centre=-4.0, flat=1.2), START + (1e-6, 1e-4, 1e-2), (0, 1))
+    a = assess(ev, OPTIONS)
+    inside = [s for s in a.means if a.region[0] <= s <= a.region[1]]
+    assert inside == [1e-5, 1e-4, 1e-3] and a.unresolved, a  # a full decade between members: wider than 1/3
+    assert all((x in inside) != (y in inside) for x, y in a.unresolved)

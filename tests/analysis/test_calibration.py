@@ -63,3 +63,23 @@ def test_an_arm_still_falling_is_not_called_converged_and_a_flat_one_is():
     falling = cal.rate(partial(cal.diagnosed, kind=cal.GOOD, epochs=20, drift=0.002, jitter=0.0), 5, 4020)
     flat = cal.rate(partial(cal.diagnosed, kind=cal.GOOD, epochs=20, drift=0.0, jitter=0.0), 5, 4021)
     assert falling == 0.0 and flat >= 0.8
+
+
+def test_the_adaptive_design_confirms_no_benefit_that_is_not_there_like_real_runs():
+    """The confirmation round's fresh seeds are scored on test examples the planner never read: choosing over
+    the rounds does not inflate its claim. 20 null experiments with fixed seeds: none says "Use"."""
+    assert cal.rate(partial(cal.adaptive_false_use, noise=cal.LIKE_REAL_RUNS), 20, 5) == 0.0
+
+
+@pytest.mark.slow
+def test_the_adaptive_design_rarely_confirms_a_benefit_that_is_not_there_in_any_regime():
+    """At most 3 of 40 null experiments per regime (binomial noise at 40 runs; 200 runs measure 1–4 %)."""
+    for i, noise in enumerate(cal.REGIMES.values()):
+        assert cal.rate(partial(cal.adaptive_false_use, noise=noise), 40, 50 + i) <= 0.075, noise  # the benchmark: 1–4 % of 200
+
+
+@pytest.mark.slow
+def test_the_adaptive_design_declares_a_true_gain_of_four_standard_errors():
+    noise = cal.LIKE_REAL_RUNS
+    depth = 4 * cal.design_se(3, noise)
+    assert cal.rate(partial(cal.adaptive_true_use, noise=noise, depth=depth), 20, 9) >= 0.8

@@ -14,8 +14,8 @@ statistic the report shows, and the equivalence margin is `Criteria.loss_margin`
 
 The best and every strength not shown worse are the *contenders*; the contiguous run of them around the best
 is the *region* (the flat bottom of the loss over λ). A round widens the grid where the region touches its
-top or bottom (*edge*), halves the gaps wider than `resolution` decades at the region's edges and beside the
-best (*refine*), or adds seeds where a contender is still undecided (*seeds*). When none is needed, or the
+top or bottom (*edge*), halves the gaps wider than `resolution` decades at the region's edges (*refine*), or adds
+seeds to the contenders still undecided, the best and λ = 0 (*seeds*; a strength shown equivalent is decided). When none is needed, or the
 budget or the rounds run out, the chosen strength and λ = 0 are trained once more on fresh seeds that no
 exploration round used (*confirm*), so the final claim is not tested on the values that chose it.
 """
@@ -65,7 +65,7 @@ class AdaptiveOptions:
     limit_high: float = 10.0
     resolution: float = 1 / 3  # decades: the region's edges are resolved to this step
     seeds: int = 2  # exploration seeds of every strength
-    max_seeds: int = 6  # undecided contenders get seeds added until they have this many
+    max_seeds: int = 4  # undecided contenders get seeds added until they have this many
     seed_step: int = 2  # seeds added per seeds round
     confirm_seeds: int = 3  # fresh seeds of the chosen strength and λ = 0 in the confirmation round
     budget: int | None = None  # arm-epochs in all, the confirmation included; None = no limit
@@ -145,7 +145,7 @@ class Assessment(NamedTuple):
     region: tuple[float, float]  # the contiguous run of contenders around the best (λ = 0 the lowest strength)
     bounded_low: bool  # the region reaches λ = 0, or a nonzero strength below it is worse
     bounded_high: bool  # a strength above it is worse
-    unresolved: tuple[tuple[float, float], ...]  # gaps wider than `resolution` at the region's edges and beside the best
+    unresolved: tuple[tuple[float, float], ...]  # gaps wider than `resolution` at the region's edges
     means: Mapping[float, float]  # every strength tried → its mean over seeds × examples
 
 
@@ -238,8 +238,7 @@ def assess(evidence: Evidence, options: AdaptiveOptions) -> Assessment:
     while hi < len(tried) - 1 and tried[hi + 1] in contenders:
         hi += 1
     edges = ([(tried[lo - 1], tried[lo])] if lo > 0 else []) + ([(tried[hi], tried[hi + 1])] if hi < len(tried) - 1 else [])
-    beside = ([(tried[at - 1], best)] if at > 0 else []) + ([(best, tried[at + 1])] if at < len(tried) - 1 else [])
-    unresolved = tuple(sorted({(a, b) for a, b in edges + beside if a > 0 and decades(a, b) > options.resolution + TOLERANCE}))
+    unresolved = tuple(sorted({(a, b) for a, b in edges if a > 0 and decades(a, b) > options.resolution + TOLERANCE}))
     return Assessment(best=best, verdicts=verdicts, contenders=contenders, region=(tried[lo], tried[hi]),
                       bounded_low=tried[lo] == 0 or (lo > 0 and tried[lo - 1] > 0), bounded_high=hi < len(tried) - 1,
                       unresolved=unresolved, means=means)
@@ -316,10 +315,10 @@ def _exploration(evidence: Evidence, a: Assessment, rounds: Sequence[Round], opt
     first = _next_seed(evidence, rounds)
     if not undecided or first + options.seed_step > CONFIRM_SEED:
         return None
-    strengths = sorted(set(a.contenders) | {0.0})
+    strengths = sorted(set(undecided) | {a.best, 0.0})
     seeds = tuple(range(first, first + options.seed_step))
     note = (f"{', '.join(label(s) for s in undecided)} {'is' if len(undecided) == 1 else 'are'} undecided against the best, "
-            f"{label(a.best)}: adding seeds {seeds[0]}–{seeds[-1]} to every contender and λ = 0")
+            f"{label(a.best)}: adding seeds {seeds[0]}–{seeds[-1]} to {'it' if len(undecided) == 1 else 'them'}, the best and λ = 0")
     return Round(number, tuple(Addition(s, "seeds") for s in strengths), seeds, _sentence([note]))
 
 

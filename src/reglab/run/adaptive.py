@@ -20,13 +20,12 @@ from typing import Any, NamedTuple
 import numpy as np
 from rich.console import Console
 
-from reglab.analysis.adaptive import AdaptiveOptions, Addition, Evidence, Finished, Round, first_round, next_round
+from reglab.analysis.adaptive import AdaptiveOptions, Addition, Evidence, Finished, Round, assess, first_round, label, next_round
 from reglab.analysis.analyze import analyze
 from reglab.analysis.results import BETTER, CANT_TELL, EQUIVALENT, WORSE, RunAnalysis
 from reglab.config import SweepConfig
 from reglab.errors import ConfigError, RunDirError
 from reglab.fileio import ensure_dir, write_atomic
-from reglab.formatting import lam_label
 from reglab.record.reader import RunRecord, load_run
 from reglab.record.rundir import check_run_dir, clear_run_dir, locked, register, reserve_default_run_dir
 from reglab.record.schema import RUN_JSON, read_run_meta
@@ -48,6 +47,8 @@ class Verdict(NamedTuple):
     high: float
     seeds: tuple[int, ...]
     margin: float
+    best: float = math.nan  # the exploration's best strength (λ = 0 when nothing beat it there)
+    region: tuple[float, float] = (math.nan, math.nan)  # the exploration's region of contenders around the best
 
 
 @dataclasses.dataclass(frozen=True)
@@ -109,7 +110,7 @@ def _write(run: AdaptiveRun) -> None:
     if run.finished is not None:
         meta["finished"] = {"chosen": run.finished.chosen, "open": list(run.finished.open)}
     if run.verdict is not None:
-        meta["verdict"] = {**run.verdict._asdict(), "seeds": list(run.verdict.seeds)}
+        meta["verdict"] = {**run.verdict._asdict(), "seeds": list(run.verdict.seeds), "region": list(run.verdict.region)}
     register(run.run_dir, [ADAPTIVE_JSON])
     write_atomic(run.run_dir / ADAPTIVE_JSON, json.dumps(meta, indent=1, allow_nan=True) + "\n")
 
@@ -137,7 +138,8 @@ def load_adaptive(run_dir: str | Path) -> AdaptiveRun:
         if "verdict" in meta:
             v = meta["verdict"]
             verdict = Verdict(float(v["chosen"]), str(v["benefit"]), float(v["mean"]), float(v["low"]), float(v["high"]),
-                              tuple(int(s) for s in v["seeds"]), float(v["margin"]))
+                              tuple(int(s) for s in v["seeds"]), float(v["margin"]), float(v["best"]),
+                              (float(v["region"][0]), float(v["region"][1])))
         status = str(meta["status"])
     except FileNotFoundError:
         raise RunDirError(f"{run_dir} is not an adaptive sweep (no {ADAPTIVE_JSON})") from None
@@ -184,33 +186,47 @@ def verdict_of(analysis: RunAnalysis, chosen: float, margin: float) -> Verdict:
     return Verdict(chosen, benefit, d.mean, d.low, d.high, seeds, margin)
 
 
+def _signed(x: float) -> str:
+    """A difference as the answer prints it: four decimals, or two significant digits when smaller than that."""
+    return f"{x:+.4f}" if not math.isfinite(x) or x == 0 or abs(x) >= 5e-5 else f"{x:+.1e}"
+
+
 def adaptive_summary(run: AdaptiveRun) -> str:
-    """The answer in plain text, and how it was reached."""
+    """The answer first, then how it was reached, round by round."""
     n_arms = sum(len(r.additions) * len(r.seeds) for r in run.rounds)
-    lines = [f"Adaptive sweep: {len(run.rounds)} rounds, {n_arms} arms, {run.arm_epochs} arm-epochs"
-             + (f" of a budget of {run.options.budget}" if run.options.budget else "") + "."]
-    for r in run.rounds:
-        what = ", ".join(f"{lam_label(a.strength)} ({a.why})" for a in r.additions)
-        lines.append(f"  round {r.number}: {what} × seeds {r.seeds[0]}–{r.seeds[-1]}. {r.note}")
+    lines = []
     v = run.verdict
     if v is not None:
-        label = f"λ = {lam_label(v.chosen)}"
+        chosen = f"λ = {label(v.chosen)}"
+        found = f"{chosen}, the best found" if v.best == v.chosen else f"{chosen}, the closest strength to the best, λ = 0,"
         seeds = f"{len(v.seeds)} fresh seeds scored on the test set"
-        interval = f"test data loss {v.mean:+.4f} [{v.low:+.4f}, {v.high:+.4f}] against λ = 0"
+        interval = f"test data loss {_signed(v.mean)} [{_signed(v.low)}, {_signed(v.high)}] against λ = 0"
         if v.benefit == BETTER:
-            lines.append(f"Use {label}: it beats no regularization, confirmed on {seeds} ({interval}).")
+            lines.append(f"Use {chosen}: it beats no regularization, confirmed on {seeds} ({interval}).")
         elif v.benefit == EQUIVALENT:
-            lines.append(f"No measurable benefit: {label}, the best found, is within {v.margin:g} of λ = 0 on {seeds} "
-                         f"({interval}).")
+            lines.append(f"No measurable benefit over no regularization: {found} is shown within {v.margin:g} of "
+                         f"λ = 0 on {seeds} ({interval}).")
         elif v.benefit == WORSE:
-            lines.append(f"Best found: {label}, but on {seeds} it is worse than no regularization ({interval}).")
+            lines.append(f"Best found: {chosen}, but on {seeds} it is worse than no regularization ({interval}).")
         else:
-            lines.append(f"Best found: {label}, not confirmed: can't tell whether it beats no regularization on {seeds} "
-                         f"({interval}).")
+            lines.append(f"Best found: {chosen}, not confirmed: can't tell whether it beats no regularization on "
+                         f"{seeds} ({interval}).")
+        if math.isfinite(v.region[0]):
+            lines.append(f"Not shown worse than the best in the exploration: λ from {label(v.region[0])} to "
+                         f"{label(v.region[1])}.")
     elif run.finished is not None and run.finished.open:
         lines.append("Stopped before the answer was decided: " + " ".join(run.finished.open))
     elif run.status != "completed":
         lines.append(f"The sweep is {run.status}: `reglab run --resume {run.run_dir}` continues it.")
+    lines.append(f"How: an adaptive sweep of {len(run.rounds)} rounds, {n_arms} arms, {run.arm_epochs:,} arm-epochs"
+                 + (f" of a budget of {run.options.budget:,}" if run.options.budget else "") + ":")
+    for r in run.rounds:
+        groups: dict[str, list[str]] = {}
+        for a in r.additions:
+            groups.setdefault(a.why, []).append(label(a.strength))
+        what = "; ".join(f"{why} {', '.join(lams)}" for why, lams in groups.items())
+        seeds = f"seed {r.seeds[0]}" if len(r.seeds) == 1 else f"seeds {r.seeds[0]}–{r.seeds[-1]}"
+        lines.append(f"  round {r.number} ({what}) × {seeds}: {r.note}")
     return "\n".join(lines)
 
 
@@ -255,16 +271,23 @@ def _continue(run: AdaptiveRun, console: Console, live: bool | None) -> Adaptive
     confirming = [r for r in run.rounds if r.confirming]
     verdict = None
     if confirming and run.finished is not None and run.finished.chosen is not None:
-        verdict = verdict_of(analyze(trained[confirming[-1].number]), run.finished.chosen, run.options.margin)
+        explored = assess(evidence_of(_exploration(run, trained)), run.options)
+        verdict = verdict_of(analyze(trained[confirming[-1].number]), run.finished.chosen, run.options.margin)._replace(
+            best=explored.best, region=explored.region)
     run = dataclasses.replace(run, status="completed", verdict=verdict)
     _write(run)
     return run
 
 
-def run_adaptive(config: SweepConfig, options: AdaptiveOptions, out: str | Path | None = None, *, force: bool = False,
-                 console: Console | None = None, live: bool | None = None) -> AdaptiveRun:
-    """Plan, train and confirm rounds until the answer is decided or the budget is spent."""
+def run_adaptive(config: SweepConfig, options: AdaptiveOptions | None = None, out: str | Path | None = None, *,
+                 force: bool = False, console: Console | None = None, live: bool | None = None) -> AdaptiveRun:
+    """Plan, train and confirm rounds until the answer is decided or the budget is spent. `options`: the
+    planner's (default: `AdaptiveOptions` at the configuration's epochs)."""
+    options = options if options is not None else AdaptiveOptions(epochs=config.epochs)
     check_adaptive(config)
+    if options.epochs != config.epochs:
+        raise ConfigError(f"the adaptive options count {options.epochs} epochs an arm, the configuration trains "
+                          f"{config.epochs}: give both the same")
     console = console or Console(stderr=True)
     run_dir = Path(out) if out is not None else reserve_default_run_dir()
     _check_adaptive_dir(run_dir, force)
