@@ -65,17 +65,27 @@ def test_an_arm_still_falling_is_not_called_converged_and_a_flat_one_is():
     assert falling == 0.0 and flat >= 0.8
 
 
-def test_the_adaptive_design_confirms_no_benefit_that_is_not_there_like_real_runs():
-    """The confirmation round's fresh seeds are scored on test examples the planner never read: choosing over
-    the rounds does not inflate its claim. 20 null experiments with fixed seeds: none says "Use"."""
-    assert cal.rate(partial(cal.adaptive_false_use, noise=cal.LIKE_REAL_RUNS), 20, 5) == 0.0
+def test_the_confirmation_alone_says_better_at_most_five_percent_of_the_time_when_nothing_helps():
+    """The adaptive answer's claim is `confirm` on fresh seeds and test examples: under the null, in every regime,
+    2,000 draws each (the benchmark's 4,000 measure 2.4–4.5 %)."""
+    from reglab.analysis.adaptive import confirm
+    from reglab.analysis.results import BETTER
+
+    for i, noise in enumerate(cal.REGIMES.values()):
+        rng = np.random.default_rng(11 + i)
+        hits = 0
+        for _ in range(2000):
+            v = cal.draw(rng, 2, 3, 300, noise)[:, :, -1]
+            hits += confirm(v[1], v[0], 0.01).benefit == BETTER
+        assert hits / 2000 <= 0.05, (noise, hits)
 
 
 @pytest.mark.slow
-def test_the_adaptive_design_rarely_confirms_a_benefit_that_is_not_there_in_any_regime():
-    """At most 3 of 40 null experiments per regime (binomial noise at 40 runs; 200 runs measure 1–4 %)."""
-    for i, noise in enumerate(cal.REGIMES.values()):
-        assert cal.rate(partial(cal.adaptive_false_use, noise=noise), 40, 50 + i) <= 0.075, noise  # the benchmark: 1–4 % of 200
+def test_the_adaptive_design_rarely_confirms_a_benefit_that_is_not_there():
+    """Through the planner, the record and the analysis: 50 null sweeps per regime, pooled (the benchmark's 200
+    per regime, and 1,600 where seeds dominate, measure 1–4.7 %)."""
+    rates = [cal.rate(partial(cal.adaptive_false_use, noise=noise), 50, 70 + i) for i, noise in enumerate(cal.REGIMES.values())]
+    assert sum(rates) / len(rates) <= 0.05, rates
 
 
 @pytest.mark.slow

@@ -20,7 +20,18 @@ from typing import Any, NamedTuple
 import numpy as np
 from rich.console import Console
 
-from reglab.analysis.adaptive import AdaptiveOptions, Addition, Evidence, Finished, Round, assess, first_round, label, next_round
+from reglab.analysis.adaptive import (
+    AdaptiveOptions,
+    Addition,
+    Evidence,
+    Finished,
+    Round,
+    assess,
+    confirm,
+    first_round,
+    label,
+    next_round,
+)
 from reglab.analysis.analyze import analyze
 from reglab.analysis.results import BETTER, CANT_TELL, EQUIVALENT, WORSE, RunAnalysis
 from reglab.config import SweepConfig
@@ -79,7 +90,7 @@ class AdaptiveRun:
 def check_adaptive(config: SweepConfig) -> None:
     """What an adaptive sweep chooses itself, or cannot mix with, refused in one line before anything is written."""
     if len(config.regularizers) != 1 or config.strengths:
-        raise ConfigError("--adaptive tunes one regularizer family's strength: give one family (--regularizers)")
+        raise ConfigError("--adaptive tunes one regularizer family's strength: give one family (--regularizer)")
     if len(config.learning_rates) != 1:
         raise ConfigError("--adaptive tunes the strength at one learning rate: give one (--learning-rates)")
     if config.early_stopping:
@@ -165,25 +176,16 @@ def evidence_of(records: list[RunRecord]) -> Evidence:
 
 
 def verdict_of(analysis: RunAnalysis, chosen: float, margin: float) -> Verdict:
-    """chosen − λ = 0 in the confirmation round: one comparison named before its data existed, so its interval
-    (the analysis's own, at the level every claim uses) needs no correction for the rounds that chose it."""
-    family = analysis.main
-    rec = family.recommended
-    seeds = rec.seeds if rec is not None else ()
-    if rec is not None and rec.setting.strength == chosen and rec.baseline is not None:
-        b = rec.baseline.difference
-        return Verdict(chosen, rec.benefit if rec.benefit in (BETTER, EQUIVALENT, WORSE) else CANT_TELL,
-                       b.mean, b.low, b.high, seeds, margin)
-    d = family.against_recommended.get("val_data_loss", {}).get(chosen)
-    if d is None or not d.has_interval:
-        return Verdict(chosen, CANT_TELL, math.nan if d is None else d.mean, math.nan, math.nan, seeds, margin)
-    if -margin < d.low and d.high < margin:
-        benefit = EQUIVALENT
-    elif d.low > 0:
-        benefit = WORSE
-    else:
-        benefit = CANT_TELL
-    return Verdict(chosen, benefit, d.mean, d.low, d.high, seeds, margin)
+    """chosen − λ = 0 in the confirmation round (`reglab.analysis.adaptive.confirm`), read from its analysis's
+    per-example values: the test set's, at the confirmation's fresh seeds."""
+    values = analysis.main.per_example
+    table = values.loss if values is not None else {}
+    seeds = tuple(sorted(set(table.get(chosen, {})) & set(table.get(0.0, {}))))
+    if not seeds:
+        return Verdict(chosen, CANT_TELL, math.nan, math.nan, math.nan, (), margin)
+    c = confirm(np.stack([table[chosen][s] for s in seeds]), np.stack([table[0.0][s] for s in seeds]), margin)
+    d = c.crossed
+    return Verdict(chosen, c.benefit, d.mean, d.low, d.high, seeds, margin)
 
 
 def _signed(x: float) -> str:

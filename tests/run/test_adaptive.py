@@ -1,0 +1,145 @@
+"""reglab run --adaptive: rounds recorded as ordinary runs, the plan in adaptive.json, a confirmation on fresh seeds
+scored on the test set, resume across rounds to the very record an uninterrupted sweep writes, and one-line refusals."""
+
+from __future__ import annotations
+
+import json
+import signal
+import time
+from pathlib import Path
+
+import pytest
+from helpers import metric_values, reglab_argv, spawned
+from rich.console import Console
+
+from reglab.analysis.adaptive import CONFIRM_SEED, AdaptiveOptions, first_round
+from reglab.cli import main
+from reglab.config import SweepConfig
+from reglab.errors import RunDirError
+from reglab.record.schema import read_run_meta
+from reglab.run.adaptive import ADAPTIVE_JSON, load_adaptive, round_config, run_adaptive
+
+ARGS = ["--adaptive", "--dataset", "wine", "--epochs", "2", "--no-progress"]
+
+
+@pytest.fixture(scope="module")
+def swept(tmp_path_factory):
+    """One uninterrupted adaptive sweep on wine, 2 epochs an arm (in this process)."""
+    out = tmp_path_factory.mktemp("adaptive") / "run"
+    config = SweepConfig(dataset="wine", epochs=2)
+    return run_adaptive(config, AdaptiveOptions(epochs=2), out, console=Console(quiet=True), live=False)
+
+
+@pytest.mark.parametrize("extra, words", [
+    (["--lambdas", "0,1e-3"], "--lambdas cannot be used with --adaptive"),
+    (["--seeds", "3"], "--seeds cannot be used with --adaptive"),
+    (["--executor", "blocks"], "--executor cannot be used with --adaptive"),
+    (["--regularizer", "l2,l1"], "one regularizer family"),
+    (["--learning-rates", "1e-3,1e-2"], "at one learning rate"),
+    (["--early-stopping", "2"], "no early stopping"),
+    (["--budget", "10"], "cannot pay for the start round"),
+])
+def test_what_an_adaptive_sweep_chooses_itself_is_refused_in_one_line(extra, words, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["run", *ARGS, *extra, "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert words in err and len(err.splitlines()) == 1 and "Traceback" not in err
+    assert not out.exists()  # refused before anything was written
+
+
+def test_a_budget_without_adaptive_is_refused(tmp_path, capsys):
+    assert main(["run", "--dataset", "wine", "--budget", "100", "--out", str(tmp_path / "run")]) == 2
+    assert "--budget is for --adaptive sweeps" in capsys.readouterr().err
+
+
+def test_a_damaged_adaptive_record_is_one_line(tmp_path):
+    (tmp_path / ADAPTIVE_JSON).write_text('{"format": "reglab-adaptive/1", "rounds": [')
+    with pytest.raises(RunDirError, match="adaptive.json: unreadable"):
+        load_adaptive(tmp_path)
+
+
+@pytest.mark.slow
+def test_every_round_is_a_complete_run_of_exactly_the_arms_it_planned(swept):
+    rounds = swept.rounds
+    assert rounds[0] == first_round(swept.options)
+    arms = []
+    for r in rounds:
+        meta = read_run_meta(swept.round_dir(r))
+        assert meta["status"] == "completed"
+        config = SweepConfig.from_mapping(meta["config"])
+        assert config == round_config(swept.config, r)
+        arms += [(a["lambda"], a["seed"]) for a in meta["arms"]]
+    assert len(arms) == len(set(arms)), "an arm trained twice"
+    assert sum(len(r.strengths) * len(r.seeds) for r in rounds) == len(arms)
+    assert swept.arm_epochs == 2 * len(arms)
+
+
+@pytest.mark.slow
+def test_the_confirmation_uses_fresh_seeds_scored_on_the_test_set(swept):
+    last = swept.rounds[-1]
+    assert last.confirming and all(r.confirming is False for r in swept.rounds[:-1])
+    assert min(last.seeds) >= CONFIRM_SEED > max(s for r in swept.rounds[:-1] for s in r.seeds)
+    meta = read_run_meta(swept.round_dir(last))
+    assert meta["config"]["score_on"] == "test" and meta["data"]["n_val"] == meta["data"]["n_test"]
+    assert swept.verdict is not None and swept.verdict.chosen in last.strengths and swept.verdict.seeds == last.seeds
+    assert swept.status == "completed" and swept.finished is not None and swept.finished.open == ()
+    exploration = {r.number for r in swept.rounds if not r.confirming}
+    assert len(exploration) == len(swept.rounds) - 1
+
+
+@pytest.mark.slow
+def test_the_record_reads_back_and_reglab_report_prints_the_answer(swept, capsys):
+    again = load_adaptive(swept.run_dir)
+    assert again == swept
+    assert main(["report", str(swept.run_dir)]) == 0
+    out = capsys.readouterr().out
+    assert out.strip() == swept.summary().strip()
+    assert "fresh seeds scored on the test set" in out and f"round {len(swept.rounds)} (confirm" in out
+    assert main(["run", "--resume", str(swept.run_dir)]) == 2
+    assert "nothing to resume" in capsys.readouterr().err
+
+
+def _wait_for(path: Path, proc, timeout: float = 300) -> None:
+    deadline = time.monotonic() + timeout
+    while not path.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert path.exists(), f"{path} never appeared"
+
+
+@pytest.mark.slow
+def test_killed_across_a_round_boundary_and_resumed_the_sweep_is_the_uninterrupted_one(swept, tmp_path):
+    """SIGKILL as soon as round 2 is planned (its directory appears), then again as round 3's appears; each resume
+    finishes the round it finds and plans the very rounds an uninterrupted sweep planned, bit for bit."""
+    d = tmp_path / "run"
+    with spawned(reglab_argv("run", *ARGS, "--out", str(d))) as proc:
+        _wait_for(d / "rounds" / "02", proc)
+        proc.send_signal(signal.SIGKILL)
+        proc.communicate(timeout=60)
+    assert json.loads((d / ADAPTIVE_JSON).read_text())["status"] == "running"  # killed: nobody wrote "interrupted"
+    with spawned(reglab_argv("run", "--resume", str(d), "--no-progress")) as proc:
+        if len(swept.rounds) > 3:
+            _wait_for(d / "rounds" / "03", proc)
+            proc.send_signal(signal.SIGKILL)
+        proc.communicate(timeout=600)
+    with spawned(reglab_argv("run", "--resume", str(d), "--no-progress")) as proc:
+        out, err = proc.communicate(timeout=600)
+    assert proc.returncode == 0, err[-2000:]
+    got = load_adaptive(d)
+    assert got.rounds == swept.rounds and got.verdict == swept.verdict and got.status == "completed"
+    for r in swept.rounds:
+        mine, ref = got.round_dir(r), swept.round_dir(r)
+        assert metric_values(mine) == metric_values(ref), r.number
+        assert (mine / "validation.npz").read_bytes() == (ref / "validation.npz").read_bytes(), r.number
+    assert out.strip() == swept.summary().replace(str(swept.run_dir), str(d)).strip()
+
+
+@pytest.mark.slow
+def test_force_replaces_an_adaptive_sweep_and_keeps_the_users_files(swept, tmp_path, capsys):
+    d = tmp_path / "run"
+    assert main(["run", *ARGS, "--out", str(d)]) == 0
+    (d / "notes.txt").write_text("mine")
+    assert main(["run", *ARGS, "--out", str(d)]) == 2
+    assert "already exists" in capsys.readouterr().err
+    assert main(["run", *ARGS, "--out", str(d), "--force"]) == 0
+    assert (d / "notes.txt").read_text() == "mine"
+    assert load_adaptive(d).rounds == swept.rounds
