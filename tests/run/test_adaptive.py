@@ -9,9 +9,9 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import metric_values, reglab_argv, spawned
 from rich.console import Console
 
+from helpers import metric_values, reglab_argv, spawned
 from reglab.analysis.adaptive import CONFIRM_SEED, AdaptiveOptions, first_round
 from reglab.cli import main
 from reglab.config import SweepConfig
