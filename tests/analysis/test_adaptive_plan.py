@@ -123,14 +123,14 @@ def close_effect(second: float) -> Effect:
     return lambda s: {0.0: 1.0, 5e-4: 1.0, 1e-3: 0.0, 2e-3: second, 4e-3: 1.0}[s]
 
 
-def test_an_undecided_contender_gets_the_next_seeds_with_the_contenders_and_zero():
+def test_an_undecided_contender_gets_the_next_seeds_with_the_best():
     ev = evidence(close_effect(0.005), CLOSE, (0, 1), seed_sd=0.02)
     a = assess(ev, OPTIONS)
     other = 2e-3 if a.best == 1e-3 else 1e-3  # the seed noise may put either first
     assert a.verdicts[other] == UNDECIDED and a.contenders == (1e-3, 2e-3) and a.unresolved == ()
     r = next_round(ev, [explored(CLOSE)], OPTIONS)
     assert isinstance(r, Round) and r.seeds == (2, 3)
-    assert r.additions == (Addition(0.0, "seeds"), Addition(1e-3, "seeds"), Addition(2e-3, "seeds"))
+    assert r.additions == (Addition(1e-3, "seeds"), Addition(2e-3, "seeds"))  # λ = 0 is worse: decided
     assert f"{label(other)} is undecided" in r.note
 
 
@@ -257,8 +257,8 @@ def test_labels_read_like_the_notes():
 
 
 def test_a_contender_shown_equivalent_gets_no_more_seeds():
-    """Seeds go where they can still change the answer: the undecided, the best and λ = 0; a strength shown within
-    the margin of the best is decided."""
+    """Seeds go where they can still change the answer: the undecided and the best; a strength shown within the
+    margin of the best is decided (and the claim against λ = 0 is the confirmation's)."""
     effect = lambda s: {0.0: 1.0, 5e-4: 1.0, 1e-3: 0.0, 1.41e-3: 0.0, 2e-3: 0.005, 4e-3: 1.0}[s]  # noqa: E731
     grid = (0.0, 5e-4, 1e-3, 1.41e-3, 2e-3, 4e-3)
     ev = evidence(effect, grid, (0, 1), seed_sd=0.0005, example_sd=0.001)
@@ -268,7 +268,7 @@ def test_a_contender_shown_equivalent_gets_no_more_seeds():
     equivalent = [s for s, v in a.verdicts.items() if v == EQUIVALENT]
     assert undecided == [2e-3] and equivalent, a.verdicts
     r = next_round(ev, [explored(grid)], OPTIONS)
-    assert isinstance(r, Round) and set(r.strengths) == {0.0, a.best, 2e-3}
+    assert isinstance(r, Round) and set(r.strengths) == {a.best, 2e-3}
     assert not set(equivalent) & set(r.strengths)
 
 
@@ -279,3 +279,31 @@ def test_the_gaps_beside_an_interior_best_are_not_refined():
     inside = [s for s in a.means if a.region[0] <= s <= a.region[1]]
     assert inside == [1e-5, 1e-4, 1e-3] and a.unresolved, a  # a full decade between members: wider than 1/3
     assert all((x in inside) != (y in inside) for x, y in a.unresolved)
+
+
+def test_a_tiny_gap_shown_beyond_noise_but_within_the_margin_is_equivalent_not_worse():
+    """A network that barely varies (a tiny table) measures gaps of 1e-6: inside the margin they are flat, as the
+    report's flat region says, in the plan and in the confirmation alike."""
+    from reglab.analysis.adaptive import confirm, verdict
+    from reglab.analysis.results import EQUIVALENT as SHOWN_EQUIVALENT
+
+    rng = np.random.default_rng(4)
+    base = rng.gamma(0.6, 0.5, N)
+    ev = {0.0: {k: base + 1e-7 * rng.standard_normal(N) for k in (0, 1, 2)},
+          1e-5: {k: base + 1e-6 + 1e-7 * rng.standard_normal(N) for k in (0, 1, 2)}}
+    assert verdict(ev, 1e-5, 0.0, 0.01) == EQUIVALENT
+    chosen, zero = np.stack([ev[1e-5][k] for k in (0, 1, 2)]), np.stack([ev[0.0][k] for k in (0, 1, 2)])
+    c = confirm(chosen, zero, 0.01)
+    assert c.crossed.low > 0 and c.benefit == SHOWN_EQUIVALENT
+
+
+def test_an_undecided_strength_inside_the_region_gets_no_seeds():
+    """It stays in the region whatever more seeds say: only the region's edges decide where it ends."""
+    grid = (0.0, 3e-4, 5e-4, 7e-4, 1e-3, 1.4e-3, 2e-3)
+    effect = lambda s: {0.0: 1.0, 3e-4: 1.0, 5e-4: 0.0, 7e-4: 0.0, 1e-3: 0.0, 1.4e-3: 0.0, 2e-3: 1.0}[s]  # noqa: E731
+    ev = evidence(effect, grid, (0, 1), seed_sd=0.0005, example_sd=0.001)
+    ev[7e-4] = {k: v + np.random.default_rng(k).normal(0, 0.02) for k, v in ev[7e-4].items()}  # its seeds disagree
+    a = assess(ev, OPTIONS)
+    assert a.verdicts[7e-4] == UNDECIDED and a.region == (5e-4, 1.4e-3), a
+    r = next_round(ev, [explored(grid)], OPTIONS)
+    assert isinstance(r, Round) and r.confirming

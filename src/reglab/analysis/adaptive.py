@@ -8,14 +8,15 @@ here trains, reads files or draws random numbers, so a plan can be replayed from
 Every comparison is `noise.paired_difference` of a strength against the best on their shared seeds, the same
 statistic the report shows, and the equivalence margin is `Criteria.loss_margin`'s (0.01 nats by default):
 
-- *worse*: the interval of strength − best lies above 0;
-- *equivalent*: the interval lies below the margin (`noise.within_margin`);
+- *equivalent*: the interval lies below the margin (`noise.within_margin`): flat, even when a tiny gap is measurable;
+- *worse*: otherwise, the interval of strength − best lies above 0;
 - *undecided*: neither (or no interval: a difference without variance is never "beyond noise").
 
 The best and every strength not shown worse are the *contenders*; the contiguous run of them around the best
 is the *region* (the flat bottom of the loss over λ). A round widens the grid where the region touches its
 top or bottom (*edge*), halves the gaps wider than `resolution` decades at the region's edges (*refine*), or adds
-seeds to the contenders still undecided, the best and λ = 0 (*seeds*; a strength shown equivalent is decided). When none is needed, or the
+seeds to the region's edge members still undecided and the best (*seeds*: they say where the region ends; a member
+inside it stays in it either way, and the claim against λ = 0 comes from the confirmation, not from exploration). When none is needed, or the
 budget or the rounds run out, the chosen strength and λ = 0 are trained once more on fresh seeds that no
 exploration round used (*confirm*), so the final claim is not tested on the values that chose it.
 """
@@ -218,9 +219,9 @@ def verdict(evidence: Evidence, strength: float, best: float, margin: float) -> 
     if not np.isfinite(a).all() and np.isfinite(b).all():
         return WORSE
     d = paired_difference(a, b)
-    if d.has_interval and d.low > 0:
-        return WORSE
-    return EQUIVALENT if within_margin(d, True, margin) else UNDECIDED
+    if within_margin(d, True, margin):  # shown within the margin: flat, even when a tiny gap is measurable
+        return EQUIVALENT
+    return WORSE if d.has_interval and d.low > 0 else UNDECIDED
 
 
 def assess(evidence: Evidence, options: AdaptiveOptions) -> Assessment:
@@ -290,8 +291,10 @@ def _refinements(a: Assessment, options: AdaptiveOptions) -> list[_Step]:
 
 
 def _undecided(evidence: Evidence, a: Assessment, options: AdaptiveOptions) -> tuple[float, ...]:
-    """Contenders still undecided against the best that more seeds may settle."""
-    return tuple(s for s in a.contenders if a.verdicts.get(s) == UNDECIDED and len(evidence[s]) < options.max_seeds)
+    """The region's edge members (not λ = 0, which bounds itself) still undecided against the best, that more
+    seeds may settle: they say where the region ends. A member inside it stays in the region either way."""
+    edges = {s for s in a.region if s > 0}
+    return tuple(s for s in a.contenders if s in edges and a.verdicts.get(s) == UNDECIDED and len(evidence[s]) < options.max_seeds)
 
 
 def _next_seed(evidence: Evidence, rounds: Sequence[Round]) -> int:
@@ -316,10 +319,10 @@ def _exploration(evidence: Evidence, a: Assessment, rounds: Sequence[Round], opt
     first = _next_seed(evidence, rounds)
     if not undecided or first + options.seed_step > CONFIRM_SEED:
         return None
-    strengths = sorted(set(undecided) | {a.best, 0.0})
+    strengths = sorted(set(undecided) | {a.best})
     seeds = tuple(range(first, first + options.seed_step))
     note = (f"{', '.join(label(s) for s in undecided)} {'is' if len(undecided) == 1 else 'are'} undecided against the best, "
-            f"{label(a.best)}: adding seeds {seeds[0]}–{seeds[-1]} to {'it' if len(undecided) == 1 else 'them'}, the best and λ = 0")
+            f"{label(a.best)}: adding seeds {seeds[0]}–{seeds[-1]} to {'it' if len(undecided) == 1 else 'them'} and the best")
     return Round(number, tuple(Addition(s, "seeds") for s in strengths), seeds, _sentence([note]))
 
 
@@ -420,10 +423,10 @@ def confirm(chosen: np.ndarray, zero: np.ndarray, margin: float, level: float = 
         return Confirmation(CANT_TELL, crossed, over_seeds)
     if all(d.high < 0 for d in both):
         benefit = BETTER
+    elif all(-margin < d.low and d.high < margin for d in both):  # a measurable but negligible gap is no loss
+        benefit = EQUIVALENT
     elif all(d.low > 0 for d in both):
         benefit = WORSE
-    elif all(-margin < d.low and d.high < margin for d in both):
-        benefit = EQUIVALENT
     else:
         benefit = CANT_TELL
     return Confirmation(benefit, crossed, over_seeds)

@@ -200,7 +200,7 @@ def adaptive_summary(run: AdaptiveRun) -> str:
     v = run.verdict
     if v is not None:
         chosen = f"λ = {label(v.chosen)}"
-        found = f"{chosen}, the best found" if v.best == v.chosen else f"{chosen}, the closest strength to the best, λ = 0,"
+        found = f"{chosen}, the best found," if v.best == v.chosen else f"{chosen}, the closest strength to the best, λ = 0,"
         seeds = f"{len(v.seeds)} fresh seeds scored on the test set"
         interval = f"test data loss {_signed(v.mean)} [{_signed(v.low)}, {_signed(v.high)}] against λ = 0"
         if v.benefit == BETTER:
@@ -213,9 +213,11 @@ def adaptive_summary(run: AdaptiveRun) -> str:
         else:
             lines.append(f"Best found: {chosen}, not confirmed: can't tell whether it beats no regularization on "
                          f"{seeds} ({interval}).")
-        if math.isfinite(v.region[0]):
+        if v.region[0] != v.region[1]:
             lines.append(f"Not shown worse than the best in the exploration: λ from {label(v.region[0])} to "
                          f"{label(v.region[1])}.")
+        elif math.isfinite(v.region[0]):
+            lines.append(f"Every other strength explored was shown worse than the best, λ = {label(v.region[0])}.")
     elif run.finished is not None and run.finished.open:
         lines.append("Stopped before the answer was decided: " + " ".join(run.finished.open))
     elif run.status != "completed":
