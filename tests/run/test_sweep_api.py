@@ -342,3 +342,29 @@ def test_drawing_a_report_leaves_the_plotting_backend_as_it_was(wine, tmp_path):
         assert matplotlib.get_backend().lower() == "pdf"
     finally:
         matplotlib.use("Agg")
+
+
+# ---------------------------------------------------------------- adaptive=True
+
+def test_adaptive_refuses_a_grid_and_a_budget_needs_it(wine, tmp_path):
+    with pytest.raises(ConfigError, match="lambdas and seeds cannot be given with adaptive=True"):
+        reglab.sweep(build_model, *wine, adaptive=True, lambdas=[0, 1e-3], out=tmp_path / "run")
+    with pytest.raises(ConfigError, match="budget is for adaptive=True"):
+        reglab.sweep(build_model, *wine, budget=500, out=tmp_path / "run")
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.slow
+def test_an_adaptive_sweep_on_arrays_keeps_its_inputs_in_every_round(wine, tmp_path):
+    from reglab.run.adaptive import AdaptiveRun, load_adaptive
+
+    got = reglab.sweep(build_model, *wine, adaptive=True, epochs=2, progress=False, out=tmp_path / "run")
+    assert isinstance(got, AdaptiveRun) and got.status == "completed" and got.verdict is not None
+    assert load_adaptive(tmp_path / "run") == got
+    for r in got.rounds:
+        meta = read_run_meta(got.round_dir(r))
+        assert meta["inputs"] and (got.round_dir(r) / "inputs" / "data.npz").is_file()
+        assert (meta["data"]["n_val"] == meta["data"]["n_test"]) == r.confirming  # wine: 24 validation, 36 test examples
+    last = read_run_meta(got.round_dir(got.rounds[-1]))
+    assert last["config"]["score_on"] == "test"
+    assert "fresh seeds scored on the test set" in got._repr_html_()

@@ -11,6 +11,7 @@ each round's own record resumes bit-identically.
 from __future__ import annotations
 
 import dataclasses
+import html
 import json
 import math
 import re
@@ -35,6 +36,7 @@ from reglab.analysis.adaptive import (
 from reglab.analysis.analyze import analyze
 from reglab.analysis.results import BETTER, CANT_TELL, EQUIVALENT, WORSE, RunAnalysis
 from reglab.config import SweepConfig
+from reglab.data.splits import Splits, scored_on_test
 from reglab.errors import ConfigError, RunDirError
 from reglab.fileio import ensure_dir, write_atomic
 from reglab.record.reader import RunRecord, load_run
@@ -83,6 +85,10 @@ class AdaptiveRun:
 
     def summary(self) -> str:
         return adaptive_summary(self)
+
+    def _repr_html_(self) -> str:
+        """In Jupyter: the answer and the path, as `reglab report` prints them."""
+        return f"<pre>{html.escape(self.summary())}</pre>"
 
 
 # ---------------------------------------------------------------- configuration of each round
@@ -236,7 +242,19 @@ def adaptive_summary(run: AdaptiveRun) -> str:
 
 # ---------------------------------------------------------------- running and resuming
 
-def _train_round(run: AdaptiveRun, r: Round, console: Console, live: bool | None) -> RunRecord:
+class _Given(NamedTuple):
+    """What `reglab.sweep(adaptive=True)` hands every round: its prepared arrays and the files each round keeps."""
+
+    splits: Splits | None = None
+    inputs: dict[str, bytes] | None = None
+
+    def splits_for(self, r: Round) -> Splits | None:
+        if self.splits is None:
+            return None
+        return scored_on_test(self.splits) if r.confirming else self.splits
+
+
+def _train_round(run: AdaptiveRun, r: Round, console: Console, live: bool | None, given: _Given) -> RunRecord:
     """The round's record, trained, resumed or simply read: whatever state an interruption left it in."""
     d = run.round_dir(r)
     if (d / RUN_JSON).is_file():
@@ -244,31 +262,36 @@ def _train_round(run: AdaptiveRun, r: Round, console: Console, live: bool | None
             return load_run(d)
         return resume_sweep(d, console=console, live=live, make_report=r.confirming)
     ensure_dir(d, parents=True, root=run.run_dir)
-    return run_sweep(round_config(run.config, r), d, console=console, live=live, make_report=r.confirming)
+    return run_sweep(round_config(run.config, r), d, console=console, live=live, make_report=r.confirming,
+                     splits=given.splits_for(r), inputs=given.inputs)
 
 
 def _exploration(run: AdaptiveRun, trained: dict[int, RunRecord]) -> list[RunRecord]:
     return [trained[r.number] for r in run.rounds if not r.confirming]
 
 
-def _continue(run: AdaptiveRun, console: Console, live: bool | None) -> AdaptiveRun:
+def _continue(run: AdaptiveRun, console: Console, live: bool | None, given: _Given = _Given()) -> AdaptiveRun:
     trained: dict[int, RunRecord] = {}
     try:
         for r in run.rounds:  # what an interruption left: finished, resumed or started over
-            trained[r.number] = _train_round(run, r, console, live)
+            trained[r.number] = _train_round(run, r, console, live, given)
         if not run.rounds:
             run = dataclasses.replace(run, rounds=(first_round(run.options),))
+            console.print(f"adaptive round 1 ({run.arm_epochs:,} arm-epochs): {run.rounds[0].note}", highlight=False,
+                          soft_wrap=True)
             _write(run)
-            trained[1] = _train_round(run, run.rounds[0], console, live)
+            trained[1] = _train_round(run, run.rounds[0], console, live, given)
         while True:
             step = next_round(evidence_of(_exploration(run, trained)), run.rounds, run.options)
             if isinstance(step, Finished):
                 run = dataclasses.replace(run, finished=step)
                 break
-            console.print(f"adaptive round {step.number}: {step.note}", highlight=False, soft_wrap=True)
+            budget = f" of {run.options.budget:,}" if run.options.budget else ""
+            console.print(f"adaptive round {step.number} ({run.arm_epochs:,}{budget} arm-epochs spent, this round "
+                          f"{step.arm_epochs(run.options.epochs):,}): {step.note}", highlight=False, soft_wrap=True)
             run = dataclasses.replace(run, rounds=(*run.rounds, step))
             _write(run)  # the plan first: a resume finds the round it was training
-            trained[step.number] = _train_round(run, step, console, live)
+            trained[step.number] = _train_round(run, step, console, live, given)
     except BaseException:
         _write(dataclasses.replace(run, status="interrupted"))
         raise
@@ -284,9 +307,11 @@ def _continue(run: AdaptiveRun, console: Console, live: bool | None) -> Adaptive
 
 
 def run_adaptive(config: SweepConfig, options: AdaptiveOptions | None = None, out: str | Path | None = None, *,
-                 force: bool = False, console: Console | None = None, live: bool | None = None) -> AdaptiveRun:
+                 force: bool = False, console: Console | None = None, live: bool | None = None,
+                 splits: Splits | None = None, inputs: dict[str, bytes] | None = None) -> AdaptiveRun:
     """Plan, train and confirm rounds until the answer is decided or the budget is spent. `options`: the
-    planner's (default: `AdaptiveOptions` at the configuration's epochs)."""
+    planner's (default: `AdaptiveOptions` at the configuration's epochs). `splits`, `inputs`: as `run_sweep`
+    takes them, handed to every round (the confirmation's scored on its test set)."""
     options = options if options is not None else AdaptiveOptions(epochs=config.epochs)
     check_adaptive(config)
     if options.epochs != config.epochs:
@@ -301,7 +326,7 @@ def run_adaptive(config: SweepConfig, options: AdaptiveOptions | None = None, ou
             clear_adaptive_dir(run_dir)
         run = AdaptiveRun(run_dir, config, options, (), "running")
         _write(run)
-        return _continue(run, console, live)
+        return _continue(run, console, live, _Given(splits, inputs))
 
 
 def resume_adaptive(run_dir: str | Path, *, console: Console | None = None, live: bool | None = None) -> AdaptiveRun:

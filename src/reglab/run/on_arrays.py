@@ -30,11 +30,12 @@ import shutil
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, overload
 
 import numpy as np
 from rich.console import Console
 
+from reglab.analysis.adaptive import AdaptiveOptions
 from reglab.analysis.results import RunAnalysis
 from reglab.config import DEFAULT_LAMBDAS, DEFAULT_SEEDS, INPUT_FILES, SweepConfig
 from reglab.data.datasets import load_dataset
@@ -48,6 +49,7 @@ from reglab.model.callable_source import ModelSource, model_source
 from reglab.record.reader import RunRecord, load_run
 from reglab.record.rundir import check_run_dir
 from reglab.record.schema import RUN_JSON
+from reglab.run.adaptive import AdaptiveRun, check_adaptive, run_adaptive
 from reglab.run.runner import check_arm_cap, report_run, run_sweep
 from reglab.settings import DEFAULT_LEARNING_RATE
 
@@ -221,7 +223,7 @@ def sweep(build_model: Any, x: Any, y: Any, *, validation_data: Any = None, vali
           test_data: Any = None, lambdas: Any = DEFAULT_LAMBDAS, seeds: int = DEFAULT_SEEDS, epochs: int = 10,
           batch_size: int = 32, regularizers: Any = ("l2",), learning_rates: Any = (DEFAULT_LEARNING_RATE,),
           optimizer: str = "adam", out: str | Path | None = None, force: bool = False,
-          progress: bool | None = None) -> RunAnalysis:
+          progress: bool | None = None, adaptive: bool = False, budget: int | None = None) -> RunAnalysis | AdaptiveRun:
     """Sweep regularization strengths on your own Keras model and arrays; returns the run's analysis (in Jupyter it
     shows the answer and the key figure; `.summary()` is the answer as text, `.run` the record).
 
@@ -232,13 +234,23 @@ def sweep(build_model: Any, x: Any, y: Any, *, validation_data: Any = None, vali
     0…K−1 as they are, anything else numbered in sorted order). Validation and test: see the module's docstring.
     `out`: the run directory (None: a new temporary one, printed to stderr); `force`: overwrite a reglab run
     there. `progress`: None for reglab's default display, True for a live bar, False for silence.
+    `adaptive`: choose the strengths and seeds in rounds, as `reglab run --adaptive` does (`lambdas` and `seeds`
+    are then the sweep's to choose; `budget` caps its arm-epochs); returns the `AdaptiveRun`.
     Everything is checked before anything is written: bad settings are a `ConfigError`, bad arrays a `DataError`.
     """
+    if adaptive and (lambdas is not DEFAULT_LAMBDAS or seeds != DEFAULT_SEEDS):
+        raise ConfigError("lambdas and seeds cannot be given with adaptive=True: the sweep chooses its own")
+    if budget is not None and not adaptive:
+        raise ConfigError("budget is for adaptive=True")
     config = sweep_config(lambdas, seeds, epochs, batch_size, regularizers, learning_rates, optimizer, validation_split)
+    options = AdaptiveOptions(epochs=epochs, budget=budget) if adaptive else None
     saved = model_source(build_model)
     arrays = split_arrays(x, y, validation_data, validation_split, test_data)
     where = places(out)
     try:
+        if options is not None:
+            check_adaptive(config)
+            return _run(config, saved, arrays, where, force, progress, options)
         run = _run(config, saved, arrays, where, force, progress)
     except BaseException:
         if where.temporary is not None and not (where.run_dir / RUN_JSON).exists():
@@ -259,8 +271,18 @@ def progress_console(progress: bool | None) -> Console:
                    force_terminal=False if plain else None)
 
 
+@overload
 def _run(config: SweepConfig, saved: ModelSource, arrays: SweptArrays, where: Places, force: bool,
-         progress: bool | None) -> RunRecord:
+         progress: bool | None) -> RunRecord: ...
+
+
+@overload
+def _run(config: SweepConfig, saved: ModelSource, arrays: SweptArrays, where: Places, force: bool,
+         progress: bool | None, adaptive: AdaptiveOptions) -> AdaptiveRun: ...
+
+
+def _run(config: SweepConfig, saved: ModelSource, arrays: SweptArrays, where: Places, force: bool,
+         progress: bool | None, adaptive: AdaptiveOptions | None = None) -> RunRecord | AdaptiveRun:
     """Check the files as reglab will read them in a staging folder, then train: `run_sweep` writes them into the
     run directory, holding its lock, once it is cleared (`force`) and before anything else of the run."""
     check_run_dir(where.run_dir, force)
@@ -274,6 +296,9 @@ def _run(config: SweepConfig, saved: ModelSource, arrays: SweptArrays, where: Pl
             raise DataError(str(e).replace(f"npz file {data}", SOURCE)) from None
         except ConfigError as e:
             raise ConfigError(str(e).replace(f"--model {model}:{saved.name}", saved.name)) from None
+    if adaptive is not None:
+        return run_adaptive(run_config, adaptive, where.run_dir, force=force, console=progress_console(progress),
+                            live=progress, splits=splits, inputs=files)
     return run_sweep(run_config, out=where.run_dir, force=force, splits=splits, console=progress_console(progress),
                      live=progress, inputs=files, make_report=False)
 
