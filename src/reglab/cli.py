@@ -38,6 +38,7 @@ from reglab.record.schema import read_run_meta
 from reglab.report.build import build_report
 from reglab.report.summary import summary_lines
 from reglab.run.adaptive import AdaptiveRun, is_adaptive, load_adaptive, resume_adaptive, run_adaptive
+from reglab.run.adaptive import write_report as write_adaptive_report
 from reglab.run.runner import report_run, resume_sweep, run_sweep
 from reglab.settings import DEFAULT_LEARNING_RATE
 from reglab.tracking.mlflow import export_mlflow
@@ -240,7 +241,13 @@ def _run_adaptive(args: argparse.Namespace, err: Any, live: bool | None) -> Adap
 
 def cmd_report(args: argparse.Namespace) -> int:
     if is_adaptive(args.run_dir):
-        print(load_adaptive(args.run_dir).summary())
+        adaptive = load_adaptive(args.run_dir)
+        with locked(Path(args.run_dir)):
+            path = write_adaptive_report(adaptive)
+        print(adaptive.summary())
+        print(f"report: {path}")
+        if args.open:
+            open_in_browser(path)
         return 0
     read_run_meta(args.run_dir)  # a folder that is not a reglab run is refused before anything is written into it
     with locked(Path(args.run_dir)):

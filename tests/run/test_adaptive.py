@@ -91,9 +91,13 @@ def test_the_confirmation_uses_fresh_seeds_scored_on_the_test_set(swept):
 def test_the_record_reads_back_and_reglab_report_prints_the_answer(swept, capsys):
     again = load_adaptive(swept.run_dir)
     assert again == swept
+    assert (swept.run_dir / "report.html").is_file() and (swept.run_dir / "figures" / "adaptive_path.png").is_file()
+    (swept.run_dir / "report.html").unlink()
     assert main(["report", str(swept.run_dir)]) == 0
     out = capsys.readouterr().out
-    assert out.strip() == swept.summary().strip()
+    assert out.strip() == f"{swept.summary()}\nreport: {swept.run_dir / 'report.html'}"
+    page = (swept.run_dir / "report.html").read_text()
+    assert "comes from an adaptive sweep" in page and "data:image/png;base64," in page
     assert "fresh seeds scored on the test set" in out and f"round {len(swept.rounds)} (confirm" in out
     assert main(["run", "--resume", str(swept.run_dir)]) == 2
     assert "nothing to resume" in capsys.readouterr().err

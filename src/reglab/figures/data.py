@@ -8,8 +8,10 @@ functions only pick and arrange them for one figure each.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import NamedTuple, Union
 
+from reglab.analysis.adaptive import Round
 from reglab.analysis.aggregate import Histogram
 from reglab.analysis.heatmap import HeatMap
 from reglab.analysis.results import FamilyAnalysis, RunAnalysis
@@ -325,3 +327,29 @@ def heat_map_data(hm: HeatMap, seeds: int) -> HeatMapData:
 
 #: What one figure unit shows (`figures.Display.data`): one of the NamedTuples above.
 FigureData = Union[ArmCurves, StrengthCurves, WhichStrength, Overlay, GapNormData, HistogramData, FamilyCurves, HeatMapData]
+
+
+# ---------------------------------------------------------------- an adaptive sweep's path
+
+class PathPoint(NamedTuple):
+    """One strength a round trained, why, and at how many seeds."""
+
+    strength: float
+    round: int
+    why: str
+    seeds: int
+
+
+class AdaptivePath(NamedTuple):
+    """Which strengths each round of an adaptive sweep trained, and why; the exploration's region and the choice."""
+
+    points: tuple[PathPoint, ...]
+    rounds: int
+    region: tuple[float, float] | None  # the exploration's region of contenders around the best
+    chosen: float | None  # the strength the confirmation tested
+
+
+def adaptive_path_data(rounds: Sequence[Round], region: tuple[float, float] | None, chosen: float | None) -> AdaptivePath:
+    points = tuple(PathPoint(a.strength, r.number, a.why, len(r.seeds)) for r in rounds for a in r.additions)
+    ok = region is not None and all(math.isfinite(x) for x in region)
+    return AdaptivePath(points, len(rounds), region if ok else None, chosen)

@@ -23,6 +23,7 @@ from reglab.figures.axes import (
     yerr,
 )
 from reglab.figures.data import (
+    AdaptivePath,
     ArmCurves,
     FamilyCurves,
     GapNormData,
@@ -363,3 +364,55 @@ def render_heat_map(fig: Any, axes: Any, d: HeatMapData, title: str) -> None:
     seeds = f"mean over {d.seeds} seeds" if d.seeds > 1 else "one seed"
     fig.suptitle(f"{title}\n{seeds}; ★ best, red outline: shown within the margin of the best (95 % interval of the difference)",
                  fontsize=10)
+
+
+# ---------------------------------------------------------------- an adaptive sweep's path
+
+#: Colour and marker of each reason a strength is in a round (`analysis.adaptive.WHY`).
+WHY_STYLE = {"start": ("0.35", "o"), "edge": ("C1", ">"), "refine": ("C0", "D"), "seeds": ("C2", "s"),
+             "confirm": ("C3", "*")}
+
+
+def _path_x(points: list[float]) -> tuple[dict[float, float], float]:
+    """x of each strength on a log axis, λ = 0 one decade left of the smallest nonzero one (labelled "0")."""
+    nonzero = [s for s in points if s > 0]
+    zero_at = (min(nonzero) if nonzero else 1.0) / 10
+    return {s: (s if s > 0 else zero_at) for s in points}, zero_at
+
+
+def render_adaptive_path(fig: Any, ax: Any, d: AdaptivePath, title: str) -> None:
+    """Round by round (top to bottom), the strengths trained: colour and marker say why, size how many seeds."""
+    from matplotlib.lines import Line2D
+
+    x, zero_at = _path_x([p.strength for p in d.points])
+    for why, (color, marker) in WHY_STYLE.items():
+        pts = [p for p in d.points if p.why == why]
+        if pts:
+            ax.scatter([x[p.strength] for p in pts], [p.round for p in pts], s=[30 + 25 * p.seeds for p in pts],
+                       c=color, marker=marker, zorder=3)
+    if d.region is not None:
+        lo, hi = (x.get(v, v if v > 0 else zero_at) for v in d.region)
+        ax.axvspan(lo / 1.25, hi * 1.25, color="C2", alpha=0.12, zorder=1)
+    if d.chosen is not None and d.chosen in x:
+        ax.axvline(x[d.chosen], color="C3", lw=1, ls="--", zorder=2)
+    ax.set_xscale("log")
+    ax.set_yticks(range(1, d.rounds + 1))
+    ax.set_ylim(d.rounds + 0.6, 0.4)  # round 1 on top
+    ticks = sorted(set(x.values()))
+    ax.set_xticks(ticks)
+    ax.set_xticklabels(["0" if t == zero_at else lam_label(t) for t in ticks], rotation=60, fontsize=7)
+    ax.minorticks_off()
+    ax.set(xlabel="strength λ (0 drawn one decade below the smallest)", ylabel="round", title=title)
+    ax.grid(alpha=0.3)
+    handles = [Line2D([], [], color=c, marker=m, ls="", label=why) for why, (c, m) in WHY_STYLE.items()
+               if any(p.why == why for p in d.points)]
+    if d.region is not None:
+        handles.append(Line2D([], [], color="C2", alpha=0.3, lw=8, label="region not shown worse than the best"))
+    if d.chosen is not None:
+        handles.append(Line2D([], [], color="C3", ls="--", label="confirmed against λ = 0"))
+    ax.legend(handles=handles, fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+
+
+def draw_adaptive_path(d: AdaptivePath, path: Path, title: str) -> None:
+    with figure(path, 1, 1, figsize=(9, 1.6 + 0.45 * d.rounds)) as (fig, ax):
+        render_adaptive_path(fig, ax, d, title)

@@ -42,6 +42,7 @@ from reglab.fileio import ensure_dir, write_atomic
 from reglab.record.reader import RunRecord, load_run
 from reglab.record.rundir import check_run_dir, clear_run_dir, locked, register, reserve_default_run_dir
 from reglab.record.schema import RUN_JSON, read_run_meta
+from reglab.report.adaptive import build_adaptive_report
 from reglab.run.runner import resume_sweep, run_sweep
 
 ADAPTIVE_JSON = "adaptive.json"
@@ -303,7 +304,15 @@ def _continue(run: AdaptiveRun, console: Console, live: bool | None, given: _Giv
             best=explored.best, region=explored.region)
     run = dataclasses.replace(run, status="completed", verdict=verdict)
     _write(run)
+    write_report(run)
     return run
+
+
+def write_report(run: AdaptiveRun) -> Path:
+    """The sweep's own report (`report.adaptive`): the answer, the adaptive design said, the path drawn."""
+    v = run.verdict
+    return build_adaptive_report(run.run_dir, run.summary(), run.rounds, v.region if v is not None else None,
+                                 v.chosen if v is not None else None)
 
 
 def run_adaptive(config: SweepConfig, options: AdaptiveOptions | None = None, out: str | Path | None = None, *,
