@@ -4,6 +4,7 @@ directory is moved), and `run_splits` gives back the exact arrays it used."""
 
 from __future__ import annotations
 
+import json
 import linecache
 import re
 import shutil
@@ -13,6 +14,7 @@ import tempfile
 
 import numpy as np
 import pytest
+from rich.console import Console
 from sklearn.datasets import load_wine
 
 import faults
@@ -368,3 +370,19 @@ def test_an_adaptive_sweep_on_arrays_keeps_its_inputs_in_every_round(wine, tmp_p
     last = read_run_meta(got.round_dir(got.rounds[-1]))
     assert last["config"]["score_on"] == "test"
     assert "fresh seeds scored on the test set" in got._repr_html_()
+
+    # stopped after round 2 (its plan had not named round 3 yet): a resume starts round 3 from the kept inputs
+    assert len(got.rounds) > 2
+    from reglab.run.adaptive import ADAPTIVE_JSON, resume_adaptive
+
+    cut = tmp_path / "cut"
+    shutil.copytree(tmp_path / "run", cut)
+    meta = json.loads((cut / ADAPTIVE_JSON).read_text())
+    meta.update(status="interrupted", rounds=meta["rounds"][:2])
+    for key in ("finished", "verdict"):
+        meta.pop(key)
+    (cut / ADAPTIVE_JSON).write_text(json.dumps(meta))
+    for r in got.rounds[2:]:
+        shutil.rmtree(cut / "rounds" / f"{r.number:02d}")
+    again = resume_adaptive(cut, console=Console(quiet=True), live=False)
+    assert again.rounds == got.rounds and again.verdict == got.verdict

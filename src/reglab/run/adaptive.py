@@ -35,7 +35,7 @@ from reglab.analysis.adaptive import (
 )
 from reglab.analysis.analyze import analyze
 from reglab.analysis.results import BETTER, CANT_TELL, EQUIVALENT, WORSE, RunAnalysis
-from reglab.config import SweepConfig
+from reglab.config import INPUT_FILES, SweepConfig
 from reglab.data.splits import Splits, scored_on_test
 from reglab.errors import ConfigError, RunDirError
 from reglab.fileio import ensure_dir, write_atomic
@@ -348,7 +348,18 @@ def resume_adaptive(run_dir: str | Path, *, console: Console | None = None, live
     with locked(Path(run_dir)):
         run = dataclasses.replace(load_adaptive(run_dir), status="running")
         _write(run)
-        return _continue(run, console, live)
+        return _continue(run, console, live, _Given(inputs=_kept_inputs(run)))
+
+
+def _kept_inputs(run: AdaptiveRun) -> dict[str, bytes] | None:
+    """A `reglab.sweep(adaptive=True)` sweep's arrays and model source, as its first round kept them: the rounds
+    a resume has yet to start keep their own copies, as the first did."""
+    first = run.round_dir(run.rounds[0]) if run.rounds else None
+    if first is None or not (first / RUN_JSON).is_file():
+        return None
+    names = read_run_meta(first).get("inputs") or []
+    kept = {n: (first / n).read_bytes() for n in names if n in INPUT_FILES}
+    return kept or None
 
 
 def _check_adaptive_dir(run_dir: Path, force: bool) -> None:
