@@ -307,3 +307,16 @@ def test_an_undecided_strength_inside_the_region_gets_no_seeds():
     assert a.verdicts[7e-4] == UNDECIDED and a.region == (5e-4, 1.4e-3), a
     r = next_round(ev, [explored(grid)], OPTIONS)
     assert isinstance(r, Round) and r.confirming
+
+
+def test_a_best_that_already_has_the_seeds_is_not_trained_again():
+    """Seeds go to the undecided edge member up to what the best already has; the best trains only seeds it lacks."""
+    ev = evidence(close_effect(0.005), CLOSE, (0, 1), seed_sd=0.02)
+    a = assess(ev, OPTIONS)
+    other = 2e-3 if a.best == 1e-3 else 1e-3
+    for seed in (2, 3):
+        ev[a.best][seed] = arm(a.best, seed, close_effect(0.005), seed_sd=0.02)
+    a = assess(ev, OPTIONS)
+    assert a.verdicts.get(other) == UNDECIDED, a
+    r = next_round(ev, [explored(CLOSE), explored((a.best,), (2, 3), 2)], OPTIONS)
+    assert isinstance(r, Round) and r.strengths == (other,) and r.seeds == (2, 3) and "the best has them" in r.note

@@ -297,10 +297,8 @@ def _undecided(evidence: Evidence, a: Assessment, options: AdaptiveOptions) -> t
     return tuple(s for s in a.contenders if s in edges and a.verdicts.get(s) == UNDECIDED and len(evidence[s]) < options.max_seeds)
 
 
-def _next_seed(evidence: Evidence, rounds: Sequence[Round]) -> int:
-    """The first exploration seed no round or evidence has used."""
-    used = [s for r in rounds if not r.confirming for s in r.seeds] + [s for by_seed in evidence.values() for s in by_seed if s < CONFIRM_SEED]
-    return max(used, default=EXPLORE_SEED - 1) + 1
+def _seeds_words(seeds: Sequence[int]) -> str:
+    return f"seed {seeds[0]}" if len(seeds) == 1 else f"seeds {seeds[0]}–{seeds[-1]}"
 
 
 def _sentence(clauses: Sequence[str]) -> str:
@@ -316,13 +314,18 @@ def _exploration(evidence: Evidence, a: Assessment, rounds: Sequence[Round], opt
         additions = sorted({x.strength: x for step in steps for x in step.additions}.values())  # edges and midpoints never meet
         return Round(number, tuple(additions), exploration_seeds(options), _sentence([s.clause for s in steps]))
     undecided = _undecided(evidence, a, options)
-    first = _next_seed(evidence, rounds)
-    if not undecided or first + options.seed_step > CONFIRM_SEED:
+    if not undecided:
         return None
-    strengths = sorted(set(undecided) | {a.best})
-    seeds = tuple(range(first, first + options.seed_step))
-    note = (f"{', '.join(label(s) for s in undecided)} {'is' if len(undecided) == 1 else 'are'} undecided against the best, "
-            f"{label(a.best)}: adding seeds {seeds[0]}–{seeds[-1]} to {'it' if len(undecided) == 1 else 'them'} and the best")
+    # every strength's exploration seeds run on from EXPLORE_SEED without a gap (each round adds the next ones), so
+    # the fewest-seeded undecided members take the next seeds, and the best only where it lacks all of them
+    have = min(len(evidence[s]) for s in undecided)
+    group = [s for s in undecided if len(evidence[s]) == have]
+    seeds = tuple(range(EXPLORE_SEED + have, EXPLORE_SEED + min(have + options.seed_step, options.max_seeds)))
+    with_best = not any(seed in evidence[a.best] for seed in seeds)
+    strengths = sorted(set(group) | ({a.best} if with_best else set()))
+    note = (f"{', '.join(label(s) for s in group)} {'is' if len(group) == 1 else 'are'} undecided against the best, "
+            f"{label(a.best)}: adding {_seeds_words(seeds)} to {'it' if len(group) == 1 else 'them'}"
+            + (" and the best" if with_best else " (the best has them)"))
     return Round(number, tuple(Addition(s, "seeds") for s in strengths), seeds, _sentence([note]))
 
 
