@@ -4,6 +4,7 @@ scored on the test set, resume across rounds to the very record an uninterrupted
 from __future__ import annotations
 
 import json
+import shutil
 import signal
 import time
 from pathlib import Path
@@ -17,7 +18,7 @@ from reglab.cli import main
 from reglab.config import SweepConfig
 from reglab.errors import RunDirError
 from reglab.record.schema import read_run_meta
-from reglab.run.adaptive import ADAPTIVE_JSON, load_adaptive, round_config, run_adaptive
+from reglab.run.adaptive import ADAPTIVE_JSON, load_adaptive, resume_adaptive, round_config, run_adaptive
 
 ARGS = ["--adaptive", "--dataset", "wine", "--epochs", "2", "--no-progress"]
 
@@ -147,3 +148,32 @@ def test_force_replaces_an_adaptive_sweep_and_keeps_the_users_files(swept, tmp_p
     assert main(["run", *ARGS, "--out", str(d), "--force"]) == 0
     assert (d / "notes.txt").read_text() == "mine"
     assert load_adaptive(d).rounds == swept.rounds
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("left", [("run.json", "manifest.json", ".config.toml.tmp"), ("manifest.json", ".run.json.tmp")])
+def test_a_round_killed_while_its_record_was_being_started_is_started_over(swept, tmp_path, left):
+    """Found by the kill test: a round killed after its run.json (or before it was in place) but before anything
+    was recorded is not a run `--resume` can continue; the sweep starts that round over, to the same record."""
+    d = tmp_path / "run"
+    shutil.copytree(swept.run_dir, d)
+    meta = json.loads((d / ADAPTIVE_JSON).read_text())
+    meta.update(status="running", rounds=meta["rounds"][:2])
+    for key in ("finished", "verdict"):
+        meta.pop(key)
+    (d / ADAPTIVE_JSON).write_text(json.dumps(meta))
+    for r in swept.rounds[2:]:
+        shutil.rmtree(d / "rounds" / f"{r.number:02d}")
+    second = d / "rounds" / "02"
+    run_meta = json.loads((second / "run.json").read_text())
+    (second / "run.json").write_text(json.dumps({**run_meta, "status": "running"}))  # as a run just started says
+    if ".run.json.tmp" in left:
+        (second / "run.json").rename(second / ".run.json.tmp")
+    for f in second.iterdir():
+        if f.name not in left:
+            f.unlink() if f.is_file() else shutil.rmtree(f)
+    if ".config.toml.tmp" in left:
+        (second / ".config.toml.tmp").write_text("")
+    got = resume_adaptive(d, console=Console(quiet=True), live=False)
+    assert got.rounds == swept.rounds and got.verdict == swept.verdict
+    assert metric_values(second) == metric_values(swept.round_dir(swept.rounds[1]))

@@ -39,9 +39,10 @@ from reglab.config import INPUT_FILES, SweepConfig
 from reglab.data.splits import Splits, scored_on_test
 from reglab.errors import ConfigError, RunDirError
 from reglab.fileio import ensure_dir, write_atomic
+from reglab.record.checkpoint import CHECKPOINT_NPZ
 from reglab.record.reader import RunRecord, load_run
-from reglab.record.rundir import check_run_dir, clear_run_dir, locked, register, reserve_default_run_dir
-from reglab.record.schema import RUN_JSON, read_run_meta
+from reglab.record.rundir import check_run_dir, clear_run_dir, is_reglab_run, locked, register, reserve_default_run_dir
+from reglab.record.schema import METRICS_CSV, RUN_JSON, read_run_meta
 from reglab.report.adaptive import build_adaptive_report
 from reglab.run.runner import resume_sweep, run_sweep
 
@@ -261,7 +262,13 @@ def _train_round(run: AdaptiveRun, r: Round, console: Console, live: bool | None
     if (d / RUN_JSON).is_file():
         if read_run_meta(d).get("status") == "completed":
             return load_run(d)
-        return resume_sweep(d, console=console, live=live, make_report=r.confirming)
+        if (d / METRICS_CSV).exists() or (d / CHECKPOINT_NPZ).exists():
+            return resume_sweep(d, console=console, live=live, make_report=r.confirming)
+        # killed while its record was being started (run.json, nothing recorded yet): a user would need --force;
+        # the sweep starts the round over, which trains what resuming it would (its seeds fix everything)
+        clear_run_dir(d)
+    elif d.is_dir() and is_reglab_run(d):  # killed before its run.json was in place: only reglab's listed files
+        clear_run_dir(d)
     ensure_dir(d, parents=True, root=run.run_dir)
     return run_sweep(round_config(run.config, r), d, console=console, live=live, make_report=r.confirming,
                      splits=given.splits_for(r), inputs=given.inputs)
