@@ -151,10 +151,12 @@ def test_force_replaces_an_adaptive_sweep_and_keeps_the_users_files(swept, tmp_p
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("left", [("run.json", "manifest.json", ".config.toml.tmp"), ("manifest.json", ".run.json.tmp")])
+@pytest.mark.parametrize("left", [("run.json", "manifest.json", ".config.toml.tmp"), ("manifest.json", ".run.json.tmp"),
+                                  (".manifest.json.tmp",)])
 def test_a_round_killed_while_its_record_was_being_started_is_started_over(swept, tmp_path, left):
-    """Found by the kill test: a round killed after its run.json (or before it was in place) but before anything
-    was recorded is not a run `--resume` can continue; the sweep starts that round over, to the same record."""
+    """Found by the kill test: a round killed after its run.json (or before it, or before its manifest, was in
+    place) but before anything was recorded is not a run `--resume` can continue; the sweep starts that round
+    over, to the same record."""
     d = tmp_path / "run"
     shutil.copytree(swept.run_dir, d)
     meta = json.loads((d / ADAPTIVE_JSON).read_text())
@@ -172,8 +174,9 @@ def test_a_round_killed_while_its_record_was_being_started_is_started_over(swept
     for f in second.iterdir():
         if f.name not in left:
             f.unlink() if f.is_file() else shutil.rmtree(f)
-    if ".config.toml.tmp" in left:
-        (second / ".config.toml.tmp").write_text("")
+    for name in left:
+        if name.endswith(".tmp") and not (second / name).exists():  # a first write cut short
+            (second / name).write_text("")
     got = resume_adaptive(d, console=Console(quiet=True), live=False)
     assert got.rounds == swept.rounds and got.verdict == swept.verdict
     assert metric_values(second) == metric_values(swept.round_dir(swept.rounds[1]))

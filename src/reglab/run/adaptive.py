@@ -38,10 +38,19 @@ from reglab.analysis.results import BETTER, CANT_TELL, EQUIVALENT, WORSE, RunAna
 from reglab.config import INPUT_FILES, SweepConfig
 from reglab.data.splits import Splits, scored_on_test
 from reglab.errors import ConfigError, RunDirError
-from reglab.fileio import ensure_dir, write_atomic
+from reglab.fileio import ensure_dir, remove_file, temporary_name, write_atomic
 from reglab.record.checkpoint import CHECKPOINT_NPZ
 from reglab.record.reader import RunRecord, load_run
-from reglab.record.rundir import check_run_dir, clear_run_dir, is_reglab_run, locked, register, reserve_default_run_dir
+from reglab.record.rundir import (
+    MANIFEST,
+    TOP_LEVEL,
+    check_run_dir,
+    clear_run_dir,
+    is_reglab_run,
+    locked,
+    register,
+    reserve_default_run_dir,
+)
 from reglab.record.schema import METRICS_CSV, RUN_JSON, read_run_meta
 from reglab.report.adaptive import build_adaptive_report
 from reglab.run.runner import resume_sweep, run_sweep
@@ -269,6 +278,9 @@ def _train_round(run: AdaptiveRun, r: Round, console: Console, live: bool | None
         clear_run_dir(d)
     elif d.is_dir() and is_reglab_run(d):  # killed before its run.json was in place: only reglab's listed files
         clear_run_dir(d)
+    elif d.is_dir():  # killed before even its manifest was in place: at most the temporary of a first write
+        for name in (MANIFEST, *TOP_LEVEL):
+            remove_file(temporary_name(d / name), d)
     ensure_dir(d, parents=True, root=run.run_dir)
     return run_sweep(round_config(run.config, r), d, console=console, live=live, make_report=r.confirming,
                      splits=given.splits_for(r), inputs=given.inputs)
