@@ -239,3 +239,18 @@ def jupyter_kernel(tmp_path: Path, monkeypatch, name: str) -> None:
     monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "jupyter"))
     monkeypatch.setenv("JUPYTER_RUNTIME_DIR", str(tmp_path / "runtime"))
     monkeypatch.setenv("IPYTHONDIR", str(tmp_path / "ipython"))
+
+
+def cut_adaptive_sweep(src: Path, dst: Path, keep: int, status: str = "interrupted") -> Path:
+    """A copy of the completed adaptive sweep `src` as one stopped after round `keep` (before the next plan was
+    written): adaptive.json lists `keep` rounds and no answer, and the later rounds' records are gone."""
+    shutil.copytree(src, dst)
+    meta = json.loads((dst / "adaptive.json").read_text())
+    later = meta["rounds"][keep:]
+    meta.update(status=status, rounds=meta["rounds"][:keep])
+    for key in ("finished", "verdict"):
+        meta.pop(key)
+    (dst / "adaptive.json").write_text(json.dumps(meta))
+    for r in later:
+        shutil.rmtree(dst / r["dir"])
+    return dst

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from helpers import metric_values, reglab_argv, spawned
+from helpers import cut_adaptive_sweep, metric_values, reglab_argv, spawned
 from reglab.analysis.adaptive import CONFIRM_SEED, AdaptiveOptions, first_round
 from reglab.cli import main
 from reglab.config import SweepConfig
@@ -157,15 +157,7 @@ def test_a_round_killed_while_its_record_was_being_started_is_started_over(swept
     """Found by the kill test: a round killed after its run.json (or before it, or before its manifest, was in
     place) but before anything was recorded is not a run `--resume` can continue; the sweep starts that round
     over, to the same record."""
-    d = tmp_path / "run"
-    shutil.copytree(swept.run_dir, d)
-    meta = json.loads((d / ADAPTIVE_JSON).read_text())
-    meta.update(status="running", rounds=meta["rounds"][:2])
-    for key in ("finished", "verdict"):
-        meta.pop(key)
-    (d / ADAPTIVE_JSON).write_text(json.dumps(meta))
-    for r in swept.rounds[2:]:
-        shutil.rmtree(d / "rounds" / f"{r.number:02d}")
+    d = cut_adaptive_sweep(swept.run_dir, tmp_path / "run", 2, status="running")
     second = d / "rounds" / "02"
     run_meta = json.loads((second / "run.json").read_text())
     (second / "run.json").write_text(json.dumps({**run_meta, "status": "running"}))  # as a run just started says

@@ -4,7 +4,6 @@ directory is moved), and `run_splits` gives back the exact arrays it used."""
 
 from __future__ import annotations
 
-import json
 import linecache
 import re
 import shutil
@@ -19,6 +18,7 @@ from sklearn.datasets import load_wine
 
 import faults
 import reglab
+from helpers import cut_adaptive_sweep
 from reglab._keras import keras
 from reglab.analysis.views import recommended_setting
 from reglab.errors import ConfigError, DataError, RunDirError, RunFailed
@@ -373,16 +373,8 @@ def test_an_adaptive_sweep_on_arrays_keeps_its_inputs_in_every_round(wine, tmp_p
 
     # stopped after round 2 (its plan had not named round 3 yet): a resume starts round 3 from the kept inputs
     assert len(got.rounds) > 2
-    from reglab.run.adaptive import ADAPTIVE_JSON, resume_adaptive
+    from reglab.run.adaptive import resume_adaptive
 
-    cut = tmp_path / "cut"
-    shutil.copytree(tmp_path / "run", cut)
-    meta = json.loads((cut / ADAPTIVE_JSON).read_text())
-    meta.update(status="interrupted", rounds=meta["rounds"][:2])
-    for key in ("finished", "verdict"):
-        meta.pop(key)
-    (cut / ADAPTIVE_JSON).write_text(json.dumps(meta))
-    for r in got.rounds[2:]:
-        shutil.rmtree(cut / "rounds" / f"{r.number:02d}")
+    cut = cut_adaptive_sweep(tmp_path / "run", tmp_path / "cut", 2)
     again = resume_adaptive(cut, console=Console(quiet=True), live=False)
     assert again.rounds == got.rounds and again.verdict == got.verdict

@@ -29,7 +29,6 @@ from reglab.analysis.adaptive import (
     Round,
     assess,
     confirm,
-    first_round,
     label,
     next_round,
 )
@@ -286,23 +285,24 @@ def _train_round(run: AdaptiveRun, r: Round, console: Console, live: bool | None
                      splits=given.splits_for(r), inputs=given.inputs)
 
 
-def _exploration(run: AdaptiveRun, trained: dict[int, RunRecord]) -> list[RunRecord]:
-    return [trained[r.number] for r in run.rounds if not r.confirming]
-
-
 def _continue(run: AdaptiveRun, console: Console, live: bool | None, given: _Given = _Given()) -> AdaptiveRun:
-    trained: dict[int, RunRecord] = {}
+    evidence: dict[float, dict[int, np.ndarray]] = {}  # every exploration round's, each read once
+    confirmation: RunRecord | None = None
+
+    def train(r: Round) -> None:
+        nonlocal confirmation
+        record = _train_round(run, r, console, live, given)
+        if r.confirming:
+            confirmation = record
+        else:
+            for lam, by_seed in evidence_of([record]).items():
+                evidence.setdefault(lam, {}).update(by_seed)
+
     try:
         for r in run.rounds:  # what an interruption left: finished, resumed or started over
-            trained[r.number] = _train_round(run, r, console, live, given)
-        if not run.rounds:
-            run = dataclasses.replace(run, rounds=(first_round(run.options),))
-            console.print(f"adaptive round 1 ({run.arm_epochs:,} arm-epochs): {run.rounds[0].note}", highlight=False,
-                          soft_wrap=True)
-            _write(run)
-            trained[1] = _train_round(run, run.rounds[0], console, live, given)
+            train(r)
         while True:
-            step = next_round(evidence_of(_exploration(run, trained)), run.rounds, run.options)
+            step = next_round(evidence, run.rounds, run.options)  # the start round when there is none yet
             if isinstance(step, Finished):
                 run = dataclasses.replace(run, finished=step)
                 break
@@ -311,15 +311,14 @@ def _continue(run: AdaptiveRun, console: Console, live: bool | None, given: _Giv
                           f"{step.arm_epochs(run.options.epochs):,}): {step.note}", highlight=False, soft_wrap=True)
             run = dataclasses.replace(run, rounds=(*run.rounds, step))
             _write(run)  # the plan first: a resume finds the round it was training
-            trained[step.number] = _train_round(run, step, console, live, given)
+            train(step)
     except BaseException:
         _write(dataclasses.replace(run, status="interrupted"))
         raise
-    confirming = [r for r in run.rounds if r.confirming]
     verdict = None
-    if confirming and run.finished is not None and run.finished.chosen is not None:
-        explored = assess(evidence_of(_exploration(run, trained)), run.options)
-        verdict = verdict_of(analyze(trained[confirming[-1].number]), run.finished.chosen, run.options.margin)._replace(
+    if confirmation is not None and run.finished is not None and run.finished.chosen is not None:
+        explored = assess(evidence, run.options)
+        verdict = verdict_of(analyze(confirmation), run.finished.chosen, run.options.margin)._replace(
             best=explored.best, region=explored.region)
     run = dataclasses.replace(run, status="completed", verdict=verdict)
     _write(run)
