@@ -219,9 +219,6 @@ class World:
         return self.difficulty[part] * scale * (1 - self.gain(lam))
 
 
-CONFIRM_SEEDS = AdaptiveOptions(epochs=1).confirm_seeds
-
-
 def adaptive_verdict(rng: np.random.Generator, noise: Noise, gain: Callable[[float], float] = lambda lam: 0.0,
                      epochs: int = 10) -> tuple[str, float | None]:
     """An adaptive sweep on a synthetic world: the planner (`reglab.analysis.adaptive`) reads the validation
@@ -229,7 +226,7 @@ def adaptive_verdict(rng: np.random.Generator, noise: Noise, gain: Callable[[flo
     examples, written as a record, read back and analysed (`reglab.analyze`) and judged by the runner's own
     `verdict_of`. Returns the verdict and the strength it is about."""
     world = World(rng, noise, gain)
-    options = AdaptiveOptions(epochs=epochs, confirm_seeds=CONFIRM_SEEDS)
+    options = AdaptiveOptions(epochs=epochs)
     evidence: dict[float, dict[int, np.ndarray]] = {}
     rounds: list[Round] = []
     while True:
