@@ -114,7 +114,7 @@ class RunRecord:
 def load_run(run_dir: str | Path) -> RunRecord:
     """Read RUN_DIR back; a directory that is not a readable reglab run gets a `RunDirError`."""
     run_dir = Path(run_dir)
-    meta = read_run_meta(run_dir)
+    meta = read_run_meta(run_dir)  # refuses an adaptive sweep's folder in one line
     config = SweepConfig.from_mapping(meta["config"], where=str(run_dir / RUN_JSON))
     data = DataInfo.from_dict(meta["data"])
     epochs = tuple(read_metrics(run_dir / METRICS_CSV, n_arms=len(meta["arms"]), epochs=config.epochs))

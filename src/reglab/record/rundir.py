@@ -36,6 +36,7 @@ LOCK = ".reglab.lock"
 MANIFEST = "manifest.json"
 MANIFEST_FORMAT = "reglab-manifest/1"
 RUN_FORMAT = "reglab-run/1"
+ADAPTIVE_JSON = "adaptive.json"  #: an adaptive sweep's plan (`reglab.run.adaptive`)
 #: Top-level files reglab writes; figures go to figures/NAME.png.
 TOP_LEVEL = ("run.json", "adaptive.json", "config.toml", "metrics.csv", "kernels.npz", "validation.npz", "checkpoint.npz", "report.md",
              "report.html", "weights.npz", "recommended.keras")
@@ -206,6 +207,15 @@ def is_reglab_run(run_dir: Path) -> bool:
     except (OSError, UnicodeDecodeError, ValueError):
         pass
     return read_manifest(run_dir) is not None
+
+
+def refuse_adaptive_sweep(run_dir: str | Path) -> None:
+    """An adaptive sweep's folder has a run.json and a metrics.csv merged over its rounds, but it is not one run:
+    a reader of one run refuses it in one line that says what reads it instead."""
+    if (Path(run_dir) / ADAPTIVE_JSON).is_file():
+        raise RunDirError(f"{run_dir} is an adaptive sweep, not one run: `reglab report {run_dir}` (or "
+                          "reglab.run.adaptive.load_adaptive) reads it, and each of its rounds, "
+                          f"{Path(run_dir) / 'rounds' / 'NN'}, is an ordinary run")
 
 
 def check_run_dir(run_dir: Path, force: bool) -> None:

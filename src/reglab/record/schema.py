@@ -16,6 +16,7 @@ from reglab.errors import ConfigError, RunDirError
 from reglab.fileio import write_atomic
 from reglab.inputs import read_regular
 from reglab.record.checks import check_meta, row_problem
+from reglab.record.rundir import refuse_adaptive_sweep
 from reglab.settings import DEFAULT_LEARNING_RATE, Setting, parse_family
 
 if TYPE_CHECKING:
@@ -142,6 +143,7 @@ def read_run_meta(run_dir: str | Path) -> dict[str, Any]:
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise RunDirError(f"run directory not found: {run_dir}")
+    refuse_adaptive_sweep(run_dir)
     meta_path = run_dir / RUN_JSON
     if not meta_path.is_file():
         raise RunDirError(f"{run_dir} is not a reglab run directory (no {RUN_JSON})")

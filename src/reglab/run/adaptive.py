@@ -3,15 +3,20 @@ rounds before it (`reglab.analysis.adaptive`), and a final confirmation round wh
 the test set, so the answer's claim rests on evidence the adaptation never looked at.
 
 The directory holds `adaptive.json` (the plan: every round, its arms and why, and the answer) and
-`rounds/NN/`, each a complete reglab run record (`reglab report rounds/NN` draws it). Planning reads only
-completed rounds and is deterministic, so a resumed sweep plans the very rounds an uninterrupted one did, and
-each round's own record resumes bit-identically.
+`rounds/NN/`, each a complete reglab run record (`reglab report rounds/NN` draws it). Beside them, `metrics.csv`
+and `run.json` merge every finished round's rows and arms into one record of the sweep, each arm numbered across
+the sweep and marked with the round that added it and why; they only copy the rounds' records, rewritten as each
+round finishes. Planning reads only completed rounds and is deterministic, so a resumed sweep plans the very
+rounds an uninterrupted one did, and each round's own record resumes bit-identically.
 """
 
 from __future__ import annotations
 
+import contextlib
+import csv
 import dataclasses
 import html
+import io
 import json
 import math
 import re
@@ -36,11 +41,12 @@ from reglab.analysis.analyze import analyze
 from reglab.analysis.results import BETTER, CANT_TELL, EQUIVALENT, WORSE, RunAnalysis
 from reglab.config import INPUT_FILES, SweepConfig
 from reglab.data.splits import Splits, scored_on_test
-from reglab.errors import ConfigError, RunDirError
+from reglab.errors import ConfigError, ReglabError, RunDirError
 from reglab.fileio import ensure_dir, remove_file, temporary_name, write_atomic
 from reglab.record.checkpoint import CHECKPOINT_NPZ
 from reglab.record.reader import RunRecord, load_run
 from reglab.record.rundir import (
+    ADAPTIVE_JSON,
     MANIFEST,
     TOP_LEVEL,
     check_run_dir,
@@ -54,8 +60,8 @@ from reglab.record.schema import METRICS_CSV, RUN_JSON, read_run_meta
 from reglab.report.adaptive import build_adaptive_report
 from reglab.run.runner import resume_sweep, run_sweep
 
-ADAPTIVE_JSON = "adaptive.json"
 ADAPTIVE_FORMAT = "reglab-adaptive/1"
+SWEEP_RUN_FORMAT = "reglab-adaptive-run/1"  #: the merged run.json at the top of an adaptive sweep
 ROUNDS = "rounds"
 _ROUND_NAME = re.compile(r"\d{2,3}")
 
@@ -140,6 +146,76 @@ def _write(run: AdaptiveRun) -> None:
         meta["verdict"] = {**run.verdict._asdict(), "seeds": list(run.verdict.seeds), "region": list(run.verdict.region)}
     register(run.run_dir, [ADAPTIVE_JSON])
     write_atomic(run.run_dir / ADAPTIVE_JSON, json.dumps(meta, indent=1, allow_nan=True) + "\n")
+
+
+# ---------------------------------------------------------------- the merged record: metrics.csv and run.json
+
+class _Copied(NamedTuple):
+    """One finished round as the merged record copies it: its metrics.csv header and rows, as text, and its
+    run.json arms."""
+
+    round: Round
+    header: list[str]
+    rows: list[list[str]]
+    arms: list[dict[str, Any]]
+
+
+def _copied(run: AdaptiveRun, r: Round, record: RunRecord) -> _Copied:
+    """Round `r`'s finished record as written, its rows by arm then epoch (the order a resume may change)."""
+    path = run.round_dir(r) / METRICS_CSV
+    try:
+        header, *rows = list(csv.reader(io.StringIO(path.read_text(encoding="utf-8"))))
+        arm, epoch = header.index("arm"), header.index("epoch")
+        rows.sort(key=lambda row: (int(row[arm]), int(row[epoch])))
+    except (OSError, UnicodeDecodeError, csv.Error, ValueError, IndexError) as e:
+        raise RunDirError(f"{path}: cannot be merged into the sweep's {METRICS_CSV} ({' '.join(str(e).split())[:200]})") from None
+    return _Copied(r, header, rows, list(record.arms))
+
+
+def _merged_arms(run: AdaptiveRun, c: _Copied, first: int) -> list[dict[str, Any]]:
+    """Round `c`'s arms in run.json's order, numbered across the sweep from `first`, each with the round and why."""
+    why = {a.strength: a.why for a in c.round.additions}  # strengths are unique within a round
+    where = f"{ROUNDS}/{c.round.number:02d}"
+    out = []
+    for i, arm in enumerate(c.arms):
+        if arm.get("arm") != i or float(arm.get("lambda", math.nan)) not in why:
+            raise RunDirError(f"{run.run_dir / where / RUN_JSON}: arm {i} is not one round {c.round.number} planned")
+        rest = {k: v for k, v in arm.items() if k != "arm"}
+        out.append({"arm": first + i, "round": c.round.number, "round_arm": i, "why": why[float(arm["lambda"])],
+                    "dir": where, "scored_on": "test" if c.round.confirming else "validation", **rest})
+    return out
+
+
+def _merged(run: AdaptiveRun, done: list[_Copied], status: str) -> tuple[str, dict[str, Any]]:
+    """The sweep's metrics.csv text and run.json: every finished round's rows and arms in round order, with the
+    arm renumbered across the sweep and `round`, `why` in front."""
+    buf = io.StringIO()
+    out = csv.writer(buf)
+    out.writerow(["round", "why", *done[0].header])
+    arms: list[dict[str, Any]] = []
+    for c in done:
+        if c.header != done[0].header:
+            raise RunDirError(f"{run.round_dir(c.round) / METRICS_CSV}: its columns differ from round "
+                              f"{done[0].round.number}'s; the rounds cannot be merged into one {METRICS_CSV}")
+        mine = _merged_arms(run, c, len(arms))
+        arm = c.header.index("arm")
+        for row in c.rows:
+            a = mine[int(row[arm])]
+            out.writerow([c.round.number, a["why"], *row[:arm], a["arm"], *row[arm + 1:]])
+        arms += mine
+    meta = {"format": SWEEP_RUN_FORMAT, "status": status,
+            "arm_epochs": sum(c.round.arm_epochs(run.options.epochs) for c in done), "arms": arms}
+    return buf.getvalue(), meta
+
+
+def _write_merged(run: AdaptiveRun, done: list[_Copied], status: str) -> None:
+    """RUN_DIR/metrics.csv and run.json, merged from the finished rounds (none yet: nothing written)."""
+    if not done:
+        return
+    text, meta = _merged(run, done, status)
+    register(run.run_dir, [METRICS_CSV, RUN_JSON])
+    write_atomic(run.run_dir / METRICS_CSV, text)
+    write_atomic(run.run_dir / RUN_JSON, json.dumps(meta, indent=1, allow_nan=True) + "\n")
 
 
 def is_adaptive(run_dir: str | Path) -> bool:
@@ -288,10 +364,13 @@ def _train_round(run: AdaptiveRun, r: Round, console: Console, live: bool | None
 def _continue(run: AdaptiveRun, console: Console, live: bool | None, given: _Given = _Given()) -> AdaptiveRun:
     evidence: dict[float, dict[int, np.ndarray]] = {}  # every exploration round's, each read once
     confirmation: RunRecord | None = None
+    done: list[_Copied] = []  # every finished round, as the merged record copies it
 
     def train(r: Round) -> None:
         nonlocal confirmation
         record = _train_round(run, r, console, live, given)
+        done.append(_copied(run, r, record))
+        _write_merged(run, done, "running")
         if r.confirming:
             confirmation = record
         else:
@@ -314,6 +393,8 @@ def _continue(run: AdaptiveRun, console: Console, live: bool | None, given: _Giv
             train(step)
     except BaseException:
         _write(dataclasses.replace(run, status="interrupted"))
+        with contextlib.suppress(ReglabError, OSError):  # the merged record says so too, if it can
+            _write_merged(run, done, "interrupted")
         raise
     verdict = None
     if confirmation is not None and run.finished is not None and run.finished.chosen is not None:
@@ -322,6 +403,7 @@ def _continue(run: AdaptiveRun, console: Console, live: bool | None, given: _Giv
             best=explored.best, region=explored.region)
     run = dataclasses.replace(run, status="completed", verdict=verdict)
     _write(run)
+    _write_merged(run, done, run.status)
     write_report(run)
     return run
 
