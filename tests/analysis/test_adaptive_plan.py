@@ -63,6 +63,7 @@ def explored(strengths, seeds=(0, 1), number: int = 1) -> Round:
 
 START = (0.0, 1e-7, 1e-5, 1e-3, 1e-1)
 OPTIONS = AdaptiveOptions(epochs=10)
+SEEDED = AdaptiveOptions(epochs=10, max_seeds=4)  # with seeds rounds (the default has none)
 
 
 def test_the_start_round_is_zero_and_every_two_decades_at_two_seeds():
@@ -125,22 +126,31 @@ def close_effect(second: float) -> Effect:
 
 def test_an_undecided_contender_gets_the_next_seeds_with_the_best():
     ev = evidence(close_effect(0.005), CLOSE, (0, 1), seed_sd=0.02)
-    a = assess(ev, OPTIONS)
+    a = assess(ev, SEEDED)
     other = 2e-3 if a.best == 1e-3 else 1e-3  # the seed noise may put either first
     assert a.verdicts[other] == UNDECIDED and a.contenders == (1e-3, 2e-3) and a.unresolved == ()
-    r = next_round(ev, [explored(CLOSE)], OPTIONS)
+    r = next_round(ev, [explored(CLOSE)], SEEDED)
     assert isinstance(r, Round) and r.seeds == (2, 3)
     assert r.additions == (Addition(1e-3, "seeds"), Addition(2e-3, "seeds"))  # λ = 0 is worse: decided
     assert f"{label(other)} is undecided" in r.note
 
 
+def test_by_default_an_undecided_edge_member_stays_in_the_region_and_the_sweep_confirms():
+    ev = evidence(close_effect(0.005), CLOSE, (0, 1), seed_sd=0.02)
+    a = assess(ev, OPTIONS)
+    assert UNDECIDED in a.verdicts.values() and a.contenders == (1e-3, 2e-3) and a.unresolved == ()
+    r = next_round(ev, [explored(CLOSE)], OPTIONS)
+    assert OPTIONS.max_seeds is None and isinstance(r, Round) and r.confirming and r.number == 2
+    assert r.additions == (Addition(0.0, "confirm"), Addition(a.best, "confirm"))
+
+
 def test_seeds_stop_at_max_seeds_and_the_sweep_confirms():
     ev = evidence(close_effect(0.005), CLOSE, range(6), seed_sd=0.05)
-    a = assess(ev, OPTIONS)
+    a = assess(ev, SEEDED)
     assert a.contenders == (1e-3, 2e-3) and UNDECIDED in a.verdicts.values()
     rounds = [explored(CLOSE), explored((0.0, 1e-3, 2e-3), (2, 3), 2), explored((0.0, 1e-3, 2e-3), (4, 5), 3)]
     ev = {s: ({k: v for k, v in by.items() if k < 2} if s in (5e-4, 4e-3) else by) for s, by in ev.items()}
-    r = next_round(ev, rounds, OPTIONS)
+    r = next_round(ev, rounds, SEEDED)
     assert isinstance(r, Round) and r.confirming and r.number == 4
 
 
@@ -263,11 +273,11 @@ def test_a_contender_shown_equivalent_gets_no_more_seeds():
     grid = (0.0, 5e-4, 1e-3, 1.41e-3, 2e-3, 4e-3)
     ev = evidence(effect, grid, (0, 1), seed_sd=0.0005, example_sd=0.001)
     ev[2e-3] = {k: v + np.random.default_rng(k).normal(0, 0.02) for k, v in ev[2e-3].items()}  # its seeds disagree
-    a = assess(ev, OPTIONS)
+    a = assess(ev, SEEDED)
     undecided = [s for s, v in a.verdicts.items() if v == UNDECIDED]
     equivalent = [s for s, v in a.verdicts.items() if v == EQUIVALENT]
     assert undecided == [2e-3] and equivalent, a.verdicts
-    r = next_round(ev, [explored(grid)], OPTIONS)
+    r = next_round(ev, [explored(grid)], SEEDED)
     assert isinstance(r, Round) and set(r.strengths) == {a.best, 2e-3}
     assert not set(equivalent) & set(r.strengths)
 
@@ -312,11 +322,11 @@ def test_an_undecided_strength_inside_the_region_gets_no_seeds():
 def test_a_best_that_already_has_the_seeds_is_not_trained_again():
     """Seeds go to the undecided edge member up to what the best already has; the best trains only seeds it lacks."""
     ev = evidence(close_effect(0.005), CLOSE, (0, 1), seed_sd=0.02)
-    a = assess(ev, OPTIONS)
+    a = assess(ev, SEEDED)
     other = 2e-3 if a.best == 1e-3 else 1e-3
     for seed in (2, 3):
         ev[a.best][seed] = arm(a.best, seed, close_effect(0.005), seed_sd=0.02)
-    a = assess(ev, OPTIONS)
+    a = assess(ev, SEEDED)
     assert a.verdicts.get(other) == UNDECIDED, a
-    r = next_round(ev, [explored(CLOSE), explored((a.best,), (2, 3), 2)], OPTIONS)
+    r = next_round(ev, [explored(CLOSE), explored((a.best,), (2, 3), 2)], SEEDED)
     assert isinstance(r, Round) and r.strengths == (other,) and r.seeds == (2, 3) and "the best has them" in r.note

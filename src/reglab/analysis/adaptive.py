@@ -14,9 +14,10 @@ statistic the report shows, and the equivalence margin is `Criteria.loss_margin`
 
 The best and every strength not shown worse are the *contenders*; the contiguous run of them around the best
 is the *region* (the flat bottom of the loss over λ). A round widens the grid where the region touches its
-top or bottom (*edge*), halves the gaps wider than `resolution` decades at the region's edges (*refine*), or adds
-seeds to the region's edge members still undecided and the best (*seeds*: they say where the region ends; a member
-inside it stays in it either way, and the claim against λ = 0 comes from the confirmation, not from exploration). When none is needed, or the
+top or bottom (*edge*), halves the gaps wider than `resolution` decades at the region's edges (*refine*), or, only
+when `max_seeds` asks for it, adds seeds to the region's edge members still undecided and the best (*seeds*: they
+narrow the region; a member inside it stays in it either way, and the claim against λ = 0 comes from the
+confirmation, not from exploration, so by default the region is what the exploration seeds show). When none is needed, or the
 budget or the rounds run out, the chosen strength and λ = 0 are trained once more on fresh seeds that no
 exploration round used (*confirm*), so the final claim is not tested on the values that chose it.
 """
@@ -67,7 +68,9 @@ class AdaptiveOptions:
     limit_high: float = 10.0
     resolution: float = 1 / 3  # decades: the region's edges are resolved to this step
     seeds: int = 2  # exploration seeds of every strength
-    max_seeds: int = 4  # undecided contenders get seeds added until they have this many
+    # seeds rounds: the region's undecided edge members get seeds added until they have this many; None (the
+    # default): none, the region is what `seeds` seeds show (docs/adaptive.md says why)
+    max_seeds: int | None = None
     seed_step: int = 2  # seeds added per seeds round
     confirm_seeds: int = 3  # fresh seeds of the chosen strength and λ = 0 in the confirmation round
     budget: int | None = None  # arm-epochs in all, the confirmation included; None = no limit
@@ -77,6 +80,8 @@ class AdaptiveOptions:
     def __post_init__(self) -> None:
         for name in ("epochs", "seeds", "max_seeds", "seed_step", "confirm_seeds", "max_rounds"):
             value = getattr(self, name)
+            if name == "max_seeds" and value is None:
+                continue
             if not _is_int(value) or value < 1:
                 raise ConfigError(f"adaptive {name} must be a whole number of at least 1, got {value!r}")
         for name in ("low", "high", "start_step", "limit_low", "limit_high", "resolution", "margin"):
@@ -88,9 +93,9 @@ class AdaptiveOptions:
         if not self.limit_low <= self.low or not self.high <= self.limit_high:
             raise ConfigError(f"adaptive limits [{self.limit_low:g}, {self.limit_high:g}] must contain the start range "
                               f"[{self.low:g}, {self.high:g}]")
-        if self.max_seeds < self.seeds:
+        if self.seed_limit < self.seeds:
             raise ConfigError(f"adaptive max_seeds ({self.max_seeds}) must be at least seeds ({self.seeds})")
-        if self.max_seeds >= CONFIRM_SEED - EXPLORE_SEED:
+        if self.seed_limit >= CONFIRM_SEED - EXPLORE_SEED:
             raise ConfigError(f"adaptive max_seeds must be below {CONFIRM_SEED - EXPLORE_SEED}, got {self.max_seeds}")
         if self.max_rounds < 2:
             raise ConfigError(f"adaptive max_rounds must be at least 2 (the start round and the confirmation), got {self.max_rounds}")
@@ -101,6 +106,11 @@ class AdaptiveOptions:
             if self.budget < start + confirm:
                 raise ConfigError(f"adaptive budget of {self.budget:,} arm-epochs cannot pay for the start round ({start:,}) and "
                                   f"the confirmation ({confirm:,}): give at least {start + confirm:,}")
+
+    @property
+    def seed_limit(self) -> int:
+        """The most exploration seeds a strength gets (`seeds` when there are no seeds rounds)."""
+        return self.seeds if self.max_seeds is None else self.max_seeds
 
 
 class Addition(NamedTuple):
@@ -294,7 +304,7 @@ def _undecided(evidence: Evidence, a: Assessment, options: AdaptiveOptions) -> t
     """The region's edge members (not λ = 0, which bounds itself) still undecided against the best, that more
     seeds may settle: they say where the region ends. A member inside it stays in the region either way."""
     edges = {s for s in a.region if s > 0}
-    return tuple(s for s in a.contenders if s in edges and a.verdicts.get(s) == UNDECIDED and len(evidence[s]) < options.max_seeds)
+    return tuple(s for s in a.contenders if s in edges and a.verdicts.get(s) == UNDECIDED and len(evidence[s]) < options.seed_limit)
 
 
 def _seeds_words(seeds: Sequence[int]) -> str:
@@ -320,7 +330,7 @@ def _exploration(evidence: Evidence, a: Assessment, rounds: Sequence[Round], opt
     # the fewest-seeded undecided members take the next seeds, and the best only where it lacks all of them
     have = min(len(evidence[s]) for s in undecided)
     group = [s for s in undecided if len(evidence[s]) == have]
-    seeds = tuple(range(EXPLORE_SEED + have, EXPLORE_SEED + min(have + options.seed_step, options.max_seeds)))
+    seeds = tuple(range(EXPLORE_SEED + have, EXPLORE_SEED + min(have + options.seed_step, options.seed_limit)))
     with_best = not any(seed in evidence[a.best] for seed in seeds)
     strengths = sorted(set(group) | ({a.best} if with_best else set()))
     note = (f"{', '.join(label(s) for s in group)} {'is' if len(group) == 1 else 'are'} undecided against the best, "
