@@ -216,7 +216,7 @@ def test_two_runs_on_one_out_never_lose_a_record(tmp_path):
 def test_two_resumes_at_once_record_every_epoch_once(tmp_path):
     data = tiny_npz(tmp_path / "tiny.npz", n=600)
     out = tmp_path / "run"
-    args = ["run", "--dataset", data, "--lambdas", "0,0.01", "--epochs", "6", "--seeds", "1", "--no-progress", "--engine", "keras"]
+    args = ["run", "--dataset", data, "--lambdas", "0,0.01", "--epochs", "6", "--seeds", "1", "--no-progress"]
     with spawned(reglab_argv(*args, "--out", str(out)), env={"REGLAB_FAULT": "checkpoint-write:3"}) as first:
         first.communicate(timeout=600)
     assert json.loads((out / "run.json").read_text())["status"] == "running"  # killed mid-run
