@@ -203,6 +203,14 @@ def test_function_local_imports_only_put_off_heavy_modules():
     assert light == []
 
 
+def test_function_local_imports_of_other_packages_put_off_only_heavy_or_optional_ones():
+    """numpy, the standard library and rich are imported where a module starts: a function may put off only
+    what is slow to import or optional (HEAVY)."""
+    light = [f"{i.source} (line {i.line}) imports {i.target} inside a function" for i in IMPORTS
+             if i.local and not i.type_only and not i.target.startswith("reglab") and i.target not in HEAVY]
+    assert light == []
+
+
 def test_the_checker_sees_an_upward_import_and_a_circle():
     """The checks above can fail: an analysis module importing the report, and two modules importing each
     other, are found by the same functions."""

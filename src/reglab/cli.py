@@ -9,9 +9,14 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import shutil
 import sys
+import webbrowser
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any, NoReturn, Sequence
+
+from rich.console import Console
 
 from reglab.analysis.adaptive import AdaptiveOptions
 from reglab.analysis.analyze import analyze
@@ -159,8 +164,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
     try:
         return version("reglab")
     except PackageNotFoundError:  # pragma: no cover
@@ -198,8 +201,6 @@ EXPERIMENT_FLAGS = ("config", "lambdas", "seeds", "seed", "epochs", "batch_size"
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from rich.console import Console
-
     import_keras_for_a_run()
 
     err = Console(stderr=True)
@@ -281,8 +282,6 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def open_in_browser(path: Path) -> bool:
     """Open a local file in the user's browser; without one (a server, CI) say so and go on."""
-    import webbrowser
-
     try:
         opened = webbrowser.open(path.resolve().as_uri())
     except webbrowser.Error:
@@ -294,8 +293,6 @@ def open_in_browser(path: Path) -> bool:
 
 def print_summary(analysis: RunAnalysis) -> None:
     """One line per arm and the answer, in at most 80 columns (more when the terminal is wider)."""
-    import shutil
-
     width = max(80, shutil.get_terminal_size((80, 24)).columns) if sys.stdout.isatty() else 80
     for line in summary_lines(analysis, width):
         print(line)

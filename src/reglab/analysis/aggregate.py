@@ -12,6 +12,8 @@ from __future__ import annotations
 import math
 from typing import NamedTuple
 
+import numpy as np
+
 from reglab.analysis.stats import Estimate, mean_ci
 from reglab.record.reader import RunRecord
 from reglab.record.schema import EpochRecord
@@ -207,7 +209,6 @@ class Histogram(NamedTuple):
 def weight_histograms(run: RunRecord, kernels: dict[int, object], bins: int = 81) -> list[Histogram]:
     """Fixed bins, symmetric about 0 and wide enough for the largest |w| of any arm, so shapes compare."""
     one_family(run)
-    import numpy as np
 
     keep = [i for i in comparable_arms(run) if i in kernels]
     if not keep:

@@ -95,8 +95,6 @@ def sparsity(kernels: list[np.ndarray]) -> tuple[float, float]:
     """(fraction of weights exactly 0, fraction within NEAR_ZERO of 0) over the given kernels. Both: Adam moves
     a weight by about its learning rate (0.001) per step, so an L1-pinned weight hovers within ±0.001 of 0
     rather than landing on it."""
-    import numpy as np
-
     if not kernels:
         return math.nan, math.nan
     w = np.concatenate([np.abs(np.asarray(k, dtype=np.float64)).ravel() for k in kernels])

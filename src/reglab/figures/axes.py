@@ -12,6 +12,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
 
+import numpy as np
+
 from reglab.fileio import write_atomic
 from reglab.record.rundir import register
 
@@ -143,7 +145,6 @@ def figure(path: Path, *args: Any, **kwargs: Any) -> Iterator[tuple[Any, Any]]:
     Floating-point overflow is not warned about: a log axis that reaches the largest float (λ = 1.8e308)
     makes matplotlib's axes → data transform round just past it to inf, which matplotlib itself handles."""
     import matplotlib
-    import numpy as np
     from matplotlib.figure import Figure
 
     with np.errstate(over="ignore"), matplotlib.rc_context(RC):
@@ -172,7 +173,6 @@ def lam_colors(lams) -> dict[float, Any]:
 def lam_colorbar(fig, ax, lams: Any) -> None:
     """A colour bar for a dense grid's λ > 0 (log scale, the colours of `lam_colors`); λ = 0 stays dark grey."""
     import matplotlib
-    import numpy as np
     from matplotlib.colors import ListedColormap, LogNorm
 
     pos = sorted({lam for lam in lams if lam > 0})

@@ -10,6 +10,8 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
+import numpy as np
+
 from reglab.config import SGD_MOMENTUM
 from reglab.data.splits import NUM_CLASSES  # the original study's: MNIST's ten digits
 from reglab.errors import ConfigError
@@ -230,8 +232,6 @@ def _output_layer(model: Any) -> Any:
 
 
 def _are_probabilities(model: Any, sample: np.ndarray, spec: str) -> bool:
-    import numpy as np
-
     try:
         out = np.asarray(model(np.asarray(sample, dtype="float32"), training=False), dtype=np.float64)
     except Exception as e:  # the user's layers: any failure is one line
@@ -260,8 +260,6 @@ def regularized_indices(model: Any) -> list[int]:
 
 def penalty_and_norm(model: Any) -> tuple[float, float]:
     """(the penalty summed over the regularized kernels as Keras adds it (0 for weight decay), ‖W‖ over all of them in float64)."""
-    import numpy as np
-
     penalty, sumsq = 0.0, 0.0
     for v in regularized_variables(model):
         penalty += float(np.asarray(v.regularizer(v.value)))
@@ -272,8 +270,6 @@ def penalty_and_norm(model: Any) -> tuple[float, float]:
 
 def kernels_of(weights: list[np.ndarray], indices: list[int]) -> np.ndarray:
     """What kernels.npz keeps of an arm: its regularized kernel (several: flattened and concatenated)."""
-    import numpy as np
-
     if len(indices) == 1:
         return np.asarray(weights[indices[0]])
     return np.concatenate([np.asarray(weights[i]).ravel() for i in indices])

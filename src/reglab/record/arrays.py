@@ -11,6 +11,8 @@ import zipfile
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Callable, Collection, NamedTuple
 
+import numpy as np
+
 from reglab.config import SweepConfig
 from reglab.data.splits import DataInfo
 from reglab.errors import RunDirError
@@ -27,8 +29,6 @@ from reglab.record.schema import HIDDEN_UNITS, KERNELS_NPZ, RUN_JSON, VALIDATION
 def write_kernels(run_dir: Path, kernels: dict[int, np.ndarray]) -> None:
     """Each arm's final regularized kernel (float32) as `armN` in kernels.npz, written atomically:
     the weight distributions the analysis reads back without retraining."""
-    import numpy as np
-
     arrays = {f"arm{i}": np.asarray(k, dtype=np.float32) for i, k in sorted(kernels.items())}
     # numpy's stub types **kwds beside allow_pickle: bool, and mypy cannot see that no name here is allow_pickle
     write_atomic(run_dir / KERNELS_NPZ, lambda f: np.savez(f, **arrays))  # type: ignore[arg-type]
@@ -86,8 +86,6 @@ def _fits_study(shape: tuple[int, ...], hidden: tuple[int, ...]) -> bool:
 
 def _untrained_value(k: np.ndarray) -> str | None:
     """A value no training that kept its loss finite leaves in a kernel, in words; None when there is none."""
-    import numpy as np
-
     if not np.isfinite(k).all():
         return "a value that is not finite"
     largest = float(np.abs(k).max()) if k.size else 0.0
@@ -144,8 +142,6 @@ def write_weights(run_dir: Path, weights: dict[int, FinalWeights]) -> None:
     """RUN_DIR/weights.npz: each arm's final weights (`armN_tK`: its K-th trainable variable, `armN_nK`: its
     K-th non-trainable one, as trained) and `kept`, the arm indices it holds; one file, registered in the
     manifest, written atomically (the same weights give the same bytes)."""
-    import numpy as np
-
     arrays: dict[str, np.ndarray] = {"kept": np.asarray(sorted(weights), dtype=np.int64)}
     for arm, w in sorted(weights.items()):
         arrays.update({name: np.asarray(a) for name, a in _weight_names(arm, w).items()})
@@ -185,8 +181,6 @@ _WEIGHT_NAME = re.compile(r"arm(\d{1,9})_([tn])(\d{1,6})")
 def _read_weights(run_dir: Path, meta: dict[str, Any] | None, *prefixes: str) -> dict[str, np.ndarray]:
     """The arrays of RUN_DIR/weights.npz whose names start with one of `prefixes`, read bounded and checked
     against run.json (`weights_check`); `kept` must list distinct arms of the run."""
-    import numpy as np
-
     path = run_dir / WEIGHTS_NPZ
     meta = meta if meta is not None else read_run_meta(run_dir)
     check, budget = weights_check(meta)
@@ -262,8 +256,6 @@ class ValidationValues(NamedTuple):
     def at(self, arm: int, epoch: int) -> np.ndarray | None:
         """Arm `arm`'s per-example validation data losses after `epoch` (counting from 1); None when the
         epoch was not recorded (or not kept: `loss_by_epoch` is None) or its values are NaN (diverged)."""
-        import numpy as np
-
         if self.loss_by_epoch is None or not 1 <= epoch <= self.loss_by_epoch.shape[1]:
             return None
         row = self.loss_by_epoch[arm, epoch - 1]
@@ -278,8 +270,6 @@ class ValidationStore:
     PREFIX = "validation:"  # of its arrays in checkpoint.npz
 
     def __init__(self, n_arms: int, epochs: int, n_val: int) -> None:
-        import numpy as np
-
         self.n_arms, self.epochs, self.n_val = n_arms, epochs, n_val
         self.final_loss = np.full((n_arms, n_val), np.nan, dtype=np.float32)
         self.correct = np.zeros((n_arms, n_val), dtype=bool)
@@ -288,8 +278,6 @@ class ValidationStore:
                               if keeps_epochs(n_arms, epochs, n_val) else None)
 
     def add(self, epoch: int, arms: list[int], loss: np.ndarray, correct: np.ndarray) -> None:
-        import numpy as np
-
         index = np.asarray(arms, dtype=np.intp)
         loss, correct = np.asarray(loss, dtype=np.float32), np.asarray(correct, dtype=bool)
         if not 1 <= epoch <= self.epochs or loss.shape != (len(index), self.n_val) or correct.shape != loss.shape:
@@ -320,8 +308,6 @@ class ValidationStore:
         """The store a checkpoint holds (its own arrays, from `split_checkpoint`), checked against the run and
         against the epochs the checkpoint covers; ValueError says what does not fit. A checkpoint from before
         per-example values were kept holds none: values start with the next epoch."""
-        import numpy as np
-
         store = cls(n_arms, epochs, n_val)
         if not arrays:
             return store
@@ -343,8 +329,6 @@ class ValidationStore:
 
     def values(self, diverged: Collection[int] = ()) -> ValidationValues:
         """What validation.npz holds (see ValidationValues): `diverged` arms are marked as having no values."""
-        import numpy as np
-
         has = (self.last_epoch > 0) & np.isfinite(self.final_loss).all(axis=1)
         has[[a for a in diverged if 0 <= a < self.n_arms]] = False
         final = np.where(has[:, None], self.final_loss, np.float32(np.nan)).astype(np.float32)
@@ -355,8 +339,6 @@ class ValidationStore:
 def write_validation(run_dir: Path, values: ValidationValues) -> None:
     """RUN_DIR/validation.npz, registered in the manifest, written atomically; the same values give the
     same bytes (members stored uncompressed, with a fixed time stamp)."""
-    import numpy as np
-
     arrays = {"final_loss": np.asarray(values.final_loss, dtype=np.float32), "correct": np.asarray(values.correct, dtype=bool),
               "has_values": np.asarray(values.has_values, dtype=bool)}
     if values.loss_by_epoch is not None:
@@ -369,8 +351,6 @@ def write_validation(run_dir: Path, values: ValidationValues) -> None:
 def _stored_npz(arrays: dict[str, np.ndarray]) -> Callable[[IO[bytes]], None]:
     """A writer of `arrays` as an .npz archive whose members are stored uncompressed with a fixed time stamp:
     the same values give the same bytes."""
-    import numpy as np
-
     def save(f: IO[bytes]) -> None:
         with zipfile.ZipFile(f, "w", zipfile.ZIP_STORED) as z:
             for name, a in arrays.items():
@@ -383,8 +363,6 @@ def read_validation(run_dir: str | Path, meta: dict[str, Any] | None = None) -> 
     """RUN_DIR/validation.npz, checked against run.json (its arms, epochs and validation size); None for a
     record without one (older runs, runs stopped before the end). A damaged or mismatching file gets one
     `RunDirError` line naming it and the problem. `meta`: run.json's contents when already read."""
-    import numpy as np
-
     run_dir = Path(run_dir)
     path = run_dir / VALIDATION_NPZ
     if not os.path.lexists(path):

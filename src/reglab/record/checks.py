@@ -17,6 +17,8 @@ from pathlib import Path
 from tokenize import TokenError
 from typing import IO, TYPE_CHECKING, Any, Callable, Collection, Literal, Mapping, Sequence, TypeGuard, cast, overload
 
+import numpy as np
+
 from reglab.config import ENGINES, SweepConfig
 from reglab.errors import ConfigError, RunDirError
 from reglab.inputs import MiB, brief, open_regular
@@ -288,8 +290,6 @@ def keeps_epochs(n_arms: int, epochs: int, n_val: int) -> bool:
 def validation_problem(arrays: dict[str, np.ndarray]) -> str | None:
     """What is impossible about validation.npz's values (arrays already of `validation_layout`'s shapes):
     a negative loss, or an arm said to have values whose final losses are not all finite numbers."""
-    import numpy as np
-
     for name in ("final_loss", "loss_by_epoch"):
         a = arrays.get(name)
         if a is not None and bool(np.any(a < 0)):
@@ -344,8 +344,6 @@ def read_npz(path: Path, what: str, check: MemberCheck, max_bytes: int, *, requi
     header (inflated alone) gives a numeric dtype (never objects) and a shape that `check` accepts and that the
     member's declared size holds; the declared sizes together stay within `max_bytes`. Anything else is one
     `NpzError` line naming the file (`what`: "kernels file", …) and the array."""
-    import numpy as np
-
     arrays: dict[str, np.ndarray] = {}
     try:
         with open_regular(path, what, max_bytes + max_bytes // 8 + MiB, RunDirError) as fh:
@@ -399,8 +397,6 @@ def _members(path: Path, infos: list[zipfile.ZipInfo]) -> dict[str, zipfile.ZipI
 
 def _npy_header(path: Path, name: str, m: IO[bytes], size: int) -> tuple[np.dtype, tuple[int, ...]]:
     """(dtype, shape) from an .npy member's header; refused when it holds objects or more than its `size`."""
-    import numpy as np
-
     version = np.lib.format.read_magic(m)
     if version not in _NPY_VERSIONS:
         raise NpzError(path, f"array {brief(name)} is in .npy format {version}, which reglab does not read")

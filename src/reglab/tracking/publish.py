@@ -14,6 +14,7 @@ writing any (arm, epoch) twice.
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -39,8 +40,6 @@ def check_extras(config: SweepConfig) -> None:
     """Refuse, before anything is written or trained, a --log target whose library is not installed, or an
     MLflow store that does not answer (or cannot be written) within its time budget: one line, at most the
     budget later, instead of a run that stalls on it."""
-    import importlib.util
-
     for target in config.log_targets:
         if importlib.util.find_spec(target.kind) is None:
             raise ConfigError(EXTRA_HINTS[target.kind])
