@@ -140,12 +140,19 @@ class StopAfter(Collect):
             raise KeyboardInterrupt
 
 
-def metric_values(run_dir: Path) -> list[list[str]]:
-    """metrics.csv without the seconds column (the only one that may differ between equal runs), rows sorted."""
+def rows_without_seconds(run_dir: Path) -> list[list[str]]:
+    """metrics.csv's lines, header first and in file order, without the seconds column (the only one that may
+    differ between equal runs)."""
     lines = (run_dir / "metrics.csv").read_text().splitlines()
-    assert lines[0].split(",") == list(COLUMNS)
-    seconds = list(COLUMNS).index("seconds")
-    return sorted([v for j, v in enumerate(line.split(",")) if j != seconds] for line in lines[1:])
+    seconds = lines[0].split(",").index("seconds")
+    return [[v for j, v in enumerate(line.split(",")) if j != seconds] for line in lines]
+
+
+def metric_values(run_dir: Path) -> list[list[str]]:
+    """A run's metrics.csv without the seconds column, rows sorted."""
+    header, *rows = rows_without_seconds(run_dir)
+    assert header == [c for c in COLUMNS if c != "seconds"]
+    return sorted(rows)
 
 
 @contextlib.contextmanager

@@ -38,11 +38,11 @@ from reglab.config import (
 from reglab.errors import ConfigError, ReglabError, RunFailed, RunInterrupted
 from reglab.model.keras_import import import_keras_for_a_run
 from reglab.record.reader import load_run
-from reglab.record.rundir import locked
+from reglab.record.rundir import is_adaptive, locked
 from reglab.record.schema import read_run_meta
 from reglab.report.build import build_report
 from reglab.report.summary import summary_lines
-from reglab.run.adaptive import AdaptiveRun, is_adaptive, load_adaptive, resume_adaptive, run_adaptive
+from reglab.run.adaptive import AdaptiveRun, load_adaptive, resume_adaptive, run_adaptive
 from reglab.run.adaptive import write_report as write_adaptive_report
 from reglab.run.runner import report_run, resume_sweep, run_sweep
 from reglab.settings import DEFAULT_LEARNING_RATE

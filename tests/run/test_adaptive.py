@@ -15,7 +15,7 @@ import pytest
 from rich.console import Console
 
 import reglab
-from helpers import cut_adaptive_sweep, metric_values, reglab_argv, spawned
+from helpers import cut_adaptive_sweep, metric_values, reglab_argv, rows_without_seconds, spawned
 from reglab.analysis.adaptive import CONFIRM_SEED, AdaptiveOptions, first_round
 from reglab.cli import main
 from reglab.config import SweepConfig
@@ -123,9 +123,7 @@ def _merged_rows(run_dir: Path) -> list[dict[str, str]]:
 def _merged_values(run_dir: Path) -> tuple[list[list[str]], list[dict]]:
     """The merged metrics.csv without its seconds column (rows in file order) and run.json's arms without their
     times: what equal sweeps write alike."""
-    lines = (run_dir / "metrics.csv").read_text().splitlines()
-    seconds = lines[0].split(",").index("seconds")
-    rows = [[v for j, v in enumerate(line.split(",")) if j != seconds] for line in lines]
+    rows = rows_without_seconds(run_dir)
     times = {"started_at", "ended_at", "seconds"}
     arms = [{k: v for k, v in arm.items() if k not in times} for arm in json.loads((run_dir / "run.json").read_text())["arms"]]
     return rows, arms

@@ -209,10 +209,15 @@ def is_reglab_run(run_dir: Path) -> bool:
     return read_manifest(run_dir) is not None
 
 
+def is_adaptive(run_dir: str | Path) -> bool:
+    """An adaptive sweep's folder (`reglab.run.adaptive`): its plan is there."""
+    return (Path(run_dir) / ADAPTIVE_JSON).is_file()
+
+
 def refuse_adaptive_sweep(run_dir: str | Path) -> None:
     """An adaptive sweep's folder has a run.json and a metrics.csv merged over its rounds, but it is not one run:
     a reader of one run refuses it in one line that says what reads it instead."""
-    if (Path(run_dir) / ADAPTIVE_JSON).is_file():
+    if is_adaptive(run_dir):
         raise RunDirError(f"{run_dir} is an adaptive sweep, not one run: `reglab report {run_dir}` (or "
                           "reglab.run.adaptive.load_adaptive) reads it, and each of its rounds, "
                           f"{Path(run_dir) / 'rounds' / 'NN'}, is an ordinary run")

@@ -51,6 +51,7 @@ from reglab.record.rundir import (
     TOP_LEVEL,
     check_run_dir,
     clear_run_dir,
+    is_adaptive,
     is_reglab_run,
     locked,
     register,
@@ -216,10 +217,6 @@ def _write_merged(run: AdaptiveRun, done: list[_Copied], status: str) -> None:
     register(run.run_dir, [METRICS_CSV, RUN_JSON])
     write_atomic(run.run_dir / METRICS_CSV, text)
     write_atomic(run.run_dir / RUN_JSON, json.dumps(meta, indent=1, allow_nan=True) + "\n")
-
-
-def is_adaptive(run_dir: str | Path) -> bool:
-    return (Path(run_dir) / ADAPTIVE_JSON).is_file()
 
 
 def load_adaptive(run_dir: str | Path) -> AdaptiveRun:
