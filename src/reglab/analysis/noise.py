@@ -29,7 +29,9 @@ mean, and is answered by a two-level bootstrap: seeds and validation examples re
 
 from __future__ import annotations
 
+import functools
 import math
+from collections.abc import Iterator
 from typing import NamedTuple
 
 import numpy as np
@@ -41,6 +43,9 @@ N_BOOT = 2000
 BOOT_SEED = 0
 #: How many resamples are drawn at a time (bounds memory: a block of example counts is BLOCK × n_val).
 BLOCK = 250
+#: The example counts of one design are kept for the next call (an analysis asks for the same design once per
+#: metric and family; a simulation thousands of times) when they fit in this many counts (16 MB as uint16).
+KEPT_COUNTS = 8_000_000
 
 METHOD = "seeds and validation examples (paired t, Welch–Satterthwaite)"
 SAMPLING_ONLY = "validation examples only (one seed: seed noise not measured)"
@@ -80,12 +85,30 @@ class Design:
         rng = np.random.default_rng([seed, 1])
         self.seed_counts = _counts(rng.integers(0, n_seeds, (n_boot, n_seeds)), n_seeds).astype(np.float64)  # [B, S]
 
-    def example_blocks(self):
+    def example_blocks(self) -> Iterator[tuple[int, np.ndarray]]:
         """Example counts [block, n_examples], the same sequence on every call."""
-        rng = np.random.default_rng([self.seed, 2])
-        for start in range(0, self.n_boot, BLOCK):
-            size = min(BLOCK, self.n_boot - start)
-            yield start, _counts(rng.integers(0, self.n_examples, (size, self.n_examples)), self.n_examples)
+        if self.n_boot * self.n_examples <= KEPT_COUNTS and self.n_examples < 1 << 16:
+            yield from _kept_example_blocks(self.seed, self.n_examples, self.n_boot)
+        else:
+            yield from _example_blocks(self.seed, self.n_examples, self.n_boot)
+
+
+def _example_blocks(seed: int, n_examples: int, n_boot: int) -> Iterator[tuple[int, np.ndarray]]:
+    rng = np.random.default_rng([seed, 2])
+    for start in range(0, n_boot, BLOCK):
+        size = min(BLOCK, n_boot - start)
+        yield start, _counts(rng.integers(0, n_examples, (size, n_examples)), n_examples)
+
+
+@functools.lru_cache(maxsize=2)
+def _kept_example_blocks(seed: int, n_examples: int, n_boot: int) -> tuple[tuple[int, np.ndarray], ...]:
+    """`_example_blocks`, drawn once and kept read-only (a count is at most n_examples < 2**16: uint16)."""
+    kept = []
+    for start, counts in _example_blocks(seed, n_examples, n_boot):
+        block = counts.astype(np.uint16)
+        block.flags.writeable = False
+        kept.append((start, block))
+    return tuple(kept)
 
 
 def _counts(picks: np.ndarray, n: int) -> np.ndarray:
