@@ -138,6 +138,31 @@ def test_report_rebuilds_figures_and_report_from_the_record(e2e_run):
 
 
 @pytest.mark.slow
+def test_no_report_records_the_run_and_the_answer_and_draws_nothing(tmp_path, capsys):
+    """--no-report: the whole record, recommended.keras and the answer, no figures and no report; `reglab report`
+    draws them later. A report drawn earlier (of an interrupted state) is removed, never left to be read as this one."""
+    from reglab.record.reader import load_run
+    from reglab.run.runner import report_run
+
+    out = tmp_path / "run"
+    args = ["run", "--dataset", "wine", "--lambdas", "0,0.01", "--seeds", "2", "--epochs", "2", "--no-progress", "--out", str(out)]
+    assert main([*args, "--no-report"]) == 0
+    said = capsys.readouterr().out
+    assert f"report: not drawn (--no-report); `reglab report {out}` draws it" in said.splitlines()
+    assert {"run.json", "metrics.csv", "validation.npz", "kernels.npz", "recommended.keras"} <= {p.name for p in out.iterdir()}
+    assert not any((out / name).exists() for name in ("report.md", "report.html", "figures"))
+    assert main(["report", str(out)]) == 0
+    assert (out / "report.html").is_file() and list((out / "figures").glob("*.png"))
+    (out / "figures" / "notes.txt").write_text("the user's own file")
+    report_run(load_run(out), draw=False)
+    assert not (out / "report.md").exists() and not (out / "report.html").exists()
+    assert [p.name for p in (out / "figures").iterdir()] == ["notes.txt"] and (out / "recommended.keras").is_file()
+    capsys.readouterr()
+    assert main(["run", "--adaptive", "--no-report", "--dataset", "wine", "--out", str(tmp_path / "sweep")]) == 2
+    assert "--no-report is for single runs" in capsys.readouterr().err and not (tmp_path / "sweep").exists()
+
+
+@pytest.mark.slow
 def test_report_open_hands_the_page_to_the_browser(e2e_run, monkeypatch, capsys):
     import webbrowser
 
@@ -297,7 +322,7 @@ def test_help_documents_every_option():
     proc = reglab("run", "--help")
     assert proc.returncode == 0
     for option in ("--config", "--lambdas", "--seeds", "--seed", "--epochs", "--batch-size", "--dataset", "--engine",
-                   "--out", "--force", "--no-progress", "--resume", "--executor", "--blocks", "--address"):
+                   "--out", "--force", "--no-progress", "--no-report", "--resume", "--executor", "--blocks", "--address"):
         assert option in proc.stdout
     seeds_help = " ".join(proc.stdout.split("--seeds N", 2)[2].split("--seed S")[0].split())  # the option's own entry
     assert seeds_help.endswith("(default: 3)") and "claims nothing" in seeds_help  # three seeds unless told; one claims nothing

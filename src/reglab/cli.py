@@ -132,6 +132,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--out", metavar="DIR", help="run directory to create (default: runs/<UTC timestamp>)")
     run.add_argument("--force", action="store_true", help="overwrite an existing run directory (only reglab's own files)")
     run.add_argument("--no-progress", action="store_true", help="print one line per epoch instead of a live progress bar")
+    run.add_argument("--no-report", action="store_true", help="record the run (recommended.keras "
+                     "included) and print the answer, but draw no figures and no report (seconds for a large grid); "
+                     "`reglab report RUN_DIR` draws them later")
     run.add_argument("--executor", choices=("local", "blocks", "ray"), help="local = one process, all arms in one "
                      "program; blocks = the grid split into blocks trained one after another; ray = each block a Ray "
                      "task (pip install 'reglab[ray]')" + _flag_help("local"))
@@ -211,10 +214,12 @@ def cmd_run(args: argparse.Namespace) -> int:
             flag = "--" + given[0].replace("_", "-")
             raise ConfigError(f"{flag} cannot be used with --resume: a resumed run keeps the settings it was started with")
         if is_adaptive(args.resume):
+            _no_report_for_adaptive(args)
             print(resume_adaptive(args.resume, console=err, live=live).summary())
             return 0
         run = resume_sweep(args.resume, console=err, live=live, address=args.address, make_report=False)
     elif args.adaptive:
+        _no_report_for_adaptive(args)
         print(_run_adaptive(args, err, live).summary())
         return 0
     else:
@@ -226,8 +231,13 @@ def cmd_run(args: argparse.Namespace) -> int:
         run = run_sweep(config, out=args.out, force=args.force, console=err, live=live,
                         executor=args.executor or "local", blocks=args.blocks, address=args.address,
                         max_arms=MAX_ARMS if args.max_arms is None else args.max_arms, make_report=False)
-    print_summary(report_run(run))
+    print_summary(report_run(run, draw=not args.no_report), report_drawn=not args.no_report)
     return 0
+
+
+def _no_report_for_adaptive(args: argparse.Namespace) -> None:
+    if args.no_report:
+        raise ConfigError("--no-report is for single runs: an adaptive sweep draws only its confirming round's report")
 
 
 def _run_adaptive(args: argparse.Namespace, err: Any, live: bool | None) -> AdaptiveRun:
@@ -291,10 +301,10 @@ def open_in_browser(path: Path) -> bool:
     return opened
 
 
-def print_summary(analysis: RunAnalysis) -> None:
+def print_summary(analysis: RunAnalysis, report_drawn: bool = True) -> None:
     """One line per arm and the answer, in at most 80 columns (more when the terminal is wider)."""
     width = max(80, shutil.get_terminal_size((80, 24)).columns) if sys.stdout.isatty() else 80
-    for line in summary_lines(analysis, width):
+    for line in summary_lines(analysis, width, report_drawn):
         print(line)
 
 

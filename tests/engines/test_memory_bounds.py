@@ -147,7 +147,7 @@ def test_sigterm_mid_epoch_of_a_large_run_exits_within_seconds_and_the_run_resum
     assert proc.returncode == 128 + signal.SIGTERM, err_file.read_text()[-2000:]
     meta = json.loads((out / "run.json").read_text())
     assert meta["status"] == "interrupted"
-    done = subprocess.run(reglab_argv("run", "--resume", str(out), "--no-progress"), capture_output=True, text=True, timeout=900)
+    done = subprocess.run(reglab_argv("run", "--resume", str(out), "--no-progress", "--no-report"), capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-2000:]
     assert json.loads((out / "run.json").read_text())["status"] == "completed"
     assert (out / "metrics.csv").read_text().count("\n") == 1 + 1000 * 2

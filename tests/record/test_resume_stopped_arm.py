@@ -19,7 +19,7 @@ from helpers import metric_values  # noqa: E402
 def test_an_arm_stopped_early_before_a_crash_stays_stopped_after_resume(tmp_path):
     """keras engine, early stopping: killed right after arm 0 stopped early and was checkpointed as done."""
     args = ["run", "--dataset", "mnist-5k", "--lambdas", "0,0.01", "--epochs", "12", "--seeds", "1", "--engine", "keras",
-            "--early-stopping", "1", "--no-progress"]
+            "--early-stopping", "1", "--no-progress", "--no-report"]
     ref, out = tmp_path / "ref", tmp_path / "run"
     with reglab(*args, "--out", str(ref)) as proc:
         assert proc.communicate(timeout=600) and proc.returncode == 0

@@ -279,6 +279,18 @@ def clear_run_dir(run_dir: Path) -> list[str]:
     return removed
 
 
+def remove_report(run_dir: Path) -> None:
+    """Remove a report drawn earlier (report.md, report.html, figures/, as the manifest lists them): a run
+    recorded further without drawing one (`--no-report`) must not keep the report of an earlier state."""
+    run_dir = Path(run_dir)
+    for name in read_manifest(run_dir) or []:
+        if name in ("report.md", "report.html") or name.startswith(f"{FIGURES}/"):
+            remove_file(run_dir / name, run_dir)
+    figures = run_dir / FIGURES
+    if figures.is_dir() and not figures.is_symlink() and not any(figures.iterdir()):
+        figures.rmdir()
+
+
 def _removal_plan(run_dir: Path) -> list[Path]:
     """Every listed file (and temporary) that exists as a file or a link entry; refused whole when one is
     reached through a link (`figures/` → the user's photos): the link's target is the user's."""

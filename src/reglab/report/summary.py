@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 SHORT_DIAGNOSIS = {"too few epochs to tell": "too few epochs"}
 
 
-def summary_lines(analysis: "RunAnalysis", width: int = 80) -> list[str]:
+def summary_lines(analysis: "RunAnalysis", width: int = 80, report_drawn: bool = True) -> list[str]:
     run = analysis.run
     c = run.config
     several = len(analysis.families) > 1
@@ -46,5 +46,8 @@ def summary_lines(analysis: "RunAnalysis", width: int = 80) -> list[str]:
     lines += textwrap.wrap(a.headline, width)
     for cond in a.conditions:
         lines += textwrap.wrap(f"note: {cond}", width, subsequent_indent="  ")
-    lines.append(f"report: {run.run_dir / 'report.html'}")
+    if report_drawn:
+        lines.append(f"report: {run.run_dir / 'report.html'}")
+    else:
+        lines.append(f"report: not drawn (--no-report); `reglab report {run.run_dir}` draws it")  # a path is never wrapped
     return lines

@@ -27,12 +27,12 @@ from reglab.errors import ConfigError, RunDirError, RunFailed, RunInterrupted
 from reglab.fileio import ensure_dir, write_atomic
 from reglab.inputs import read_regular
 from reglab.model.build import MAX_MODEL_BYTES, build_user_model, kernels_of, regularized_indices
-from reglab.model.kept import keep_weights
+from reglab.model.kept import keep_recommended, keep_weights
 from reglab.record.arrays import ValidationStore, write_kernels, write_validation
 from reglab.record.checkpoint import CHECKPOINT_NPZ, Checkpoint, read_checkpoint, remove_checkpoint
 from reglab.record.checks import check_rows
 from reglab.record.reader import RunRecord, load_run
-from reglab.record.rundir import check_run_dir, clear_run_dir, locked, register, reserve_default_run_dir
+from reglab.record.rundir import check_run_dir, clear_run_dir, locked, register, remove_report, reserve_default_run_dir
 from reglab.record.schema import METRICS_CSV, RUN_JSON, ArmRecord, read_metrics, read_run_meta, repair_metrics
 from reglab.record.writer import Recorder
 from reglab.report.build import build_report
@@ -316,8 +316,8 @@ def _plan_resume(run_dir: Path) -> _ResumePlan:
     if meta.get("status") == "completed":
         missing = [name for name in ("report.html", "report.md") if not (run_dir / name).is_file()]
         if missing:
-            raise RunDirError(f"{run_dir} is a completed run whose report was not written ({', '.join(missing)} missing): "
-                              f"`reglab report {run_dir}` draws it")
+            raise RunDirError(f"{run_dir} is a completed run: there is nothing to resume, but its report was not written "
+                              f"({', '.join(missing)} missing): `reglab report {run_dir}` draws it")
         raise RunDirError(f"{run_dir} is a completed run: there is nothing to resume")
     checkpoint = read_checkpoint(run_dir)
     where = run_dir / CHECKPOINT_NPZ
@@ -477,15 +477,20 @@ def _train_and_report(t: _Training, publishers: Publishers) -> RunRecord:
     return run
 
 
-def report_run(run: RunRecord) -> RunAnalysis:
-    """Analyse a completed run, once, and write its figures and report from that analysis, which it returns (a
-    caller that also prints the answer reads the same one). A signal stops the report at once: the run itself
-    is complete and recorded."""
+def report_run(run: RunRecord, draw: bool = True) -> RunAnalysis:
+    """Analyse a completed run, once, and write its figures and report from that analysis (unless not `draw`),
+    which it returns (a caller that also prints the answer reads the same one). A signal stops the report at
+    once: the run itself is complete and recorded."""
     with _StopFlag() as stop:
         stop.requested = True
         try:
             analysis = analyze(run)
-            build_report(run, analysis)
+            if draw:
+                build_report(run, analysis)
+            else:  # the record as a drawn report would leave it, less the report: no earlier one, the model kept
+                with locked(run.run_dir):
+                    remove_report(run.run_dir)
+                    keep_recommended(run, analysis.recommended_setting)
         except KeyboardInterrupt:
             raise RunInterrupted(f"{_stopped_by(stop.signum)} while drawing the report; the run is complete and "
                                  f"recorded: `reglab report {run.run_dir}` draws it", signum=stop.signum) from None
