@@ -3,6 +3,7 @@ import shutil
 import sys
 import tempfile
 import threading
+from collections import Counter
 from pathlib import Path
 
 os.environ.setdefault("KERAS_BACKEND", "jax")
@@ -61,3 +62,13 @@ if os.environ.get("CI"):
 def pytest_unconfigure(config) -> None:
     if _OWN_CACHE:
         shutil.rmtree(os.environ["JAX_COMPILATION_CACHE_DIR"], ignore_errors=True)
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    """Test files in order of their expected length, the longest first: files with more `slow` tests (long
+    end-to-end checks), then more tests. pytest-xdist hands each file whole to a free worker in this order
+    (`--no-loadscope-reorder`), so the last files handed out are short ones and neither worker waits long at
+    the end for the other. Its own order (most tests first) handed out the few-test end-to-end files last."""
+    slow = Counter(item.path for item in items if item.get_closest_marker("slow") is not None)
+    tests = Counter(item.path for item in items)
+    items.sort(key=lambda item: (-slow[item.path], -tests[item.path]))  # stable: each file's tests stay in order
