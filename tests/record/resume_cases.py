@@ -33,7 +33,7 @@ def reglab(*args: str, env: dict | None = None):
 
 
 EPOCHS = {"fused": "30", "keras": "4"}  # long enough that a kill after the first epoch lands mid-run
-KILLS = {"fused": 3, "keras": 2}  # per suite run (a run, a kill and a resume: ~20 s fused); keras costs three times that
+KILLS = {"fused": 2, "keras": 2}  # per suite run, at fixed draws (a run, a kill and a resume: ~15 s fused, ~3 times that with keras)
 
 
 def run_args(engine: str) -> list[str]:
