@@ -51,6 +51,7 @@ def _atomic_cache_writes() -> None:
 _atomic_cache_writes()
 sys.path.insert(0, str(Path(__file__).parent))
 
+import pytest  # noqa: E402
 from hypothesis import settings  # noqa: E402  (after the cache patch above)
 
 # CI gets the same examples on every run (a red CI must be reproducible); locally, new ones each run.
@@ -64,6 +65,7 @@ def pytest_unconfigure(config) -> None:
         shutil.rmtree(os.environ["JAX_COMPILATION_CACHE_DIR"], ignore_errors=True)
 
 
+@pytest.hookimpl(trylast=True)  # after `-m` and `-k` have deselected: the tests that will run are weighed
 def pytest_collection_modifyitems(config, items) -> None:
     """Test files in order of their expected length, the longest first: files with more `slow` tests (long
     end-to-end checks), then more tests. pytest-xdist hands each file whole to a free worker in this order
