@@ -26,7 +26,7 @@ import stat
 import threading
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 from reglab.config import INPUT_FILES, INPUTS
 from reglab.errors import RunDirError
@@ -270,9 +270,7 @@ def clear_run_dir(run_dir: Path) -> list[str]:
     for path in plan:
         remove_file(path, run_dir)
         removed.append(str(path.relative_to(run_dir)))
-    figures = run_dir / FIGURES
-    if figures.is_dir() and not figures.is_symlink() and not any(figures.iterdir()):
-        figures.rmdir()
+    _remove_empty_figures(run_dir)
     for folder in (TENSORBOARD, INPUTS):
         _remove_empty_folders(run_dir / folder)
     remove_file(run_dir / MANIFEST, run_dir)
@@ -280,26 +278,31 @@ def clear_run_dir(run_dir: Path) -> list[str]:
 
 
 def remove_report(run_dir: Path) -> None:
-    """Remove a report drawn earlier (report.md, report.html, figures/, as the manifest lists them): a run
-    recorded further without drawing one (`--no-report`) must not keep the report of an earlier state."""
+    """Remove a report drawn earlier (report.md, report.html, figures/, as the manifest lists them, and their
+    temporaries): a run recorded further without drawing one (`--no-report`) must not keep the report of an
+    earlier state. Refused whole, as `clear_run_dir`, when one is reached through a link."""
     run_dir = Path(run_dir)
-    for name in read_manifest(run_dir) or []:
-        if name in ("report.md", "report.html") or name.startswith(f"{FIGURES}/"):
-            remove_file(run_dir / name, run_dir)
+    for path in _removal_plan(run_dir, lambda name: name in ("report.md", "report.html") or name.startswith(f"{FIGURES}/")):
+        remove_file(path, run_dir)
+    _remove_empty_figures(run_dir)
+
+
+def _remove_empty_figures(run_dir: Path) -> None:
     figures = run_dir / FIGURES
     if figures.is_dir() and not figures.is_symlink() and not any(figures.iterdir()):
         figures.rmdir()
 
 
-def _removal_plan(run_dir: Path) -> list[Path]:
-    """Every listed file (and temporary) that exists as a file or a link entry; refused whole when one is
-    reached through a link (`figures/` → the user's photos): the link's target is the user's."""
+def _removal_plan(run_dir: Path, selected: Callable[[str], bool] = lambda name: True) -> list[Path]:
+    """Every listed file (and temporary) that exists as a file or a link entry, of the names `selected`;
+    refused whole when one is reached through a link (`figures/` → the user's photos): the link's target is
+    the user's."""
     plan = []
-    for name in read_manifest(run_dir) or []:
+    for name in filter(selected, read_manifest(run_dir) or []):
         for path in (run_dir / name, temporary_name(run_dir / name)):
             link = link_in(path, run_dir)
             if link is not None:
-                raise RunDirError(f"{link} is a symbolic link; --force removes nothing through a link, so nothing "
+                raise RunDirError(f"{link} is a symbolic link; reglab removes nothing through a link, so nothing "
                                   "was removed: replace the link with a folder, or choose another --out")
             try:
                 mode = os.lstat(path).st_mode
