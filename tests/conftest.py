@@ -7,6 +7,17 @@ from collections import Counter
 from pathlib import Path
 
 os.environ.setdefault("KERAS_BACKEND", "jax")
+# One BLAS thread per process (inherited by pytest-xdist's workers and the `reglab` processes tests start): the
+# suite already keeps both cores busy with two workers, and a second OpenBLAS thread per worker only spins
+# waiting for work (the analysis and report tests took 144 CPU-seconds with it, 103 without, and no longer).
+# The analysis's decisions do not depend on it: the bootstrap's draws are identical either way (a matrix
+# product's last bits may differ, as they do between machines). A limit set from outside is kept.
+for _blas_threads in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_blas_threads, "1")
+if "numpy" in sys.modules:  # too late for the variables in this process: its BLAS has started its threads
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(int(os.environ["OPENBLAS_NUM_THREADS"]), user_api="blas")
 # MLflow's first contact with a fresh sqlite store runs its migrations: seconds here, but over the 10 s budget on a
 # loaded 2-core machine. Tests that are about the budget set their own; the rest must not fail for the load.
 os.environ.setdefault("REGLAB_MLFLOW_TIMEOUT", "120")
