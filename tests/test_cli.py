@@ -508,6 +508,27 @@ def test_a_run_imports_keras_without_pandas_and_scikit_learn_unless_already_ther
     assert real_modules == "type 178 jax"
 
 
+REFUSED_BEFORE_KERAS = """
+import sys
+from reglab.cli import main
+codes = [main(argv) for argv in {cases!r}]
+print(codes, "keras" in sys.modules, "jax" in sys.modules)
+"""
+
+
+def test_a_refused_flag_is_said_before_keras_is_imported(tmp_path):
+    """A mistyped flag costs the user under a second, not Keras's start-up: the run's flags, its config file
+    and the --resume and --adaptive refusals are all checked first."""
+    cases = [["run", "--epochs", "0"], ["run", "--lambdas", "0,x"], ["run", "--config", str(tmp_path / "no.toml")],
+             ["run", "--resume", str(tmp_path), "--epochs", "2"], ["run", "--adaptive", "--seeds", "2"],
+             ["run", "--blocks", "2"], ["run", "--budget", "10"]]
+    out = subprocess.run([sys.executable, "-c", REFUSED_BEFORE_KERAS.format(cases=cases)], capture_output=True,
+                         text=True, timeout=120, check=False, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split("\n")[0] == f"{[2] * len(cases)} False False", out.stdout
+    assert len(out.stderr.strip().splitlines()) == len(cases)  # one line each
+
+
 def test_run_help_shows_the_logspace_syntax(capsys):
     with pytest.raises(SystemExit):
         main(["run", "--help"])

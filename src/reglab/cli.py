@@ -204,8 +204,7 @@ EXPERIMENT_FLAGS = ("config", "lambdas", "seeds", "seed", "epochs", "batch_size"
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    import_keras_for_a_run()
-
+    """Keras is imported only once the flags are checked, so that a mistyped flag is refused in under a second."""
     err = Console(stderr=True)
     live = False if args.no_progress else None
     if args.resume is not None:
@@ -215,8 +214,10 @@ def cmd_run(args: argparse.Namespace) -> int:
             raise ConfigError(f"{flag} cannot be used with --resume: a resumed run keeps the settings it was started with")
         if is_adaptive(args.resume):
             _no_report_for_adaptive(args)
+            import_keras_for_a_run()
             print(resume_adaptive(args.resume, console=err, live=live).summary())
             return 0
+        import_keras_for_a_run()
         run = resume_sweep(args.resume, console=err, live=live, address=args.address, make_report=False)
     elif args.adaptive:
         _no_report_for_adaptive(args)
@@ -228,6 +229,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         config = config_from_args(args)
         if (args.blocks is not None or args.address) and args.executor in (None, "local"):
             raise ConfigError("--blocks and --address need --executor blocks or --executor ray")
+        import_keras_for_a_run()
         run = run_sweep(config, out=args.out, force=args.force, console=err, live=live,
                         executor=args.executor or "local", blocks=args.blocks, address=args.address,
                         max_arms=MAX_ARMS if args.max_arms is None else args.max_arms, make_report=False)
@@ -247,6 +249,7 @@ def _run_adaptive(args: argparse.Namespace, err: Any, live: bool | None) -> Adap
                               "and trains each round in one program")
     config = config_from_args(args)
     options = AdaptiveOptions(epochs=config.epochs, budget=args.budget)
+    import_keras_for_a_run()
     return run_adaptive(config, options, out=args.out, force=args.force, console=err, live=live)
 
 
