@@ -7,6 +7,7 @@ record left consistent. Set REGLAB_DEBUG=1 to see tracebacks of unexpected error
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import re
 import shutil
@@ -14,7 +15,7 @@ import sys
 import webbrowser
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Any, NoReturn, Sequence
+from typing import Any, Callable, NoReturn, Sequence
 
 from rich.console import Console
 
@@ -37,7 +38,7 @@ from reglab.config import (
 )
 from reglab.errors import ConfigError, ReglabError, RunFailed, RunInterrupted
 from reglab.model.keras_import import import_keras_for_a_run
-from reglab.record.reader import load_run
+from reglab.record.reader import RunRecord, load_run
 from reglab.record.rundir import is_adaptive, locked
 from reglab.record.schema import read_run_meta
 from reglab.report.build import build_report
@@ -205,8 +206,18 @@ EXPERIMENT_FLAGS = ("config", "lambdas", "seeds", "seed", "epochs", "batch_size"
 
 def cmd_run(args: argparse.Namespace) -> int:
     """Keras is imported only once the flags are checked, so that a mistyped flag is refused in under a second."""
-    err = Console(stderr=True)
-    live = False if args.no_progress else None
+    job = _checked_job(args, Console(stderr=True), False if args.no_progress else None)
+    import_keras_for_a_run()
+    result = job()
+    if isinstance(result, AdaptiveRun):
+        print(result.summary())
+    else:
+        print_summary(report_run(result, draw=not args.no_report), report_drawn=not args.no_report)
+    return 0
+
+
+def _checked_job(args: argparse.Namespace, err: Any, live: bool | None) -> Callable[[], RunRecord | AdaptiveRun]:
+    """The run, sweep or resume the flags ask for, once every flag is checked: it trains when called."""
     if args.resume is not None:
         given = [f for f in EXPERIMENT_FLAGS if getattr(args, f) not in (None, False)]
         if given:
@@ -214,27 +225,19 @@ def cmd_run(args: argparse.Namespace) -> int:
             raise ConfigError(f"{flag} cannot be used with --resume: a resumed run keeps the settings it was started with")
         if is_adaptive(args.resume):
             _no_report_for_adaptive(args)
-            import_keras_for_a_run()
-            print(resume_adaptive(args.resume, console=err, live=live).summary())
-            return 0
-        import_keras_for_a_run()
-        run = resume_sweep(args.resume, console=err, live=live, address=args.address, make_report=False)
-    elif args.adaptive:
+            return functools.partial(resume_adaptive, args.resume, console=err, live=live)
+        return functools.partial(resume_sweep, args.resume, console=err, live=live, address=args.address, make_report=False)
+    if args.adaptive:
         _no_report_for_adaptive(args)
-        print(_run_adaptive(args, err, live).summary())
-        return 0
-    else:
-        if args.budget is not None:
-            raise ConfigError("--budget is for --adaptive sweeps")
-        config = config_from_args(args)
-        if (args.blocks is not None or args.address) and args.executor in (None, "local"):
-            raise ConfigError("--blocks and --address need --executor blocks or --executor ray")
-        import_keras_for_a_run()
-        run = run_sweep(config, out=args.out, force=args.force, console=err, live=live,
-                        executor=args.executor or "local", blocks=args.blocks, address=args.address,
-                        max_arms=MAX_ARMS if args.max_arms is None else args.max_arms, make_report=False)
-    print_summary(report_run(run, draw=not args.no_report), report_drawn=not args.no_report)
-    return 0
+        return _adaptive_job(args, err, live)
+    if args.budget is not None:
+        raise ConfigError("--budget is for --adaptive sweeps")
+    config = config_from_args(args)
+    if (args.blocks is not None or args.address) and args.executor in (None, "local"):
+        raise ConfigError("--blocks and --address need --executor blocks or --executor ray")
+    return functools.partial(run_sweep, config, out=args.out, force=args.force, console=err, live=live,
+                             executor=args.executor or "local", blocks=args.blocks, address=args.address,
+                             max_arms=MAX_ARMS if args.max_arms is None else args.max_arms, make_report=False)
 
 
 def _no_report_for_adaptive(args: argparse.Namespace) -> None:
@@ -242,15 +245,14 @@ def _no_report_for_adaptive(args: argparse.Namespace) -> None:
         raise ConfigError("--no-report is for single runs: an adaptive sweep draws only its confirming round's report")
 
 
-def _run_adaptive(args: argparse.Namespace, err: Any, live: bool | None) -> AdaptiveRun:
+def _adaptive_job(args: argparse.Namespace, err: Any, live: bool | None) -> Callable[[], AdaptiveRun]:
     for flag in ("lambdas", "seeds", "seed", "executor", "blocks", "address"):
         if getattr(args, flag) is not None:
             raise ConfigError(f"--{flag} cannot be used with --adaptive: the sweep chooses its own strengths and seeds "
                               "and trains each round in one program")
     config = config_from_args(args)
     options = AdaptiveOptions(epochs=config.epochs, budget=args.budget)
-    import_keras_for_a_run()
-    return run_adaptive(config, options, out=args.out, force=args.force, console=err, live=live)
+    return functools.partial(run_adaptive, config, options, out=args.out, force=args.force, console=err, live=live)
 
 
 def cmd_report(args: argparse.Namespace) -> int:
