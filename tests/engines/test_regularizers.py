@@ -116,6 +116,7 @@ def test_each_learning_rate_matches_keras_fit_step_for_step(engine, strategy, op
     assert np.max(np.abs(weights[1].trainable[0] - weights[3].trainable[0])) > 1e-3
 
 
+@pytest.mark.slow
 def test_weight_decay_is_not_l2_under_adam():
     """Loshchilov & Hutter's point, measured: the same strength as L2 and as decoupled decay trains different weights."""
     splits = small_splits()

@@ -81,6 +81,7 @@ def test_per_arm_records_do_not_depend_on_how_many_workers_share_the_arms(strate
                                                                   runs[1][2][i].trainable + runs[1][2][i].non_trainable))
 
 
+@pytest.mark.slow
 def test_the_rule_picks_a_strategy_by_model_and_backend():
     from reglab.model.build import build_model
 

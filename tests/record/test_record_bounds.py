@@ -370,6 +370,7 @@ def test_a_report_never_runs_the_model_file_of_a_record(user_run, tmp_path, caps
     capsys.readouterr()
 
 
+@pytest.mark.slow
 def test_load_model_says_it_runs_the_model_file(user_run, tmp_path, capsys):
     run, marker = user_run
     d = copy_run(run, tmp_path)

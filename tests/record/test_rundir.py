@@ -115,6 +115,7 @@ def test_force_replaces_a_run_and_keeps_the_users_files(tmp_path, capsys):
     capsys.readouterr()
 
 
+@pytest.mark.slow
 def test_a_crash_right_after_the_run_directory_was_started_can_be_forced(tmp_path, capsys):
     """A crash before run.json was written leaves a manifest (and maybe config.toml): --force accepts it."""
     d = tmp_path / "half"

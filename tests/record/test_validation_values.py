@@ -96,6 +96,7 @@ def test_fused_values_are_its_metrics_per_example_and_keras_s(strategy, group, m
         assert np.array_equal(correct, want_correct) or np.mean(correct != want_correct) <= 0.01  # a near tie may flip
 
 
+@pytest.mark.slow
 def test_fused_sends_nothing_to_a_listener_without_the_hook():
     config = SweepConfig(lambdas=(0.0,), seeds=1, seed=5, epochs=1, dataset="mnist-5k", engine="fused")
     plain, with_values = Collect(), Values()
