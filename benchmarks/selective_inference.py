@@ -21,25 +21,13 @@ at gain 0). The near-ties that the half-gain neighbours make cost the conditiona
 
 from __future__ import annotations
 
-import functools
-
 import numpy as np
 from scipy.stats import norm
 
-from calibration import LAMBDAS, curve
+from calibration import curve, max_t_critical
 
 ALPHA = 0.05
 DRAWS = 200_000
-
-
-@functools.lru_cache(maxsize=None)
-def max_t_critical(level: float, seed: int = 7) -> float:
-    """The exact one-sided critical value of the largest of the 9 differences (drawn once per level; the
-    calibration benchmark's `power_ceiling` uses the same one at 5 %)."""
-    rng = np.random.default_rng(seed)
-    k = len(LAMBDAS) - 1
-    z = (rng.standard_normal((DRAWS, k)) + rng.standard_normal((DRAWS, 1))) / np.sqrt(2)
-    return float(np.quantile(z.max(axis=1), 1 - level))
 
 
 def declared(gain_se: float, rule: str, beta: float, rng: np.random.Generator) -> tuple[float, float]:

@@ -216,7 +216,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _checked_job(args: argparse.Namespace, err: Any, live: bool | None) -> Callable[[], RunRecord | AdaptiveRun]:
+def _checked_job(args: argparse.Namespace, err: Console, live: bool | None) -> Callable[[], RunRecord | AdaptiveRun]:
     """The run, sweep or resume the flags ask for, once every flag is checked: it trains when called."""
     if args.resume is not None:
         given = [f for f in EXPERIMENT_FLAGS if getattr(args, f) not in (None, False)]
@@ -245,7 +245,7 @@ def _no_report_for_adaptive(args: argparse.Namespace) -> None:
         raise ConfigError("--no-report is for single runs: an adaptive sweep draws only its confirming round's report")
 
 
-def _adaptive_job(args: argparse.Namespace, err: Any, live: bool | None) -> Callable[[], AdaptiveRun]:
+def _adaptive_job(args: argparse.Namespace, err: Console, live: bool | None) -> Callable[[], AdaptiveRun]:
     for flag in ("lambdas", "seeds", "seed", "executor", "blocks", "address"):
         if getattr(args, flag) is not None:
             raise ConfigError(f"--{flag} cannot be used with --adaptive: the sweep chooses its own strengths and seeds "
