@@ -11,6 +11,8 @@ as a user's record is. What it prints:
   the design itself has, measured by simulation) is declared "Use" at 3 seeds;
 - coverage: how often the best-setting interval ("under resampling the best falls in …") holds the truly
   best strength;
+- the fixed grid, confirmed (`reglab run --confirm`: the grid at 1, 2, 3 or 5 seeds, then its best strength and
+  λ = 0 on 3 fresh seeds scored on test examples, simulated as the adaptive design is): false "Use" and power;
 - the adaptive design (`reglab run --adaptive`, simulated by `adaptive_verdict` on a `World` drawn as the
   planner asks for arms): false "Use" when every strength equals λ = 0 (2 × runs sweeps per regime, and
   10 × runs more where seeds dominate, the regime whose rate sits at the 5 % edge), and power at a true optimum;
@@ -231,13 +233,14 @@ class World:
 
 
 def adaptive_verdict(rng: np.random.Generator, noise: Noise, gain: Callable[[float], float] = lambda lam: 0.0,
-                     epochs: int = 10) -> tuple[str, float | None]:
+                     epochs: int = 10, options: AdaptiveOptions | None = None) -> tuple[str, float | None]:
     """An adaptive sweep on a synthetic world: the planner (`reglab.analysis.adaptive`) reads the validation
     values of every exploration arm it asks for; the confirmation round's fresh seeds are scored on the test
     examples, written as a record, read back and analysed (`reglab.analyze`) and judged by the runner's own
-    `verdict_of`. Returns the verdict and the strength it is about."""
+    `verdict_of`. Returns the verdict and the strength it is about. `options`: the planner's (default: the
+    adaptive defaults; `grid_options` for `reglab run --confirm`)."""
     world = World(rng, noise, gain)
-    options = AdaptiveOptions(epochs=epochs)
+    options = options if options is not None else AdaptiveOptions(epochs=epochs)
     evidence: dict[float, dict[int, np.ndarray]] = {}
     rounds: list[Round] = []
     while True:
@@ -274,6 +277,25 @@ def adaptive_true_use(rng: np.random.Generator, noise: Noise, depth: float) -> b
     """A true gain of `depth` at 1e-3: "Use" a strength that truly gains at least half of it."""
     benefit, chosen = adaptive_verdict(rng, noise, valley(depth))
     return benefit == BETTER and chosen is not None and valley(depth)(chosen) >= depth / 2
+
+
+# ---------------------------------------------------------------- the fixed grid, confirmed (reglab run --confirm)
+
+def grid_options(seeds: int, epochs: int = 10) -> AdaptiveOptions:
+    """`reglab run --confirm` on the calibration grid: the 10 strengths at `seeds` seeds, then the confirmation."""
+    return AdaptiveOptions(epochs=epochs, seeds=seeds, grid=LAMBDAS)
+
+
+def grid_false_use(rng: np.random.Generator, seeds: int, noise: Noise) -> bool:
+    """Every strength truly as good as λ = 0: a confirmed benefit is false."""
+    return adaptive_verdict(rng, noise, options=grid_options(seeds))[0] == BETTER
+
+
+def grid_true_use(rng: np.random.Generator, seeds: int, gains: np.ndarray, noise: Noise) -> bool:
+    """"Use" naming a strength that truly gains, as `true_use` counts it on the same curve."""
+    by_strength = dict(zip(LAMBDAS, gains))
+    benefit, chosen = adaptive_verdict(rng, noise, lambda lam: by_strength[lam], options=grid_options(seeds))
+    return benefit == BETTER and chosen is not None and by_strength[chosen] > 0
 
 
 # ---------------------------------------------------------------- the diagnoses
@@ -314,6 +336,17 @@ def main(argv: list[str] | None = None) -> int:
     print("\ncoverage of the best-setting interval at 3 seeds (target ≥ 93 %)")
     for g in (3, 6):
         print(f"  true gain {g} SE: {pct(partial(covered, seeds=3, gains=power_gains(g, 3, LIKE_REAL_RUNS), noise=LIKE_REAL_RUNS), 2000 + g)}")
+    print("\nthe fixed grid, confirmed (reglab run --confirm: the grid at S seeds, then its best and λ = 0 on 3 fresh "
+          "seeds scored on test examples)")
+    for i, (name, noise) in enumerate(REGIMES.items()):
+        cells = [f"{s} seed{'s' if s > 1 else ''}: {pct(partial(grid_false_use, seeds=s, noise=noise), 7000 + 100 * i + s)}"
+                 for s in (1, 2, 3, 5)]
+        print(f"  {name}: false \"Use\" " + "; ".join(cells) + " (target ≤ 5 %)")
+    print("  power at 3 seeds: \"Use\" a strength with a true gain of g design standard errors (target ≥ 70 % at 3)")
+    for i, (name, noise) in enumerate(REGIMES.items()):
+        cells = [f"{g} SE: {pct(partial(grid_true_use, seeds=3, gains=power_gains(g, 3, noise), noise=noise), 7500 + 10 * i + g)}"
+                 for g in (2, 3, 4)]
+        print(f"    {name}: " + "; ".join(cells))
     print("\nthe adaptive design (reglab run --adaptive defaults; confirmation on 3 fresh seeds scored on test examples)")
     for i, (name, noise) in enumerate(REGIMES.items()):
         print(f"  {name}: false \"Use\" {pct(partial(adaptive_false_use, noise=noise), 5000 + i, 2 * runs)} of {2 * runs} "

@@ -43,9 +43,9 @@ from reglab.record.rundir import is_adaptive, locked
 from reglab.record.schema import read_run_meta
 from reglab.report.build import build_report
 from reglab.report.summary import summary_lines
-from reglab.run.adaptive import AdaptiveRun, load_adaptive, resume_adaptive, run_adaptive
+from reglab.run.adaptive import AdaptiveRun, confirm_options, load_adaptive, resume_adaptive, run_adaptive
 from reglab.run.adaptive import write_report as write_adaptive_report
-from reglab.run.runner import report_run, resume_sweep, run_sweep
+from reglab.run.runner import check_arm_cap, report_run, resume_sweep, run_sweep
 from reglab.settings import DEFAULT_LEARNING_RATE
 from reglab.tracking.mlflow import export_mlflow
 from reglab.tracking.tensorboard import export_tensorboard
@@ -145,6 +145,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--adaptive", action="store_true", help="choose the strengths and seeds in rounds: start from λ = 0 and a "
                      "coarse log grid at 2 seeds, extend and refine where the best is still open, add seeds to the "
                      "contenders, then confirm the chosen strength against λ = 0 on fresh seeds scored on the test set")
+    run.add_argument("--confirm", action="store_true", help="train the grid as given, then the best strength and λ = 0 "
+                     "again on 3 fresh seeds scored on the test set: the answer's claim rests on that one comparison "
+                     "(one regularizer family, one learning rate)")
     run.add_argument("--budget", type=int, metavar="ARM_EPOCHS", help="with --adaptive: stop once this many arm-epochs are "
                      "spent (the confirmation round is always kept within it)")
     run.add_argument("--resume", metavar="RUN_DIR", help="continue a stopped run (killed, interrupted, out of disk) from its "
@@ -201,7 +204,8 @@ def config_from_args(args: argparse.Namespace) -> SweepConfig:
 #: flags that define the experiment: a resumed run keeps its own
 EXPERIMENT_FLAGS = ("config", "lambdas", "seeds", "seed", "epochs", "batch_size", "dataset", "engine", "out", "force",
                     "executor", "blocks", "early_stopping", "restore_best", "model", "regularizers", "strengths",
-                    "learning_rates", "optimizer", "target", "test_file", "validation_split", "log", "adaptive", "budget")
+                    "learning_rates", "optimizer", "target", "test_file", "validation_split", "log", "adaptive", "confirm",
+                    "budget")
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -228,8 +232,12 @@ def _checked_job(args: argparse.Namespace, err: Console, live: bool | None) -> C
             return functools.partial(resume_adaptive, args.resume, console=err, live=live)
         return functools.partial(resume_sweep, args.resume, console=err, live=live, address=args.address, make_report=False)
     if args.adaptive:
+        if args.confirm:
+            raise ConfigError("--confirm cannot be used with --adaptive: an adaptive sweep confirms its answer already")
         _no_report_for_adaptive(args)
         return _adaptive_job(args, err, live)
+    if args.confirm:
+        return _confirm_job(args, err, live)
     if args.budget is not None:
         raise ConfigError("--budget is for --adaptive sweeps")
     config = config_from_args(args)
@@ -252,6 +260,20 @@ def _adaptive_job(args: argparse.Namespace, err: Console, live: bool | None) -> 
                               "and trains each round in one program")
     config = config_from_args(args)
     options = AdaptiveOptions(epochs=config.epochs, budget=args.budget)
+    return functools.partial(run_adaptive, config, options, out=args.out, force=args.force, console=err, live=live)
+
+
+def _confirm_job(args: argparse.Namespace, err: Console, live: bool | None) -> Callable[[], AdaptiveRun]:
+    """The grid as given, then the confirmation round (`run.adaptive.confirm_options`)."""
+    for flag in ("budget", "executor", "blocks", "address"):
+        if getattr(args, flag) is not None:
+            raise ConfigError(f"--{flag} cannot be used with --confirm: the grid and its confirmation each train in one program"
+                              if flag != "budget" else "--budget is for --adaptive sweeps")
+    if args.no_report:
+        raise ConfigError("--no-report cannot be used with --confirm: the grid's report and the answer's are drawn as it ends")
+    config = config_from_args(args)
+    options = confirm_options(config)
+    check_arm_cap(config, MAX_ARMS if args.max_arms is None else args.max_arms)
     return functools.partial(run_adaptive, config, options, out=args.out, force=args.force, console=err, live=live)
 
 

@@ -330,3 +330,49 @@ def test_a_best_that_already_has_the_seeds_is_not_trained_again():
     assert a.verdicts.get(other) == UNDECIDED, a
     r = next_round(ev, [explored(CLOSE), explored((a.best,), (2, 3), 2)], SEEDED)
     assert isinstance(r, Round) and r.strengths == (other,) and r.seeds == (2, 3) and "the best has them" in r.note
+
+
+# ---------------------------------------------------------------- a fixed grid, confirmed (reglab run --confirm)
+
+GRID = (0.0, 1e-4, 1e-3, 1e-2)
+
+
+def test_a_fixed_grid_is_round_one_at_its_seeds_and_its_best_is_confirmed_next():
+    options = AdaptiveOptions(epochs=10, seeds=3, grid=(1e-2, 0.0, 1e-3, 1e-4))
+    first = next_round({}, (), options)
+    assert first == first_round(options) and first.strengths == GRID and first.seeds == (0, 1, 2)
+    assert {a.why for a in first.additions} == {"grid"} and not first.confirming
+    assert first.note == "The grid: λ = 0 and 3 strengths from 1e-4 to 1e-2, at 3 seeds."
+    # the best sits in a wide gap at the edge of a U: an adaptive sweep would refine it, a fixed grid confirms it
+    ev = evidence(u_shape(flat=0.5), GRID, (0, 1, 2))
+    assert assess(ev, options).unresolved
+    r = next_round(ev, [first], options)
+    assert isinstance(r, Round) and r.confirming and r.number == 2
+    assert r.additions == (Addition(0.0, "confirm"), Addition(1e-3, "confirm"))
+    assert r.seeds == tuple(range(CONFIRM_SEED, CONFIRM_SEED + 3)) and r.note.startswith("The grid's best is 1e-3; confirming 1e-3")
+    assert next_round(ev, [first, r], options) == Finished(1e-3, ())
+
+
+def test_a_fixed_grid_whose_best_is_zero_confirms_the_closest_nonzero_strength():
+    options = AdaptiveOptions(epochs=10, seeds=2, grid=GRID)
+    ev = evidence(lambda s: 0.0 if s == 0 else 0.05 * (math.log10(s) + 5), GRID, (0, 1))
+    r = next_round(ev, [first_round(options)], options)
+    assert isinstance(r, Round) and r.confirming and r.strengths == (0.0, 1e-4)
+
+
+@pytest.mark.parametrize("grid, words", [
+    ((0.0,), "no nonzero strength"),
+    ((), "no nonzero strength"),
+    ((0.0, -1e-3), "finite strengths ≥ 0"),
+    ((0.0, math.inf), "finite strengths ≥ 0"),
+    ("0,1e-3", "finite strengths ≥ 0"),
+])
+def test_a_grid_with_nothing_to_confirm_or_a_bad_strength_is_refused(grid, words):
+    with pytest.raises(ConfigError, match=words):
+        AdaptiveOptions(epochs=10, grid=grid)
+
+
+def test_a_grid_read_back_from_json_is_the_same_options():
+    """adaptive.json stores the options as JSON (a list): they read back equal, so a resumed sweep plans the same."""
+    options = AdaptiveOptions(epochs=10, seeds=3, grid=GRID)
+    assert AdaptiveOptions(**{**options.__dict__, "grid": list(GRID)}) == options

@@ -378,3 +378,27 @@ def test_an_adaptive_sweep_on_arrays_keeps_its_inputs_in_every_round(wine, tmp_p
     cut = cut_adaptive_sweep(tmp_path / "run", tmp_path / "cut", 2)
     again = resume_adaptive(cut, console=Console(quiet=True), live=False)
     assert again.rounds == got.rounds and again.verdict == got.verdict
+
+
+# ---------------------------------------------------------------- confirm=True
+
+def test_confirm_refuses_adaptive_and_a_grid_without_a_nonzero_strength(wine, tmp_path):
+    with pytest.raises(ConfigError, match="confirm=True cannot be used with adaptive=True"):
+        reglab.sweep(build_model, *wine, adaptive=True, confirm=True, out=tmp_path / "run")
+    with pytest.raises(ConfigError, match="no nonzero strength"):
+        reglab.sweep(build_model, *wine, confirm=True, lambdas=[0], out=tmp_path / "run")
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.slow
+def test_a_confirmed_grid_on_arrays_is_the_grid_then_fresh_seeds_on_the_test_set(wine, tmp_path):
+    from reglab.run.adaptive import AdaptiveRun
+
+    got = reglab.sweep(build_model, *wine, confirm=True, lambdas=[0, 1e-3], seeds=2, epochs=2, progress=False,
+                       out=tmp_path / "run")
+    assert isinstance(got, AdaptiveRun) and got.status == "completed" and got.verdict is not None
+    grid, last = got.rounds
+    assert grid.strengths == (0.0, 1e-3) and grid.seeds == (0, 1) and last.confirming and last.strengths == (0.0, 1e-3)
+    for r in got.rounds:
+        assert (got.round_dir(r) / "inputs" / "data.npz").is_file() and (got.round_dir(r) / "report.html").is_file()
+    assert read_run_meta(got.round_dir(last))["config"]["score_on"] == "test"

@@ -20,6 +20,9 @@ narrow the region; a member inside it stays in it either way, and the claim agai
 confirmation, not from exploration, so by default the region is what the exploration seeds show). When none is needed, or the
 budget or the rounds run out, the chosen strength and λ = 0 are trained once more on fresh seeds that no
 exploration round used (*confirm*), so the final claim is not tested on the values that chose it.
+
+With `AdaptiveOptions(grid=…)` (`reglab run --confirm`) there is no exploration: round 1 is the user's own grid
+at its seeds, and the confirmation follows it.
 """
 
 from __future__ import annotations
@@ -38,7 +41,7 @@ from reglab.errors import ConfigError
 EXPLORE_SEED = 0  #: exploration seeds are 0, 1, 2, ...
 CONFIRM_SEED = 10_000  #: confirmation seeds are CONFIRM_SEED, CONFIRM_SEED + 1, ... (never used in exploration)
 
-WHY = ("start", "edge", "refine", "seeds", "confirm")  #: why a strength is in a round
+WHY = ("start", "grid", "edge", "refine", "seeds", "confirm")  #: why a strength is in a round
 UNDECIDED = "undecided"  #: a strength against the best: WORSE, EQUIVALENT (the analysis's words) or this
 
 #: Rounding strengths to 3 significant digits moves them by up to 0.002 decade: gaps are compared with this slack.
@@ -76,8 +79,17 @@ class AdaptiveOptions:
     budget: int | None = None  # arm-epochs in all, the confirmation included; None = no limit
     margin: float = 0.01  # equivalence margin on validation data loss (`Criteria.loss_margin`)
     max_rounds: int = 12  # rounds in all, the confirmation included
+    # a fixed grid instead of exploration (`reglab run --confirm`): round 1 trains exactly these strengths at `seeds`
+    # seeds, and the confirmation follows it; None (the default): the start grid, extended and refined in rounds
+    grid: tuple[float, ...] | None = None
 
     def __post_init__(self) -> None:
+        if self.grid is not None:
+            if isinstance(self.grid, (str, bytes)) or not all(_is_number(x) and x >= 0 for x in self.grid):
+                raise ConfigError(f"the adaptive grid must be finite strengths ≥ 0, got {self.grid!r}")
+            object.__setattr__(self, "grid", tuple(sorted({float(x) for x in self.grid})))
+            if not any(x > 0 for x in self.grid):
+                raise ConfigError("the grid has no nonzero strength: there is nothing to confirm against λ = 0")
         for name in ("epochs", "seeds", "max_seeds", "seed_step", "confirm_seeds", "max_rounds"):
             value = getattr(self, name)
             if name == "max_seeds" and value is None:
@@ -96,7 +108,9 @@ class AdaptiveOptions:
         if self.seed_limit < self.seeds:
             raise ConfigError(f"adaptive max_seeds ({self.max_seeds}) must be at least seeds ({self.seeds})")
         if self.seed_limit >= CONFIRM_SEED - EXPLORE_SEED:
-            raise ConfigError(f"adaptive max_seeds must be below {CONFIRM_SEED - EXPLORE_SEED}, got {self.max_seeds}")
+            name = "seeds" if self.max_seeds is None else "max_seeds"
+            raise ConfigError(f"adaptive {name} must be below {CONFIRM_SEED - EXPLORE_SEED} (the confirmation's fresh seeds "
+                              f"start there), got {self.seed_limit}")
         if self.max_rounds < 2:
             raise ConfigError(f"adaptive max_rounds must be at least 2 (the start round and the confirmation), got {self.max_rounds}")
         if self.budget is not None:
@@ -203,6 +217,11 @@ def confirmation_cost(options: AdaptiveOptions) -> int:
 
 
 def first_round(options: AdaptiveOptions) -> Round:
+    if options.grid is not None:
+        nonzero = [s for s in options.grid if s > 0]
+        span = f"{label(nonzero[0])}" if len(nonzero) == 1 else f"{len(nonzero)} strengths from {label(nonzero[0])} to {label(nonzero[-1])}"
+        note = f"The grid: {'λ = 0 and ' if 0.0 in options.grid else ''}{span}, at {options.seeds} seed{'s' if options.seeds > 1 else ''}."
+        return Round(1, tuple(Addition(s, "grid") for s in options.grid), exploration_seeds(options), note)
     strengths = start_strengths(options)
     note = (f"Start: λ = 0 and {len(strengths) - 1} strengths from {label(strengths[1])} to {label(strengths[-1])}, "
             f"every {options.start_step:g} decades, at {options.seeds} seeds.")
@@ -365,6 +384,8 @@ def _confirmation(a: Assessment, chosen: float, number: int, options: AdaptiveOp
         lead = cut
     elif a.best == 0:
         lead = f"decided: no strength beats λ = 0, and {label(chosen)} is the closest"
+    elif options.grid is not None:
+        lead = f"the grid's best is {label(chosen)}"
     else:
         lead = f"decided: the best is {label(chosen)}, within the region {label(a.region[0])} to {label(a.region[1])}"
     note = f"{lead}; confirming {label(chosen)} against λ = 0 on {len(seeds)} fresh seeds ({seeds[0]}–{seeds[-1]})"
@@ -385,7 +406,7 @@ def next_round(evidence: Evidence, rounds: Sequence[Round], options: AdaptiveOpt
     spent = sum(r.arm_epochs(options.epochs) for r in rounds)
     left = math.inf if options.budget is None else options.budget - spent
     confirm = confirmation_cost(options)
-    plan = _exploration(evidence, a, rounds, options)
+    plan = _exploration(evidence, a, rounds, options) if options.grid is None else None  # a fixed grid: confirm it
     cut = ""
     if plan is not None:
         if plan.arm_epochs(options.epochs) + confirm > left:

@@ -369,7 +369,7 @@ def render_heat_map(fig: Any, axes: Any, d: HeatMapData, title: str) -> None:
 # ---------------------------------------------------------------- an adaptive sweep's path
 
 #: Colour and marker of each reason a strength is in a round (`analysis.adaptive.WHY`).
-WHY_STYLE = {"start": ("0.35", "o"), "edge": ("C1", ">"), "refine": ("C0", "D"), "seeds": ("C2", "s"),
+WHY_STYLE = {"start": ("0.35", "o"), "grid": ("0.35", "o"), "edge": ("C1", ">"), "refine": ("C0", "D"), "seeds": ("C2", "s"),
              "confirm": ("C3", "*")}
 
 

@@ -59,7 +59,7 @@ from reglab.record.rundir import (
 )
 from reglab.record.schema import METRICS_CSV, RUN_JSON, read_run_meta
 from reglab.report.adaptive import build_adaptive_report
-from reglab.run.runner import resume_sweep, run_sweep
+from reglab.run.runner import MAX_ARMS, resume_sweep, run_sweep
 
 ADAPTIVE_FORMAT = "reglab-adaptive/1"
 SWEEP_RUN_FORMAT = "reglab-adaptive-run/1"  #: the merged run.json at the top of an adaptive sweep
@@ -110,17 +110,28 @@ class AdaptiveRun:
 
 # ---------------------------------------------------------------- configuration of each round
 
-def check_adaptive(config: SweepConfig) -> None:
-    """What an adaptive sweep chooses itself, or cannot mix with, refused in one line before anything is written."""
+def check_adaptive(config: SweepConfig, flag: str = "--adaptive") -> None:
+    """What an adaptive sweep (or a grid confirmed on fresh seeds, `flag` --confirm) chooses itself, or cannot mix
+    with, refused in one line before anything is written."""
+    what = "confirms" if flag.endswith("confirm") or flag.startswith("confirm") else "tunes"
     if len(config.regularizers) != 1 or config.strengths:
-        raise ConfigError("--adaptive tunes one regularizer family's strength: give one family (--regularizer)")
+        raise ConfigError(f"{flag} {what} one regularizer family's strength: give one family (--regularizer)")
     if len(config.learning_rates) != 1:
-        raise ConfigError("--adaptive tunes the strength at one learning rate: give one (--learning-rates)")
+        raise ConfigError(f"{flag} {what} the strength at one learning rate: give one (--learning-rates)")
     if config.early_stopping:
-        raise ConfigError("--adaptive trains every arm fully (no early stopping: early epochs favour weak "
+        raise ConfigError(f"{flag} trains every arm fully (no early stopping: early epochs favour weak "
                           "regularization); drop --early-stopping")
     if config.score_on != "validation":
-        raise ConfigError("--adaptive chooses what each round scores on; leave score_on at 'validation'")
+        raise ConfigError(f"{flag} chooses what each round scores on; leave score_on at 'validation'")
+
+
+def confirm_options(config: SweepConfig) -> AdaptiveOptions:
+    """`reglab run --confirm`: the configuration's own grid and seeds as round 1, then the confirmation."""
+    check_adaptive(config, "--confirm")
+    if config.seed != 0:
+        raise ConfigError("--seed cannot be used with --confirm: the grid trains seeds 0, 1, … and the confirmation "
+                          "fresh seeds from 10000")
+    return AdaptiveOptions(epochs=config.epochs, seeds=config.seeds, grid=tuple(config.lambdas))
 
 
 def round_config(config: SweepConfig, r: Round) -> SweepConfig:
@@ -302,8 +313,9 @@ def adaptive_summary(run: AdaptiveRun) -> str:
         else:
             lines.append(f"Best found: {chosen}, not confirmed: can't tell whether it beats no regularization on "
                          f"{seeds} ({interval}).")
+        where = "the grid" if run.options.grid is not None else "the exploration"
         if v.region[0] != v.region[1]:
-            lines.append(f"Not shown worse than the best in the exploration: λ from {label(v.region[0])} to "
+            lines.append(f"Not shown worse than the best in {where}: λ from {label(v.region[0])} to "
                          f"{label(v.region[1])}.")
         elif math.isfinite(v.region[0]):
             lines.append(f"Every other strength explored was shown worse than the best, λ = {label(v.region[0])}.")
@@ -311,8 +323,11 @@ def adaptive_summary(run: AdaptiveRun) -> str:
         lines.append("Stopped before the answer was decided: " + " ".join(run.finished.open))
     elif run.status != "completed":
         lines.append(f"The sweep is {run.status}: `reglab run --resume {run.run_dir}` continues it.")
-    lines.append(f"How: an adaptive sweep of {len(run.rounds)} rounds, {n_arms} arms, {run.arm_epochs:,} arm-epochs"
-                 + (f" of a budget of {run.options.budget:,}" if run.options.budget else "") + ":")
+    how = "the grid, then its confirmation on fresh seeds:" if run.options.grid is not None else "an adaptive sweep of"
+    if run.options.grid is not None and run.rounds:
+        lines.append(f"The grid's own report, every strength drawn: {ROUNDS}/{run.rounds[0].number:02d}/report.html in the run directory.")
+    lines.append(f"How: {how} {len(run.rounds)} round{'s' if len(run.rounds) != 1 else ''}, {n_arms} arms, "
+                 f"{run.arm_epochs:,} arm-epochs" + (f" of a budget of {run.options.budget:,}" if run.options.budget else "") + ":")
     for r in run.rounds:
         groups: dict[str, list[str]] = {}
         for a in r.additions:
@@ -344,7 +359,7 @@ def _train_round(run: AdaptiveRun, r: Round, console: Console, live: bool | None
         if read_run_meta(d).get("status") == "completed":
             return load_run(d)
         if (d / METRICS_CSV).exists() or (d / CHECKPOINT_NPZ).exists():
-            return resume_sweep(d, console=console, live=live, make_report=r.confirming)
+            return resume_sweep(d, console=console, live=live, make_report=_reported(run, r))
         # killed while its record was being started (run.json, nothing recorded yet): a user would need --force;
         # the sweep starts the round over, which trains what resuming it would (its seeds fix everything)
         clear_run_dir(d)
@@ -354,8 +369,14 @@ def _train_round(run: AdaptiveRun, r: Round, console: Console, live: bool | None
         for name in (MANIFEST, *TOP_LEVEL):
             remove_file(temporary_name(d / name), d)
     ensure_dir(d, parents=True, root=run.run_dir)
-    return run_sweep(round_config(run.config, r), d, console=console, live=live, make_report=r.confirming,
-                     splits=given.splits_for(r), inputs=given.inputs)
+    # a round's arms were counted when it was planned (a fixed grid's against the cap the user gave, before anything was written)
+    return run_sweep(round_config(run.config, r), d, console=console, live=live, make_report=_reported(run, r),
+                     splits=given.splits_for(r), inputs=given.inputs, max_arms=max(MAX_ARMS, len(r.additions) * len(r.seeds)))
+
+
+def _reported(run: AdaptiveRun, r: Round) -> bool:
+    """The rounds that draw their own report: the confirmation, and a fixed grid (`--confirm`), the user's sweep."""
+    return r.confirming or run.options.grid is not None
 
 
 def _continue(run: AdaptiveRun, console: Console, live: bool | None, given: _Given = _Given()) -> AdaptiveRun:
@@ -409,7 +430,7 @@ def write_report(run: AdaptiveRun) -> Path:
     """The sweep's own report (`report.adaptive`): the answer, the adaptive design said, the path drawn."""
     v = run.verdict
     return build_adaptive_report(run.run_dir, run.summary(), run.rounds, v.region if v is not None else None,
-                                 v.chosen if v is not None else None)
+                                 v.chosen if v is not None else None, grid=run.options.grid is not None)
 
 
 def run_adaptive(config: SweepConfig, options: AdaptiveOptions | None = None, out: str | Path | None = None, *,

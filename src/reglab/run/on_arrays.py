@@ -49,7 +49,7 @@ from reglab.model.callable_source import ModelSource, model_source
 from reglab.record.reader import RunRecord, load_run
 from reglab.record.rundir import check_run_dir
 from reglab.record.schema import RUN_JSON
-from reglab.run.adaptive import AdaptiveRun, check_adaptive, run_adaptive
+from reglab.run.adaptive import AdaptiveRun, check_adaptive, confirm_options, run_adaptive
 from reglab.run.runner import check_arm_cap, report_run, run_sweep
 from reglab.settings import DEFAULT_LEARNING_RATE
 
@@ -223,7 +223,8 @@ def sweep(build_model: Any, x: Any, y: Any, *, validation_data: Any = None, vali
           test_data: Any = None, lambdas: Any = DEFAULT_LAMBDAS, seeds: int = DEFAULT_SEEDS, epochs: int = 10,
           batch_size: int = 32, regularizers: Any = ("l2",), learning_rates: Any = (DEFAULT_LEARNING_RATE,),
           optimizer: str = "adam", out: str | Path | None = None, force: bool = False,
-          progress: bool | None = None, adaptive: bool = False, budget: int | None = None) -> RunAnalysis | AdaptiveRun:
+          progress: bool | None = None, adaptive: bool = False, budget: int | None = None,
+          confirm: bool = False) -> RunAnalysis | AdaptiveRun:
     """Sweep regularization strengths on your own Keras model and arrays; returns the run's analysis (in Jupyter it
     shows the answer and the key figure; `.summary()` is the answer as text, `.run` the record).
 
@@ -235,15 +236,19 @@ def sweep(build_model: Any, x: Any, y: Any, *, validation_data: Any = None, vali
     `out`: the run directory (None: a new temporary one, printed to stderr); `force`: overwrite a reglab run
     there. `progress`: None for reglab's default display, True for a live bar, False for silence.
     `adaptive`: choose the strengths and seeds in rounds, as `reglab run --adaptive` does (`lambdas` and `seeds`
-    are then the sweep's to choose; `budget` caps its arm-epochs); returns the `AdaptiveRun`.
+    are then the sweep's to choose; `budget` caps its arm-epochs); returns the `AdaptiveRun`. `confirm`: train
+    the grid as given, then the best strength and λ = 0 on 3 fresh seeds scored on the test set, as
+    `reglab run --confirm` does; returns the `AdaptiveRun` (its first round is the grid's own run).
     Everything is checked before anything is written: bad settings are a `ConfigError`, bad arrays a `DataError`.
     """
     if adaptive and (lambdas is not DEFAULT_LAMBDAS or seeds != DEFAULT_SEEDS):
         raise ConfigError("lambdas and seeds cannot be given with adaptive=True: the sweep chooses its own")
     if budget is not None and not adaptive:
         raise ConfigError("budget is for adaptive=True")
+    if adaptive and confirm:
+        raise ConfigError("confirm=True cannot be used with adaptive=True: an adaptive sweep confirms its answer already")
     config = sweep_config(lambdas, seeds, epochs, batch_size, regularizers, learning_rates, optimizer, validation_split)
-    options = AdaptiveOptions(epochs=epochs, budget=budget) if adaptive else None
+    options = AdaptiveOptions(epochs=epochs, budget=budget) if adaptive else confirm_options(config) if confirm else None
     saved = model_source(build_model)
     arrays = split_arrays(x, y, validation_data, validation_split, test_data)
     where = places(out)
