@@ -71,8 +71,13 @@ def test_the_grids_own_best_is_confirmed_on_fresh_seeds_scored_on_the_test_set(c
     last = run.rounds[-1]
     assert last.confirming and last.seeds == (CONFIRM_SEED, CONFIRM_SEED + 1, CONFIRM_SEED + 2)
     assert read_run_meta(run.round_dir(last))["config"]["score_on"] == "test"
-    best = reglab.analyze(reglab.load_run(run.round_dir(run.rounds[0]))).main.recommended.strength
+    grid = reglab.analyze(reglab.load_run(run.round_dir(run.rounds[0])))
+    best = grid.main.recommended.strength
     assert run.verdict is not None and run.verdict.best == best  # the grid's answer chose it, as its report says
+    # the grid's own answer is said beside the confirmation's, so its report (round 1) never reads as a contradiction
+    headline = grid.summary().splitlines()[0]
+    assert run.verdict.grid_answer == headline
+    assert f"The grid alone (round 1, its intervals simultaneous over its strengths) said: {headline}" in stdout
     assert last.strengths == (0.0, best if best > 0 else run.verdict.chosen) and run.verdict.seeds == last.seeds
     assert stdout.strip() == run.summary().strip()
     assert "The grid's own report, every strength drawn: rounds/01/report.html" in stdout

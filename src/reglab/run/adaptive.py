@@ -79,6 +79,7 @@ class Verdict(NamedTuple):
     margin: float
     best: float = math.nan  # the exploration's best strength (λ = 0 when nothing beat it there)
     region: tuple[float, float] = (math.nan, math.nan)  # the exploration's region of contenders around the best
+    grid_answer: str = ""  # a fixed grid's (`--confirm`): the headline its own analysis gives, before the confirmation
 
 
 @dataclasses.dataclass(frozen=True)
@@ -250,7 +251,7 @@ def load_adaptive(run_dir: str | Path) -> AdaptiveRun:
             v = meta["verdict"]
             verdict = Verdict(float(v["chosen"]), str(v["benefit"]), float(v["mean"]), float(v["low"]), float(v["high"]),
                               tuple(int(s) for s in v["seeds"]), float(v["margin"]), float(v["best"]),
-                              (float(v["region"][0]), float(v["region"][1])))
+                              (float(v["region"][0]), float(v["region"][1])), str(v.get("grid_answer", "")))
         status = str(meta["status"])
     except FileNotFoundError:
         raise RunDirError(f"{run_dir} is not an adaptive sweep (no {ADAPTIVE_JSON})") from None
@@ -314,6 +315,8 @@ def adaptive_summary(run: AdaptiveRun) -> str:
             lines.append(f"Best found: {chosen}, not confirmed: can't tell whether it beats no regularization on "
                          f"{seeds} ({interval}).")
         where = "the grid" if run.options.grid is not None else "the exploration"
+        if v.grid_answer:
+            lines.append(f"The grid alone (round 1, its intervals simultaneous over its strengths) said: {v.grid_answer}")
         if v.region[0] != v.region[1]:
             lines.append(f"Not shown worse than the best in {where}: λ from {label(v.region[0])} to "
                          f"{label(v.region[1])}.")
@@ -382,16 +385,19 @@ def _reported(run: AdaptiveRun, r: Round) -> bool:
 def _continue(run: AdaptiveRun, console: Console, live: bool | None, given: _Given = _Given()) -> AdaptiveRun:
     evidence: dict[float, dict[int, np.ndarray]] = {}  # every exploration round's, each read once
     confirmation: RunRecord | None = None
+    grid: RunRecord | None = None  # a fixed grid's round 1 (`--confirm`)
     done: list[_Copied] = []  # every finished round, as the merged record copies it
 
     def train(r: Round) -> None:
-        nonlocal confirmation
+        nonlocal confirmation, grid
         record = _train_round(run, r, console, live, given)
         done.append(_copied(run, r, record))
         _write_merged(run, done, "running")
         if r.confirming:
             confirmation = record
         else:
+            if run.options.grid is not None:
+                grid = record
             for lam, by_seed in evidence_of([record]).items():
                 evidence.setdefault(lam, {}).update(by_seed)
 
@@ -418,7 +424,8 @@ def _continue(run: AdaptiveRun, console: Console, live: bool | None, given: _Giv
     if confirmation is not None and run.finished is not None and run.finished.chosen is not None:
         explored = assess(evidence, run.options)
         verdict = verdict_of(analyze(confirmation), run.finished.chosen, run.options.margin)._replace(
-            best=explored.best, region=explored.region)
+            best=explored.best, region=explored.region,
+            grid_answer=analyze(grid).summary().splitlines()[0] if grid is not None else "")
     run = dataclasses.replace(run, status="completed", verdict=verdict)
     _write(run)
     _write_merged(run, done, run.status)
