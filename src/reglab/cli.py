@@ -265,10 +265,11 @@ def _adaptive_job(args: argparse.Namespace, err: Console, live: bool | None) -> 
 
 def _confirm_job(args: argparse.Namespace, err: Console, live: bool | None) -> Callable[[], AdaptiveRun]:
     """The grid as given, then the confirmation round (`run.adaptive.confirm_options`)."""
-    for flag in ("budget", "executor", "blocks", "address"):
+    if args.budget is not None:
+        raise ConfigError("--budget is for --adaptive sweeps")
+    for flag in ("executor", "blocks", "address"):
         if getattr(args, flag) is not None:
-            raise ConfigError(f"--{flag} cannot be used with --confirm: the grid and its confirmation each train in one program"
-                              if flag != "budget" else "--budget is for --adaptive sweeps")
+            raise ConfigError(f"--{flag} cannot be used with --confirm: the grid and its confirmation each train in one program")
     if args.no_report:
         raise ConfigError("--no-report cannot be used with --confirm: the grid's report and the answer's are drawn as it ends")
     config = config_from_args(args)

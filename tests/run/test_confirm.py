@@ -32,6 +32,7 @@ ARGS = ["--confirm", "--dataset", "wine", "--epochs", "2", "--lambdas", "0,1e-3,
     (["--learning-rates", "1e-3,1e-2"], "at one learning rate"),
     (["--early-stopping", "2"], "no early stopping"),
     (["--lambdas", "0"], "no nonzero strength"),
+    (["--strengths", "l2=0,1e-3"], "--strengths cannot be used with --confirm"),
     (["--max-arms", "4"], "more than the cap of 4"),
 ])
 def test_what_a_confirmed_grid_cannot_do_is_refused_in_one_line(extra, words, tmp_path, capsys):

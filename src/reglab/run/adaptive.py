@@ -111,10 +111,9 @@ class AdaptiveRun:
 
 # ---------------------------------------------------------------- configuration of each round
 
-def check_adaptive(config: SweepConfig, flag: str = "--adaptive") -> None:
-    """What an adaptive sweep (or a grid confirmed on fresh seeds, `flag` --confirm) chooses itself, or cannot mix
-    with, refused in one line before anything is written."""
-    what = "confirms" if flag.endswith("confirm") or flag.startswith("confirm") else "tunes"
+def check_adaptive(config: SweepConfig, flag: str = "--adaptive", what: str = "tunes") -> None:
+    """What an adaptive sweep (or, with `flag` "--confirm" and `what` "confirms", a grid confirmed on fresh seeds)
+    chooses itself, or cannot mix with, refused in one line before anything is written."""
     if len(config.regularizers) != 1 or config.strengths:
         raise ConfigError(f"{flag} {what} one regularizer family's strength: give one family (--regularizer)")
     if len(config.learning_rates) != 1:
@@ -128,7 +127,9 @@ def check_adaptive(config: SweepConfig, flag: str = "--adaptive") -> None:
 
 def confirm_options(config: SweepConfig) -> AdaptiveOptions:
     """`reglab run --confirm`: the configuration's own grid and seeds as round 1, then the confirmation."""
-    check_adaptive(config, "--confirm")
+    if config.strengths:
+        raise ConfigError("--strengths cannot be used with --confirm: give the grid with --lambdas")
+    check_adaptive(config, "--confirm", "confirms")
     if config.seed != 0:
         raise ConfigError("--seed cannot be used with --confirm: the grid trains seeds 0, 1, … and the confirmation "
                           "fresh seeds from 10000")
