@@ -18,6 +18,7 @@ from reglab.analysis.diagnose import (
     UNDERFITTING,
     UNSETTLED,
 )
+from reglab.analysis.results import CANT_TELL
 from reglab.config import SweepConfig
 from reglab.report.summary import SHORT_DIAGNOSIS, summary_lines
 
@@ -65,3 +66,27 @@ def test_a_learning_rate_sweep_keeps_the_fit_column_whole():
     lines = summary_lines(analyze(hand_made_run(rows, config), kernels={}))
     table = lines[2:2 + len(config.arms())]
     assert all(line.endswith(("  still improving", "  can't tell", "  good fit", "  too few epochs")) for line in table), table
+
+
+def _cant_tell_run(families=("l2",), gap: float = 0.01):
+    """The best (1e-3) beats the rest by `gap`, less than its seeds vary: the grid cannot tell (or, with a wide gap, can)."""
+    config = SweepConfig(lambdas=(0.0, 1e-4, 1e-3, 1e-2), epochs=3, seeds=3, dataset="fake", regularizers=families)
+    rows = [dataclasses.replace(row(a.index, a.strength, e, seed=a.seed, data_loss=0.2, accuracy=0.95, val_accuracy=0.9,
+                                    val_data_loss=0.3 + (0.0 if a.strength == 1e-3 else gap) + a.strength * (a.strength > 1e-3)
+                                    + 0.02 * ((a.seed * 7 + round(a.strength * 1e4)) % 3)), regularizer=a.family)
+            for a in config.arms() for e in range(1, 4)]
+    return hand_made_run(rows, config)
+
+
+def test_a_grid_that_cannot_tell_is_told_what_confirm_would_do_and_others_are_not():
+    cant = analyze(_cant_tell_run(), kernels={})
+    assert cant.main.recommended is not None and cant.main.recommended.benefit == CANT_TELL
+    text = " ".join(summary_lines(cant))
+    assert "next: `reglab run --confirm` with the same grid and seeds" in text
+    assert "--confirm" not in cant.summary()  # the report's answer is the analysis's alone: the hint is the terminal's
+    used = analyze(_cant_tell_run(gap=0.5), kernels={})
+    assert used.summary().startswith("Use ")
+    two = analyze(_cant_tell_run(("l2", "weight_decay")), kernels={})
+    assert two.main.recommended is not None and two.main.recommended.benefit == CANT_TELL
+    for other in (used, analyze(_run(3, 1), kernels={}), two):
+        assert "--confirm" not in " ".join(summary_lines(other))  # decided, one seed, or two families (--confirm takes one)

@@ -80,7 +80,7 @@ def headline(fa: FamilyAnalysis) -> str:
     if rec.benefit == NO_BASELINE:
         return f"Best here: {best}{_flat(fa)} (not confirmed: the grid has no λ = 0 arm to compare with)."
     return (f"Best here: {best}{_flat(fa)}; not confirmed: not shown better than no regularization, nor within "
-            f"{_margin(rec)} of it (can't tell: `reglab run --confirm` tests the best again on fresh seeds).")
+            f"{_margin(rec)} of it (can't tell).")
 
 
 def family_lines(fa: FamilyAnalysis, analysis: RunAnalysis | None = None) -> list[str]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import textwrap
 from typing import TYPE_CHECKING
 
+from reglab.analysis.results import CANT_TELL
 from reglab.formatting import fmt, lam_label, plural, setting_label
 from reglab.report.answer import answer
 
@@ -46,8 +47,19 @@ def summary_lines(analysis: "RunAnalysis", width: int = 80, report_drawn: bool =
     lines += textwrap.wrap(a.headline, width)
     for cond in a.conditions:
         lines += textwrap.wrap(f"note: {cond}", width, subsequent_indent="  ")
+    if _confirm_would_help(analysis):
+        lines += textwrap.wrap("next: `reglab run --confirm` with the same grid and seeds trains the best and λ = 0 again on "
+                               "3 fresh seeds, scored on the test set, and tests it there (6 arms more)", width,
+                               subsequent_indent="  ")
     if report_drawn:
         lines.append(f"report: {run.run_dir / 'report.html'}")
     else:
         lines.append(f"report: not drawn (--no-report); `reglab report {run.run_dir}` draws it")  # a path is never wrapped
     return lines
+
+
+def _confirm_would_help(analysis: "RunAnalysis") -> bool:
+    """The grid could not tell whether its best beats λ = 0, and `--confirm` could run it (one family, one rate)."""
+    rec = analysis.main.recommended
+    return (len(analysis.families) == 1 and not analysis.run.config.several_learning_rates and rec is not None
+            and rec.benefit == CANT_TELL)
