@@ -518,10 +518,11 @@ print(codes, "keras" in sys.modules, "jax" in sys.modules)
 
 def test_a_refused_flag_is_said_before_keras_is_imported(tmp_path):
     """A mistyped flag costs the user under a second, not Keras's start-up: the run's flags, its config file
-    and the --resume and --adaptive refusals are all checked first."""
+    and the --resume, --adaptive and --confirm refusals are all checked first."""
     cases = [["run", "--epochs", "0"], ["run", "--lambdas", "0,x"], ["run", "--config", str(tmp_path / "no.toml")],
              ["run", "--resume", str(tmp_path), "--epochs", "2"], ["run", "--adaptive", "--seeds", "2"],
-             ["run", "--blocks", "2"], ["run", "--budget", "10"]]
+             ["run", "--blocks", "2"], ["run", "--budget", "10"], ["run", "--confirm", "--lambdas", "0"],
+             ["run", "--confirm", "--seed", "3"]]
     out = subprocess.run([sys.executable, "-c", REFUSED_BEFORE_KERAS.format(cases=cases)], capture_output=True,
                          text=True, timeout=120, check=False, cwd=tmp_path)
     assert out.returncode == 0, out.stderr
