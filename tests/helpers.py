@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 import faults
+from reglab.cli import main as cli_main
 from reglab.config import SweepConfig
 from reglab.data.datasets import load_dataset
 from reglab.data.splits import DataInfo, Splits
@@ -261,3 +262,11 @@ def cut_adaptive_sweep(src: Path, dst: Path, keep: int, status: str = "interrupt
     for r in later:
         shutil.rmtree(dst / r["dir"])
     return dst
+
+
+def assert_refused_in_one_line(argv: list[str], words: str, out: Path, capsys) -> None:
+    """`reglab ARGV` exits 2 with one `reglab: error:` line holding `words`, and nothing at `out` was written."""
+    assert cli_main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert words in err and len(err.splitlines()) == 1 and "Traceback" not in err
+    assert not out.exists()  # refused before anything was written

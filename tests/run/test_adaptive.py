@@ -15,7 +15,7 @@ import pytest
 from rich.console import Console
 
 import reglab
-from helpers import cut_adaptive_sweep, metric_values, reglab_argv, rows_without_seconds, spawned
+from helpers import assert_refused_in_one_line, cut_adaptive_sweep, metric_values, reglab_argv, rows_without_seconds, spawned
 from reglab.analysis.adaptive import CONFIRM_SEED, AdaptiveOptions, first_round
 from reglab.cli import main
 from reglab.config import SweepConfig
@@ -53,10 +53,7 @@ def swept(tmp_path_factory):
 ])
 def test_what_an_adaptive_sweep_chooses_itself_is_refused_in_one_line(extra, words, tmp_path, capsys):
     out = tmp_path / "run"
-    assert main(["run", *ARGS, *extra, "--out", str(out)]) == 2
-    err = capsys.readouterr().err.strip()
-    assert words in err and len(err.splitlines()) == 1 and "Traceback" not in err
-    assert not out.exists()  # refused before anything was written
+    assert_refused_in_one_line(["run", *ARGS, *extra, "--out", str(out)], words, out, capsys)
 
 
 def test_a_budget_without_adaptive_is_refused(tmp_path, capsys):

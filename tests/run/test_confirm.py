@@ -11,7 +11,7 @@ import json
 import pytest
 
 import reglab
-from helpers import cut_adaptive_sweep
+from helpers import assert_refused_in_one_line, cut_adaptive_sweep
 from reglab.analysis.adaptive import CONFIRM_SEED
 from reglab.cli import main
 from reglab.record.schema import read_run_meta
@@ -37,10 +37,7 @@ ARGS = ["--confirm", "--dataset", "wine", "--epochs", "2", "--lambdas", "0,1e-3,
 ])
 def test_what_a_confirmed_grid_cannot_do_is_refused_in_one_line(extra, words, tmp_path, capsys):
     out = tmp_path / "run"
-    assert main(["run", *ARGS, *extra, "--out", str(out)]) == 2
-    err = capsys.readouterr().err.strip()
-    assert words in err and len(err.splitlines()) == 1 and "Traceback" not in err
-    assert not out.exists()  # refused before anything was written
+    assert_refused_in_one_line(["run", *ARGS, *extra, "--out", str(out)], words, out, capsys)
 
 
 @pytest.fixture(scope="module")

@@ -248,13 +248,14 @@ def sweep(build_model: Any, x: Any, y: Any, *, validation_data: Any = None, vali
     if adaptive and confirm:
         raise ConfigError("confirm=True cannot be used with adaptive=True: an adaptive sweep confirms its answer already")
     config = sweep_config(lambdas, seeds, epochs, batch_size, regularizers, learning_rates, optimizer, validation_split)
+    if adaptive:
+        check_adaptive(config)
     options = AdaptiveOptions(epochs=epochs, budget=budget) if adaptive else confirm_options(config) if confirm else None
     saved = model_source(build_model)
     arrays = split_arrays(x, y, validation_data, validation_split, test_data)
     where = places(out)
     try:
         if options is not None:
-            check_adaptive(config)
             return _run(config, saved, arrays, where, force, progress, options)
         run = _run(config, saved, arrays, where, force, progress)
     except BaseException:
